@@ -1,0 +1,77 @@
+// The two programs as a user meets them: --help, --version, usage errors and exit codes.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { dist, REPO } from './util/dist.js';
+
+const version = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+
+function run(program: 'swarmd' | 'swarmctl', args: string[]) {
+  const r = spawnSync(process.execPath, [dist(`cli/${program}.js`), ...args], { encoding: 'utf8', timeout: 20_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe.each(['swarmd', 'swarmctl'] as const)('%s', (program) => {
+  it('prints its version', () => {
+    const r = run(program, ['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(version);
+  });
+
+  it('prints help that names its options', () => {
+    const r = run(program, ['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(program);
+    expect(r.stdout).toContain(program === 'swarmd' ? '--data-dir' : '--socket');
+  });
+
+  it('refuses an unknown flag with exit code 2 and names it', () => {
+    const r = run(program, program === 'swarmctl' ? ['version', '--bogus-flag'] : ['--bogus-flag']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^error: Unknown argument: bogus-flag\n/);
+  });
+});
+
+describe('swarmctl', () => {
+  it('needs a command', () => {
+    const r = run('swarmctl', []);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('name a command');
+  });
+
+  it('says which socket it could not reach, and exits 1', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swarmctl-'));
+    try {
+      const r = run('swarmctl', ['--socket', join(dir, 'none.sock'), 'version']);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain(`Client version  ${version}`);
+      expect(r.stderr).toContain(`cannot reach swarmd at unix:${join(dir, 'none.sock')}: no such socket`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('swarmd', () => {
+  it('refuses a malformed --listen-addr, naming the flag', () => {
+    const r = run('swarmd', ['--listen-addr', 'nonsense']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--listen-addr: "nonsense" must be host:port');
+  });
+
+  it('refuses a corrupt node-id file, naming the path, and leaves it as it was', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swarmd-'));
+    try {
+      const path = join(dir, 'node-id');
+      writeFileSync(path, 'garbage\n');
+      const r = run('swarmd', ['--data-dir', dir, '--socket', join(dir, 's.sock')]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`${path}: not a node id`);
+      expect(readFileSync(path, 'utf8')).toBe('garbage\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
