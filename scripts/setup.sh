@@ -2,7 +2,8 @@
 # Installs and builds everything tswarm needs on a Debian 12 machine, as root; safe to run again
 # (it only does what is missing or stale). Called by scripts/test.sh and scripts/demo.sh.
 #   - Debian packages: iproute2, nftables, util-linux (lab), protobuf-compiler (proto check),
-#     gcc/make/libc6-dev (native/), nodejs and npm if there is no Node.js at all
+#     gcc/make/libc6-dev (native/), etcd-server (benchmark anchor, etcd store backend), nodejs and
+#     npm if there is no Node.js at all
 #   - npm packages (npm ci), the C build in native/, the TypeScript build in dist/
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root: the set-up installs Debian packages and the tests create network namespaces"
 
-packages=(iproute2 nftables util-linux protobuf-compiler gcc make libc6-dev ca-certificates)
+packages=(iproute2 nftables util-linux protobuf-compiler gcc make libc6-dev ca-certificates etcd-server)
 command -v node >/dev/null || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
@@ -21,6 +22,13 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Keep packages from starting services (etcd-server would start one on port 2379): the tests
+  # and benchmarks start their own, on their own ports, and stop them.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -10,10 +10,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
-  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
-  type handleBidiStreamingCall,
+  type ClientWritableStream,
+  type handleClientStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -84,20 +84,24 @@ export function entryTypeToNumber(object: EntryType): number {
 }
 
 export enum MessageType {
+  /** MSG_APP - entries after (index, log_term), and the leader's commit */
   MSG_APP = "MSG_APP",
+  /** MSG_APP_RESP - index: last matching index; reject + reject_hint/log_term on mismatch */
   MSG_APP_RESP = "MSG_APP_RESP",
   MSG_VOTE = "MSG_VOTE",
   MSG_VOTE_RESP = "MSG_VOTE_RESP",
+  /** MSG_PRE_VOTE - term is the term the candidate would campaign in; changes no state */
   MSG_PRE_VOTE = "MSG_PRE_VOTE",
   MSG_PRE_VOTE_RESP = "MSG_PRE_VOTE_RESP",
+  /** MSG_HEARTBEAT - context: a read-index request id to confirm leadership for */
   MSG_HEARTBEAT = "MSG_HEARTBEAT",
   MSG_HEARTBEAT_RESP = "MSG_HEARTBEAT_RESP",
+  /** MSG_SNAP - one chunk of a snapshot (snapshot, snapshot_chunk, offset, last) */
   MSG_SNAP = "MSG_SNAP",
+  /** MSG_SNAP_RESP - snapshot_offset: bytes the follower holds; the leader sends from there */
   MSG_SNAP_RESP = "MSG_SNAP_RESP",
-  MSG_READ_INDEX = "MSG_READ_INDEX",
-  MSG_READ_INDEX_RESP = "MSG_READ_INDEX_RESP",
+  /** MSG_TIMEOUT_NOW - leadership transfer: campaign now, skipping pre-vote */
   MSG_TIMEOUT_NOW = "MSG_TIMEOUT_NOW",
-  MSG_PROPOSE = "MSG_PROPOSE",
   UNRECOGNIZED = "UNRECOGNIZED",
 }
 
@@ -134,17 +138,8 @@ export function messageTypeFromJSON(object: any): MessageType {
     case "MSG_SNAP_RESP":
       return MessageType.MSG_SNAP_RESP;
     case 10:
-    case "MSG_READ_INDEX":
-      return MessageType.MSG_READ_INDEX;
-    case 11:
-    case "MSG_READ_INDEX_RESP":
-      return MessageType.MSG_READ_INDEX_RESP;
-    case 12:
     case "MSG_TIMEOUT_NOW":
       return MessageType.MSG_TIMEOUT_NOW;
-    case 13:
-    case "MSG_PROPOSE":
-      return MessageType.MSG_PROPOSE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -174,14 +169,8 @@ export function messageTypeToJSON(object: MessageType): string {
       return "MSG_SNAP";
     case MessageType.MSG_SNAP_RESP:
       return "MSG_SNAP_RESP";
-    case MessageType.MSG_READ_INDEX:
-      return "MSG_READ_INDEX";
-    case MessageType.MSG_READ_INDEX_RESP:
-      return "MSG_READ_INDEX_RESP";
     case MessageType.MSG_TIMEOUT_NOW:
       return "MSG_TIMEOUT_NOW";
-    case MessageType.MSG_PROPOSE:
-      return "MSG_PROPOSE";
     case MessageType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -210,14 +199,8 @@ export function messageTypeToNumber(object: MessageType): number {
       return 8;
     case MessageType.MSG_SNAP_RESP:
       return 9;
-    case MessageType.MSG_READ_INDEX:
-      return 10;
-    case MessageType.MSG_READ_INDEX_RESP:
-      return 11;
     case MessageType.MSG_TIMEOUT_NOW:
-      return 12;
-    case MessageType.MSG_PROPOSE:
-      return 13;
+      return 10;
     case MessageType.UNRECOGNIZED:
     default:
       return -1;
@@ -252,6 +235,8 @@ export enum ConfChange_Type {
   TYPE_ADD_LEARNER = "TYPE_ADD_LEARNER",
   TYPE_PROMOTE = "TYPE_PROMOTE",
   TYPE_REMOVE = "TYPE_REMOVE",
+  /** TYPE_ADD_VOTER - Only in the bootstrap entries of a new cluster: members join later as learners. */
+  TYPE_ADD_VOTER = "TYPE_ADD_VOTER",
   UNRECOGNIZED = "UNRECOGNIZED",
 }
 
@@ -266,6 +251,9 @@ export function confChange_TypeFromJSON(object: any): ConfChange_Type {
     case 2:
     case "TYPE_REMOVE":
       return ConfChange_Type.TYPE_REMOVE;
+    case 3:
+    case "TYPE_ADD_VOTER":
+      return ConfChange_Type.TYPE_ADD_VOTER;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -281,6 +269,8 @@ export function confChange_TypeToJSON(object: ConfChange_Type): string {
       return "TYPE_PROMOTE";
     case ConfChange_Type.TYPE_REMOVE:
       return "TYPE_REMOVE";
+    case ConfChange_Type.TYPE_ADD_VOTER:
+      return "TYPE_ADD_VOTER";
     case ConfChange_Type.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -295,6 +285,8 @@ export function confChange_TypeToNumber(object: ConfChange_Type): number {
       return 1;
     case ConfChange_Type.TYPE_REMOVE:
       return 2;
+    case ConfChange_Type.TYPE_ADD_VOTER:
+      return 3;
     case ConfChange_Type.UNRECOGNIZED:
     default:
       return -1;
@@ -319,20 +311,29 @@ export interface RaftMessage {
   reject: boolean;
   rejectHint: number;
   context: Buffer;
-  snapshot?:
-    | SnapshotMetadata
-    | undefined;
-  /** Chunked snapshot transfer: chunk data, its offset and whether it is the last one. */
+  snapshot?: SnapshotMetadata | undefined;
   snapshotChunk: Buffer;
   snapshotOffset: number;
   snapshotLast: boolean;
+  snapshotSize: number;
 }
 
+/** Many messages for one peer, sent as one stream message. */
 export interface RaftBatch {
   messages: RaftMessage[];
 }
 
 export interface RaftAck {
+}
+
+/**
+ * A record of the write-ahead log. Later records win: an entry whose index is at or below the
+ * last one read replaces it and drops everything after it.
+ */
+export interface WalRecord {
+  record?: { $case: "entry"; entry: Entry } | { $case: "hardState"; hardState: HardState } | //
+  /** A snapshot was saved at this point: entries up to its index are in the snapshot file. */
+  { $case: "snapshot"; snapshot: SnapshotMetadata } | undefined;
 }
 
 export interface JoinRequest {
@@ -911,6 +912,7 @@ function createBaseRaftMessage(): RaftMessage {
     snapshotChunk: Buffer.alloc(0),
     snapshotOffset: 0,
     snapshotLast: false,
+    snapshotSize: 0,
   };
 }
 
@@ -960,6 +962,9 @@ export const RaftMessage: MessageFns<RaftMessage> = {
     }
     if (message.snapshotLast !== false) {
       writer.uint32(120).bool(message.snapshotLast);
+    }
+    if (message.snapshotSize !== 0) {
+      writer.uint32(128).uint64(message.snapshotSize);
     }
     return writer;
   },
@@ -1097,6 +1102,14 @@ export const RaftMessage: MessageFns<RaftMessage> = {
             message.snapshotLast = reader.bool();
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.snapshotSize = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1146,6 +1159,11 @@ export const RaftMessage: MessageFns<RaftMessage> = {
         : isSet(object.snapshot_last)
         ? globalThis.Boolean(object.snapshot_last)
         : false,
+      snapshotSize: isSet(object.snapshotSize)
+        ? globalThis.Number(object.snapshotSize)
+        : isSet(object.snapshot_size)
+        ? globalThis.Number(object.snapshot_size)
+        : 0,
     };
   },
 
@@ -1196,6 +1214,9 @@ export const RaftMessage: MessageFns<RaftMessage> = {
     if (message.snapshotLast !== false) {
       obj.snapshotLast = message.snapshotLast;
     }
+    if (message.snapshotSize !== 0) {
+      obj.snapshotSize = Math.round(message.snapshotSize);
+    }
     return obj;
   },
 
@@ -1221,6 +1242,7 @@ export const RaftMessage: MessageFns<RaftMessage> = {
     message.snapshotChunk = object.snapshotChunk ?? Buffer.alloc(0);
     message.snapshotOffset = object.snapshotOffset ?? 0;
     message.snapshotLast = object.snapshotLast ?? false;
+    message.snapshotSize = object.snapshotSize ?? 0;
     return message;
   },
 };
@@ -1344,6 +1366,130 @@ export const RaftAck: MessageFns<RaftAck> = {
   },
   fromPartial(_: DeepPartial<RaftAck>): RaftAck {
     const message = createBaseRaftAck();
+    return message;
+  },
+};
+
+function createBaseWalRecord(): WalRecord {
+  return { record: undefined };
+}
+
+export const WalRecord: MessageFns<WalRecord> = {
+  encode(message: WalRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.record?.$case) {
+      case "entry":
+        Entry.encode(message.record.entry, writer.uint32(10).fork()).join();
+        break;
+      case "hardState":
+        HardState.encode(message.record.hardState, writer.uint32(18).fork()).join();
+        break;
+      case "snapshot":
+        SnapshotMetadata.encode(message.record.snapshot, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WalRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWalRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.record = { $case: "entry", entry: Entry.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.record = { $case: "hardState", hardState: HardState.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.record = { $case: "snapshot", snapshot: SnapshotMetadata.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WalRecord {
+    return {
+      record: isSet(object.entry)
+        ? { $case: "entry", entry: Entry.fromJSON(object.entry) }
+        : isSet(object.hardState)
+        ? { $case: "hardState", hardState: HardState.fromJSON(object.hardState) }
+        : isSet(object.hard_state)
+        ? { $case: "hardState", hardState: HardState.fromJSON(object.hard_state) }
+        : isSet(object.snapshot)
+        ? { $case: "snapshot", snapshot: SnapshotMetadata.fromJSON(object.snapshot) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: WalRecord): unknown {
+    const obj: any = {};
+    if (message.record?.$case === "entry") {
+      obj.entry = Entry.toJSON(message.record.entry);
+    } else if (message.record?.$case === "hardState") {
+      obj.hardState = HardState.toJSON(message.record.hardState);
+    } else if (message.record?.$case === "snapshot") {
+      obj.snapshot = SnapshotMetadata.toJSON(message.record.snapshot);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WalRecord>): WalRecord {
+    return WalRecord.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WalRecord>): WalRecord {
+    const message = createBaseWalRecord();
+    switch (object.record?.$case) {
+      case "entry": {
+        if (object.record?.entry !== undefined && object.record?.entry !== null) {
+          message.record = { $case: "entry", entry: Entry.fromPartial(object.record.entry) };
+        }
+        break;
+      }
+      case "hardState": {
+        if (object.record?.hardState !== undefined && object.record?.hardState !== null) {
+          message.record = { $case: "hardState", hardState: HardState.fromPartial(object.record.hardState) };
+        }
+        break;
+      }
+      case "snapshot": {
+        if (object.record?.snapshot !== undefined && object.record?.snapshot !== null) {
+          message.record = { $case: "snapshot", snapshot: SnapshotMetadata.fromPartial(object.record.snapshot) };
+        }
+        break;
+      }
+    }
     return message;
   },
 };
@@ -1631,11 +1777,14 @@ export const RaftMember: MessageFns<RaftMember> = {
 
 export type RaftService = typeof RaftService;
 export const RaftService = {
-  /** One long-lived stream per peer pair; messages flow in batches, acknowledged for flow control. */
+  /**
+   * One long-lived client stream from each node to each peer; HTTP/2 flow control is the
+   * backpressure. The response ends the stream (on shutdown or error).
+   */
   stream: {
     path: "/tswarm.v1.Raft/Stream" as const,
     requestStream: true as const,
-    responseStream: true as const,
+    responseStream: false as const,
     requestSerialize: (value: RaftBatch): Buffer => Buffer.from(RaftBatch.encode(value).finish()),
     requestDeserialize: (value: Buffer): RaftBatch => RaftBatch.decode(value),
     responseSerialize: (value: RaftAck): Buffer => Buffer.from(RaftAck.encode(value).finish()),
@@ -1644,15 +1793,32 @@ export const RaftService = {
 } as const;
 
 export interface RaftServer extends UntypedServiceImplementation {
-  /** One long-lived stream per peer pair; messages flow in batches, acknowledged for flow control. */
-  stream: handleBidiStreamingCall<RaftBatch, RaftAck>;
+  /**
+   * One long-lived client stream from each node to each peer; HTTP/2 flow control is the
+   * backpressure. The response ends the stream (on shutdown or error).
+   */
+  stream: handleClientStreamingCall<RaftBatch, RaftAck>;
 }
 
 export interface RaftClient extends Client {
-  /** One long-lived stream per peer pair; messages flow in batches, acknowledged for flow control. */
-  stream(): ClientDuplexStream<RaftBatch, RaftAck>;
-  stream(options: Partial<CallOptions>): ClientDuplexStream<RaftBatch, RaftAck>;
-  stream(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<RaftBatch, RaftAck>;
+  /**
+   * One long-lived client stream from each node to each peer; HTTP/2 flow control is the
+   * backpressure. The response ends the stream (on shutdown or error).
+   */
+  stream(callback: (error: ServiceError | null, response: RaftAck) => void): ClientWritableStream<RaftBatch>;
+  stream(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RaftAck) => void,
+  ): ClientWritableStream<RaftBatch>;
+  stream(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RaftAck) => void,
+  ): ClientWritableStream<RaftBatch>;
+  stream(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RaftAck) => void,
+  ): ClientWritableStream<RaftBatch>;
 }
 
 export const RaftClient = makeGenericClientConstructor(RaftService, "tswarm.v1.Raft") as unknown as {

@@ -1,0 +1,213 @@
+// The process shell around RaftNode: real ticks, the on-disk log (RaftDisk over node:fs), the gRPC
+// transport, and the promise API the manager store uses. Work is coalesced: every input (a batch
+// of messages, a tick, a proposal) schedules one process() at the end of the current turn of the
+// event loop, so proposals and messages that arrive together share one fsync (group commit).
+import * as grpc from '@grpc/grpc-js';
+import { ConfChange, ConfChange_Type, type ConfState, type RaftMessage } from '../../proto/gen/tswarm/raft.js';
+import type { Logger } from '../../common/logger.js';
+import { bootstrapState } from './core/raft.js';
+import { seededRandom } from './core/rand.js';
+import { DEFAULT_CORE_CONFIG, type RaftConfig, type SoftState, type Status } from './core/types.js';
+import { StoppedError } from './errors.js';
+import { RaftNode, type StateMachine } from './node.js';
+import { RaftDisk } from './storage/disk.js';
+import { NodeFs } from './storage/fs.js';
+import { addRaftService, GrpcTransport } from './transport.js';
+
+/**
+ * Defaults for a LAN: a 40 ms tick, heartbeats every tick, elections after 6–12 ticks
+ * (240–480 ms) of silence. A dead leader is replaced in about 0.3 s on average; a follower
+ * tolerates five lost heartbeats in a row before it campaigns.
+ */
+export const DEFAULT_TICK_MS = 40;
+export const DEFAULT_ELECTION_TICK = 6;
+export const DEFAULT_HEARTBEAT_TICK = 1;
+
+export interface RaftServerOptions<R> {
+  id: number;
+  /** Directory of the write-ahead log and snapshots. */
+  dataDir: string;
+  /** host:port this node's Raft service listens on. */
+  listenAddr: string;
+  /** Raft id → address of the other members known at start. */
+  peers: Map<number, string>;
+  /** For a brand-new cluster: its initial voters (all initial members pass the same list). Ignored when the data directory holds state. */
+  bootstrapVoters?: number[];
+  stateMachine: StateMachine<R>;
+  tickMs?: number;
+  electionTick?: number;
+  heartbeatTick?: number;
+  snapshotEntries?: number;
+  keepEntries?: number;
+  serverCredentials?: grpc.ServerCredentials;
+  clientCredentials?: grpc.ChannelCredentials;
+  core?: Partial<Omit<RaftConfig, 'id' | 'random'>>;
+  log?: Logger;
+  onSoftState?: (s: SoftState) => void;
+}
+
+export class RaftServer<R = unknown> {
+  readonly node: RaftNode<R>;
+  private readonly disk: RaftDisk;
+  private readonly grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
+  private readonly transport: GrpcTransport;
+  private ticker: NodeJS.Timeout | undefined;
+  private scheduled = false;
+  private stopped = false;
+  private readonly addrs = new Map<number, string>();
+  /** Resolved by the soft-state callback: who leads now. */
+  leader = 0;
+  boundPort = 0;
+
+  constructor(private readonly opts: RaftServerOptions<R>) {
+    const fs = new NodeFs();
+    fs.mkdirp(opts.dataDir);
+    const opened = RaftDisk.open(fs, opts.dataDir, {
+      onTruncate: (path, offset, bytes) => opts.log?.warn({ path, offset, bytes }, 'raft: truncated a torn write at the end of the log'),
+    });
+    this.disk = opened.disk;
+    let state = opened.state;
+    const fresh = state.entries.length === 0 && !state.snapshot && state.hardState.term === 0;
+    if (fresh && opts.bootstrapVoters && opts.bootstrapVoters.length > 0) {
+      state = bootstrapState(opts.bootstrapVoters);
+      this.disk.append(state.entries, state.hardState);
+      this.disk.sync();
+    }
+    for (const [id, addr] of opts.peers) this.addrs.set(id, addr);
+    this.transport = new GrpcTransport({
+      credentials: opts.clientCredentials ?? grpc.credentials.createInsecure(),
+      onUnreachable: (peer) => this.node.reportUnreachable(peer),
+      log: opts.log,
+    });
+    for (const [id, addr] of opts.peers) if (id !== opts.id) this.transport.setPeer(id, addr);
+    this.node = new RaftNode<R>({
+      config: {
+        ...DEFAULT_CORE_CONFIG,
+        electionTick: opts.electionTick ?? DEFAULT_ELECTION_TICK,
+        heartbeatTick: opts.heartbeatTick ?? DEFAULT_HEARTBEAT_TICK,
+        ...opts.core,
+        id: opts.id,
+        // Election jitter needs no reproducibility in production; seed from the OS.
+        random: seededRandom(Number(process.hrtime.bigint() & 0xffffffffn) ^ (opts.id * 2654435761)),
+      },
+      storage: this.disk,
+      state,
+      stateMachine: opts.stateMachine,
+      send: (msgs) => this.transport.send(msgs),
+      snapshotEntries: opts.snapshotEntries ?? 10_000,
+      keepEntries: opts.keepEntries ?? 500,
+      onConfChange: (cc) => {
+        if (cc.addr) this.addrs.set(cc.nodeId, cc.addr);
+        if (cc.type === ConfChange_Type.TYPE_REMOVE) this.transport.removePeer(cc.nodeId);
+      },
+      onSoftState: (s) => {
+        if (s.leader !== this.leader) opts.log?.info({ leader: s.leader, role: s.role, term: this.node.core.term }, 'raft: leader changed');
+        this.leader = s.leader;
+        opts.onSoftState?.(s);
+      },
+    });
+  }
+
+  /** Listens, starts ticking, and processes what recovery left to apply. */
+  async start(): Promise<void> {
+    addRaftService(this.grpcServer, (msgs) => this.receive(msgs));
+    this.boundPort = await new Promise<number>((resolve, reject) => {
+      this.grpcServer.bindAsync(this.opts.listenAddr, this.opts.serverCredentials ?? grpc.ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      );
+    });
+    this.ticker = setInterval(() => {
+      this.node.tick();
+      this.schedule();
+    }, this.opts.tickMs ?? DEFAULT_TICK_MS);
+    this.schedule();
+  }
+
+  private receive(msgs: RaftMessage[]): void {
+    for (const m of msgs) this.node.step(m);
+    this.schedule();
+  }
+
+  /** One process() per turn of the event loop, whatever number of inputs arrived. */
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.stopped) return;
+      this.node.process();
+      this.syncPeers();
+    });
+  }
+
+  /** Keeps the transport's peers in line with the applied membership. */
+  private syncPeers(): void {
+    const members = new Set([...this.node.confState.voters, ...this.node.confState.learners]);
+    for (const id of members) {
+      const addr = this.addrs.get(id);
+      if (id !== this.opts.id && addr && !this.transport.hasPeer(id)) this.transport.setPeer(id, addr);
+    }
+  }
+
+  /** Resolves with the state machine's result once the entry is applied; rejects with a RaftError. */
+  propose(data: Uint8Array): Promise<R> {
+    return new Promise((resolve, reject) => {
+      this.node.propose(data, (err, value) => (err ? reject(err) : resolve(value as R)));
+      this.schedule();
+    });
+  }
+
+  /** Resolves once a linearizable read may be served from the local state machine. */
+  readBarrier(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.node.readBarrier((err, index) => (err ? reject(err) : resolve(index!)));
+      this.schedule();
+    });
+  }
+
+  private confChange(type: ConfChange_Type, nodeId: number, addr = ''): Promise<ConfState> {
+    if (addr) this.addrs.set(nodeId, addr);
+    return new Promise((resolve, reject) => {
+      this.node.proposeConfChange(ConfChange.fromPartial({ type, nodeId, addr }), (err, cs) => (err ? reject(err) : resolve(cs!)));
+      this.schedule();
+    });
+  }
+
+  addLearner(id: number, addr: string): Promise<ConfState> {
+    return this.confChange(ConfChange_Type.TYPE_ADD_LEARNER, id, addr);
+  }
+
+  promote(id: number): Promise<ConfState> {
+    return this.confChange(ConfChange_Type.TYPE_PROMOTE, id);
+  }
+
+  remove(id: number): Promise<ConfState> {
+    return this.confChange(ConfChange_Type.TYPE_REMOVE, id);
+  }
+
+  transferLeadership(to: number): void {
+    this.node.transferLeadership(to);
+    this.schedule();
+  }
+
+  status(): Status {
+    return this.node.status();
+  }
+
+  /** Stops ticking and serving; fails whatever is in flight with StoppedError. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.node.stop();
+    this.transport.close();
+    await new Promise<void>((resolve) => this.grpcServer.tryShutdown(() => resolve()));
+    this.disk.close();
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+}
+
+export { StoppedError };
