@@ -15,6 +15,8 @@ import type { PersistedState, RaftConfig, Ready, SoftState, Status } from './cor
 export interface RaftStorage {
   append(entries: readonly Entry[], hardState?: HardState): void;
   sync(): void;
+  /** sync() off the event loop (see RaftNodeOptions.asyncSync). */
+  syncAsync?(done: (err: Error | null) => void): void;
   saveSnapshot(metadata: SnapshotMetadata, data: Uint8Array): void;
 }
 
@@ -44,6 +46,14 @@ export interface RaftNodeOptions<R> {
   onSoftState?: (s: SoftState) => void;
   /** Called when a membership change is applied (the shell learns new members' addresses). */
   onConfChange?: (cc: ConfChange, state: ConfState) => void;
+  /**
+   * Run fsyncs off the event loop (storage.syncAsync): while one Ready waits for its fsync the node
+   * keeps taking messages and proposals, and a leader's appends really leave before its own write.
+   * The simulation leaves it off to stay synchronous.
+   */
+  asyncSync?: boolean;
+  /** The storage failed: the node has stopped; the process should restart and recover. */
+  onFatal?: (err: Error) => void;
 }
 
 interface PendingProposal<R> {
@@ -75,6 +85,10 @@ export class RaftNode<R = unknown> {
   private durableVote: number;
   private lastSnapshotIndex: number;
   private stopped = false;
+  /** A Ready is waiting for its asynchronous fsync; no other Ready starts meanwhile. */
+  private persisting = false;
+  private readonly asyncSync: boolean;
+  private readonly onFatal: ((err: Error) => void) | undefined;
 
   /** The index of the last entry applied to the state machine. */
   appliedIndex: number;
@@ -89,6 +103,8 @@ export class RaftNode<R = unknown> {
     this.keepEntries = opts.keepEntries ?? 0;
     this.onSoftState = opts.onSoftState;
     this.onConfChange = opts.onConfChange;
+    this.asyncSync = opts.asyncSync === true && typeof opts.storage.syncAsync === 'function';
+    this.onFatal = opts.onFatal;
     this.durableTerm = opts.state.hardState.term;
     this.durableVote = opts.state.hardState.vote;
     const snap = opts.state.snapshot;
@@ -178,9 +194,9 @@ export class RaftNode<R = unknown> {
 
   // ---------------------------------------------------------------- the loop
 
-  /** Runs Ready cycles until the core has nothing more to do. */
+  /** Runs Ready cycles until the core has nothing more to do (or one waits for its fsync). */
   process(): void {
-    while (!this.stopped && this.core.hasReady()) this.handleReady(this.core.ready());
+    while (!this.stopped && !this.persisting && this.core.hasReady()) this.handleReady(this.core.ready());
   }
 
   private handleReady(rd: Ready): void {
@@ -192,13 +208,38 @@ export class RaftNode<R = unknown> {
     if (early.length > 0) this.sendOut(early);
 
     if (rd.snapshot) this.storage.saveSnapshot(rd.snapshot.metadata, rd.snapshot.data);
+    let needSync = false;
     if (rd.entries.length > 0 || rd.hardState) {
       this.storage.append(rd.entries, rd.hardState);
-      this.storage.sync();
-      if (rd.hardState) {
-        this.durableTerm = rd.hardState.term;
-        this.durableVote = rd.hardState.vote;
-      }
+      // The commit index is volatile state (Figure 2): a change of it alone is written with the
+      // next sync, not fsynced on its own. Entries, term and vote are durable before anything that
+      // depends on them is sent.
+      const termOrVote = rd.hardState !== undefined && !termDurable;
+      needSync = rd.entries.length > 0 || termOrVote;
+    }
+    // Asynchronous only when there is something to overlap with the fsync: a leader's appends on
+    // their way to the followers. A follower's acknowledgement waits for its own write anyway, and
+    // the synchronous call is quicker.
+    if (needSync && this.asyncSync && early.length > 0) {
+      this.persisting = true;
+      this.storage.syncAsync!((err) => {
+        this.persisting = false;
+        if (this.stopped) return;
+        if (err) return this.fail(err);
+        this.finishReady(rd, late);
+        this.process();
+      });
+      return;
+    }
+    if (needSync) this.storage.sync();
+    this.finishReady(rd, late);
+  }
+
+  /** After the Ready's writes are durable: send the rest, apply, and acknowledge. */
+  private finishReady(rd: Ready, late: RaftMessage[]): void {
+    if (rd.hardState) {
+      this.durableTerm = rd.hardState.term;
+      this.durableVote = rd.hardState.vote;
     }
     if (late.length > 0) this.sendOut(late);
 
@@ -237,6 +278,11 @@ export class RaftNode<R = unknown> {
     }
     this.core.advance(rd);
     this.maybeSnapshot();
+  }
+
+  private fail(err: Error): void {
+    this.stop();
+    this.onFatal?.(err);
   }
 
   private applyEntry(e: Entry): void {

@@ -94,6 +94,11 @@ export class RaftServer<R = unknown> {
       state,
       stateMachine: opts.stateMachine,
       send: (msgs) => this.transport.send(msgs),
+      asyncSync: true,
+      onFatal: (err) => {
+        opts.log?.fatal({ err: err.message }, 'raft: storage failed; stopping (restart the process to recover from disk)');
+        void this.stop();
+      },
       snapshotEntries: opts.snapshotEntries ?? 10_000,
       keepEntries: opts.keepEntries ?? 500,
       onConfChange: (cc) => {

@@ -12,7 +12,7 @@ import { bootstrapState } from '../../manager/raft/core/raft.js';
 import { randomInt, seededRandom, type Random } from '../../manager/raft/core/rand.js';
 import { DEFAULT_CORE_CONFIG, type PersistedState } from '../../manager/raft/core/types.js';
 import { NotLeaderError } from '../../manager/raft/errors.js';
-import { RaftNode, type StateMachine } from '../../manager/raft/node.js';
+import { RaftNode, type RaftStorage, type StateMachine } from '../../manager/raft/node.js';
 import { RaftDisk } from '../../manager/raft/storage/disk.js';
 import { MemFs } from '../../manager/raft/storage/fs.js';
 import { checkOperations } from '../lincheck/checker.js';
@@ -89,6 +89,8 @@ interface SimMember {
   node?: RaftNode<void>;
   kv?: KvMachine;
   restartAt: number;
+  /** Bumped at every start: an fsync completing for an earlier incarnation is ignored. */
+  incarnation: number;
 }
 
 interface Event {
@@ -188,7 +190,7 @@ export class Simulation {
   // ---------------------------------------------------------------- members
 
   private addMember(id: number, bootstrap?: PersistedState): SimMember {
-    const member: SimMember = { id, fs: undefined as unknown as MemFs, crashAtSync: false, alive: false, removed: false, restartAt: 0 };
+    const member: SimMember = { id, fs: undefined as unknown as MemFs, crashAtSync: false, alive: false, removed: false, restartAt: 0, incarnation: 0 };
     member.fs = new MemFs((op) => {
       if (member.crashAtSync && op === 'sync' && this.rng() < 0.5) throw new SimCrash();
     });
@@ -216,6 +218,24 @@ export class Simulation {
     member.kv = kv;
     member.alive = true;
     member.crashAtSync = false;
+    const incarnation = ++member.incarnation;
+    // Odd seeds run the asynchronous-fsync path of the server: the write completes a few virtual
+    // milliseconds later, while the node keeps stepping messages; a crash meanwhile loses it.
+    const asyncSync = this.opts.seed % 2 === 1;
+    const storage: RaftStorage = {
+      append: (entries, hs) => disk.append(entries, hs),
+      sync: () => disk.sync(),
+      saveSnapshot: (meta, data) => disk.saveSnapshot(meta, data),
+      syncAsync: (done) => {
+        this.queue.push(this.now + randomInt(this.rng, 0, 4), () => {
+          if (member.incarnation !== incarnation || !member.alive) return;
+          this.guard(member, () => {
+            disk.sync();
+            done(null);
+          });
+        });
+      },
+    };
     member.node = new RaftNode({
       config: {
         ...DEFAULT_CORE_CONFIG,
@@ -226,7 +246,8 @@ export class Simulation {
         maxInflight: 8,
         maxMsgBytes: 512,
       },
-      storage: disk,
+      storage,
+      asyncSync,
       state,
       stateMachine: kv,
       send: (msgs) => this.transmit(msgs),

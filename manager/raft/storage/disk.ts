@@ -144,6 +144,12 @@ export class RaftDisk {
     this.wal.sync();
   }
 
+  /** sync() with the fsync off the event loop; `done` runs once everything queued is durable. */
+  syncAsync(done: (err: Error | null) => void): void {
+    this.check();
+    this.wal.syncAsync(done);
+  }
+
   /**
    * Saves a snapshot: the file, durably; then its WAL record, synced together with anything still
    * queued; then removes the WAL segments whose entries are all at or below `metadata.index`

@@ -11,6 +11,7 @@
 import {
   closeSync,
   existsSync,
+  fdatasync,
   fdatasyncSync,
   fstatSync,
   fsyncSync,
@@ -32,6 +33,11 @@ export interface FileHandle {
   append(data: Uint8Array): void;
   /** Makes every byte appended so far (and any truncation) durable. */
   sync(): void;
+  /**
+   * Like sync, off the calling thread: `done` runs once the bytes appended so far are durable (or
+   * with the error). Optional: the in-memory file system has none, and callers fall back to sync.
+   */
+  syncAsync?(done: (err: Error | null) => void): void;
   /** The file's current length in bytes, including unsynced appends. */
   size(): number;
   /** Cuts the file to `length` bytes; not durable before `sync`. Later appends go to the new end. */
@@ -129,6 +135,11 @@ class NodeFileHandle implements FileHandle {
     // fdatasync flushes the data and the metadata needed to read it back (the file size), but
     // not timestamps: all an append-only log needs, and cheaper than fsync on most file systems.
     io('fdatasync', this.path, () => fdatasyncSync(fd));
+  }
+
+  syncAsync(done: (err: Error | null) => void): void {
+    const fd = this.open('sync');
+    fdatasync(fd, (err) => done(err ? new StorageIoError('fdatasync', this.path, err) : null));
   }
 
   size(): number {

@@ -613,6 +613,46 @@ export class Wal {
   }
 
   /**
+   * Like sync(), but the fsync runs off the event loop: the bytes are written now, and `done` is
+   * called once they are durable (or with the error, after which the log refuses further use).
+   * The caller queues nothing more until `done` runs. Falls back to sync() where the segment ends
+   * (the handle is closed on rotation) or the file system has no asynchronous sync.
+   */
+  syncAsync(done: (err: Error | null) => void): void {
+    this.check('sync');
+    if (this.buffer.length === 0) return done(null);
+    const seg = this.current();
+    const handle = this.handle as FileHandle;
+    if (!handle.syncAsync || seg.size + this.buffer.length >= this.segmentBytes) {
+      try {
+        this.sync();
+      } catch (err) {
+        return done(err as Error);
+      }
+      return done(null);
+    }
+    try {
+      handle.append(this.buffer.bytes());
+    } catch (err) {
+      this.failure = err;
+      return done(err as Error);
+    }
+    seg.size += this.buffer.length;
+    const snapshotIndex = this.snapshot?.index ?? 0;
+    if (this.pendingMaxIndex > seg.maxIndex) seg.maxIndex = this.pendingMaxIndex;
+    this.pendingMaxIndex = 0;
+    this.buffer.reset();
+    handle.syncAsync((err) => {
+      if (err) {
+        this.failure = err;
+        return done(err);
+      }
+      this.syncedSnapshotIndex = Math.max(this.syncedSnapshotIndex, snapshotIndex);
+      done(null);
+    });
+  }
+
+  /**
    * Removes the oldest segments while all their entries are at or below `index` (never the one
    * being written), one at a time with a directory fsync after each, so that a crash leaves a
    * contiguous run of segments. Call after a snapshot record at `index` or above is synced.
