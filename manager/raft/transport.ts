@@ -39,6 +39,8 @@ class Peer {
   ) {
     this.client = new RaftClient(addr, opts.credentials, {
       'grpc.keepalive_time_ms': 10_000,
+      // Raft retransmits by itself; grpc-js's retry layer would only add work per message.
+      'grpc.enable_retries': 0,
       'grpc.max_send_message_length': 64 << 20,
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1000,

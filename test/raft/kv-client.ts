@@ -11,7 +11,9 @@ export class KvCluster {
 
   /** addrs: Raft id → KV address. */
   constructor(private readonly addrs: Map<number, string>) {
-    for (const [id, addr] of addrs) this.clients.set(id, new RaftKVClient(addr, grpc.credentials.createInsecure()));
+    // Retries are ours to decide (an unknown outcome must stay unknown); grpc-js's own retry layer
+    // only adds work per call.
+    for (const [id, addr] of addrs) this.clients.set(id, new RaftKVClient(addr, grpc.credentials.createInsecure(), { 'grpc.enable_retries': 0 }));
     this.leader = [...addrs.keys()][0]!;
   }
 
