@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkOperations, InvalidHistoryError, LinearizedSet, type CheckResult, type Model, type SetSnapshot } from './checker.js';
 import { HistoryRecorder, kvModel, type KvInput, type KvOperation, type KvOutput, type KvState } from './kv.js';
+import { seededRandom } from '../../manager/raft/core/rand.js';
 
 // ---- building histories by hand ----------------------------------------------------------------
 // Each helper takes [call, ret]; ret omitted means the outcome is unknown.
@@ -225,17 +226,7 @@ describe('HistoryRecorder', () => {
 
 // ---- random histories --------------------------------------------------------------------------
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = seededRandom;
 
 function pick<T>(rng: () => number, items: readonly T[]): T {
   if (items.length === 0) throw new Error('pick from an empty list');

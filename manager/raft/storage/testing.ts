@@ -1,17 +1,8 @@
 // Helpers for the storage tests (and for simulations that drive RaftDisk over MemFs).
 import { type Entry, EntryType } from '../../../proto/gen/tswarm/raft.js';
+import { seededRandom } from '../core/rand.js';
 
-/** mulberry32: a tiny seeded PRNG returning [0, 1). Deterministic for a given seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 /** An integer in [lo, hi]. */
 export function randInt(random: () => number, lo: number, hi: number): number {
