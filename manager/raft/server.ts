@@ -206,7 +206,17 @@ export class RaftServer<R = unknown> {
     if (this.ticker) clearInterval(this.ticker);
     this.node.stop();
     this.transport.close();
-    await new Promise<void>((resolve) => this.grpcServer.tryShutdown(() => resolve()));
+    // Peers keep their streams to us open: give in-flight calls a moment, then cut them.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.grpcServer.forceShutdown();
+        resolve();
+      }, 200);
+      this.grpcServer.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
     this.disk.close();
   }
 
