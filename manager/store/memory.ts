@@ -1,0 +1,546 @@
+// The manager store: the cluster's objects in memory, with indexes, read views, update
+// transactions with optimistic concurrency, and watches that can resume from a version.
+//
+// Writes never touch the tables directly. update() runs the caller's function against a view plus
+// its own pending changes, turns them into one StoreRequest and hands it to the Proposer (Raft or
+// etcd). Every manager applies committed requests in log order through apply(), which re-checks
+// versions and names deterministically, so all stores agree; the proposer's promise resolves with
+// that verdict. An object's meta.version is the log index of its last write.
+import { StoreAction_Kind, StoreRequest, StoreSnapshot, type StoreAction, type StoreObject } from '../../proto/gen/tswarm/store.js';
+import type { Cluster, Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
+import type { TaskState } from '../../proto/gen/tswarm/types.js';
+import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
+
+export interface ObjectTypes {
+  cluster: Cluster;
+  node: Node;
+  service: Service;
+  task: Task;
+  network: Network;
+  secret: Secret;
+  config: Config;
+}
+export type Kind = keyof ObjectTypes;
+export type AnyObject = ObjectTypes[Kind];
+export const KINDS: readonly Kind[] = ['cluster', 'node', 'service', 'task', 'network', 'secret', 'config'];
+/** Kinds whose names are unique cluster-wide (as in Swarm). */
+const UNIQUE_NAMES: ReadonlySet<Kind> = new Set<Kind>(['cluster', 'service', 'network', 'secret', 'config']);
+
+export class StoreError extends TswarmError {}
+
+/** The object changed since the writer read it. */
+export class VersionConflictError extends StoreError {
+  constructor(
+    readonly kind: Kind,
+    readonly id: string,
+    readonly expected: number,
+    readonly actual: number | undefined,
+  ) {
+    super(
+      actual === undefined
+        ? `${kind} ${id}: update out of sequence: it was removed (the update was based on version ${expected})`
+        : `${kind} ${id}: update out of sequence: it is at version ${actual}, the update was based on version ${expected}; read it again and retry`,
+    );
+  }
+}
+
+export class NameConflictError extends StoreError {
+  constructor(
+    readonly kind: Kind,
+    readonly objectName: string,
+  ) {
+    super(`${kind} name "${objectName}" is already in use`);
+  }
+}
+
+export class NotFoundError extends StoreError {
+  constructor(
+    readonly kind: Kind,
+    readonly id: string,
+  ) {
+    super(`${kind} ${id} not found`);
+  }
+}
+
+export class ExistsError extends StoreError {
+  constructor(
+    readonly kind: Kind,
+    readonly id: string,
+  ) {
+    super(`${kind} ${id} already exists`);
+  }
+}
+
+/** A watch asked to resume from a version whose events are no longer kept. */
+export class WatchCompactedError extends StoreError {}
+
+/** What apply() returns to the proposer: the verdict every manager reached for the request. */
+export type ApplyResult = { ok: true; version: number } | { ok: false; error: StoreError };
+
+/** Hands a request to the replicated log; resolves with apply()'s result on this manager. */
+export interface Proposer {
+  propose(data: Uint8Array): Promise<ApplyResult>;
+}
+
+export type EventAction = 'create' | 'update' | 'remove';
+
+export interface StoreEvent {
+  kind: Kind;
+  action: EventAction;
+  object: AnyObject;
+  /** For updates: the object before. */
+  old?: AnyObject;
+  version: number;
+}
+
+export interface StoreOptions {
+  /** Events kept for watches that resume from a version. */
+  eventHistory?: number;
+  /** Largest encoded request update() proposes (Raft refuses larger proposals). */
+  maxRequestBytes?: number;
+  now?: () => number;
+}
+
+function toStoreObject(kind: Kind, obj: AnyObject): StoreObject {
+  return { object: { $case: kind, [kind]: obj } as StoreObject['object'] };
+}
+
+function fromStoreObject(o: StoreObject | undefined): { kind: Kind; obj: AnyObject } {
+  const v = o?.object;
+  if (!v) throw new InvalidArgumentError('action.object', 'must be set');
+  return { kind: v.$case, obj: (v as unknown as Record<string, AnyObject>)[v.$case]! };
+}
+
+export function nameOf(kind: Kind, obj: AnyObject): string | undefined {
+  if (kind === 'task') return (obj as Task).annotations?.name;
+  return (obj as { spec?: { annotations?: { name?: string } } }).spec?.annotations?.name;
+}
+
+function labelsOf(kind: Kind, obj: AnyObject): Record<string, string> {
+  if (kind === 'task') return (obj as Task).annotations?.labels ?? {};
+  return (obj as { spec?: { annotations?: { labels?: Record<string, string> } } }).spec?.annotations?.labels ?? {};
+}
+
+function versionOf(obj: AnyObject): number {
+  return obj.meta?.version ?? 0;
+}
+
+/** A read-only view of the tables. */
+export interface ReadView {
+  get<K extends Kind>(kind: K, id: string): ObjectTypes[K] | undefined;
+  list<K extends Kind>(kind: K): ObjectTypes[K][];
+  byName<K extends Kind>(kind: K, name: string): ObjectTypes[K] | undefined;
+}
+
+export interface TaskQuery {
+  serviceId?: string;
+  nodeId?: string;
+  desiredState?: TaskState;
+}
+
+/** An update transaction: reads see the store plus this transaction's own changes. */
+export class Tx implements ReadView {
+  readonly actions: StoreAction[] = [];
+  private readonly pending = new Map<string, AnyObject | null>();
+
+  constructor(private readonly store: MemoryStore) {}
+
+  private key(kind: Kind, id: string): string {
+    return `${kind}/${id}`;
+  }
+
+  get<K extends Kind>(kind: K, id: string): ObjectTypes[K] | undefined {
+    const p = this.pending.get(this.key(kind, id));
+    if (p !== undefined) return (p ?? undefined) as ObjectTypes[K] | undefined;
+    return this.store.get(kind, id);
+  }
+
+  list<K extends Kind>(kind: K): ObjectTypes[K][] {
+    const out = new Map<string, ObjectTypes[K]>();
+    for (const o of this.store.list(kind)) out.set(o.id, o);
+    for (const [k, v] of this.pending) {
+      const [pk, id] = k.split('/') as [Kind, string];
+      if (pk !== kind) continue;
+      if (v === null) out.delete(id);
+      else out.set(id, v as ObjectTypes[K]);
+    }
+    return [...out.values()];
+  }
+
+  byName<K extends Kind>(kind: K, name: string): ObjectTypes[K] | undefined {
+    return this.list(kind).find((o) => nameOf(kind, o) === name);
+  }
+
+  create<K extends Kind>(kind: K, obj: ObjectTypes[K]): void {
+    if (!obj.id) throw new InvalidArgumentError(`${kind}.id`, 'must be set');
+    if (this.get(kind, obj.id)) throw new ExistsError(kind, obj.id);
+    const name = nameOf(kind, obj);
+    if (UNIQUE_NAMES.has(kind) && name !== undefined && name !== '' && this.byName(kind, name)) throw new NameConflictError(kind, name);
+    this.pending.set(this.key(kind, obj.id), obj);
+    this.actions.push({ kind: StoreAction_Kind.KIND_CREATE, object: toStoreObject(kind, obj) });
+  }
+
+  /** `obj.meta.version` must be the version read; the store refuses the write if it moved since. */
+  update<K extends Kind>(kind: K, obj: ObjectTypes[K]): void {
+    const current = this.get(kind, obj.id);
+    if (!current) throw new NotFoundError(kind, obj.id);
+    if (versionOf(current) !== versionOf(obj)) throw new VersionConflictError(kind, obj.id, versionOf(obj), versionOf(current));
+    const name = nameOf(kind, obj);
+    if (UNIQUE_NAMES.has(kind) && name && name !== nameOf(kind, current)) {
+      const other = this.byName(kind, name);
+      if (other && other.id !== obj.id) throw new NameConflictError(kind, name);
+    }
+    this.pending.set(this.key(kind, obj.id), obj);
+    this.actions.push({ kind: StoreAction_Kind.KIND_UPDATE, object: toStoreObject(kind, obj) });
+  }
+
+  remove(kind: Kind, id: string): void {
+    const current = this.get(kind, id);
+    if (!current) throw new NotFoundError(kind, id);
+    this.pending.set(this.key(kind, id), null);
+    this.actions.push({ kind: StoreAction_Kind.KIND_REMOVE, object: toStoreObject(kind, current) });
+  }
+}
+
+/** A filtered stream of events; iterate it, or poll with take(). */
+export class Watch implements AsyncIterable<StoreEvent> {
+  private queue: StoreEvent[] = [];
+  private waiter: ((e: IteratorResult<StoreEvent>) => void) | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly filter: (e: StoreEvent) => boolean,
+    private readonly onClose: (w: Watch) => void,
+  ) {}
+
+  /** @internal */
+  push(e: StoreEvent): void {
+    if (this.closed || !this.filter(e)) return;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w({ value: e, done: false });
+    } else {
+      this.queue.push(e);
+    }
+  }
+
+  /** The events queued so far, without waiting. */
+  take(): StoreEvent[] {
+    const out = this.queue;
+    this.queue = [];
+    return out;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose(this);
+    this.waiter?.({ value: undefined, done: true });
+    this.waiter = undefined;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<StoreEvent> {
+    return {
+      next: () => {
+        const e = this.queue.shift();
+        if (e) return Promise.resolve({ value: e, done: false });
+        if (this.closed) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => (this.waiter = resolve));
+      },
+      return: () => {
+        this.close();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}
+
+export interface WatchOptions {
+  kinds?: readonly Kind[];
+  /** Replay the events after this version first (must still be kept), then follow live ones. */
+  fromVersion?: number;
+  filter?: (e: StoreEvent) => boolean;
+}
+
+export class MemoryStore implements ReadView {
+  private readonly tables = new Map<Kind, Map<string, AnyObject>>(KINDS.map((k) => [k, new Map()]));
+  private readonly names = new Map<Kind, Map<string, string>>(KINDS.map((k) => [k, new Map()]));
+  private readonly labels = new Map<Kind, Map<string, Set<string>>>(KINDS.map((k) => [k, new Map()]));
+  private readonly tasksByService = new Map<string, Set<string>>();
+  private readonly tasksByNode = new Map<string, Set<string>>();
+  private readonly tasksByDesired = new Map<TaskState, Set<string>>();
+  private events: StoreEvent[] = [];
+  private readonly watches = new Set<Watch>();
+  private readonly eventHistory: number;
+  private readonly maxRequestBytes: number;
+  private readonly now: () => number;
+  /** The log index of the last applied request (or of the snapshot restored). */
+  version = 0;
+  private proposer: Proposer | undefined;
+
+  constructor(opts: StoreOptions = {}) {
+    this.eventHistory = opts.eventHistory ?? 10_000;
+    this.maxRequestBytes = opts.maxRequestBytes ?? 1536 << 10;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Connects the store to its replicated log (the store is also the log's state machine). */
+  setProposer(p: Proposer): void {
+    this.proposer = p;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  get<K extends Kind>(kind: K, id: string): ObjectTypes[K] | undefined {
+    return this.tables.get(kind)!.get(id) as ObjectTypes[K] | undefined;
+  }
+
+  list<K extends Kind>(kind: K): ObjectTypes[K][] {
+    return [...this.tables.get(kind)!.values()] as ObjectTypes[K][];
+  }
+
+  byName<K extends Kind>(kind: K, name: string): ObjectTypes[K] | undefined {
+    const id = this.names.get(kind)!.get(name);
+    return id === undefined ? undefined : this.get(kind, id);
+  }
+
+  /** Objects carrying label key=value (value undefined: any value). */
+  byLabel<K extends Kind>(kind: K, key: string, value?: string): ObjectTypes[K][] {
+    const idx = this.labels.get(kind)!;
+    const ids = new Set<string>();
+    if (value !== undefined) for (const id of idx.get(`${key}=${value}`) ?? []) ids.add(id);
+    else for (const [kv, set] of idx) if (kv.startsWith(`${key}=`)) for (const id of set) ids.add(id);
+    return [...ids].map((id) => this.get(kind, id)!);
+  }
+
+  /** Tasks by service, node and desired state (all given criteria must hold), from the indexes. */
+  findTasks(q: TaskQuery): Task[] {
+    const sets: Set<string>[] = [];
+    if (q.serviceId !== undefined) sets.push(this.tasksByService.get(q.serviceId) ?? new Set());
+    if (q.nodeId !== undefined) sets.push(this.tasksByNode.get(q.nodeId) ?? new Set());
+    if (q.desiredState !== undefined) sets.push(this.tasksByDesired.get(q.desiredState) ?? new Set());
+    if (sets.length === 0) return this.list('task');
+    sets.sort((a, b) => a.size - b.size);
+    const [first, ...rest] = sets;
+    const out: Task[] = [];
+    for (const id of first!) if (rest.every((s) => s.has(id))) out.push(this.get('task', id)!);
+    return out;
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /**
+   * Runs `fn` in a transaction and proposes its changes as one request. Resolves with the
+   * version the request was applied at; rejects with the StoreError every manager reached
+   * (version conflict, duplicate name...), or with the log's error (not leader, ...).
+   */
+  async update(fn: (tx: Tx) => void): Promise<number> {
+    if (!this.proposer) throw new StoreError('store: no proposer connected');
+    const tx = new Tx(this);
+    fn(tx);
+    if (tx.actions.length === 0) return this.version;
+    const data = StoreRequest.encode({ actions: tx.actions, unixMs: this.now() }).finish();
+    if (data.length > this.maxRequestBytes) {
+      throw new InvalidArgumentError('transaction', `${data.length} bytes exceed the ${this.maxRequestBytes}-byte limit of one log entry; use batch()`);
+    }
+    const result = await this.proposer.propose(data);
+    if (!result.ok) throw result.error;
+    return result.version;
+  }
+
+  /**
+   * Many independent changes (each `fns` entry is one small transaction), packed into as few
+   * requests as the size limit allows. Not atomic as a whole; each request is. Resolves with the
+   * errors of the requests that failed (empty when all applied).
+   */
+  async batch(fns: readonly ((tx: Tx) => void)[], maxActions = 200): Promise<StoreError[]> {
+    const errors: StoreError[] = [];
+    let tx = new Tx(this);
+    const flush = async (): Promise<void> => {
+      if (tx.actions.length === 0) return;
+      const actions = tx.actions;
+      tx = new Tx(this);
+      const result = await this.proposer!.propose(StoreRequest.encode({ actions, unixMs: this.now() }).finish());
+      if (!result.ok) errors.push(result.error);
+    };
+    for (const fn of fns) {
+      const before = tx.actions.length;
+      try {
+        fn(tx);
+      } catch (err) {
+        if (err instanceof StoreError) {
+          errors.push(err);
+          tx.actions.length = before;
+          continue;
+        }
+        throw err;
+      }
+      const size = StoreRequest.encode({ actions: tx.actions, unixMs: 0 }).finish().length;
+      if (tx.actions.length >= maxActions || size > this.maxRequestBytes / 2) await flush();
+    }
+    await flush();
+    return errors;
+  }
+
+  // ---------------------------------------------------------------- the state machine side
+
+  /** Applies one committed request at log index `index`, identically on every manager. */
+  apply(data: Uint8Array, index: number): ApplyResult {
+    const req = StoreRequest.decode(data);
+    const error = this.check(req);
+    if (error) {
+      this.version = index;
+      return { ok: false, error };
+    }
+    const events: StoreEvent[] = [];
+    for (const a of req.actions) {
+      const { kind, obj } = fromStoreObject(a.object);
+      const table = this.tables.get(kind)!;
+      const old = table.get(obj.id);
+      if (a.kind === StoreAction_Kind.KIND_REMOVE) {
+        this.unindex(kind, old!);
+        table.delete(obj.id);
+        events.push({ kind, action: 'remove', object: old!, version: index });
+        continue;
+      }
+      const stored = {
+        ...obj,
+        meta: { version: index, createdAtUnixMs: old?.meta?.createdAtUnixMs ?? req.unixMs, updatedAtUnixMs: req.unixMs },
+      } as AnyObject;
+      if (old) this.unindex(kind, old);
+      table.set(obj.id, stored);
+      this.index(kind, stored);
+      events.push(old ? { kind, action: 'update', object: stored, old, version: index } : { kind, action: 'create', object: stored, version: index });
+    }
+    this.version = index;
+    this.publish(events);
+    return { ok: true, version: index };
+  }
+
+  /** The same checks as the transaction made, against the state at apply time. */
+  private check(req: StoreRequest): StoreError | undefined {
+    const seen = new Map<string, AnyObject | null>();
+    const cur = (kind: Kind, id: string): AnyObject | undefined => {
+      const s = seen.get(`${kind}/${id}`);
+      return s === undefined ? this.get(kind, id) : (s ?? undefined);
+    };
+    const names = new Map<string, string>();
+    for (const a of req.actions) {
+      const { kind, obj } = fromStoreObject(a.object);
+      const current = cur(kind, obj.id);
+      if (a.kind === StoreAction_Kind.KIND_CREATE) {
+        if (current) return new ExistsError(kind, obj.id);
+      } else {
+        if (!current) return a.kind === StoreAction_Kind.KIND_UPDATE ? new VersionConflictError(kind, obj.id, versionOf(obj), undefined) : new NotFoundError(kind, obj.id);
+        if (versionOf(current) !== versionOf(obj)) return new VersionConflictError(kind, obj.id, versionOf(obj), versionOf(current));
+      }
+      const name = a.kind === StoreAction_Kind.KIND_REMOVE ? undefined : nameOf(kind, obj);
+      if (UNIQUE_NAMES.has(kind) && name) {
+        const holder = names.get(`${kind}/${name}`) ?? this.names.get(kind)!.get(name);
+        if (holder !== undefined && holder !== obj.id && seen.get(`${kind}/${holder}`) !== null) return new NameConflictError(kind, name);
+        names.set(`${kind}/${name}`, obj.id);
+      }
+      seen.set(`${kind}/${obj.id}`, a.kind === StoreAction_Kind.KIND_REMOVE ? null : obj);
+    }
+    return undefined;
+  }
+
+  private index(kind: Kind, obj: AnyObject): void {
+    const name = nameOf(kind, obj);
+    if (UNIQUE_NAMES.has(kind) && name) this.names.get(kind)!.set(name, obj.id);
+    const lidx = this.labels.get(kind)!;
+    for (const [k, v] of Object.entries(labelsOf(kind, obj))) {
+      let set = lidx.get(`${k}=${v}`);
+      if (!set) lidx.set(`${k}=${v}`, (set = new Set()));
+      set.add(obj.id);
+    }
+    if (kind === 'task') {
+      const t = obj as Task;
+      addTo(this.tasksByService, t.serviceId, t.id);
+      addTo(this.tasksByNode, t.nodeId, t.id);
+      addTo(this.tasksByDesired, t.desiredState, t.id);
+    }
+  }
+
+  private unindex(kind: Kind, obj: AnyObject): void {
+    const name = nameOf(kind, obj);
+    if (UNIQUE_NAMES.has(kind) && name && this.names.get(kind)!.get(name) === obj.id) this.names.get(kind)!.delete(name);
+    const lidx = this.labels.get(kind)!;
+    for (const [k, v] of Object.entries(labelsOf(kind, obj))) removeFrom(lidx, `${k}=${v}`, obj.id);
+    if (kind === 'task') {
+      const t = obj as Task;
+      removeFrom(this.tasksByService, t.serviceId, t.id);
+      removeFrom(this.tasksByNode, t.nodeId, t.id);
+      removeFrom(this.tasksByDesired, t.desiredState, t.id);
+    }
+  }
+
+  private publish(events: StoreEvent[]): void {
+    this.events.push(...events);
+    // Trim in steps, not on every event: keeps at least eventHistory events, at most 1.25 times that.
+    if (this.events.length > this.eventHistory * 1.25) this.events = this.events.slice(-this.eventHistory);
+    for (const w of this.watches) for (const e of events) w.push(e);
+  }
+
+  /**
+   * A stream of changes. With fromVersion, the kept events after that version come first; if they
+   * are no longer kept, WatchCompactedError (list again, then watch from the store's version).
+   */
+  watch(opts: WatchOptions = {}): Watch {
+    const kinds = opts.kinds ? new Set(opts.kinds) : undefined;
+    const filter = (e: StoreEvent): boolean => (!kinds || kinds.has(e.kind)) && (!opts.filter || opts.filter(e));
+    const w = new Watch(filter, (x) => this.watches.delete(x));
+    if (opts.fromVersion !== undefined) {
+      const oldest = this.events[0]?.version ?? this.version + 1;
+      if (opts.fromVersion < this.version && opts.fromVersion + 1 < oldest) {
+        throw new WatchCompactedError(`store: events after version ${opts.fromVersion} are no longer kept (oldest kept: ${oldest}); list again and watch from ${this.version}`);
+      }
+      for (const e of this.events) if (e.version > opts.fromVersion) w.push(e);
+    }
+    this.watches.add(w);
+    return w;
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  snapshot(): Uint8Array {
+    const objects: StoreObject[] = [];
+    for (const kind of KINDS) for (const obj of this.tables.get(kind)!.values()) objects.push(toStoreObject(kind, obj));
+    return StoreSnapshot.encode({ version: this.version, objects }).finish();
+  }
+
+  /** Replaces everything with a snapshot's contents. Watches are closed: their consumers re-list. */
+  restore(data: Uint8Array): void {
+    const snap = StoreSnapshot.decode(data);
+    for (const kind of KINDS) {
+      this.tables.get(kind)!.clear();
+      this.names.get(kind)!.clear();
+      this.labels.get(kind)!.clear();
+    }
+    this.tasksByService.clear();
+    this.tasksByNode.clear();
+    this.tasksByDesired.clear();
+    for (const o of snap.objects) {
+      const { kind, obj } = fromStoreObject(o);
+      this.tables.get(kind)!.set(obj.id, obj);
+      this.index(kind, obj);
+    }
+    this.version = snap.version;
+    this.events = [];
+    for (const w of [...this.watches]) w.close();
+  }
+}
+
+function addTo<K>(m: Map<K, Set<string>>, key: K, id: string): void {
+  let s = m.get(key);
+  if (!s) m.set(key, (s = new Set()));
+  s.add(id);
+}
+
+function removeFrom<K>(m: Map<K, Set<string>>, key: K, id: string): void {
+  const s = m.get(key);
+  if (!s) return;
+  s.delete(id);
+  if (s.size === 0) m.delete(key);
+}

@@ -1,0 +1,595 @@
+#include "spec.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static const char *const cap_names[] = {
+  "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+  "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+  "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+  "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+  "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+  "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+  "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+  "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+};
+
+static const char *const ns_names[RT_NS_COUNT] = {
+  [RT_NS_MOUNT] = "mount", [RT_NS_UTS] = "uts", [RT_NS_IPC] = "ipc", [RT_NS_PID] = "pid",
+  [RT_NS_NETWORK] = "network", [RT_NS_CGROUP] = "cgroup", [RT_NS_USER] = "user",
+};
+
+static const struct
+{
+  const char *name;
+  int resource;
+} rlimit_names[] = {
+  { "RLIMIT_AS", RLIMIT_AS },         { "RLIMIT_CORE", RLIMIT_CORE },
+  { "RLIMIT_CPU", RLIMIT_CPU },       { "RLIMIT_DATA", RLIMIT_DATA },
+  { "RLIMIT_FSIZE", RLIMIT_FSIZE },   { "RLIMIT_LOCKS", RLIMIT_LOCKS },
+  { "RLIMIT_MEMLOCK", RLIMIT_MEMLOCK }, { "RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE },
+  { "RLIMIT_NICE", RLIMIT_NICE },     { "RLIMIT_NOFILE", RLIMIT_NOFILE },
+  { "RLIMIT_NPROC", RLIMIT_NPROC },   { "RLIMIT_RSS", RLIMIT_RSS },
+  { "RLIMIT_RTPRIO", RLIMIT_RTPRIO }, { "RLIMIT_RTTIME", RLIMIT_RTTIME },
+  { "RLIMIT_SIGPENDING", RLIMIT_SIGPENDING }, { "RLIMIT_STACK", RLIMIT_STACK },
+};
+
+const char *
+rt_ns_name (enum rt_ns_type t)
+{
+  return ns_names[t];
+}
+
+int
+rt_cap_from_name (const char *name)
+{
+  size_t i;
+  for (i = 0; i < sizeof (cap_names) / sizeof (cap_names[0]); i++)
+    if (strcmp (cap_names[i], name) == 0)
+      return (int) i;
+  return -1;
+}
+
+uint64_t
+rt_caps_docker_default (void)
+{
+  static const char *const names[] = {
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+    "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+  };
+  uint64_t mask = 0;
+  size_t i;
+  for (i = 0; i < sizeof (names) / sizeof (names[0]); i++)
+    mask |= 1ULL << rt_cap_from_name (names[i]);
+  return mask;
+}
+
+/* The parse context: the file name for messages. */
+typedef struct
+{
+  const char *file;
+  rt_error_t *err;
+} ctx_t;
+
+static int
+field_error (ctx_t *c, const char *field, const char *problem)
+{
+  return rt_make_error (c->err, 0, "%s: %s: %s", c->file, field, problem);
+}
+
+static json_object *
+get (json_object *obj, const char *key)
+{
+  json_object *v = NULL;
+  if (obj == NULL || !json_object_is_type (obj, json_type_object))
+    return NULL;
+  if (!json_object_object_get_ex (obj, key, &v))
+    return NULL;
+  return v;
+}
+
+/* An optional object: NULL if absent; error if present and not an object. */
+static int
+get_object (ctx_t *c, json_object *obj, const char *key, const char *field, json_object **out)
+{
+  json_object *v = get (obj, key);
+  *out = NULL;
+  if (v == NULL || json_object_is_type (v, json_type_null))
+    return 0;
+  if (!json_object_is_type (v, json_type_object))
+    return field_error (c, field, "must be an object");
+  *out = v;
+  return 0;
+}
+
+static int
+get_string (ctx_t *c, json_object *obj, const char *key, const char *field, bool required,
+            char **out)
+{
+  json_object *v = get (obj, key);
+  *out = NULL;
+  if (v == NULL)
+    return required ? field_error (c, field, "missing required field") : 0;
+  if (!json_object_is_type (v, json_type_string))
+    return field_error (c, field, "must be a string");
+  *out = strdup (json_object_get_string (v));
+  if (*out == NULL)
+    return rt_make_error (c->err, errno, "strdup");
+  return 0;
+}
+
+static int
+get_bool (ctx_t *c, json_object *obj, const char *key, const char *field, bool *out)
+{
+  json_object *v = get (obj, key);
+  if (v == NULL)
+    return 0;
+  if (!json_object_is_type (v, json_type_boolean))
+    return field_error (c, field, "must be a boolean");
+  *out = json_object_get_boolean (v);
+  return 0;
+}
+
+static int
+get_uint (ctx_t *c, json_object *obj, const char *key, const char *field, bool required,
+          uint64_t max, bool *present, uint64_t *out)
+{
+  json_object *v = get (obj, key);
+  int64_t n;
+  if (present)
+    *present = false;
+  if (v == NULL)
+    return required ? field_error (c, field, "missing required field") : 0;
+  if (!json_object_is_type (v, json_type_int))
+    return field_error (c, field, "must be an integer");
+  n = json_object_get_int64 (v);
+  if (n < 0 || (uint64_t) n > max)
+    {
+      /* json-c clamps big values to INT64_MAX; accept them as "unlimited" for rlimits. */
+      if (n < 0 || max != UINT64_MAX)
+        return field_error (c, field, "out of range");
+    }
+  *out = json_object_get_uint64 (v);
+  if (present)
+    *present = true;
+  return 0;
+}
+
+static void
+free_strv (char **v)
+{
+  size_t i;
+  if (v == NULL)
+    return;
+  for (i = 0; v[i]; i++)
+    free (v[i]);
+  free (v);
+}
+
+/* An array of strings into a NULL-terminated vector. */
+static int
+get_strv (ctx_t *c, json_object *obj, const char *key, const char *field, bool required,
+          char ***out, size_t *count)
+{
+  json_object *v = get (obj, key);
+  size_t n, i;
+  char **r;
+  *out = NULL;
+  if (count)
+    *count = 0;
+  if (v == NULL || json_object_is_type (v, json_type_null))
+    return required ? field_error (c, field, "missing required field") : 0;
+  if (!json_object_is_type (v, json_type_array))
+    return field_error (c, field, "must be an array of strings");
+  n = json_object_array_length (v);
+  r = calloc (n + 1, sizeof (char *));
+  if (r == NULL)
+    return rt_make_error (c->err, errno, "calloc");
+  for (i = 0; i < n; i++)
+    {
+      json_object *e = json_object_array_get_idx (v, i);
+      if (e == NULL || !json_object_is_type (e, json_type_string))
+        {
+          free_strv (r);
+          return rt_make_error (c->err, 0, "%s: %s[%zu]: must be a string", c->file, field, i);
+        }
+      r[i] = strdup (json_object_get_string (e));
+      if (r[i] == NULL)
+        {
+          free_strv (r);
+          return rt_make_error (c->err, errno, "strdup");
+        }
+    }
+  *out = r;
+  if (count)
+    *count = n;
+  return 0;
+}
+
+static int
+parse_root (ctx_t *c, json_object *top, rt_spec_t *s)
+{
+  json_object *root;
+  if (get_object (c, top, "root", "root", &root) < 0)
+    return -1;
+  if (root == NULL)
+    return field_error (c, "root", "missing required field");
+  if (get_string (c, root, "path", "root.path", true, &s->root_path) < 0)
+    return -1;
+  return get_bool (c, root, "readonly", "root.readonly", &s->root_readonly);
+}
+
+static int
+parse_caps (ctx_t *c, json_object *process, rt_caps_t *caps)
+{
+  static const char *const sets[] = { "bounding", "effective", "inheritable", "permitted",
+                                      "ambient" };
+  uint64_t *masks[] = { &caps->bounding, &caps->effective, &caps->inheritable, &caps->permitted,
+                        &caps->ambient };
+  json_object *obj;
+  size_t i, j;
+  if (get_object (c, process, "capabilities", "process.capabilities", &obj) < 0)
+    return -1;
+  if (obj == NULL)
+    return 0;
+  caps->given = true;
+  for (i = 0; i < 5; i++)
+    {
+      char field[64];
+      char **names = NULL;
+      snprintf (field, sizeof field, "process.capabilities.%s", sets[i]);
+      if (get_strv (c, obj, sets[i], field, false, &names, NULL) < 0)
+        return -1;
+      for (j = 0; names && names[j]; j++)
+        {
+          int cap = rt_cap_from_name (names[j]);
+          if (cap < 0)
+            {
+              rt_make_error (c->err, 0, "%s: %s[%zu]: unknown capability `%s`", c->file, field,
+                             j, names[j]);
+              free_strv (names);
+              return -1;
+            }
+          *masks[i] |= 1ULL << cap;
+        }
+      free_strv (names);
+    }
+  return 0;
+}
+
+static int
+parse_rlimits (ctx_t *c, json_object *process, rt_spec_t *s)
+{
+  json_object *arr = get (process, "rlimits");
+  size_t n, i, k;
+  if (arr == NULL || json_object_is_type (arr, json_type_null))
+    return 0;
+  if (!json_object_is_type (arr, json_type_array))
+    return field_error (c, "process.rlimits", "must be an array");
+  n = json_object_array_length (arr);
+  s->rlimits = calloc (n + 1, sizeof (rt_rlimit_t));
+  if (s->rlimits == NULL)
+    return rt_make_error (c->err, errno, "calloc");
+  for (i = 0; i < n; i++)
+    {
+      json_object *e = json_object_array_get_idx (arr, i);
+      char field[64];
+      cleanup_free char *type = NULL;
+      int resource = -1;
+      snprintf (field, sizeof field, "process.rlimits[%zu].type", i);
+      if (get_string (c, e, "type", field, true, &type) < 0)
+        return -1;
+      for (k = 0; k < sizeof (rlimit_names) / sizeof (rlimit_names[0]); k++)
+        if (strcmp (rlimit_names[k].name, type) == 0)
+          resource = rlimit_names[k].resource;
+      if (resource < 0)
+        return rt_make_error (c->err, 0, "%s: %s: unknown rlimit `%s`", c->file, field, type);
+      s->rlimits[i].resource = resource;
+      snprintf (field, sizeof field, "process.rlimits[%zu].soft", i);
+      if (get_uint (c, e, "soft", field, true, UINT64_MAX, NULL, &s->rlimits[i].soft) < 0)
+        return -1;
+      snprintf (field, sizeof field, "process.rlimits[%zu].hard", i);
+      if (get_uint (c, e, "hard", field, true, UINT64_MAX, NULL, &s->rlimits[i].hard) < 0)
+        return -1;
+    }
+  s->n_rlimits = n;
+  return 0;
+}
+
+static int
+parse_user (ctx_t *c, json_object *process, rt_spec_t *s)
+{
+  json_object *user, *gids;
+  uint64_t v;
+  bool present;
+  size_t i, n;
+  if (get_object (c, process, "user", "process.user", &user) < 0)
+    return -1;
+  if (user == NULL)
+    return field_error (c, "process.user", "missing required field");
+  if (get_uint (c, user, "uid", "process.user.uid", true, UINT32_MAX - 1, NULL, &v) < 0)
+    return -1;
+  s->uid = (uid_t) v;
+  if (get_uint (c, user, "gid", "process.user.gid", true, UINT32_MAX - 1, NULL, &v) < 0)
+    return -1;
+  s->gid = (gid_t) v;
+  if (get_uint (c, user, "umask", "process.user.umask", false, 0777, &present, &v) < 0)
+    return -1;
+  s->has_umask = present;
+  s->umask = (mode_t) v;
+  gids = get (user, "additionalGids");
+  if (gids == NULL || json_object_is_type (gids, json_type_null))
+    return 0;
+  if (!json_object_is_type (gids, json_type_array))
+    return field_error (c, "process.user.additionalGids", "must be an array of integers");
+  n = json_object_array_length (gids);
+  s->additional_gids = calloc (n + 1, sizeof (gid_t));
+  if (s->additional_gids == NULL)
+    return rt_make_error (c->err, errno, "calloc");
+  for (i = 0; i < n; i++)
+    {
+      json_object *e = json_object_array_get_idx (gids, i);
+      if (e == NULL || !json_object_is_type (e, json_type_int) || json_object_get_int64 (e) < 0
+          || json_object_get_int64 (e) >= UINT32_MAX)
+        return rt_make_error (c->err, 0, "%s: process.user.additionalGids[%zu]: must be a gid",
+                              c->file, i);
+      s->additional_gids[i] = (gid_t) json_object_get_int64 (e);
+    }
+  s->n_additional_gids = n;
+  return 0;
+}
+
+static int
+parse_process (ctx_t *c, json_object *top, rt_spec_t *s)
+{
+  json_object *process, *oom;
+  if (get_object (c, top, "process", "process", &process) < 0)
+    return -1;
+  if (process == NULL)
+    return field_error (c, "process", "missing required field");
+  if (get_strv (c, process, "args", "process.args", true, &s->args, NULL) < 0)
+    return -1;
+  if (s->args[0] == NULL)
+    return field_error (c, "process.args", "must not be empty");
+  if (get_strv (c, process, "env", "process.env", false, &s->env, NULL) < 0)
+    return -1;
+  if (get_string (c, process, "cwd", "process.cwd", true, &s->cwd) < 0)
+    return -1;
+  if (s->cwd[0] != '/')
+    return field_error (c, "process.cwd", "must be an absolute path");
+  if (parse_user (c, process, s) < 0 || parse_rlimits (c, process, s) < 0
+      || parse_caps (c, process, &s->caps) < 0)
+    return -1;
+  if (get_bool (c, process, "noNewPrivileges", "process.noNewPrivileges", &s->no_new_privileges)
+      < 0)
+    return -1;
+  oom = get (process, "oomScoreAdj");
+  if (oom != NULL)
+    {
+      if (!json_object_is_type (oom, json_type_int) || json_object_get_int (oom) < -1000
+          || json_object_get_int (oom) > 1000)
+        return field_error (c, "process.oomScoreAdj", "must be an integer in [-1000, 1000]");
+      s->has_oom_score_adj = true;
+      s->oom_score_adj = json_object_get_int (oom);
+    }
+  return 0;
+}
+
+static int
+parse_mounts (ctx_t *c, json_object *top, rt_spec_t *s)
+{
+  json_object *arr = get (top, "mounts");
+  size_t n, i;
+  if (arr == NULL || json_object_is_type (arr, json_type_null))
+    return 0;
+  if (!json_object_is_type (arr, json_type_array))
+    return field_error (c, "mounts", "must be an array");
+  n = json_object_array_length (arr);
+  s->mounts = calloc (n + 1, sizeof (rt_mount_t));
+  if (s->mounts == NULL)
+    return rt_make_error (c->err, errno, "calloc");
+  for (i = 0; i < n; i++, s->n_mounts++)
+    {
+      json_object *e = json_object_array_get_idx (arr, i);
+      rt_mount_t *m = &s->mounts[i];
+      char field[64];
+      if (e == NULL || !json_object_is_type (e, json_type_object))
+        return rt_make_error (c->err, 0, "%s: mounts[%zu]: must be an object", c->file, i);
+      snprintf (field, sizeof field, "mounts[%zu].destination", i);
+      if (get_string (c, e, "destination", field, true, &m->destination) < 0)
+        return -1;
+      if (m->destination[0] != '/')
+        return field_error (c, field, "must be an absolute path");
+      snprintf (field, sizeof field, "mounts[%zu].type", i);
+      if (get_string (c, e, "type", field, false, &m->type) < 0)
+        return -1;
+      snprintf (field, sizeof field, "mounts[%zu].source", i);
+      if (get_string (c, e, "source", field, false, &m->source) < 0)
+        return -1;
+      snprintf (field, sizeof field, "mounts[%zu].options", i);
+      if (get_strv (c, e, "options", field, false, &m->options, &m->n_options) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+static int
+parse_namespaces (ctx_t *c, json_object *linux_obj, rt_spec_t *s)
+{
+  json_object *arr = get (linux_obj, "namespaces");
+  size_t n, i;
+  int t;
+  if (arr == NULL || json_object_is_type (arr, json_type_null))
+    return 0;
+  if (!json_object_is_type (arr, json_type_array))
+    return field_error (c, "linux.namespaces", "must be an array");
+  n = json_object_array_length (arr);
+  for (i = 0; i < n; i++)
+    {
+      json_object *e = json_object_array_get_idx (arr, i);
+      char field[64];
+      cleanup_free char *type = NULL;
+      char *path = NULL;
+      snprintf (field, sizeof field, "linux.namespaces[%zu].type", i);
+      if (get_string (c, e, "type", field, true, &type) < 0)
+        return -1;
+      for (t = 0; t < RT_NS_COUNT; t++)
+        if (strcmp (ns_names[t], type) == 0)
+          break;
+      if (t == RT_NS_COUNT)
+        return rt_make_error (c->err, 0, "%s: %s: unknown namespace type `%s`", c->file, field,
+                              type);
+      if (t == RT_NS_USER)
+        return rt_make_error (c->err, 0, "%s: %s: user namespaces are not supported yet",
+                              c->file, field);
+      if (s->ns[t].wanted)
+        return rt_make_error (c->err, 0, "%s: %s: namespace `%s` listed twice", c->file, field,
+                              type);
+      snprintf (field, sizeof field, "linux.namespaces[%zu].path", i);
+      if (get_string (c, e, "path", field, false, &path) < 0)
+        return -1;
+      s->ns[t].wanted = true;
+      s->ns[t].path = path;
+    }
+  return 0;
+}
+
+static int
+parse_linux (ctx_t *c, json_object *top, rt_spec_t *s)
+{
+  json_object *linux_obj;
+  if (get_object (c, top, "linux", "linux", &linux_obj) < 0)
+    return -1;
+  if (linux_obj == NULL)
+    return 0;
+  if (parse_namespaces (c, linux_obj, s) < 0)
+    return -1;
+  if (get_strv (c, linux_obj, "maskedPaths", "linux.maskedPaths", false, &s->masked_paths, NULL)
+      < 0)
+    return -1;
+  if (get_strv (c, linux_obj, "readonlyPaths", "linux.readonlyPaths", false, &s->readonly_paths,
+                NULL)
+      < 0)
+    return -1;
+  if (get_string (c, linux_obj, "rootfsPropagation", "linux.rootfsPropagation", false,
+                  &s->rootfs_propagation)
+      < 0)
+    return -1;
+  if (s->rootfs_propagation)
+    {
+      static const char *const ok[] = { "private", "rprivate", "slave", "rslave",
+                                        "shared", "rshared", "unbindable", "runbindable" };
+      size_t i;
+      for (i = 0; i < sizeof (ok) / sizeof (ok[0]); i++)
+        if (strcmp (ok[i], s->rootfs_propagation) == 0)
+          return 0;
+      return field_error (c, "linux.rootfsPropagation", "unknown propagation");
+    }
+  return 0;
+}
+
+static int
+parse_annotations (ctx_t *c, json_object *top, rt_spec_t *s)
+{
+  json_object *a;
+  if (get_object (c, top, "annotations", "annotations", &a) < 0)
+    return -1;
+  s->annotations_json = strdup (a ? json_object_to_json_string_ext (a, JSON_C_TO_STRING_PLAIN)
+                                  : "{}");
+  if (s->annotations_json == NULL)
+    return rt_make_error (c->err, errno, "strdup");
+  return 0;
+}
+
+static int
+parse_top (ctx_t *c, json_object *top, rt_spec_t *s)
+{
+  if (!json_object_is_type (top, json_type_object))
+    return rt_make_error (c->err, 0, "%s: the top level must be an object", c->file);
+  if (get_string (c, top, "ociVersion", "ociVersion", true, &s->oci_version) < 0)
+    return -1;
+  if (strncmp (s->oci_version, "1.", 2) != 0)
+    return field_error (c, "ociVersion", "unsupported version (want 1.x)");
+  if (parse_root (c, top, s) < 0 || parse_process (c, top, s) < 0)
+    return -1;
+  if (get_string (c, top, "hostname", "hostname", false, &s->hostname) < 0)
+    return -1;
+  if (parse_mounts (c, top, s) < 0 || parse_linux (c, top, s) < 0
+      || parse_annotations (c, top, s) < 0)
+    return -1;
+  return 0;
+}
+
+int
+rt_spec_load (const char *file, rt_spec_t **out, rt_error_t *err)
+{
+  ctx_t c = { .file = file, .err = err };
+  json_object *top;
+  rt_spec_t *s;
+  int ret;
+
+  *out = NULL;
+  top = json_object_from_file (file);
+  if (top == NULL)
+    {
+      int e = errno;
+      FILE *f = fopen (file, "r");
+      if (f == NULL)
+        return rt_make_error (err, e ? e : ENOENT, "open `%s`", file);
+      fclose (f);
+      return rt_make_error (err, 0, "%s: malformed JSON: %s", file, json_util_get_last_err ()
+                                                                     ? json_util_get_last_err ()
+                                                                     : "parse error");
+    }
+  s = calloc (1, sizeof *s);
+  if (s == NULL)
+    {
+      json_object_put (top);
+      return rt_make_error (err, errno, "calloc");
+    }
+  ret = parse_top (&c, top, s);
+  json_object_put (top);
+  if (ret < 0)
+    {
+      rt_spec_free (s);
+      return ret;
+    }
+  *out = s;
+  return 0;
+}
+
+void
+rt_spec_free (rt_spec_t *s)
+{
+  size_t i;
+  if (s == NULL)
+    return;
+  free (s->oci_version);
+  free (s->root_path);
+  free_strv (s->args);
+  free_strv (s->env);
+  free (s->cwd);
+  free (s->additional_gids);
+  free (s->rlimits);
+  free (s->hostname);
+  for (i = 0; i < s->n_mounts; i++)
+    {
+      free (s->mounts[i].destination);
+      free (s->mounts[i].type);
+      free (s->mounts[i].source);
+      free_strv (s->mounts[i].options);
+    }
+  free (s->mounts);
+  for (i = 0; i < RT_NS_COUNT; i++)
+    free (s->ns[i].path);
+  free_strv (s->masked_paths);
+  free_strv (s->readonly_paths);
+  free (s->rootfs_propagation);
+  free (s->annotations_json);
+  free (s);
+}

@@ -1,0 +1,96 @@
+/* The parts of an OCI config.json (runtime-spec config.md / config-linux.md) this runtime acts
+ * on. Unknown fields are ignored; a malformed file or a missing required field is an error that
+ * names the field and the file. */
+#ifndef SWARM_SPEC_H
+#define SWARM_SPEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+#define RT_NS_COUNT 7
+
+enum rt_ns_type
+{
+  RT_NS_MOUNT,
+  RT_NS_UTS,
+  RT_NS_IPC,
+  RT_NS_PID,
+  RT_NS_NETWORK,
+  RT_NS_CGROUP,
+  RT_NS_USER,
+};
+
+typedef struct
+{
+  bool wanted;  /* listed in linux.namespaces */
+  char *path;   /* join this one (setns) instead of making a new one */
+} rt_namespace_t;
+
+typedef struct
+{
+  char *destination;
+  char *type;
+  char *source;
+  char **options;
+  size_t n_options;
+} rt_mount_t;
+
+typedef struct
+{
+  int resource; /* RLIMIT_* */
+  uint64_t soft, hard;
+} rt_rlimit_t;
+
+/* Capability sets as bit masks over 64 capabilities. */
+typedef struct
+{
+  bool given; /* process.capabilities was present */
+  uint64_t bounding, effective, inheritable, permitted, ambient;
+} rt_caps_t;
+
+typedef struct
+{
+  char *oci_version;
+  char *root_path; /* as written; relative to the bundle */
+  bool root_readonly;
+
+  char **args;
+  char **env;
+  char *cwd;
+  uid_t uid;
+  gid_t gid;
+  gid_t *additional_gids;
+  size_t n_additional_gids;
+  bool has_umask;
+  mode_t umask;
+  rt_rlimit_t *rlimits;
+  size_t n_rlimits;
+  bool no_new_privileges;
+  bool has_oom_score_adj;
+  int oom_score_adj;
+  rt_caps_t caps;
+
+  char *hostname;
+  rt_mount_t *mounts;
+  size_t n_mounts;
+  rt_namespace_t ns[RT_NS_COUNT];
+  char **masked_paths;
+  char **readonly_paths;
+  char *rootfs_propagation;
+  char *annotations_json; /* the annotations object as JSON text, "{}" if none */
+} rt_spec_t;
+
+/* Loads and checks FILE. */
+int rt_spec_load (const char *file, rt_spec_t **out, rt_error_t *err);
+void rt_spec_free (rt_spec_t *spec);
+
+/* Capability name (with the CAP_ prefix) to number, or -1. */
+int rt_cap_from_name (const char *name);
+/* Docker's default capability set, as a mask. */
+uint64_t rt_caps_docker_default (void);
+const char *rt_ns_name (enum rt_ns_type t);
+
+#endif
