@@ -12,6 +12,8 @@ import { RaftServer } from '../raft/server.js';
 import { LocalProposer } from './local.js';
 import { MemoryStore, NameConflictError, VersionConflictError, WatchCompactedError, type ApplyResult } from './memory.js';
 import { RaftProposer, storeStateMachine } from './raft.js';
+import { EtcdLog } from './etcd.js';
+import { startEtcd, type EtcdServer } from '../../test/etcd/etcd.js';
 
 interface Backend {
   name: string;
@@ -96,7 +98,37 @@ function raftBackend(): Backend {
   };
 }
 
-describe.each([localBackend(), raftBackend()])('store on $name', (b) => {
+function etcdBackend(): Backend {
+  let etcd: EtcdServer;
+  const logs: EtcdLog[] = [];
+  const stores: MemoryStore[] = [];
+  return {
+    name: 'etcd (2 managers, one etcd member)',
+    store: () => stores[0]!,
+    replicas: () => stores,
+    setup: async () => {
+      etcd = await startEtcd();
+      for (let i = 0; i < 2; i++) {
+        const store = new MemoryStore({ eventHistory: 50 });
+        const log = new EtcdLog(etcd.client(), store);
+        store.setProposer(log);
+        await log.start();
+        stores.push(store);
+        logs.push(log);
+      }
+    },
+    teardown: async () => {
+      await Promise.all(logs.map((l) => l.stop()));
+      await etcd?.stop();
+    },
+    settle: async () => {
+      const v = stores[0]!.version;
+      for (let i = 0; i < 500 && stores.some((s) => s.version < v); i++) await new Promise((r) => setTimeout(r, 10));
+    },
+  };
+}
+
+describe.each([localBackend(), raftBackend(), etcdBackend()])('store on $name', (b) => {
   beforeAll(() => b.setup());
   afterAll(() => b.teardown());
 
@@ -179,7 +211,7 @@ describe.each([localBackend(), raftBackend()])('store on $name', (b) => {
     const errors = await b.store().batch(Array.from({ length: 450 }, (_, i) => (tx) => tx.create('task', task(s.id, 'n', i))));
     expect(errors).toEqual([]);
     expect(b.store().findTasks({ serviceId: s.id })).toHaveLength(450);
-    // 200 actions per entry at most: 3 entries (the Raft log adds none of its own in between).
+    // 200 actions per entry at most: 3 entries (the log adds none of its own in between).
     expect(b.store().version - before).toBeLessThanOrEqual(3 + 2);
   });
 
