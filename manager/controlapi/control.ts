@@ -1,0 +1,242 @@
+// The control API: create, read, update and remove of the cluster's objects, on top of the store.
+// Every write validates first (errors name the field and the rule), then runs one store
+// transaction; version conflicts come back as such. `ControlApi` holds the logic; `addControlService`
+// is the thin gRPC shell that maps errors to status codes.
+import * as grpc from '@grpc/grpc-js';
+import { ControlService, UpdateServiceRequest_Rollback, type ListFilters, type ListRequest } from '../../proto/gen/tswarm/control.js';
+import type { Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
+import type { ClusterSpec, ConfigSpec, NetworkSpec, NodeSpec, SecretSpec, ServiceSpec } from '../../proto/gen/tswarm/specs.js';
+import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
+import { newId } from '../../common/identity.js';
+import { NotLeaderError } from '../raft/errors.js';
+import { ExistsError, NameConflictError, NotFoundError, VersionConflictError, nameOf, type Kind, type MemoryStore, type ObjectTypes } from '../store/memory.js';
+import { validateClusterSpec, validateConfigSpec, validateNetworkSpec, validateNodeSpec, validateSecretSpec, validateServiceSpec } from './validate.js';
+
+/** An id or unique id prefix or name matched nothing, or more than one object. */
+export class AmbiguousError extends TswarmError {}
+
+export class ControlApi {
+  constructor(private readonly store: MemoryStore) {}
+
+  // ---------------------------------------------------------------- lookups
+
+  /** By exact id, then exact name, then unique id prefix. */
+  resolve<K extends Kind>(kind: K, ref: string): ObjectTypes[K] {
+    if (!ref) throw new InvalidArgumentError('id', 'is required');
+    const byId = this.store.get(kind, ref);
+    if (byId) return byId;
+    const byName = this.store.list(kind).filter((o) => nameOf(kind, o) === ref);
+    if (byName.length === 1) return byName[0]!;
+    const byPrefix = this.store.list(kind).filter((o) => o.id.startsWith(ref));
+    if (byPrefix.length === 1) return byPrefix[0]!;
+    if (byPrefix.length > 1 || byName.length > 1) throw new AmbiguousError(`${kind} "${ref}" is ambiguous: it matches ${Math.max(byPrefix.length, byName.length)} objects`);
+    throw new NotFoundError(kind, ref);
+  }
+
+  list<K extends Kind>(kind: K, f: ListFilters | undefined): ObjectTypes[K][] {
+    let out = kind === 'task' && (f?.serviceIds.length === 1 || f?.nodeIds.length === 1)
+      ? (this.store.findTasks({ serviceId: f.serviceIds[0], nodeId: f.nodeIds[0] }) as ObjectTypes[K][])
+      : this.store.list(kind);
+    if (f) {
+      out = out.filter((o) => {
+        const name = nameOf(kind, o) ?? '';
+        if (f.names.length > 0 && !f.names.includes(name)) return false;
+        if (f.namePrefixes.length > 0 && !f.namePrefixes.some((p) => name.startsWith(p))) return false;
+        if (f.idPrefixes.length > 0 && !f.idPrefixes.some((p) => o.id.startsWith(p))) return false;
+        const labels = kind === 'task' ? ((o as Task).annotations?.labels ?? {}) : ((o as { spec?: { annotations?: { labels?: Record<string, string> } } }).spec?.annotations?.labels ?? {});
+        for (const [k, v] of Object.entries(f.labels)) if (labels[k] === undefined || (v !== '' && labels[k] !== v)) return false;
+        if (kind === 'task') {
+          const t = o as Task;
+          if (f.serviceIds.length > 0 && !f.serviceIds.includes(t.serviceId)) return false;
+          if (f.nodeIds.length > 0 && !f.nodeIds.includes(t.nodeId)) return false;
+          if (f.desiredStates.length > 0 && !f.desiredStates.includes(t.desiredState)) return false;
+        }
+        return true;
+      });
+    }
+    return out.sort((a, b) => (a.meta?.createdAtUnixMs ?? 0) - (b.meta?.createdAtUnixMs ?? 0) || a.id.localeCompare(b.id));
+  }
+
+  // ---------------------------------------------------------------- services
+
+  async createService(spec: ServiceSpec | undefined): Promise<Service> {
+    validateServiceSpec(spec);
+    const service: Service = { id: newId(), spec, specVersion: 1, pendingDelete: false };
+    await this.store.update((tx) => tx.create('service', service));
+    return this.store.get('service', service.id)!;
+  }
+
+  /** `version` is the version the caller read; rollback restores the previous spec. */
+  async updateService(ref: string, version: number, spec: ServiceSpec | undefined, rollback: UpdateServiceRequest_Rollback): Promise<Service> {
+    const current = this.resolve('service', ref);
+    let next: ServiceSpec | undefined = spec;
+    if (rollback === UpdateServiceRequest_Rollback.ROLLBACK_PREVIOUS) {
+      if (!current.previousSpec) throw new InvalidArgumentError('rollback', `service ${current.spec?.annotations?.name ?? current.id} has no previous spec to roll back to`);
+      next = current.previousSpec;
+    }
+    validateServiceSpec(next);
+    if (current.spec?.mode?.$case !== next!.mode?.$case) {
+      throw new InvalidArgumentError('spec.mode', `a service's mode cannot change (it is ${current.spec?.mode?.$case ?? 'unset'}); create a new service`);
+    }
+    if (nameOf('service', current) !== next!.annotations?.name) throw new InvalidArgumentError('spec.annotations.name', 'renaming a service is not supported');
+    const updated: Service = {
+      ...current,
+      meta: { ...current.meta!, version },
+      previousSpec: current.spec,
+      spec: next,
+      specVersion: current.specVersion + 1,
+    };
+    await this.store.update((tx) => tx.update('service', updated));
+    return this.store.get('service', current.id)!;
+  }
+
+  async removeService(ref: string): Promise<void> {
+    const s = this.resolve('service', ref);
+    await this.store.update((tx) => tx.remove('service', s.id));
+  }
+
+  // ---------------------------------------------------------------- networks, secrets, configs
+
+  async createNetwork(spec: NetworkSpec | undefined): Promise<Network> {
+    validateNetworkSpec(spec);
+    const n: Network = { id: newId(), spec: { ...spec!, driver: spec!.driver || 'overlay' }, driverState: {}, ipam: [] };
+    await this.store.update((tx) => tx.create('network', n));
+    return this.store.get('network', n.id)!;
+  }
+
+  async removeNetwork(ref: string): Promise<void> {
+    const n = this.resolve('network', ref);
+    const users = this.store.list('service').filter((s) => s.spec?.task?.networks.some((a) => a.target === n.id || a.target === n.spec?.annotations?.name));
+    if (users.length > 0) throw new InvalidArgumentError('network', `${n.spec?.annotations?.name ?? n.id} is in use by service ${users.map((s) => s.spec?.annotations?.name).join(', ')}`);
+    await this.store.update((tx) => tx.remove('network', n.id));
+  }
+
+  async createSecret(spec: SecretSpec | undefined): Promise<Secret> {
+    validateSecretSpec(spec);
+    const s: Secret = { id: newId(), spec };
+    await this.store.update((tx) => tx.create('secret', s));
+    return redactSecret(this.store.get('secret', s.id)!);
+  }
+
+  async createConfig(spec: ConfigSpec | undefined): Promise<Config> {
+    validateConfigSpec(spec);
+    const c: Config = { id: newId(), spec };
+    await this.store.update((tx) => tx.create('config', c));
+    return this.store.get('config', c.id)!;
+  }
+
+  /** Secrets and configs in use by a service cannot be removed. */
+  async removeSecretOrConfig(kind: 'secret' | 'config', ref: string): Promise<void> {
+    const o = this.resolve(kind, ref);
+    const users = this.store.list('service').filter((s) =>
+      kind === 'secret' ? s.spec?.task?.container?.secrets.some((r) => r.secretId === o.id) : s.spec?.task?.container?.configs.some((r) => r.configId === o.id),
+    );
+    if (users.length > 0) throw new InvalidArgumentError(kind, `${o.spec?.annotations?.name ?? o.id} is in use by service ${users.map((s) => s.spec?.annotations?.name).join(', ')}`);
+    await this.store.update((tx) => tx.remove(kind, o.id));
+  }
+
+  // ---------------------------------------------------------------- nodes, tasks, cluster
+
+  async updateNode(ref: string, version: number, spec: NodeSpec | undefined): Promise<Node> {
+    validateNodeSpec(spec);
+    const n = this.resolve('node', ref);
+    await this.store.update((tx) => tx.update('node', { ...n, meta: { ...n.meta!, version }, spec }));
+    return this.store.get('node', n.id)!;
+  }
+
+  async removeTask(ref: string): Promise<void> {
+    const t = this.resolve('task', ref);
+    await this.store.update((tx) => tx.remove('task', t.id));
+  }
+
+  async updateCluster(ref: string, version: number, spec: ClusterSpec | undefined): Promise<ObjectTypes['cluster']> {
+    validateClusterSpec(spec);
+    const c = this.resolve('cluster', ref);
+    await this.store.update((tx) => tx.update('cluster', { ...c, meta: { ...c.meta!, version }, spec }));
+    return this.store.get('cluster', c.id)!;
+  }
+}
+
+/** Secret data never leaves the managers through the control API. */
+export function redactSecret(s: Secret): Secret {
+  return { ...s, spec: s.spec ? { ...s.spec, data: Buffer.alloc(0) } : undefined };
+}
+
+/** Maps errors to gRPC status codes, keeping the message (which names the field or object). */
+export function toGrpcError(err: unknown): Partial<grpc.StatusObject> {
+  const details = err instanceof Error ? err.message : String(err);
+  let code = grpc.status.INTERNAL;
+  if (err instanceof InvalidArgumentError) code = grpc.status.INVALID_ARGUMENT;
+  else if (err instanceof NotFoundError) code = grpc.status.NOT_FOUND;
+  else if (err instanceof NameConflictError || err instanceof ExistsError) code = grpc.status.ALREADY_EXISTS;
+  else if (err instanceof VersionConflictError) code = grpc.status.ABORTED;
+  else if (err instanceof AmbiguousError) code = grpc.status.FAILED_PRECONDITION;
+  else if (err instanceof NotLeaderError) code = grpc.status.UNAVAILABLE;
+  return { code, details };
+}
+
+type Handler<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => void;
+
+function unary<Req, Res>(fn: (req: Req) => Res | Promise<Res>): Handler<Req, Res> {
+  return (call, cb) => {
+    Promise.resolve()
+      .then(() => fn(call.request))
+      .then(
+        (res) => cb(null, res),
+        (err: unknown) => cb(toGrpcError(err)),
+      );
+  };
+}
+
+/** Registers the Control service on a gRPC server. Who may call it is decided by the server's credentials. */
+export function addControlService(server: grpc.Server, api: ControlApi): void {
+  const list = <K extends Kind>(kind: K) => (req: ListRequest) => api.list(kind, req.filters);
+  server.addService(ControlService, {
+    getNode: unary((r: { id: string }) => ({ node: api.resolve('node', r.id) })),
+    listNodes: unary((r: ListRequest) => ({ nodes: list('node')(r) })),
+    updateNode: unary(async (r: { nodeId: string; version: number; spec?: NodeSpec }) => ({ node: await api.updateNode(r.nodeId, r.version, r.spec) })),
+    removeNode: unary(() => {
+      throw new InvalidArgumentError('node', 'removing nodes comes with the membership work (swarmctl node rm)');
+    }),
+    getTask: unary((r: { id: string }) => ({ task: api.resolve('task', r.id) })),
+    listTasks: unary((r: ListRequest) => ({ tasks: list('task')(r) })),
+    removeTask: unary(async (r: { id: string }) => {
+      await api.removeTask(r.id);
+      return {};
+    }),
+    createService: unary(async (r: { spec?: ServiceSpec }) => ({ service: await api.createService(r.spec) })),
+    getService: unary((r: { id: string }) => ({ service: api.resolve('service', r.id) })),
+    listServices: unary((r: ListRequest) => ({ services: list('service')(r) })),
+    updateService: unary(async (r: { serviceId: string; version: number; spec?: ServiceSpec; rollback: UpdateServiceRequest_Rollback }) => ({
+      service: await api.updateService(r.serviceId, r.version, r.spec, r.rollback),
+    })),
+    removeService: unary(async (r: { id: string }) => {
+      await api.removeService(r.id);
+      return {};
+    }),
+    createNetwork: unary(async (r: { spec?: NetworkSpec }) => ({ network: await api.createNetwork(r.spec) })),
+    getNetwork: unary((r: { id: string }) => ({ network: api.resolve('network', r.id) })),
+    listNetworks: unary((r: ListRequest) => ({ networks: list('network')(r) })),
+    removeNetwork: unary(async (r: { id: string }) => {
+      await api.removeNetwork(r.id);
+      return {};
+    }),
+    createSecret: unary(async (r: { spec?: SecretSpec }) => ({ secret: await api.createSecret(r.spec) })),
+    getSecret: unary((r: { id: string }) => ({ secret: redactSecret(api.resolve('secret', r.id)) })),
+    listSecrets: unary((r: ListRequest) => ({ secrets: list('secret')(r).map(redactSecret) })),
+    removeSecret: unary(async (r: { id: string }) => {
+      await api.removeSecretOrConfig('secret', r.id);
+      return {};
+    }),
+    createConfig: unary(async (r: { spec?: ConfigSpec }) => ({ config: await api.createConfig(r.spec) })),
+    getConfig: unary((r: { id: string }) => ({ config: api.resolve('config', r.id) })),
+    listConfigs: unary((r: ListRequest) => ({ configs: list('config')(r) })),
+    removeConfig: unary(async (r: { id: string }) => {
+      await api.removeSecretOrConfig('config', r.id);
+      return {};
+    }),
+    getCluster: unary((r: { id: string }) => ({ cluster: api.resolve('cluster', r.id) })),
+    listClusters: unary((r: ListRequest) => ({ clusters: list('cluster')(r) })),
+    updateCluster: unary(async (r: { clusterId: string; version: number; spec?: ClusterSpec }) => ({ cluster: await api.updateCluster(r.clusterId, r.version, r.spec) })),
+  });
+}
