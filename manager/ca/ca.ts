@@ -13,7 +13,6 @@ import * as x509 from '@peculiar/x509';
 import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
 
 type CryptoKey = webcrypto.CryptoKey;
-type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
 x509.cryptoProvider.set(webcrypto as never);
 
