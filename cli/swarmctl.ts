@@ -10,6 +10,7 @@ import { nodeRoleToJSON } from '../proto/gen/tswarm/types.js';
 import { targetFrom, unary, withClient } from './swarmctl/client.js';
 import { DEFAULT_SOCKET_PATH } from './swarmctl/defaults.js';
 import { failUsage, reportFatal } from './util.js';
+import { registerResourceCommands } from './swarmctl/resources.js';
 
 function roleName(role: NodeInfoResponse['role']): string {
   return nodeRoleToJSON(role).replace('NODE_ROLE_', '').toLowerCase();
@@ -36,7 +37,7 @@ function printVersion(server: NodeInfoResponse | undefined, format: string): voi
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
 }
 
-await yargs(hideBin(process.argv))
+const cli = yargs(hideBin(process.argv))
   .scriptName('swarmctl')
   .usage('$0 <command> [options]\n\nDrives a tswarm cluster.')
   .version(VERSION)
@@ -51,6 +52,9 @@ await yargs(hideBin(process.argv))
   })
   .option('host', { alias: 'H', type: 'string', describe: 'Reach swarmd over TCP at host:port instead of the socket' })
   .option('format', { alias: 'f', choices: ['table', 'json'] as const, default: 'table' as const, describe: 'Output format' })
+  .option('quiet', { alias: 'q', type: 'boolean', describe: 'Print ids only (ls commands)' });
+
+await registerResourceCommands(cli)
   .command(
     'version',
     'Show the client version and the version and identity of the swarmd it talks to',

@@ -17,8 +17,8 @@ describe('native/', () => {
   });
 
   it('refuses what it cannot do yet with one line naming the command', () => {
-    const r = spawnSync(runtime, ['create', 'c1'], { encoding: 'utf8' });
+    const r = spawnSync(runtime, ['exec', 'c1'], { encoding: 'utf8' });
     expect(r.status).toBe(1);
-    expect(r.stderr).toBe('swarm-runtime: command `create` is not available in this build yet\n');
+    expect(r.stderr).toBe('swarm-runtime: command `exec` is not available in this build yet\n');
   });
 });

@@ -2,19 +2,31 @@
 // the services every node serves. The manager and worker components plug in here as their issues
 // land; this file wires them and owns their lifecycle, nothing more.
 import * as grpc from '@grpc/grpc-js';
-import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { arch, hostname as osHostname, platform } from 'node:os';
-import { dirname } from 'node:path';
-import { TswarmError } from '../../common/errors.js';
+import { dirname, join } from 'node:path';
+import { CorruptFileError, TswarmError } from '../../common/errors.js';
 import { loadOrCreateNodeId } from '../../common/identity.js';
 import type { Logger } from '../../common/logger.js';
 import { VERSION } from '../../common/version.js';
 import { NodeInfoService, type NodeInfoResponse } from '../../proto/gen/tswarm/node.js';
 import { NodeRole } from '../../proto/gen/tswarm/types.js';
+import { hasManagerState, Manager } from '../../manager/manager.js';
+
+export interface ManagerSettings {
+  /** Create a new cluster (swarmd init); otherwise resume the one in the data directory. */
+  init: boolean;
+  /** host:port other managers reach this one at. */
+  advertiseAddr: string;
+  /** host:port the manager's Raft service listens on. */
+  listenAddr: string;
+}
 
 export interface DaemonOptions {
   dataDir: string;
+  /** Run the manager role; undefined: only if the data directory holds a manager's state. */
+  manager?: ManagerSettings | undefined;
   /** Path of the local control socket (unix, root only). */
   socket: string;
   /** host:port of the TCP listener, if any. */
@@ -24,6 +36,14 @@ export interface DaemonOptions {
 }
 
 export class DaemonError extends TswarmError {}
+
+function readJsonFile(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  } catch (err) {
+    throw new CorruptFileError(path, `cannot be read as JSON (${(err as Error).message})`);
+  }
+}
 
 /** True when something accepts connections on the unix socket at path. */
 function socketInUse(path: string): Promise<boolean> {
@@ -38,11 +58,18 @@ function socketInUse(path: string): Promise<boolean> {
 }
 
 export class Daemon {
-  private readonly server = new grpc.Server();
+  /**
+   * Two servers: the local socket (root only) carries the control API; the TCP listener carries
+   * what other nodes call (Raft now; the dispatcher and the mutual-TLS control API later). The
+   * control API is never served on plaintext TCP.
+   */
+  private readonly localServer = new grpc.Server();
+  private readonly remoteServer = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
   private log: Logger | undefined;
   private nodeId = '';
   private readonly listenAddrs: string[] = [];
   private readonly startedAt = Date.now();
+  private manager: Manager | undefined;
 
   constructor(private readonly options: DaemonOptions) {}
 
@@ -51,30 +78,62 @@ export class Daemon {
     this.nodeId = loadOrCreateNodeId(dataDir);
     const log = (this.log = this.options.logger(this.nodeId));
 
-    this.server.addService(NodeInfoService, {
-      info: (_call: unknown, callback: grpc.sendUnaryData<NodeInfoResponse>) => callback(null, this.info()),
-    });
+    // The manager role: asked for (init), or resumed from the data directory's settings.
+    const settingsPath = join(dataDir, 'manager.json');
+    let managerSettings = this.options.manager;
+    if (!managerSettings && hasManagerState(dataDir)) {
+      const saved = readJsonFile(settingsPath) as { advertiseAddr?: unknown; listenAddr?: unknown };
+      if (typeof saved.advertiseAddr !== 'string' || typeof saved.listenAddr !== 'string') {
+        throw new CorruptFileError(settingsPath, 'needs string fields advertiseAddr and listenAddr');
+      }
+      managerSettings = { init: false, advertiseAddr: saved.advertiseAddr, listenAddr: saved.listenAddr };
+    }
+    if (managerSettings) {
+      const manager = new Manager({
+        dataDir,
+        nodeId: this.nodeId,
+        advertiseAddr: managerSettings.advertiseAddr,
+        listenAddr: managerSettings.listenAddr,
+        server: this.remoteServer,
+        log: log.child({ component: 'manager' }),
+      });
+      if (managerSettings.init) {
+        await manager.init();
+        writeFileSync(`${settingsPath}.tmp`, JSON.stringify({ advertiseAddr: managerSettings.advertiseAddr, listenAddr: managerSettings.listenAddr }));
+        renameSync(`${settingsPath}.tmp`, settingsPath);
+      } else {
+        await manager.start();
+      }
+      manager.serveControl(this.localServer);
+      this.manager = manager;
+    }
+    const tcpAddr = listenAddr ?? managerSettings?.listenAddr;
+    for (const server of [this.localServer, this.remoteServer]) {
+      server.addService(NodeInfoService, {
+        info: (_call: unknown, callback: grpc.sendUnaryData<NodeInfoResponse>) => callback(null, this.info()),
+      });
+    }
 
     if (existsSync(socket)) {
       if (await socketInUse(socket)) throw new DaemonError(`${socket}: another swarmd is already serving this socket`);
       rmSync(socket, { force: true });
     }
     mkdirSync(dirname(socket), { recursive: true, mode: 0o700 });
-    await this.bind(`unix:${socket}`);
+    await this.bind(this.localServer, `unix:${socket}`);
     chmodSync(socket, 0o600);
     this.listenAddrs.push(`unix:${socket}`);
-    if (listenAddr) {
-      const port = await this.bind(listenAddr);
-      const host = listenAddr.slice(0, listenAddr.lastIndexOf(':'));
+    if (tcpAddr) {
+      const port = await this.bind(this.remoteServer, tcpAddr);
+      const host = tcpAddr.slice(0, tcpAddr.lastIndexOf(':'));
       this.listenAddrs.push(`${host}:${port}`);
-      log.warn({ addr: `${host}:${port}` }, 'TCP listener has no TLS yet (mutual TLS comes with the control plane)');
+      log.warn({ addr: `${host}:${port}` }, 'TCP listener has no TLS yet (node certificates from the CA come next); the control API is only on the local socket');
     }
     log.info({ version: VERSION, dataDir, listen: this.listenAddrs }, 'swarmd started');
   }
 
-  private bind(address: string): Promise<number> {
+  private bind(server: grpc.Server, address: string): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
         if (err) reject(new DaemonError(`cannot listen on ${address}: ${err.message}`));
         else resolve(port);
       });
@@ -86,7 +145,7 @@ export class Daemon {
       nodeId: this.nodeId,
       hostname: osHostname(),
       version: VERSION,
-      role: NodeRole.NODE_ROLE_WORKER,
+      role: this.manager ? NodeRole.NODE_ROLE_MANAGER : NodeRole.NODE_ROLE_WORKER,
       listenAddrs: this.listenAddrs,
       startedAtUnixMs: this.startedAt,
       platform: { os: platform(), architecture: arch() === 'x64' ? 'amd64' : arch() },
@@ -95,17 +154,23 @@ export class Daemon {
 
   /** Stops serving (in-flight calls get up to graceMs) and removes the socket. */
   async stop(graceMs = 2_000): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await Promise.all(
+      [this.localServer, this.remoteServer].map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              server.forceShutdown();
+              resolve();
+            }, graceMs);
+            server.tryShutdown(() => {
+              clearTimeout(timer);
+              resolve();
+            });
+          }),
+      ),
+    );
     rmSync(this.options.socket, { force: true });
+    await this.manager?.stop();
     this.log?.info('swarmd stopped');
   }
 }

@@ -27,8 +27,13 @@ export interface RaftServerOptions<R> {
   id: number;
   /** Directory of the write-ahead log and snapshots. */
   dataDir: string;
-  /** host:port this node's Raft service listens on. */
+  /** host:port this node's Raft service listens on (ignored when `server` is given). */
   listenAddr: string;
+  /**
+   * A gRPC server to add the Raft service to, owned (bound and shut down) by the caller: swarmd
+   * serves Raft, the control API and the dispatcher on one port. Without it, RaftServer binds its own.
+   */
+  server?: grpc.Server;
   /** Raft id → address of the other members known at start. */
   peers: Map<number, string>;
   /** For a brand-new cluster: its initial voters (all initial members pass the same list). Ignored when the data directory holds state. */
@@ -49,7 +54,8 @@ export interface RaftServerOptions<R> {
 export class RaftServer<R = unknown> {
   readonly node: RaftNode<R>;
   private readonly disk: RaftDisk;
-  private readonly grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
+  private readonly grpcServer: grpc.Server;
+  private readonly ownsServer: boolean;
   private readonly transport: GrpcTransport;
   private ticker: NodeJS.Timeout | undefined;
   private scheduled = false;
@@ -60,6 +66,8 @@ export class RaftServer<R = unknown> {
   boundPort = 0;
 
   constructor(private readonly opts: RaftServerOptions<R>) {
+    this.ownsServer = opts.server === undefined;
+    this.grpcServer = opts.server ?? new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
     const fs = new NodeFs();
     fs.mkdirp(opts.dataDir);
     const opened = RaftDisk.open(fs, opts.dataDir, {
@@ -116,11 +124,13 @@ export class RaftServer<R = unknown> {
   /** Listens, starts ticking, and processes what recovery left to apply. */
   async start(): Promise<void> {
     addRaftService(this.grpcServer, (msgs) => this.receive(msgs));
-    this.boundPort = await new Promise<number>((resolve, reject) => {
-      this.grpcServer.bindAsync(this.opts.listenAddr, this.opts.serverCredentials ?? grpc.ServerCredentials.createInsecure(), (err, port) =>
-        err ? reject(err) : resolve(port),
-      );
-    });
+    if (this.ownsServer) {
+      this.boundPort = await new Promise<number>((resolve, reject) => {
+        this.grpcServer.bindAsync(this.opts.listenAddr, this.opts.serverCredentials ?? grpc.ServerCredentials.createInsecure(), (err, port) =>
+          err ? reject(err) : resolve(port),
+        );
+      });
+    }
     this.ticker = setInterval(() => {
       this.node.tick();
       this.schedule();
@@ -207,7 +217,7 @@ export class RaftServer<R = unknown> {
     this.node.stop();
     this.transport.close();
     // Peers keep their streams to us open: give in-flight calls a moment, then cut them.
-    await new Promise<void>((resolve) => {
+    if (this.ownsServer) await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.grpcServer.forceShutdown();
         resolve();

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -393,10 +394,11 @@ parse_mounts (ctx_t *c, json_object *top, rt_spec_t *s)
   s->mounts = calloc (n + 1, sizeof (rt_mount_t));
   if (s->mounts == NULL)
     return rt_make_error (c->err, errno, "calloc");
-  for (i = 0; i < n; i++, s->n_mounts++)
+  for (i = 0; i < n; i++)
     {
       json_object *e = json_object_array_get_idx (arr, i);
       rt_mount_t *m = &s->mounts[i];
+      s->n_mounts = i + 1;
       char field[64];
       if (e == NULL || !json_object_is_type (e, json_type_object))
         return rt_make_error (c->err, 0, "%s: mounts[%zu]: must be an object", c->file, i);
@@ -525,27 +527,62 @@ parse_top (ctx_t *c, json_object *top, rt_spec_t *s)
   return 0;
 }
 
+/* Reads and parses FILE; a syntax error names the file and json-c's description. */
+static int
+parse_file (const char *file, json_object **out, rt_error_t *err)
+{
+  cleanup_free char *text = NULL;
+  struct json_tokener *tok;
+  *out = NULL;
+  enum json_tokener_error jerr;
+  size_t len = 0;
+  FILE *f = fopen (file, "re");
+  if (f == NULL)
+    return rt_make_error (err, errno, "open %s", file);
+  if (getdelim (&text, &len, '\0', f) < 0 && (!feof (f) || (text = strdup ("")) == NULL))
+    {
+      int e = errno;
+      fclose (f);
+      return rt_make_error (err, e, "read %s", file);
+    }
+  fclose (f);
+  tok = json_tokener_new ();
+  if (tok == NULL)
+    return rt_make_error (err, ENOMEM, "json_tokener_new");
+  *out = json_tokener_parse_ex (tok, text, (int) strlen (text));
+  jerr = json_tokener_get_error (tok);
+  if (*out != NULL && jerr == json_tokener_success)
+    {
+      /* Only white space may follow the top-level value. */
+      const char *rest = text + json_tokener_get_parse_end (tok);
+      while (*rest == ' ' || *rest == '\n' || *rest == '\t' || *rest == '\r')
+        rest++;
+      if (*rest != '\0')
+        jerr = json_tokener_error_parse_unexpected;
+    }
+  json_tokener_free (tok);
+  if (jerr == json_tokener_continue || (*out == NULL && jerr == json_tokener_success))
+    return rt_make_error (err, 0, "%s: malformed JSON: unexpected end of file", file);
+  if (jerr != json_tokener_success)
+    {
+      json_object_put (*out);
+      *out = NULL;
+      return rt_make_error (err, 0, "%s: malformed JSON: %s", file, json_tokener_error_desc (jerr));
+    }
+  return 0;
+}
+
 int
 rt_spec_load (const char *file, rt_spec_t **out, rt_error_t *err)
 {
   ctx_t c = { .file = file, .err = err };
-  json_object *top;
+  json_object *top = NULL;
   rt_spec_t *s;
   int ret;
 
   *out = NULL;
-  top = json_object_from_file (file);
-  if (top == NULL)
-    {
-      int e = errno;
-      FILE *f = fopen (file, "r");
-      if (f == NULL)
-        return rt_make_error (err, e ? e : ENOENT, "open `%s`", file);
-      fclose (f);
-      return rt_make_error (err, 0, "%s: malformed JSON: %s", file, json_util_get_last_err ()
-                                                                     ? json_util_get_last_err ()
-                                                                     : "parse error");
-    }
+  if (parse_file (file, &top, err) < 0)
+    return -1;
   s = calloc (1, sizeof *s);
   if (s == NULL)
     {

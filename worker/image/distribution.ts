@@ -85,17 +85,6 @@ export class RegistryError extends TswarmError {
   }
 }
 
-/** A blob's content does not match its digest. */
-export class DigestMismatchError extends TswarmError {
-  constructor(
-    readonly expected: string,
-    readonly actual: string,
-    readonly where: string,
-  ) {
-    super(`${where}: digest mismatch: expected ${expected}, got ${actual}`);
-  }
-}
-
 export function sha256Digest(data: Buffer | Uint8Array): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
@@ -130,6 +119,8 @@ export interface RegistryClientOptions {
   attempts?: number;
   /** First backoff delay in ms, doubled each retry (default 100). */
   backoffMs?: number;
+  /** A request whose response (headers, or the next body chunk of a download) takes longer fails (default 30000). */
+  idleTimeoutMs?: number;
   /** Called for each HTTP request made (method, URL, request headers), for tests and logs. */
   onRequest?: (method: string, url: string, headers: Record<string, string>) => void;
 }
@@ -158,6 +149,8 @@ interface Req {
   body?: Buffer;
   /** Statuses that are answers rather than errors (default: 2xx). */
   ok?: (status: number) => boolean;
+  /** For a download whose body the caller watches (see downloadBlob). */
+  signal?: AbortSignal;
 }
 
 export class RegistryClient {
@@ -165,6 +158,7 @@ export class RegistryClient {
   private readonly host: string;
   private readonly attempts: number;
   private readonly backoffMs: number;
+  private readonly idleMs: number;
   private readonly tokens = new Map<string, string>();
   private basic: string | null = null;
 
@@ -173,6 +167,7 @@ export class RegistryClient {
     this.host = new URL(this.url).host;
     this.attempts = opts.attempts ?? 4;
     this.backoffMs = opts.backoffMs ?? 100;
+    this.idleMs = opts.idleTimeoutMs ?? 30_000;
   }
 
   /** GET a manifest or index by tag or digest; returns its bytes, media type and digest (verified when ref is a digest). */
@@ -255,6 +250,13 @@ export class RegistryClient {
         have = 0;
       }
       try {
+        // Aborted when no byte arrives for idleMs (a stalled connection counts as interrupted).
+        const ac = new AbortController();
+        let timer = setTimeout(() => ac.abort(new Error(`no data for ${this.idleMs} ms`)), this.idleMs);
+        const touch = (): void => {
+          clearTimeout(timer);
+          timer = setTimeout(() => ac.abort(new Error(`no data for ${this.idleMs} ms`)), this.idleMs);
+        };
         const headers: Record<string, string> = {};
         if (have > 0) {
           headers.range = `bytes=${have}-`;
@@ -267,11 +269,25 @@ export class RegistryClient {
           ref: digest,
           headers,
           ok: (s) => s === 200 || s === 206 || (s === 416 && have > 0),
+          signal: ac.signal,
+        }).catch((err: unknown) => {
+          clearTimeout(timer);
+          throw err;
         });
+        touch();
         const hash = createHash('sha256');
         let flags = 'w';
-        if (res.status === 206 && have > 0) {
+        if (res.status === 206) {
+          const range = res.headers.get('content-range') ?? '';
+          if (have === 0 || !range.startsWith(`bytes ${have}-`)) {
+            // not the part we asked for: start over from zero
+            clearTimeout(timer);
+            await res.body?.cancel();
+            await rm(partial, { force: true });
+            throw new Error(`unexpected partial content ${JSON.stringify(range)} for a request from byte ${have}`);
+          }
           for await (const chunk of createReadStream(partial)) hash.update(chunk as Buffer);
+          touch();
           flags = 'a';
         } else if (res.status === 416) {
           // Range beyond the end: what we have may already be the whole blob.
@@ -282,9 +298,17 @@ export class RegistryClient {
         if (flags !== '') {
           if (res.body === null) throw new RegistryError(this.host, repo, digest, res.status, 'empty response body');
           const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
-          body.on('data', (c: Buffer) => hash.update(c));
-          await pipeline(body, createWriteStream(partial, { flags }));
+          body.on('data', (c: Buffer) => {
+            touch();
+            hash.update(c);
+          });
+          try {
+            await pipeline(body, createWriteStream(partial, { flags }));
+          } finally {
+            clearTimeout(timer);
+          }
         }
+        clearTimeout(timer);
         const got = `sha256:${hash.digest('hex')}`;
         if (got !== digest) {
           await rm(partial, { force: true });
@@ -362,9 +386,11 @@ export class RegistryClient {
       this.opts.onRequest?.(r.method, url, headers);
       let res: Response;
       try {
-        res = await fetch(url, { method: r.method, headers, body: r.body, redirect: 'follow' });
+        const signal = r.signal ?? AbortSignal.timeout(this.idleMs);
+        res = await fetch(url, { method: r.method, headers, body: r.body, redirect: 'follow', signal });
       } catch (err) {
         lastError = new RegistryError(this.host, r.repo, r.ref, undefined, `network error on ${r.method}: ${errText(err)}`, { cause: err });
+        if (r.signal?.aborted === true) break; // the caller gave up (a stalled download); it retries
         continue;
       }
       if (res.status === 401 && !authTried) {

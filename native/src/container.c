@@ -1,0 +1,612 @@
+#include "container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "linux.h"
+#include "spec.h"
+#include "state.h"
+
+/* ---- the sync channel between create and the processes it forks ---------------------------- */
+
+enum
+{
+  SYNC_PID = 'P',   /* the init's pid, as the host sees it */
+  SYNC_READY = 'R', /* the init is set up and blocks on the exec fifo */
+  SYNC_ERROR = 'E', /* a step failed; status and text follow */
+};
+
+typedef struct
+{
+  char type;
+  int status;
+  pid_t pid;
+  char text[2048];
+} sync_msg_t;
+
+static void
+sync_send (int fd, char type, pid_t pid, const rt_error_t *err)
+{
+  sync_msg_t m;
+  memset (&m, 0, sizeof m);
+  m.type = type;
+  m.pid = pid;
+  if (err != NULL)
+    {
+      m.status = err->status;
+      snprintf (m.text, sizeof m.text, "%s", err->msg ? err->msg : "error");
+    }
+  /* Nothing to do if the parent is gone: it has already cleaned up. */
+  if (send (fd, &m, sizeof m, MSG_NOSIGNAL) < 0)
+    return;
+}
+
+/* Receives one message; EOF (the sender died) becomes an error. */
+static int
+sync_recv (int fd, sync_msg_t *m, const char *waiting_for, rt_error_t *err)
+{
+  ssize_t n;
+  do
+    n = recv (fd, m, sizeof *m, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return rt_make_error (err, errno, "read the sync socket");
+  if (n == 0)
+    return rt_make_error (err, 0, "the container process exited before %s", waiting_for);
+  if (n != (ssize_t) sizeof *m)
+    return rt_make_error (err, 0, "short message on the sync socket");
+  if (m->type == SYNC_ERROR)
+    return rt_make_error (err, m->status, "%s", m->text);
+  return 0;
+}
+
+/* ---- the processes inside -------------------------------------------------------------------- */
+
+static void __attribute__ ((noreturn))
+run_init (int sync_fd, rt_init_ctx_t *ctx)
+{
+  rt_error_t err = { 0, NULL };
+  char line[4096];
+  if (rt_init_container (ctx, &err) < 0)
+    {
+      sync_send (sync_fd, SYNC_ERROR, 0, &err);
+      _exit (1);
+    }
+  sync_send (sync_fd, SYNC_READY, 0, NULL);
+  close (sync_fd);
+  rt_exec_container (ctx, &err);
+  /* After `start`: nobody listens on the sync socket any more, stderr is the container's. */
+  rt_error_format (&err, line, sizeof line);
+  dprintf (2, "swarm-runtime: %s\n", line);
+  _exit (127);
+}
+
+/* The first child: joins and unshares the namespaces, then forks the init into the new PID
+ * namespace (the "second fork"; CLONE_NEWPID only applies to children) and exits. */
+static void __attribute__ ((noreturn))
+run_first_child (int sync_fd, rt_init_ctx_t *ctx)
+{
+  rt_error_t err = { 0, NULL };
+  pid_t pid;
+  if (rt_enter_namespaces (ctx->spec, &err) < 0)
+    {
+      sync_send (sync_fd, SYNC_ERROR, 0, &err);
+      _exit (1);
+    }
+  if (!rt_needs_second_fork (ctx->spec))
+    {
+      sync_send (sync_fd, SYNC_PID, getpid (), NULL);
+      run_init (sync_fd, ctx);
+    }
+  pid = fork ();
+  if (pid < 0)
+    {
+      rt_make_error (&err, errno, "fork the container init");
+      sync_send (sync_fd, SYNC_ERROR, 0, &err);
+      _exit (1);
+    }
+  if (pid == 0)
+    run_init (sync_fd, ctx);
+  sync_send (sync_fd, SYNC_PID, pid, NULL);
+  _exit (0);
+}
+
+/* ---- create ---------------------------------------------------------------------------------- */
+
+static int
+now_rfc3339 (char *buf, size_t len)
+{
+  struct timespec ts;
+  struct tm tm;
+  char base[32];
+  if (clock_gettime (CLOCK_REALTIME, &ts) < 0 || gmtime_r (&ts.tv_sec, &tm) == NULL)
+    return -1;
+  strftime (base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf (buf, len, "%s.%09ldZ", base, ts.tv_nsec);
+  return 0;
+}
+
+static int
+write_pid_file (const char *path, pid_t pid, rt_error_t *err)
+{
+  cleanup_free char *tmp = NULL;
+  cleanup_close int fd = -1;
+  char buf[32];
+  int len = snprintf (buf, sizeof buf, "%d", pid);
+  if (asprintf (&tmp, "%s.tmp", path) < 0)
+    return rt_make_error (err, ENOMEM, "asprintf");
+  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return rt_make_error (err, errno, "open pid file `%s`", tmp);
+  if (write (fd, buf, (size_t) len) != len)
+    return rt_make_error (err, errno, "write pid file `%s`", tmp);
+  if (rename (tmp, path) < 0)
+    return rt_make_error (err, errno, "rename pid file `%s`", tmp);
+  return 0;
+}
+
+static int
+make_exec_fifo (const char *dir, const rt_spec_t *spec, rt_error_t *err)
+{
+  cleanup_free char *path = NULL;
+  int fd;
+  if (asprintf (&path, "%s/exec.fifo", dir) < 0)
+    return rt_make_error (err, ENOMEM, "asprintf");
+  if (mkfifo (path, 0600) < 0)
+    return rt_make_error (err, errno, "mkfifo `%s`", path);
+  /* The init opens it for writing after it became the container's user. */
+  if (chmod (path, 0622) < 0)
+    return rt_make_error (err, errno, "chmod `%s`", path);
+  (void) spec;
+  fd = open (path, O_PATH | O_CLOEXEC);
+  if (fd < 0)
+    return rt_make_error (err, errno, "open `%s`", path);
+  return fd;
+}
+
+/* Reads the two messages of a successful create, the init's pid (from child 1, or from the init
+ * itself without a PID namespace) and "ready" (from the init). They come from two processes, so
+ * "ready" may overtake the pid: take them in either order. *pid is set as soon as it is known, so
+ * that the caller can kill the init on failure. */
+static int
+sync_pid_and_ready (int fd, pid_t *pid, rt_error_t *err)
+{
+  bool have_pid = false, ready = false;
+  sync_msg_t m;
+  while (!have_pid || !ready)
+    {
+      if (sync_recv (fd, &m, have_pid ? "it was ready" : "it reported its pid", err) < 0)
+        return -1;
+      if (m.type == SYNC_PID && !have_pid)
+        {
+          *pid = m.pid;
+          have_pid = true;
+        }
+      else if (m.type == SYNC_READY && !ready)
+        ready = true;
+      else
+        return rt_make_error (err, 0, "unexpected message `%c` on the sync socket", m.type);
+    }
+  return 0;
+}
+
+/* Forks the first child and follows the sync protocol until the init is ready. */
+static int
+spawn_container (rt_init_ctx_t *ctx, pid_t *pid, rt_error_t *err)
+{
+  int sv[2];
+  pid_t child;
+  int status, ret;
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    return rt_make_error (err, errno, "socketpair");
+  child = fork ();
+  if (child < 0)
+    {
+      close (sv[0]);
+      close (sv[1]);
+      return rt_make_error (err, errno, "fork");
+    }
+  if (child == 0)
+    {
+      close (sv[0]);
+      run_first_child (sv[1], ctx);
+    }
+  close (sv[1]);
+  ret = sync_pid_and_ready (sv[0], pid, err);
+  close (sv[0]);
+  /* Child 1 exits once it forked the init; without a PID namespace it is the init itself, which
+   * stays (blocked on the fifo) unless it failed. */
+  if (ret < 0 || *pid != child)
+    {
+      if (ret < 0 && *pid == child)
+        kill (child, SIGKILL);
+      while (waitpid (child, &status, 0) < 0 && errno == EINTR)
+        ;
+    }
+  return ret;
+}
+
+static void
+kill_and_reap (pid_t pid)
+{
+  int i;
+  if (pid <= 0)
+    return;
+  kill (pid, SIGKILL);
+  /* It is our child under `run` (subreaper); otherwise init's. Wait for it to go either way. */
+  for (i = 0; i < 200; i++)
+    {
+      if (waitpid (pid, NULL, WNOHANG) == pid)
+        return;
+      if (!rt_pid_running (pid))
+        return;
+      usleep (5000);
+    }
+}
+
+static int
+create_in_state_dir (const rt_create_opts_t *opts, const rt_spec_t *spec, const char *bundle,
+                     const char *rootfs, pid_t *pid, rt_error_t *err)
+{
+  cleanup_free char *dir = rt_state_dir (opts->root, opts->id);
+  cleanup_close int fifo_fd = -1;
+  rt_init_ctx_t ctx = { .spec = spec, .rootfs = rootfs, .fifo_fd = -1 };
+  rt_state_t st = { 0 };
+  char created[64];
+
+  if (dir == NULL)
+    return rt_make_error (err, ENOMEM, "asprintf");
+  fifo_fd = make_exec_fifo (dir, spec, err);
+  if (fifo_fd < 0)
+    return -1;
+  ctx.fifo_fd = fifo_fd;
+  if (spawn_container (&ctx, pid, err) < 0)
+    return -1;
+  if (now_rfc3339 (created, sizeof created) < 0)
+    return rt_make_error (err, errno, "clock_gettime");
+  st.id = (char *) opts->id;
+  st.bundle = (char *) bundle;
+  st.oci_version = spec->oci_version;
+  st.annotations_json = spec->annotations_json;
+  st.created = created;
+  st.pid = *pid;
+  if (rt_proc_start_time (*pid, &st.start_time) < 0)
+    return rt_make_error (err, errno, "read /proc/%d/stat", *pid);
+  if (rt_state_write (opts->root, &st, err) < 0)
+    return -1;
+  if (opts->pid_file != NULL && write_pid_file (opts->pid_file, *pid, err) < 0)
+    return -1;
+  return 0;
+}
+
+int
+rt_container_create (const rt_create_opts_t *opts, pid_t *pid, rt_error_t *err)
+{
+  cleanup_free char *bundle = NULL, *config = NULL, *rootfs = NULL;
+  rt_spec_t *spec = NULL;
+  rt_error_t ignored = { 0, NULL };
+  int ret;
+
+  *pid = 0;
+  if (rt_check_id (opts->id, err) < 0)
+    return -1;
+  bundle = realpath (opts->bundle ? opts->bundle : ".", NULL);
+  if (bundle == NULL)
+    return rt_make_error (err, errno, "bundle `%s`", opts->bundle ? opts->bundle : ".");
+  if (asprintf (&config, "%s/config.json", bundle) < 0)
+    return rt_make_error (err, ENOMEM, "asprintf");
+  if (rt_spec_load (config, &spec, err) < 0)
+    return -1;
+  /* Relative paths in the spec (root.path, bind sources) are relative to the bundle. */
+  if (chdir (bundle) < 0)
+    {
+      rt_spec_free (spec);
+      return rt_make_error (err, errno, "chdir `%s`", bundle);
+    }
+  rootfs = realpath (spec->root_path, NULL);
+  if (rootfs == NULL)
+    {
+      ret = rt_make_error (err, errno, "%s: root.path: `%s`", config, spec->root_path);
+      rt_spec_free (spec);
+      return ret;
+    }
+  if (!spec->ns[RT_NS_MOUNT].wanted || spec->ns[RT_NS_MOUNT].path != NULL)
+    {
+      rt_spec_free (spec);
+      return rt_make_error (err, 0, "%s: linux.namespaces: a new mount namespace is required",
+                            config);
+    }
+  if (rt_state_dir_create (opts->root, opts->id, err) < 0)
+    {
+      rt_spec_free (spec);
+      return -1;
+    }
+  ret = create_in_state_dir (opts, spec, bundle, rootfs, pid, err);
+  if (ret < 0)
+    {
+      /* Nothing half-created remains: the init (if any) and the state directory go. */
+      kill_and_reap (*pid);
+      *pid = 0;
+      rt_state_dir_remove (opts->root, opts->id, &ignored);
+      rt_error_release (&ignored);
+    }
+  rt_spec_free (spec);
+  return ret;
+}
+
+/* ---- start, state, kill, delete ----------------------------------------------------------------- */
+
+static int
+load_state (const char *root, const char *id, rt_state_t **st, enum rt_status *status,
+            rt_error_t *err)
+{
+  if (rt_state_read (root, id, st, err) < 0)
+    return -1;
+  *status = rt_state_status (root, *st);
+  return 0;
+}
+
+/* Reads the byte the init writes once `start` opened the fifo; gives up if the init dies. */
+static int
+wait_exec_fifo (int fd, const rt_state_t *st, rt_error_t *err)
+{
+  struct pollfd p = { .fd = fd, .events = POLLIN };
+  char byte;
+  for (;;)
+    {
+      int n = poll (&p, 1, 100);
+      if (n < 0 && errno != EINTR)
+        return rt_make_error (err, errno, "poll the exec fifo");
+      if (n > 0 && (p.revents & POLLIN))
+        {
+          ssize_t r = read (fd, &byte, 1);
+          if (r == 1)
+            return 0;
+          if (r < 0 && errno != EAGAIN && errno != EINTR)
+            return rt_make_error (err, errno, "read the exec fifo");
+        }
+      if (!rt_state_alive (st))
+        return rt_make_error (err, 0, "the container process exited before start");
+    }
+}
+
+int
+rt_container_start (const char *root, const char *id, rt_error_t *err)
+{
+  rt_state_t *st = NULL;
+  enum rt_status status;
+  cleanup_free char *dir = NULL, *fifo = NULL;
+  cleanup_close int fd = -1;
+  int ret;
+
+  if (load_state (root, id, &st, &status, err) < 0)
+    return -1;
+  if (status != RT_STATUS_CREATED)
+    {
+      ret = rt_make_error (err, 0, "cannot start a container that is %s", rt_status_name (status));
+      rt_state_free (st);
+      return ret;
+    }
+  dir = rt_state_dir (root, id);
+  if (dir == NULL || asprintf (&fifo, "%s/exec.fifo", dir) < 0)
+    {
+      rt_state_free (st);
+      return rt_make_error (err, ENOMEM, "asprintf");
+    }
+  fd = open (fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    ret = rt_make_error (err, errno, "open `%s`", fifo);
+  else
+    ret = wait_exec_fifo (fd, st, err);
+  if (ret == 0 && unlink (fifo) < 0)
+    ret = rt_make_error (err, errno, "unlink `%s`", fifo);
+  rt_state_free (st);
+  return ret;
+}
+
+int
+rt_container_state (const char *root, const char *id, rt_error_t *err)
+{
+  rt_state_t *st = NULL;
+  int ret;
+  if (rt_state_read (root, id, &st, err) < 0)
+    return -1;
+  ret = rt_state_print (root, st, err);
+  rt_state_free (st);
+  return ret;
+}
+
+static const struct
+{
+  const char *name;
+  int sig;
+} signal_names[] = {
+  { "HUP", SIGHUP },   { "INT", SIGINT },   { "QUIT", SIGQUIT }, { "ILL", SIGILL },
+  { "TRAP", SIGTRAP }, { "ABRT", SIGABRT }, { "BUS", SIGBUS },   { "FPE", SIGFPE },
+  { "KILL", SIGKILL }, { "USR1", SIGUSR1 }, { "SEGV", SIGSEGV }, { "USR2", SIGUSR2 },
+  { "PIPE", SIGPIPE }, { "ALRM", SIGALRM }, { "TERM", SIGTERM }, { "CHLD", SIGCHLD },
+  { "CONT", SIGCONT }, { "STOP", SIGSTOP }, { "TSTP", SIGTSTP }, { "TTIN", SIGTTIN },
+  { "TTOU", SIGTTOU }, { "URG", SIGURG },   { "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },
+  { "VTALRM", SIGVTALRM }, { "PROF", SIGPROF }, { "WINCH", SIGWINCH }, { "IO", SIGIO },
+  { "PWR", SIGPWR },   { "SYS", SIGSYS },
+};
+
+int
+rt_parse_signal (const char *name)
+{
+  char *end;
+  long n;
+  size_t i;
+  if (name[0] >= '0' && name[0] <= '9')
+    {
+      n = strtol (name, &end, 10);
+      return (*end == '\0' && n > 0 && n < NSIG) ? (int) n : -1;
+    }
+  if (strncmp (name, "SIG", 3) == 0)
+    name += 3;
+  for (i = 0; i < sizeof (signal_names) / sizeof (signal_names[0]); i++)
+    if (strcmp (signal_names[i].name, name) == 0)
+      return signal_names[i].sig;
+  return -1;
+}
+
+int
+rt_container_kill (const char *root, const char *id, const char *signame, rt_error_t *err)
+{
+  rt_state_t *st = NULL;
+  enum rt_status status;
+  int sig = rt_parse_signal (signame ? signame : "TERM");
+  int ret = 0;
+  if (sig < 0)
+    return rt_make_error (err, 0, "unknown signal `%s`", signame);
+  if (load_state (root, id, &st, &status, err) < 0)
+    return -1;
+  if (status == RT_STATUS_STOPPED)
+    ret = rt_make_error (err, 0, "cannot kill a container that is stopped");
+  else if (kill (st->pid, sig) < 0)
+    ret = rt_make_error (err, errno, "kill %d", st->pid);
+  rt_state_free (st);
+  return ret;
+}
+
+static int
+wait_gone (const rt_state_t *st, rt_error_t *err)
+{
+  int i;
+  for (i = 0; i < 2000; i++)
+    {
+      waitpid (st->pid, NULL, WNOHANG); /* ours under `run` */
+      if (!rt_state_alive (st))
+        return 0;
+      usleep (5000);
+    }
+  return rt_make_error (err, 0, "process %d did not exit after SIGKILL", st->pid);
+}
+
+int
+rt_container_delete (const char *root, const char *id, bool force, rt_error_t *err)
+{
+  rt_state_t *st = NULL;
+  enum rt_status status;
+  int ret = 0;
+  if (load_state (root, id, &st, &status, err) < 0)
+    {
+      /* A state directory without a readable state file (a crash mid-create) can be forced. */
+      cleanup_free char *dir = rt_state_dir (root, id);
+      if (force && rt_check_id (id, err) == 0 && dir != NULL && access (dir, F_OK) == 0)
+        {
+          rt_error_release (err);
+          return rt_state_dir_remove (root, id, err);
+        }
+      return -1;
+    }
+  if (status != RT_STATUS_STOPPED)
+    {
+      if (!force)
+        ret = rt_make_error (err, 0, "cannot delete a container that is %s (use --force)",
+                             rt_status_name (status));
+      else if (kill (st->pid, SIGKILL) < 0 && errno != ESRCH)
+        ret = rt_make_error (err, errno, "kill %d", st->pid);
+      else
+        ret = wait_gone (st, err);
+    }
+  if (ret == 0)
+    ret = rt_state_dir_remove (root, id, err);
+  rt_state_free (st);
+  return ret;
+}
+
+/* ---- run --------------------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t forward_pid;
+
+static void
+forward_signal (int sig)
+{
+  if (forward_pid > 0)
+    kill (forward_pid, sig);
+}
+
+static int
+install_forwarding (rt_error_t *err)
+{
+  static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+  struct sigaction sa;
+  size_t i;
+  memset (&sa, 0, sizeof sa);
+  sa.sa_handler = forward_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset (&sa.sa_mask);
+  for (i = 0; i < sizeof (sigs) / sizeof (sigs[0]); i++)
+    if (sigaction (sigs[i], &sa, NULL) < 0)
+      return rt_make_error (err, errno, "sigaction");
+  return 0;
+}
+
+/* Waits for the init (our child: we are a subreaper), reaping any other orphan on the way. */
+static int
+wait_init (pid_t pid, int *exit_code, rt_error_t *err)
+{
+  for (;;)
+    {
+      int status;
+      pid_t r = waitpid (-1, &status, 0);
+      if (r < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return rt_make_error (err, errno, "waitpid %d", pid);
+        }
+      if (r != pid)
+        continue;
+      if (WIFEXITED (status))
+        *exit_code = WEXITSTATUS (status);
+      else if (WIFSIGNALED (status))
+        *exit_code = 128 + WTERMSIG (status);
+      else
+        continue;
+      return 0;
+    }
+}
+
+int
+rt_container_run (const rt_create_opts_t *opts, bool detach, int *exit_code, rt_error_t *err)
+{
+  rt_error_t ignored = { 0, NULL };
+  pid_t pid;
+  *exit_code = 0;
+  /* The init is the grandchild; as a subreaper we can wait for it. */
+  if (!detach && prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+    return rt_make_error (err, errno, "prctl PR_SET_CHILD_SUBREAPER");
+  if (rt_container_create (opts, &pid, err) < 0)
+    return -1;
+  if (!detach && install_forwarding (err) < 0)
+    goto fail;
+  forward_pid = pid;
+  if (rt_container_start (opts->root, opts->id, err) < 0)
+    goto fail;
+  if (detach)
+    return 0;
+  if (wait_init (pid, exit_code, err) < 0)
+    goto fail;
+  forward_pid = 0;
+  return rt_container_delete (opts->root, opts->id, true, err);
+
+fail:
+  forward_pid = 0;
+  rt_container_delete (opts->root, opts->id, true, &ignored);
+  rt_error_release (&ignored);
+  return -1;
+}

@@ -1,0 +1,30 @@
+/* The OCI lifecycle: create, start, state, kill, delete, run. */
+#ifndef SWARM_CONTAINER_H
+#define SWARM_CONTAINER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+typedef struct
+{
+  const char *root;     /* state directory root (--root) */
+  const char *id;
+  const char *bundle;   /* NULL means the current directory */
+  const char *pid_file; /* NULL for none */
+} rt_create_opts_t;
+
+int rt_container_create (const rt_create_opts_t *opts, pid_t *pid, rt_error_t *err);
+int rt_container_start (const char *root, const char *id, rt_error_t *err);
+int rt_container_state (const char *root, const char *id, rt_error_t *err);
+int rt_container_kill (const char *root, const char *id, const char *signal, rt_error_t *err);
+int rt_container_delete (const char *root, const char *id, bool force, rt_error_t *err);
+/* create + start + wait; *exit_code is the container's exit status (128+N after signal N). */
+int rt_container_run (const rt_create_opts_t *opts, bool detach, int *exit_code,
+                      rt_error_t *err);
+
+/* "TERM", "SIGTERM" or "15"; -1 if unknown. */
+int rt_parse_signal (const char *name);
+
+#endif

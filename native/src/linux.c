@@ -1,0 +1,897 @@
+#include "linux.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+static const int ns_clone_flags[RT_NS_COUNT] = {
+  [RT_NS_MOUNT] = CLONE_NEWNS,     [RT_NS_UTS] = CLONE_NEWUTS,
+  [RT_NS_IPC] = CLONE_NEWIPC,      [RT_NS_PID] = CLONE_NEWPID,
+  [RT_NS_NETWORK] = CLONE_NEWNET,  [RT_NS_CGROUP] = CLONE_NEWCGROUP,
+  [RT_NS_USER] = CLONE_NEWUSER,
+};
+
+/* ---- namespaces ---------------------------------------------------------------------------- */
+
+bool
+rt_needs_second_fork (const rt_spec_t *spec)
+{
+  return spec->ns[RT_NS_PID].wanted;
+}
+
+static int
+join_namespace (enum rt_ns_type t, const char *path, rt_error_t *err)
+{
+  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return rt_make_error (err, errno, "open %s namespace `%s`", rt_ns_name (t), path);
+  if (setns (fd, ns_clone_flags[t]) < 0)
+    return rt_make_error (err, errno, "setns %s namespace `%s`", rt_ns_name (t), path);
+  return 0;
+}
+
+int
+rt_enter_namespaces (const rt_spec_t *spec, rt_error_t *err)
+{
+  int t, flags = 0;
+  /* Join first: a path may only be reachable from the current mount namespace. The cgroup
+   * namespace is unshared last (with the others) so that, once cgroups land, it is rooted at the
+   * container's cgroup. */
+  for (t = 0; t < RT_NS_COUNT; t++)
+    {
+      if (!spec->ns[t].wanted)
+        continue;
+      if (spec->ns[t].path != NULL)
+        {
+          if (join_namespace (t, spec->ns[t].path, err) < 0)
+            return -1;
+        }
+      else
+        flags |= ns_clone_flags[t];
+    }
+  if (flags != 0 && unshare (flags) < 0)
+    return rt_make_error (err, errno, "unshare namespaces (flags 0x%x)", (unsigned) flags);
+  return 0;
+}
+
+/* ---- mount options ------------------------------------------------------------------------- */
+
+typedef struct
+{
+  unsigned long flags;    /* for mount(2) */
+  unsigned long clear;    /* flags an option asked to turn off */
+  unsigned long propagation;
+  bool bind, rec;
+  char data[1024];        /* options passed to the filesystem */
+} mount_opts_t;
+
+static const struct
+{
+  const char *name;
+  bool clear;
+  unsigned long flag;
+} mount_flags[] = {
+  { "ro", false, MS_RDONLY },          { "rw", true, MS_RDONLY },
+  { "nosuid", false, MS_NOSUID },      { "suid", true, MS_NOSUID },
+  { "nodev", false, MS_NODEV },        { "dev", true, MS_NODEV },
+  { "noexec", false, MS_NOEXEC },      { "exec", true, MS_NOEXEC },
+  { "sync", false, MS_SYNCHRONOUS },   { "async", true, MS_SYNCHRONOUS },
+  { "dirsync", false, MS_DIRSYNC },    { "mand", false, MS_MANDLOCK },
+  { "nomand", true, MS_MANDLOCK },     { "noatime", false, MS_NOATIME },
+  { "atime", true, MS_NOATIME },       { "nodiratime", false, MS_NODIRATIME },
+  { "diratime", true, MS_NODIRATIME }, { "relatime", false, MS_RELATIME },
+  { "norelatime", true, MS_RELATIME }, { "strictatime", false, MS_STRICTATIME },
+  { "nostrictatime", true, MS_STRICTATIME },
+};
+
+static const struct
+{
+  const char *name;
+  unsigned long flag;
+} propagation_flags[] = {
+  { "private", MS_PRIVATE },
+  { "rprivate", MS_PRIVATE | MS_REC },
+  { "slave", MS_SLAVE },
+  { "rslave", MS_SLAVE | MS_REC },
+  { "shared", MS_SHARED },
+  { "rshared", MS_SHARED | MS_REC },
+  { "unbindable", MS_UNBINDABLE },
+  { "runbindable", MS_UNBINDABLE | MS_REC },
+};
+
+static unsigned long
+propagation_flag (const char *name)
+{
+  size_t i;
+  for (i = 0; i < sizeof (propagation_flags) / sizeof (propagation_flags[0]); i++)
+    if (strcmp (propagation_flags[i].name, name) == 0)
+      return propagation_flags[i].flag;
+  return 0;
+}
+
+static void
+append_data (mount_opts_t *o, const char *opt)
+{
+  size_t len = strlen (o->data);
+  snprintf (o->data + len, sizeof o->data - len, "%s%s", len ? "," : "", opt);
+}
+
+static void
+parse_mount_options (char **options, size_t n, mount_opts_t *o)
+{
+  size_t i, k;
+  memset (o, 0, sizeof *o);
+  for (i = 0; i < n; i++)
+    {
+      const char *opt = options[i];
+      bool known = false;
+      if (strcmp (opt, "bind") == 0 || strcmp (opt, "rbind") == 0)
+        {
+          o->bind = true;
+          o->rec = opt[0] == 'r';
+          continue;
+        }
+      if (propagation_flag (opt) != 0)
+        {
+          o->propagation = propagation_flag (opt);
+          continue;
+        }
+      for (k = 0; k < sizeof (mount_flags) / sizeof (mount_flags[0]); k++)
+        if (strcmp (mount_flags[k].name, opt) == 0)
+          {
+            known = true;
+            if (mount_flags[k].clear)
+              {
+                o->flags &= ~mount_flags[k].flag;
+                o->clear |= mount_flags[k].flag;
+              }
+            else
+              o->flags |= mount_flags[k].flag;
+          }
+      /* "tmpcopyup" and similar runtime-specific options are not filesystem data. */
+      if (!known && strcmp (opt, "tmpcopyup") != 0 && strcmp (opt, "idmap") != 0
+          && strcmp (opt, "ridmap") != 0)
+        append_data (o, opt);
+    }
+}
+
+/* ---- paths inside the root filesystem ------------------------------------------------------ */
+
+/* Resolves PATH as if ROOTFD were "/": symlinks, absolute or with "..", cannot leave it. */
+static int
+open_in_root (int rootfd, const char *path, int flags)
+{
+  struct open_how how = {
+    .flags = (unsigned long long) (flags | O_CLOEXEC),
+    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+  };
+  while (*path == '/')
+    path++;
+  if (*path == '\0')
+    path = ".";
+  return (int) syscall (SYS_openat2, rootfd, path, &how, sizeof how);
+}
+
+/* DEST's component PREFIX (a prefix of DEST) is a symlink whose target does not exist yet:
+ * rewrite DEST with the link's target in place of PREFIX (relative targets resolve against the
+ * link's directory); the result is resolved again, still inside the root. */
+static char *
+follow_dangling (int parent, const char *name, const char *prefix, const char *rest)
+{
+  char target[PATH_MAX];
+  char *out = NULL;
+  ssize_t n = readlinkat (parent, name, target, sizeof target - 1);
+  if (n < 0)
+    return NULL;
+  target[n] = '\0';
+  if (target[0] == '/')
+    {
+      if (asprintf (&out, "%s%s%s", target, *rest ? "/" : "", rest) < 0)
+        return NULL;
+    }
+  else
+    {
+      const char *dirend = strrchr (prefix, '/');
+      int dirlen = dirend ? (int) (dirend - prefix) : 0;
+      if (asprintf (&out, "%.*s/%s%s%s", dirlen, prefix, target, *rest ? "/" : "", rest) < 0)
+        return NULL;
+    }
+  return out;
+}
+
+/* Creates component NAME in PARENT: a directory, or an empty file when IS_FILE. */
+static int
+create_component (int parent, const char *name, bool is_file)
+{
+  int r;
+  if (!is_file)
+    return mkdirat (parent, name, 0755);
+  r = openat (parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (r >= 0)
+    close (r);
+  return r < 0 ? -1 : 0;
+}
+
+static int ensure_path_depth (int rootfd, const char *dest, bool is_file, int depth,
+                              rt_error_t *err);
+
+/* Creates the missing component COPY (a prefix of DEST, cut at its end) and returns its O_PATH
+ * descriptor; a dangling symlink there is followed (inside the root) instead. */
+static int
+create_missing (int rootfd, char *copy, const char *rest, bool is_file, int depth,
+                bool *redirected_out, rt_error_t *err)
+{
+  cleanup_close int parent = -1;
+  char *name = strrchr (copy, '/');
+  cleanup_free char *redirected = NULL;
+  if (name != NULL)
+    {
+      *name = '\0';
+      parent = open_in_root (rootfd, *copy ? copy : "/", O_PATH | O_DIRECTORY);
+      *name = '/';
+      name++;
+    }
+  else
+    {
+      parent = open_in_root (rootfd, "/", O_PATH | O_DIRECTORY);
+      name = copy;
+    }
+  if (parent < 0)
+    return rt_make_error (err, errno, "open the parent of %s in the rootfs", copy);
+  if (create_component (parent, name, is_file) == 0 || errno != EEXIST)
+    {
+      int fd = open_in_root (rootfd, copy, O_PATH);
+      if (fd < 0)
+        return rt_make_error (err, errno, "create %s in the rootfs", copy);
+      return fd;
+    }
+  /* EEXIST, yet it did not resolve: a dangling symlink. */
+  if (depth >= 40)
+    return rt_make_error (err, ELOOP, "create %s in the rootfs", copy);
+  redirected = follow_dangling (parent, name, copy, rest);
+  if (redirected == NULL)
+    return rt_make_error (err, errno, "readlink %s in the rootfs", copy);
+  *redirected_out = true;
+  return ensure_path_depth (rootfd, redirected, is_file, depth + 1, err);
+}
+
+static int
+ensure_path_depth (int rootfd, const char *dest, bool is_file, int depth, rt_error_t *err)
+{
+  cleanup_free char *copy = NULL;
+  char *p, *slash;
+  int fd = open_in_root (rootfd, dest, O_PATH);
+  if (fd >= 0)
+    return fd;
+  if (errno != ENOENT)
+    return rt_make_error (err, errno, "open %s in the rootfs", dest);
+  copy = strdup (dest);
+  if (copy == NULL)
+    return rt_make_error (err, errno, "strdup");
+  p = copy;
+  for (;;)
+    {
+      bool last;
+      while (*p == '/')
+        p++;
+      if (*p == '\0')
+        return open_in_root (rootfd, dest, O_PATH);
+      slash = strchr (p, '/');
+      last = slash == NULL;
+      if (slash)
+        *slash = '\0';
+      fd = open_in_root (rootfd, copy, O_PATH);
+      if (fd < 0 && errno == ENOENT)
+        {
+          const char *rest = last ? "" : slash + 1;
+          bool redirected = false;
+          fd = create_missing (rootfd, copy, rest, last && is_file, depth, &redirected, err);
+          if (fd < 0)
+            return -1;
+          /* After a redirect, fd is DEST itself. */
+          if (last || redirected)
+            return fd;
+        }
+      else if (fd < 0)
+        return rt_make_error (err, errno, "open %s in the rootfs", copy);
+      if (last)
+        return fd;
+      close (fd);
+      *slash = '/';
+      p = slash + 1;
+    }
+}
+
+/* Opens DEST under the root, creating what is missing (directories, and the last component as a
+ * file when IS_FILE). Returns an O_PATH descriptor. */
+static int
+ensure_path (int rootfd, const char *dest, bool is_file, rt_error_t *err)
+{
+  return ensure_path_depth (rootfd, dest, is_file, 0, err);
+}
+
+static void
+fd_path (int fd, char *buf, size_t len)
+{
+  snprintf (buf, len, "/proc/self/fd/%d", fd);
+}
+
+/* ---- mounts -------------------------------------------------------------------------------- */
+
+static const rt_mount_t default_mounts[] = {
+  { "/proc", "proc", "proc", (char *[]){ NULL }, 0 },
+  { "/dev", "tmpfs", "tmpfs",
+    (char *[]){ "nosuid", "strictatime", "mode=755", "size=65536k", NULL }, 4 },
+  { "/dev/pts", "devpts", "devpts",
+    (char *[]){ "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5", NULL },
+    6 },
+  { "/dev/shm", "tmpfs", "shm",
+    (char *[]){ "nosuid", "noexec", "nodev", "mode=1777", "size=65536k", NULL }, 5 },
+  { "/dev/mqueue", "mqueue", "mqueue", (char *[]){ "nosuid", "noexec", "nodev", NULL }, 3 },
+  { "/sys", "sysfs", "sysfs", (char *[]){ "nosuid", "noexec", "nodev", "ro", NULL }, 4 },
+};
+#define N_DEFAULT_MOUNTS (sizeof (default_mounts) / sizeof (default_mounts[0]))
+
+static const rt_mount_t *
+spec_mount_at (const rt_spec_t *spec, const char *dest)
+{
+  size_t i;
+  for (i = 0; i < spec->n_mounts; i++)
+    if (strcmp (spec->mounts[i].destination, dest) == 0)
+      return &spec->mounts[i];
+  return NULL;
+}
+
+static bool
+is_default_destination (const char *dest)
+{
+  size_t i;
+  for (i = 0; i < N_DEFAULT_MOUNTS; i++)
+    if (strcmp (default_mounts[i].destination, dest) == 0)
+      return true;
+  return false;
+}
+
+/* mount(2) with the error convention: "mount SOURCE on DEST". */
+static int
+do_mount (const char *source, int target_fd, const char *dest, const char *type,
+          unsigned long flags, const char *data, rt_error_t *err)
+{
+  char target[64];
+  fd_path (target_fd, target, sizeof target);
+  if (mount (source, target, type, flags, data) < 0)
+    return rt_make_error (err, errno, "mount %s on %s", source ? source : "none", dest);
+  return 0;
+}
+
+/* Remounts the bind mount at DEST (opened afresh, so that the new mount is the one changed). */
+static int
+remount_bind (int rootfd, const char *dest, unsigned long flags, rt_error_t *err)
+{
+  cleanup_close int fd = open_in_root (rootfd, dest, O_PATH);
+  if (fd < 0)
+    return rt_make_error (err, errno, "open %s in the rootfs", dest);
+  return do_mount (NULL, fd, dest, NULL, MS_BIND | MS_REMOUNT | flags, NULL, err);
+}
+
+static int
+set_propagation (int rootfd, const char *dest, unsigned long propagation, rt_error_t *err)
+{
+  cleanup_close int fd = open_in_root (rootfd, dest, O_PATH);
+  if (fd < 0)
+    return rt_make_error (err, errno, "open %s in the rootfs", dest);
+  return do_mount (NULL, fd, dest, NULL, propagation, NULL, err);
+}
+
+static int
+mount_bind (int rootfd, const rt_mount_t *m, const mount_opts_t *o, rt_error_t *err)
+{
+  cleanup_close int fd = -1;
+  struct stat st;
+  const char *src = m->source;
+  if (src == NULL)
+    return rt_make_error (err, 0, "bind mount on %s: missing source", m->destination);
+  if (stat (src, &st) < 0)
+    return rt_make_error (err, errno, "bind mount on %s: stat %s", m->destination, src);
+  fd = ensure_path (rootfd, m->destination, !S_ISDIR (st.st_mode), err);
+  if (fd < 0)
+    return -1;
+  if (do_mount (src, fd, m->destination, NULL, MS_BIND | (o->rec ? MS_REC : 0), NULL, err) < 0)
+    return -1;
+  if ((o->flags & ~MS_REC) != 0
+      && remount_bind (rootfd, m->destination, o->flags & ~MS_REC, err) < 0)
+    return -1;
+  return 0;
+}
+
+/* sysfs cannot be mounted without a network namespace of our own: bind the host's instead, as
+ * runc does. */
+static int
+mount_sys_fallback (int rootfd, int fd, const rt_mount_t *m, const mount_opts_t *o,
+                    rt_error_t *err)
+{
+  if (do_mount ("/sys", fd, m->destination, NULL, MS_BIND | MS_REC, NULL, err) < 0)
+    return -1;
+  return remount_bind (rootfd, m->destination, o->flags | MS_RDONLY, err);
+}
+
+static int
+mount_one (int rootfd, const rt_mount_t *m, rt_error_t *err)
+{
+  mount_opts_t o;
+  cleanup_close int fd = -1;
+  const char *type = m->type ? m->type : "";
+  parse_mount_options (m->options, m->n_options, &o);
+  if (strcmp (type, "bind") == 0)
+    o.bind = true;
+  if (strcmp (type, "cgroup") == 0 || strcmp (type, "cgroup2") == 0)
+    return 0; /* the cgroup slice mounts these */
+  if (o.bind)
+    {
+      if (mount_bind (rootfd, m, &o, err) < 0)
+        return -1;
+    }
+  else
+    {
+      fd = ensure_path (rootfd, m->destination, false, err);
+      if (fd < 0)
+        return -1;
+      if (do_mount (m->source ? m->source : type, fd, m->destination, type, o.flags,
+                    o.data[0] ? o.data : NULL, err)
+          < 0)
+        {
+          if (err->status == EPERM && strcmp (type, "sysfs") == 0)
+            {
+              rt_error_release (err);
+              if (mount_sys_fallback (rootfd, fd, m, &o, err) < 0)
+                return -1;
+            }
+          else
+            return -1;
+        }
+    }
+  if (o.propagation != 0 && set_propagation (rootfd, m->destination, o.propagation, err) < 0)
+    return -1;
+  return 0;
+}
+
+static int
+mount_all (int rootfd, const rt_spec_t *spec, bool *dev_is_tmpfs, rt_error_t *err)
+{
+  size_t i;
+  const rt_mount_t *m;
+  *dev_is_tmpfs = false;
+  /* The standard filesystems first (the spec's own entry where it has one for the same
+   * destination), then the spec's other mounts in their order. */
+  for (i = 0; i < N_DEFAULT_MOUNTS; i++)
+    {
+      m = spec_mount_at (spec, default_mounts[i].destination);
+      if (m == NULL)
+        m = &default_mounts[i];
+      if (strcmp (m->destination, "/dev") == 0)
+        *dev_is_tmpfs = m->type && strcmp (m->type, "tmpfs") == 0;
+      if (mount_one (rootfd, m, err) < 0)
+        return -1;
+    }
+  for (i = 0; i < spec->n_mounts; i++)
+    {
+      m = &spec->mounts[i];
+      if (is_default_destination (m->destination))
+        continue;
+      if (mount_one (rootfd, m, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+/* ---- /dev ---------------------------------------------------------------------------------- */
+
+static int
+create_devices (int rootfd, rt_error_t *err)
+{
+  static const struct
+  {
+    const char *name;
+    unsigned major, minor;
+  } devices[] = {
+    { "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 },
+    { "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
+  };
+  static const struct
+  {
+    const char *target, *name;
+  } links[] = {
+    { "pts/ptmx", "ptmx" },        { "/proc/self/fd", "fd" },
+    { "/proc/self/fd/0", "stdin" }, { "/proc/self/fd/1", "stdout" },
+    { "/proc/self/fd/2", "stderr" },
+  };
+  cleanup_close int devfd = open_in_root (rootfd, "/dev", O_DIRECTORY | O_RDONLY);
+  size_t i;
+  if (devfd < 0)
+    return rt_make_error (err, errno, "open /dev in the rootfs");
+  for (i = 0; i < sizeof (devices) / sizeof (devices[0]); i++)
+    {
+      if (mknodat (devfd, devices[i].name, S_IFCHR | 0666,
+                   makedev (devices[i].major, devices[i].minor))
+          < 0)
+        return rt_make_error (err, errno, "mknod /dev/%s", devices[i].name);
+      /* mknod is subject to the umask. */
+      if (fchmodat (devfd, devices[i].name, 0666, 0) < 0)
+        return rt_make_error (err, errno, "chmod /dev/%s", devices[i].name);
+    }
+  for (i = 0; i < sizeof (links) / sizeof (links[0]); i++)
+    if (symlinkat (links[i].target, devfd, links[i].name) < 0 && errno != EEXIST)
+      return rt_make_error (err, errno, "symlink /dev/%s", links[i].name);
+  if (access ("/proc/kcore", F_OK) == 0 && symlinkat ("/proc/kcore", devfd, "core") < 0
+      && errno != EEXIST)
+    return rt_make_error (err, errno, "symlink /dev/core");
+  return 0;
+}
+
+/* ---- after pivot_root: masked and read-only paths, read-only root ----------------------------- */
+
+static unsigned long
+locked_flags (const char *path)
+{
+  struct statvfs sv;
+  unsigned long f = 0;
+  if (statvfs (path, &sv) < 0)
+    return 0;
+  if (sv.f_flag & ST_NOSUID)
+    f |= MS_NOSUID;
+  if (sv.f_flag & ST_NODEV)
+    f |= MS_NODEV;
+  if (sv.f_flag & ST_NOEXEC)
+    f |= MS_NOEXEC;
+  return f;
+}
+
+static int
+mask_paths (char **paths, rt_error_t *err)
+{
+  size_t i;
+  struct stat st;
+  for (i = 0; paths && paths[i]; i++)
+    {
+      if (lstat (paths[i], &st) < 0)
+        {
+          if (errno == ENOENT)
+            continue;
+          return rt_make_error (err, errno, "mask %s: stat", paths[i]);
+        }
+      if (S_ISDIR (st.st_mode))
+        {
+          if (mount ("tmpfs", paths[i], "tmpfs", MS_RDONLY, NULL) < 0)
+            return rt_make_error (err, errno, "mask %s: mount tmpfs", paths[i]);
+        }
+      else if (mount ("/dev/null", paths[i], NULL, MS_BIND, NULL) < 0)
+        return rt_make_error (err, errno, "mask %s: bind /dev/null", paths[i]);
+    }
+  return 0;
+}
+
+static int
+readonly_paths (char **paths, rt_error_t *err)
+{
+  size_t i;
+  for (i = 0; paths && paths[i]; i++)
+    {
+      if (access (paths[i], F_OK) < 0)
+        {
+          if (errno == ENOENT)
+            continue;
+          return rt_make_error (err, errno, "read-only %s: access", paths[i]);
+        }
+      if (mount (paths[i], paths[i], NULL, MS_BIND | MS_REC, NULL) < 0)
+        return rt_make_error (err, errno, "read-only %s: bind", paths[i]);
+      if (mount (NULL, paths[i], NULL,
+                 MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags (paths[i]), NULL)
+          < 0)
+        return rt_make_error (err, errno, "read-only %s: remount", paths[i]);
+    }
+  return 0;
+}
+
+static int
+do_pivot_root (int rootfd, rt_error_t *err)
+{
+  if (fchdir (rootfd) < 0)
+    return rt_make_error (err, errno, "chdir to the rootfs");
+  if (syscall (SYS_pivot_root, ".", ".") < 0)
+    return rt_make_error (err, errno, "pivot_root");
+  /* The old root is now stacked on "."; make it a slave so that detaching it does not
+   * propagate to the host, then detach it. */
+  if (mount (NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+    return rt_make_error (err, errno, "make the old root rslave");
+  if (umount2 (".", MNT_DETACH) < 0)
+    return rt_make_error (err, errno, "umount2 the old root");
+  if (chdir ("/") < 0)
+    return rt_make_error (err, errno, "chdir /");
+  return 0;
+}
+
+static int
+setup_rootfs (rt_init_ctx_t *ctx, rt_error_t *err)
+{
+  const rt_spec_t *spec = ctx->spec;
+  unsigned long root_prop = MS_PRIVATE | MS_REC;
+  unsigned long final_prop = 0;
+  cleanup_close int rootfd = -1;
+  bool dev_is_tmpfs;
+
+  if (spec->rootfs_propagation != NULL)
+    {
+      final_prop = propagation_flag (spec->rootfs_propagation);
+      if (final_prop & (MS_SLAVE | MS_SHARED))
+        root_prop = MS_SLAVE | MS_REC;
+    }
+  if (mount (NULL, "/", NULL, root_prop, NULL) < 0)
+    return rt_make_error (err, errno, "make / %s", root_prop & MS_SLAVE ? "rslave" : "rprivate");
+  if (mount (ctx->rootfs, ctx->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+    return rt_make_error (err, errno, "bind the rootfs %s", ctx->rootfs);
+  rootfd = open (ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return rt_make_error (err, errno, "open the rootfs %s", ctx->rootfs);
+  if (mount_all (rootfd, spec, &dev_is_tmpfs, err) < 0)
+    return -1;
+  if (dev_is_tmpfs && create_devices (rootfd, err) < 0)
+    return -1;
+  if (do_pivot_root (rootfd, err) < 0)
+    return -1;
+  /* runc's order: read-only paths, then masked paths. */
+  if (readonly_paths (spec->readonly_paths, err) < 0 || mask_paths (spec->masked_paths, err) < 0)
+    return -1;
+  if (spec->root_readonly
+      && mount (NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags ("/"), NULL) < 0)
+    return rt_make_error (err, errno, "remount / read-only");
+  if (final_prop != 0 && mount (NULL, "/", NULL, final_prop, NULL) < 0)
+    return rt_make_error (err, errno, "set the propagation of / to %s", spec->rootfs_propagation);
+  return 0;
+}
+
+/* ---- process ------------------------------------------------------------------------------- */
+
+static int
+set_rlimits (const rt_spec_t *spec, rt_error_t *err)
+{
+  size_t i;
+  for (i = 0; i < spec->n_rlimits; i++)
+    {
+      struct rlimit rl = { .rlim_cur = spec->rlimits[i].soft, .rlim_max = spec->rlimits[i].hard };
+      if (setrlimit (spec->rlimits[i].resource, &rl) < 0)
+        return rt_make_error (err, errno, "setrlimit process.rlimits[%zu]", i);
+    }
+  return 0;
+}
+
+static int
+set_oom_score_adj (const rt_spec_t *spec, rt_error_t *err)
+{
+  cleanup_close int fd = -1;
+  char buf[16];
+  int len;
+  if (!spec->has_oom_score_adj)
+    return 0;
+  fd = open ("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return rt_make_error (err, errno, "open /proc/self/oom_score_adj");
+  len = snprintf (buf, sizeof buf, "%d", spec->oom_score_adj);
+  if (write (fd, buf, (size_t) len) != len)
+    return rt_make_error (err, errno, "write /proc/self/oom_score_adj");
+  return 0;
+}
+
+static int
+last_cap (void)
+{
+  FILE *f = fopen ("/proc/sys/kernel/cap_last_cap", "re");
+  int n = 40;
+  if (f != NULL)
+    {
+      if (fscanf (f, "%d", &n) != 1)
+        n = 40;
+      fclose (f);
+    }
+  return n > 63 ? 63 : n;
+}
+
+static int
+drop_bounding (uint64_t keep, int last, rt_error_t *err)
+{
+  int c;
+  for (c = 0; c <= last; c++)
+    if (!(keep & (1ULL << c)) && prctl (PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+      return rt_make_error (err, errno, "prctl PR_CAPBSET_DROP %d", c);
+  return 0;
+}
+
+static int
+capset_sets (const rt_caps_t *caps, uint64_t valid, rt_error_t *err)
+{
+  struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+  struct __user_cap_data_struct data[2];
+  uint64_t e = caps->effective & valid, p = caps->permitted & valid, i = caps->inheritable & valid;
+  data[0].effective = (uint32_t) e;
+  data[1].effective = (uint32_t) (e >> 32);
+  data[0].permitted = (uint32_t) p;
+  data[1].permitted = (uint32_t) (p >> 32);
+  data[0].inheritable = (uint32_t) i;
+  data[1].inheritable = (uint32_t) (i >> 32);
+  if (syscall (SYS_capset, &hdr, data) < 0)
+    return rt_make_error (err, errno, "capset");
+  return 0;
+}
+
+static int
+set_ambient (uint64_t ambient, int last, rt_error_t *err)
+{
+  int c;
+  if (prctl (PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+    return rt_make_error (err, errno, "prctl PR_CAP_AMBIENT_CLEAR_ALL");
+  for (c = 0; c <= last; c++)
+    /* The kernel refuses an ambient capability that is not both permitted and inheritable;
+     * like runc, such a request is not an error. */
+    if ((ambient & (1ULL << c)) && prctl (PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0
+        && errno != EPERM)
+      return rt_make_error (err, errno, "prctl PR_CAP_AMBIENT_RAISE %d", c);
+  return 0;
+}
+
+/* Bounding set, then user and groups (keeping the permitted set across setuid), then the
+ * capability sets and the ambient set. */
+static int
+set_user_and_caps (const rt_spec_t *spec, rt_error_t *err)
+{
+  rt_caps_t caps = spec->caps;
+  int last = last_cap ();
+  uint64_t valid = last >= 63 ? ~0ULL : (1ULL << (last + 1)) - 1;
+  if (!caps.given)
+    {
+      caps.bounding = caps.effective = caps.permitted = rt_caps_docker_default ();
+      caps.inheritable = caps.ambient = 0;
+    }
+  if (drop_bounding (caps.bounding, last, err) < 0)
+    return -1;
+  if (prctl (PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+    return rt_make_error (err, errno, "prctl PR_SET_KEEPCAPS");
+  if (setgroups (spec->n_additional_gids, spec->additional_gids) < 0)
+    return rt_make_error (err, errno, "setgroups");
+  if (setresgid (spec->gid, spec->gid, spec->gid) < 0)
+    return rt_make_error (err, errno, "setresgid %u", (unsigned) spec->gid);
+  if (setresuid (spec->uid, spec->uid, spec->uid) < 0)
+    return rt_make_error (err, errno, "setresuid %u", (unsigned) spec->uid);
+  if (prctl (PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+    return rt_make_error (err, errno, "prctl PR_SET_KEEPCAPS");
+  if (capset_sets (&caps, valid, err) < 0)
+    return -1;
+  return set_ambient (caps.ambient & valid, last, err);
+}
+
+static int
+set_env (const rt_spec_t *spec, rt_error_t *err)
+{
+  size_t i;
+  if (clearenv () != 0)
+    return rt_make_error (err, errno, "clearenv");
+  for (i = 0; spec->env && spec->env[i]; i++)
+    if (strchr (spec->env[i], '=') == NULL || putenv (spec->env[i]) != 0)
+      return rt_make_error (err, errno, "process.env[%zu]: bad entry `%s`", i, spec->env[i]);
+  return 0;
+}
+
+/* process.args[0] through the container's PATH, as execvp would, so that a missing executable
+ * fails `create` rather than the first instruction after `start`. */
+static int
+resolve_executable (rt_init_ctx_t *ctx, rt_error_t *err)
+{
+  const char *arg0 = ctx->spec->args[0];
+  const char *path = getenv ("PATH");
+  cleanup_free char *copy = NULL;
+  char *dir, *save = NULL;
+  if (strchr (arg0, '/') != NULL)
+    {
+      if (access (arg0, X_OK) < 0)
+        return rt_make_error (err, errno, "exec %s", arg0);
+      ctx->exec_path = strdup (arg0);
+      return ctx->exec_path ? 0 : rt_make_error (err, errno, "strdup");
+    }
+  copy = strdup (path ? path : "/usr/local/bin:/usr/bin:/bin");
+  if (copy == NULL)
+    return rt_make_error (err, errno, "strdup");
+  for (dir = strtok_r (copy, ":", &save); dir; dir = strtok_r (NULL, ":", &save))
+    {
+      char *candidate = NULL;
+      if (asprintf (&candidate, "%s/%s", dir, arg0) < 0)
+        return rt_make_error (err, errno, "asprintf");
+      if (access (candidate, X_OK) == 0)
+        {
+          ctx->exec_path = candidate;
+          return 0;
+        }
+      free (candidate);
+    }
+  return rt_make_error (err, 0, "exec %s: executable file not found in $PATH", arg0);
+}
+
+static int
+reset_signals (rt_error_t *err)
+{
+  sigset_t all;
+  int s;
+  for (s = 1; s < NSIG; s++)
+    if (s != SIGKILL && s != SIGSTOP)
+      signal (s, SIG_DFL);
+  sigemptyset (&all);
+  if (sigprocmask (SIG_SETMASK, &all, NULL) < 0)
+    return rt_make_error (err, errno, "sigprocmask");
+  return 0;
+}
+
+int
+rt_init_container (rt_init_ctx_t *ctx, rt_error_t *err)
+{
+  const rt_spec_t *spec = ctx->spec;
+  if (reset_signals (err) < 0)
+    return -1;
+  if (spec->ns[RT_NS_MOUNT].wanted && spec->ns[RT_NS_MOUNT].path == NULL
+      && setup_rootfs (ctx, err) < 0)
+    return -1;
+  if (spec->hostname != NULL && spec->hostname[0] != '\0')
+    {
+      if (!spec->ns[RT_NS_UTS].wanted)
+        return rt_make_error (err, 0, "hostname: needs a uts namespace");
+      if (sethostname (spec->hostname, strlen (spec->hostname)) < 0)
+        return rt_make_error (err, errno, "sethostname %s", spec->hostname);
+    }
+  if (set_rlimits (spec, err) < 0 || set_oom_score_adj (spec, err) < 0)
+    return -1;
+  if (set_env (spec, err) < 0 || resolve_executable (ctx, err) < 0)
+    return -1;
+  if (spec->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    return rt_make_error (err, errno, "prctl PR_SET_NO_NEW_PRIVS");
+  if (set_user_and_caps (spec, err) < 0)
+    return -1;
+  if (chdir (spec->cwd) < 0)
+    return rt_make_error (err, errno, "chdir %s", spec->cwd);
+  umask (spec->has_umask ? spec->umask : 022);
+  /* No descriptor of ours may reach the container process. */
+  if (syscall (SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+    return rt_make_error (err, errno, "close_range");
+  return 0;
+}
+
+int
+rt_exec_container (rt_init_ctx_t *ctx, rt_error_t *err)
+{
+  char path[64];
+  cleanup_close int fd = -1;
+  fd_path (ctx->fifo_fd, path, sizeof path);
+  /* Opening the fifo for writing blocks until `start` opens it for reading. */
+  fd = open (path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return rt_make_error (err, errno, "open the exec fifo");
+  if (write (fd, "0", 1) != 1)
+    return rt_make_error (err, errno, "write the exec fifo");
+  execv (ctx->exec_path, ctx->spec->args);
+  return rt_make_error (err, errno, "exec %s", ctx->exec_path);
+}

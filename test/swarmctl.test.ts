@@ -1,0 +1,96 @@
+// swarmd init makes a one-manager cluster; swarmctl drives it over the local socket: create, list,
+// inspect, remove; bad input gets one line naming the flag or field and a non-zero exit; a
+// restarted manager keeps its objects.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dist } from './util/dist.js';
+
+const swarmd = dist('cli/swarmd.js');
+const swarmctl = dist('cli/swarmctl.js');
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+describe('swarmd init and swarmctl', () => {
+  let dir = '';
+  let daemon: ChildProcess | undefined;
+  let port = 0;
+  const sock = (): string => join(dir, 'swarmd.sock');
+
+  const ctl = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [swarmctl, '--socket', sock(), ...args], { encoding: 'utf8', timeout: 20_000 });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+
+  async function startDaemon(args: string[]): Promise<void> {
+    daemon = spawn(process.execPath, [swarmd, ...args, '--data-dir', join(dir, 'data'), '--socket', sock()], { stdio: 'ignore' });
+    for (let i = 0; i < 200; i++) {
+      if (ctl('version').code === 0) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('swarmd did not come up');
+  }
+
+  async function stopDaemon(): Promise<void> {
+    if (!daemon || daemon.exitCode !== null) return;
+    const exited = new Promise((r) => daemon!.once('exit', r));
+    daemon.kill('SIGTERM');
+    await exited;
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'swarmctl-'));
+    port = await freePort();
+    await startDaemon(['init', '--advertise-addr', `127.0.0.1:${port}`]);
+  });
+
+  afterAll(async () => {
+    await stopDaemon();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates, lists, inspects and removes services by name or id', () => {
+    const created = ctl('service', 'create', '--name', 'web', '--image', 'busybox', '--replicas', '3');
+    expect(created.code).toBe(0);
+    const id = created.out.trim();
+    expect(id).toMatch(/^[0-9a-z]{25}$/);
+    expect(ctl('service', 'ls', '-q').out).toBe(`${id}\n`);
+    expect(ctl('service', 'ls').out).toMatch(new RegExp(`^ID\\s+NAME\\s+MODE\\s+REPLICAS\\s+IMAGE\\n${id}\\s+web\\s+replicated\\s+3\\s+busybox\\n$`));
+    const inspected = JSON.parse(ctl('service', 'inspect', id.slice(0, 8)).out) as { spec: { annotations: { name: string } } };
+    expect(inspected.spec.annotations.name).toBe('web');
+    expect(JSON.parse(ctl('service', 'ls', '--format', 'json').out)).toHaveLength(1);
+    expect(ctl('service', 'rm', 'web')).toMatchObject({ code: 0, out: 'web\n' });
+    expect(ctl('service', 'ls', '-q').out).toBe('');
+  });
+
+  it('refuses bad input with one line naming the flag or field, and exit code 1 or 2', () => {
+    expect(ctl('service', 'create', '--name', 'x', '--image', 'busybox', '--replicas', '-2')).toMatchObject({ code: 1, err: 'swarmctl: --replicas: -2 must be a whole number, 0 or more\n' });
+    expect(ctl('service', 'create', '--name', 'x', '--image', 'busybox', '--constraint', 'node.role=manager').err).toMatch(/^swarmctl: spec\.task\.placement\.constraints\[0\]: "node\.role=manager" is not a constraint/);
+    expect(ctl('service', 'create', '--image', 'busybox')).toMatchObject({ code: 2 });
+    ctl('service', 'create', '--name', 'dup', '--image', 'busybox');
+    expect(ctl('service', 'create', '--name', 'dup', '--image', 'busybox')).toMatchObject({ code: 1, err: 'swarmctl: service name "dup" is already in use\n' });
+    expect(ctl('service', 'inspect', 'nope')).toMatchObject({ code: 1, err: 'swarmctl: service nope not found\n' });
+    expect(ctl('network', 'create', 'n1', '--subnet', '10.0.0.1/24').err).toMatch(/^swarmctl: spec\.ipam\[0\]\.subnet: .* has host bits set/);
+  });
+
+  it('lists the manager itself as a ready node, and keeps objects across a restart', async () => {
+    expect(ctl('node', 'ls').out).toMatch(/ready\s+active\s+manager\n$/);
+    const secret = spawnSync(process.execPath, [swarmctl, '--socket', sock(), 'secret', 'create', 'db', '-'], { input: 's3cr3t', encoding: 'utf8' });
+    expect(secret.status).toBe(0);
+    await stopDaemon();
+    await startDaemon([]);
+    expect(ctl('secret', 'ls').out).toMatch(/\s+db\n$/);
+    expect(ctl('service', 'ls', '-q').out.trim().split('\n')).toHaveLength(1); // "dup" from before
+    expect(ctl('version').out).toMatch(/Role\s+manager/);
+  });
+});

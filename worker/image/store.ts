@@ -1,0 +1,482 @@
+// The content-addressed image store of a worker:
+//
+//   <root>/blobs/sha256/<hex>          compressed layers, configs and manifests, verified by digest
+//   <root>/layers/<diffid-hex>/diff/   one unpacked layer (overlayfs whiteout form), made once
+//   <root>/images/<sha256 of ref>.json one record per image reference (manifest, config, layers)
+//
+// Reference counts are derived from the image records: a blob or layer is live while a record
+// names it; gc() removes everything else. A layer is unpacked into a temporary directory next to
+// its final place and renamed there, so a crash never leaves a half-unpacked layer in use.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, mkdir, readdir, readFile, readlink, rename, rm, chmod, lchown, lutimes, link, symlink, writeFile, utimes } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform } from 'node:stream';
+import { promisify } from 'node:util';
+import { createGunzip } from 'node:zlib';
+import { Decompress } from 'fzstd';
+import { TswarmError } from '../../common/errors.js';
+import { digestHex, hashFile, hostPlatform, MEDIA, type ImageConfig, type Platform, RegistryClient, sha256Digest } from './distribution.js';
+import { readTar, type TarEntry } from './tar.js';
+
+const run = promisify(execFile);
+
+/** A layer that cannot be unpacked safely or correctly: names the layer digest and the entry. */
+export class LayerError extends TswarmError {
+  constructor(
+    readonly layer: string,
+    readonly entry: string,
+    readonly problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`layer ${layer}: entry ${JSON.stringify(entry)}: ${problem}`, options);
+  }
+}
+
+export interface LayerRecord {
+  /** Digest of the blob as stored (compressed). */
+  digest: string;
+  /** Digest of the uncompressed tar (rootfs.diff_ids). */
+  diffId: string;
+  mediaType: string;
+  size: number;
+}
+
+export interface ImageRecord {
+  /** registry/repository:tag or @digest, as pulled. */
+  reference: string;
+  manifestDigest: string;
+  manifestMediaType: string;
+  configDigest: string;
+  config: ImageConfig;
+  /** Base first. */
+  layers: LayerRecord[];
+}
+
+export interface PullResult {
+  image: ImageRecord;
+  /** Blobs that were downloaded this time (not found, or found corrupt, in the store). */
+  downloaded: string[];
+  /** Blobs found corrupt in the store and fetched again. */
+  repaired: string[];
+  /** diff ids unpacked by this pull (a layer already present is not unpacked again). */
+  unpacked: string[];
+}
+
+export interface GcResult {
+  blobs: string[];
+  layers: string[];
+}
+
+type Compression = 'none' | 'gzip' | 'zstd';
+
+function compressionOf(mediaType: string): Compression {
+  if (mediaType.endsWith('+gzip') || mediaType.endsWith('.tar.gzip') || mediaType === MEDIA.dockerLayerGzip) return 'gzip';
+  if (mediaType.endsWith('+zstd')) return 'zstd';
+  if (mediaType.endsWith('.tar') || mediaType.endsWith('.tar.v1')) return 'none';
+  throw new TswarmError(`unsupported layer media type ${JSON.stringify(mediaType)}`);
+}
+
+function zstdStream(): Transform {
+  let dec: Decompress | undefined;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      try {
+        dec ??= new Decompress((d) => {
+          this.push(Buffer.from(d));
+        });
+        dec.push(chunk);
+        cb();
+      } catch (err) {
+        cb(err as Error);
+      }
+    },
+    flush(cb) {
+      try {
+        dec?.push(new Uint8Array(0), true);
+        cb();
+      } catch (err) {
+        cb(err as Error);
+      }
+    },
+  });
+}
+
+/** The name an image is recorded under: host:port/repo:tag or host:port/repo@digest. */
+export function imageReference(url: string, repo: string, ref: string): string {
+  return `${url.replace(/^https?:\/\//, '').replace(/\/+$/, '')}/${repo}${ref.startsWith('sha256:') ? '@' : ':'}${ref}`;
+}
+
+function within(root: string, p: string): boolean {
+  const rel = path.relative(root, p);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export class ImageStore {
+  readonly root: string;
+  // Work in progress in this process, so that concurrent pulls share one download or unpack.
+  private readonly fetching = new Map<string, Promise<void>>();
+  private readonly unpacking = new Map<string, Promise<boolean>>();
+  private seq = 0;
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  blobPath(digest: string): string {
+    return path.join(this.root, 'blobs', 'sha256', digestHex(digest));
+  }
+
+  /** The unpacked tree of a layer (an overlay lower directory). */
+  layerPath(diffId: string): string {
+    return path.join(this.root, 'layers', digestHex(diffId), 'diff');
+  }
+
+  private imagePath(reference: string): string {
+    return path.join(this.root, 'images', `${createHash('sha256').update(reference).digest('hex')}.json`);
+  }
+
+  async init(): Promise<void> {
+    for (const d of ['blobs/sha256', 'layers', 'images', 'tmp']) await mkdir(path.join(this.root, d), { recursive: true });
+  }
+
+  async hasBlob(digest: string): Promise<boolean> {
+    return exists(this.blobPath(digest));
+  }
+
+  async hasLayer(diffId: string): Promise<boolean> {
+    return exists(this.layerPath(diffId));
+  }
+
+  /** Re-hashes a stored blob; a blob that fails is removed. Returns false if absent or corrupt. */
+  async verifyBlob(digest: string): Promise<boolean> {
+    const p = this.blobPath(digest);
+    if (!(await exists(p))) return false;
+    if ((await hashFile(p)) === digest) return true;
+    await rm(p, { force: true });
+    return false;
+  }
+
+  async putBlob(data: Buffer): Promise<string> {
+    const digest = sha256Digest(data);
+    const p = this.blobPath(digest);
+    if (!(await exists(p))) {
+      const tmp = path.join(this.root, 'tmp', `${digestHex(digest)}.${process.pid}.${++this.seq}`);
+      await writeFile(tmp, data);
+      await rename(tmp, p);
+    }
+    return digest;
+  }
+
+  /**
+   * Pulls `repo:ref` from the registry: resolves the manifest (platform selection for an index),
+   * downloads missing blobs (and any stored blob that fails its digest check, again), unpacks each
+   * layer not yet unpacked, checks every layer's diff id against the config, and records the image.
+   */
+  async pull(client: RegistryClient, repo: string, ref: string, platform: Platform = hostPlatform()): Promise<PullResult> {
+    await this.init();
+    const downloaded: string[] = [];
+    const repaired: string[] = [];
+    const unpacked: string[] = [];
+    const m = await client.resolveManifest(repo, ref, platform);
+    await this.putBlob(m.bytes);
+    const fetchBlob = async (digest: string): Promise<void> => {
+      const pending = this.fetching.get(digest);
+      if (pending !== undefined) return pending;
+      const p = (async () => {
+        const present = await this.hasBlob(digest);
+        if (present && (await this.verifyBlob(digest))) return;
+        if (present) repaired.push(digest);
+        await client.downloadBlob(repo, digest, this.blobPath(digest));
+        downloaded.push(digest);
+      })().finally(() => this.fetching.delete(digest));
+      this.fetching.set(digest, p);
+      return p;
+    };
+    await fetchBlob(m.manifest.config.digest);
+    const config = JSON.parse(await readFile(this.blobPath(m.manifest.config.digest), 'utf8')) as ImageConfig;
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== m.manifest.layers.length)
+      throw new TswarmError(`image ${repo}:${ref}: config has ${diffIds.length} diff ids for ${m.manifest.layers.length} layers`);
+    const layers: LayerRecord[] = [];
+    for (const [i, l] of m.manifest.layers.entries()) {
+      const diffId = diffIds[i]!;
+      layers.push({ digest: l.digest, diffId, mediaType: l.mediaType, size: l.size });
+      // The blob is kept (and verified) even when its layer is unpacked: push and re-unpack need it.
+      await fetchBlob(l.digest);
+      if (await this.hasLayer(diffId)) continue;
+      if (await this.unpackLayer(l.digest, l.mediaType, diffId)) unpacked.push(diffId);
+    }
+    const image: ImageRecord = {
+      reference: imageReference(client.url, repo, ref),
+      manifestDigest: m.digest,
+      manifestMediaType: m.mediaType,
+      configDigest: m.manifest.config.digest,
+      config,
+      layers,
+    };
+    await this.writeImage(image);
+    return { image, downloaded, repaired, unpacked };
+  }
+
+  private async writeImage(image: ImageRecord): Promise<void> {
+    const p = this.imagePath(image.reference);
+    const tmp = `${p}.${process.pid}.${++this.seq}.tmp`;
+    await writeFile(tmp, JSON.stringify(image, null, 2));
+    await rename(tmp, p);
+  }
+
+  async getImage(reference: string): Promise<ImageRecord | undefined> {
+    try {
+      return JSON.parse(await readFile(this.imagePath(reference), 'utf8')) as ImageRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async listImages(): Promise<ImageRecord[]> {
+    const dir = path.join(this.root, 'images');
+    let names: string[] = [];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return [];
+    }
+    const out: ImageRecord[] = [];
+    for (const n of names.filter((x) => x.endsWith('.json')).sort())
+      out.push(JSON.parse(await readFile(path.join(dir, n), 'utf8')) as ImageRecord);
+    return out;
+  }
+
+  /** Drops an image reference (its layers and blobs go at the next gc() if nothing else names them). */
+  async removeImage(reference: string): Promise<boolean> {
+    const p = this.imagePath(reference);
+    if (!(await exists(p))) return false;
+    await rm(p);
+    return true;
+  }
+
+  /** How many image records name each layer (by diff id). */
+  async layerRefCounts(): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    for (const img of await this.listImages()) for (const l of new Set(img.layers.map((x) => x.diffId))) counts.set(l, (counts.get(l) ?? 0) + 1);
+    return counts;
+  }
+
+  /** Removes blobs and unpacked layers that no image record references, and stale temporaries. */
+  async gc(): Promise<GcResult> {
+    await this.init();
+    const liveBlobs = new Set<string>();
+    const liveLayers = new Set<string>();
+    for (const img of await this.listImages()) {
+      liveBlobs.add(digestHex(img.manifestDigest));
+      liveBlobs.add(digestHex(img.configDigest));
+      for (const l of img.layers) {
+        liveBlobs.add(digestHex(l.digest));
+        liveLayers.add(digestHex(l.diffId));
+      }
+    }
+    const result: GcResult = { blobs: [], layers: [] };
+    for (const hex of await readdir(path.join(this.root, 'blobs', 'sha256'))) {
+      if (liveBlobs.has(hex)) continue;
+      await rm(path.join(this.root, 'blobs', 'sha256', hex), { force: true });
+      if (/^[0-9a-f]{64}$/.test(hex)) result.blobs.push(`sha256:${hex}`);
+    }
+    for (const hex of await readdir(path.join(this.root, 'layers'))) {
+      if (liveLayers.has(hex)) continue;
+      await rm(path.join(this.root, 'layers', hex), { recursive: true, force: true });
+      if (/^[0-9a-f]{64}$/.test(hex)) result.layers.push(`sha256:${hex}`);
+    }
+    for (const t of await readdir(path.join(this.root, 'tmp'))) await rm(path.join(this.root, 'tmp', t), { recursive: true, force: true });
+    return result;
+  }
+
+  /**
+   * Unpacks a stored blob into layers/<diffid>/diff, once: the uncompressed stream must hash to
+   * `diffId`. Entries are refused (LayerError naming the layer and the entry) for an absolute path,
+   * a `..` component, or a parent that resolves through a symlink to outside the layer. Whiteouts
+   * become overlayfs form: `.wh.x` a character device 0/0 named x, `.wh..wh..opq` the xattr
+   * trusted.overlay.opaque=y on its directory. Hard links, symlinks, modes, ownership and times kept.
+   * Returns true if this call unpacked it (false: it was there, or a concurrent call made it).
+   */
+  async unpackLayer(digest: string, mediaType: string, diffId: string): Promise<boolean> {
+    const pending = this.unpacking.get(diffId);
+    if (pending !== undefined) {
+      await pending;
+      return false;
+    }
+    const p = this.unpackOnce(digest, mediaType, diffId).finally(() => this.unpacking.delete(diffId));
+    this.unpacking.set(diffId, p);
+    return p;
+  }
+
+  private async unpackOnce(digest: string, mediaType: string, diffId: string): Promise<boolean> {
+    const final = path.join(this.root, 'layers', digestHex(diffId));
+    if (await exists(path.join(final, 'diff'))) return false;
+    const work = path.join(this.root, 'tmp', `layer-${digestHex(diffId)}-${process.pid}-${++this.seq}`);
+    await rm(work, { recursive: true, force: true });
+    const dir = path.join(work, 'diff');
+    await mkdir(dir, { recursive: true });
+    let source: { destroy(): void } | undefined;
+    try {
+      const hash = createHash('sha256');
+      const comp = compressionOf(mediaType);
+      const file = createReadStream(this.blobPath(digest));
+      source = file;
+      let stream: NodeJS.ReadableStream = file;
+      if (comp === 'gzip') stream = stream.pipe(createGunzip());
+      else if (comp === 'zstd') stream = stream.pipe(zstdStream());
+      const hashed = (async function* () {
+        for await (const chunk of stream) {
+          const b = chunk as Buffer;
+          hash.update(b);
+          yield b;
+        }
+      })();
+      const dirs: { p: string; e: TarEntry }[] = [];
+      for await (const e of readTar(hashed)) {
+        const d = await this.applyEntry(digest, dir, e);
+        if (d !== null) dirs.push({ p: d, e });
+      }
+      // Directory modes and times last, deepest first, so that writing into them worked.
+      for (const { p, e } of dirs.reverse()) {
+        await chmod(p, e.mode);
+        await utimes(p, e.mtime, e.mtime);
+      }
+      const got = `sha256:${hash.digest('hex')}`;
+      if (got !== diffId) throw new LayerError(digest, '', `uncompressed content hashes to ${got}, config says ${diffId}`);
+      try {
+        await rename(work, final);
+      } catch (err) {
+        // another process unpacked it meanwhile: theirs is as good as ours
+        if (!(await exists(path.join(final, 'diff')))) throw err;
+        await rm(work, { recursive: true, force: true });
+        return false;
+      }
+      return true;
+    } catch (err) {
+      source?.destroy();
+      await rm(work, { recursive: true, force: true });
+      if (err instanceof LayerError) throw err;
+      throw new LayerError(digest, '', `cannot unpack: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  }
+
+  // Resolves the parent directory of `rel` inside `root`, following symlinks that stay inside and
+  // refusing any that lead outside. Returns the real parent path (created as directories if missing).
+  private async safeParent(layer: string, root: string, rel: string, entry: string): Promise<string> {
+    const parts = rel.split('/');
+    parts.pop();
+    let cur = root;
+    let hops = 0;
+    const queue = [...parts];
+    while (queue.length > 0) {
+      const part = queue.shift()!;
+      const next = path.join(cur, part);
+      let st;
+      try {
+        st = await lstat(next);
+      } catch {
+        await mkdir(next, { mode: 0o755 });
+        cur = next;
+        continue;
+      }
+      if (st.isSymbolicLink()) {
+        if (++hops > 40) throw new LayerError(layer, entry, 'too many symlinks in path');
+        const target = await readlink(next);
+        const resolved = path.isAbsolute(target) ? path.normalize(target) : path.resolve(cur, target);
+        if (!within(root, resolved)) throw new LayerError(layer, entry, `path resolves through symlink ${path.relative(root, next)} -> ${target}, outside the layer`);
+        // restart from the root with the resolved path plus what remains
+        queue.unshift(...path.relative(root, resolved).split('/').filter((x) => x !== ''));
+        cur = root;
+        continue;
+      }
+      if (!st.isDirectory()) throw new LayerError(layer, entry, `parent ${path.relative(root, next)} is not a directory`);
+      cur = next;
+    }
+    return cur;
+  }
+
+  private static clean(layer: string, p: string, entry: string): string {
+    if (p.startsWith('/')) throw new LayerError(layer, entry, 'absolute path refused');
+    const parts = p.split('/').filter((x) => x !== '' && x !== '.');
+    if (parts.includes('..')) throw new LayerError(layer, entry, '".." path component refused');
+    return parts.join('/');
+  }
+
+  // Applies one tar entry; returns the path of a directory whose mode is set at the end, else null.
+  private async applyEntry(layer: string, root: string, e: TarEntry): Promise<string | null> {
+    const rel = ImageStore.clean(layer, e.path, e.path);
+    if (rel === '') return null; // the layer root itself
+    const parent = await this.safeParent(layer, root, rel, e.path);
+    const base = path.basename(rel);
+    if (base === '.wh..wh..opq') {
+      await run('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', parent]);
+      return null;
+    }
+    if (base.startsWith('.wh.')) {
+      const target = path.join(parent, base.slice(4));
+      await rm(target, { recursive: true, force: true });
+      await run('mknod', [target, 'c', '0', '0']);
+      await lchown(target, e.uid, e.gid);
+      return null;
+    }
+    const target = path.join(parent, base);
+    const old = await lstat(target).catch(() => null);
+    if (old !== null && !(old.isDirectory() && e.type === 'directory')) await rm(target, { recursive: true, force: true });
+    switch (e.type) {
+      case 'directory':
+        if (old === null || !old.isDirectory()) await mkdir(target, { mode: 0o700 });
+        await lchown(target, e.uid, e.gid);
+        return target;
+      case 'file':
+        await writeFile(target, e.content, { flag: 'wx', mode: 0o600 });
+        break;
+      case 'symlink':
+        await symlink(e.linkpath, target);
+        break;
+      case 'hardlink': {
+        const lrel = ImageStore.clean(layer, e.linkpath, e.path);
+        const lparent = await this.safeParent(layer, root, lrel, e.path);
+        const src = path.join(lparent, path.basename(lrel));
+        const st = await lstat(src).catch(() => null);
+        if (st === null) throw new LayerError(layer, e.path, `hard link target ${JSON.stringify(e.linkpath)} is not in the layer`);
+        await link(src, target);
+        return null; // the target's metadata is the link's
+      }
+      case 'chardev':
+      case 'blockdev':
+      case 'fifo':
+        await run('mknod', [target, e.type === 'fifo' ? 'p' : e.type === 'chardev' ? 'c' : 'b', ...(e.type === 'fifo' ? [] : [String(e.devmajor), String(e.devminor)])]);
+        break;
+    }
+    await lchown(target, e.uid, e.gid);
+    if (e.type !== 'symlink') await chmod(target, e.mode);
+    await lutimes(target, e.mtime, e.mtime);
+    return null;
+  }
+
+  /**
+   * Mounts the root filesystem of a container: an overlay whose lower directories are the image's
+   * unpacked layers (top layer first, as overlayfs wants them), with `upperDir` and `workDir` (on
+   * the same filesystem, owned by the container) taking its writes, at `target`. When the
+   * joined lowerdir option would not fit in one page, short symlinks to the layers (as Docker's
+   * `l/` directory) stand in for the long paths. Returns the mount point. Not implemented in this
+   * slice: it throws, so that callers can be written against the signature now.
+   */
+  mountRootfs(image: ImageRecord, target: string, upperDir: string, workDir: string): Promise<string> {
+    void image;
+    void upperDir;
+    void workDir;
+    return Promise.reject(new TswarmError(`mountRootfs(${target}): overlay root filesystems are not implemented yet`));
+  }
+}
