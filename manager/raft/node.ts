@@ -128,8 +128,13 @@ export class RaftNode<R = unknown> {
 
   // ---------------------------------------------------------------- inputs (call process() after)
 
+  /**
+   * While a Ready waits for its asynchronous fsync nothing can leave, so the clock stands still as
+   * it does when a synchronous fsync blocks the event loop: otherwise a slow disk would make a
+   * leader miss its own heartbeats and depose itself by check-quorum.
+   */
   tick(): void {
-    if (!this.stopped) this.core.tick();
+    if (!this.stopped && !this.persisting) this.core.tick();
   }
 
   step(m: RaftMessage): void {
@@ -321,6 +326,7 @@ export class RaftNode<R = unknown> {
 
   private maybeSnapshot(): void {
     if (this.snapshotEntries <= 0 || this.appliedIndex - this.lastSnapshotIndex < this.snapshotEntries) return;
+    if (this.appliedIndex <= this.core.log.snapshotIndex) return; // a leader's snapshot was installed meanwhile
     const index = this.appliedIndex;
     const snap = this.core.createSnapshot(index, this.confState, this.sm.snapshot());
     this.storage.saveSnapshot(snap.metadata, snap.data);

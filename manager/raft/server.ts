@@ -8,7 +8,7 @@ import type { Logger } from '../../common/logger.js';
 import { bootstrapState } from './core/raft.js';
 import { seededRandom } from './core/rand.js';
 import { DEFAULT_CORE_CONFIG, type RaftConfig, type SoftState, type Status } from './core/types.js';
-import { StoppedError } from './errors.js';
+import { RaftError, StoppedError } from './errors.js';
 import { RaftNode, type StateMachine } from './node.js';
 import { RaftDisk } from './storage/disk.js';
 import { NodeFs } from './storage/fs.js';
@@ -172,10 +172,18 @@ export class RaftServer<R = unknown> {
     });
   }
 
-  /** Resolves once a linearizable read may be served from the local state machine. */
-  readBarrier(): Promise<number> {
+  /**
+   * Resolves once a linearizable read may be served from the local state machine; rejects if
+   * leadership cannot be confirmed within timeoutMs (e.g. the leader is cut off from its quorum).
+   */
+  readBarrier(timeoutMs = 5_000): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.node.readBarrier((err, index) => (err ? reject(err) : resolve(index!)));
+      const timer = setTimeout(() => reject(new RaftError(`raft: could not confirm leadership for a read within ${timeoutMs} ms`)), timeoutMs);
+      this.node.readBarrier((err, index) => {
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve(index!);
+      });
       this.schedule();
     });
   }

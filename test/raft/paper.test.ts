@@ -286,6 +286,18 @@ describe('linearizable reads (§6.4, read-index)', () => {
     expect(c.readStates.get(l)).toEqual([]);
   });
 
+  it('releases a read whose own heartbeat acknowledgements were lost, with the next heartbeats', () => {
+    const c = new MemCluster([1, 2, 3]);
+    const l = c.electLeader();
+    c.filter = (m) => m.type === MessageType.MSG_HEARTBEAT_RESP && m.context.toString() === 'r-lost';
+    c.node(l).readIndex('r-lost');
+    c.stabilize();
+    expect(c.readStates.get(l)).toEqual([]);
+    c.filter = undefined;
+    c.tick([l], 2);
+    expect(c.readStates.get(l)?.map((r) => r.requestId)).toEqual(['r-lost']);
+  });
+
   it('a follower refuses read-index, naming the leader', () => {
     const c = new MemCluster([1, 2, 3]);
     const l = c.electLeader();
@@ -389,6 +401,22 @@ describe('snapshots and compaction', () => {
     leader.propose(enc('after'));
     c.stabilize();
     expect(c.appliedData(lag)).toEqual(['after']);
+  });
+});
+
+describe('snapshot install on a follower that already holds the snapshot point', () => {
+  it('acknowledges the snapshot index only, not an unverified tail after it', () => {
+    const f = single(1, [1, 2, 3], noPreVote);
+    const ent = (index: number, term: number) => ({ term, index, type: EntryType.ENTRY_TYPE_NORMAL, data: Buffer.from(`e${index}`) });
+    const first = Array.from({ length: 10 }, (_, i) => ent(i + 1, 1));
+    const tail = Array.from({ length: 5 }, (_, i) => ent(i + 11, 2));
+    f.step(message({ type: MessageType.MSG_APP, from: 2, to: 1, term: 2, index: 0, logTerm: 0, commit: 5, entries: [...first, ...tail] }));
+    drain(f);
+    const data = Buffer.from('state');
+    f.step(message({ type: MessageType.MSG_SNAP, from: 3, to: 1, term: 3, snapshot: { index: 10, term: 1, confState: { voters: [1, 2, 3], learners: [] } }, snapshotChunk: data, snapshotOffset: 0, snapshotLast: true, snapshotSize: data.length }));
+    const ack = drain(f).find((m) => m.type === MessageType.MSG_APP_RESP)!;
+    expect(ack.index).toBe(10);
+    expect(f.log.committed).toBe(10);
   });
 });
 

@@ -21,7 +21,10 @@ export class RaftLog {
   /** entries[i] has index snapshotIndex + 1 + i. */
   private entries: Entry[];
   committed: number;
+  /** Handed out to the state machine in a Ready. */
   applied: number;
+  /** Applied by the driver: it called advance() for the Ready that handed it out. */
+  appliedConfirmed: number;
   stable: number;
   /** First index not yet handed out for persisting. */
   unsentFrom: number;
@@ -39,6 +42,7 @@ export class RaftLog {
     this.committed = Math.max(committed, snapshotIndex);
     if (this.committed > this.lastIndex()) throw new LogSafetyError(`commit ${committed} is beyond the last index ${this.lastIndex()}`);
     this.applied = snapshotIndex;
+    this.appliedConfirmed = snapshotIndex;
     this.stable = this.lastIndex();
     this.unsentFrom = this.lastIndex() + 1;
   }
@@ -184,9 +188,12 @@ export class RaftLog {
     return Math.min(this.committed, this.unsentFrom - 1) > this.applied;
   }
 
-  /** True if a configuration change entry lies in (applied, committed]: it will take effect soon. */
+  /**
+   * True if a configuration change entry lies in (appliedConfirmed, committed]: committed but not
+   * yet applied by the driver, so not yet in effect.
+   */
   hasPendingConfChange(): boolean {
-    for (let i = this.applied + 1; i <= this.committed; i++) {
+    for (let i = this.appliedConfirmed + 1; i <= this.committed; i++) {
       if (this.entry(i)?.type === EntryType.ENTRY_TYPE_CONF_CHANGE) return true;
     }
     return false;
@@ -199,6 +206,7 @@ export class RaftLog {
     this.snapshotTerm = term;
     this.committed = index;
     this.applied = index;
+    this.appliedConfirmed = index;
     this.stable = index;
     this.unsentFrom = index + 1;
   }

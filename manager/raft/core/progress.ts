@@ -56,6 +56,8 @@ export class Progress {
   snapshotAcked = 0;
   /** Ticks since the last chunk was sent (resent after a heartbeat interval without an ack). */
   snapshotIdleTicks = 0;
+  /** The snapshot being sent (kept even if the leader takes a newer one meanwhile). */
+  sendingSnapshot: { metadata: { index: number; term: number }; data: Uint8Array } | undefined;
 
   constructor(
     next: number,
@@ -71,6 +73,7 @@ export class Progress {
       // Resume right after the snapshot the peer installed (or what it matched).
       this.next = Math.max(this.match + 1, this.pendingSnapshot + 1);
       this.pendingSnapshot = 0;
+      this.sendingSnapshot = undefined;
     } else {
       this.next = this.match + 1;
     }

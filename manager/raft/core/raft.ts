@@ -143,7 +143,7 @@ export class RaftCore {
   /** Proposes one membership change (see the rules in ConfChangeError messages). */
   proposeConfChange(cc: ConfChange): { index: number; term: number } {
     if (this.role !== 'leader') throw new NotLeaderError(this.id, this.leader);
-    if (this.pendingConfIndex > this.log.applied) {
+    if (this.pendingConfIndex > this.log.appliedConfirmed) {
       throw new ConfChangeError('raft: a membership change is already in progress; wait until it is applied');
     }
     const id = cc.nodeId;
@@ -282,9 +282,9 @@ export class RaftCore {
    */
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
     if (index > this.log.applied) throw new RaftError(`raft: snapshot at ${index} is beyond the applied index ${this.log.applied}`);
+    if (this.snapshot && index <= this.snapshot.metadata.index) return this.snapshot;
     const term = this.log.term(index);
     if (term === undefined) throw new RaftError(`raft: snapshot at ${index}: entry is compacted or missing`);
-    if (this.snapshot && index <= this.snapshot.metadata.index) return this.snapshot;
     this.snapshot = { metadata: { index, term, confState }, data };
     return this.snapshot;
   }
@@ -338,6 +338,8 @@ export class RaftCore {
   advance(rd: Ready): void {
     const last = rd.entries[rd.entries.length - 1];
     if (last) this.log.stableTo(last.index, last.term);
+    const lastApplied = rd.committed[rd.committed.length - 1];
+    if (lastApplied) this.log.appliedConfirmed = Math.max(this.log.appliedConfirmed, lastApplied.index);
     if (this.role === 'leader') {
       const self = this.progress.get(this.id);
       if (self?.maybeUpdate(this.log.stable) && this.maybeCommit()) this.bcastAppend();
@@ -488,7 +490,10 @@ export class RaftCore {
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatTick) {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat(EMPTY);
+      // Heartbeats carry the newest pending read: if the acknowledgements of its own round were
+      // lost, these confirm it (and every earlier one) instead.
+      const newest = this.readQueue[this.readQueue.length - 1];
+      this.bcastHeartbeat(newest ? Buffer.from(newest.requestId) : EMPTY);
       this.resendStalledSnapshots();
     }
   }
@@ -687,7 +692,7 @@ export class RaftCore {
         pr.recentActive = true;
         if (pr.state === 'snapshot' && m.snapshot?.index === pr.pendingSnapshot) {
           pr.snapshotAcked = m.snapshotOffset;
-          if (pr.snapshotAcked < (this.snapshot?.data.length ?? 0)) this.sendSnapshotChunk(m.from, pr);
+          if (pr.snapshotAcked < (pr.sendingSnapshot?.data.length ?? 0)) this.sendSnapshotChunk(m.from, pr);
         }
         break;
       default:
@@ -798,7 +803,9 @@ export class RaftCore {
       return;
     }
     this.installSnapshot({ metadata: meta, data });
-    this.send(message({ type: MessageType.MSG_APP_RESP, to: m.from, from: this.id, term: this.term, index: this.log.lastIndex() }));
+    // Acknowledge the snapshot's index only: when the log already held that entry it was kept,
+    // and whatever follows it has not been checked against the leader.
+    this.send(message({ type: MessageType.MSG_APP_RESP, to: m.from, from: this.id, term: this.term, index: meta.index }));
   }
 
   private installSnapshot(snap: Snapshot): void {
@@ -878,6 +885,7 @@ export class RaftCore {
     if (prevTerm === undefined || entries === undefined) {
       if (!this.snapshot) return false;
       pr.becomeSnapshot(this.snapshot.metadata.index);
+      pr.sendingSnapshot = this.snapshot;
       this.sendSnapshotChunk(to, pr);
       return true;
     }
@@ -896,9 +904,14 @@ export class RaftCore {
   }
 
   private sendSnapshotChunk(to: number, pr: Progress): void {
-    const snap = this.snapshot;
-    if (!snap) return;
-    if (pr.pendingSnapshot !== snap.metadata.index) pr.becomeSnapshot(snap.metadata.index);
+    // Finish the snapshot this transfer started with, even if a newer one was taken since:
+    // restarting from byte 0 at every new snapshot could starve a slow follower forever.
+    if (!pr.sendingSnapshot || pr.sendingSnapshot.metadata.index !== pr.pendingSnapshot) {
+      if (!this.snapshot) return;
+      pr.becomeSnapshot(this.snapshot.metadata.index);
+      pr.sendingSnapshot = this.snapshot;
+    }
+    const snap = pr.sendingSnapshot;
     const offset = Math.min(pr.snapshotAcked, snap.data.length);
     const chunk = snap.data.subarray(offset, offset + this.cfg.snapshotChunkBytes);
     pr.snapshotIdleTicks = 0;
