@@ -83,6 +83,49 @@ describe('swarmd init and swarmctl', () => {
     expect(ctl('network', 'create', 'n1', '--subnet', '10.0.0.1/24').err).toMatch(/^swarmctl: spec\.ipam\[0\]\.subnet: .* has host bits set/);
   });
 
+  it('shows and rotates join tokens; never shows the root key', () => {
+    const t1 = ctl('cluster', 'join-token', 'worker', '-q').out.trim();
+    expect(t1).toMatch(/^SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25}$/);
+    expect(ctl('cluster', 'join-token', 'worker').out).toContain(`swarmd join --token ${t1} <MANAGER-ADDRESS>`);
+    const t2 = ctl('cluster', 'join-token', 'worker', '--rotate', '-q').out.trim();
+    expect(t2).not.toBe(t1);
+    expect(t2.slice(0, 60)).toBe(t1.slice(0, 60)); // same root digest, new secret
+    expect(ctl('cluster', 'join-token', 'manager', '-q').out.trim()).not.toBe(t2);
+    const cluster = JSON.parse(ctl('cluster', 'inspect').out) as { rootCa: { caKey: string; caCert: string } };
+    expect(cluster.rootCa.caKey).toBe('<0 bytes>');
+    expect(ctl('cluster', 'join-token', 'boss').code).toBe(2);
+  });
+
+  it('scales, updates and rolls back a service; lists its tasks', () => {
+    ctl('service', 'create', '--name', 'app', '--image', 'busybox:1', '--replicas', '2');
+    expect(ctl('service', 'scale', 'app=5')).toMatchObject({ code: 0, out: 'app scaled to 5\n' });
+    expect(ctl('service', 'update', 'app', '--image', 'busybox:2', '--env-add', 'A=1').code).toBe(0);
+    let svc = JSON.parse(ctl('service', 'inspect', 'app').out) as { specVersion: number; spec: { task: { container: { image: string; env: string[] } }; mode: { replicated: { replicas: number } } } };
+    expect(svc.specVersion).toBe(3);
+    expect(svc.spec.task.container).toMatchObject({ image: 'busybox:2', env: ['A=1'] });
+    expect(ctl('service', 'update', 'app', '--rollback').code).toBe(0);
+    svc = JSON.parse(ctl('service', 'inspect', 'app').out) as typeof svc;
+    expect(svc.spec.task.container.image).toBe('busybox:1');
+    expect(svc.spec.mode.replicated.replicas).toBe(5);
+    expect(ctl('service', 'scale', 'app=x')).toMatchObject({ code: 1, err: 'swarmctl: scale: "app=x" must be SERVICE=REPLICAS, with REPLICAS a whole number\n' });
+    ctl('service', 'create', '--name', 'everywhere', '--image', 'busybox', '--mode', 'global');
+    expect(ctl('service', 'scale', 'everywhere=3').err).toMatch(/service everywhere is global; only replicated services and jobs take a replica count/);
+    expect(ctl('service', 'ps', 'app').out).toMatch(/^ID\s+SERVICE\s+SLOT\s+NODE\s+DESIRED\s+CURRENT\s+MESSAGE\n$/);
+  });
+
+  it('updates a node and manages configs', () => {
+    const nodeId = ctl('node', 'ls', '-q').out.trim();
+    expect(ctl('node', 'update', nodeId.slice(0, 6), '--label-add', 'zone=a', '--availability', 'drain').code).toBe(0);
+    const node = JSON.parse(ctl('node', 'inspect', nodeId).out) as { spec: { availability: string; annotations: { labels: Record<string, string> } } };
+    expect(node.spec).toMatchObject({ availability: 'NODE_AVAILABILITY_DRAIN', annotations: { labels: { zone: 'a' } } });
+    expect(ctl('node', 'update', nodeId, '--label-rm', 'nope').err).toMatch(/--label-rm: node .* has no label "nope"/);
+    expect(ctl('node', 'update', nodeId, '--availability', 'active').code).toBe(0);
+    const cfg = spawnSync(process.execPath, [swarmctl, '--socket', sock(), 'config', 'create', 'app.conf', '-'], { input: 'port=80', encoding: 'utf8' });
+    expect(cfg.status).toBe(0);
+    expect(ctl('config', 'ls').out).toMatch(/app\.conf\n$/);
+    expect(ctl('config', 'rm', 'app.conf').code).toBe(0);
+  });
+
   it('lists the manager itself as a ready node, and keeps objects across a restart', async () => {
     expect(ctl('node', 'ls').out).toMatch(/ready\s+active\s+manager\n$/);
     const secret = spawnSync(process.execPath, [swarmctl, '--socket', sock(), 'secret', 'create', 'db', '-'], { input: 's3cr3t', encoding: 'utf8' });
@@ -90,7 +133,7 @@ describe('swarmd init and swarmctl', () => {
     await stopDaemon();
     await startDaemon([]);
     expect(ctl('secret', 'ls').out).toMatch(/\s+db\n$/);
-    expect(ctl('service', 'ls', '-q').out.trim().split('\n')).toHaveLength(1); // "dup" from before
+    expect(ctl('service', 'ls', '-q').out.trim().split('\n')).toHaveLength(3); // dup, app, everywhere
     expect(ctl('version').out).toMatch(/Role\s+manager/);
   });
 });

@@ -4,10 +4,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
-import { ControlClient, type ListFilters } from '../../proto/gen/tswarm/control.js';
+import { ControlClient, UpdateServiceRequest_Rollback, type ListFilters } from '../../proto/gen/tswarm/control.js';
 import type { ServiceSpec } from '../../proto/gen/tswarm/specs.js';
-import { NodeAvailability, nodeAvailabilityToJSON, nodeRoleToJSON, NodeState, nodeStateToJSON } from '../../proto/gen/tswarm/types.js';
-import type { Network, Node, Secret, Service } from '../../proto/gen/tswarm/objects.js';
+import { NodeAvailability, nodeAvailabilityFromJSON, nodeAvailabilityToJSON, nodeRoleToJSON, NodeState, nodeStateToJSON, TaskState, taskStateToJSON } from '../../proto/gen/tswarm/types.js';
+import type { Cluster, Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
 import { TswarmError } from '../../common/errors.js';
 import { reportFatal } from '../util.js';
 import { targetFrom, withClient, type Target } from './client.js';
@@ -85,15 +85,34 @@ const g = (a: unknown): GlobalArgs => a as GlobalArgs;
 export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   const tgt = (a: GlobalArgs): Target => targetFrom(a);
   return y
-    .command('cluster <command>', 'Inspect the cluster', (c) =>
-      c.command('inspect', 'Show the cluster object (root CA digest, settings)', {}, (a) =>
-        act(async () => {
-          const r = await rpc<{ clusters: { id: string; rootCa?: { caKey: Buffer } }[] }>(tgt(g(a)), 'listClusters', { filters: noFilters });
-          // The root key never leaves through swarmctl.
-          const clusters = r.clusters.map((cl) => ({ ...cl, rootCa: cl.rootCa ? { ...cl.rootCa, caKey: Buffer.alloc(0) } : undefined }));
-          process.stdout.write(`${JSON.stringify(clusters.length === 1 ? clusters[0] : clusters, jsonBuffers, 2)}\n`);
-        }),
-      ).demandCommand(1),
+    .command('cluster <command>', 'Inspect the cluster and its join tokens', (c) =>
+      c
+        .command('inspect', 'Show the cluster object (root CA digest, settings)', {}, (a) =>
+          act(async () => {
+            const cl = await theCluster(tgt(g(a)));
+            process.stdout.write(`${JSON.stringify(cl, jsonBuffers, 2)}\n`);
+          }),
+        )
+        .command(
+          'join-token <role>',
+          'Show (or --rotate) the token to join as a worker or a manager',
+          (o) => o.positional('role', { choices: ['worker', 'manager'] as const, demandOption: true }).option('rotate', { type: 'boolean', default: false }),
+          (a) =>
+            act(async () => {
+              let cl = await theCluster(tgt(g(a)));
+              if (a.rotate) {
+                const r = await rpc<{ cluster: Cluster }>(tgt(g(a)), 'updateCluster', {
+                  clusterId: cl.id, version: cl.meta?.version ?? 0, spec: cl.spec, rotateWorkerToken: a.role === 'worker', rotateManagerToken: a.role === 'manager',
+                });
+                cl = r.cluster;
+              }
+              const token = a.role === 'worker' ? cl.rootCa?.joinTokens?.worker : cl.rootCa?.joinTokens?.manager;
+              if (!token) throw new CommandError('the cluster has no join tokens');
+              if (g(a).quiet) process.stdout.write(`${token}\n`);
+              else process.stdout.write(`To add a ${a.role} to this cluster, run on it:\n\n    swarmd join --token ${token} <MANAGER-ADDRESS>\n\n`);
+            }),
+        )
+        .demandCommand(1),
     )
     .command('node <command>', 'Manage nodes', (c) =>
       c
@@ -107,6 +126,51 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               nodeAvailabilityToJSON(n.spec?.availability ?? NodeAvailability.NODE_AVAILABILITY_ACTIVE).replace('NODE_AVAILABILITY_', '').toLowerCase(),
               nodeRoleToJSON(n.role).replace('NODE_ROLE_', '').toLowerCase(),
             ]);
+          }),
+        )
+        .command('inspect <node>', 'Show a node (by id, hostname... or id prefix)', (o) => o.positional('node', { type: 'string', demandOption: true }), (a) =>
+          act(async () => {
+            const r = await rpc<{ node: Node }>(tgt(g(a)), 'getNode', { id: a.node });
+            process.stdout.write(`${JSON.stringify(r.node, jsonBuffers, 2)}\n`);
+          }),
+        )
+        .command(
+          'update <node>',
+          'Change a node: availability, labels',
+          (o) =>
+            o
+              .positional('node', { type: 'string', demandOption: true })
+              .option('availability', { choices: ['active', 'pause', 'drain'] as const })
+              .option('label-add', { type: 'string', array: true })
+              .option('label-rm', { type: 'string', array: true }),
+          (a) =>
+            act(async () => {
+              const { node } = await rpc<{ node: Node }>(tgt(g(a)), 'getNode', { id: a.node });
+              const labels = { ...(node.spec?.annotations?.labels ?? {}), ...parseLabels(a['label-add'], '--label-add') };
+              for (const k of a['label-rm'] ?? []) {
+                if (!(k in labels)) throw new CommandError(`--label-rm: node ${a.node} has no label "${k}"`);
+                delete labels[k];
+              }
+              const availability = a.availability ? nodeAvailabilityFromJSON(`NODE_AVAILABILITY_${a.availability.toUpperCase()}`) : (node.spec?.availability ?? NodeAvailability.NODE_AVAILABILITY_ACTIVE);
+              const spec = { ...node.spec!, annotations: { name: node.spec?.annotations?.name ?? '', labels }, availability };
+              await rpc(tgt(g(a)), 'updateNode', { nodeId: node.id, version: node.meta?.version ?? 0, spec });
+              process.stdout.write(`${node.id}\n`);
+            }),
+        )
+        .demandCommand(1),
+    )
+    .command('task <command>', 'Inspect tasks', (c) =>
+      c
+        .command('ls', 'List tasks', { quiet: { alias: 'q', type: 'boolean' } }, (a) =>
+          act(async () => {
+            const r = await rpc<{ tasks: Task[] }>(tgt(g(a)), 'listTasks', { filters: noFilters });
+            printTasks(g(a), r.tasks);
+          }),
+        )
+        .command('inspect <task>', 'Show a task', (o) => o.positional('task', { type: 'string', demandOption: true }), (a) =>
+          act(async () => {
+            const r = await rpc<{ task: Task }>(tgt(g(a)), 'getTask', { id: a.task });
+            process.stdout.write(`${JSON.stringify(r.task, jsonBuffers, 2)}\n`);
           }),
         )
         .demandCommand(1),
@@ -146,6 +210,62 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               const r = await rpc<{ service: { id: string } }>(tgt(g(a)), 'createService', { spec });
               process.stdout.write(`${r.service.id}\n`);
             }),
+        )
+        .command(
+          'update <service>',
+          'Change a service (a new spec version) or roll it back',
+          (o) =>
+            o
+              .positional('service', { type: 'string', demandOption: true })
+              .option('replicas', { type: 'number' })
+              .option('image', { type: 'string' })
+              .option('env-add', { type: 'string', array: true })
+              .option('env-rm', { type: 'string', array: true })
+              .option('rollback', { type: 'boolean', default: false }),
+          (a) =>
+            act(async () => {
+              const { service } = await rpc<{ service: Service }>(tgt(g(a)), 'getService', { id: a.service });
+              if (a.rollback) {
+                await rpc(tgt(g(a)), 'updateService', { serviceId: service.id, version: service.meta?.version ?? 0, rollback: UpdateServiceRequest_Rollback.ROLLBACK_PREVIOUS });
+                process.stdout.write(`${service.spec?.annotations?.name}\n`);
+                return;
+              }
+              const spec = structuredClone(service.spec!);
+              if (a.replicas !== undefined) setReplicas(spec, a.replicas, a.service, '--replicas');
+              if (a.image) spec.task!.container!.image = a.image;
+              const c = spec.task!.container!;
+              for (const k of a['env-rm'] ?? []) c.env = c.env.filter((e) => e.split('=')[0] !== k);
+              for (const e of a['env-add'] ?? []) {
+                const k = e.split('=')[0];
+                if (!k) throw new CommandError(`--env-add: "${e}" must be KEY=VALUE`);
+                c.env = [...c.env.filter((x) => x.split('=')[0] !== k), e];
+              }
+              await rpc(tgt(g(a)), 'updateService', { serviceId: service.id, version: service.meta?.version ?? 0, spec, rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE });
+              process.stdout.write(`${service.spec?.annotations?.name}\n`);
+            }),
+        )
+        .command('scale <pairs..>', 'Set the number of replicas: NAME=N ...', (o) => o.positional('pairs', { type: 'string', array: true, demandOption: true }), (a) =>
+          act(async () => {
+            const pairs = a.pairs.map((p) => {
+              const m = /^([^=]+)=(\d+)$/.exec(p);
+              if (!m) throw new CommandError(`scale: "${p}" must be SERVICE=REPLICAS, with REPLICAS a whole number`);
+              return [m[1]!, Number(m[2])] as const;
+            });
+            for (const [name, n] of pairs) {
+              const { service } = await rpc<{ service: Service }>(tgt(g(a)), 'getService', { id: name });
+              const spec = structuredClone(service.spec!);
+              setReplicas(spec, n, name, 'scale');
+              await rpc(tgt(g(a)), 'updateService', { serviceId: service.id, version: service.meta?.version ?? 0, spec, rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE });
+              process.stdout.write(`${name} scaled to ${n}\n`);
+            }
+          }),
+        )
+        .command('ps <service>', "List a service's tasks", (o) => o.positional('service', { type: 'string', demandOption: true }), (a) =>
+          act(async () => {
+            const { service } = await rpc<{ service: Service }>(tgt(g(a)), 'getService', { id: a.service });
+            const r = await rpc<{ tasks: Task[] }>(tgt(g(a)), 'listTasks', { filters: { ...noFilters, serviceIds: [service.id] } });
+            printTasks(g(a), r.tasks);
+          }),
         )
         .command('ls', 'List services', { quiet: { alias: 'q', type: 'boolean' } }, (a) =>
           act(async () => {
@@ -189,6 +309,12 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
             print(g(a), r.secrets, ['ID', 'NAME'], (s: Secret) => [s.id, s.spec?.annotations?.name ?? '']);
           }),
         )
+        .command('inspect <secret>', 'Show a secret (never its data)', (o) => o.positional('secret', { type: 'string', demandOption: true }), (a) =>
+          act(async () => {
+            const r = await rpc<{ secret: Secret }>(tgt(g(a)), 'getSecret', { id: a.secret });
+            process.stdout.write(`${JSON.stringify(r.secret, jsonBuffers, 2)}\n`);
+          }),
+        )
         .command('rm <secret..>', 'Remove secrets', {}, (a) =>
           act(async () => {
             for (const id of a.secret as string[]) {
@@ -214,6 +340,12 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
             print(g(a), r.networks, ['ID', 'NAME', 'DRIVER'], (n: Network) => [n.id, n.spec?.annotations?.name ?? '', n.spec?.driver ?? '']);
           }),
         )
+        .command('inspect <network>', 'Show a network', (o) => o.positional('network', { type: 'string', demandOption: true }), (a) =>
+          act(async () => {
+            const r = await rpc<{ network: Network }>(tgt(g(a)), 'getNetwork', { id: a.network });
+            process.stdout.write(`${JSON.stringify(r.network, jsonBuffers, 2)}\n`);
+          }),
+        )
         .command('rm <network..>', 'Remove networks', {}, (a) =>
           act(async () => {
             for (const id of a.network as string[]) {
@@ -223,5 +355,61 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
           }),
         )
         .demandCommand(1),
+    )
+    .command('config <command>', 'Manage configs', (c) =>
+      c
+        .command('create <name> <file>', 'Create a config from a file (- for standard input)', (o) => o.positional('name', { type: 'string' }).positional('file', { type: 'string' }), (a) =>
+          act(async () => {
+            const r = await rpc<{ config: { id: string } }>(tgt(g(a)), 'createConfig', { spec: { annotations: { name: a.name as string, labels: {} }, data: readData(a.file as string) } });
+            process.stdout.write(`${r.config.id}\n`);
+          }),
+        )
+        .command('ls', 'List configs', { quiet: { alias: 'q', type: 'boolean' } }, (a) =>
+          act(async () => {
+            const r = await rpc<{ configs: Config[] }>(tgt(g(a)), 'listConfigs', { filters: noFilters });
+            print(g(a), r.configs, ['ID', 'NAME'], (s: Config) => [s.id, s.spec?.annotations?.name ?? '']);
+          }),
+        )
+        .command('inspect <config>', 'Show a config', (o) => o.positional('config', { type: 'string', demandOption: true }), (a) =>
+          act(async () => {
+            const r = await rpc<{ config: Config }>(tgt(g(a)), 'getConfig', { id: a.config });
+            process.stdout.write(`${JSON.stringify(r.config, jsonBuffers, 2)}\n`);
+          }),
+        )
+        .command('rm <config..>', 'Remove configs', {}, (a) =>
+          act(async () => {
+            for (const id of a.config as string[]) {
+              await rpc(tgt(g(a)), 'removeConfig', { id });
+              process.stdout.write(`${id}\n`);
+            }
+          }),
+        )
+        .demandCommand(1),
     );
+}
+
+async function theCluster(target: Target): Promise<Cluster> {
+  const r = await rpc<{ clusters: Cluster[] }>(target, 'listClusters', { filters: noFilters });
+  const cl = r.clusters[0];
+  if (!cl) throw new CommandError('this manager has no cluster object yet');
+  return cl;
+}
+
+function setReplicas(spec: ServiceSpec, n: number, service: string, flag: string): void {
+  if (!Number.isInteger(n) || n < 0) throw new CommandError(`${flag}: ${n} must be a whole number, 0 or more`);
+  if (spec.mode?.$case === 'replicated') spec.mode.replicated.replicas = n;
+  else if (spec.mode?.$case === 'replicatedJob') spec.mode.replicatedJob.totalCompletions = n;
+  else throw new CommandError(`${flag}: service ${service} is ${spec.mode?.$case ?? 'without a mode'}; only replicated services and jobs take a replica count`);
+}
+
+function printTasks(argv: GlobalArgs, tasks: Task[]): void {
+  print(argv, tasks, ['ID', 'SERVICE', 'SLOT', 'NODE', 'DESIRED', 'CURRENT', 'MESSAGE'], (t: Task) => [
+    t.id,
+    t.serviceAnnotations?.name ?? t.serviceId,
+    String(t.slot),
+    t.nodeId || '-',
+    taskStateToJSON(t.desiredState).replace('TASK_STATE_', '').toLowerCase(),
+    taskStateToJSON(t.status?.state ?? TaskState.TASK_STATE_NEW).replace('TASK_STATE_', '').toLowerCase(),
+    t.status?.pendingReason || t.status?.message || '',
+  ]);
 }

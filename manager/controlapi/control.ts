@@ -8,6 +8,7 @@ import type { Config, Network, Node, Secret, Service, Task } from '../../proto/g
 import type { ClusterSpec, ConfigSpec, NetworkSpec, NodeSpec, SecretSpec, ServiceSpec } from '../../proto/gen/tswarm/specs.js';
 import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
 import { newId } from '../../common/identity.js';
+import { makeJoinToken } from '../ca/ca.js';
 import { NotLeaderError } from '../raft/errors.js';
 import { ExistsError, NameConflictError, NotFoundError, VersionConflictError, nameOf, type Kind, type MemoryStore, type ObjectTypes } from '../store/memory.js';
 import { validateClusterSpec, validateConfigSpec, validateNetworkSpec, validateNodeSpec, validateSecretSpec, validateServiceSpec } from './validate.js';
@@ -149,12 +150,24 @@ export class ControlApi {
     await this.store.update((tx) => tx.remove('task', t.id));
   }
 
-  async updateCluster(ref: string, version: number, spec: ClusterSpec | undefined): Promise<ObjectTypes['cluster']> {
+  /** Updates the cluster's settings; `rotate` replaces the worker and/or manager join token. */
+  async updateCluster(ref: string, version: number, spec: ClusterSpec | undefined, rotate: { worker?: boolean; manager?: boolean } = {}): Promise<ObjectTypes['cluster']> {
     validateClusterSpec(spec);
     const c = this.resolve('cluster', ref);
-    await this.store.update((tx) => tx.update('cluster', { ...c, meta: { ...c.meta!, version }, spec }));
+    let rootCa = c.rootCa;
+    if ((rotate.worker || rotate.manager) && rootCa) {
+      const root = { certPem: rootCa.caCert.toString(), keyPem: '', digest: rootCa.caCertHash };
+      const tokens = rootCa.joinTokens ?? { worker: '', manager: '' };
+      rootCa = { ...rootCa, joinTokens: { worker: rotate.worker ? makeJoinToken(root) : tokens.worker, manager: rotate.manager ? makeJoinToken(root) : tokens.manager } };
+    }
+    await this.store.update((tx) => tx.update('cluster', { ...c, meta: { ...c.meta!, version }, spec, rootCa }));
     return this.store.get('cluster', c.id)!;
   }
+}
+
+/** The cluster object as it may leave the managers: without the root CA's private key. */
+export function redactCluster(c: ObjectTypes['cluster']): ObjectTypes['cluster'] {
+  return { ...c, rootCa: c.rootCa ? { ...c.rootCa, caKey: Buffer.alloc(0) } : undefined };
 }
 
 /** Secret data never leaves the managers through the control API. */
@@ -235,8 +248,10 @@ export function addControlService(server: grpc.Server, api: ControlApi): void {
       await api.removeSecretOrConfig('config', r.id);
       return {};
     }),
-    getCluster: unary((r: { id: string }) => ({ cluster: api.resolve('cluster', r.id) })),
-    listClusters: unary((r: ListRequest) => ({ clusters: list('cluster')(r) })),
-    updateCluster: unary(async (r: { clusterId: string; version: number; spec?: ClusterSpec }) => ({ cluster: await api.updateCluster(r.clusterId, r.version, r.spec) })),
+    getCluster: unary((r: { id: string }) => ({ cluster: redactCluster(api.resolve('cluster', r.id)) })),
+    listClusters: unary((r: ListRequest) => ({ clusters: list('cluster')(r).map(redactCluster) })),
+    updateCluster: unary(async (r: { clusterId: string; version: number; spec?: ClusterSpec; rotateWorkerToken: boolean; rotateManagerToken: boolean }) => ({
+      cluster: redactCluster(await api.updateCluster(r.clusterId, r.version, r.spec, { worker: r.rotateWorkerToken, manager: r.rotateManagerToken })),
+    })),
   });
 }
