@@ -109,7 +109,8 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               const token = a.role === 'worker' ? cl.rootCa?.joinTokens?.worker : cl.rootCa?.joinTokens?.manager;
               if (!token) throw new CommandError('the cluster has no join tokens');
               if (g(a).quiet) process.stdout.write(`${token}\n`);
-              else process.stdout.write(`To add a ${a.role} to this cluster, run on it:\n\n    swarmd join --token ${token} <MANAGER-ADDRESS>\n\n`);
+              // `swarmd join` is the next step of the control-plane work; the token is already real.
+              else process.stdout.write(`To add a ${a.role} to this cluster, run on it:\n\n    swarmd join --token ${token} <MANAGER-ADDRESS>\n\n(swarmd join is not available in this build yet.)\n`);
             }),
         )
         .demandCommand(1),
