@@ -16,6 +16,7 @@ import { addControlService, ControlApi } from './controlapi/control.js';
 import { RaftServer } from './raft/server.js';
 import { MemoryStore, type ApplyResult } from './store/memory.js';
 import { RaftProposer, storeStateMachine } from './store/raft.js';
+import { Sealer } from './store/sealing.js';
 
 export class ManagerError extends TswarmError {}
 
@@ -39,10 +40,15 @@ export function hasManagerState(dataDir: string): boolean {
 
 export class Manager {
   readonly store = new MemoryStore();
-  readonly control = new ControlApi(this.store);
+  readonly control: ControlApi;
+  /** Seals secret data and the root CA key before they enter the store. */
+  readonly sealer: Sealer;
   private raft: RaftServer<ApplyResult> | undefined;
 
-  constructor(private readonly opts: ManagerOptions) {}
+  constructor(private readonly opts: ManagerOptions) {
+    this.sealer = Sealer.loadOrCreate(join(opts.dataDir, 'keys', 'dek'));
+    this.control = new ControlApi(this.store, this.sealer);
+  }
 
   /** Creates a new cluster in an empty data directory and starts it. */
   async init(): Promise<void> {
@@ -52,8 +58,9 @@ export class Manager {
     await this.start(true);
     await this.waitForLeader();
     const ca = await createRootCA();
+    const clusterId = newId();
     const cluster: Cluster = {
-      id: newId(),
+      id: clusterId,
       spec: {
         annotations: { name: 'default', labels: {} },
         heartbeatPeriodMs: 1000,
@@ -64,7 +71,12 @@ export class Manager {
         subnetSize: 24,
         vxlanUdpPort: 4789,
       },
-      rootCa: { caCert: Buffer.from(ca.certPem), caKey: Buffer.from(ca.keyPem), caCertHash: ca.digest, joinTokens: { worker: makeJoinToken(ca), manager: makeJoinToken(ca) } },
+      rootCa: {
+        caCert: Buffer.from(ca.certPem),
+        caKey: this.sealer.seal(Buffer.from(ca.keyPem), `cluster:${clusterId}:ca-key`),
+        caCertHash: ca.digest,
+        joinTokens: { worker: makeJoinToken(ca), manager: makeJoinToken(ca) },
+      },
       nextRaftId: 2,
     };
     const node: Node = {

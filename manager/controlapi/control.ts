@@ -9,6 +9,7 @@ import type { ClusterSpec, ConfigSpec, NetworkSpec, NodeSpec, SecretSpec, Servic
 import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
 import { newId } from '../../common/identity.js';
 import { makeJoinToken } from '../ca/ca.js';
+import type { Sealer } from '../store/sealing.js';
 import { NotLeaderError } from '../raft/errors.js';
 import { ExistsError, NameConflictError, NotFoundError, VersionConflictError, nameOf, type Kind, type MemoryStore, type ObjectTypes } from '../store/memory.js';
 import { validateClusterSpec, validateConfigSpec, validateNetworkSpec, validateNodeSpec, validateSecretSpec, validateServiceSpec } from './validate.js';
@@ -17,7 +18,11 @@ import { validateClusterSpec, validateConfigSpec, validateNetworkSpec, validateN
 export class AmbiguousError extends TswarmError {}
 
 export class ControlApi {
-  constructor(private readonly store: MemoryStore) {}
+  /** With a sealer, secret data is stored encrypted (see manager/store/sealing.ts). */
+  constructor(
+    private readonly store: MemoryStore,
+    private readonly sealer?: Sealer,
+  ) {}
 
   // ---------------------------------------------------------------- lookups
 
@@ -114,7 +119,9 @@ export class ControlApi {
 
   async createSecret(spec: SecretSpec | undefined): Promise<Secret> {
     validateSecretSpec(spec);
-    const s: Secret = { id: newId(), spec };
+    const id = newId();
+    const data = this.sealer ? this.sealer.seal(spec!.data, `secret:${id}`) : spec!.data;
+    const s: Secret = { id, spec: { ...spec!, data } };
     await this.store.update((tx) => tx.create('secret', s));
     return redactSecret(this.store.get('secret', s.id)!);
   }
@@ -124,6 +131,13 @@ export class ControlApi {
     const c: Config = { id: newId(), spec };
     await this.store.update((tx) => tx.create('config', c));
     return this.store.get('config', c.id)!;
+  }
+
+  /** A secret's data in clear, for delivery to the nodes that run its tasks. */
+  openSecret(ref: string): Buffer {
+    const s = this.resolve('secret', ref);
+    const data = s.spec?.data ?? Buffer.alloc(0);
+    return this.sealer ? this.sealer.open(data, `secret:${s.id}`) : Buffer.from(data);
   }
 
   /** Secrets and configs in use by a service cannot be removed. */

@@ -1,0 +1,69 @@
+// Encryption at rest of the secret material the store holds (secret data, the root CA's key):
+// sealed with AES-256-GCM under a data-encryption key (DEK) before it enters a transaction, so
+// the Raft log, its snapshots and etcd only ever see ciphertext. The DEK is made at `swarmd init`
+// and kept in the manager's data directory (mode 0600); joining managers will receive it over
+// mutual TLS. Sealed blobs carry a version byte so the format can change.
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { CorruptFileError, TswarmError } from '../../common/errors.js';
+
+const VERSION = 1;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+export class SealError extends TswarmError {}
+
+export class Sealer {
+  private constructor(private readonly key: Buffer) {}
+
+  /** A new random key (for tests, and for init through loadOrCreate). */
+  static random(): Sealer {
+    return new Sealer(randomBytes(32));
+  }
+
+  /**
+   * The key kept at `path`: made (atomically, mode 0600) if the file does not exist; a file that
+   * is not a key is refused, never replaced (what it sealed would be lost).
+   */
+  static loadOrCreate(path: string): Sealer {
+    let raw: Buffer | undefined;
+    try {
+      raw = readFileSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (raw !== undefined) {
+      const key = Buffer.from(raw.toString('utf8').trim(), 'base64');
+      if (key.length !== 32) throw new CorruptFileError(path, 'is not a 256-bit key (base64); restore it from a backup — without it the secrets cannot be read');
+      return new Sealer(key);
+    }
+    const key = randomBytes(32);
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    writeFileSync(`${path}.tmp`, `${key.toString('base64')}\n`, { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
+    return new Sealer(key);
+  }
+
+  /** version || iv || tag || ciphertext; `context` (e.g. the object id) is bound as associated data. */
+  seal(plain: Uint8Array, context: string): Buffer {
+    const iv = randomBytes(IV_BYTES);
+    const c = createCipheriv('aes-256-gcm', this.key, iv);
+    c.setAAD(Buffer.from(context));
+    const body = Buffer.concat([c.update(plain), c.final()]);
+    return Buffer.concat([Buffer.from([VERSION]), iv, c.getAuthTag(), body]);
+  }
+
+  open(sealed: Uint8Array, context: string): Buffer {
+    const b = Buffer.from(sealed);
+    if (b.length < 1 + IV_BYTES + TAG_BYTES || b[0] !== VERSION) throw new SealError(`sealed data for ${context} is malformed (version ${b[0] ?? 'none'})`);
+    const d = createDecipheriv('aes-256-gcm', this.key, b.subarray(1, 1 + IV_BYTES));
+    d.setAAD(Buffer.from(context));
+    d.setAuthTag(b.subarray(1 + IV_BYTES, 1 + IV_BYTES + TAG_BYTES));
+    try {
+      return Buffer.concat([d.update(b.subarray(1 + IV_BYTES + TAG_BYTES)), d.final()]);
+    } catch {
+      throw new SealError(`sealed data for ${context} does not decrypt: wrong key or tampered`);
+    }
+  }
+}
