@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "linux.h"
 #include "spec.h"
 #include "state.h"
@@ -100,6 +101,12 @@ run_first_child (int sync_fd, rt_init_ctx_t *ctx)
 {
   rt_error_t err = { 0, NULL };
   pid_t pid;
+  /* Join the cgroup first: the cgroup namespace unshared below is rooted where we are. */
+  if (ctx->cgroup_path != NULL && rt_cgroup_enter (ctx->cgroup_path, &err) < 0)
+    {
+      sync_send (sync_fd, SYNC_ERROR, 0, &err);
+      _exit (1);
+    }
   if (rt_enter_namespaces (ctx->spec, &err) < 0)
     {
       sync_send (sync_fd, SYNC_ERROR, 0, &err);
@@ -258,11 +265,12 @@ kill_and_reap (pid_t pid)
 
 static int
 create_in_state_dir (const rt_create_opts_t *opts, const rt_spec_t *spec, const char *bundle,
-                     const char *rootfs, pid_t *pid, rt_error_t *err)
+                     const char *rootfs, const char *cgroup_path, bool *cgroup_made, pid_t *pid,
+                     rt_error_t *err)
 {
   cleanup_free char *dir = rt_state_dir (opts->root, opts->id);
   cleanup_close int fifo_fd = -1;
-  rt_init_ctx_t ctx = { .spec = spec, .rootfs = rootfs, .fifo_fd = -1 };
+  rt_init_ctx_t ctx = { .spec = spec, .rootfs = rootfs, .fifo_fd = -1, .cgroup_path = cgroup_path };
   rt_state_t st = { 0 };
   char created[64];
 
@@ -272,6 +280,9 @@ create_in_state_dir (const rt_create_opts_t *opts, const rt_spec_t *spec, const 
   if (fifo_fd < 0)
     return -1;
   ctx.fifo_fd = fifo_fd;
+  /* From here on a failure removes the cgroup (also when it failed half-way). */
+  if (rt_cgroup_create (cgroup_path, &spec->resources, cgroup_made, err) < 0)
+    return -1;
   if (spawn_container (&ctx, pid, err) < 0)
     return -1;
   if (now_rfc3339 (created, sizeof created) < 0)
@@ -282,6 +293,7 @@ create_in_state_dir (const rt_create_opts_t *opts, const rt_spec_t *spec, const 
   st.annotations_json = spec->annotations_json;
   st.created = created;
   st.pid = *pid;
+  st.cgroup_path = (char *) cgroup_path;
   if (rt_proc_start_time (*pid, &st.start_time) < 0)
     return rt_make_error (err, errno, "read /proc/%d/stat", *pid);
   if (rt_state_write (opts->root, &st, err) < 0)
@@ -294,9 +306,10 @@ create_in_state_dir (const rt_create_opts_t *opts, const rt_spec_t *spec, const 
 int
 rt_container_create (const rt_create_opts_t *opts, pid_t *pid, rt_error_t *err)
 {
-  cleanup_free char *bundle = NULL, *config = NULL, *rootfs = NULL;
+  cleanup_free char *bundle = NULL, *config = NULL, *rootfs = NULL, *cgroup_path = NULL;
   rt_spec_t *spec = NULL;
   rt_error_t ignored = { 0, NULL };
+  bool cgroup_made = false;
   int ret;
 
   *pid = 0;
@@ -328,17 +341,26 @@ rt_container_create (const rt_create_opts_t *opts, pid_t *pid, rt_error_t *err)
       return rt_make_error (err, 0, "%s: linux.namespaces: a new mount namespace is required",
                             config);
     }
+  if (rt_cgroup_path (spec->cgroups_path, opts->id, &cgroup_path, err) < 0)
+    {
+      rt_wrap_error (err, "%s", config);
+      rt_spec_free (spec);
+      return -1;
+    }
   if (rt_state_dir_create (opts->root, opts->id, err) < 0)
     {
       rt_spec_free (spec);
       return -1;
     }
-  ret = create_in_state_dir (opts, spec, bundle, rootfs, pid, err);
+  ret = create_in_state_dir (opts, spec, bundle, rootfs, cgroup_path, &cgroup_made, pid, err);
   if (ret < 0)
     {
-      /* Nothing half-created remains: the init (if any) and the state directory go. */
+      /* Nothing half-created remains: the init (if any), its cgroup and the state directory. */
       kill_and_reap (*pid);
       *pid = 0;
+      if (cgroup_made)
+        rt_cgroup_destroy (cgroup_path, &ignored);
+      rt_error_release (&ignored);
       rt_state_dir_remove (opts->root, opts->id, &ignored);
       rt_error_release (&ignored);
     }
@@ -463,7 +485,8 @@ rt_parse_signal (const char *name)
 }
 
 int
-rt_container_kill (const char *root, const char *id, const char *signame, rt_error_t *err)
+rt_container_kill (const char *root, const char *id, const char *signame, bool all,
+                   rt_error_t *err)
 {
   rt_state_t *st = NULL;
   enum rt_status status;
@@ -473,7 +496,9 @@ rt_container_kill (const char *root, const char *id, const char *signame, rt_err
     return rt_make_error (err, 0, "unknown signal `%s`", signame);
   if (load_state (root, id, &st, &status, err) < 0)
     return -1;
-  if (status == RT_STATUS_STOPPED)
+  if (all && st->cgroup_path != NULL)
+    ret = rt_cgroup_kill (st->cgroup_path, sig, err); /* stopped is fine: orphans may remain */
+  else if (status == RT_STATUS_STOPPED)
     ret = rt_make_error (err, 0, "cannot kill a container that is stopped");
   else if (kill (st->pid, sig) < 0)
     ret = rt_make_error (err, errno, "kill %d", st->pid);
@@ -522,8 +547,26 @@ rt_container_delete (const char *root, const char *id, bool force, rt_error_t *e
       else
         ret = wait_gone (st, err);
     }
+  /* Whatever is left in the cgroup (children of an init without a PID namespace) goes too. */
+  if (ret == 0 && st->cgroup_path != NULL)
+    ret = rt_cgroup_destroy (st->cgroup_path, err);
   if (ret == 0)
     ret = rt_state_dir_remove (root, id, err);
+  rt_state_free (st);
+  return ret;
+}
+
+int
+rt_container_stats (const char *root, const char *id, rt_error_t *err)
+{
+  rt_state_t *st = NULL;
+  int ret;
+  if (rt_state_read (root, id, &st, err) < 0)
+    return -1;
+  if (st->cgroup_path == NULL)
+    ret = rt_make_error (err, 0, "the container has no cgroup");
+  else
+    ret = rt_cgroup_print_stats (id, st->cgroup_path, err);
   rt_state_free (st);
   return ret;
 }

@@ -18,7 +18,11 @@ typedef struct
 int rt_container_create (const rt_create_opts_t *opts, pid_t *pid, rt_error_t *err);
 int rt_container_start (const char *root, const char *id, rt_error_t *err);
 int rt_container_state (const char *root, const char *id, rt_error_t *err);
-int rt_container_kill (const char *root, const char *id, const char *signal, rt_error_t *err);
+/* ALL: every process in the container's cgroup (runc's --all), not only the init. */
+int rt_container_kill (const char *root, const char *id, const char *signal, bool all,
+                       rt_error_t *err);
+/* Prints the cgroup's usage as JSON (memory, cpu, pids). */
+int rt_container_stats (const char *root, const char *id, rt_error_t *err);
 int rt_container_delete (const char *root, const char *id, bool force, rt_error_t *err);
 /* create + start + wait; *exit_code is the container's exit status (128+N after signal N). */
 int rt_container_run (const rt_create_opts_t *opts, bool detach, int *exit_code,

@@ -55,8 +55,8 @@ rt_enter_namespaces (const rt_spec_t *spec, rt_error_t *err)
 {
   int t, flags = 0;
   /* Join first: a path may only be reachable from the current mount namespace. The cgroup
-   * namespace is unshared last (with the others) so that, once cgroups land, it is rooted at the
-   * container's cgroup. */
+   * namespace is unshared last (with the others); the caller has joined the container's cgroup
+   * already, so the namespace is rooted there. */
   for (t = 0; t < RT_NS_COUNT; t++)
     {
       if (!spec->ns[t].wanted)
@@ -445,7 +445,7 @@ mount_one (int rootfd, const rt_mount_t *m, rt_error_t *err)
   if (strcmp (type, "bind") == 0)
     o.bind = true;
   if (strcmp (type, "cgroup") == 0 || strcmp (type, "cgroup2") == 0)
-    return 0; /* the cgroup slice mounts these */
+    return 0; /* not mounted yet (a later slice) */
   if (o.bind)
     {
       if (mount_bind (rootfd, m, &o, err) < 0)

@@ -11,6 +11,7 @@ typedef struct
   const rt_spec_t *spec;
   const char *rootfs; /* absolute path of the root filesystem */
   int fifo_fd;        /* O_PATH descriptor of <state>/exec.fifo */
+  const char *cgroup_path; /* joined before the namespaces are unshared; NULL: none */
   char *exec_path;    /* process.args[0] resolved in the container, filled by rt_init_container */
 } rt_init_ctx_t;
 

@@ -2,7 +2,8 @@
  *
  * The command line follows the OCI runtime-tools command-line-interface: global options, then
  *   create <id> [--bundle DIR] [--pid-file FILE]   start <id>   state <id>
- *   kill <id> [SIGNAL]   delete [--force] <id>   run <id> [--bundle DIR] [--pid-file F] [--detach]
+ *   kill [--all] <id> [SIGNAL]   delete [--force] <id>
+ *   run <id> [--bundle DIR] [--pid-file F] [--detach]   stats <id> (cgroup usage as JSON)
  * (exec and ps come with a later slice and are refused with a clear line until then.)
  * Errors are printed as one line, "swarm-runtime: COMMAND ID: what failed: why", exit code 1;
  * bad usage exits 2. */
@@ -31,7 +32,7 @@ typedef struct
   const char *bundle;
   const char *pid_file;
   const char *signal;
-  bool force, detach;
+  bool force, detach, all;
 } cli_t;
 
 static int
@@ -40,7 +41,7 @@ usage (const char *problem)
   if (problem)
     fprintf (stderr, "swarm-runtime: %s\n", problem);
   fprintf (stderr, "usage: swarm-runtime [--root DIR] COMMAND [OPTIONS] ID\n"
-                   "commands: create, start, state, kill, delete, run; --version\n");
+                   "commands: create, start, state, kill, delete, run, stats; --version\n");
   return 2;
 }
 
@@ -87,13 +88,19 @@ cmd_state (cli_t *cli, rt_error_t *err)
 static int
 cmd_kill (cli_t *cli, rt_error_t *err)
 {
-  return rt_container_kill (cli->root, cli->id, cli->signal, err);
+  return rt_container_kill (cli->root, cli->id, cli->signal, cli->all, err);
 }
 
 static int
 cmd_delete (cli_t *cli, rt_error_t *err)
 {
   return rt_container_delete (cli->root, cli->id, cli->force, err);
+}
+
+static int
+cmd_stats (cli_t *cli, rt_error_t *err)
+{
+  return rt_container_stats (cli->root, cli->id, err);
 }
 
 static int exit_code_of_run;
@@ -114,6 +121,7 @@ static const struct
   { "create", cmd_create, false }, { "start", cmd_start, false },
   { "state", cmd_state, false },   { "kill", cmd_kill, true },
   { "delete", cmd_delete, false }, { "run", cmd_run, false },
+  { "stats", cmd_stats, false },
 };
 
 /* "--opt VALUE" or "--opt=VALUE"; advances *i past the value. */
@@ -151,7 +159,9 @@ parse_command (int argc, char **argv, int i, cli_t *cli, bool takes_signal)
         cli->force = true;
       else if (strcmp (a, "--detach") == 0 || strcmp (a, "-d") == 0)
         cli->detach = true;
-      else if (strcmp (a, "--all") == 0 || strcmp (a, "-a") == 0 || strcmp (a, "--no-pivot") == 0)
+      else if (strcmp (a, "--all") == 0 || strcmp (a, "-a") == 0)
+        cli->all = true;
+      else if (strcmp (a, "--no-pivot") == 0)
         continue;
       else if (a[0] == '-' && a[1] != '\0')
         {

@@ -461,6 +461,61 @@ parse_namespaces (ctx_t *c, json_object *linux_obj, rt_spec_t *s)
   return 0;
 }
 
+/* A signed integer field; *present tells whether it was given. */
+static int
+get_int (ctx_t *c, json_object *obj, const char *key, const char *field, bool *present,
+         int64_t *out)
+{
+  json_object *v = get (obj, key);
+  *present = false;
+  if (v == NULL || json_object_is_type (v, json_type_null))
+    return 0;
+  if (!json_object_is_type (v, json_type_int))
+    return field_error (c, field, "must be an integer");
+  *out = json_object_get_int64 (v);
+  *present = true;
+  return 0;
+}
+
+static int
+parse_resources (ctx_t *c, json_object *linux_obj, rt_spec_t *s)
+{
+  json_object *res, *mem, *cpu, *pids;
+  rt_resources_t *r = &s->resources;
+  if (get_object (c, linux_obj, "resources", "linux.resources", &res) < 0)
+    return -1;
+  if (res == NULL)
+    return 0;
+  if (get_object (c, res, "memory", "linux.resources.memory", &mem) < 0
+      || get_object (c, res, "cpu", "linux.resources.cpu", &cpu) < 0
+      || get_object (c, res, "pids", "linux.resources.pids", &pids) < 0)
+    return -1;
+  if (get_int (c, mem, "limit", "linux.resources.memory.limit", &r->has_memory_limit,
+               &r->memory_limit)
+      < 0)
+    return -1;
+  if (r->has_memory_limit && r->memory_limit < -1)
+    return field_error (c, "linux.resources.memory.limit", "out of range");
+  if (get_int (c, cpu, "quota", "linux.resources.cpu.quota", &r->has_cpu_quota, &r->cpu_quota)
+      < 0)
+    return -1;
+  if (get_uint (c, cpu, "period", "linux.resources.cpu.period", false, 1000000,
+                &r->has_cpu_period, &r->cpu_period)
+      < 0)
+    return -1;
+  if (get_uint (c, cpu, "shares", "linux.resources.cpu.shares", false, 262144,
+                &r->has_cpu_shares, &r->cpu_shares)
+      < 0)
+    return -1;
+  if (r->has_cpu_shares && r->cpu_shares == 0)
+    r->has_cpu_shares = false; /* 0 means "not set", as in runc */
+  if (get_int (c, pids, "limit", "linux.resources.pids.limit", &r->has_pids_limit,
+               &r->pids_limit)
+      < 0)
+    return -1;
+  return 0;
+}
+
 static int
 parse_linux (ctx_t *c, json_object *top, rt_spec_t *s)
 {
@@ -469,6 +524,9 @@ parse_linux (ctx_t *c, json_object *top, rt_spec_t *s)
     return -1;
   if (linux_obj == NULL)
     return 0;
+  if (get_string (c, linux_obj, "cgroupsPath", "linux.cgroupsPath", false, &s->cgroups_path) < 0
+      || parse_resources (c, linux_obj, s) < 0)
+    return -1;
   if (parse_namespaces (c, linux_obj, s) < 0)
     return -1;
   if (get_strv (c, linux_obj, "maskedPaths", "linux.maskedPaths", false, &s->masked_paths, NULL)
@@ -627,6 +685,7 @@ rt_spec_free (rt_spec_t *s)
   free_strv (s->masked_paths);
   free_strv (s->readonly_paths);
   free (s->rootfs_propagation);
+  free (s->cgroups_path);
   free (s->annotations_json);
   free (s);
 }

@@ -51,6 +51,21 @@ typedef struct
   uint64_t bounding, effective, inheritable, permitted, ambient;
 } rt_caps_t;
 
+/* linux.resources, the parts applied to cgroups. has_* says the field was given. */
+typedef struct
+{
+  bool has_memory_limit;
+  int64_t memory_limit; /* bytes; -1 = unlimited */
+  bool has_cpu_quota;
+  int64_t cpu_quota; /* usec per period; -1 = unlimited */
+  bool has_cpu_period;
+  uint64_t cpu_period; /* usec */
+  bool has_cpu_shares;
+  uint64_t cpu_shares; /* v1 shares, 2..262144 */
+  bool has_pids_limit;
+  int64_t pids_limit; /* <= 0 = unlimited */
+} rt_resources_t;
+
 typedef struct
 {
   char *oci_version;
@@ -80,6 +95,8 @@ typedef struct
   char **masked_paths;
   char **readonly_paths;
   char *rootfs_propagation;
+  char *cgroups_path; /* linux.cgroupsPath as written, NULL if absent */
+  rt_resources_t resources;
   char *annotations_json; /* the annotations object as JSON text, "{}" if none */
 } rt_spec_t;
 

@@ -147,6 +147,8 @@ rt_state_write (const char *root, const rt_state_t *st, rt_error_t *err)
   json_object_object_add (o, "bundle", json_object_new_string (st->bundle));
   json_object_object_add (o, "created", json_object_new_string (st->created));
   json_object_object_add (o, "startTime", json_object_new_uint64 (st->start_time));
+  if (st->cgroup_path != NULL)
+    json_object_object_add (o, "cgroupPath", json_object_new_string (st->cgroup_path));
   ann = json_tokener_parse (st->annotations_json ? st->annotations_json : "{}");
   json_object_object_add (o, "annotations", ann ? ann : json_object_new_object ());
   text = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN);
@@ -215,6 +217,7 @@ rt_state_read (const char *root, const char *id, rt_state_t **out, rt_error_t *e
     st->pid = (pid_t) json_object_get_int64 (v);
   if (json_object_object_get_ex (o, "startTime", &v))
     st->start_time = json_object_get_uint64 (v);
+  st->cgroup_path = dup_field (o, "cgroupPath");
   json_object_put (o);
   if (st->id == NULL || st->bundle == NULL || st->oci_version == NULL || st->created == NULL
       || st->annotations_json == NULL || st->pid <= 0)
@@ -235,6 +238,7 @@ rt_state_free (rt_state_t *st)
   free (st->bundle);
   free (st->oci_version);
   free (st->annotations_json);
+  free (st->cgroup_path);
   free (st->created);
   free (st);
 }

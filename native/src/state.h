@@ -19,6 +19,7 @@ typedef struct
   char *created; /* RFC 3339 */
   pid_t pid;
   unsigned long long start_time; /* /proc/PID/stat field 22 */
+  char *cgroup_path;             /* relative to each hierarchy's root; NULL: none (old state) */
 } rt_state_t;
 
 enum rt_status

@@ -122,6 +122,13 @@ export class Workspace {
       if (existsSync(rt.root)) for (const e of readdirSync(rt.root)) found.push(`${rt.name} state ${e}`);
     }
     for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) if (line.includes(this.dir)) found.push(`mount ${line}`);
+    // Our runtime's default cgroups (/swarm-runtime/<id>) for this process's container ids.
+    const cg = '/sys/fs/cgroup';
+    for (const h of ['', ...readdirSync(cg)]) {
+      const parent = join(cg, h, 'swarm-runtime');
+      if (!existsSync(parent)) continue;
+      for (const e of readdirSync(parent)) if (e.includes(`-${process.pid}-`)) found.push(`cgroup ${join(parent, e)}`);
+    }
     for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
       // A container process is rooted in a bundle; one that has not exec'd yet (blocked on its
       // exec fifo) still carries the runtime's command line, which names the state root.

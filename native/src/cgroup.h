@@ -1,0 +1,43 @@
+/* cgroups: v2 (unified), v1 and hybrid (v1 controllers plus a v2 tree at /sys/fs/cgroup/unified).
+ * A container's cgroup is one path (linux.cgroupsPath, default /swarm-runtime/<id>) that exists in
+ * every hierarchy we use. Errors name the step and the cgroup file. */
+#ifndef SWARM_CGROUP_H
+#define SWARM_CGROUP_H
+
+#include <stdbool.h>
+
+#include "error.h"
+#include "spec.h"
+
+#define RT_CGROUP_ROOT "/sys/fs/cgroup"
+
+enum rt_cgroup_mode
+{
+  RT_CGROUP_V1,     /* v1 controllers only */
+  RT_CGROUP_HYBRID, /* v1 controllers + an empty v2 tree at /sys/fs/cgroup/unified */
+  RT_CGROUP_V2,     /* /sys/fs/cgroup is cgroup2 */
+};
+
+enum rt_cgroup_mode rt_cgroup_mode (void);
+const char *rt_cgroup_mode_name (enum rt_cgroup_mode m);
+
+/* linux.cgroupsPath (or /swarm-runtime/<id>) normalised to "/a/b"; refuses `..` and systemd's
+ * "slice:prefix:name" form. */
+int rt_cgroup_path (const char *spec_path, const char *id, char **out, rt_error_t *err);
+
+/* Refuses a cgroup that already holds processes (EBUSY, nothing changed). Then mkdir in each
+ * hierarchy (v2: enabling cpu, memory and pids in the parents), then writes the
+ * limits of linux.resources. *MADE: directories may exist (remove them on failure). */
+int rt_cgroup_create (const char *path, const rt_resources_t *r, bool *made, rt_error_t *err);
+/* Moves the calling process into the cgroup in each hierarchy. */
+int rt_cgroup_enter (const char *path, rt_error_t *err);
+/* Sends SIG to every process listed in the cgroup. */
+int rt_cgroup_kill (const char *path, int sig, rt_error_t *err);
+/* Kills what is left (cgroup.kill on v2 when present), waits until empty, removes the
+ * directories. Missing directories are not an error. */
+int rt_cgroup_destroy (const char *path, rt_error_t *err);
+/* Prints {"memory":{"usage","limit","oomKill"},"cpu":{"usageUsec"},"pids":{"current","limit"}}
+ * merged into an object with ID and the path, on stdout. */
+int rt_cgroup_print_stats (const char *id, const char *path, rt_error_t *err);
+
+#endif
