@@ -1,6 +1,28 @@
 // Runs once around the whole suite: removes labs left by earlier runs whose owner died (kill -9,
 // a crashed worker), before the tests start and after they end.
+import { readdirSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { sweepStaleLabs } from './lab/lab.js';
+
+/**
+ * swarm-runtime leaves its parent cgroup (/swarm-runtime) in place after a container's delete,
+ * as runc does; the suite made them, so it removes them once they are empty.
+ */
+function removeRuntimeCgroupParents(): void {
+  let controllers: string[];
+  try {
+    controllers = readdirSync('/sys/fs/cgroup');
+  } catch {
+    return;
+  }
+  for (const dir of [join('/sys/fs/cgroup', 'swarm-runtime'), ...controllers.map((c) => join('/sys/fs/cgroup', c, 'swarm-runtime'))]) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // absent, or still in use: leave it
+    }
+  }
+}
 
 function sweep(): void {
   if (process.getuid?.() !== 0) return; // the lab tests themselves report the missing privilege
@@ -14,4 +36,5 @@ export function setup(): void {
 
 export function teardown(): void {
   sweep();
+  if (process.getuid?.() === 0) removeRuntimeCgroupParents();
 }
