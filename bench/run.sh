@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs one benchmark after the set-up: bench/run.sh raft [--seconds 10] [--trials 20] [--steady-seconds 600]
+# Runs one benchmark after the set-up:
+#   bench/run.sh raft [--seconds 10] [--trials 20] [--steady-seconds 600]
+#   bench/run.sh runtime [--count 200]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name=${1:?usage: bench/run.sh NAME [ARGS...] (NAME: raft)}
+name=${1:?usage: bench/run.sh NAME [ARGS...] (NAME: raft, runtime)}
 shift
 bash scripts/setup.sh >/dev/null
 exec node "dist/bench/$name.js" "$@"
