@@ -2,7 +2,7 @@
 // `swarmd init` creates a new cluster (a one-voter Raft group, the root CA, the cluster and node
 // objects); a later start from the same data directory resumes it.
 import * as grpc from '@grpc/grpc-js';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { arch, hostname, platform } from 'node:os';
 import { join } from 'node:path';
 import type { Cluster, Node } from '../proto/gen/tswarm/objects.js';
@@ -129,5 +129,11 @@ export class Manager {
 
   async stop(): Promise<void> {
     await this.raft?.stop();
+  }
+
+  /** Removes the manager's state from the data directory (undoing a failed init). */
+  removeState(): void {
+    rmSync(join(this.opts.dataDir, 'raft'), { recursive: true, force: true });
+    rmSync(join(this.opts.dataDir, 'keys'), { recursive: true, force: true });
   }
 }

@@ -2,7 +2,7 @@
 // inspect, remove; bad input gets one line naming the flag or field and a non-zero exit; a
 // restarted manager keeps its objects.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -124,6 +124,14 @@ describe('swarmd init and swarmctl', () => {
     expect(cfg.status).toBe(0);
     expect(ctl('config', 'ls').out).toMatch(/app\.conf\n$/);
     expect(ctl('config', 'rm', 'app.conf').code).toBe(0);
+  });
+
+  it('refuses an init whose address is taken, leaving the data directory as it was', () => {
+    const other = join(dir, 'other');
+    const r = spawnSync(process.execPath, [swarmd, 'init', '--advertise-addr', `127.0.0.1:${port}`, '--data-dir', other, '--socket', join(dir, 'other.sock')], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`--listen-addr 127.0.0.1:${port}: cannot listen there (EADDRINUSE)`);
+    expect(readdirSync(other).sort()).toEqual(['node-id']);
   });
 
   it('lists the manager itself as a ready node, and keeps objects across a restart', async () => {

@@ -3,7 +3,7 @@
 // land; this file wires them and owns their lifecycle, nothing more.
 import * as grpc from '@grpc/grpc-js';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { arch, hostname as osHostname, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CorruptFileError, TswarmError } from '../../common/errors.js';
@@ -36,6 +36,18 @@ export interface DaemonOptions {
 }
 
 export class DaemonError extends TswarmError {}
+
+/** Fails with a clear message if nothing can listen on host:port (in use, or not an address here). */
+function assertCanListen(addr: string): Promise<void> {
+  const colon = addr.lastIndexOf(':');
+  const host = addr.slice(0, colon);
+  const port = Number(addr.slice(colon + 1));
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => reject(new DaemonError(`--listen-addr ${addr}: cannot listen there (${err.code ?? err.message})`)));
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
 
 function readJsonFile(path: string): unknown {
   try {
@@ -89,6 +101,8 @@ export class Daemon {
       managerSettings = { init: false, advertiseAddr: saved.advertiseAddr, listenAddr: saved.listenAddr };
     }
     if (managerSettings) {
+      // Check what can fail before anything is created.
+      if (managerSettings.init) await assertCanListen(managerSettings.listenAddr);
       const manager = new Manager({
         dataDir,
         nodeId: this.nodeId,
@@ -98,9 +112,17 @@ export class Daemon {
         log: log.child({ component: 'manager' }),
       });
       if (managerSettings.init) {
-        await manager.init();
-        writeFileSync(`${settingsPath}.tmp`, JSON.stringify({ advertiseAddr: managerSettings.advertiseAddr, listenAddr: managerSettings.listenAddr }));
-        renameSync(`${settingsPath}.tmp`, settingsPath);
+        // A failed `swarmd init` leaves the data directory as it found it.
+        try {
+          await manager.init();
+          writeFileSync(`${settingsPath}.tmp`, JSON.stringify({ advertiseAddr: managerSettings.advertiseAddr, listenAddr: managerSettings.listenAddr }));
+          renameSync(`${settingsPath}.tmp`, settingsPath);
+        } catch (err) {
+          await manager.stop().catch(() => undefined);
+          manager.removeState();
+          rmSync(`${settingsPath}.tmp`, { force: true });
+          throw err;
+        }
       } else {
         await manager.start();
       }
