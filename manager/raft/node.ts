@@ -6,7 +6,7 @@
 //
 // Callbacks, not promises, so the simulation stays synchronous and deterministic; the shell wraps
 // them in promises.
-import { ConfChange, EntryType, MessageType, type ConfState, type Entry, type HardState, type RaftMessage, type SnapshotMetadata } from '../../proto/gen/tswarm/raft.js';
+import { ConfChange, ConfChange_Type, EntryType, MessageType, type ConfState, type Entry, type HardState, type RaftMessage, type SnapshotMetadata } from '../../proto/gen/tswarm/raft.js';
 import { LeadershipLostError, RaftError, StoppedError } from './errors.js';
 import { RaftCore } from './core/raft.js';
 import type { PersistedState, RaftConfig, Ready, SoftState, Status } from './core/types.js';
@@ -93,6 +93,8 @@ export class RaftNode<R = unknown> {
   /** The index of the last entry applied to the state machine. */
   appliedIndex: number;
   confState: ConfState;
+  /** Members' Raft addresses, from applied membership changes and restored snapshots. */
+  readonly addresses = new Map<number, string>();
 
   constructor(opts: RaftNodeOptions<R>) {
     this.core = new RaftCore(opts.config, opts.state);
@@ -110,7 +112,8 @@ export class RaftNode<R = unknown> {
     const snap = opts.state.snapshot;
     this.appliedIndex = snap?.metadata.index ?? 0;
     this.lastSnapshotIndex = this.appliedIndex;
-    this.confState = snap?.metadata.confState ?? { voters: [], learners: [] };
+    this.confState = snap?.metadata.confState ?? { voters: [], learners: [], addresses: {} };
+    this.loadAddresses(this.confState);
     if (snap && snap.metadata.index > 0) this.sm.restore(snap.data);
   }
 
@@ -252,7 +255,9 @@ export class RaftNode<R = unknown> {
       this.sm.restore(rd.snapshot.data);
       this.appliedIndex = rd.snapshot.metadata.index;
       this.lastSnapshotIndex = this.appliedIndex;
-      this.confState = rd.snapshot.metadata.confState ?? { voters: [], learners: [] };
+      this.confState = rd.snapshot.metadata.confState ?? { voters: [], learners: [], addresses: {} };
+      this.addresses.clear();
+      this.loadAddresses(this.confState);
       // Proposals this node made as leader at or below the snapshot: their fate is unknown here.
       for (const [index, p] of this.proposals) {
         if (index <= this.appliedIndex) {
@@ -285,6 +290,10 @@ export class RaftNode<R = unknown> {
     this.maybeSnapshot();
   }
 
+  private loadAddresses(cs: ConfState): void {
+    for (const [id, addr] of Object.entries(cs.addresses ?? {})) this.addresses.set(Number(id), addr);
+  }
+
   private fail(err: Error): void {
     this.stop();
     this.onFatal?.(err);
@@ -303,6 +312,8 @@ export class RaftNode<R = unknown> {
     } else if (e.type === EntryType.ENTRY_TYPE_CONF_CHANGE) {
       const cc = ConfChange.decode(e.data);
       this.confState = this.core.applyConfChange(cc);
+      if (cc.type === ConfChange_Type.TYPE_REMOVE) this.addresses.delete(cc.nodeId);
+      else if (cc.addr) this.addresses.set(cc.nodeId, cc.addr);
       result = this.confState;
       this.onConfChange?.(cc, this.confState);
     }
@@ -328,7 +339,8 @@ export class RaftNode<R = unknown> {
     if (this.snapshotEntries <= 0 || this.appliedIndex - this.lastSnapshotIndex < this.snapshotEntries) return;
     if (this.appliedIndex <= this.core.log.snapshotIndex) return; // a leader's snapshot was installed meanwhile
     const index = this.appliedIndex;
-    const snap = this.core.createSnapshot(index, this.confState, this.sm.snapshot());
+    const confState = { ...this.confState, addresses: Object.fromEntries([...this.addresses].map(([id, a]) => [String(id), a])) };
+    const snap = this.core.createSnapshot(index, confState, this.sm.snapshot());
     this.storage.saveSnapshot(snap.metadata, snap.data);
     this.lastSnapshotIndex = index;
     const compactTo = Math.min(index - this.keepEntries, this.core.log.stable);

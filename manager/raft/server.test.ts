@@ -121,6 +121,26 @@ describe('RaftServer', () => {
     expect(machines.get(gone)!.items.length).toBeLessThan(21);
   });
 
+  it('keeps members addresses through snapshots and compaction', async () => {
+    const { servers: ss, root } = await cluster([1, 2, 3], { snapshotEntries: 5, keepEntries: 0 });
+    const leader = await leaderOf(ss);
+    const s4 = new RaftServer<number>({ id: 4, dataDir: join(root, 'n4'), listenAddr: addr(4), peers: new Map([[1, addr(1)], [2, addr(2)], [3, addr(3)]]), stateMachine: new ListMachine(), tickMs: 10 });
+    servers.push(s4);
+    await s4.start();
+    await leader.addLearner(4, addr(4));
+    for (let i = 0; i < 30; i++) await leader.propose(Buffer.from(`x${i}`));
+    const follower = [...ss.entries()].find(([, s]) => s !== leader)!;
+    const [fid, fserver] = follower;
+    await until(() => (fserver.node.appliedIndex >= leader.node.appliedIndex ? true : undefined));
+    expect(fserver.status().snapshotIndex).toBeGreaterThan(10); // the add-learner entry is compacted away
+    await fserver.stop();
+    // Restarted with only the initial peers: member 4's address must come from the snapshot.
+    const again = new RaftServer<number>({ id: fid, dataDir: join(root, `n${fid}`), listenAddr: addr(fid), peers: new Map([[1, addr(1)], [2, addr(2)], [3, addr(3)]]), stateMachine: new ListMachine(), tickMs: 10 });
+    servers.push(again);
+    expect(again.node.addresses.get(4)).toBe(addr(4));
+    expect(again.node.addresses.get(1)).toBe(addr(1));
+  });
+
   it('recovers its log from disk after a restart', async () => {
     const { servers: ss, root } = await cluster([1]);
     const only = await leaderOf(ss);

@@ -77,7 +77,7 @@ export class RaftServer<R = unknown> {
     let state = opened.state;
     const fresh = state.entries.length === 0 && !state.snapshot && state.hardState.term === 0;
     if (fresh && opts.bootstrapVoters && opts.bootstrapVoters.length > 0) {
-      state = bootstrapState(opts.bootstrapVoters);
+      state = bootstrapState(opts.bootstrapVoters, opts.peers);
       this.disk.append(state.entries, state.hardState);
       this.disk.sync();
     }
@@ -159,8 +159,9 @@ export class RaftServer<R = unknown> {
   private syncPeers(): void {
     const members = new Set([...this.node.confState.voters, ...this.node.confState.learners]);
     for (const id of members) {
-      const addr = this.addrs.get(id);
-      if (id !== this.opts.id && addr && !this.transport.hasPeer(id)) this.transport.setPeer(id, addr);
+      // The replicated record of addresses first; the start-up peers only fill gaps.
+      const addr = this.node.addresses.get(id) ?? this.addrs.get(id);
+      if (id !== this.opts.id && addr) this.transport.setPeer(id, addr);
     }
   }
 

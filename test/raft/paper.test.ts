@@ -13,7 +13,7 @@ const noPreVote = { preVote: false, checkQuorum: false };
 function single(id: number, voters: number[], overrides = {}): RaftCore {
   return new RaftCore(
     { ...DEFAULT_CORE_CONFIG, id, random: seededRandom(id), ...overrides },
-    { hardState: { term: 0, vote: 0, commit: 0 }, snapshot: { metadata: { index: 0, term: 0, confState: { voters, learners: [] } }, data: new Uint8Array() }, entries: [] },
+    { hardState: { term: 0, vote: 0, commit: 0 }, snapshot: { metadata: { index: 0, term: 0, confState: { voters, learners: [], addresses: {} } }, data: new Uint8Array() }, entries: [] },
   );
 }
 
@@ -413,7 +413,7 @@ describe('snapshot install on a follower that already holds the snapshot point',
     f.step(message({ type: MessageType.MSG_APP, from: 2, to: 1, term: 2, index: 0, logTerm: 0, commit: 5, entries: [...first, ...tail] }));
     drain(f);
     const data = Buffer.from('state');
-    f.step(message({ type: MessageType.MSG_SNAP, from: 3, to: 1, term: 3, snapshot: { index: 10, term: 1, confState: { voters: [1, 2, 3], learners: [] } }, snapshotChunk: data, snapshotOffset: 0, snapshotLast: true, snapshotSize: data.length }));
+    f.step(message({ type: MessageType.MSG_SNAP, from: 3, to: 1, term: 3, snapshot: { index: 10, term: 1, confState: { voters: [1, 2, 3], learners: [], addresses: {} } }, snapshotChunk: data, snapshotOffset: 0, snapshotLast: true, snapshotSize: data.length }));
     const ack = drain(f).find((m) => m.type === MessageType.MSG_APP_RESP)!;
     expect(ack.index).toBe(10);
     expect(f.log.committed).toBe(10);

@@ -60,12 +60,12 @@ interface IncomingSnapshot {
  * entries of term 1 (the same on every initial member), so that a node that joins later learns the
  * whole membership by replaying the log.
  */
-export function bootstrapState(voters: readonly number[]): PersistedState {
+export function bootstrapState(voters: readonly number[], addresses: ReadonlyMap<number, string> = new Map()): PersistedState {
   const entries: Entry[] = voters.map((nodeId, i) => ({
     term: 1,
     index: i + 1,
     type: EntryType.ENTRY_TYPE_CONF_CHANGE,
-    data: Buffer.from(ConfChange.encode({ type: ConfChange_Type.TYPE_ADD_VOTER, nodeId, addr: '' }).finish()),
+    data: Buffer.from(ConfChange.encode({ type: ConfChange_Type.TYPE_ADD_VOTER, nodeId, addr: addresses.get(nodeId) ?? '' }).finish()),
   }));
   return { hardState: { term: 1, vote: 0, commit: entries.length }, entries };
 }
@@ -357,7 +357,7 @@ export class RaftCore {
   }
 
   confState(): ConfState {
-    return { voters: [...this.voters].sort((a, b) => a - b), learners: [...this.learners].sort((a, b) => a - b) };
+    return { voters: [...this.voters].sort((a, b) => a - b), learners: [...this.learners].sort((a, b) => a - b), addresses: {} };
   }
 
   latestSnapshot(): Snapshot | undefined {

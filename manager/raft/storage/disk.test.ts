@@ -12,7 +12,7 @@ import { describeEntries, entries, entry, randInt, randomBytes, seededRandom } f
 const DIR = '/raft';
 const WAL = `${DIR}/wal`;
 const SNAP = `${DIR}/snap`;
-const meta = (index: number, term: number): SnapshotMetadata => ({ index, term, confState: { voters: [1, 2, 3], learners: [] } });
+const meta = (index: number, term: number): SnapshotMetadata => ({ index, term, confState: { voters: [1, 2, 3], learners: [], addresses: {} } });
 const hs = (term: number, vote: number, commit: number): HardState => ({ term, vote, commit });
 
 function openMem(fs: RaftFs, opts?: RaftDiskOptions): { disk: RaftDisk; state: PersistedState } {

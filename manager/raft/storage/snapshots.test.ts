@@ -5,7 +5,7 @@ import { MemFs } from './fs.js';
 import { decodeSnapshot, encodeSnapshot, SnapshotStore, snapshotName } from './snapshots.js';
 
 const DIR = '/data/snap';
-const meta = (index: number, term: number): SnapshotMetadata => ({ index, term, confState: { voters: [1, 2, 3], learners: [4] } });
+const meta = (index: number, term: number): SnapshotMetadata => ({ index, term, confState: { voters: [1, 2, 3], learners: [4], addresses: {} } });
 
 function store(): { fs: MemFs; snaps: SnapshotStore } {
   const fs = new MemFs();

@@ -80,13 +80,13 @@ describe('WAL', () => {
     writeEntries(wal, entries(1, 5, 1));
     wal.appendHardState({ term: 1, vote: 2, commit: 3 });
     wal.sync();
-    wal.appendSnapshot({ index: 2, term: 1, confState: { voters: [1, 2, 3], learners: [] } });
+    wal.appendSnapshot({ index: 2, term: 1, confState: { voters: [1, 2, 3], learners: [], addresses: {} } });
     writeEntries(wal, entries(6, 7, 2));
     wal.appendHardState({ term: 2, vote: 0, commit: 6 });
     wal.close();
     const rec = recoverWal(fs, DIR);
     expect(rec.hardState).toEqual({ term: 2, vote: 0, commit: 6 });
-    expect(rec.snapshot?.metadata).toEqual({ index: 2, term: 1, confState: { voters: [1, 2, 3], learners: [] } });
+    expect(rec.snapshot?.metadata).toEqual({ index: 2, term: 1, confState: { voters: [1, 2, 3], learners: [], addresses: {} } });
     expect(describeEntries(rec.log.entries ?? [])).toEqual(describeEntries([...entries(3, 5, 1), ...entries(6, 7, 2)]));
     expect(rec.tornTail).toBeUndefined();
   });

@@ -223,6 +223,16 @@ export interface HardState {
 export interface ConfState {
   voters: number[];
   learners: number[];
+  /**
+   * Where each member's Raft service listens, as the membership changes recorded it; kept in
+   * snapshots so that a node restored from one can still reach members added before it.
+   */
+  addresses: { [key: number]: string };
+}
+
+export interface ConfState_AddressesEntry {
+  key: number;
+  value: string;
 }
 
 export interface ConfChange {
@@ -571,7 +581,7 @@ export const HardState: MessageFns<HardState> = {
 };
 
 function createBaseConfState(): ConfState {
-  return { voters: [], learners: [] };
+  return { voters: [], learners: [], addresses: {} };
 }
 
 export const ConfState: MessageFns<ConfState> = {
@@ -590,6 +600,9 @@ export const ConfState: MessageFns<ConfState> = {
       }
       writer.join();
     }
+    globalThis.Object.entries(message.addresses).forEach(([key, value]: [string, string]) => {
+      ConfState_AddressesEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
     return writer;
   },
 
@@ -642,6 +655,17 @@ export const ConfState: MessageFns<ConfState> = {
 
             break;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = ConfState_AddressesEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.addresses[entry3.key] = entry3.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -658,6 +682,20 @@ export const ConfState: MessageFns<ConfState> = {
     return {
       voters: globalThis.Array.isArray(object?.voters) ? object.voters.map((e: any) => globalThis.Number(e)) : [],
       learners: globalThis.Array.isArray(object?.learners) ? object.learners.map((e: any) => globalThis.Number(e)) : [],
+      addresses: isObject(object.addresses)
+        ? (globalThis.Object.entries(object.addresses) as [string, any][]).reduce(
+          (acc: { [key: number]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, globalThis.Number(key), {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -669,6 +707,15 @@ export const ConfState: MessageFns<ConfState> = {
     if (message.learners?.length) {
       obj.learners = message.learners.map((e) => Math.round(e));
     }
+    if (message.addresses) {
+      const entries = globalThis.Object.entries(message.addresses) as [string, string][];
+      if (entries.length > 0) {
+        obj.addresses = {};
+        entries.forEach(([k, v]) => {
+          obj.addresses[k] = v;
+        });
+      }
+    }
     return obj;
   },
 
@@ -679,6 +726,100 @@ export const ConfState: MessageFns<ConfState> = {
     const message = createBaseConfState();
     message.voters = object.voters?.map((e) => e) || [];
     message.learners = object.learners?.map((e) => e) || [];
+    message.addresses = (globalThis.Object.entries(object.addresses ?? {}) as [string, string][]).reduce(
+      (acc: { [key: number]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[globalThis.Number(key)] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseConfState_AddressesEntry(): ConfState_AddressesEntry {
+  return { key: 0, value: "" };
+}
+
+export const ConfState_AddressesEntry: MessageFns<ConfState_AddressesEntry> = {
+  encode(message: ConfState_AddressesEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== 0) {
+      writer.uint32(8).uint64(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConfState_AddressesEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConfState_AddressesEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.key = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConfState_AddressesEntry {
+    return {
+      key: isSet(object.key) ? globalThis.Number(object.key) : 0,
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ConfState_AddressesEntry): unknown {
+    const obj: any = {};
+    if (message.key !== 0) {
+      obj.key = Math.round(message.key);
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ConfState_AddressesEntry>): ConfState_AddressesEntry {
+    return ConfState_AddressesEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ConfState_AddressesEntry>): ConfState_AddressesEntry {
+    const message = createBaseConfState_AddressesEntry();
+    message.key = object.key ?? 0;
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -1894,6 +2035,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {
