@@ -327,6 +327,22 @@ describe('leadership transfer (thesis §3.10)', () => {
   });
 });
 
+describe('leadership transfer with a lost timeout-now', () => {
+  it('tells the caught-up transferee again at the next heartbeat', () => {
+    const c = new MemCluster([1, 2, 3]);
+    const l = c.electLeader();
+    const t = [1, 2, 3].find((i) => i !== l)!;
+    let dropped = 0;
+    c.filter = (m) => m.type === MessageType.MSG_TIMEOUT_NOW && dropped++ === 0;
+    c.node(l).transferLeadership(t);
+    c.stabilize();
+    expect(c.node(t).role).not.toBe('leader');
+    c.tick([l], 2);
+    expect(dropped).toBeGreaterThan(1);
+    expect(c.node(t).role).toBe('leader');
+  });
+});
+
 describe('membership changes (one at a time, thesis §4.1)', () => {
   it('adds a learner that receives the log but has no vote, and promotes it once caught up', () => {
     const c = new MemCluster([1, 2, 3]);

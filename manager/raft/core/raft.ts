@@ -495,6 +495,11 @@ export class RaftCore {
       const newest = this.readQueue[this.readQueue.length - 1];
       this.bcastHeartbeat(newest ? Buffer.from(newest.requestId) : EMPTY);
       this.resendStalledSnapshots();
+      // A transfer whose timeout-now was lost: the caught-up transferee is told again.
+      const target = this.leadTransferee !== 0 ? this.progress.get(this.leadTransferee) : undefined;
+      if (target && target.match === this.log.lastIndex()) {
+        this.send(message({ type: MessageType.MSG_TIMEOUT_NOW, to: this.leadTransferee, from: this.id, term: this.term }));
+      }
     }
   }
 
