@@ -1,9 +1,9 @@
 // swarmd init makes a one-manager cluster; swarmctl drives it over the local socket: create, list,
 // inspect, remove; bad input gets one line naming the flag or field and a non-zero exit; a
 // restarted manager keeps its objects.
+import { freePort } from './util/net.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,14 +12,6 @@ import { dist } from './util/dist.js';
 const swarmd = dist('cli/swarmd.js');
 const swarmctl = dist('cli/swarmctl.js');
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 describe('swarmd init and swarmctl', () => {
   let dir = '';

@@ -82,8 +82,9 @@ function readData(file: string): Buffer {
 /** The global options, which yargs does not type inside nested command builders. */
 const g = (a: unknown): GlobalArgs => a as GlobalArgs;
 
+const tgt = (a: GlobalArgs): Target => targetFrom(a);
+
 export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  const tgt = (a: GlobalArgs): Target => targetFrom(a);
   return y
     .command('cluster <command>', 'Inspect the cluster and its join tokens', (c) =>
       c
@@ -296,36 +297,7 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
         )
         .demandCommand(1),
     )
-    .command('secret <command>', 'Manage secrets', (c) =>
-      c
-        .command('create <name> <file>', 'Create a secret from a file (- for standard input)', (o) => o.positional('name', { type: 'string' }).positional('file', { type: 'string' }), (a) =>
-          act(async () => {
-            const r = await rpc<{ secret: { id: string } }>(tgt(g(a)), 'createSecret', { spec: { annotations: { name: a.name as string, labels: {} }, data: readData(a.file as string) } });
-            process.stdout.write(`${r.secret.id}\n`);
-          }),
-        )
-        .command('ls', 'List secrets', { quiet: { alias: 'q', type: 'boolean' } }, (a) =>
-          act(async () => {
-            const r = await rpc<{ secrets: Secret[] }>(tgt(g(a)), 'listSecrets', { filters: noFilters });
-            print(g(a), r.secrets, ['ID', 'NAME'], (s: Secret) => [s.id, s.spec?.annotations?.name ?? '']);
-          }),
-        )
-        .command('inspect <secret>', 'Show a secret (never its data)', (o) => o.positional('secret', { type: 'string', demandOption: true }), (a) =>
-          act(async () => {
-            const r = await rpc<{ secret: Secret }>(tgt(g(a)), 'getSecret', { id: a.secret });
-            process.stdout.write(`${JSON.stringify(r.secret, jsonBuffers, 2)}\n`);
-          }),
-        )
-        .command('rm <secret..>', 'Remove secrets', {}, (a) =>
-          act(async () => {
-            for (const id of a.secret as string[]) {
-              await rpc(tgt(g(a)), 'removeSecret', { id });
-              process.stdout.write(`${id}\n`);
-            }
-          }),
-        )
-        .demandCommand(1),
-    )
+    .command('secret <command>', 'Manage secrets', (c) => dataObjectCommands(c, 'secret'))
     .command('network <command>', 'Manage networks', (c) =>
       c
         .command('create <name>', 'Create a network', (o) => o.option('driver', { type: 'string', default: 'overlay' }).option('subnet', { type: 'string' }), (a) =>
@@ -357,36 +329,43 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
         )
         .demandCommand(1),
     )
-    .command('config <command>', 'Manage configs', (c) =>
-      c
-        .command('create <name> <file>', 'Create a config from a file (- for standard input)', (o) => o.positional('name', { type: 'string' }).positional('file', { type: 'string' }), (a) =>
-          act(async () => {
-            const r = await rpc<{ config: { id: string } }>(tgt(g(a)), 'createConfig', { spec: { annotations: { name: a.name as string, labels: {} }, data: readData(a.file as string) } });
-            process.stdout.write(`${r.config.id}\n`);
-          }),
-        )
-        .command('ls', 'List configs', { quiet: { alias: 'q', type: 'boolean' } }, (a) =>
-          act(async () => {
-            const r = await rpc<{ configs: Config[] }>(tgt(g(a)), 'listConfigs', { filters: noFilters });
-            print(g(a), r.configs, ['ID', 'NAME'], (s: Config) => [s.id, s.spec?.annotations?.name ?? '']);
-          }),
-        )
-        .command('inspect <config>', 'Show a config', (o) => o.positional('config', { type: 'string', demandOption: true }), (a) =>
-          act(async () => {
-            const r = await rpc<{ config: Config }>(tgt(g(a)), 'getConfig', { id: a.config });
-            process.stdout.write(`${JSON.stringify(r.config, jsonBuffers, 2)}\n`);
-          }),
-        )
-        .command('rm <config..>', 'Remove configs', {}, (a) =>
-          act(async () => {
-            for (const id of a.config as string[]) {
-              await rpc(tgt(g(a)), 'removeConfig', { id });
-              process.stdout.write(`${id}\n`);
-            }
-          }),
-        )
-        .demandCommand(1),
-    );
+    .command('config <command>', 'Manage configs', (c) => dataObjectCommands(c, 'config'));
+}
+
+/**
+ * Secrets and configs take the same commands: create NAME FILE|-, ls, inspect, rm. A secret's
+ * data never comes back (the API returns it empty).
+ */
+function dataObjectCommands(c: Argv, kind: 'secret' | 'config'): Argv {
+  const Kind = kind === 'secret' ? 'Secret' : 'Config';
+  return c
+    .command(`create <name> <file>`, `Create a ${kind} from a file (- for standard input)`, (o) => o.positional('name', { type: 'string' }).positional('file', { type: 'string' }), (a) =>
+      act(async () => {
+        const r = await rpc<Record<string, { id: string }>>(tgt(g(a)), `create${Kind}`, { spec: { annotations: { name: a.name as string, labels: {} }, data: readData(a.file as string) } });
+        process.stdout.write(`${r[kind]!.id}\n`);
+      }),
+    )
+    .command('ls', `List ${kind}s`, { quiet: { alias: 'q', type: 'boolean' } }, (a) =>
+      act(async () => {
+        const r = await rpc<Record<string, (Secret | Config)[]>>(tgt(g(a)), `list${Kind}s`, { filters: noFilters });
+        print(g(a), r[`${kind}s`]!, ['ID', 'NAME'], (s: Secret | Config) => [s.id, s.spec?.annotations?.name ?? '']);
+      }),
+    )
+    .command(`inspect <${kind}>`, `Show a ${kind}${kind === 'secret' ? ' (never its data)' : ''}`, (o) => o.positional(kind, { type: 'string', demandOption: true }), (a) =>
+      act(async () => {
+        const r = await rpc<Record<string, Secret | Config>>(tgt(g(a)), `get${Kind}`, { id: a[kind] });
+        process.stdout.write(`${JSON.stringify(r[kind], jsonBuffers, 2)}\n`);
+      }),
+    )
+    .command(`rm <${kind}..>`, `Remove ${kind}s`, {}, (a) =>
+      act(async () => {
+        for (const id of a[kind] as string[]) {
+          await rpc(tgt(g(a)), `remove${Kind}`, { id });
+          process.stdout.write(`${id}\n`);
+        }
+      }),
+    )
+    .demandCommand(1);
 }
 
 async function theCluster(target: Target): Promise<Cluster> {

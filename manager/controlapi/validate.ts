@@ -2,7 +2,7 @@
 // InvalidArgumentError naming the field (as a path, e.g. "spec.task.resources.limits.memoryBytes")
 // and the rule; nothing is written before a spec passes.
 import type { ClusterSpec, ConfigSpec, NetworkSpec, NodeSpec, SecretSpec, ServiceSpec } from '../../proto/gen/tswarm/specs.js';
-import { ConfigSpec as ConfigSpecCodec, NetworkSpec as NetworkSpecCodec, SecretSpec as SecretSpecCodec, ServiceSpec as ServiceSpecCodec } from '../../proto/gen/tswarm/specs.js';
+import { NetworkSpec as NetworkSpecCodec, SecretSpec as SecretSpecCodec, ServiceSpec as ServiceSpecCodec } from '../../proto/gen/tswarm/specs.js';
 import { Mount_Type, PortConfig_PublishMode, EndpointSpec_ResolutionMode, type Annotations, type FileTarget, type UpdateConfig } from '../../proto/gen/tswarm/types.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { parseConstraints } from '../constraint/constraint.js';
@@ -154,20 +154,22 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
   }
 }
 
-export function validateSecretSpec(spec: SecretSpec | undefined, field = 'spec'): void {
+/** Secrets and configs share their rules: a valid name, data that is not empty and at most 500 KiB. */
+function validateDataSpec(spec: SecretSpec | ConfigSpec | undefined, field: string): void {
   if (!spec) fail(field, 'is required');
   checkName(spec.annotations, `${field}.annotations`, 64);
   if (spec.data.length === 0) fail(`${field}.data`, 'is empty');
+  // The two messages have the same wire shape, so one codec measures both.
   checkSize(SecretSpecCodec.encode(spec).finish().length, MAX_SECRET_BYTES + 4096, field);
   checkSize(spec.data.length, MAX_SECRET_BYTES, `${field}.data`);
 }
 
+export function validateSecretSpec(spec: SecretSpec | undefined, field = 'spec'): void {
+  validateDataSpec(spec, field);
+}
+
 export function validateConfigSpec(spec: ConfigSpec | undefined, field = 'spec'): void {
-  if (!spec) fail(field, 'is required');
-  checkName(spec.annotations, `${field}.annotations`, 64);
-  if (spec.data.length === 0) fail(`${field}.data`, 'is empty');
-  checkSize(ConfigSpecCodec.encode(spec).finish().length, MAX_SECRET_BYTES + 4096, field);
-  checkSize(spec.data.length, MAX_SECRET_BYTES, `${field}.data`);
+  validateDataSpec(spec, field);
 }
 
 function parseCidr(text: string, field: string): { base: number; bits: number } {

@@ -113,6 +113,19 @@ write_file (const char *dir, const char *file, const char *value, const char *st
   return 0;
 }
 
+/* pids.max has the same format on v1 and v2: a count, or "max" for no limit (0 or less). */
+static int
+write_pids_max (const char *dir, int64_t limit, rt_error_t *err)
+{
+  char buf[32];
+
+  if (limit > 0)
+    snprintf (buf, sizeof buf, "%" PRId64, limit);
+  else
+    snprintf (buf, sizeof buf, "max");
+  return write_file (dir, "pids.max", buf, "set the pids limit", err);
+}
+
 /* The whole (small) file into a heap string; NULL with errno set on failure. */
 static char *
 read_file (const char *dir, const char *file)
@@ -303,11 +316,7 @@ v1_apply (const dirs_t *d, const rt_resources_t *r, rt_error_t *err)
     {
       if (need_dir (d, "pids", "the pids limit", &dir, err) < 0)
         return -1;
-      if (r->pids_limit > 0)
-        snprintf (buf, sizeof buf, "%" PRId64, r->pids_limit);
-      else
-        snprintf (buf, sizeof buf, "max");
-      if (write_file (dir, "pids.max", buf, "set the pids limit", err) < 0)
+      if (write_pids_max (dir, r->pids_limit, err) < 0)
         return -1;
     }
   return 0;
@@ -374,15 +383,8 @@ v2_apply (const dirs_t *d, const rt_resources_t *r, rt_error_t *err)
       if (write_file (dir, "cpu.weight", buf, "set the cpu weight", err) < 0)
         return -1;
     }
-  if (r->has_pids_limit)
-    {
-      if (r->pids_limit > 0)
-        snprintf (buf, sizeof buf, "%" PRId64, r->pids_limit);
-      else
-        snprintf (buf, sizeof buf, "max");
-      if (write_file (dir, "pids.max", buf, "set the pids limit", err) < 0)
-        return -1;
-    }
+  if (r->has_pids_limit && write_pids_max (dir, r->pids_limit, err) < 0)
+    return -1;
   return 0;
 }
 

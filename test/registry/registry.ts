@@ -1,9 +1,9 @@
 // Starts Debian's docker-registry (the Distribution registry v2) on a free loopback port, with its
 // configuration and filesystem storage in a temporary directory; stop() kills it and removes both.
+import { freePort } from '../util/net.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,18 +24,6 @@ export interface Registry {
   stop(): Promise<void>;
 }
 
-/** A free TCP port on 127.0.0.1 (the kernel picks it; there is a small race until the registry binds). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const live = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -106,3 +94,5 @@ export async function startRegistry(): Promise<Registry> {
   }
   return { url, port, dir, log: () => output, stop };
 }
+
+export { freePort };
