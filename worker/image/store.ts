@@ -10,15 +10,18 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, readlink, rename, rm, chmod, lchown, lutimes, link, symlink, writeFile, utimes } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, realpath, rename, rm, rmdir, chmod, lchown, lutimes, link, symlink, writeFile, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
-import { TswarmError } from '../../common/errors.js';
+import { CorruptFileError, IllegalStateError, InvalidArgumentError, TswarmError } from '../../common/errors.js';
 import { digestHex, hashFile, hostPlatform, MEDIA, type ImageConfig, type Platform, RegistryClient, sha256Digest } from './distribution.js';
 import { readTar, type TarEntry } from './tar.js';
+import { isMountPoint, mountOverlay, planOverlay, RootfsError, unmount } from './rootfs.js';
+
+export { RootfsError } from './rootfs.js';
 
 const run = promisify(execFile);
 
@@ -62,6 +65,19 @@ export interface PullResult {
   repaired: string[];
   /** diff ids unpacked by this pull (a layer already present is not unpacked again). */
   unpacked: string[];
+}
+
+/** A container's root filesystem, recorded in <root>/containers/<id>/rootfs.json. */
+export interface RootfsRecord {
+  id: string;
+  /** The image reference it was made from. */
+  image: string;
+  /** The diff ids of its layers, base first: gc() keeps them while this record exists. */
+  layers: string[];
+  /** Where the overlay is mounted. */
+  target: string;
+  upperDir: string;
+  workDir: string;
 }
 
 export interface GcResult {
@@ -128,6 +144,7 @@ export class ImageStore {
   private readonly fetching = new Map<string, Promise<void>>();
   private readonly unpacking = new Map<string, Promise<boolean>>();
   private seq = 0;
+  private lock: Promise<void> = Promise.resolve();
   constructor(root: string) {
     this.root = path.resolve(root);
   }
@@ -265,15 +282,23 @@ export class ImageStore {
     return true;
   }
 
-  /** How many image records name each layer (by diff id). */
+  /** How many image records and container root filesystems name each layer (by diff id). */
   async layerRefCounts(): Promise<Map<string, number>> {
     const counts = new Map<string, number>();
-    for (const img of await this.listImages()) for (const l of new Set(img.layers.map((x) => x.diffId))) counts.set(l, (counts.get(l) ?? 0) + 1);
+    const users = [...(await this.listImages()).map((img) => img.layers.map((x) => x.diffId)), ...(await this.listRootfs()).map((r) => r.layers)];
+    for (const layers of users) for (const l of new Set(layers)) counts.set(l, (counts.get(l) ?? 0) + 1);
     return counts;
   }
 
-  /** Removes blobs and unpacked layers that no image record references, and stale temporaries. */
-  async gc(): Promise<GcResult> {
+  /**
+   * Removes blobs and unpacked layers that no image record references (a layer a container's root
+   * filesystem uses is kept), short links to removed layers, and stale temporaries.
+   */
+  gc(): Promise<GcResult> {
+    return this.exclusive(() => this.gcNow());
+  }
+
+  private async gcNow(): Promise<GcResult> {
     await this.init();
     const liveBlobs = new Set<string>();
     const liveLayers = new Set<string>();
@@ -285,6 +310,7 @@ export class ImageStore {
         liveLayers.add(digestHex(l.diffId));
       }
     }
+    for (const r of await this.listRootfs()) for (const l of r.layers) liveLayers.add(digestHex(l));
     const result: GcResult = { blobs: [], layers: [] };
     for (const hex of await readdir(path.join(this.root, 'blobs', 'sha256'))) {
       if (liveBlobs.has(hex)) continue;
@@ -297,6 +323,11 @@ export class ImageStore {
       if (/^[0-9a-f]{64}$/.test(hex)) result.layers.push(`sha256:${hex}`);
     }
     for (const t of await readdir(path.join(this.root, 'tmp'))) await rm(path.join(this.root, 'tmp', t), { recursive: true, force: true });
+    const links = await readdir(path.join(this.root, 'l')).catch(() => [] as string[]);
+    for (const name of links) {
+      const p = path.join(this.root, 'l', name);
+      if (!(await exists(path.resolve(path.dirname(p), await readlink(p).catch(() => ''))))) await rm(p, { force: true });
+    }
     return result;
   }
 
@@ -466,17 +497,166 @@ export class ImageStore {
   }
 
   /**
-   * Mounts the root filesystem of a container: an overlay whose lower directories are the image's
-   * unpacked layers (top layer first, as overlayfs wants them), with `upperDir` and `workDir` (on
-   * the same filesystem, owned by the container) taking its writes, at `target`. When the
-   * joined lowerdir option would not fit in one page, short symlinks to the layers (as Docker's
-   * `l/` directory) stand in for the long paths. Returns the mount point. Not implemented in this
-   * slice: it throws, so that callers can be written against the signature now.
+   * Mounts an overlay of `image`'s unpacked layers at `target`: the layers are the lower
+   * directories (top layer first, as overlayfs wants them), `upperDir` and `workDir` (same
+   * filesystem, owned by the container, made if absent) take its writes. When the joined lowerdir
+   * option would not fit in one page, short symlinks `l/<id>` to the layers stand in for the long
+   * paths and the mount is made from the store root. Returns the mount point. This holds no
+   * reference to the layers: containers use createRootfs(), which does.
    */
-  mountRootfs(image: ImageRecord, target: string, upperDir: string, workDir: string): Promise<string> {
-    void image;
-    void upperDir;
-    void workDir;
-    return Promise.reject(new TswarmError(`mountRootfs(${target}): overlay root filesystems are not implemented yet`));
+  async mountRootfs(image: ImageRecord, target: string, upperDir: string, workDir: string): Promise<string> {
+    let mountPoint = path.resolve(target);
+    const lowers: string[] = [];
+    for (const l of [...image.layers].reverse()) {
+      const dir = this.layerPath(l.diffId);
+      if (!(await exists(dir))) throw new RootfsError(mountPoint, `layer ${l.diffId} of image ${image.reference} is not in the store (pull the image again)`);
+      lowers.push(dir);
+    }
+    const empty = path.join(this.root, 'empty');
+    if (lowers.length === 0) {
+      // An image without layers (FROM scratch with nothing added): overlayfs needs one lower directory.
+      await mkdir(empty, { recursive: true });
+      lowers.push(empty);
+    }
+    const plan = planOverlay({
+      root: this.root,
+      lowers,
+      // the first 16 hex digits of the diff id: 2^64 ids, and 19 bytes of options per layer
+      shorts: lowers.map((l) => (l === empty ? 'empty' : path.basename(path.dirname(l)).slice(0, 16))),
+      upperDir: path.resolve(upperDir),
+      workDir: path.resolve(workDir),
+    });
+    for (const d of [mountPoint, upperDir, workDir]) await mkdir(d, { recursive: true });
+    mountPoint = await realpath(mountPoint); // as /proc/self/mountinfo will name it
+    if (await isMountPoint(mountPoint)) throw new RootfsError(mountPoint, 'something is already mounted there');
+    for (const link of plan.links) await this.ensureLink(link.name, link.target);
+    await mountOverlay(plan, mountPoint);
+    return mountPoint;
+  }
+
+  /** Unmounts what mountRootfs() mounted at `target` (nothing mounted: nothing to do). */
+  async unmountRootfs(target: string): Promise<void> {
+    await unmount(path.resolve(target));
+  }
+
+  // l/<short> -> ../layers/<hex>/diff. A link already there must point at the same layer.
+  private async ensureLink(name: string, target: string): Promise<void> {
+    const p = path.join(this.root, name);
+    await mkdir(path.dirname(p), { recursive: true });
+    try {
+      await symlink(target, p);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const have = await readlink(p);
+      if (have !== target) throw new RootfsError(p, `short link points to ${have}, wanted ${target} (two layers share a short id)`);
+    }
+  }
+
+  private containerDir(id: string): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id))
+      throw new InvalidArgumentError('container id', `1-128 characters of letters, digits, '_', '.' and '-', not starting with a punctuation mark: ${JSON.stringify(id)}`);
+    return path.join(this.root, 'containers', id);
+  }
+
+  /**
+   * Makes the root filesystem of container `id`: `<root>/containers/<id>/{upper,work}` and an overlay
+   * of `image` at `target` (default `<root>/containers/<id>/merged`). The container's record
+   * (`rootfs.json`) is written before the mount and names the image's layers, so gc() keeps them
+   * while the container exists, even after its image record is removed. Calling it again for a
+   * container that exists (e.g. after a reboot unmounted it) mounts it again if needed; for another
+   * image it is an IllegalStateError.
+   */
+  async createRootfs(id: string, image: ImageRecord, target?: string): Promise<RootfsRecord> {
+    const dir = this.containerDir(id);
+    const record: RootfsRecord = {
+      id,
+      image: image.reference,
+      layers: image.layers.map((l) => l.diffId),
+      target: path.resolve(target ?? path.join(dir, 'merged')),
+      upperDir: path.join(dir, 'upper'),
+      workDir: path.join(dir, 'work'),
+    };
+    const created = await this.exclusive(async () => {
+      const old = await this.getRootfs(id);
+      if (old !== undefined && (old.image !== record.image || old.target !== record.target || old.layers.join() !== record.layers.join()))
+        throw new IllegalStateError(`container ${id} already has a root filesystem of ${old.image} at ${old.target}`);
+      if (old === undefined) {
+        await mkdir(dir, { recursive: true });
+        const p = path.join(dir, 'rootfs.json');
+        await writeFile(`${p}.tmp`, JSON.stringify(record, null, 2));
+        await rename(`${p}.tmp`, p);
+      }
+      return old === undefined;
+    });
+    if (!(await isMountPoint(record.target))) {
+      try {
+        await this.mountRootfs(image, record.target, record.upperDir, record.workDir);
+      } catch (err) {
+        if (created) await rm(dir, { recursive: true, force: true }); // a new container: leave no record behind
+        throw err;
+      }
+    }
+    return record;
+  }
+
+  async getRootfs(id: string): Promise<RootfsRecord | undefined> {
+    const p = path.join(this.containerDir(id), 'rootfs.json');
+    let text: string;
+    try {
+      text = await readFile(p, 'utf8');
+    } catch {
+      return undefined;
+    }
+    try {
+      return JSON.parse(text) as RootfsRecord;
+    } catch (err) {
+      throw new CorruptFileError(p, `not JSON: ${(err as Error).message}`);
+    }
+  }
+
+  async listRootfs(): Promise<RootfsRecord[]> {
+    let ids: string[];
+    try {
+      ids = await readdir(path.join(this.root, 'containers'));
+    } catch {
+      return [];
+    }
+    const out: RootfsRecord[] = [];
+    for (const id of ids.sort()) {
+      const r = await this.getRootfs(id);
+      if (r !== undefined) out.push(r);
+    }
+    return out;
+  }
+
+  /**
+   * Unmounts container `id`'s root filesystem and removes its upper and work directories, then its
+   * record, which releases its layers (gc() may take them once no image names them). Returns false
+   * when there was no such container. An unmount that fails (busy) leaves everything in place.
+   */
+  async removeRootfs(id: string): Promise<boolean> {
+    const dir = this.containerDir(id);
+    const r = await this.getRootfs(id);
+    if (r === undefined && !(await exists(dir))) return false;
+    if (r !== undefined) await unmount(r.target);
+    await unmount(path.join(dir, 'merged'));
+    await this.exclusive(async () => {
+      // The record goes last, so that a crash half-way leaves a container that can be removed again.
+      for (const d of ['merged', 'upper', 'work']) await rm(path.join(dir, d), { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true });
+    });
+    // A target outside the container's directory was made by mountRootfs: remove it if empty.
+    if (r !== undefined && !within(dir, r.target)) await rmdir(r.target).catch(() => undefined);
+    return true;
+  }
+
+  // Serializes the steps that read or write references (createRootfs's record, gc) in this process.
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.lock.then(fn);
+    this.lock = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    return next;
   }
 }

@@ -1,0 +1,175 @@
+// The bridge driver for real (root): the "host" is a throwaway network namespace, so nothing here
+// touches the machine's own; containers are namespaces too. Every namespace a test adds is deleted
+// in afterEach (which takes any bridge, veth and nft table left inside with it), also on failure.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CorruptFileError, IllegalStateError, InvalidArgumentError } from '../../common/errors.js';
+import { BridgeDriver, natTable } from './bridge.js';
+
+const BUSYBOX = '/bin/busybox';
+const namespaces: string[] = [];
+const dirs: string[] = [];
+
+function sh(argv: string[], input?: string): string {
+  return execFileSync(argv[0]!, argv.slice(1), { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+function inNs(ns: string, argv: string[]): string {
+  return sh(['nsenter', `--net=/run/netns/${ns}`, '--', ...argv]);
+}
+
+function pings(ns: string, address: string): boolean {
+  return spawnSync('nsenter', [`--net=/run/netns/${ns}`, '--', BUSYBOX, 'ping', '-c', '1', '-W', '3', address]).status === 0;
+}
+
+function links(ns: string): string[] {
+  return (JSON.parse(inNs(ns, ['ip', '-j', 'link', 'show'])) as { ifname: string }[]).map((l) => l.ifname).sort();
+}
+
+function addNs(name: string): string {
+  namespaces.push(name);
+  sh(['ip', 'netns', 'add', name]);
+  return name;
+}
+
+interface Setup {
+  id: string;
+  host: string;
+  bridge: string;
+  subnet: string;
+  prefix: string;
+  stateDir: string;
+}
+
+// Names and a subnet of its own per test: tswn-<id>-*, bridge tsb<id>, 10.<rand>.<rand>.0/24.
+async function setup(): Promise<Setup> {
+  const id = randomBytes(3).toString('hex');
+  const stateDir = await mkdtemp(path.join(tmpdir(), 'tswarm-net-'));
+  dirs.push(stateDir);
+  const prefix = `10.${randomInt(100, 250)}.${randomInt(1, 250)}`;
+  return { id, host: addNs(`tswn-${id}-host`), bridge: `tsb${id}`, subnet: `${prefix}.0/24`, prefix, stateDir };
+}
+
+beforeAll(() => {
+  if (process.getuid?.() !== 0) throw new Error('the bridge driver tests need root (network namespaces, veth pairs, nftables)');
+  if (!existsSync(BUSYBOX)) throw new Error('busybox-static is not installed (apt-get install busybox-static)');
+});
+
+afterEach(async () => {
+  for (const ns of namespaces.splice(0).reverse()) spawnSync('ip', ['netns', 'delete', ns]);
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+describe('bridge driver', () => {
+  it('attaches two containers that reach each other, the gateway and (masqueraded) the outside; destroy leaves nothing', async () => {
+    const s = await setup();
+    const c1 = addNs(`tswn-${s.id}-c1`);
+    const c2 = addNs(`tswn-${s.id}-c2`);
+    // "The outside": a namespace joined to the host by a veth pair, with no route back to the subnet.
+    const out = addNs(`tswn-${s.id}-out`);
+    inNs(s.host, ['ip', 'link', 'add', 'uplink', 'type', 'veth', 'peer', 'name', 'wan', 'netns', `/run/netns/${out}`]);
+    inNs(s.host, ['ip', 'addr', 'add', '198.18.0.1/30', 'dev', 'uplink']);
+    inNs(s.host, ['ip', 'link', 'set', 'uplink', 'up']);
+    inNs(s.host, ['ip', 'route', 'add', 'default', 'via', '198.18.0.2']);
+    inNs(out, ['ip', 'addr', 'add', '198.18.0.2/30', 'dev', 'wan']);
+    inNs(out, ['ip', 'link', 'set', 'wan', 'up']);
+
+    const d = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host });
+    await d.create();
+    await d.create(); // idempotent
+    const a1 = await d.attach('c1', `/run/netns/${c1}`);
+    const a2 = await d.attach('c2', c2);
+    expect([a1.address, a2.address]).toEqual([`${s.prefix}.2`, `${s.prefix}.3`]);
+    expect(a1).toMatchObject({ prefixLength: 24, gateway: `${s.prefix}.1`, ifname: 'eth0' });
+    expect(a1.mac).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+    await expect(d.attach('c1', c1)).rejects.toThrow(IllegalStateError);
+
+    // the host side: bridge with the gateway address, two veths on it, forwarding, the NAT table
+    const addr = JSON.parse(inNs(s.host, ['ip', '-j', 'addr', 'show', 'dev', s.bridge])) as { addr_info: { local: string; prefixlen: number }[] }[];
+    expect(addr[0]!.addr_info).toContainEqual(expect.objectContaining({ local: `${s.prefix}.1`, prefixlen: 24 }));
+    expect(inNs(s.host, ['ip', '-o', 'link', 'show', 'master', s.bridge])).toContain(a1.hostVeth);
+    expect(inNs(s.host, ['cat', '/proc/sys/net/ipv4/ip_forward']).trim()).toBe('1');
+    const table = inNs(s.host, ['nft', 'list', 'table', 'ip', natTable(s.bridge)]);
+    expect(table).toContain(`ip saddr ${s.subnet} oifname != "${s.bridge}" masquerade`);
+    // the container side: eth0 and lo up, default route via the gateway
+    expect(inNs(c1, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0'])).toContain(`inet ${a1.address}/24`);
+    expect(inNs(c1, ['ip', 'route', 'show', 'default']).trim()).toBe(`default via ${s.prefix}.1 dev eth0 `.trim());
+    expect(pings(c1, '127.0.0.1')).toBe(true);
+
+    expect(pings(c1, a2.address)).toBe(true);
+    expect(pings(c2, a1.address)).toBe(true);
+    expect(pings(c1, a1.gateway)).toBe(true);
+    expect(pings(c2, '198.18.0.2')).toBe(true); // only possible masqueraded: "out" has no route to the subnet
+    expect(inNs(s.host, ['nft', 'list', 'table', 'ip', natTable(s.bridge)])).toMatch(/masquerade/);
+
+    // detach: the veth goes from both sides, the address is free again
+    expect(await d.detach('c1')).toBe(true);
+    expect(await d.detach('c1')).toBe(false);
+    expect(links(c1)).toEqual(['lo']);
+    expect(inNs(s.host, ['ip', '-o', 'link', 'show'])).not.toContain(a1.hostVeth);
+    expect(Object.keys(await d.endpoints())).toEqual(['c2']);
+    expect(pings(c2, a1.address)).toBe(false);
+
+    await d.destroy();
+    expect(links(s.host)).toEqual(['lo', 'uplink']);
+    expect(links(c2)).toEqual(['lo']);
+    expect(inNs(s.host, ['nft', 'list', 'tables']).trim()).toBe('');
+    expect(existsSync(d.statePath)).toBe(false);
+    // and the machine's own namespace never saw any of it
+    expect(spawnSync('ip', ['link', 'show', 'dev', s.bridge]).status).not.toBe(0);
+    expect(sh(['nft', 'list', 'tables'])).not.toContain(natTable(s.bridge));
+  });
+
+  it('persists allocations: a restarted driver does not hand out an address twice', async () => {
+    const s = await setup();
+    const c1 = addNs(`tswn-${s.id}-c1`);
+    const c2 = addNs(`tswn-${s.id}-c2`);
+    const first = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host });
+    await first.create();
+    expect((await first.attach('c1', c1)).address).toBe(`${s.prefix}.2`);
+    const again = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host });
+    await again.create();
+    expect((await again.attach('c2', c2)).address).toBe(`${s.prefix}.3`);
+    expect(JSON.parse(await readFile(again.statePath, 'utf8'))).toMatchObject({
+      version: 1,
+      bridge: s.bridge,
+      subnet: s.subnet,
+      endpoints: { c1: { address: `${s.prefix}.2` }, c2: { address: `${s.prefix}.3` } },
+    });
+
+    // the same bridge with another subnet is refused while the state exists
+    const other = new BridgeDriver({ name: s.bridge, subnet: '10.99.0.0/16', stateDir: s.stateDir, netns: s.host });
+    await expect(other.create()).rejects.toThrow(InvalidArgumentError);
+    await expect(other.create()).rejects.toThrow(/^subnet: 10.99.0.0\/16 differs from .* recorded in .*bridge-tsb/);
+
+    // a corrupt state file is an error naming it, and nothing is attached
+    const saved = await readFile(again.statePath, 'utf8');
+    await writeFile(again.statePath, saved.slice(0, 40));
+    const c3 = addNs(`tswn-${s.id}-c3`);
+    const err = await again.attach('c3', c3).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CorruptFileError);
+    expect((err as CorruptFileError).path).toBe(again.statePath);
+    expect(links(c3)).toEqual(['lo']);
+
+    await writeFile(again.statePath, saved);
+    await again.destroy();
+    expect(links(s.host)).toEqual(['lo']);
+    expect(inNs(s.host, ['nft', 'list', 'tables']).trim()).toBe('');
+  });
+
+  it('undoes a failed attach: no veth left, the address released', async () => {
+    const s = await setup();
+    const d = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host });
+    await d.create();
+    await expect(d.attach('ghost', `/run/netns/tswn-${s.id}-missing`)).rejects.toThrow(/^network tsb[0-9a-f]+: attaching ghost to \/run\/netns\/tswn-.*-missing: /);
+    expect(links(s.host)).toEqual(['lo', s.bridge]);
+    expect(await d.endpoints()).toEqual({});
+    await d.destroy();
+    expect(links(s.host)).toEqual(['lo']);
+  });
+});
