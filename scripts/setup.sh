@@ -14,7 +14,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root: the set-up installs Debian packages and the tests create network namespaces"
 
-packages=(iproute2 nftables util-linux protobuf-compiler gcc make libc6-dev libjson-c-dev ca-certificates etcd-server docker-registry busybox-static attr zstd runc crun)
+packages=(iproute2 nftables util-linux protobuf-compiler gcc make libc6-dev libjson-c-dev libseccomp-dev ca-certificates etcd-server docker-registry busybox-static attr zstd runc crun)
 command -v node >/dev/null || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do

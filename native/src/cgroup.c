@@ -508,6 +508,99 @@ rt_cgroup_enter (const char *path, rt_error_t *err)
   return ret;
 }
 
+int
+rt_cgroup_pids (const char *path, pid_t **out, size_t *count, rt_error_t *err)
+{
+  cleanup_free char *s = NULL;
+  pid_t *pids = NULL;
+  size_t n = 0, cap = 0;
+  char *p, *end;
+  dirs_t d;
+  *out = NULL;
+  *count = 0;
+  if (cgroup_dirs (rt_cgroup_mode (), path, &d, err) < 0)
+    return -1;
+  /* The first hierarchy (pids on v1) lists every process of the container. */
+  s = read_file (d.dir[0], "cgroup.procs");
+  if (s == NULL)
+    {
+      int e = errno;
+      rt_make_error (err, e, "read %s/cgroup.procs", d.dir[0]);
+      dirs_free (&d);
+      return -1;
+    }
+  dirs_free (&d);
+  for (p = s; *p; p = end)
+    {
+      long pid = strtol (p, &end, 10);
+      if (end == p)
+        break;
+      if (pid <= 0)
+        continue;
+      if (n == cap)
+        {
+          pid_t *bigger = realloc (pids, (cap = cap ? cap * 2 : 16) * sizeof (pid_t));
+          if (bigger == NULL)
+            {
+              free (pids);
+              return rt_make_error (err, errno, "realloc");
+            }
+          pids = bigger;
+        }
+      pids[n++] = (pid_t) pid;
+    }
+  *out = pids;
+  *count = n;
+  return 0;
+}
+
+/* The directory of one line of /proc/PID/cgroup ("N:controllers:path"), or NULL to skip it: the
+ * v2 line on a v1-only host, a hierarchy not mounted under /sys/fs/cgroup by its name. */
+static char *
+cgroup_line_dir (enum rt_cgroup_mode mode, char *line)
+{
+  char *ctrls = strchr (line, ':'), *path, *dir = NULL;
+  const char *mount;
+  if (ctrls == NULL || (path = strchr (++ctrls, ':')) == NULL)
+    return NULL;
+  *path++ = '\0';
+  if (*ctrls == '\0')
+    mount = mode == RT_CGROUP_V2 ? "" : mode == RT_CGROUP_HYBRID ? "/unified" : NULL;
+  else
+    mount = NULL;
+  if (*ctrls == '\0' && mount == NULL)
+    return NULL;
+  if (strncmp (ctrls, "name=", 5) == 0)
+    ctrls += 5;
+  if (asprintf (&dir, "%s%s%s%s%s", RT_CGROUP_ROOT, mount ? mount : "/", mount ? "" : ctrls,
+                *path == '/' || *path == '\0' ? "" : "/", path)
+      < 0)
+    return NULL;
+  return dir;
+}
+
+int
+rt_cgroup_enter_as (pid_t pid, rt_error_t *err)
+{
+  enum rt_cgroup_mode mode = rt_cgroup_mode ();
+  cleanup_free char *proc = NULL, *text = NULL;
+  char *line, *save = NULL;
+  if (asprintf (&proc, "/proc/%d", pid) < 0)
+    return rt_make_error (err, ENOMEM, "asprintf");
+  text = read_file (proc, "cgroup");
+  if (text == NULL)
+    return rt_make_error (err, errno, "read %s/cgroup", proc);
+  for (line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+    {
+      cleanup_free char *dir = cgroup_line_dir (mode, line);
+      if (dir == NULL || access (dir, F_OK) < 0)
+        continue;
+      if (write_file (dir, "cgroup.procs", "0", "join the cgroup", err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
 /* Signals every pid in DIR/cgroup.procs; *n counts them. ENOENT (no cgroup) counts as empty. */
 static int
 signal_procs (const char *dir, int sig, int *n, rt_error_t *err)

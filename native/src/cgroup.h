@@ -5,6 +5,8 @@
 #define SWARM_CGROUP_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
 
 #include "error.h"
 #include "spec.h"
@@ -31,6 +33,12 @@ int rt_cgroup_path (const char *spec_path, const char *id, char **out, rt_error_
 int rt_cgroup_create (const char *path, const rt_resources_t *r, bool *made, rt_error_t *err);
 /* Moves the calling process into the cgroup in each hierarchy. */
 int rt_cgroup_enter (const char *path, rt_error_t *err);
+/* Moves the calling process into the cgroups of process PID, in every hierarchy mounted under
+ * /sys/fs/cgroup (exec: the same cgroups as the container's init). */
+int rt_cgroup_enter_as (pid_t pid, rt_error_t *err);
+/* The processes listed in the cgroup (cgroup.procs of the first hierarchy), in its order; *OUT
+ * is heap memory, NULL when there are none. */
+int rt_cgroup_pids (const char *path, pid_t **out, size_t *count, rt_error_t *err);
 /* Sends SIG to every process listed in the cgroup. */
 int rt_cgroup_kill (const char *path, int sig, rt_error_t *err);
 /* Kills what is left (cgroup.kill on v2 when present), waits until empty, removes the

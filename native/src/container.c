@@ -653,3 +653,422 @@ fail:
   rt_error_release (&ignored);
   return -1;
 }
+
+/* ---- exec -------------------------------------------------------------------------------------- */
+
+static int
+strv_append (char ***v, const char *s, rt_error_t *err)
+{
+  size_t n = 0;
+  char **bigger;
+  while (*v && (*v)[n])
+    n++;
+  bigger = realloc (*v, (n + 2) * sizeof (char *));
+  if (bigger == NULL)
+    return rt_make_error (err, errno, "realloc");
+  *v = bigger;
+  bigger[n] = strdup (s);
+  bigger[n + 1] = NULL;
+  if (bigger[n] == NULL)
+    return rt_make_error (err, errno, "strdup");
+  return 0;
+}
+
+static void
+strv_free (char **v)
+{
+  size_t i;
+  for (i = 0; v && v[i]; i++)
+    free (v[i]);
+  free (v);
+}
+
+/* "UID" or "UID:GID", decimal. */
+static int
+parse_user (const char *s, rt_spec_t *spec, rt_error_t *err)
+{
+  char *end;
+  unsigned long uid, gid;
+  errno = 0;
+  uid = strtoul (s, &end, 10);
+  if (end == s || errno != 0 || uid >= UINT32_MAX || (*end != '\0' && *end != ':'))
+    return rt_make_error (err, 0, "--user: `%s` is not UID[:GID]", s);
+  spec->uid = (uid_t) uid;
+  if (*end == '\0')
+    return 0;
+  s = end + 1;
+  gid = strtoul (s, &end, 10);
+  if (end == s || errno != 0 || gid >= UINT32_MAX || *end != '\0')
+    return rt_make_error (err, 0, "--user: `%s` is not UID[:GID]", s);
+  spec->gid = (gid_t) gid;
+  return 0;
+}
+
+/* The process to run: the container's config.json (read from the bundle, as runc does), its
+ * process replaced by --process, then the command line's args, cwd, env and user. */
+static int
+exec_spec (const rt_exec_opts_t *o, const rt_state_t *st, rt_spec_t **out, rt_error_t *err)
+{
+  cleanup_free char *config = NULL;
+  rt_spec_t *spec = NULL;
+  size_t i;
+  *out = NULL;
+  if (asprintf (&config, "%s/config.json", st->bundle) < 0)
+    return rt_make_error (err, ENOMEM, "asprintf");
+  if (rt_spec_load (config, &spec, err) < 0)
+    return -1;
+  *out = spec;
+  if (o->process_file != NULL && rt_spec_load_process (o->process_file, spec, err) < 0)
+    return -1;
+  if (o->args != NULL && o->args[0] != NULL)
+    {
+      strv_free (spec->args);
+      spec->args = NULL;
+      for (i = 0; o->args[i]; i++)
+        if (strv_append (&spec->args, o->args[i], err) < 0)
+          return -1;
+    }
+  else if (o->process_file == NULL)
+    return rt_make_error (err, 0, "no command given (ID -- CMD [ARGS...], or --process FILE)");
+  if (o->cwd != NULL)
+    {
+      if (o->cwd[0] != '/')
+        return rt_make_error (err, 0, "--cwd: `%s` must be an absolute path", o->cwd);
+      free (spec->cwd);
+      spec->cwd = strdup (o->cwd);
+      if (spec->cwd == NULL)
+        return rt_make_error (err, errno, "strdup");
+    }
+  for (i = 0; i < o->n_env; i++)
+    {
+      if (strchr (o->env[i], '=') == NULL)
+        return rt_make_error (err, 0, "--env: `%s` is not K=V", o->env[i]);
+      if (strv_append (&spec->env, o->env[i], err) < 0)
+        return -1;
+    }
+  if (o->user != NULL && parse_user (o->user, spec, err) < 0)
+    return -1;
+  return 0;
+}
+
+/* The exec'd process: the process settings, then execve. Its end of the sync socket is
+ * close-on-exec, so a successful execve is an EOF for `exec`. */
+static void __attribute__ ((noreturn))
+run_exec_process (int sync_fd, rt_init_ctx_t *ctx)
+{
+  rt_error_t err = { 0, NULL };
+  if (rt_init_process (ctx, &err) == 0)
+    rt_exec_process (ctx, &err);
+  sync_send (sync_fd, SYNC_ERROR, 0, &err);
+  _exit (127);
+}
+
+/* The first child of exec: joins the cgroups of the container's init (on the host's
+ * /sys/fs/cgroup, so before its mount namespace), its namespaces, then forks the process into its
+ * PID namespace. */
+static void __attribute__ ((noreturn))
+run_exec_child (int sync_fd, rt_init_ctx_t *ctx, pid_t init, int ns_fds[RT_NS_COUNT])
+{
+  rt_error_t err = { 0, NULL };
+  pid_t pid;
+  if (rt_cgroup_enter_as (init, &err) < 0 || rt_join_namespaces (ns_fds, &err) < 0)
+    {
+      sync_send (sync_fd, SYNC_ERROR, 0, &err);
+      _exit (1);
+    }
+  rt_close_namespaces (ns_fds);
+  pid = fork ();
+  if (pid < 0)
+    {
+      rt_make_error (&err, errno, "fork the process");
+      sync_send (sync_fd, SYNC_ERROR, 0, &err);
+      _exit (1);
+    }
+  if (pid == 0)
+    run_exec_process (sync_fd, ctx);
+  sync_send (sync_fd, SYNC_PID, pid, NULL);
+  _exit (0);
+}
+
+/* Reads until EOF: the pid (from the first child) and, if a step failed, the error. EOF without
+ * an error means the process has exec'd. */
+static int
+sync_exec (int fd, pid_t *pid, rt_error_t *err)
+{
+  sync_msg_t m;
+  bool failed = false;
+  for (;;)
+    {
+      ssize_t n = recv (fd, &m, sizeof m, 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return rt_make_error (err, errno, "read the sync socket");
+      if (n == 0)
+        break;
+      if (n != (ssize_t) sizeof m)
+        return rt_make_error (err, 0, "short message on the sync socket");
+      if (m.type == SYNC_PID)
+        *pid = m.pid;
+      else if (m.type == SYNC_ERROR && !failed)
+        {
+          failed = true;
+          rt_make_error (err, m.status, "%s", m.text);
+        }
+    }
+  if (failed)
+    return -1;
+  if (*pid <= 0)
+    return rt_make_error (err, 0, "the process exited before it reported its pid");
+  return 0;
+}
+
+static int
+spawn_exec (rt_init_ctx_t *ctx, pid_t init, int ns_fds[RT_NS_COUNT], pid_t *pid, rt_error_t *err)
+{
+  int sv[2], status, ret;
+  pid_t child;
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    return rt_make_error (err, errno, "socketpair");
+  child = fork ();
+  if (child < 0)
+    {
+      close (sv[0]);
+      close (sv[1]);
+      return rt_make_error (err, errno, "fork");
+    }
+  if (child == 0)
+    {
+      close (sv[0]);
+      run_exec_child (sv[1], ctx, init, ns_fds);
+    }
+  close (sv[1]);
+  ret = sync_exec (sv[0], pid, err);
+  close (sv[0]);
+  while (waitpid (child, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (ret < 0 && *pid > 0)
+    {
+      kill_and_reap (*pid);
+      *pid = 0;
+    }
+  return ret;
+}
+
+static int
+exec_in (const rt_exec_opts_t *o, const rt_state_t *st, rt_spec_t *spec, int *exit_code,
+         rt_error_t *err)
+{
+  rt_init_ctx_t ctx = { .spec = spec, .fifo_fd = -1 };
+  int ns_fds[RT_NS_COUNT];
+  pid_t pid = 0;
+  int ret;
+  if (rt_open_container_namespaces (spec, st->pid, ns_fds, err) < 0)
+    return -1;
+  /* The descriptors are the init's unless its pid was reused meanwhile: check once more. */
+  if (!rt_state_alive (st))
+    {
+      rt_close_namespaces (ns_fds);
+      return rt_make_error (err, 0, "cannot exec in a container that is stopped");
+    }
+  if (!o->detach && prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+    {
+      rt_close_namespaces (ns_fds);
+      return rt_make_error (err, errno, "prctl PR_SET_CHILD_SUBREAPER");
+    }
+  ret = spawn_exec (&ctx, st->pid, ns_fds, &pid, err);
+  rt_close_namespaces (ns_fds);
+  if (ret < 0)
+    return -1;
+  if (o->pid_file != NULL && write_pid_file (o->pid_file, pid, err) < 0)
+    {
+      kill_and_reap (pid);
+      return -1;
+    }
+  if (o->detach)
+    return 0;
+  forward_pid = pid;
+  if (install_forwarding (err) < 0 || wait_init (pid, exit_code, err) < 0)
+    {
+      forward_pid = 0;
+      kill_and_reap (pid);
+      return -1;
+    }
+  forward_pid = 0;
+  return 0;
+}
+
+int
+rt_container_exec (const rt_exec_opts_t *o, int *exit_code, rt_error_t *err)
+{
+  rt_state_t *st = NULL;
+  rt_spec_t *spec = NULL;
+  enum rt_status status;
+  int ret;
+  *exit_code = 0;
+  if (load_state (o->root, o->id, &st, &status, err) < 0)
+    return -1;
+  if (status == RT_STATUS_STOPPED)
+    ret = rt_make_error (err, 0, "cannot exec in a container that is stopped");
+  else if (exec_spec (o, st, &spec, err) < 0)
+    ret = -1;
+  else
+    ret = exec_in (o, st, spec, exit_code, err);
+  rt_spec_free (spec);
+  rt_state_free (st);
+  return ret;
+}
+
+/* ---- ps ---------------------------------------------------------------------------------------- */
+
+static bool
+has_pid (const pid_t *pids, size_t n, long pid)
+{
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (pids[i] == pid)
+      return true;
+  return false;
+}
+
+/* Runs ps(1) with ARGS (default -ef), output and errors into one buffer, as runc does. */
+static int
+run_ps (char **args, char **out, rt_error_t *err)
+{
+  const char *argv[64] = { "ps" };
+  size_t n = 1, len = 0, cap = 0;
+  int pipefd[2], status;
+  pid_t child;
+  char *buf = NULL;
+  for (; args && *args && n < 63; args++)
+    argv[n++] = *args;
+  if (n == 1)
+    argv[n++] = "-ef";
+  argv[n] = NULL;
+  if (pipe2 (pipefd, O_CLOEXEC) < 0)
+    return rt_make_error (err, errno, "pipe");
+  child = fork ();
+  if (child < 0)
+    {
+      close (pipefd[0]);
+      close (pipefd[1]);
+      return rt_make_error (err, errno, "fork");
+    }
+  if (child == 0)
+    {
+      if (dup2 (pipefd[1], 1) < 0 || dup2 (pipefd[1], 2) < 0)
+        _exit (127);
+      execvp ("ps", (char *const *) argv);
+      dprintf (2, "exec ps: %s\n", strerror (errno));
+      _exit (127);
+    }
+  close (pipefd[1]);
+  for (;;)
+    {
+      ssize_t r;
+      if (len + 4096 + 1 > cap)
+        {
+          char *bigger = realloc (buf, cap = cap ? cap * 2 : 65536);
+          if (bigger == NULL)
+            break;
+          buf = bigger;
+        }
+      r = read (pipefd[0], buf + len, cap - len - 1);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        break;
+      len += (size_t) r;
+    }
+  close (pipefd[0]);
+  while (waitpid (child, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (buf == NULL)
+    return rt_make_error (err, ENOMEM, "read the output of ps");
+  buf[len] = '\0';
+  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+    {
+      char *nl = strchr (buf, '\n');
+      if (nl)
+        *nl = '\0';
+      rt_make_error (err, 0, "ps failed: %s", buf);
+      free (buf);
+      return -1;
+    }
+  *out = buf;
+  return 0;
+}
+
+/* runc's table: ps's header, then its lines whose PID column is one of the container's. */
+static int
+print_ps_table (const pid_t *pids, size_t n, char **ps_args, rt_error_t *err)
+{
+  cleanup_free char *text = NULL;
+  char *line, *save = NULL, *header;
+  int pid_col = -1, col = 0;
+  cleanup_free char *hdr_copy = NULL;
+  char *f, *fsave = NULL;
+  if (run_ps (ps_args, &text, err) < 0)
+    return -1;
+  header = strtok_r (text, "\n", &save);
+  if (header == NULL || (hdr_copy = strdup (header)) == NULL)
+    return rt_make_error (err, 0, "ps printed nothing");
+  for (f = strtok_r (hdr_copy, " \t", &fsave); f; f = strtok_r (NULL, " \t", &fsave), col++)
+    if (strcmp (f, "PID") == 0)
+      {
+        pid_col = col;
+        break;
+      }
+  if (pid_col < 0)
+    return rt_make_error (err, 0, "no PID column in the output of ps");
+  printf ("%s\n", header);
+  while ((line = strtok_r (NULL, "\n", &save)) != NULL)
+    {
+      const char *p = line;
+      char *end;
+      long pid;
+      for (col = 0; col < pid_col && *p; col++)
+        {
+          p += strspn (p, " \t");
+          p += strcspn (p, " \t");
+        }
+      pid = strtol (p, &end, 10);
+      if (end != p && has_pid (pids, n, pid))
+        printf ("%s\n", line);
+    }
+  if (fflush (stdout) != 0)
+    return rt_make_error (err, errno, "write stdout");
+  return 0;
+}
+
+int
+rt_container_ps (const char *root, const char *id, const char *format, char **ps_args,
+                 rt_error_t *err)
+{
+  rt_state_t *st = NULL;
+  cleanup_free pid_t *pids = NULL;
+  size_t n = 0, i;
+  int ret = 0;
+  if (format != NULL && strcmp (format, "table") != 0 && strcmp (format, "json") != 0)
+    return rt_make_error (err, 0, "--format: `%s` is not table or json", format);
+  if (rt_state_read (root, id, &st, err) < 0)
+    return -1;
+  if (st->cgroup_path == NULL)
+    ret = rt_make_error (err, 0, "the container has no cgroup");
+  else
+    ret = rt_cgroup_pids (st->cgroup_path, &pids, &n, err);
+  rt_state_free (st);
+  if (ret < 0)
+    return -1;
+  if (format != NULL && strcmp (format, "json") == 0)
+    {
+      printf ("[");
+      for (i = 0; i < n; i++)
+        printf ("%s%d", i ? "," : "", pids[i]);
+      printf ("]\n");
+      if (fflush (stdout) != 0)
+        return rt_make_error (err, errno, "write stdout");
+      return 0;
+    }
+  return print_ps_table (pids, n, ps_args, err);
+}

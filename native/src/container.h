@@ -3,6 +3,7 @@
 #define SWARM_CONTAINER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -27,6 +28,28 @@ int rt_container_delete (const char *root, const char *id, bool force, rt_error_
 /* create + start + wait; *exit_code is the container's exit status (128+N after signal N). */
 int rt_container_run (const rt_create_opts_t *opts, bool detach, int *exit_code,
                       rt_error_t *err);
+
+typedef struct
+{
+  const char *root;
+  const char *id;
+  const char *process_file; /* --process: an OCI process object replacing the spec's */
+  char **args;              /* the command (NULL-terminated); NULL or empty: the process file's */
+  const char *cwd;          /* --cwd */
+  char **env;               /* --env K=V, appended to the process's env */
+  size_t n_env;
+  const char *user;         /* --user UID[:GID] */
+  const char *pid_file;
+  bool detach;
+} rt_exec_opts_t;
+
+/* Runs a process in the container's namespaces and cgroup with the settings of its config.json's
+ * process (or --process); without detach waits, *exit_code as with run. */
+int rt_container_exec (const rt_exec_opts_t *opts, int *exit_code, rt_error_t *err);
+/* FORMAT "json": the container's host pids as a JSON array; "table" (or NULL): the lines of
+ * `ps PS_ARGS` (default -ef) whose PID is the container's, as runc ps. */
+int rt_container_ps (const char *root, const char *id, const char *format, char **ps_args,
+                     rt_error_t *err);
 
 /* "TERM", "SIGTERM" or "15"; -1 if unknown. */
 int rt_parse_signal (const char *name);

@@ -1,5 +1,7 @@
 #include "linux.h"
 
+#include "seccomp.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -847,12 +849,63 @@ reset_signals (rt_error_t *err)
   return 0;
 }
 
+static int
+load_seccomp (rt_init_ctx_t *ctx, rt_error_t *err)
+{
+  int ret;
+  if (ctx->seccomp == NULL)
+    return 0;
+  ret = rt_seccomp_load (ctx->seccomp, err);
+  rt_seccomp_free (ctx->seccomp);
+  ctx->seccomp = NULL;
+  return ret;
+}
+
+/* linux.seccomp is compiled here, where an error still reaches `create` (or `exec`). It is loaded
+ * as late as the kernel allows: right before execve with no_new_privs; without it, before the
+ * capabilities are dropped, while CAP_SYS_ADMIN is still held (runc's order). */
+static int
+build_seccomp (rt_init_ctx_t *ctx, rt_error_t *err)
+{
+  const rt_spec_t *spec = ctx->spec;
+  if (!spec->seccomp.given)
+    return 0;
+  if (rt_seccomp_build (&spec->seccomp, &ctx->seccomp, err) < 0)
+    return -1;
+  if (!spec->no_new_privileges)
+    return load_seccomp (ctx, err);
+  return 0;
+}
+
 int
-rt_init_container (rt_init_ctx_t *ctx, rt_error_t *err)
+rt_init_process (rt_init_ctx_t *ctx, rt_error_t *err)
 {
   const rt_spec_t *spec = ctx->spec;
   if (reset_signals (err) < 0)
     return -1;
+  if (set_rlimits (spec, err) < 0 || set_oom_score_adj (spec, err) < 0)
+    return -1;
+  if (set_env (spec, err) < 0 || resolve_executable (ctx, err) < 0)
+    return -1;
+  if (spec->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    return rt_make_error (err, errno, "prctl PR_SET_NO_NEW_PRIVS");
+  if (build_seccomp (ctx, err) < 0)
+    return -1;
+  if (set_user_and_caps (spec, err) < 0)
+    return -1;
+  if (chdir (spec->cwd) < 0)
+    return rt_make_error (err, errno, "chdir %s", spec->cwd);
+  umask (spec->has_umask ? spec->umask : 022);
+  /* No descriptor of ours may reach the container process. */
+  if (syscall (SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+    return rt_make_error (err, errno, "close_range");
+  return 0;
+}
+
+int
+rt_init_container (rt_init_ctx_t *ctx, rt_error_t *err)
+{
+  const rt_spec_t *spec = ctx->spec;
   if (spec->ns[RT_NS_MOUNT].wanted && spec->ns[RT_NS_MOUNT].path == NULL
       && setup_rootfs (ctx, err) < 0)
     return -1;
@@ -863,21 +916,16 @@ rt_init_container (rt_init_ctx_t *ctx, rt_error_t *err)
       if (sethostname (spec->hostname, strlen (spec->hostname)) < 0)
         return rt_make_error (err, errno, "sethostname %s", spec->hostname);
     }
-  if (set_rlimits (spec, err) < 0 || set_oom_score_adj (spec, err) < 0)
+  return rt_init_process (ctx, err);
+}
+
+int
+rt_exec_process (rt_init_ctx_t *ctx, rt_error_t *err)
+{
+  if (load_seccomp (ctx, err) < 0)
     return -1;
-  if (set_env (spec, err) < 0 || resolve_executable (ctx, err) < 0)
-    return -1;
-  if (spec->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-    return rt_make_error (err, errno, "prctl PR_SET_NO_NEW_PRIVS");
-  if (set_user_and_caps (spec, err) < 0)
-    return -1;
-  if (chdir (spec->cwd) < 0)
-    return rt_make_error (err, errno, "chdir %s", spec->cwd);
-  umask (spec->has_umask ? spec->umask : 022);
-  /* No descriptor of ours may reach the container process. */
-  if (syscall (SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-    return rt_make_error (err, errno, "close_range");
-  return 0;
+  execv (ctx->exec_path, ctx->spec->args);
+  return rt_make_error (err, errno, "exec %s", ctx->exec_path);
 }
 
 int
@@ -892,6 +940,64 @@ rt_exec_container (rt_init_ctx_t *ctx, rt_error_t *err)
     return rt_make_error (err, errno, "open the exec fifo");
   if (write (fd, "0", 1) != 1)
     return rt_make_error (err, errno, "write the exec fifo");
-  execv (ctx->exec_path, ctx->spec->args);
-  return rt_make_error (err, errno, "exec %s", ctx->exec_path);
+  return rt_exec_process (ctx, err);
+}
+
+/* ---- exec: joining a running container ----------------------------------------------------- */
+
+static const char *const proc_ns_names[RT_NS_COUNT] = {
+  [RT_NS_MOUNT] = "mnt", [RT_NS_UTS] = "uts", [RT_NS_IPC] = "ipc", [RT_NS_PID] = "pid",
+  [RT_NS_NETWORK] = "net", [RT_NS_CGROUP] = "cgroup", [RT_NS_USER] = "user",
+};
+
+int
+rt_open_container_namespaces (const rt_spec_t *spec, pid_t pid, int fds[RT_NS_COUNT],
+                              rt_error_t *err)
+{
+  int t;
+  for (t = 0; t < RT_NS_COUNT; t++)
+    fds[t] = -1;
+  for (t = 0; t < RT_NS_COUNT; t++)
+    {
+      char path[64];
+      if (!spec->ns[t].wanted)
+        continue;
+      snprintf (path, sizeof path, "/proc/%d/ns/%s", pid, proc_ns_names[t]);
+      fds[t] = open (path, O_RDONLY | O_CLOEXEC);
+      if (fds[t] < 0)
+        {
+          int e = errno;
+          rt_close_namespaces (fds);
+          return rt_make_error (err, e, "open %s", path);
+        }
+    }
+  return 0;
+}
+
+void
+rt_close_namespaces (int fds[RT_NS_COUNT])
+{
+  int t;
+  for (t = 0; t < RT_NS_COUNT; t++)
+    if (fds[t] >= 0)
+      {
+        close (fds[t]);
+        fds[t] = -1;
+      }
+}
+
+int
+rt_join_namespaces (int fds[RT_NS_COUNT], rt_error_t *err)
+{
+  /* The mount namespace last: setns into it also moves our root and cwd into the container. */
+  static const enum rt_ns_type order[] = { RT_NS_USER, RT_NS_IPC, RT_NS_UTS, RT_NS_NETWORK,
+                                           RT_NS_PID, RT_NS_CGROUP, RT_NS_MOUNT };
+  size_t i;
+  for (i = 0; i < sizeof (order) / sizeof (order[0]); i++)
+    {
+      enum rt_ns_type t = order[i];
+      if (fds[t] >= 0 && setns (fds[t], ns_clone_flags[t]) < 0)
+        return rt_make_error (err, errno, "setns %s namespace", rt_ns_name (t));
+    }
+  return 0;
 }

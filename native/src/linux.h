@@ -3,7 +3,10 @@
 #ifndef SWARM_LINUX_H
 #define SWARM_LINUX_H
 
+#include <sys/types.h>
+
 #include "error.h"
+#include "seccomp.h"
 #include "spec.h"
 
 typedef struct
@@ -12,7 +15,8 @@ typedef struct
   const char *rootfs; /* absolute path of the root filesystem */
   int fifo_fd;        /* O_PATH descriptor of <state>/exec.fifo */
   const char *cgroup_path; /* joined before the namespaces are unshared; NULL: none */
-  char *exec_path;    /* process.args[0] resolved in the container, filled by rt_init_container */
+  char *exec_path;    /* process.args[0] resolved in the container, filled by rt_init_process */
+  rt_seccomp_filter_t *seccomp; /* built by rt_init_process, loaded (and freed) before exec */
 } rt_init_ctx_t;
 
 /* True when the container gets its own PID namespace (new or joined): the caller must fork once
@@ -22,11 +26,27 @@ bool rt_needs_second_fork (const rt_spec_t *spec);
 /* setns into the namespaces given by path, then unshare the new ones. */
 int rt_enter_namespaces (const rt_spec_t *spec, rt_error_t *err);
 
-/* Everything up to execve: root filesystem, hostname, rlimits, oom_score_adj, user, capabilities,
- * no_new_privs, cwd. Runs in the container's init process. */
+/* Everything up to execve: root filesystem, hostname, then rt_init_process. Runs in the
+ * container's init process. */
 int rt_init_container (rt_init_ctx_t *ctx, rt_error_t *err);
 
-/* Blocks on the exec fifo until `start`, then execve. Only returns on failure. */
+/* The process settings, for the init and for `exec`: signals reset, rlimits, oom_score_adj, env,
+ * args[0] resolved, no_new_privs, seccomp (built; loaded here without no_new_privs), user,
+ * capabilities, cwd, umask, descriptors close-on-exec. */
+int rt_init_process (rt_init_ctx_t *ctx, rt_error_t *err);
+
+/* Blocks on the exec fifo until `start`, then rt_exec_process. Only returns on failure. */
 int rt_exec_container (rt_init_ctx_t *ctx, rt_error_t *err);
+
+/* Loads the seccomp filter if it is still pending, then execve. Only returns on failure. */
+int rt_exec_process (rt_init_ctx_t *ctx, rt_error_t *err);
+
+/* exec: opens /proc/PID/ns/<type> for each namespace the spec lists (fds[t] = -1 otherwise), so
+ * that they can be joined once PID has been checked again. */
+int rt_open_container_namespaces (const rt_spec_t *spec, pid_t pid, int fds[RT_NS_COUNT],
+                                  rt_error_t *err);
+void rt_close_namespaces (int fds[RT_NS_COUNT]);
+/* setns into each open descriptor, the mount namespace last. */
+int rt_join_namespaces (int fds[RT_NS_COUNT], rt_error_t *err);
 
 #endif

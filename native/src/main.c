@@ -4,7 +4,9 @@
  *   create <id> [--bundle DIR] [--pid-file FILE]   start <id>   state <id>
  *   kill [--all] <id> [SIGNAL]   delete [--force] <id>
  *   run <id> [--bundle DIR] [--pid-file F] [--detach]   stats <id> (cgroup usage as JSON)
- * (exec and ps come with a later slice and are refused with a clear line until then.)
+ *   exec [--process F] [--detach] [--pid-file F] [--cwd D] [--env K=V]... [--user UID[:GID]]
+ *        <id> [--] CMD [ARGS...]
+ *   ps [--format table|json] <id> [--] [PS ARGS...]
  * Errors are printed as one line, "swarm-runtime: COMMAND ID: what failed: why", exit code 1;
  * bad usage exits 2. */
 #include <errno.h>
@@ -33,6 +35,11 @@ typedef struct
   const char *pid_file;
   const char *signal;
   bool force, detach, all;
+  /* exec and ps */
+  const char *process_file, *cwd, *user, *format;
+  char **env; /* --env values (argv pointers), n_env of them */
+  size_t n_env;
+  char **rest; /* after the id: exec's command, ps's arguments to ps(1) */
 } cli_t;
 
 static int
@@ -41,7 +48,7 @@ usage (const char *problem)
   if (problem)
     fprintf (stderr, "swarm-runtime: %s\n", problem);
   fprintf (stderr, "usage: swarm-runtime [--root DIR] COMMAND [OPTIONS] ID\n"
-                   "commands: create, start, state, kill, delete, run, stats; --version\n");
+                   "commands: create, start, state, kill, delete, run, exec, ps, stats; --version\n");
   return 2;
 }
 
@@ -112,16 +119,42 @@ cmd_run (cli_t *cli, rt_error_t *err)
   return rt_container_run (&o, cli->detach, &exit_code_of_run, err);
 }
 
+static int
+cmd_exec (cli_t *cli, rt_error_t *err)
+{
+  rt_exec_opts_t o = {
+    .root = cli->root,
+    .id = cli->id,
+    .process_file = cli->process_file,
+    .args = cli->rest,
+    .cwd = cli->cwd,
+    .env = cli->env,
+    .n_env = cli->n_env,
+    .user = cli->user,
+    .pid_file = cli->pid_file,
+    .detach = cli->detach,
+  };
+  return rt_container_exec (&o, &exit_code_of_run, err);
+}
+
+static int
+cmd_ps (cli_t *cli, rt_error_t *err)
+{
+  return rt_container_ps (cli->root, cli->id, cli->format, cli->rest, err);
+}
+
 static const struct
 {
   const char *name;
   int (*fn) (cli_t *, rt_error_t *);
   bool takes_signal;
+  bool takes_rest; /* everything after the id is the command's (exec) or ps's (ps) */
 } commands[] = {
-  { "create", cmd_create, false }, { "start", cmd_start, false },
-  { "state", cmd_state, false },   { "kill", cmd_kill, true },
-  { "delete", cmd_delete, false }, { "run", cmd_run, false },
-  { "stats", cmd_stats, false },
+  { "create", cmd_create, false, false }, { "start", cmd_start, false, false },
+  { "state", cmd_state, false, false },   { "kill", cmd_kill, true, false },
+  { "delete", cmd_delete, false, false }, { "run", cmd_run, false, false },
+  { "stats", cmd_stats, false, false },   { "exec", cmd_exec, false, true },
+  { "ps", cmd_ps, false, true },
 };
 
 /* "--opt VALUE" or "--opt=VALUE"; advances *i past the value. */
@@ -142,14 +175,48 @@ option_value (int argc, char **argv, int *i, const char *name, const char **out)
   return true;
 }
 
-/* Command options and positional arguments, in any order. */
+/* exec's and ps's own options. */
+static bool
+exec_ps_option (int argc, char **argv, int *i, cli_t *cli)
+{
+  const char *v;
+  if (strcmp (cli->command, "exec") == 0)
+    {
+      if (option_value (argc, argv, i, "--process", &cli->process_file)
+          || option_value (argc, argv, i, "-p", &cli->process_file)
+          || option_value (argc, argv, i, "--cwd", &cli->cwd)
+          || option_value (argc, argv, i, "--user", &cli->user)
+          || option_value (argc, argv, i, "-u", &cli->user))
+        return true;
+      if (option_value (argc, argv, i, "--env", &v) || option_value (argc, argv, i, "-e", &v))
+        {
+          cli->env[cli->n_env++] = (char *) v;
+          return true;
+        }
+    }
+  if (strcmp (cli->command, "ps") == 0)
+    return option_value (argc, argv, i, "--format", &cli->format);
+  return false;
+}
+
+/* Command options and positional arguments, in any order; for exec and ps, everything after the
+ * id (a leading "--" dropped) belongs to the command or to ps. */
 static int
-parse_command (int argc, char **argv, int i, cli_t *cli, bool takes_signal)
+parse_command (int argc, char **argv, int i, cli_t *cli, bool takes_signal, bool takes_rest)
 {
   const char *ignored;
   for (; i < argc; i++)
     {
       const char *a = argv[i];
+      if (takes_rest && cli->id != NULL)
+        {
+          if (strcmp (a, "--") == 0)
+            i++;
+          cli->rest = argv + i;
+          break;
+        }
+      if (exec_ps_option (argc, argv, &i, cli))
+        continue;
       if (option_value (argc, argv, &i, "--bundle", &cli->bundle)
           || option_value (argc, argv, &i, "-b", &cli->bundle)
           || option_value (argc, argv, &i, "--pid-file", &cli->pid_file)
@@ -210,6 +277,7 @@ main (int argc, char **argv)
   rt_error_t err = { 0, NULL };
   const char *ignored;
   char *root, *pid_file = NULL;
+  cleanup_free char **env = NULL; /* exec --env */
   size_t c;
   int i, ret;
 
@@ -234,20 +302,19 @@ main (int argc, char **argv)
   for (c = 0; c < sizeof (commands) / sizeof (commands[0]); c++)
     if (strcmp (commands[c].name, cli.command) == 0)
       break;
-  if (strcmp (cli.command, "exec") == 0 || strcmp (cli.command, "ps") == 0)
-    {
-      /* Later slices; say so rather than let anyone mistake this for a working command. */
-      fprintf (stderr, "swarm-runtime: command `%s` is not available in this build yet\n",
-               cli.command);
-      return 1;
-    }
   if (c == sizeof (commands) / sizeof (commands[0]))
     {
       char msg[256];
       snprintf (msg, sizeof msg, "unknown command `%s`", cli.command);
       return usage (msg);
     }
-  ret = parse_command (argc, argv, i + 1, &cli, commands[c].takes_signal);
+  cli.env = env = calloc ((size_t) argc, sizeof (char *));
+  if (env == NULL)
+    {
+      fprintf (stderr, "swarm-runtime: %s: %s\n", cli.command, strerror (errno));
+      return 1;
+    }
+  ret = parse_command (argc, argv, i + 1, &cli, commands[c].takes_signal, commands[c].takes_rest);
   if (ret != 0)
     return ret;
   root = absolute_root (cli.root);
@@ -271,7 +338,7 @@ main (int argc, char **argv)
   ret = report (&cli, commands[c].fn (&cli, &err), &err);
   free (root);
   free (pid_file);
-  if (ret == 0 && strcmp (cli.command, "run") == 0)
+  if (ret == 0 && (strcmp (cli.command, "run") == 0 || strcmp (cli.command, "exec") == 0))
     return exit_code_of_run;
   return ret;
 }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +76,28 @@ typedef struct
 {
   const char *file;
   rt_error_t *err;
+  const char *pfx; /* "process." in config.json, "" in an exec --process file */
 } ctx_t;
+
+/* A process field's name in a local buffer (each function using it declares `char fb[96]`). */
+#define PF(name) pfield (c, fb, sizeof fb, "%s", name)
+
+/* The name of a process field: "process.NAME" in config.json, "NAME" in a --process file. */
+static const char *
+pfield (ctx_t *c, char *buf, size_t len, const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+static const char *
+pfield (ctx_t *c, char *buf, size_t len, const char *fmt, ...)
+{
+  va_list ap;
+  int n = snprintf (buf, len, "%s", c->pfx);
+  va_start (ap, fmt);
+  if (n >= 0 && (size_t) n < len)
+    vsnprintf (buf + n, len - (size_t) n, fmt, ap);
+  va_end (ap);
+  return buf;
+}
 
 static int
 field_error (ctx_t *c, const char *field, const char *problem)
@@ -233,8 +255,9 @@ parse_caps (ctx_t *c, json_object *process, rt_caps_t *caps)
   uint64_t *masks[] = { &caps->bounding, &caps->effective, &caps->inheritable, &caps->permitted,
                         &caps->ambient };
   json_object *obj;
+  char fb[96];
   size_t i, j;
-  if (get_object (c, process, "capabilities", "process.capabilities", &obj) < 0)
+  if (get_object (c, process, "capabilities", PF ("capabilities"), &obj) < 0)
     return -1;
   if (obj == NULL)
     return 0;
@@ -243,7 +266,7 @@ parse_caps (ctx_t *c, json_object *process, rt_caps_t *caps)
     {
       char field[64];
       char **names = NULL;
-      snprintf (field, sizeof field, "process.capabilities.%s", sets[i]);
+      pfield (c, field, sizeof field, "capabilities.%s", sets[i]);
       if (get_strv (c, obj, sets[i], field, false, &names, NULL) < 0)
         return -1;
       for (j = 0; names && names[j]; j++)
@@ -267,11 +290,12 @@ static int
 parse_rlimits (ctx_t *c, json_object *process, rt_spec_t *s)
 {
   json_object *arr = get (process, "rlimits");
+  char fb[96];
   size_t n, i, k;
   if (arr == NULL || json_object_is_type (arr, json_type_null))
     return 0;
   if (!json_object_is_type (arr, json_type_array))
-    return field_error (c, "process.rlimits", "must be an array");
+    return field_error (c, PF ("rlimits"), "must be an array");
   n = json_object_array_length (arr);
   s->rlimits = calloc (n + 1, sizeof (rt_rlimit_t));
   if (s->rlimits == NULL)
@@ -282,7 +306,7 @@ parse_rlimits (ctx_t *c, json_object *process, rt_spec_t *s)
       char field[64];
       cleanup_free char *type = NULL;
       int resource = -1;
-      snprintf (field, sizeof field, "process.rlimits[%zu].type", i);
+      pfield (c, field, sizeof field, "rlimits[%zu].type", i);
       if (get_string (c, e, "type", field, true, &type) < 0)
         return -1;
       for (k = 0; k < sizeof (rlimit_names) / sizeof (rlimit_names[0]); k++)
@@ -291,10 +315,10 @@ parse_rlimits (ctx_t *c, json_object *process, rt_spec_t *s)
       if (resource < 0)
         return rt_make_error (c->err, 0, "%s: %s: unknown rlimit `%s`", c->file, field, type);
       s->rlimits[i].resource = resource;
-      snprintf (field, sizeof field, "process.rlimits[%zu].soft", i);
+      pfield (c, field, sizeof field, "rlimits[%zu].soft", i);
       if (get_uint (c, e, "soft", field, true, UINT64_MAX, NULL, &s->rlimits[i].soft) < 0)
         return -1;
-      snprintf (field, sizeof field, "process.rlimits[%zu].hard", i);
+      pfield (c, field, sizeof field, "rlimits[%zu].hard", i);
       if (get_uint (c, e, "hard", field, true, UINT64_MAX, NULL, &s->rlimits[i].hard) < 0)
         return -1;
     }
@@ -306,20 +330,21 @@ static int
 parse_user (ctx_t *c, json_object *process, rt_spec_t *s)
 {
   json_object *user, *gids;
+  char fb[96];
   uint64_t v;
   bool present;
   size_t i, n;
-  if (get_object (c, process, "user", "process.user", &user) < 0)
+  if (get_object (c, process, "user", PF ("user"), &user) < 0)
     return -1;
   if (user == NULL)
-    return field_error (c, "process.user", "missing required field");
-  if (get_uint (c, user, "uid", "process.user.uid", true, UINT32_MAX - 1, NULL, &v) < 0)
+    return field_error (c, PF ("user"), "missing required field");
+  if (get_uint (c, user, "uid", PF ("user.uid"), true, UINT32_MAX - 1, NULL, &v) < 0)
     return -1;
   s->uid = (uid_t) v;
-  if (get_uint (c, user, "gid", "process.user.gid", true, UINT32_MAX - 1, NULL, &v) < 0)
+  if (get_uint (c, user, "gid", PF ("user.gid"), true, UINT32_MAX - 1, NULL, &v) < 0)
     return -1;
   s->gid = (gid_t) v;
-  if (get_uint (c, user, "umask", "process.user.umask", false, 0777, &present, &v) < 0)
+  if (get_uint (c, user, "umask", PF ("user.umask"), false, 0777, &present, &v) < 0)
     return -1;
   s->has_umask = present;
   s->umask = (mode_t) v;
@@ -327,7 +352,7 @@ parse_user (ctx_t *c, json_object *process, rt_spec_t *s)
   if (gids == NULL || json_object_is_type (gids, json_type_null))
     return 0;
   if (!json_object_is_type (gids, json_type_array))
-    return field_error (c, "process.user.additionalGids", "must be an array of integers");
+    return field_error (c, PF ("user.additionalGids"), "must be an array of integers");
   n = json_object_array_length (gids);
   s->additional_gids = calloc (n + 1, sizeof (gid_t));
   if (s->additional_gids == NULL)
@@ -337,36 +362,34 @@ parse_user (ctx_t *c, json_object *process, rt_spec_t *s)
       json_object *e = json_object_array_get_idx (gids, i);
       if (e == NULL || !json_object_is_type (e, json_type_int) || json_object_get_int64 (e) < 0
           || json_object_get_int64 (e) >= UINT32_MAX)
-        return rt_make_error (c->err, 0, "%s: process.user.additionalGids[%zu]: must be a gid",
-                              c->file, i);
+        return rt_make_error (c->err, 0, "%s: %suser.additionalGids[%zu]: must be a gid", c->file,
+                              c->pfx, i);
       s->additional_gids[i] = (gid_t) json_object_get_int64 (e);
     }
   s->n_additional_gids = n;
   return 0;
 }
 
+/* The fields of a process object (config.json's "process", or an exec --process file). */
 static int
-parse_process (ctx_t *c, json_object *top, rt_spec_t *s)
+parse_process_object (ctx_t *c, json_object *process, rt_spec_t *s)
 {
-  json_object *process, *oom;
-  if (get_object (c, top, "process", "process", &process) < 0)
-    return -1;
-  if (process == NULL)
-    return field_error (c, "process", "missing required field");
-  if (get_strv (c, process, "args", "process.args", true, &s->args, NULL) < 0)
+  json_object *oom;
+  char fb[96];
+  if (get_strv (c, process, "args", PF ("args"), true, &s->args, NULL) < 0)
     return -1;
   if (s->args[0] == NULL)
-    return field_error (c, "process.args", "must not be empty");
-  if (get_strv (c, process, "env", "process.env", false, &s->env, NULL) < 0)
+    return field_error (c, PF ("args"), "must not be empty");
+  if (get_strv (c, process, "env", PF ("env"), false, &s->env, NULL) < 0)
     return -1;
-  if (get_string (c, process, "cwd", "process.cwd", true, &s->cwd) < 0)
+  if (get_string (c, process, "cwd", PF ("cwd"), true, &s->cwd) < 0)
     return -1;
   if (s->cwd[0] != '/')
-    return field_error (c, "process.cwd", "must be an absolute path");
+    return field_error (c, PF ("cwd"), "must be an absolute path");
   if (parse_user (c, process, s) < 0 || parse_rlimits (c, process, s) < 0
       || parse_caps (c, process, &s->caps) < 0)
     return -1;
-  if (get_bool (c, process, "noNewPrivileges", "process.noNewPrivileges", &s->no_new_privileges)
+  if (get_bool (c, process, "noNewPrivileges", PF ("noNewPrivileges"), &s->no_new_privileges)
       < 0)
     return -1;
   oom = get (process, "oomScoreAdj");
@@ -374,11 +397,22 @@ parse_process (ctx_t *c, json_object *top, rt_spec_t *s)
     {
       if (!json_object_is_type (oom, json_type_int) || json_object_get_int (oom) < -1000
           || json_object_get_int (oom) > 1000)
-        return field_error (c, "process.oomScoreAdj", "must be an integer in [-1000, 1000]");
+        return field_error (c, PF ("oomScoreAdj"), "must be an integer in [-1000, 1000]");
       s->has_oom_score_adj = true;
       s->oom_score_adj = json_object_get_int (oom);
     }
   return 0;
+}
+
+static int
+parse_process (ctx_t *c, json_object *top, rt_spec_t *s)
+{
+  json_object *process;
+  if (get_object (c, top, "process", "process", &process) < 0)
+    return -1;
+  if (process == NULL)
+    return field_error (c, "process", "missing required field");
+  return parse_process_object (c, process, s);
 }
 
 static int
@@ -516,6 +550,128 @@ parse_resources (ctx_t *c, json_object *linux_obj, rt_spec_t *s)
   return 0;
 }
 
+/* ---- linux.seccomp ------------------------------------------------------------------------- */
+
+static int
+parse_action (ctx_t *c, json_object *obj, const char *key, const char *field,
+              const char *ret_key, const char *ret_field, uint32_t *out)
+{
+  cleanup_free char *name = NULL;
+  const char *why;
+  uint64_t ret = 0;
+  bool has_ret = false;
+  if (get_string (c, obj, key, field, true, &name) < 0)
+    return -1;
+  if (get_uint (c, obj, ret_key, ret_field, false, 0xffff, &has_ret, &ret) < 0)
+    return -1;
+  if (rt_seccomp_action (name, has_ret, (uint32_t) ret, out, &why) < 0)
+    return rt_make_error (c->err, 0, "%s: %s: %s `%s`", c->file, field, why, name);
+  return 0;
+}
+
+static int
+parse_seccomp_arg (ctx_t *c, json_object *e, size_t i, size_t k, rt_seccomp_arg_t *a)
+{
+  char field[96];
+  cleanup_free char *op = NULL;
+  uint64_t v;
+  if (e == NULL || !json_object_is_type (e, json_type_object))
+    return rt_make_error (c->err, 0, "%s: linux.seccomp.syscalls[%zu].args[%zu]: must be an object",
+                          c->file, i, k);
+  snprintf (field, sizeof field, "linux.seccomp.syscalls[%zu].args[%zu].index", i, k);
+  if (get_uint (c, e, "index", field, true, 5, NULL, &v) < 0)
+    return -1;
+  a->index = (unsigned) v;
+  snprintf (field, sizeof field, "linux.seccomp.syscalls[%zu].args[%zu].value", i, k);
+  if (get_uint (c, e, "value", field, true, UINT64_MAX, NULL, &a->value) < 0)
+    return -1;
+  snprintf (field, sizeof field, "linux.seccomp.syscalls[%zu].args[%zu].valueTwo", i, k);
+  if (get_uint (c, e, "valueTwo", field, false, UINT64_MAX, NULL, &a->value_two) < 0)
+    return -1;
+  snprintf (field, sizeof field, "linux.seccomp.syscalls[%zu].args[%zu].op", i, k);
+  if (get_string (c, e, "op", field, true, &op) < 0)
+    return -1;
+  a->op = rt_seccomp_op (op);
+  if (a->op < 0)
+    return rt_make_error (c->err, 0, "%s: %s: unknown operator `%s`", c->file, field, op);
+  return 0;
+}
+
+static int
+parse_seccomp_rule (ctx_t *c, json_object *e, size_t i, rt_seccomp_rule_t *r)
+{
+  char field[96], ret_field[96];
+  json_object *args;
+  size_t k, n;
+  if (e == NULL || !json_object_is_type (e, json_type_object))
+    return rt_make_error (c->err, 0, "%s: linux.seccomp.syscalls[%zu]: must be an object", c->file,
+                          i);
+  snprintf (field, sizeof field, "linux.seccomp.syscalls[%zu].names", i);
+  if (get_strv (c, e, "names", field, true, &r->names, &n) < 0)
+    return -1;
+  if (n == 0)
+    return field_error (c, field, "must not be empty");
+  snprintf (field, sizeof field, "linux.seccomp.syscalls[%zu].action", i);
+  snprintf (ret_field, sizeof ret_field, "linux.seccomp.syscalls[%zu].errnoRet", i);
+  if (parse_action (c, e, "action", field, "errnoRet", ret_field, &r->action) < 0)
+    return -1;
+  args = get (e, "args");
+  if (args == NULL || json_object_is_type (args, json_type_null))
+    return 0;
+  snprintf (field, sizeof field, "linux.seccomp.syscalls[%zu].args", i);
+  if (!json_object_is_type (args, json_type_array))
+    return field_error (c, field, "must be an array");
+  n = json_object_array_length (args);
+  r->args = calloc (n + 1, sizeof (rt_seccomp_arg_t));
+  if (r->args == NULL)
+    return rt_make_error (c->err, errno, "calloc");
+  for (k = 0; k < n; k++)
+    {
+      if (parse_seccomp_arg (c, json_object_array_get_idx (args, k), i, k, &r->args[k]) < 0)
+        return -1;
+      r->n_args = k + 1;
+    }
+  return 0;
+}
+
+/* linux.seccomp: defaultAction, defaultErrnoRet, architectures and syscalls are read; flags and
+ * listenerPath are not acted on. */
+static int
+parse_seccomp (ctx_t *c, json_object *linux_obj, rt_seccomp_t *sc)
+{
+  json_object *obj, *calls;
+  size_t i, n;
+  if (get_object (c, linux_obj, "seccomp", "linux.seccomp", &obj) < 0)
+    return -1;
+  if (obj == NULL)
+    return 0;
+  sc->given = true;
+  if (parse_action (c, obj, "defaultAction", "linux.seccomp.defaultAction", "defaultErrnoRet",
+                    "linux.seccomp.defaultErrnoRet", &sc->default_action)
+      < 0)
+    return -1;
+  if (get_strv (c, obj, "architectures", "linux.seccomp.architectures", false,
+                &sc->architectures, NULL)
+      < 0)
+    return -1;
+  calls = get (obj, "syscalls");
+  if (calls == NULL || json_object_is_type (calls, json_type_null))
+    return 0;
+  if (!json_object_is_type (calls, json_type_array))
+    return field_error (c, "linux.seccomp.syscalls", "must be an array");
+  n = json_object_array_length (calls);
+  sc->rules = calloc (n + 1, sizeof (rt_seccomp_rule_t));
+  if (sc->rules == NULL)
+    return rt_make_error (c->err, errno, "calloc");
+  for (i = 0; i < n; i++)
+    {
+      sc->n_rules = i + 1;
+      if (parse_seccomp_rule (c, json_object_array_get_idx (calls, i), i, &sc->rules[i]) < 0)
+        return -1;
+    }
+  return 0;
+}
+
 static int
 parse_linux (ctx_t *c, json_object *top, rt_spec_t *s)
 {
@@ -527,7 +683,7 @@ parse_linux (ctx_t *c, json_object *top, rt_spec_t *s)
   if (get_string (c, linux_obj, "cgroupsPath", "linux.cgroupsPath", false, &s->cgroups_path) < 0
       || parse_resources (c, linux_obj, s) < 0)
     return -1;
-  if (parse_namespaces (c, linux_obj, s) < 0)
+  if (parse_namespaces (c, linux_obj, s) < 0 || parse_seccomp (c, linux_obj, &s->seccomp) < 0)
     return -1;
   if (get_strv (c, linux_obj, "maskedPaths", "linux.maskedPaths", false, &s->masked_paths, NULL)
       < 0)
@@ -633,7 +789,7 @@ parse_file (const char *file, json_object **out, rt_error_t *err)
 int
 rt_spec_load (const char *file, rt_spec_t **out, rt_error_t *err)
 {
-  ctx_t c = { .file = file, .err = err };
+  ctx_t c = { .file = file, .err = err, .pfx = "process." };
   json_object *top = NULL;
   rt_spec_t *s;
   int ret;
@@ -656,6 +812,46 @@ rt_spec_load (const char *file, rt_spec_t **out, rt_error_t *err)
     }
   *out = s;
   return 0;
+}
+
+/* Forgets the process fields of S (before a --process file replaces them). */
+static void
+clear_process (rt_spec_t *s)
+{
+  free_strv (s->args);
+  free_strv (s->env);
+  free (s->cwd);
+  free (s->additional_gids);
+  free (s->rlimits);
+  s->args = s->env = NULL;
+  s->cwd = NULL;
+  s->additional_gids = NULL;
+  s->n_additional_gids = 0;
+  s->rlimits = NULL;
+  s->n_rlimits = 0;
+  s->uid = 0;
+  s->gid = 0;
+  s->has_umask = false;
+  s->no_new_privileges = false;
+  s->has_oom_score_adj = false;
+  memset (&s->caps, 0, sizeof s->caps);
+}
+
+int
+rt_spec_load_process (const char *file, rt_spec_t *spec, rt_error_t *err)
+{
+  ctx_t c = { .file = file, .err = err, .pfx = "" };
+  json_object *top = NULL;
+  int ret;
+  if (parse_file (file, &top, err) < 0)
+    return -1;
+  clear_process (spec);
+  if (!json_object_is_type (top, json_type_object))
+    ret = rt_make_error (err, 0, "%s: the top level must be an object", file);
+  else
+    ret = parse_process_object (&c, top, spec);
+  json_object_put (top);
+  return ret;
 }
 
 void
@@ -687,5 +883,6 @@ rt_spec_free (rt_spec_t *s)
   free (s->rootfs_propagation);
   free (s->cgroups_path);
   free (s->annotations_json);
+  rt_seccomp_release (&s->seccomp);
   free (s);
 }

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "seccomp.h"
 
 #define RT_NS_COUNT 7
 
@@ -98,11 +99,15 @@ typedef struct
   char *cgroups_path; /* linux.cgroupsPath as written, NULL if absent */
   rt_resources_t resources;
   char *annotations_json; /* the annotations object as JSON text, "{}" if none */
+  rt_seccomp_t seccomp;   /* linux.seccomp */
 } rt_spec_t;
 
 /* Loads and checks FILE. */
 int rt_spec_load (const char *file, rt_spec_t **out, rt_error_t *err);
 void rt_spec_free (rt_spec_t *spec);
+/* Replaces SPEC's process fields with those of FILE, an OCI process object (exec --process);
+ * errors name the field without the "process." prefix. */
+int rt_spec_load_process (const char *file, rt_spec_t *spec, rt_error_t *err);
 
 /* Capability name (with the CAP_ prefix) to number, or -1. */
 int rt_cap_from_name (const char *name);

@@ -9,6 +9,21 @@ import { REPO } from '../util/dist.js';
 
 export const OURS = join(REPO, 'native/build/swarm-runtime');
 export const BUSYBOX = '/bin/busybox';
+/** Our default seccomp profile (native/seccomp/default.json), for `linux.seccomp`. */
+export const SECCOMP_DEFAULT = join(REPO, 'native/seccomp/default.json');
+
+/** A seccomp profile as config.json's `linux.seccomp` holds it. */
+export interface SeccompProfile {
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  architectures?: string[];
+  syscalls?: { names: string[]; action: string; errnoRet?: number; args?: { index: number; value: number; valueTwo?: number; op: string }[] }[];
+}
+
+/** A fresh copy of the default profile. */
+export function defaultSeccomp(): SeccompProfile {
+  return JSON.parse(readFileSync(SECCOMP_DEFAULT, 'utf8')) as SeccompProfile;
+}
 
 /** What the tests need on the machine; a missing piece is reported by name. */
 export function missingPrerequisites(): string[] {
@@ -104,10 +119,15 @@ export class Workspace {
     return JSON.parse(r.stdout) as { status: string; pid: number; id: string; bundle: string; ociVersion: string };
   }
 
-  /** Removes every container still known to either runtime, then the scratch directory. */
-  cleanup(): string[] {
+  /** Removes every container still known to either runtime, except those in `keep` (they stay
+   * remembered for a later clean-up). */
+  cleanup(keep: string[] = []): string[] {
     const problems: string[] = [];
     for (const { rt, id } of this.containers.splice(0)) {
+      if (keep.includes(id)) {
+        this.containers.push({ rt, id });
+        continue;
+      }
       if (!existsSync(join(rt.root, id))) continue;
       const r = this.exec(rt, ['delete', '--force', id]);
       if (r.status !== 0) problems.push(`${rt.name} delete --force ${id}: ${r.stderr.trim()}`);

@@ -391,8 +391,8 @@ describe.skipIf(missing.length > 0)('swarm-runtime', () => {
     expect(dup.stderr).toBe(`swarm-runtime: create ${a.id}: container \`${a.id}\` already exists\n`);
     expect(ws.state(ws.ours, a.id).status).toBe('created');
     expect(ws.exec(ws.ours, ['frobnicate', 'x']).status).toBe(2);
-    const later = ws.exec(ws.ours, ['exec', a.id, 'true']);
-    expect([later.status, later.stderr]).toEqual([1, 'swarm-runtime: command `exec` is not available in this build yet\n']);
+    const noId = ws.exec(ws.ours, ['exec']);
+    expect([noId.status, noId.stderr.split('\n')[0]]).toEqual([2, 'swarm-runtime: exec: missing container id']);
     expect(ws.exec(ws.ours, ['kill', a.id, 'NOPE']).stderr).toBe(`swarm-runtime: kill ${a.id}: unknown signal \`NOPE\`\n`);
   });
 });
