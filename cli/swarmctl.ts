@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // swarmctl: the tswarm command line. It talks to a swarmd over the local control socket (root
-// only) or, with --host, over TCP. Today it has `version`; the resource commands (cluster, node,
-// service, task, network, secret, config) arrive with the control-plane issue.
+// only) or, with --host, over TCP with a manager's certificate (mutual TLS).
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { VERSION } from '../common/version.js';
@@ -50,7 +49,8 @@ const cli = yargs(hideBin(process.argv))
     default: process.env.SWARM_SOCKET ?? DEFAULT_SOCKET_PATH,
     describe: 'swarmd control socket (env SWARM_SOCKET)',
   })
-  .option('host', { alias: 'H', type: 'string', describe: 'Reach swarmd over TCP at host:port instead of the socket' })
+  .option('host', { alias: 'H', type: 'string', describe: 'Reach a manager over TCP (mutual TLS) at host:port instead of the socket' })
+  .option('cert-dir', { type: 'string', default: process.env.SWARM_CERT_DIR, describe: 'With --host: directory with ca.crt, node.crt, node.key of a manager (env SWARM_CERT_DIR)' })
   .option('format', { alias: 'f', choices: ['table', 'json'] as const, default: 'table' as const, describe: 'Output format' })
   .option('quiet', { alias: 'q', type: 'boolean', describe: 'Print ids only (ls commands)' });
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// swarmd: the tswarm daemon. Today it keeps the node's identity and serves NodeInfo on the local
-// control socket (and optionally TCP); the manager role (init/join) and the worker agent arrive
-// with the control-plane and orchestration issues.
+// swarmd: the tswarm daemon. `swarmd init` makes a new cluster, `swarmd join` enters one (as worker
+// or manager, as the token says), and plain `swarmd` resumes whatever the data directory holds.
+// The worker agent arrives with the orchestration issue.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createLogger, LOG_FORMATS, LOG_LEVELS } from '../common/logger.js';
 import { VERSION } from '../common/version.js';
-import { Daemon, type ManagerSettings } from './swarmd/daemon.js';
+import { Daemon, type InitSettings, type JoinSettings } from './swarmd/daemon.js';
 import { DEFAULT_SOCKET_PATH } from './swarmctl/defaults.js';
 import { failUsage, reportFatal } from './util.js';
 
@@ -21,12 +21,12 @@ interface RunArgs {
   'log-format': (typeof LOG_FORMATS)[number];
 }
 
-async function run(argv: RunArgs, manager: ManagerSettings | undefined): Promise<void> {
+async function run(argv: RunArgs, how: { init?: InitSettings; join?: JoinSettings } = {}): Promise<void> {
   const daemon = new Daemon({
     dataDir: argv['data-dir'],
     socket: argv.socket,
     listenAddr: argv['listen-addr'],
-    manager,
+    ...how,
     logger: (node) => createLogger({ node, component: 'swarmd', level: argv['log-level'], format: argv['log-format'] }),
   });
   try {
@@ -42,6 +42,11 @@ async function run(argv: RunArgs, manager: ManagerSettings | undefined): Promise
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+}
+
+/** The default port of the TCP listener: 4242 (Docker Swarm's 2377 stays free for Docker). */
+function withPort(addr: string): string {
+  return addr.includes(':') ? addr : `${addr}:4242`;
 }
 
 await yargs(hideBin(process.argv))
@@ -65,7 +70,7 @@ await yargs(hideBin(process.argv))
     '$0',
     'Run the daemon (a manager resumes the cluster kept in its data directory)',
     () => {},
-    (argv) => run(argv, undefined),
+    (argv) => run(argv),
   )
   .command(
     'init',
@@ -78,8 +83,31 @@ await yargs(hideBin(process.argv))
           return true;
         }),
     (argv) => {
-      const advertise = argv['advertise-addr'].includes(':') ? argv['advertise-addr'] : `${argv['advertise-addr']}:4242`;
-      return run({ ...argv, 'listen-addr': undefined }, { init: true, advertiseAddr: advertise, listenAddr: argv['listen-addr'] ?? advertise });
+      const advertise = withPort(argv['advertise-addr']);
+      return run({ ...argv, 'listen-addr': undefined }, { init: { advertiseAddr: advertise, listenAddr: argv['listen-addr'] ?? advertise } });
+    },
+  )
+  .command(
+    'join <manager>',
+    'Join an existing cluster, as a worker or a manager as the token says, and run',
+    (y) =>
+      y
+        .positional('manager', { type: 'string', demandOption: true, describe: 'Address of a manager: IP or IP:PORT (port 4242 by default)' })
+        .option('token', { type: 'string', demandOption: true, describe: 'The join token (swarmctl cluster join-token worker|manager on a manager)' })
+        .option('advertise-addr', { type: 'string', demandOption: true, describe: 'Address other nodes reach this node at: IP or IP:PORT (port 4242 by default)' })
+        .check((a) => {
+          for (const [flag, v] of [['manager', a.manager], ['--advertise-addr', a['advertise-addr']]] as const) {
+            if (!/^[^\s:]+(:\d{1,5})?$/.test(v)) throw new Error(`${flag}: "${v}" must be an address, optionally with :PORT`);
+          }
+          if (!/^SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25}$/.test(a.token.trim())) throw new Error('--token: is not a join token (SWMTKN-1-<50 characters>-<25 characters>)');
+          return true;
+        }),
+    (argv) => {
+      const advertise = withPort(argv['advertise-addr']);
+      return run(
+        { ...argv, 'listen-addr': undefined },
+        { join: { token: argv.token.trim(), remoteAddr: withPort(argv.manager), advertiseAddr: advertise, listenAddr: argv['listen-addr'] ?? advertise } },
+      );
     },
   )
   .help()

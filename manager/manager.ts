@@ -1,18 +1,33 @@
-// The manager role of swarmd: the store replicated by Raft, the cluster CA, and the control API.
-// `swarmd init` creates a new cluster (a one-voter Raft group, the root CA, the cluster and node
-// objects); a later start from the same data directory resumes it.
+// The manager role of swarmd: the store replicated by Raft, the cluster CA, membership, and the
+// control API. `swarmd init` creates a new cluster (a one-voter Raft group, the root CA, the
+// cluster and node objects); `swarmd join` with a manager token enters an existing one as a Raft
+// learner; a later start from the same data directory resumes either.
+//
+// Services on the node's TCP listener (mutual TLS; see common/certs.ts):
+//   Raft            manager certificates only, not forwarded (it is the replication itself)
+//   RaftMembership  manager certificates; on the leader (forwarded from followers)
+//   CA              root certificate for anyone; issuing on the leader
+//   Control         manager certificates; on the leader (forwarded from followers)
+// The local socket serves Control to root on this host.
 import * as grpc from '@grpc/grpc-js';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { arch, hostname, platform } from 'node:os';
 import { join } from 'node:path';
+import { CAService } from '../proto/gen/tswarm/ca.js';
+import { ControlService } from '../proto/gen/tswarm/control.js';
 import type { Cluster, Node } from '../proto/gen/tswarm/objects.js';
+import { RaftMembershipService, type JoinResponse } from '../proto/gen/tswarm/raft.js';
 import { NodeAvailability, NodeRole, NodeState, ReachabilityState } from '../proto/gen/tswarm/types.js';
+import { createNodeKey, peerIdentity, TLS_CHANNEL_OPTIONS, type NodeCertProvider, type NodeCerts, type NodeIdentity } from '../common/certs.js';
 import { TswarmError } from '../common/errors.js';
 import { newId } from '../common/identity.js';
 import type { Logger } from '../common/logger.js';
 import { VERSION } from '../common/version.js';
-import { createRootCA, makeJoinToken } from './ca/ca.js';
-import { addControlService, ControlApi } from './controlapi/control.js';
+import { createRootCA, issueNodeCertificate, makeJoinToken, type RootCA } from './ca/ca.js';
+import { CaServer, TokenError, UnknownNodeError } from './ca/server.js';
+import { addControlService, ControlApi, toGrpcError } from './controlapi/control.js';
+import { leaderService, managersOnly, type LeaderLocator } from './forward.js';
+import { Membership } from './membership.js';
 import { RaftServer } from './raft/server.js';
 import { MemoryStore, type ApplyResult } from './store/memory.js';
 import { RaftProposer, storeStateMachine } from './store/raft.js';
@@ -24,41 +39,81 @@ export interface ManagerOptions {
   /** The node's data directory; the manager keeps its Raft state under `<dataDir>/raft`. */
   dataDir: string;
   nodeId: string;
-  /** host:port other managers reach this one at (Raft). */
+  /** This manager's id in the Raft group (1 for the manager that made the cluster). */
+  raftId: number;
+  /** host:port other nodes reach this manager at (Raft, CA, control API). */
   advertiseAddr: string;
-  /** host:port the Raft service listens on. */
-  listenAddr: string;
-  /** The daemon's gRPC server, which serves Raft and the control API (the caller binds it). */
+  /** The daemon's TCP gRPC server (bound by the caller, with `certs.serverCredentials()`). */
   server: grpc.Server;
+  /** This node's certificates (a manager certificate). */
+  certs: NodeCertProvider;
+  /** For a manager that joins: the cluster's data key, from the leader. */
+  dataKey?: Uint8Array;
   log: Logger;
 }
 
-/** Whether a data directory already holds a manager's state. */
+/** Whether a data directory already holds a manager's Raft state. */
 export function hasManagerState(dataDir: string): boolean {
   return existsSync(join(dataDir, 'raft', 'wal'));
 }
 
-export class Manager {
+/** The cluster's PKI made by `swarmd init`, before anything else exists. */
+export interface NewClusterPki {
+  clusterId: string;
+  ca: RootCA;
+  certs: NodeCerts;
+}
+
+/** A root CA and this node's manager certificate, for a cluster that does not exist yet. */
+export async function createClusterPki(nodeId: string): Promise<NewClusterPki> {
+  const ca = await createRootCA();
+  const clusterId = newId();
+  const key = await createNodeKey();
+  const certPem = await issueNodeCertificate(ca, key.csrPem, { nodeId, role: 'manager', clusterId });
+  return { clusterId, ca, certs: { caPem: ca.certPem, keyPem: key.keyPem, certPem } };
+}
+
+export class Manager implements LeaderLocator {
   readonly store = new MemoryStore();
   readonly control: ControlApi;
   /** Seals secret data and the root CA key before they enter the store. */
   readonly sealer: Sealer;
+  readonly membership: Membership;
+  private readonly ca: CaServer;
   private raft: RaftServer<ApplyResult> | undefined;
 
   constructor(private readonly opts: ManagerOptions) {
-    this.sealer = Sealer.loadOrCreate(join(opts.dataDir, 'keys', 'dek'));
-    this.control = new ControlApi(this.store, this.sealer);
+    this.sealer = Sealer.loadOrCreate(join(opts.dataDir, 'keys', 'dek'), opts.dataKey);
+    this.membership = new Membership(this.store, () => this.raft, opts.log.child({ component: 'membership' }));
+    this.control = new ControlApi(this.store, this.sealer, this.membership);
+    this.ca = new CaServer(this.store, this.sealer);
   }
 
+  // ---------------------------------------------------------------- LeaderLocator
+
+  isLeader(): boolean {
+    return this.raft?.status().role === 'leader';
+  }
+
+  leaderAddr(): string | undefined {
+    const leader = this.raft?.leader ?? 0;
+    return leader ? this.raft!.node.addresses.get(leader) : undefined;
+  }
+
+  credentials(): grpc.ChannelCredentials {
+    return this.opts.certs.channelCredentials();
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
   /** Creates a new cluster in an empty data directory and starts it. */
-  async init(): Promise<void> {
+  async init(pki: NewClusterPki): Promise<void> {
     if (hasManagerState(this.opts.dataDir)) {
       throw new ManagerError(`${this.opts.dataDir} already holds a cluster's state; start swarmd without init to resume it`);
     }
-    await this.start(true);
+    await this.start(new Map([[1, this.opts.advertiseAddr]]), true);
     await this.waitForLeader();
-    const ca = await createRootCA();
-    const clusterId = newId();
+    const { ca, clusterId } = pki;
     const cluster: Cluster = {
       id: clusterId,
       spec: {
@@ -94,22 +149,93 @@ export class Manager {
     this.opts.log.info({ cluster: cluster.id }, 'manager: new cluster created');
   }
 
-  /** Starts the Raft member (bootstrapping a one-voter group when `bootstrap`). */
-  async start(bootstrap = false): Promise<void> {
+  /**
+   * Starts the Raft member and registers the manager's services. `peers`: the members known at
+   * start (a joining manager gets them from the leader; a restart recovers them from its log).
+   */
+  async start(peers: Map<number, string> = new Map(), bootstrap = false): Promise<void> {
     const dir = join(this.opts.dataDir, 'raft');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.raft = new RaftServer<ApplyResult>({
-      id: 1,
+      id: this.opts.raftId,
       dataDir: dir,
-      listenAddr: this.opts.listenAddr,
-      peers: new Map([[1, this.opts.advertiseAddr]]),
-      bootstrapVoters: bootstrap ? [1] : undefined,
+      listenAddr: this.opts.advertiseAddr,
+      peers,
+      bootstrapVoters: bootstrap ? [this.opts.raftId] : undefined,
       stateMachine: storeStateMachine(this.store),
       server: this.opts.server,
+      clientCredentials: this.opts.certs.channelCredentials(),
+      clientChannelOptions: TLS_CHANNEL_OPTIONS,
+      authorize: (call) => peerIdentity(call)?.role === 'manager',
       log: this.opts.log.child({ component: 'raft' }),
     });
     this.store.setProposer(new RaftProposer(this.raft));
+    this.registerServices();
     await this.raft.start();
+    this.membership.start();
+  }
+
+  private registerServices(): void {
+    const server = this.opts.server;
+    const toStatus = (err: unknown): Partial<grpc.StatusObject> => {
+      if (err instanceof TokenError) return { code: grpc.status.UNAUTHENTICATED, details: err.message };
+      if (err instanceof UnknownNodeError) return { code: grpc.status.PERMISSION_DENIED, details: err.message };
+      return toGrpcError(err);
+    };
+    server.addService(
+      CAService,
+      leaderService(
+        CAService,
+        {
+          getRootCaCertificate: () => Promise.resolve(this.ca.rootCertificate()),
+          issueNodeCertificate: (req) => this.ca.issue(req as never),
+          renewNodeCertificate: (req, caller) => this.ca.renew(req as never, caller),
+          nodeCertificateStatus: (_req, caller) => Promise.resolve(this.ca.status(caller)),
+        },
+        this,
+        { leaderOnly: (m) => m !== 'getRootCaCertificate', authorize: () => undefined, local: false, toStatus },
+      ),
+    );
+    server.addService(
+      RaftMembershipService,
+      leaderService(RaftMembershipService, { join: (req, caller) => this.joinRaft(caller, (req as { addr: string }).addr) }, this, {
+        leaderOnly: () => true,
+        authorize: managersOnly,
+        local: false,
+        toStatus,
+      }),
+    );
+    addControlService(server, this.control, this, false);
+  }
+
+  /** On the leader: a manager (by its certificate) enters the Raft group as a learner. */
+  private async joinRaft(caller: NodeIdentity | undefined, addr: string): Promise<JoinResponse> {
+    const raft = this.raft!;
+    const node = caller ? this.store.get('node', caller.nodeId) : undefined;
+    if (!node || node.role !== NodeRole.NODE_ROLE_MANAGER) throw new UnknownNodeError(`node ${caller?.nodeId ?? '?'} is not a manager of this cluster`);
+    if (!/^[^\s:]+:\d{1,5}$/.test(addr)) throw new TswarmError(`addr: "${addr}" must be host:port`);
+    let id = node.managerStatus?.raftId ?? 0;
+    if (!id) {
+      const cluster = this.store.list('cluster')[0]!;
+      id = cluster.nextRaftId;
+      await this.store.update((tx) => {
+        tx.update('cluster', { ...cluster, nextRaftId: id + 1 });
+        tx.update('node', { ...node, managerStatus: { raftId: id, addr, leader: false, reachability: ReachabilityState.REACHABILITY_UNKNOWN } });
+      });
+    }
+    const cs = raft.status().confState;
+    if (!cs.voters.includes(id) && !cs.learners.includes(id)) {
+      this.opts.log.info({ node: node.id, raftId: id, addr }, 'manager: a manager joins the Raft group as a learner');
+      await raft.addLearner(id, addr);
+    }
+    const now = raft.status().confState;
+    const members = [...now.voters, ...now.learners].map((m) => ({
+      raftId: m,
+      nodeId: this.store.list('node').find((n) => n.managerStatus?.raftId === m)?.id ?? '',
+      addr: raft.node.addresses.get(m) ?? '',
+      learner: now.learners.includes(m),
+    }));
+    return { raftId: id, members, dataKey: this.sealer.exportKey() };
   }
 
   async waitForLeader(timeoutMs = 10_000): Promise<void> {
@@ -122,16 +248,22 @@ export class Manager {
     throw new ManagerError(`manager: no Raft leader after ${timeoutMs} ms`);
   }
 
-  /** Serves the control API on a gRPC server (the daemon's local socket). */
+  /** Serves the control API on the local socket (root on this host). */
   serveControl(server: grpc.Server): void {
-    addControlService(server, this.control);
+    addControlService(server, this.control, this, true);
+  }
+
+  raftStatus(): ReturnType<RaftServer['status']> | undefined {
+    return this.raft?.status();
   }
 
   async stop(): Promise<void> {
+    this.membership.stop();
     await this.raft?.stop();
+    for (const def of [CAService, RaftMembershipService, ControlService]) this.opts.server.removeService(def);
   }
 
-  /** Removes the manager's state from the data directory (undoing a failed init). */
+  /** Removes the manager's state from the data directory (a failed init, or a demotion). */
   removeState(): void {
     rmSync(join(this.opts.dataDir, 'raft'), { recursive: true, force: true });
     rmSync(join(this.opts.dataDir, 'keys'), { recursive: true, force: true });

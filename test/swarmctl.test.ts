@@ -78,7 +78,7 @@ describe('swarmd init and swarmctl', () => {
   it('shows and rotates join tokens; never shows the root key', () => {
     const t1 = ctl('cluster', 'join-token', 'worker', '-q').out.trim();
     expect(t1).toMatch(/^SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25}$/);
-    expect(ctl('cluster', 'join-token', 'worker').out).toContain(`swarmd join --token ${t1} <MANAGER-ADDRESS>`);
+    expect(ctl('cluster', 'join-token', 'worker').out).toMatch(new RegExp(`swarmd join --token ${t1} --advertise-addr <ITS-ADDRESS> [0-9.]+:[0-9]+\\n`));
     const t2 = ctl('cluster', 'join-token', 'worker', '--rotate', '-q').out.trim();
     expect(t2).not.toBe(t1);
     expect(t2.slice(0, 60)).toBe(t1.slice(0, 60)); // same root digest, new secret
@@ -127,7 +127,7 @@ describe('swarmd init and swarmctl', () => {
   });
 
   it('lists the manager itself as a ready node, and keeps objects across a restart', async () => {
-    expect(ctl('node', 'ls').out).toMatch(/ready\s+active\s+manager\n$/);
+    expect(ctl('node', 'ls').out).toMatch(/ready\s+active\s+manager\s+leader\n$/);
     const secret = spawnSync(process.execPath, [swarmctl, '--socket', sock(), 'secret', 'create', 'db', '-'], { input: 's3cr3t', encoding: 'utf8' });
     expect(secret.status).toBe(0);
     await stopDaemon();

@@ -2,6 +2,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
+import { basename, dirname } from 'node:path';
+import { TLS_CHANNEL_OPTIONS, checkManagerIdentity, loadNodeCerts, type NodeCerts } from '../../common/certs.js';
 import { TswarmError } from '../../common/errors.js';
 
 export class ConnectError extends TswarmError {
@@ -17,10 +19,27 @@ export class ConnectError extends TswarmError {
 export interface Target {
   /** A grpc target: unix:/path or host:port. */
   address: string;
+  /** Mutual TLS for a TCP target (a node certificate of the cluster); none on the local socket. */
+  credentials?: grpc.ChannelCredentials;
 }
 
-export function targetFrom(argv: { socket: string; host?: string | undefined }): Target {
-  return { address: argv.host ?? `unix:${argv.socket}` };
+/**
+ * The local socket by default. Over TCP (--host) swarmd speaks mutual TLS only: swarmctl presents
+ * the certificate in --cert-dir (ca.crt, node.crt, node.key, e.g. a manager's <data-dir>/certs)
+ * and accepts only a manager of that cluster.
+ */
+export function targetFrom(argv: { socket: string; host?: string | undefined; 'cert-dir'?: string | undefined }): Target {
+  if (!argv.host) return { address: `unix:${argv.socket}` };
+  const dir = argv['cert-dir'];
+  // Without certificates only a node that belongs to no cluster answers (NodeInfo, plaintext).
+  if (!dir) return { address: argv.host };
+  let certs: NodeCerts;
+  try {
+    certs = loadNodeCerts(dirname(dir.replace(/\/+$/, '')), basename(dir.replace(/\/+$/, '')));
+  } catch (err) {
+    throw new ConnectError(argv.host, err);
+  }
+  return { address: argv.host, credentials: grpc.credentials.createSsl(Buffer.from(certs.caPem), Buffer.from(certs.keyPem), Buffer.from(certs.certPem), { checkServerIdentity: checkManagerIdentity() }) };
 }
 
 /**
@@ -59,16 +78,20 @@ async function probe(address: string, timeoutMs: number): Promise<void> {
  * timeoutMs for the connection, and closes the client afterwards.
  */
 export async function withClient<C extends grpc.Client, R>(
-  ClientClass: new (address: string, credentials: grpc.ChannelCredentials) => C,
+  ClientClass: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => C,
   target: Target,
   fn: (client: C) => Promise<R>,
   timeoutMs = 3_000,
 ): Promise<R> {
   await probe(target.address, timeoutMs);
-  const client = new ClientClass(target.address, grpc.credentials.createInsecure());
+  const client = new ClientClass(target.address, target.credentials ?? grpc.credentials.createInsecure(), target.credentials ? TLS_CHANNEL_OPTIONS : {});
   try {
     await new Promise<void>((resolve, reject) => {
-      client.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(new ConnectError(target.address, err)) : resolve()));
+      client.waitForReady(Date.now() + timeoutMs, (err) => {
+        if (!err) resolve();
+        else if (!target.credentials && !target.address.startsWith('unix:')) reject(new ConnectError(target.address, `${err.message} (a node of a cluster speaks mutual TLS only: give --cert-dir with a manager's ca.crt, node.crt and node.key)`));
+        else reject(new ConnectError(target.address, err));
+      });
     });
     return await fn(client);
   } finally {

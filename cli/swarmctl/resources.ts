@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { ControlClient, UpdateServiceRequest_Rollback, type ListFilters } from '../../proto/gen/tswarm/control.js';
 import type { ServiceSpec } from '../../proto/gen/tswarm/specs.js';
-import { NodeAvailability, nodeAvailabilityFromJSON, nodeAvailabilityToJSON, nodeRoleToJSON, NodeState, nodeStateToJSON, TaskState, taskStateToJSON } from '../../proto/gen/tswarm/types.js';
+import { NodeRole, ReachabilityState, NodeAvailability, nodeAvailabilityFromJSON, nodeAvailabilityToJSON, nodeRoleToJSON, NodeState, nodeStateToJSON, TaskState, taskStateToJSON } from '../../proto/gen/tswarm/types.js';
 import type { Cluster, Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
 import { TswarmError } from '../../common/errors.js';
 import { reportFatal } from '../util.js';
@@ -15,6 +15,7 @@ import { targetFrom, withClient, type Target } from './client.js';
 interface GlobalArgs {
   socket: string;
   host?: string | undefined;
+  'cert-dir'?: string | undefined;
   format: 'table' | 'json';
   quiet?: boolean | undefined;
 }
@@ -50,6 +51,26 @@ function jsonBuffers(_k: string, v: unknown): unknown {
 }
 
 const noFilters: ListFilters = { names: [], namePrefixes: [], idPrefixes: [], labels: {}, serviceIds: [], nodeIds: [], desiredStates: [] };
+
+function managerStatus(n: Node): string {
+  const m = n.managerStatus;
+  if (!m || n.role !== NodeRole.NODE_ROLE_MANAGER) return '';
+  if (m.leader) return 'leader';
+  return m.reachability === ReachabilityState.REACHABILITY_REACHABLE ? 'reachable' : m.reachability === ReachabilityState.REACHABILITY_UNREACHABLE ? 'unreachable' : 'joining';
+}
+
+/** node promote / demote: sets the desired role; the leader carries it out (see manager/membership.ts). */
+async function setRoles(argv: GlobalArgs, refs: string[], role: NodeRole): Promise<void> {
+  for (const ref of refs) {
+    const { node } = await rpc<{ node: Node }>(targetFrom(argv), 'getNode', { id: ref });
+    if (node.spec?.desiredRole === role) {
+      process.stdout.write(`node ${node.id} is already a ${nodeRoleToJSON(role).replace('NODE_ROLE_', '').toLowerCase()}\n`);
+      continue;
+    }
+    await rpc(targetFrom(argv), 'updateNode', { nodeId: node.id, version: node.meta?.version ?? 0, spec: { ...node.spec!, desiredRole: role } });
+    process.stdout.write(`${node.id}\n`);
+  }
+}
 
 async function act(fn: () => Promise<void>): Promise<void> {
   try {
@@ -109,9 +130,13 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               }
               const token = a.role === 'worker' ? cl.rootCa?.joinTokens?.worker : cl.rootCa?.joinTokens?.manager;
               if (!token) throw new CommandError('the cluster has no join tokens');
-              if (g(a).quiet) process.stdout.write(`${token}\n`);
-              // `swarmd join` is the next step of the control-plane work; the token is already real.
-              else process.stdout.write(`To add a ${a.role} to this cluster, run on it:\n\n    swarmd join --token ${token} <MANAGER-ADDRESS>\n\n(swarmd join is not available in this build yet.)\n`);
+              if (g(a).quiet) {
+                process.stdout.write(`${token}\n`);
+                return;
+              }
+              const { nodes } = await rpc<{ nodes: Node[] }>(tgt(g(a)), 'listNodes', { filters: noFilters });
+              const leader = nodes.find((n) => n.managerStatus?.leader)?.managerStatus?.addr ?? '<MANAGER-ADDRESS>';
+              process.stdout.write(`To add a ${a.role} to this cluster, run on it:\n\n    swarmd join --token ${token} --advertise-addr <ITS-ADDRESS> ${leader}\n\n`);
             }),
         )
         .demandCommand(1),
@@ -121,12 +146,13 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
         .command('ls', 'List nodes', { quiet: { alias: 'q', type: 'boolean' } }, (a) =>
           act(async () => {
             const r = await rpc<{ nodes: Node[] }>(tgt(g(a)), 'listNodes', { filters: noFilters });
-            print(g(a), r.nodes, ['ID', 'HOSTNAME', 'STATUS', 'AVAILABILITY', 'ROLE'], (n: Node) => [
+            print(g(a), r.nodes, ['ID', 'HOSTNAME', 'STATUS', 'AVAILABILITY', 'ROLE', 'MANAGER STATUS'], (n: Node) => [
               n.id,
               n.description?.hostname ?? '',
               nodeStateToJSON(n.status?.state ?? NodeState.NODE_STATE_UNKNOWN).replace('NODE_STATE_', '').toLowerCase(),
               nodeAvailabilityToJSON(n.spec?.availability ?? NodeAvailability.NODE_AVAILABILITY_ACTIVE).replace('NODE_AVAILABILITY_', '').toLowerCase(),
               nodeRoleToJSON(n.role).replace('NODE_ROLE_', '').toLowerCase(),
+              managerStatus(n),
             ]);
           }),
         )
@@ -157,6 +183,25 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               const spec = { ...node.spec!, annotations: { name: node.spec?.annotations?.name ?? '', labels }, availability };
               await rpc(tgt(g(a)), 'updateNode', { nodeId: node.id, version: node.meta?.version ?? 0, spec });
               process.stdout.write(`${node.id}\n`);
+            }),
+        )
+        .command('promote <nodes..>', 'Make workers managers', (o) => o.positional('nodes', { type: 'string', array: true, demandOption: true }), (a) =>
+          act(() => setRoles(g(a), a.nodes, NodeRole.NODE_ROLE_MANAGER)),
+        )
+        .command('demote <nodes..>', 'Make managers workers (refused if the managers left could not keep a quorum)', (o) => o.positional('nodes', { type: 'string', array: true, demandOption: true }), (a) =>
+          act(() => setRoles(g(a), a.nodes, NodeRole.NODE_ROLE_WORKER)),
+        )
+        .command(
+          'rm <nodes..>',
+          'Remove nodes from the cluster (a manager must be demoted first)',
+          (o) => o.positional('nodes', { type: 'string', array: true, demandOption: true }).option('force', { type: 'boolean', default: false, describe: 'Remove a node that is not down' }),
+          (a) =>
+            act(async () => {
+              for (const ref of a.nodes) {
+                const { node } = await rpc<{ node: Node }>(tgt(g(a)), 'getNode', { id: ref });
+                await rpc(tgt(g(a)), 'removeNode', { nodeId: node.id, force: a.force });
+                process.stdout.write(`${node.id}\n`);
+              }
             }),
         )
         .demandCommand(1),

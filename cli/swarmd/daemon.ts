@@ -12,27 +12,50 @@ import type { Logger } from '../../common/logger.js';
 import { VERSION } from '../../common/version.js';
 import { NodeInfoService, type NodeInfoResponse } from '../../proto/gen/tswarm/node.js';
 import { NodeRole } from '../../proto/gen/tswarm/types.js';
-import { hasManagerState, Manager } from '../../manager/manager.js';
+import { ControlService } from '../../proto/gen/tswarm/control.js';
+import { certExpiresIn, certsDir, hasNodeCerts, loadNodeCerts, NodeCertProvider, saveNodeCerts } from '../../common/certs.js';
+import { createClusterPki, hasManagerState, Manager } from '../../manager/manager.js';
+import { joinCluster, ManagerClient } from './join.js';
 
-export interface ManagerSettings {
-  /** Create a new cluster (swarmd init); otherwise resume the one in the data directory. */
-  init: boolean;
-  /** host:port other managers reach this one at. */
+/** `swarmd init`: create a new cluster with this node as its first manager. */
+export interface InitSettings {
+  /** host:port other nodes reach this manager at. */
   advertiseAddr: string;
-  /** host:port the manager's Raft service listens on. */
+  /** host:port the TCP listener binds (default: the advertise address). */
+  listenAddr: string;
+}
+
+/** `swarmd join`: enter an existing cluster, as worker or manager as the token says. */
+export interface JoinSettings {
+  token: string;
+  /** host:port of a manager of the cluster. */
+  remoteAddr: string;
+  advertiseAddr: string;
   listenAddr: string;
 }
 
 export interface DaemonOptions {
   dataDir: string;
-  /** Run the manager role; undefined: only if the data directory holds a manager's state. */
-  manager?: ManagerSettings | undefined;
+  init?: InitSettings | undefined;
+  join?: JoinSettings | undefined;
   /** Path of the local control socket (unix, root only). */
   socket: string;
-  /** host:port of the TCP listener, if any. */
+  /** host:port of the TCP listener, if any (default: the one saved at init or join). */
   listenAddr?: string | undefined;
+  /** How often the node asks the managers about its role and certificate (ms). */
+  statusPollMs?: number;
   /** Makes the daemon's logger once the node id is known. */
   logger: (nodeId: string) => Logger;
+}
+
+/** What the node keeps in `<data-dir>/node.json` about its place in the cluster. */
+interface NodeSettings {
+  advertiseAddr: string;
+  listenAddr: string;
+  /** The node's Raft id while it is a manager. */
+  raftId?: number | undefined;
+  /** Managers' addresses, last known. */
+  managers: string[];
 }
 
 export class DaemonError extends TswarmError {}
@@ -69,11 +92,26 @@ function socketInUse(path: string): Promise<boolean> {
   });
 }
 
+/** Renew when less than a third of the certificate's lifetime remains (SwarmKit renews in its last half, at random). */
+export function shouldRenew(remainingMs: number, lifetimeMs: number): boolean {
+  return remainingMs < lifetimeMs / 3;
+}
+
+function loadSettings(path: string): NodeSettings | undefined {
+  if (!existsSync(path)) return undefined;
+  const saved = readJsonFile(path) as Partial<NodeSettings>;
+  if (typeof saved.advertiseAddr !== 'string' || typeof saved.listenAddr !== 'string' || !Array.isArray(saved.managers)) {
+    throw new CorruptFileError(path, 'needs string fields advertiseAddr and listenAddr and an array managers');
+  }
+  if (saved.raftId !== undefined && (!Number.isInteger(saved.raftId) || saved.raftId < 1)) throw new CorruptFileError(path, 'raftId must be a positive integer');
+  return saved as NodeSettings;
+}
+
 export class Daemon {
   /**
-   * Two servers: the local socket (root only) carries the control API; the TCP listener carries
-   * what other nodes call (Raft now; the dispatcher and the mutual-TLS control API later). The
-   * control API is never served on plaintext TCP.
+   * Two servers: the local socket (root only) carries the control API; the TCP listener (mutual
+   * TLS once the node has a certificate) carries what other nodes call: Raft, the CA, membership
+   * and the control API for manager certificates.
    */
   private readonly localServer = new grpc.Server();
   private readonly remoteServer = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
@@ -82,80 +120,192 @@ export class Daemon {
   private readonly listenAddrs: string[] = [];
   private readonly startedAt = Date.now();
   private manager: Manager | undefined;
+  private certs: NodeCertProvider | undefined;
+  private client: ManagerClient | undefined;
+  private settings: NodeSettings | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private roleChange: Promise<void> = Promise.resolve();
+  private stopped = false;
 
   constructor(private readonly options: DaemonOptions) {}
 
+  private get settingsPath(): string {
+    return join(this.options.dataDir, 'node.json');
+  }
+
+  private saveSettings(): void {
+    writeFileSync(`${this.settingsPath}.tmp`, JSON.stringify(this.settings, null, 2));
+    renameSync(`${this.settingsPath}.tmp`, this.settingsPath);
+  }
+
   async start(): Promise<void> {
-    const { dataDir, socket, listenAddr } = this.options;
+    const { dataDir, socket } = this.options;
     this.nodeId = loadOrCreateNodeId(dataDir);
     const log = (this.log = this.options.logger(this.nodeId));
+    this.settings = loadSettings(this.settingsPath);
 
-    // The manager role: asked for (init), or resumed from the data directory's settings.
-    const settingsPath = join(dataDir, 'manager.json');
-    let managerSettings = this.options.manager;
-    if (!managerSettings && hasManagerState(dataDir)) {
-      const saved = readJsonFile(settingsPath) as { advertiseAddr?: unknown; listenAddr?: unknown };
-      if (typeof saved.advertiseAddr !== 'string' || typeof saved.listenAddr !== 'string') {
-        throw new CorruptFileError(settingsPath, 'needs string fields advertiseAddr and listenAddr');
-      }
-      managerSettings = { init: false, advertiseAddr: saved.advertiseAddr, listenAddr: saved.listenAddr };
+    if (this.options.init) await this.initCluster(this.options.init);
+    else if (this.options.join) await this.joinCluster(this.options.join);
+    else if (hasNodeCerts(dataDir)) {
+      this.certs = new NodeCertProvider(loadNodeCerts(dataDir));
+      if (!this.settings) throw new CorruptFileError(this.settingsPath, 'is missing, but the node has certificates (restore it, or start over with a fresh data directory)');
+      this.client = new ManagerClient(this.certs, this.settings.managers);
+      if (this.certs.identity.role === 'manager') await this.startManager(hasManagerState(dataDir) ? 'resume' : 'join');
     }
-    if (managerSettings) {
-      // Check what can fail before anything is created.
-      if (managerSettings.init) await assertCanListen(managerSettings.listenAddr);
-      const manager = new Manager({
-        dataDir,
-        nodeId: this.nodeId,
-        advertiseAddr: managerSettings.advertiseAddr,
-        listenAddr: managerSettings.listenAddr,
-        server: this.remoteServer,
-        log: log.child({ component: 'manager' }),
-      });
-      if (managerSettings.init) {
-        // A failed `swarmd init` leaves the data directory as it found it.
-        try {
-          await manager.init();
-          writeFileSync(`${settingsPath}.tmp`, JSON.stringify({ advertiseAddr: managerSettings.advertiseAddr, listenAddr: managerSettings.listenAddr }));
-          renameSync(`${settingsPath}.tmp`, settingsPath);
-        } catch (err) {
-          await manager.stop().catch(() => undefined);
-          manager.removeState();
-          rmSync(`${settingsPath}.tmp`, { force: true });
-          throw err;
-        }
-      } else {
-        await manager.start();
-      }
-      manager.serveControl(this.localServer);
-      this.manager = manager;
-    }
-    const tcpAddr = listenAddr ?? managerSettings?.listenAddr;
+
     for (const server of [this.localServer, this.remoteServer]) {
       server.addService(NodeInfoService, {
         info: (_call: unknown, callback: grpc.sendUnaryData<NodeInfoResponse>) => callback(null, this.info()),
       });
     }
-
     if (existsSync(socket)) {
       if (await socketInUse(socket)) throw new DaemonError(`${socket}: another swarmd is already serving this socket`);
       rmSync(socket, { force: true });
     }
     mkdirSync(dirname(socket), { recursive: true, mode: 0o700 });
-    await this.bind(this.localServer, `unix:${socket}`);
+    await this.bind(this.localServer, `unix:${socket}`, grpc.ServerCredentials.createInsecure());
     chmodSync(socket, 0o600);
     this.listenAddrs.push(`unix:${socket}`);
+    const tcpAddr = this.options.listenAddr ?? this.settings?.listenAddr;
     if (tcpAddr) {
-      const port = await this.bind(this.remoteServer, tcpAddr);
+      const creds = this.certs?.serverCredentials();
+      const port = await this.bind(this.remoteServer, tcpAddr, creds ?? grpc.ServerCredentials.createInsecure());
       const host = tcpAddr.slice(0, tcpAddr.lastIndexOf(':'));
       this.listenAddrs.push(`${host}:${port}`);
-      log.warn({ addr: `${host}:${port}` }, 'TCP listener has no TLS yet (node certificates from the CA come next); the control API is only on the local socket');
+      if (!creds) log.warn({ addr: `${host}:${port}` }, 'this node is in no cluster: its TCP listener serves only NodeInfo, without TLS');
     }
-    log.info({ version: VERSION, dataDir, listen: this.listenAddrs }, 'swarmd started');
+    if (this.certs) this.pollStatus();
+    log.info({ version: VERSION, dataDir, listen: this.listenAddrs, role: this.certs?.identity.role ?? 'none' }, 'swarmd started');
   }
 
-  private bind(server: grpc.Server, address: string): Promise<number> {
+  /** `swarmd init`. A failure leaves the data directory as it was. */
+  private async initCluster(init: InitSettings): Promise<void> {
+    const dataDir = this.options.dataDir;
+    if (hasNodeCerts(dataDir) || hasManagerState(dataDir)) throw new DaemonError(`${dataDir} already belongs to a cluster; start swarmd without init to resume it (or use a fresh --data-dir)`);
+    await assertCanListen(init.listenAddr);
+    const pki = await createClusterPki(this.nodeId);
+    this.settings = { advertiseAddr: init.advertiseAddr, listenAddr: init.listenAddr, raftId: 1, managers: [init.advertiseAddr] };
+    this.certs = new NodeCertProvider(pki.certs);
+    this.client = new ManagerClient(this.certs, this.settings.managers);
+    const manager = this.newManager(1);
+    try {
+      await manager.init(pki);
+      saveNodeCerts(dataDir, pki.certs);
+      this.saveSettings();
+    } catch (err) {
+      await manager.stop().catch(() => undefined);
+      manager.removeState();
+      rmSync(certsDir(dataDir), { recursive: true, force: true });
+      rmSync(this.settingsPath, { force: true });
+      throw err;
+    }
+    manager.serveControl(this.localServer);
+    this.manager = manager;
+  }
+
+  /** `swarmd join`: a certificate from the CA, then (with a manager token) a seat in the Raft group. */
+  private async joinCluster(j: JoinSettings): Promise<void> {
+    const dataDir = this.options.dataDir;
+    if (hasNodeCerts(dataDir)) throw new DaemonError(`${dataDir} already belongs to a cluster (${certsDir(dataDir)}); start swarmd without join to resume it, or use a fresh --data-dir`);
+    await assertCanListen(j.listenAddr);
+    const { certs, role } = await joinCluster(j.token, j.remoteAddr, this.nodeId);
+    saveNodeCerts(dataDir, certs);
+    this.settings = { advertiseAddr: j.advertiseAddr, listenAddr: j.listenAddr, managers: [j.remoteAddr] };
+    this.saveSettings();
+    this.certs = new NodeCertProvider(certs);
+    this.client = new ManagerClient(this.certs, this.settings.managers);
+    this.log!.info({ role: role === NodeRole.NODE_ROLE_MANAGER ? 'manager' : 'worker', cluster: this.certs.identity.clusterId }, 'joined the cluster');
+    if (role === NodeRole.NODE_ROLE_MANAGER) await this.startManager('join');
+  }
+
+  private newManager(raftId: number, dataKey?: Uint8Array): Manager {
+    return new Manager({
+      dataDir: this.options.dataDir,
+      nodeId: this.nodeId,
+      raftId,
+      advertiseAddr: this.settings!.advertiseAddr,
+      server: this.remoteServer,
+      certs: this.certs!,
+      ...(dataKey ? { dataKey } : {}),
+      log: this.log!.child({ component: 'manager' }),
+    });
+  }
+
+  /** Runs the manager role: resumes it from the data directory, or joins the Raft group first. */
+  private async startManager(how: 'resume' | 'join'): Promise<void> {
+    const settings = this.settings!;
+    let peers = new Map<number, string>();
+    let raftId = settings.raftId;
+    let dataKey: Uint8Array | undefined;
+    if (how === 'join' || !raftId) {
+      const res = await this.client!.joinRaft(settings.advertiseAddr);
+      raftId = res.raftId;
+      dataKey = res.dataKey;
+      peers = new Map(res.members.filter((m) => m.addr).map((m) => [m.raftId, m.addr]));
+      settings.raftId = raftId;
+      this.saveSettings();
+      this.log!.info({ raftId, members: peers.size }, 'entered the Raft group as a learner; the leader promotes it once caught up');
+    }
+    const manager = this.newManager(raftId, dataKey);
+    await manager.start(peers);
+    manager.serveControl(this.localServer);
+    this.manager = manager;
+  }
+
+  /** Leaves the manager role after a demotion: stops Raft and drops the manager's state. */
+  private async stopManager(): Promise<void> {
+    const manager = this.manager;
+    if (!manager) return;
+    this.manager = undefined;
+    await manager.stop();
+    this.localServer.removeService(ControlService);
+    manager.removeState();
+    this.settings!.raftId = undefined;
+    this.saveSettings();
+    this.log!.info('demoted: this node is a worker now');
+  }
+
+  /** Asks the managers, now and then, what role the cluster has for this node; renews the certificate. */
+  private pollStatus(): void {
+    const period = this.options.statusPollMs ?? 2_000;
+    const step = async (): Promise<void> => {
+      const client = this.client!;
+      const certs = this.certs!;
+      const st = await client.status();
+      if (st.removed) {
+        this.log!.error('this node was removed from the cluster; it stops asking the managers (start over with a fresh data directory to join again)');
+        return;
+      }
+      if (st.managers.length > 0 && st.managers.join() !== this.settings!.managers.join()) {
+        client.setManagers(st.managers);
+        this.settings!.managers = [...client.addresses];
+        this.saveSettings();
+      }
+      const want = st.role === NodeRole.NODE_ROLE_MANAGER ? 'manager' : 'worker';
+      const { remainingMs, lifetimeMs } = certExpiresIn(certs.certs.certPem);
+      if (want !== certs.identity.role || shouldRenew(remainingMs, lifetimeMs)) {
+        const renewed = await client.renew();
+        saveNodeCerts(this.options.dataDir, renewed.certs);
+        certs.update(renewed.certs);
+        this.log!.info({ role: certs.identity.role }, 'node certificate renewed');
+      }
+      if (certs.identity.role === 'manager' && !this.manager) await this.startManager('join');
+      if (certs.identity.role === 'worker' && this.manager) await this.stopManager();
+    };
+    const loop = (): void => {
+      if (this.stopped) return;
+      this.roleChange = step()
+        .catch((err: unknown) => this.log!.warn({ err: (err as Error).message }, 'asking the managers about this node failed; retrying'))
+        .finally(() => {
+          if (!this.stopped) this.statusTimer = setTimeout(loop, period);
+        });
+    };
+    this.statusTimer = setTimeout(loop, period);
+  }
+
+  private bind(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
     return new Promise((resolve, reject) => {
-      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      server.bindAsync(address, creds, (err, port) => {
         if (err) reject(new DaemonError(`cannot listen on ${address}: ${err.message}`));
         else resolve(port);
       });
@@ -176,6 +326,9 @@ export class Daemon {
 
   /** Stops serving (in-flight calls get up to graceMs) and removes the socket. */
   async stop(graceMs = 2_000): Promise<void> {
+    this.stopped = true;
+    if (this.statusTimer) clearTimeout(this.statusTimer);
+    await this.roleChange;
     await Promise.all(
       [this.localServer, this.remoteServer].map(
         (server) =>

@@ -63,7 +63,9 @@ describe('control API over gRPC', () => {
     const store = new MemoryStore();
     store.setProposer(new LocalProposer(store));
     server = new grpc.Server();
-    addControlService(server, new ControlApi(store));
+    // As on the local socket: this manager leads (a one-member store), the caller is root here.
+    const alone = { isLeader: () => true, leaderAddr: () => undefined, credentials: () => grpc.credentials.createInsecure() };
+    addControlService(server, new ControlApi(store), alone, true);
     const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
     client = new ControlClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   });

@@ -5,10 +5,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { ControlService, UpdateServiceRequest_Rollback, type ListFilters, type ListRequest } from '../../proto/gen/tswarm/control.js';
 import type { Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
+import { NodeRole, NodeState } from '../../proto/gen/tswarm/types.js';
 import type { ClusterSpec, ConfigSpec, NetworkSpec, NodeSpec, SecretSpec, ServiceSpec } from '../../proto/gen/tswarm/specs.js';
 import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
 import { newId } from '../../common/identity.js';
 import { makeJoinToken } from '../ca/ca.js';
+import { leaderService, managersOnly, type LeaderLocator } from '../forward.js';
 import type { Sealer } from '../store/sealing.js';
 import { NotLeaderError } from '../raft/errors.js';
 import { ExistsError, NameConflictError, NotFoundError, VersionConflictError, nameOf, type Kind, type MemoryStore, type ObjectTypes } from '../store/memory.js';
@@ -17,11 +19,21 @@ import { validateClusterSpec, validateConfigSpec, validateNetworkSpec, validateN
 /** An id or unique id prefix or name matched nothing, or more than one object. */
 export class AmbiguousError extends TswarmError {}
 
+/** A request that cannot be carried out in the cluster's present state; the message says why. */
+export class RefusedError extends TswarmError {}
+
+/** What the control API asks of manager membership before it lets a manager go. */
+export interface MembershipGuard {
+  /** Why demoting or removing this manager would be unsafe; undefined if it is safe. */
+  demoteRefusal(node: Node): string | undefined;
+}
+
 export class ControlApi {
   /** With a sealer, secret data is stored encrypted (see manager/store/sealing.ts). */
   constructor(
     private readonly store: MemoryStore,
     private readonly sealer?: Sealer,
+    private readonly membership?: MembershipGuard,
   ) {}
 
   // ---------------------------------------------------------------- lookups
@@ -155,8 +167,27 @@ export class ControlApi {
   async updateNode(ref: string, version: number, spec: NodeSpec | undefined): Promise<Node> {
     validateNodeSpec(spec);
     const n = this.resolve('node', ref);
+    if (spec?.desiredRole === NodeRole.NODE_ROLE_WORKER && n.spec?.desiredRole === NodeRole.NODE_ROLE_MANAGER) {
+      const refusal = this.membership?.demoteRefusal(n);
+      if (refusal) throw new RefusedError(refusal);
+    }
     await this.store.update((tx) => tx.update('node', { ...n, meta: { ...n.meta!, version }, spec }));
     return this.store.get('node', n.id)!;
+  }
+
+  /**
+   * Removes a node from the cluster. A manager must be demoted first; a node that is not down
+   * needs `force` (its certificate stops working at once: every call checks the node exists).
+   */
+  async removeNode(ref: string, force: boolean): Promise<void> {
+    const n = this.resolve('node', ref);
+    if (n.role === NodeRole.NODE_ROLE_MANAGER || n.spec?.desiredRole === NodeRole.NODE_ROLE_MANAGER) {
+      throw new RefusedError(`node ${n.id} is a manager; demote it first (swarmctl node demote ${n.id})`);
+    }
+    if (n.status?.state !== NodeState.NODE_STATE_DOWN && !force) {
+      throw new RefusedError(`node ${n.id} is not down (it is ${(n.status?.state ?? 'NODE_STATE_UNKNOWN').replace('NODE_STATE_', '').toLowerCase()}); stop it first, or use --force`);
+    }
+    await this.store.update((tx) => tx.remove('node', n.id));
   }
 
   async removeTask(ref: string): Promise<void> {
@@ -197,33 +228,28 @@ export function toGrpcError(err: unknown): Partial<grpc.StatusObject> {
   else if (err instanceof NotFoundError) code = grpc.status.NOT_FOUND;
   else if (err instanceof NameConflictError || err instanceof ExistsError) code = grpc.status.ALREADY_EXISTS;
   else if (err instanceof VersionConflictError) code = grpc.status.ABORTED;
-  else if (err instanceof AmbiguousError) code = grpc.status.FAILED_PRECONDITION;
+  else if (err instanceof AmbiguousError || err instanceof RefusedError) code = grpc.status.FAILED_PRECONDITION;
   else if (err instanceof NotLeaderError) code = grpc.status.UNAVAILABLE;
   return { code, details };
 }
 
-type Handler<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => void;
+/** A handler of the control API: takes the request, returns the response. */
+type Handler = (req: never) => unknown;
 
-function unary<Req, Res>(fn: (req: Req) => Res | Promise<Res>): Handler<Req, Res> {
-  return (call, cb) => {
-    Promise.resolve()
-      .then(() => fn(call.request))
-      .then(
-        (res) => cb(null, res),
-        (err: unknown) => cb(toGrpcError(err)),
-      );
-  };
+function unary<Req, Res>(fn: (req: Req) => Res | Promise<Res>): Handler {
+  return fn;
 }
 
-/** Registers the Control service on a gRPC server. Who may call it is decided by the server's credentials. */
-export function addControlService(server: grpc.Server, api: ControlApi): void {
+/** The control API's methods, by their name in the generated service. */
+export function controlHandlers(api: ControlApi): Record<string, Handler> {
   const list = <K extends Kind>(kind: K) => (req: ListRequest) => api.list(kind, req.filters);
-  server.addService(ControlService, {
+  return {
     getNode: unary((r: { id: string }) => ({ node: api.resolve('node', r.id) })),
     listNodes: unary((r: ListRequest) => ({ nodes: list('node')(r) })),
     updateNode: unary(async (r: { nodeId: string; version: number; spec?: NodeSpec }) => ({ node: await api.updateNode(r.nodeId, r.version, r.spec) })),
-    removeNode: unary(() => {
-      throw new InvalidArgumentError('node', 'removing nodes comes with the membership work (swarmctl node rm)');
+    removeNode: unary(async (r: { nodeId: string; force: boolean }) => {
+      await api.removeNode(r.nodeId, r.force);
+      return {};
     }),
     getTask: unary((r: { id: string }) => ({ task: api.resolve('task', r.id) })),
     listTasks: unary((r: ListRequest) => ({ tasks: list('task')(r) })),
@@ -267,5 +293,15 @@ export function addControlService(server: grpc.Server, api: ControlApi): void {
     updateCluster: unary(async (r: { clusterId: string; version: number; spec?: ClusterSpec; rotateWorkerToken: boolean; rotateManagerToken: boolean }) => ({
       cluster: redactCluster(await api.updateCluster(r.clusterId, r.version, r.spec, { worker: r.rotateWorkerToken, manager: r.rotateManagerToken })),
     })),
-  });
+  };
+}
+
+/**
+ * Registers the Control service on a gRPC server. Only managers may call it (a manager
+ * certificate, or the local socket when `local`); on a follower every call goes to the leader.
+ */
+export function addControlService(server: grpc.Server, api: ControlApi, locator: LeaderLocator, local: boolean): void {
+  const handlers = controlHandlers(api);
+  const authed = Object.fromEntries(Object.entries(handlers).map(([name, fn]) => [name, (req: unknown) => Promise.resolve().then(() => fn(req as never))]));
+  server.addService(ControlService, leaderService(ControlService, authed, locator, { leaderOnly: () => true, authorize: managersOnly, local, toStatus: toGrpcError }));
 }

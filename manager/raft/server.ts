@@ -13,6 +13,7 @@ import { RaftNode, type StateMachine } from './node.js';
 import { RaftDisk } from './storage/disk.js';
 import { NodeFs } from './storage/fs.js';
 import { addRaftService, GrpcTransport } from './transport.js';
+import { RaftService } from '../../proto/gen/tswarm/raft.js';
 
 /**
  * Defaults for a LAN: a 40 ms tick, heartbeats every tick, elections after 6–12 ticks
@@ -45,7 +46,10 @@ export interface RaftServerOptions<R> {
   snapshotEntries?: number;
   keepEntries?: number;
   serverCredentials?: grpc.ServerCredentials;
+  /** Who may open a Raft stream to this node (e.g. manager certificates only); everyone if unset. */
+  authorize?: (call: grpc.ServerReadableStream<unknown, unknown>) => boolean;
   clientCredentials?: grpc.ChannelCredentials;
+  clientChannelOptions?: grpc.ChannelOptions;
   core?: Partial<Omit<RaftConfig, 'id' | 'random'>>;
   log?: Logger;
   onSoftState?: (s: SoftState) => void;
@@ -84,6 +88,7 @@ export class RaftServer<R = unknown> {
     for (const [id, addr] of opts.peers) this.addrs.set(id, addr);
     this.transport = new GrpcTransport({
       credentials: opts.clientCredentials ?? grpc.credentials.createInsecure(),
+      ...(opts.clientChannelOptions ? { channelOptions: opts.clientChannelOptions } : {}),
       onUnreachable: (peer) => this.node.reportUnreachable(peer),
       log: opts.log,
     });
@@ -123,7 +128,7 @@ export class RaftServer<R = unknown> {
 
   /** Listens, starts ticking, and processes what recovery left to apply. */
   async start(): Promise<void> {
-    addRaftService(this.grpcServer, (msgs) => this.receive(msgs));
+    addRaftService(this.grpcServer, (msgs) => this.receive(msgs), this.opts.authorize);
     if (this.ownsServer) {
       this.boundPort = await new Promise<number>((resolve, reject) => {
         this.grpcServer.bindAsync(this.opts.listenAddr, this.opts.serverCredentials ?? grpc.ServerCredentials.createInsecure(), (err, port) =>
@@ -225,6 +230,7 @@ export class RaftServer<R = unknown> {
     if (this.ticker) clearInterval(this.ticker);
     this.node.stop();
     this.transport.close();
+    if (!this.ownsServer) this.grpcServer.removeService(RaftService);
     // Peers keep their streams to us open: give in-flight calls a moment, then cut them.
     if (this.ownsServer) await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {

@@ -14,6 +14,8 @@ export interface TransportOptions {
   /** Called when messages to a peer could not be delivered. */
   onUnreachable: (peer: number) => void;
   maxQueueBytes?: number;
+  /** Extra channel options (swarmd checks peers by certificate identity, not host name). */
+  channelOptions?: grpc.ChannelOptions;
   log?: Logger | undefined;
 }
 
@@ -38,6 +40,7 @@ class Peer {
     private readonly opts: TransportOptions,
   ) {
     this.client = new RaftClient(addr, opts.credentials, {
+      ...opts.channelOptions,
       'grpc.keepalive_time_ms': 10_000,
       // Raft retransmits by itself; grpc-js's retry layer would only add work per message.
       'grpc.enable_retries': 0,
@@ -146,10 +149,17 @@ export class GrpcTransport {
   }
 }
 
-/** Adds the Raft service to a gRPC server; each received batch is handed to onMessages. */
-export function addRaftService(server: grpc.Server, onMessages: (messages: RaftMessage[]) => void): void {
+/**
+ * Adds the Raft service to a gRPC server; each received batch is handed to onMessages. With
+ * `authorize`, a stream whose caller it refuses (e.g. no manager certificate) is ended at once.
+ */
+export function addRaftService(server: grpc.Server, onMessages: (messages: RaftMessage[]) => void, authorize?: (call: grpc.ServerReadableStream<RaftBatch, RaftAck>) => boolean): void {
   server.addService(RaftService, {
     stream: (call: grpc.ServerReadableStream<RaftBatch, RaftAck>, callback: grpc.sendUnaryData<RaftAck>) => {
+      if (authorize && !authorize(call)) {
+        callback({ code: grpc.status.PERMISSION_DENIED, details: 'raft: only managers of this cluster may replicate' });
+        return;
+      }
       call.on('data', (batch: RaftBatch) => onMessages(batch.messages));
       call.on('end', () => callback(null, {}));
       call.on('error', () => {

@@ -26,7 +26,7 @@ export class Sealer {
    * The key kept at `path`: made (atomically, mode 0600) if the file does not exist; a file that
    * is not a key is refused, never replaced (what it sealed would be lost).
    */
-  static loadOrCreate(path: string): Sealer {
+  static loadOrCreate(path: string, given?: Uint8Array): Sealer {
     let raw: Buffer | undefined;
     try {
       raw = readFileSync(path);
@@ -38,11 +38,18 @@ export class Sealer {
       if (key.length !== 32) throw new CorruptFileError(path, 'is not a 256-bit key (base64); restore it from a backup — without it the secrets cannot be read');
       return new Sealer(key);
     }
-    const key = randomBytes(32);
+    // A joining manager is given the cluster's key; the first manager makes one.
+    if (given && given.length !== 32) throw new SealError('the data key a manager sent is not 256 bits');
+    const key = given ? Buffer.from(given) : randomBytes(32);
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     writeFileSync(`${path}.tmp`, `${key.toString('base64')}\n`, { mode: 0o600 });
     renameSync(`${path}.tmp`, path);
     return new Sealer(key);
+  }
+
+  /** The key itself, handed (over mutual TLS) to a manager that joins: every manager opens what any sealed. */
+  exportKey(): Buffer {
+    return Buffer.from(this.key);
   }
 
   /** version || iv || tag || ciphertext; `context` (e.g. the object id) is bound as associated data. */

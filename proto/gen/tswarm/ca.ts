@@ -50,6 +50,30 @@ export interface IssueNodeCertificateResponse {
   nodeId: string;
   /** PEM chain */
   certificate: Buffer;
+  /** the role the certificate carries */
+  role: NodeRole;
+}
+
+/**
+ * Renewal: the caller is identified by its current certificate; the new certificate carries the
+ * role the cluster has for the node now (a promotion or demotion shows up here).
+ */
+export interface RenewNodeCertificateRequest {
+  csr: Buffer;
+}
+
+/**
+ * Polled by every node: the role the cluster has for it, whether it was removed, and where the
+ * managers are (so that a node can move to another manager when the one it uses goes away).
+ */
+export interface NodeCertificateStatusRequest {
+}
+
+export interface NodeCertificateStatusResponse {
+  role: NodeRole;
+  removed: boolean;
+  /** host:port of every manager */
+  managers: string[];
 }
 
 function createBaseGetRootCACertificateRequest(): GetRootCACertificateRequest {
@@ -295,7 +319,7 @@ export const IssueNodeCertificateRequest: MessageFns<IssueNodeCertificateRequest
 };
 
 function createBaseIssueNodeCertificateResponse(): IssueNodeCertificateResponse {
-  return { nodeId: "", certificate: Buffer.alloc(0) };
+  return { nodeId: "", certificate: Buffer.alloc(0), role: NodeRole.NODE_ROLE_WORKER };
 }
 
 export const IssueNodeCertificateResponse: MessageFns<IssueNodeCertificateResponse> = {
@@ -305,6 +329,9 @@ export const IssueNodeCertificateResponse: MessageFns<IssueNodeCertificateRespon
     }
     if (message.certificate.length !== 0) {
       writer.uint32(18).bytes(message.certificate);
+    }
+    if (message.role !== NodeRole.NODE_ROLE_WORKER) {
+      writer.uint32(24).int32(nodeRoleToNumber(message.role));
     }
     return writer;
   },
@@ -338,6 +365,14 @@ export const IssueNodeCertificateResponse: MessageFns<IssueNodeCertificateRespon
             message.certificate = Buffer.from(reader.bytes());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.role = nodeRoleFromJSON(reader.int32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -358,6 +393,7 @@ export const IssueNodeCertificateResponse: MessageFns<IssueNodeCertificateRespon
         ? globalThis.String(object.node_id)
         : "",
       certificate: isSet(object.certificate) ? Buffer.from(bytesFromBase64(object.certificate)) : Buffer.alloc(0),
+      role: isSet(object.role) ? nodeRoleFromJSON(object.role) : NodeRole.NODE_ROLE_WORKER,
     };
   },
 
@@ -369,6 +405,9 @@ export const IssueNodeCertificateResponse: MessageFns<IssueNodeCertificateRespon
     if (message.certificate.length !== 0) {
       obj.certificate = base64FromBytes(message.certificate);
     }
+    if (message.role !== NodeRole.NODE_ROLE_WORKER) {
+      obj.role = nodeRoleToJSON(message.role);
+    }
     return obj;
   },
 
@@ -379,6 +418,227 @@ export const IssueNodeCertificateResponse: MessageFns<IssueNodeCertificateRespon
     const message = createBaseIssueNodeCertificateResponse();
     message.nodeId = object.nodeId ?? "";
     message.certificate = object.certificate ?? Buffer.alloc(0);
+    message.role = object.role ?? NodeRole.NODE_ROLE_WORKER;
+    return message;
+  },
+};
+
+function createBaseRenewNodeCertificateRequest(): RenewNodeCertificateRequest {
+  return { csr: Buffer.alloc(0) };
+}
+
+export const RenewNodeCertificateRequest: MessageFns<RenewNodeCertificateRequest> = {
+  encode(message: RenewNodeCertificateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.csr.length !== 0) {
+      writer.uint32(10).bytes(message.csr);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenewNodeCertificateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenewNodeCertificateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.csr = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenewNodeCertificateRequest {
+    return { csr: isSet(object.csr) ? Buffer.from(bytesFromBase64(object.csr)) : Buffer.alloc(0) };
+  },
+
+  toJSON(message: RenewNodeCertificateRequest): unknown {
+    const obj: any = {};
+    if (message.csr.length !== 0) {
+      obj.csr = base64FromBytes(message.csr);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RenewNodeCertificateRequest>): RenewNodeCertificateRequest {
+    return RenewNodeCertificateRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RenewNodeCertificateRequest>): RenewNodeCertificateRequest {
+    const message = createBaseRenewNodeCertificateRequest();
+    message.csr = object.csr ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseNodeCertificateStatusRequest(): NodeCertificateStatusRequest {
+  return {};
+}
+
+export const NodeCertificateStatusRequest: MessageFns<NodeCertificateStatusRequest> = {
+  encode(_: NodeCertificateStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeCertificateStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeCertificateStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): NodeCertificateStatusRequest {
+    return {};
+  },
+
+  toJSON(_: NodeCertificateStatusRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<NodeCertificateStatusRequest>): NodeCertificateStatusRequest {
+    return NodeCertificateStatusRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<NodeCertificateStatusRequest>): NodeCertificateStatusRequest {
+    const message = createBaseNodeCertificateStatusRequest();
+    return message;
+  },
+};
+
+function createBaseNodeCertificateStatusResponse(): NodeCertificateStatusResponse {
+  return { role: NodeRole.NODE_ROLE_WORKER, removed: false, managers: [] };
+}
+
+export const NodeCertificateStatusResponse: MessageFns<NodeCertificateStatusResponse> = {
+  encode(message: NodeCertificateStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.role !== NodeRole.NODE_ROLE_WORKER) {
+      writer.uint32(8).int32(nodeRoleToNumber(message.role));
+    }
+    if (message.removed !== false) {
+      writer.uint32(16).bool(message.removed);
+    }
+    for (const v of message.managers) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeCertificateStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeCertificateStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.role = nodeRoleFromJSON(reader.int32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.removed = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.managers.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NodeCertificateStatusResponse {
+    return {
+      role: isSet(object.role) ? nodeRoleFromJSON(object.role) : NodeRole.NODE_ROLE_WORKER,
+      removed: isSet(object.removed) ? globalThis.Boolean(object.removed) : false,
+      managers: globalThis.Array.isArray(object?.managers) ? object.managers.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: NodeCertificateStatusResponse): unknown {
+    const obj: any = {};
+    if (message.role !== NodeRole.NODE_ROLE_WORKER) {
+      obj.role = nodeRoleToJSON(message.role);
+    }
+    if (message.removed !== false) {
+      obj.removed = message.removed;
+    }
+    if (message.managers?.length) {
+      obj.managers = message.managers;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<NodeCertificateStatusResponse>): NodeCertificateStatusResponse {
+    return NodeCertificateStatusResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NodeCertificateStatusResponse>): NodeCertificateStatusResponse {
+    const message = createBaseNodeCertificateStatusResponse();
+    message.role = object.role ?? NodeRole.NODE_ROLE_WORKER;
+    message.removed = object.removed ?? false;
+    message.managers = object.managers?.map((e) => e) || [];
     return message;
   },
 };
@@ -407,11 +667,35 @@ export const CAService = {
       Buffer.from(IssueNodeCertificateResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): IssueNodeCertificateResponse => IssueNodeCertificateResponse.decode(value),
   },
+  renewNodeCertificate: {
+    path: "/tswarm.v1.CA/RenewNodeCertificate" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RenewNodeCertificateRequest): Buffer =>
+      Buffer.from(RenewNodeCertificateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RenewNodeCertificateRequest => RenewNodeCertificateRequest.decode(value),
+    responseSerialize: (value: IssueNodeCertificateResponse): Buffer =>
+      Buffer.from(IssueNodeCertificateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): IssueNodeCertificateResponse => IssueNodeCertificateResponse.decode(value),
+  },
+  nodeCertificateStatus: {
+    path: "/tswarm.v1.CA/NodeCertificateStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: NodeCertificateStatusRequest): Buffer =>
+      Buffer.from(NodeCertificateStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): NodeCertificateStatusRequest => NodeCertificateStatusRequest.decode(value),
+    responseSerialize: (value: NodeCertificateStatusResponse): Buffer =>
+      Buffer.from(NodeCertificateStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): NodeCertificateStatusResponse => NodeCertificateStatusResponse.decode(value),
+  },
 } as const;
 
 export interface CAServer extends UntypedServiceImplementation {
   getRootCaCertificate: handleUnaryCall<GetRootCACertificateRequest, GetRootCACertificateResponse>;
   issueNodeCertificate: handleUnaryCall<IssueNodeCertificateRequest, IssueNodeCertificateResponse>;
+  renewNodeCertificate: handleUnaryCall<RenewNodeCertificateRequest, IssueNodeCertificateResponse>;
+  nodeCertificateStatus: handleUnaryCall<NodeCertificateStatusRequest, NodeCertificateStatusResponse>;
 }
 
 export interface CAClient extends Client {
@@ -444,6 +728,36 @@ export interface CAClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: IssueNodeCertificateResponse) => void,
+  ): ClientUnaryCall;
+  renewNodeCertificate(
+    request: RenewNodeCertificateRequest,
+    callback: (error: ServiceError | null, response: IssueNodeCertificateResponse) => void,
+  ): ClientUnaryCall;
+  renewNodeCertificate(
+    request: RenewNodeCertificateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: IssueNodeCertificateResponse) => void,
+  ): ClientUnaryCall;
+  renewNodeCertificate(
+    request: RenewNodeCertificateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: IssueNodeCertificateResponse) => void,
+  ): ClientUnaryCall;
+  nodeCertificateStatus(
+    request: NodeCertificateStatusRequest,
+    callback: (error: ServiceError | null, response: NodeCertificateStatusResponse) => void,
+  ): ClientUnaryCall;
+  nodeCertificateStatus(
+    request: NodeCertificateStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: NodeCertificateStatusResponse) => void,
+  ): ClientUnaryCall;
+  nodeCertificateStatus(
+    request: NodeCertificateStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: NodeCertificateStatusResponse) => void,
   ): ClientUnaryCall;
 }
 

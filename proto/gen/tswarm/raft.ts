@@ -346,6 +346,10 @@ export interface WalRecord {
   { $case: "snapshot"; snapshot: SnapshotMetadata } | undefined;
 }
 
+/**
+ * A manager (identified by its certificate) asks to enter the Raft group; it enters as a learner
+ * and the leader promotes it to voter once it has caught up.
+ */
 export interface JoinRequest {
   addr: string;
 }
@@ -353,6 +357,8 @@ export interface JoinRequest {
 export interface JoinResponse {
   raftId: number;
   members: RaftMember[];
+  /** the cluster's data encryption key (seals secrets and the CA key in the store) */
+  dataKey: Buffer;
 }
 
 export interface RaftMember {
@@ -1703,7 +1709,7 @@ export const JoinRequest: MessageFns<JoinRequest> = {
 };
 
 function createBaseJoinResponse(): JoinResponse {
-  return { raftId: 0, members: [] };
+  return { raftId: 0, members: [], dataKey: Buffer.alloc(0) };
 }
 
 export const JoinResponse: MessageFns<JoinResponse> = {
@@ -1713,6 +1719,9 @@ export const JoinResponse: MessageFns<JoinResponse> = {
     }
     for (const v of message.members) {
       RaftMember.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.dataKey.length !== 0) {
+      writer.uint32(26).bytes(message.dataKey);
     }
     return writer;
   },
@@ -1746,6 +1755,14 @@ export const JoinResponse: MessageFns<JoinResponse> = {
             message.members.push(RaftMember.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.dataKey = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1766,6 +1783,11 @@ export const JoinResponse: MessageFns<JoinResponse> = {
         ? globalThis.Number(object.raft_id)
         : 0,
       members: globalThis.Array.isArray(object?.members) ? object.members.map((e: any) => RaftMember.fromJSON(e)) : [],
+      dataKey: isSet(object.dataKey)
+        ? Buffer.from(bytesFromBase64(object.dataKey))
+        : isSet(object.data_key)
+        ? Buffer.from(bytesFromBase64(object.data_key))
+        : Buffer.alloc(0),
     };
   },
 
@@ -1777,6 +1799,9 @@ export const JoinResponse: MessageFns<JoinResponse> = {
     if (message.members?.length) {
       obj.members = message.members.map((e) => RaftMember.toJSON(e));
     }
+    if (message.dataKey.length !== 0) {
+      obj.dataKey = base64FromBytes(message.dataKey);
+    }
     return obj;
   },
 
@@ -1787,6 +1812,7 @@ export const JoinResponse: MessageFns<JoinResponse> = {
     const message = createBaseJoinResponse();
     message.raftId = object.raftId ?? 0;
     message.members = object.members?.map((e) => RaftMember.fromPartial(e)) || [];
+    message.dataKey = object.dataKey ?? Buffer.alloc(0);
     return message;
   },
 };
