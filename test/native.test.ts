@@ -16,9 +16,12 @@ describe('native/', () => {
     expect(r.stdout).toBe(`swarm-runtime version ${version}\nspec: 1.2.0\n`);
   });
 
-  it('refuses what it cannot do yet with one line naming the command', () => {
-    const r = spawnSync(runtime, ['exec', 'c1'], { encoding: 'utf8' });
-    expect(r.status).toBe(1);
-    expect(r.stderr).toBe('swarm-runtime: command `exec` is not available in this build yet\n');
+  it('names the command and the container in its one-line errors; bad usage exits 2', () => {
+    const missing = spawnSync(runtime, ['--root', '/run/swarm-runtime-test-none', 'exec', 'no-such-c1'], { encoding: 'utf8' });
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toBe('swarm-runtime: exec no-such-c1: container `no-such-c1` does not exist\n');
+    const usage = spawnSync(runtime, ['exec'], { encoding: 'utf8' });
+    expect(usage.status).toBe(2);
+    expect(usage.stderr.split('\n')[0]).toBe('swarm-runtime: exec: missing container id');
   });
 });

@@ -39,6 +39,19 @@ async function until<T>(fn: () => T | undefined, ms = 10_000): Promise<T> {
   }
 }
 
+/** A new leader accepts a membership change only once its bootstrap entries are applied: retry briefly. */
+async function addLearnerSoon(leader: RaftServer<number>, id: number): Promise<void> {
+  for (let tries = 0; ; tries++) {
+    try {
+      await leader.addLearner(id, addr(id));
+      return;
+    } catch (err) {
+      if (tries > 100) throw err;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
 describe('RaftServer', () => {
   const dirs: string[] = [];
   const servers: RaftServer<number>[] = [];
@@ -100,12 +113,7 @@ describe('RaftServer', () => {
     const s4 = new RaftServer<number>({ id: 4, dataDir: join(root, 'n4'), listenAddr: addr(4), peers: new Map([[1, addr(1)], [2, addr(2)], [3, addr(3)]]), stateMachine: sm4, tickMs: 10 });
     servers.push(s4);
     await s4.start();
-    // A new leader accepts a membership change only once its bootstrap entries are applied.
-    for (let tries = 0; ; tries++) {
-      const ok = await leader.addLearner(4, addr(4)).then(() => true, (err: unknown) => (tries > 100 ? Promise.reject(err) : false));
-      if (ok) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await addLearnerSoon(leader, 4);
     await until(() => (sm4.items.length === 20 ? true : undefined));
     expect(s4.status().confState.learners).toEqual([4]);
     // Promotion is refused until the learner has answered the leader; retry briefly.
@@ -132,12 +140,7 @@ describe('RaftServer', () => {
     const s4 = new RaftServer<number>({ id: 4, dataDir: join(root, 'n4'), listenAddr: addr(4), peers: new Map([[1, addr(1)], [2, addr(2)], [3, addr(3)]]), stateMachine: new ListMachine(), tickMs: 10 });
     servers.push(s4);
     await s4.start();
-    // A new leader accepts a membership change only once its bootstrap entries are applied.
-    for (let tries = 0; ; tries++) {
-      const ok = await leader.addLearner(4, addr(4)).then(() => true, (err: unknown) => (tries > 100 ? Promise.reject(err) : false));
-      if (ok) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await addLearnerSoon(leader, 4);
     for (let i = 0; i < 30; i++) await leader.propose(Buffer.from(`x${i}`));
     const follower = [...ss.entries()].find(([, s]) => s !== leader)!;
     const [fid, fserver] = follower;
