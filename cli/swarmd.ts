@@ -77,14 +77,18 @@ await yargs(hideBin(process.argv))
     'Create a new cluster with this node as its first manager, and run',
     (y) =>
       y
-        .option('advertise-addr', { type: 'string', demandOption: true, describe: 'Address other nodes reach this manager at: IP or IP:PORT (port 4242 by default)' })
+        .option('advertise-addr', { type: 'string', describe: 'Address other nodes reach this manager at: IP or IP:PORT (port 4242 by default)' })
+        .option('force-new-cluster', { type: 'boolean', default: false, describe: 'After losing the quorum for good: rebuild a one-manager cluster from this manager\'s data directory, keeping its services' })
         .check((a) => {
-          if (!/^[^\s:]+(:\d{1,5})?$/.test(a['advertise-addr'])) throw new Error(`--advertise-addr: "${a['advertise-addr']}" must be an address, optionally with :PORT`);
+          const addr = a['advertise-addr'];
+          if (addr === undefined && !a['force-new-cluster']) throw new Error('--advertise-addr: required (the address other nodes reach this manager at)');
+          if (addr !== undefined && !/^[^\s:]+(:\d{1,5})?$/.test(addr)) throw new Error(`--advertise-addr: "${addr}" must be an address, optionally with :PORT`);
           return true;
         }),
     (argv) => {
-      const advertise = withPort(argv['advertise-addr']);
-      return run({ ...argv, 'listen-addr': undefined }, { init: { advertiseAddr: advertise, listenAddr: argv['listen-addr'] ?? advertise } });
+      const advertise = argv['advertise-addr'] === undefined ? '' : withPort(argv['advertise-addr']);
+      const listen = argv['listen-addr'] ?? advertise;
+      return run({ ...argv, 'listen-addr': undefined }, { init: { advertiseAddr: advertise, listenAddr: listen, forceNewCluster: argv['force-new-cluster'] } });
     },
   )
   .command(

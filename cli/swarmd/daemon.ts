@@ -15,7 +15,9 @@ import { NodeRole } from '../../proto/gen/tswarm/types.js';
 import { ControlService } from '../../proto/gen/tswarm/control.js';
 import { certExpiresIn, certsDir, hasNodeCerts, loadNodeCerts, NodeCertProvider, saveNodeCerts } from '../../common/certs.js';
 import { createClusterPki, hasManagerState, Manager } from '../../manager/manager.js';
+import { forceNewCluster } from '../../manager/recovery.js';
 import { joinCluster, ManagerClient } from './join.js';
+import type { JoinResponse } from '../../proto/gen/tswarm/raft.js';
 
 /** `swarmd init`: create a new cluster with this node as its first manager. */
 export interface InitSettings {
@@ -23,6 +25,11 @@ export interface InitSettings {
   advertiseAddr: string;
   /** host:port the TCP listener binds (default: the advertise address). */
   listenAddr: string;
+  /**
+   * Rebuild a one-manager cluster from this manager's data after the quorum was lost
+   * (addresses: the saved ones unless given).
+   */
+  forceNewCluster?: boolean;
 }
 
 /** `swarmd join`: enter an existing cluster, as worker or manager as the token says. */
@@ -144,7 +151,8 @@ export class Daemon {
     const log = (this.log = this.options.logger(this.nodeId));
     this.settings = loadSettings(this.settingsPath);
 
-    if (this.options.init) await this.initCluster(this.options.init);
+    if (this.options.init?.forceNewCluster) await this.forceNewCluster(this.options.init);
+    else if (this.options.init) await this.initCluster(this.options.init);
     else if (this.options.join) await this.joinCluster(this.options.join);
     else if (hasNodeCerts(dataDir)) {
       this.certs = new NodeCertProvider(loadNodeCerts(dataDir));
@@ -203,12 +211,31 @@ export class Daemon {
     this.manager = manager;
   }
 
+  /** `swarmd init --force-new-cluster`: this manager alone, with everything that was committed. */
+  private async forceNewCluster(init: InitSettings): Promise<void> {
+    const dataDir = this.options.dataDir;
+    if (!hasManagerState(dataDir) || !hasNodeCerts(dataDir) || !this.settings?.raftId) {
+      throw new DaemonError(`--force-new-cluster: ${dataDir} holds no manager's state; it rebuilds a cluster from a manager's data directory`);
+    }
+    this.certs = new NodeCertProvider(loadNodeCerts(dataDir));
+    if (this.certs.identity.role !== 'manager') throw new DaemonError(`--force-new-cluster: this node is a ${this.certs.identity.role}, not a manager`);
+    if (init.advertiseAddr) this.settings.advertiseAddr = init.advertiseAddr;
+    if (init.listenAddr) this.settings.listenAddr = init.listenAddr;
+    await assertCanListen(this.settings.listenAddr);
+    await forceNewCluster(dataDir, this.settings.raftId, this.settings.advertiseAddr, this.log!.child({ component: 'manager' }));
+    this.settings.managers = [this.settings.advertiseAddr];
+    this.saveSettings();
+    this.client = new ManagerClient(this.certs, this.settings.managers);
+    await this.startManager('resume');
+  }
+
   /** `swarmd join`: a certificate from the CA, then (with a manager token) a seat in the Raft group. */
   private async joinCluster(j: JoinSettings): Promise<void> {
     const dataDir = this.options.dataDir;
     if (hasNodeCerts(dataDir)) throw new DaemonError(`${dataDir} already belongs to a cluster (${certsDir(dataDir)}); start swarmd without join to resume it, or use a fresh --data-dir`);
     await assertCanListen(j.listenAddr);
-    const { certs, role } = await joinCluster(j.token, j.remoteAddr, this.nodeId);
+    const description = { hostname: osHostname(), platform: { os: platform(), architecture: arch() === 'x64' ? 'amd64' : arch() }, engineVersion: VERSION };
+    const { certs, role } = await joinCluster(j.token, j.remoteAddr, this.nodeId, { description, addr: j.advertiseAddr });
     saveNodeCerts(dataDir, certs);
     this.settings = { advertiseAddr: j.advertiseAddr, listenAddr: j.listenAddr, managers: [j.remoteAddr] };
     this.saveSettings();
@@ -238,7 +265,7 @@ export class Daemon {
     let raftId = settings.raftId;
     let dataKey: Uint8Array | undefined;
     if (how === 'join' || !raftId) {
-      const res = await this.client!.joinRaft(settings.advertiseAddr);
+      const res = await this.joinRaftRetrying(settings.advertiseAddr);
       raftId = res.raftId;
       dataKey = res.dataKey;
       peers = new Map(res.members.filter((m) => m.addr).map((m) => [m.raftId, m.addr]));
@@ -250,6 +277,19 @@ export class Daemon {
     await manager.start(peers);
     manager.serveControl(this.localServer);
     this.manager = manager;
+  }
+
+  /** The leader makes one membership change at a time: a join that finds one in progress waits its turn. */
+  private async joinRaftRetrying(addr: string): Promise<JoinResponse> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.client!.joinRaft(addr);
+      } catch (err) {
+        if (attempt >= 60 || this.stopped) throw err;
+        this.log!.warn({ err: (err as Error).message, attempt }, 'joining the Raft group failed; retrying');
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
   }
 
   /** Leaves the manager role after a demotion: stops Raft and drops the manager's state. */

@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { CAClient, type IssueNodeCertificateResponse, type NodeCertificateStatusResponse } from '../../proto/gen/tswarm/ca.js';
 import { RaftMembershipClient, type JoinResponse } from '../../proto/gen/tswarm/raft.js';
-import { NodeRole } from '../../proto/gen/tswarm/types.js';
+import { NodeRole, type NodeDescription } from '../../proto/gen/tswarm/types.js';
 import { TLS_CHANNEL_OPTIONS, checkManagerIdentity, checkRootAgainstToken, createCsr, createNodeKey, parseJoinToken, type NodeCertProvider, type NodeCerts } from '../../common/certs.js';
 import { TswarmError } from '../../common/errors.js';
 
@@ -40,7 +40,7 @@ function explain(addr: string, what: string, err: unknown): JoinError {
  * `swarmd join`: checks the manager against the token, then gets a node certificate. The role
  * (worker or manager) is the token's.
  */
-export async function joinCluster(token: string, managerAddr: string, nodeId: string): Promise<{ certs: NodeCerts; role: NodeRole }> {
+export async function joinCluster(token: string, managerAddr: string, nodeId: string, self: { description: NodeDescription; addr: string }): Promise<{ certs: NodeCerts; role: NodeRole }> {
   parseJoinToken(token); // a malformed token fails here, before any network traffic
   // 1. The root, unverified.
   const blind = new CAClient(managerAddr, grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false, checkServerIdentity: () => undefined }), TLS_CHANNEL_OPTIONS);
@@ -59,7 +59,7 @@ export async function joinCluster(token: string, managerAddr: string, nodeId: st
   const ca = new CAClient(managerAddr, grpc.credentials.createSsl(Buffer.from(rootPem), null, null, { checkServerIdentity: checkManagerIdentity() }), TLS_CHANNEL_OPTIONS);
   let res: IssueNodeCertificateResponse;
   try {
-    res = await unary<IssueNodeCertificateResponse>((md, o, cb) => ca.issueNodeCertificate({ csr: Buffer.from(key.csrPem), token, nodeId, role: NodeRole.NODE_ROLE_WORKER }, md, o, cb));
+    res = await unary<IssueNodeCertificateResponse>((md, o, cb) => ca.issueNodeCertificate({ csr: Buffer.from(key.csrPem), token, nodeId, role: NodeRole.NODE_ROLE_WORKER, description: self.description, addr: self.addr }, md, o, cb));
   } catch (err) {
     throw explain(managerAddr, 'join', err);
   } finally {

@@ -73,7 +73,8 @@ export class CaServer {
       id: req.nodeId,
       role,
       spec: { annotations: { name: '', labels: {} }, desiredRole: role, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE },
-      status: { state: NodeState.NODE_STATE_READY, message: 'joined', addr: '' },
+      description: req.description,
+      status: { state: NodeState.NODE_STATE_READY, message: 'joined', addr: req.addr.slice(0, Math.max(0, req.addr.lastIndexOf(':'))) || req.addr },
     };
     await this.store.update((tx) => tx.create('node', node));
     return { nodeId: req.nodeId, certificate: Buffer.from(certPem), role };

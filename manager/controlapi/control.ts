@@ -12,7 +12,7 @@ import { newId } from '../../common/identity.js';
 import { makeJoinToken } from '../ca/ca.js';
 import { leaderService, managersOnly, type LeaderLocator } from '../forward.js';
 import type { Sealer } from '../store/sealing.js';
-import { NotLeaderError } from '../raft/errors.js';
+import { ConfChangeError, NotLeaderError } from '../raft/errors.js';
 import { ExistsError, NameConflictError, NotFoundError, VersionConflictError, nameOf, type Kind, type MemoryStore, type ObjectTypes } from '../store/memory.js';
 import { validateClusterSpec, validateConfigSpec, validateNetworkSpec, validateNodeSpec, validateSecretSpec, validateServiceSpec } from './validate.js';
 
@@ -38,12 +38,14 @@ export class ControlApi {
 
   // ---------------------------------------------------------------- lookups
 
-  /** By exact id, then exact name, then unique id prefix. */
+  /** By exact id, then exact name (a node's hostname), then unique id prefix. */
   resolve<K extends Kind>(kind: K, ref: string): ObjectTypes[K] {
     if (!ref) throw new InvalidArgumentError('id', 'is required');
     const byId = this.store.get(kind, ref);
     if (byId) return byId;
-    const byName = this.store.list(kind).filter((o) => nameOf(kind, o) === ref);
+    // Nodes answer to their hostname too (as in Docker), unless a name is set.
+    const named = (o: ObjectTypes[K]): string | undefined => nameOf(kind, o) || (kind === 'node' ? (o as Node).description?.hostname : undefined);
+    const byName = this.store.list(kind).filter((o) => named(o) === ref);
     if (byName.length === 1) return byName[0]!;
     const byPrefix = this.store.list(kind).filter((o) => o.id.startsWith(ref));
     if (byPrefix.length === 1) return byPrefix[0]!;
@@ -229,7 +231,7 @@ export function toGrpcError(err: unknown): Partial<grpc.StatusObject> {
   else if (err instanceof NameConflictError || err instanceof ExistsError) code = grpc.status.ALREADY_EXISTS;
   else if (err instanceof VersionConflictError) code = grpc.status.ABORTED;
   else if (err instanceof AmbiguousError || err instanceof RefusedError) code = grpc.status.FAILED_PRECONDITION;
-  else if (err instanceof NotLeaderError) code = grpc.status.UNAVAILABLE;
+  else if (err instanceof NotLeaderError || err instanceof ConfChangeError) code = grpc.status.UNAVAILABLE;
   return { code, details };
 }
 

@@ -18,7 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { NodeRole, nodeRoleFromJSON, nodeRoleToJSON, nodeRoleToNumber } from "./types.js";
+import { NodeDescription, NodeRole, nodeRoleFromJSON, nodeRoleToJSON, nodeRoleToNumber } from "./types.js";
 
 export const protobufPackage = "tswarm.v1";
 
@@ -42,8 +42,14 @@ export interface IssueNodeCertificateRequest {
   csr: Buffer;
   token: string;
   role: NodeRole;
-  /** set on renewal */
+  /** the joining node's id (from its data directory) */
   nodeId: string;
+  /** hostname, platform, engine version */
+  description?:
+    | NodeDescription
+    | undefined;
+  /** the address the node advertises */
+  addr: string;
 }
 
 export interface IssueNodeCertificateResponse {
@@ -198,7 +204,14 @@ export const GetRootCACertificateResponse: MessageFns<GetRootCACertificateRespon
 };
 
 function createBaseIssueNodeCertificateRequest(): IssueNodeCertificateRequest {
-  return { csr: Buffer.alloc(0), token: "", role: NodeRole.NODE_ROLE_WORKER, nodeId: "" };
+  return {
+    csr: Buffer.alloc(0),
+    token: "",
+    role: NodeRole.NODE_ROLE_WORKER,
+    nodeId: "",
+    description: undefined,
+    addr: "",
+  };
 }
 
 export const IssueNodeCertificateRequest: MessageFns<IssueNodeCertificateRequest> = {
@@ -214,6 +227,12 @@ export const IssueNodeCertificateRequest: MessageFns<IssueNodeCertificateRequest
     }
     if (message.nodeId !== "") {
       writer.uint32(34).string(message.nodeId);
+    }
+    if (message.description !== undefined) {
+      NodeDescription.encode(message.description, writer.uint32(42).fork()).join();
+    }
+    if (message.addr !== "") {
+      writer.uint32(50).string(message.addr);
     }
     return writer;
   },
@@ -263,6 +282,22 @@ export const IssueNodeCertificateRequest: MessageFns<IssueNodeCertificateRequest
             message.nodeId = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.description = NodeDescription.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.addr = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -285,6 +320,8 @@ export const IssueNodeCertificateRequest: MessageFns<IssueNodeCertificateRequest
         : isSet(object.node_id)
         ? globalThis.String(object.node_id)
         : "",
+      description: isSet(object.description) ? NodeDescription.fromJSON(object.description) : undefined,
+      addr: isSet(object.addr) ? globalThis.String(object.addr) : "",
     };
   },
 
@@ -302,6 +339,12 @@ export const IssueNodeCertificateRequest: MessageFns<IssueNodeCertificateRequest
     if (message.nodeId !== "") {
       obj.nodeId = message.nodeId;
     }
+    if (message.description !== undefined) {
+      obj.description = NodeDescription.toJSON(message.description);
+    }
+    if (message.addr !== "") {
+      obj.addr = message.addr;
+    }
     return obj;
   },
 
@@ -314,6 +357,10 @@ export const IssueNodeCertificateRequest: MessageFns<IssueNodeCertificateRequest
     message.token = object.token ?? "";
     message.role = object.role ?? NodeRole.NODE_ROLE_WORKER;
     message.nodeId = object.nodeId ?? "";
+    message.description = (object.description !== undefined && object.description !== null)
+      ? NodeDescription.fromPartial(object.description)
+      : undefined;
+    message.addr = object.addr ?? "";
     return message;
   },
 };
