@@ -78,17 +78,20 @@ await yargs(hideBin(process.argv))
     (y) =>
       y
         .option('advertise-addr', { type: 'string', describe: 'Address other nodes reach this manager at: IP or IP:PORT (port 4242 by default)' })
+        .option('store', { type: 'string', describe: 'Keep the cluster store in an external etcd: etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (default: the embedded Raft)' })
         .option('force-new-cluster', { type: 'boolean', default: false, describe: 'After losing the quorum for good: rebuild a one-manager cluster from this manager\'s data directory, keeping its services' })
         .check((a) => {
           const addr = a['advertise-addr'];
           if (addr === undefined && !a['force-new-cluster']) throw new Error('--advertise-addr: required (the address other nodes reach this manager at)');
           if (addr !== undefined && !/^[^\s:]+(:\d{1,5})?$/.test(addr)) throw new Error(`--advertise-addr: "${addr}" must be an address, optionally with :PORT`);
+          if (a.store !== undefined && !/^etcd:\/\/[^/\s]+(\/\S*)?$/.test(a.store)) throw new Error(`--store: "${a.store}" must be etcd://HOST:PORT[,HOST:PORT...][/PREFIX]`);
+          if (a.store !== undefined && a['force-new-cluster']) throw new Error('--store: not with --force-new-cluster (an etcd-backed cluster recovers through etcd)');
           return true;
         }),
     (argv) => {
       const advertise = argv['advertise-addr'] === undefined ? '' : withPort(argv['advertise-addr']);
       const listen = argv['listen-addr'] ?? advertise;
-      return run({ ...argv, 'listen-addr': undefined }, { init: { advertiseAddr: advertise, listenAddr: listen, forceNewCluster: argv['force-new-cluster'] } });
+      return run({ ...argv, 'listen-addr': undefined }, { init: { advertiseAddr: advertise, listenAddr: listen, forceNewCluster: argv['force-new-cluster'], store: argv.store } });
     },
   )
   .command(

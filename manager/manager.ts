@@ -32,6 +32,7 @@ import { RaftServer } from './raft/server.js';
 import { MemoryStore, type ApplyResult } from './store/memory.js';
 import { RaftProposer, storeStateMachine } from './store/raft.js';
 import { Sealer } from './store/sealing.js';
+import { EtcdBackend } from './store/etcd-backend.js';
 
 export class ManagerError extends TswarmError {}
 
@@ -49,6 +50,8 @@ export interface ManagerOptions {
   certs: NodeCertProvider;
   /** For a manager that joins: the cluster's data key, from the leader. */
   dataKey?: Uint8Array;
+  /** Keep the store in an external etcd cluster instead of the embedded Raft (`etcd://h:p[,h:p][/prefix]`). */
+  store?: string | undefined;
   log: Logger;
 }
 
@@ -81,10 +84,11 @@ export class Manager implements LeaderLocator {
   readonly membership: Membership;
   private readonly ca: CaServer;
   private raft: RaftServer<ApplyResult> | undefined;
+  private etcd: EtcdBackend | undefined;
 
   constructor(private readonly opts: ManagerOptions) {
     this.sealer = Sealer.loadOrCreate(join(opts.dataDir, 'keys', 'dek'), opts.dataKey);
-    this.membership = new Membership(this.store, () => this.raft, opts.log.child({ component: 'membership' }));
+    this.membership = new Membership(this.store, () => this.raft, opts.log.child({ component: 'membership' }), () => this.isLeader());
     this.control = new ControlApi(this.store, this.sealer, this.membership);
     this.ca = new CaServer(this.store, this.sealer);
   }
@@ -92,10 +96,12 @@ export class Manager implements LeaderLocator {
   // ---------------------------------------------------------------- LeaderLocator
 
   isLeader(): boolean {
+    if (this.etcd) return this.etcd.isLeader;
     return this.raft?.status().role === 'leader';
   }
 
   leaderAddr(): string | undefined {
+    if (this.etcd) return this.etcd.leaderAddr;
     const leader = this.raft?.leader ?? 0;
     return leader ? this.raft!.node.addresses.get(leader) : undefined;
   }
@@ -112,6 +118,7 @@ export class Manager implements LeaderLocator {
       throw new ManagerError(`${this.opts.dataDir} already holds a cluster's state; start swarmd without init to resume it`);
     }
     await this.start(new Map([[1, this.opts.advertiseAddr]]), true);
+    if (this.etcd && this.store.list('cluster').length > 0) throw new ManagerError(`${this.opts.store}: this etcd prefix already holds a cluster; join it with swarmd join, or use another prefix`);
     await this.waitForLeader();
     const { ca, clusterId } = pki;
     const cluster: Cluster = {
@@ -140,7 +147,7 @@ export class Manager implements LeaderLocator {
       spec: { annotations: { name: '', labels: {} }, desiredRole: NodeRole.NODE_ROLE_MANAGER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE },
       description: { hostname: hostname(), platform: { os: platform(), architecture: arch() === 'x64' ? 'amd64' : arch() }, engineVersion: VERSION },
       status: { state: NodeState.NODE_STATE_READY, message: '', addr: this.opts.advertiseAddr.split(':')[0] ?? '' },
-      managerStatus: { raftId: 1, addr: this.opts.advertiseAddr, leader: true, reachability: ReachabilityState.REACHABILITY_REACHABLE },
+      managerStatus: { raftId: this.etcd ? 0 : 1, addr: this.opts.advertiseAddr, leader: true, reachability: ReachabilityState.REACHABILITY_REACHABLE },
     };
     await this.store.update((tx) => {
       tx.create('cluster', cluster);
@@ -154,6 +161,14 @@ export class Manager implements LeaderLocator {
    * start (a joining manager gets them from the leader; a restart recovers them from its log).
    */
   async start(peers: Map<number, string> = new Map(), bootstrap = false): Promise<void> {
+    if (this.opts.store) {
+      this.etcd = new EtcdBackend(this.opts.store, this.store, this.opts.advertiseAddr, this.opts.log.child({ component: 'etcd' }));
+      this.store.setProposer(this.etcd.log);
+      this.registerServices();
+      await this.etcd.start();
+      this.membership.start();
+      return;
+    }
     const dir = join(this.opts.dataDir, 'raft');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.raft = new RaftServer<ApplyResult>({
@@ -208,12 +223,21 @@ export class Manager implements LeaderLocator {
     addControlService(server, this.control, this, false);
   }
 
-  /** On the leader: a manager (by its certificate) enters the Raft group as a learner. */
+  /**
+   * On the leader: a manager (by its certificate) enters the Raft group as a learner. With the
+   * store in etcd there is no seat to give: it gets the data key and the store's address.
+   */
   private async joinRaft(caller: NodeIdentity | undefined, addr: string): Promise<JoinResponse> {
-    const raft = this.raft!;
     const node = caller ? this.store.get('node', caller.nodeId) : undefined;
     if (!node || node.role !== NodeRole.NODE_ROLE_MANAGER) throw new UnknownNodeError(`node ${caller?.nodeId ?? '?'} is not a manager of this cluster`);
     if (!/^[^\s:]+:\d{1,5}$/.test(addr)) throw new TswarmError(`addr: "${addr}" must be host:port`);
+    if (this.etcd) {
+      if (node.managerStatus?.addr !== addr) {
+        await this.store.update((tx) => tx.update('node', { ...node, managerStatus: { raftId: 0, addr, leader: false, reachability: ReachabilityState.REACHABILITY_REACHABLE } }));
+      }
+      return { raftId: 0, members: [], dataKey: this.sealer.exportKey(), store: this.opts.store ?? '' };
+    }
+    const raft = this.raft!;
     let id = node.managerStatus?.raftId ?? 0;
     if (!id) {
       const cluster = this.store.list('cluster')[0]!;
@@ -235,14 +259,15 @@ export class Manager implements LeaderLocator {
       addr: raft.node.addresses.get(m) ?? '',
       learner: now.learners.includes(m),
     }));
-    return { raftId: id, members, dataKey: this.sealer.exportKey() };
+    return { raftId: id, members, dataKey: this.sealer.exportKey(), store: '' };
   }
 
   async waitForLeader(timeoutMs = 10_000): Promise<void> {
     const end = Date.now() + timeoutMs;
     while (Date.now() < end) {
-      const s = this.raft!.status();
-      if (s.role === 'leader' && s.commit >= s.lastIndex) return;
+      if (this.etcd?.isLeader) return;
+      const s = this.raft?.status();
+      if (s?.role === 'leader' && s.commit >= s.lastIndex) return;
       await new Promise((r) => setTimeout(r, 20));
     }
     throw new ManagerError(`manager: no Raft leader after ${timeoutMs} ms`);
@@ -260,6 +285,7 @@ export class Manager implements LeaderLocator {
   async stop(): Promise<void> {
     this.membership.stop();
     await this.raft?.stop();
+    await this.etcd?.stop();
     for (const def of [CAService, RaftMembershipService, ControlService]) this.opts.server.removeService(def);
   }
 

@@ -27,6 +27,8 @@ export class Membership {
     private readonly store: MemoryStore,
     private readonly raft: () => RaftServer<ApplyResult> | undefined,
     private readonly log: Logger,
+    /** Whether this manager leads (used when the store is in etcd and there is no Raft). */
+    private readonly isLeader: () => boolean = () => false,
     private readonly periodMs = 250,
   ) {}
 
@@ -56,7 +58,11 @@ export class Membership {
   demoteRefusal(node: Node): string | undefined {
     const raft = this.raft();
     const id = node.managerStatus?.raftId;
-    if (!raft || !id) return undefined;
+    if (!raft) {
+      const managers = this.store.list('node').filter((n) => n.role === MANAGER);
+      return managers.length <= 1 ? `node ${node.id} is the only manager; a cluster needs at least one` : undefined;
+    }
+    if (!id) return undefined;
     const s = raft.status();
     const voters = s.confState.voters;
     if (!voters.includes(id)) return undefined;
@@ -72,7 +78,8 @@ export class Membership {
   /** One pass; acts only on the leader. */
   async reconcile(): Promise<void> {
     const raft = this.raft();
-    if (!raft || raft.isStopped) return;
+    if (!raft) return this.reconcileWithoutRaft();
+    if (raft.isStopped) return;
     const s = raft.status();
     if (s.role !== 'leader' || !s.progress) {
       this.lastHeard.clear();
@@ -136,6 +143,22 @@ export class Membership {
       await this.store.update((tx) => {
         for (const n of updates) tx.update('node', n);
       });
+    }
+  }
+
+  /** With the store in etcd, roles are all there is: no Raft seats to give or take. */
+  private async reconcileWithoutRaft(): Promise<void> {
+    if (!this.isLeader()) return;
+    for (const n of this.store.list('node')) {
+      const desired = n.spec?.desiredRole ?? WORKER;
+      if (desired === MANAGER && n.role !== MANAGER) {
+        await this.store.update((tx) => tx.update('node', { ...n, role: MANAGER }));
+        return;
+      }
+      if (desired === WORKER && n.role === MANAGER) {
+        await this.store.update((tx) => tx.update('node', { ...n, role: WORKER, managerStatus: undefined }));
+        return;
+      }
     }
   }
 }

@@ -16,6 +16,7 @@ import { ControlService } from '../../proto/gen/tswarm/control.js';
 import { certExpiresIn, certsDir, hasNodeCerts, loadNodeCerts, NodeCertProvider, saveNodeCerts } from '../../common/certs.js';
 import { createClusterPki, hasManagerState, Manager } from '../../manager/manager.js';
 import { forceNewCluster } from '../../manager/recovery.js';
+import { parseEtcdUrl } from '../../manager/store/etcd-backend.js';
 import { joinCluster, ManagerClient } from './join.js';
 import type { JoinResponse } from '../../proto/gen/tswarm/raft.js';
 
@@ -30,6 +31,8 @@ export interface InitSettings {
    * (addresses: the saved ones unless given).
    */
   forceNewCluster?: boolean;
+  /** Keep the store in etcd (`etcd://HOST:PORT[,…][/PREFIX]`) instead of the embedded Raft. */
+  store?: string | undefined;
 }
 
 /** `swarmd join`: enter an existing cluster, as worker or manager as the token says. */
@@ -59,8 +62,10 @@ export interface DaemonOptions {
 interface NodeSettings {
   advertiseAddr: string;
   listenAddr: string;
-  /** The node's Raft id while it is a manager. */
+  /** The node's Raft id while it is a manager of a Raft-backed cluster. */
   raftId?: number | undefined;
+  /** `etcd://…` while it is a manager of a cluster whose store is in etcd. */
+  store?: string | undefined;
   /** Managers' addresses, last known. */
   managers: string[];
 }
@@ -158,7 +163,7 @@ export class Daemon {
       this.certs = new NodeCertProvider(loadNodeCerts(dataDir));
       if (!this.settings) throw new CorruptFileError(this.settingsPath, 'is missing, but the node has certificates (restore it, or start over with a fresh data directory)');
       this.client = new ManagerClient(this.certs, this.settings.managers);
-      if (this.certs.identity.role === 'manager') await this.startManager(hasManagerState(dataDir) ? 'resume' : 'join');
+      if (this.certs.identity.role === 'manager') await this.startManager(hasManagerState(dataDir) || this.settings.store ? 'resume' : 'join');
     }
 
     for (const server of [this.localServer, this.remoteServer]) {
@@ -192,7 +197,10 @@ export class Daemon {
     if (hasNodeCerts(dataDir) || hasManagerState(dataDir)) throw new DaemonError(`${dataDir} already belongs to a cluster; start swarmd without init to resume it (or use a fresh --data-dir)`);
     await assertCanListen(init.listenAddr);
     const pki = await createClusterPki(this.nodeId);
-    this.settings = { advertiseAddr: init.advertiseAddr, listenAddr: init.listenAddr, raftId: 1, managers: [init.advertiseAddr] };
+    if (init.store) parseEtcdUrl(init.store); // a malformed URL fails before anything is made
+    this.settings = init.store
+      ? { advertiseAddr: init.advertiseAddr, listenAddr: init.listenAddr, store: init.store, managers: [init.advertiseAddr] }
+      : { advertiseAddr: init.advertiseAddr, listenAddr: init.listenAddr, raftId: 1, managers: [init.advertiseAddr] };
     this.certs = new NodeCertProvider(pki.certs);
     this.client = new ManagerClient(this.certs, this.settings.managers);
     const manager = this.newManager(1);
@@ -214,6 +222,7 @@ export class Daemon {
   /** `swarmd init --force-new-cluster`: this manager alone, with everything that was committed. */
   private async forceNewCluster(init: InitSettings): Promise<void> {
     const dataDir = this.options.dataDir;
+    if (this.settings?.store) throw new DaemonError(`--force-new-cluster: this cluster keeps its store in etcd (${this.settings.store}); restore etcd's quorum instead`);
     if (!hasManagerState(dataDir) || !hasNodeCerts(dataDir) || !this.settings?.raftId) {
       throw new DaemonError(`--force-new-cluster: ${dataDir} holds no manager's state; it rebuilds a cluster from a manager's data directory`);
     }
@@ -250,6 +259,7 @@ export class Daemon {
       dataDir: this.options.dataDir,
       nodeId: this.nodeId,
       raftId,
+      store: this.settings!.store,
       advertiseAddr: this.settings!.advertiseAddr,
       server: this.remoteServer,
       certs: this.certs!,
@@ -264,16 +274,22 @@ export class Daemon {
     let peers = new Map<number, string>();
     let raftId = settings.raftId;
     let dataKey: Uint8Array | undefined;
-    if (how === 'join' || !raftId) {
+    if (how === 'join' || (!raftId && !settings.store)) {
       const res = await this.joinRaftRetrying(settings.advertiseAddr);
-      raftId = res.raftId;
       dataKey = res.dataKey;
-      peers = new Map(res.members.filter((m) => m.addr).map((m) => [m.raftId, m.addr]));
-      settings.raftId = raftId;
+      if (res.store) {
+        settings.store = res.store;
+        settings.raftId = undefined;
+        this.log!.info({ store: res.store }, 'this cluster keeps its store in etcd; managing from there');
+      } else {
+        raftId = res.raftId;
+        peers = new Map(res.members.filter((m) => m.addr).map((m) => [m.raftId, m.addr]));
+        settings.raftId = raftId;
+        this.log!.info({ raftId, members: peers.size }, 'entered the Raft group as a learner; the leader promotes it once caught up');
+      }
       this.saveSettings();
-      this.log!.info({ raftId, members: peers.size }, 'entered the Raft group as a learner; the leader promotes it once caught up');
     }
-    const manager = this.newManager(raftId, dataKey);
+    const manager = this.newManager(raftId ?? 0, dataKey);
     await manager.start(peers);
     manager.serveControl(this.localServer);
     this.manager = manager;
@@ -301,6 +317,7 @@ export class Daemon {
     this.localServer.removeService(ControlService);
     manager.removeState();
     this.settings!.raftId = undefined;
+    this.settings!.store = undefined;
     this.saveSettings();
     this.log!.info('demoted: this node is a worker now');
   }

@@ -38,7 +38,7 @@ export class EtcdLog implements Proposer {
     this.snapKey = `${prefix}/snapshot`;
   }
 
-  /** Restores the latest snapshot, then follows the log from the revision after it. */
+  /** Restores the latest snapshot, then follows the log from the revision after it; resolves once caught up. */
   async start(): Promise<void> {
     const snap = await this.client.get(this.snapKey).buffer();
     if (snap) {
@@ -52,6 +52,14 @@ export class EtcdLog implements Proposer {
       .startRevision(String(this.applied + 1))
       .create();
     this.watcher.on('put', (kv) => this.onPut(Number(kv.mod_revision), kv.value));
+    // Caught up before anyone reads: wait for the last put that exists now.
+    const head = await this.client.get(this.logKey).exec();
+    const last = Number(head.kvs[0]?.mod_revision ?? 0);
+    const deadline = Date.now() + 30_000;
+    while (this.applied < last) {
+      if (Date.now() > deadline) throw new StoreError(`store: could not catch up with the etcd log (applied ${this.applied} of ${last})`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   private onPut(revision: number, value: Buffer): void {

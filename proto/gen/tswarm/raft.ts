@@ -359,6 +359,8 @@ export interface JoinResponse {
   members: RaftMember[];
   /** the cluster's data encryption key (seals secrets and the CA key in the store) */
   dataKey: Buffer;
+  /** "etcd://…" when the cluster keeps its store in etcd (then there is no Raft seat) */
+  store: string;
 }
 
 export interface RaftMember {
@@ -1709,7 +1711,7 @@ export const JoinRequest: MessageFns<JoinRequest> = {
 };
 
 function createBaseJoinResponse(): JoinResponse {
-  return { raftId: 0, members: [], dataKey: Buffer.alloc(0) };
+  return { raftId: 0, members: [], dataKey: Buffer.alloc(0), store: "" };
 }
 
 export const JoinResponse: MessageFns<JoinResponse> = {
@@ -1722,6 +1724,9 @@ export const JoinResponse: MessageFns<JoinResponse> = {
     }
     if (message.dataKey.length !== 0) {
       writer.uint32(26).bytes(message.dataKey);
+    }
+    if (message.store !== "") {
+      writer.uint32(34).string(message.store);
     }
     return writer;
   },
@@ -1763,6 +1768,14 @@ export const JoinResponse: MessageFns<JoinResponse> = {
             message.dataKey = Buffer.from(reader.bytes());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.store = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1788,6 +1801,7 @@ export const JoinResponse: MessageFns<JoinResponse> = {
         : isSet(object.data_key)
         ? Buffer.from(bytesFromBase64(object.data_key))
         : Buffer.alloc(0),
+      store: isSet(object.store) ? globalThis.String(object.store) : "",
     };
   },
 
@@ -1802,6 +1816,9 @@ export const JoinResponse: MessageFns<JoinResponse> = {
     if (message.dataKey.length !== 0) {
       obj.dataKey = base64FromBytes(message.dataKey);
     }
+    if (message.store !== "") {
+      obj.store = message.store;
+    }
     return obj;
   },
 
@@ -1813,6 +1830,7 @@ export const JoinResponse: MessageFns<JoinResponse> = {
     message.raftId = object.raftId ?? 0;
     message.members = object.members?.map((e) => RaftMember.fromPartial(e)) || [];
     message.dataKey = object.dataKey ?? Buffer.alloc(0);
+    message.store = object.store ?? "";
     return message;
   },
 };
