@@ -173,6 +173,11 @@ export function certExpiresIn(certPem: string, now = Date.now()): { remainingMs:
   return { remainingMs: to - now, lifetimeMs: to - Date.parse(c.validFrom) };
 }
 
+/** Renew when less than a third of the certificate's lifetime remains (or it has expired). */
+export function shouldRenew(remainingMs: number, lifetimeMs: number): boolean {
+  return remainingMs < lifetimeMs / 3;
+}
+
 // ---------------------------------------------------------------- gRPC credentials
 
 /**

@@ -165,6 +165,17 @@ describe('control plane on five lab hosts', () => {
     expect(m.stdout.trim().split('\n')).toHaveLength(2);
   }, 30_000);
 
+  it('promotes a worker to a voting manager and demotes it back', async () => {
+    await ok('m1', 'node', 'promote', 'w2');
+    await healthyManagers('m1', 4);
+    // w2 now serves the control API on its own socket, and it votes: the leader counts it.
+    await until('w2 to serve the control API', async () => ((await ctl('w2', 'service', 'ls')).code === 0 ? true : undefined));
+    await ok('w2', 'node', 'demote', 'w2');
+    await healthyManagers('m1', 3);
+    await until('w2 to stop serving the control API', async () => ((await ctl('w2', 'service', 'ls')).code !== 0 ? true : undefined));
+    expect((await nodes('m1')).find((n) => hostnameOf(n) === 'w2')?.role).toBe('NODE_ROLE_WORKER');
+  }, 90_000);
+
   it('refuses a demotion that would lose the quorum, and says why', async () => {
     const leader = await leaderHost('m1');
     const [a, b] = ['m1', 'm2', 'm3'].filter((m) => m !== leader) as [string, string];

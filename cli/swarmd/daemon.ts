@@ -13,7 +13,7 @@ import { VERSION } from '../../common/version.js';
 import { NodeInfoService, type NodeInfoResponse } from '../../proto/gen/tswarm/node.js';
 import { NodeRole } from '../../proto/gen/tswarm/types.js';
 import { ControlService } from '../../proto/gen/tswarm/control.js';
-import { certExpiresIn, certsDir, hasNodeCerts, loadNodeCerts, NodeCertProvider, saveNodeCerts } from '../../common/certs.js';
+import { certExpiresIn, shouldRenew, certsDir, hasNodeCerts, loadNodeCerts, NodeCertProvider, saveNodeCerts } from '../../common/certs.js';
 import { createClusterPki, hasManagerState, Manager } from '../../manager/manager.js';
 import { forceNewCluster } from '../../manager/recovery.js';
 import { parseEtcdUrl } from '../../manager/store/etcd-backend.js';
@@ -102,11 +102,6 @@ function socketInUse(path: string): Promise<boolean> {
     });
     sock.once('error', () => resolve(false));
   });
-}
-
-/** Renew when less than a third of the certificate's lifetime remains (SwarmKit renews in its last half, at random). */
-export function shouldRenew(remainingMs: number, lifetimeMs: number): boolean {
-  return remainingMs < lifetimeMs / 3;
 }
 
 function loadSettings(path: string): NodeSettings | undefined {

@@ -1,0 +1,40 @@
+// Who made a call: the forwarding metadata is trusted only from a manager's certificate; the
+// local socket is root on this host; without a certificate there is no identity.
+import * as grpc from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { callerOf, LOCAL_ADMIN, managersOnly } from './forward.js';
+
+function call(subject: Record<string, string> | undefined, forwardedFor?: string): grpc.ServerUnaryCall<unknown, unknown> {
+  const metadata = new grpc.Metadata();
+  if (forwardedFor !== undefined) metadata.set('x-tswarm-forwarded-for', forwardedFor);
+  return { metadata, getAuthContext: () => (subject ? { sslPeerCertificate: { subject } } : {}) } as unknown as grpc.ServerUnaryCall<unknown, unknown>;
+}
+
+const manager = { CN: 'mgr1', OU: 'swarm-manager', O: 'c1' };
+const worker = { CN: 'wrk1', OU: 'swarm-worker', O: 'c1' };
+
+describe('callerOf', () => {
+  it('takes the identity from the client certificate', () => {
+    expect(callerOf(call(worker), false)).toEqual({ nodeId: 'wrk1', role: 'worker', clusterId: 'c1' });
+    expect(callerOf(call(undefined), false)).toBeUndefined();
+  });
+
+  it('trusts forwarding metadata from managers only', () => {
+    expect(callerOf(call(manager, 'wrk9/worker/c1'), false)).toEqual({ nodeId: 'wrk9', role: 'worker', clusterId: 'c1' });
+    // A worker claiming to forward for a manager is still the worker.
+    expect(callerOf(call(worker, 'mgr9/manager/c1'), false)).toEqual({ nodeId: 'wrk1', role: 'worker', clusterId: 'c1' });
+    // A manager forwarding a call that had no certificate passes on no identity.
+    expect(callerOf(call(manager, ''), false)).toBeUndefined();
+    expect(callerOf(call(manager, 'x/admin/c1'), false)).toBeUndefined();
+  });
+
+  it('treats the local socket as root on the host, whatever the metadata says', () => {
+    expect(callerOf(call(undefined, 'wrk9/worker/c1'), true)).toEqual(LOCAL_ADMIN);
+  });
+
+  it('lets only managers through the control API, saying why not', () => {
+    expect(managersOnly('listNodes', { nodeId: 'm', role: 'manager', clusterId: 'c' })).toBeUndefined();
+    expect(managersOnly('listNodes', { nodeId: 'w', role: 'worker', clusterId: 'c' })).toBe('node w is a worker; only managers may call the control API');
+    expect(managersOnly('listNodes', undefined)).toMatch(/needs a manager certificate/);
+  });
+});
