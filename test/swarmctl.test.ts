@@ -88,6 +88,14 @@ describe('swarmd init and swarmctl', () => {
     expect(ctl('cluster', 'join-token', 'boss').code).toBe(2);
   });
 
+  it('changes cluster settings, naming the flag or field that is wrong', () => {
+    expect(ctl('cluster', 'update', '--task-history-limit', '7', '--heartbeat-period', '2s', '--cert-expiry', '720h').code).toBe(0);
+    const spec = (JSON.parse(ctl('cluster', 'inspect').out) as { spec: { taskHistoryRetentionLimit: number; heartbeatPeriodMs: number; nodeCertExpiryMs: number } }).spec;
+    expect(spec).toMatchObject({ taskHistoryRetentionLimit: 7, heartbeatPeriodMs: 2000, nodeCertExpiryMs: 720 * 3_600_000 });
+    expect(ctl('cluster', 'update', '--heartbeat-period', 'soon').err).toBe('swarmctl: --heartbeat-period: "soon" is not a duration (e.g. 500ms, 5s, 2m, 2160h)\n');
+    expect(ctl('cluster', 'update', '--cert-expiry', '10m').err).toBe('swarmctl: spec.nodeCertExpiryMs: is at least one hour\n');
+  });
+
   it('scales, updates and rolls back a service; lists its tasks', () => {
     ctl('service', 'create', '--name', 'app', '--image', 'busybox:1', '--replicas', '2');
     expect(ctl('service', 'scale', 'app=5')).toMatchObject({ code: 0, out: 'app scaled to 5\n' });

@@ -52,6 +52,19 @@ function jsonBuffers(_k: string, v: unknown): unknown {
 
 const noFilters: ListFilters = { names: [], namePrefixes: [], idPrefixes: [], labels: {}, serviceIds: [], nodeIds: [], desiredStates: [] };
 
+/** A Go-style duration (300ms, 5s, 2m, 2160h, 1h30m) in milliseconds. */
+export function durationMs(text: string, flag: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) throw new CommandError(`${flag}: "${text}" is not a duration (e.g. 500ms, 5s, 2m, 2160h)`);
+  return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]!]!, 0));
+}
+
+function wholeNumber(n: number, flag: string): number {
+  if (!Number.isInteger(n) || n < 0) throw new CommandError(`${flag}: ${n} must be a whole number, 0 or more`);
+  return n;
+}
+
 function managerStatus(n: Node): string {
   const m = n.managerStatus;
   if (!m || n.role !== NodeRole.NODE_ROLE_MANAGER) return '';
@@ -107,13 +120,34 @@ const tgt = (a: GlobalArgs): Target => targetFrom(a);
 
 export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y
-    .command('cluster <command>', 'Inspect the cluster and its join tokens', (c) =>
+    .command('cluster <command>', 'Inspect and change the cluster, and its join tokens', (c) =>
       c
         .command('inspect', 'Show the cluster object (root CA digest, settings)', {}, (a) =>
           act(async () => {
             const cl = await theCluster(tgt(g(a)));
             process.stdout.write(`${JSON.stringify(cl, jsonBuffers, 2)}\n`);
           }),
+        )
+        .command(
+          'update',
+          'Change the cluster settings',
+          (o) =>
+            o
+              .option('task-history-limit', { type: 'number', describe: 'Finished tasks kept per slot' })
+              .option('heartbeat-period', { type: 'string', describe: 'How often workers report (e.g. 1s, 500ms)' })
+              .option('cert-expiry', { type: 'string', describe: 'Validity of node certificates (e.g. 2160h)' })
+              .option('snapshot-interval', { type: 'number', describe: 'Log entries between Raft snapshots' }),
+          (a) =>
+            act(async () => {
+              const cl = await theCluster(tgt(g(a)));
+              const spec = { ...cl.spec! };
+              if (a['task-history-limit'] !== undefined) spec.taskHistoryRetentionLimit = wholeNumber(a['task-history-limit'], '--task-history-limit');
+              if (a['heartbeat-period'] !== undefined) spec.heartbeatPeriodMs = durationMs(a['heartbeat-period'], '--heartbeat-period');
+              if (a['cert-expiry'] !== undefined) spec.nodeCertExpiryMs = durationMs(a['cert-expiry'], '--cert-expiry');
+              if (a['snapshot-interval'] !== undefined) spec.snapshotIntervalEntries = wholeNumber(a['snapshot-interval'], '--snapshot-interval');
+              await rpc(tgt(g(a)), 'updateCluster', { clusterId: cl.id, version: cl.meta?.version ?? 0, spec, rotateWorkerToken: false, rotateManagerToken: false });
+              process.stdout.write(`${cl.id}\n`);
+            }),
         )
         .command(
           'join-token <role>',
