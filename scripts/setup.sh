@@ -48,3 +48,7 @@ make -s -C native
 say "building TypeScript (dist/)"
 npx --no-install tsc -p tsconfig.build.json
 chmod +x dist/cli/swarmd.js dist/cli/swarmctl.js
+if [ ! -f build/images/busybox/index.json ] || [ /bin/busybox -nt build/images/busybox/index.json ]; then
+  say "building the busybox image (build/images/busybox, an OCI image layout)"
+  node dist/scripts/build-image.js build/images/busybox >/dev/null
+fi

@@ -1,12 +1,14 @@
 // Builds small OCI images for tests and pushes them with our distribution client: a busybox layer
 // from Debian's busybox-static (/bin/busybox plus applet symlinks), and layers from tar entries.
-import { readFileSync, existsSync, statSync } from 'node:fs';
-import { gzipSync } from 'node:zlib';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { REPO } from '../util/dist.js';
 import { MEDIA, type ImageConfig, type RegistryClient, sha256Digest, hostPlatform } from '../../worker/image/distribution.js';
 import { writeTar, type TarInput } from '../../worker/image/tar.js';
 
 export const BUSYBOX = '/bin/busybox';
-export const BUSYBOX_APPLETS = ['sh', 'sleep', 'httpd', 'nc', 'wget', 'nslookup', 'true', 'echo', 'cat', 'id', 'hostname', 'ls'];
+export const BUSYBOX_APPLETS = ['sh', 'sleep', 'httpd', 'nc', 'wget', 'nslookup', 'ping', 'true', 'echo', 'cat', 'id', 'hostname', 'ls'];
 
 export function busyboxAvailable(): boolean {
   return existsSync(BUSYBOX);
@@ -109,9 +111,56 @@ export async function pushIndex(
   return client.pushManifest(repo, tag, MEDIA.ociIndex, index);
 }
 
-/** Builds the busybox image (one layer, Cmd /bin/sh) and pushes it as `repo:tag`; for tests and the set-up. */
+// ---------------------------------------------------------------- OCI image layout on disk
+
+/** Writes an image as an OCI image layout (oci-layout, index.json, blobs/sha256/…), replacing `dir` whole. */
+export function writeLayout(dir: string, img: BuiltImage, tag: string): void {
+  const tmp = `${dir}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(join(tmp, 'blobs', 'sha256'), { recursive: true });
+  const blob = (digest: string, data: Buffer): void => writeFileSync(join(tmp, 'blobs', 'sha256', digest.slice('sha256:'.length)), data);
+  for (const l of img.layers) blob(l.digest, l.blob);
+  blob(img.configDigest, img.config);
+  blob(img.manifestDigest, img.manifest);
+  writeFileSync(join(tmp, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  const index = {
+    schemaVersion: 2,
+    mediaType: MEDIA.ociIndex,
+    manifests: [{ mediaType: MEDIA.ociManifest, digest: img.manifestDigest, size: img.manifest.length, annotations: { 'org.opencontainers.image.ref.name': tag } }],
+  };
+  writeFileSync(join(tmp, 'index.json'), JSON.stringify(index));
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, '..'), { recursive: true });
+  renameSync(tmp, dir);
+}
+
+/** Reads an image layout written by writeLayout (the first manifest of its index), checking every digest. */
+export function readLayout(dir: string): BuiltImage {
+  const read = (digest: string): Buffer => {
+    const data = readFileSync(join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length)));
+    if (sha256Digest(data) !== digest) throw new Error(`${dir}: blob ${digest} does not match its digest`);
+    return data;
+  };
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+  const manifestDigest = index.manifests[0]?.digest;
+  if (!manifestDigest) throw new Error(`${dir}/index.json: no manifest`);
+  const manifest = read(manifestDigest);
+  const m = JSON.parse(manifest.toString()) as { config: { digest: string }; layers: { digest: string; mediaType: string }[] };
+  const config = read(m.config.digest);
+  const diffIds = (JSON.parse(config.toString()) as ImageConfig).rootfs.diff_ids;
+  const layers = m.layers.map((l, i): Layer => ({ tar: l.mediaType === MEDIA.ociLayerGzip ? gunzipSync(read(l.digest)) : read(l.digest), blob: read(l.digest), mediaType: l.mediaType, digest: l.digest, diffId: diffIds[i] ?? '' }));
+  return { layers, config, configDigest: m.config.digest, manifest, manifestDigest };
+}
+
+/** Where the set-up leaves the busybox image layout (scripts/build-image.ts). */
+export const BUSYBOX_LAYOUT = join(REPO, 'build/images/busybox');
+
+/**
+ * Pushes the busybox image (one layer, Cmd /bin/sh) as `repo:tag`: the layout the set-up built
+ * when it is there, else built here.
+ */
 export async function pushBusyboxImage(client: RegistryClient, repo = 'library/busybox', tag = 'latest'): Promise<BuiltImage> {
-  const img = buildImage([busyboxLayer()]);
+  const img = existsSync(join(BUSYBOX_LAYOUT, 'index.json')) ? readLayout(BUSYBOX_LAYOUT) : buildImage([busyboxLayer()]);
   await pushImage(client, repo, tag, img);
   return img;
 }
