@@ -131,6 +131,11 @@ export function vethNames(bridge: string, endpointId: string): { host: string; p
   return { host: `tsv${h}`, peer: `tsc${h}` };
 }
 
+/** A container's MAC from its IPv4 address: 02:42 and the address's four bytes (Docker's rule), so that a reused address keeps its MAC and no neighbour holds a stale one. */
+export function macOf(address: string): string {
+  return ['02', '42', ...address.split('.').map((b) => Number(b).toString(16).padStart(2, '0'))].join(':');
+}
+
 function nsPath(ns: string): string {
   return ns.includes('/') ? ns : path.join('/run/netns', ns);
 }
@@ -180,40 +185,46 @@ export class BridgeDriver {
 
   /**
    * Attaches a container: allocates an address (persisted before any device is made), makes a veth
-   * pair with its host end on the bridge, moves the other end into `containerNetns` (a path such as
-   * /proc/PID/ns/net, or a name under /run/netns) as `ifname` and configures it there (address, up,
-   * lo up, default route via the gateway). On failure everything it made is undone.
+   * pair with its host end on the bridge and its other end created directly in `containerNetns` (a
+   * path such as /proc/PID/ns/net, or a name under /run/netns) as `ifname`, with the MAC
+   * 02:42:<the address's four bytes> (as Docker), and configures it there (address, up, lo up,
+   * default route via the gateway). On failure everything it made is undone.
+   *
+   * Only the allocation is serialized (it reads and writes the state file); the device work of
+   * several attaches runs concurrently, and each side is one `ip -batch` (two processes in all),
+   * since many containers start at once and moving a device between namespaces costs the kernel
+   * an RCU grace period.
    */
   async attach(endpointId: string, containerNetns: string, opts: { ifname?: string } = {}): Promise<Attachment> {
     checkEndpointId(endpointId);
     const ifname = checkInterfaceName('ifname', opts.ifname ?? 'eth0');
     const target = nsPath(containerNetns);
-    const { host, peer } = vethNames(this.name, endpointId);
-    return this.exclusive(async () => {
+    if (/\s|"/.test(target)) throw new InvalidArgumentError('containerNetns', `must not contain white space or quotes: ${JSON.stringify(target)}`);
+    const { host } = vethNames(this.name, endpointId);
+    const address = await this.exclusive(async () => {
       const before = await this.loadState();
       const existing = before.endpoints[endpointId];
       if (existing !== undefined) throw new IllegalStateError(`network ${this.name}: endpoint ${endpointId} is already attached (${existing.address})`);
-      const { state, address } = allocate(before, endpointId, host, target);
-      await this.saveState(state);
-      const mtu = this.mtu === undefined ? [] : ['mtu', String(this.mtu)];
-      const inside = (argv: string[]): Promise<string> => this.runner(['nsenter', `--net=${target}`, '--', ...argv]);
-      try {
-        await this.host(['ip', 'link', 'add', 'name', host, ...mtu, 'type', 'veth', 'peer', 'name', peer, ...mtu]);
-        await this.host(['ip', 'link', 'set', 'dev', peer, 'netns', target]);
-        await this.host(['ip', 'link', 'set', 'dev', host, 'master', this.name, 'up']);
-        await inside(['ip', 'link', 'set', 'dev', peer, 'name', ifname]);
-        await inside(['ip', 'addr', 'add', `${address}/${this.subnet.prefixLength}`, 'dev', ifname]);
-        await inside(['ip', 'link', 'set', 'dev', ifname, 'up']);
-        await inside(['ip', 'link', 'set', 'dev', 'lo', 'up']);
-        await inside(['ip', 'route', 'add', 'default', 'via', this.gateway, 'dev', ifname]);
-        const link = JSON.parse(await inside(['ip', '-j', 'link', 'show', 'dev', ifname])) as { address?: string }[];
-        return { endpointId, address, prefixLength: this.subnet.prefixLength, gateway: this.gateway, ifname, hostVeth: host, mac: link[0]?.address ?? '' };
-      } catch (err) {
+      const allocated = allocate(before, endpointId, host, target);
+      await this.saveState(allocated.state);
+      return allocated.address;
+    });
+    const mtu = this.mtu === undefined ? '' : ` mtu ${this.mtu}`;
+    const mac = macOf(address);
+    try {
+      await this.host(['ip', '-batch', '-'], [`link add name ${host}${mtu} type veth peer name ${ifname}${mtu} address ${mac} netns ${target}`, `link set dev ${host} master ${this.name} up`, ''].join('\n'));
+      await this.runner(
+        ['nsenter', `--net=${target}`, '--', 'ip', '-batch', '-'],
+        [`addr add ${address}/${this.subnet.prefixLength} dev ${ifname}`, `link set dev ${ifname} up`, 'link set dev lo up', `route add default via ${this.gateway} dev ${ifname}`, ''].join('\n'),
+      );
+      return { endpointId, address, prefixLength: this.subnet.prefixLength, gateway: this.gateway, ifname, hostVeth: host, mac };
+    } catch (err) {
+      await this.exclusive(async () => {
         await this.deleteLink(host).catch(() => undefined); // takes the peer with it, wherever it is
         await this.saveState(release(await this.loadState(), endpointId));
-        throw new NetworkError(this.name, `attaching ${endpointId} to ${target}: ${(err as Error).message}`, { cause: err });
-      }
-    });
+      });
+      throw new NetworkError(this.name, `attaching ${endpointId} to ${target}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /** Detaches a container: deletes its veth pair (if the namespace has not taken it already) and releases its address. */
@@ -269,7 +280,14 @@ export class BridgeDriver {
   }
 
   private async deleteLink(name: string): Promise<void> {
-    if (await this.linkExists(name)) await this.host(['ip', 'link', 'del', 'dev', name]);
+    if (!(await this.linkExists(name))) return;
+    try {
+      await this.host(['ip', 'link', 'del', 'dev', name]);
+    } catch (err) {
+      // A namespace that went away takes its veth pair with it, asynchronously (the kernel cleans
+      // up namespaces in a work queue): the device may vanish between the check and the delete.
+      if (!(err instanceof CommandError && /Cannot find device/.test(err.stderr))) throw err;
+    }
   }
 
   private async loadState(): Promise<BridgeState> {

@@ -1,0 +1,161 @@
+// The executor interface of a worker: what the agent needs to run one task's container, and
+// nothing about how. `RuntimeExecutor` (runtime.ts) implements it over an OCI runtime's command
+// line (swarm-runtime, runc or crun) and one swarm-monitor process per container; a fake one can
+// stand in for it in tests of the agent.
+//
+// The lifecycle only moves forward: prepare (created) → start (running) → the process exits
+// (exited) → remove. stop() may be called in any state before remove.
+import { TswarmError } from '../../common/errors.js';
+import type { ImageRecord } from '../image/store.js';
+import type { Attachment } from '../network/bridge.js';
+
+/** A failure of the OCI runtime or the monitor: carries the runtime's one-line message. */
+export class RuntimeError extends TswarmError {
+  constructor(
+    readonly runtime: string,
+    readonly operation: string,
+    readonly containerId: string,
+    readonly problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${runtime} ${operation} ${containerId}: ${problem}`, options);
+  }
+}
+
+/** No container of that id is known to the executor. */
+export class NoSuchContainerError extends TswarmError {
+  constructor(readonly containerId: string) {
+    super(`no such container: ${containerId}`);
+  }
+}
+
+/** A host directory (must exist; absolute) bind-mounted into the container. */
+export interface BindMount {
+  type: 'bind';
+  source: string;
+  target: string;
+  readOnly?: boolean;
+}
+
+/** A named local volume: `<stateDir>/volumes/<name>/_data`, made on first use, outlives containers. */
+export interface VolumeMount {
+  type: 'volume';
+  source: string;
+  target: string;
+  readOnly?: boolean;
+}
+
+/** A tmpfs at target (nosuid, nodev, noexec unless `exec`). */
+export interface TmpfsMount {
+  type: 'tmpfs';
+  target: string;
+  sizeBytes?: number;
+  mode?: number;
+  exec?: boolean;
+}
+
+export type Mount = BindMount | VolumeMount | TmpfsMount;
+
+export interface Limits {
+  /** memory.limit in bytes. */
+  memoryBytes?: number;
+  /** CPU in billionths of a CPU (Docker's NanoCPUs): a CFS quota over a 100 ms period. */
+  nanoCpus?: number;
+  /** pids.limit. */
+  pids?: number;
+}
+
+/** What a task asks for (swarmkit's ContainerSpec, the parts this slice handles). */
+export interface ContainerSpec {
+  /** 1-128 letters, digits, '_', '.', '-'; not starting with punctuation. */
+  id: string;
+  /** The image, as the ImageStore recorded it (pulled before prepare). */
+  image: ImageRecord;
+  /** Replaces the image's Entrypoint (and then its Cmd is dropped, as with Docker). */
+  command?: string[];
+  /** Replaces the image's Cmd. */
+  args?: string[];
+  /** KEY=VALUE, after the image's Env (a later one wins). */
+  env?: string[];
+  hostname?: string;
+  /** Working directory (absolute); default the image's WorkingDir, else /. */
+  dir?: string;
+  /** user, uid, user:group or uid:gid; names are looked up in the image's /etc/passwd and /etc/group. */
+  user?: string;
+  limits?: Limits;
+  /** 'bridge': a new network namespace on the executor's bridge; 'none' (default): a new one with only lo. */
+  network?: 'bridge' | 'none';
+  mounts?: Mount[];
+}
+
+export type ContainerStatus = 'created' | 'running' | 'exited';
+
+export interface ExitStatus {
+  /** The exit code, or 128+N after signal N; -1 when it is not known (the monitor failed). */
+  exitCode: number;
+  /** e.g. SIGKILL, when a signal ended the process. */
+  signal?: string;
+  oomKilled: boolean;
+  finishedAt: string;
+  /** Why the status is incomplete or the container never ran (the runtime's line). */
+  error?: string;
+}
+
+export interface ContainerInfo {
+  id: string;
+  status: ContainerStatus;
+  image: string;
+  runtime: string;
+  /** The container's init (host pid); 0 once exited. */
+  pid: number;
+  monitorPid: number;
+  createdAt: string;
+  startedAt?: string;
+  exit?: ExitStatus;
+  network?: Attachment;
+  bundle: string;
+  logPath: string;
+}
+
+export interface LogEntry {
+  /** RFC 3339 with nanoseconds. */
+  time: string;
+  stream: 'stdout' | 'stderr';
+  log: string;
+}
+
+export interface LogOptions {
+  /** Only the last N entries (before following). */
+  tail?: number;
+  /** Keep reading as the container writes, until it has exited and everything is read, or `signal` aborts. */
+  follow?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface ExecOptions {
+  env?: string[];
+  user?: string;
+  cwd?: string;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Executor {
+  /** Builds the bundle and root filesystem, creates the container (its process waits for start) and connects its network. */
+  prepare(spec: ContainerSpec): Promise<ContainerInfo>;
+  start(id: string): Promise<void>;
+  /** Resolves when the container's process has exited. */
+  wait(id: string, signal?: AbortSignal): Promise<ExitStatus>;
+  /** The image's stop signal (default SIGTERM), then SIGKILL after graceMs; resolves once exited. */
+  stop(id: string, graceMs: number): Promise<ExitStatus>;
+  /** Deletes the container, its network endpoint and root filesystem; a running one only with force (killed). */
+  remove(id: string, opts?: { force?: boolean }): Promise<void>;
+  inspect(id: string): Promise<ContainerInfo>;
+  list(): Promise<ContainerInfo[]>;
+  logs(id: string, opts?: LogOptions): AsyncIterable<LogEntry>;
+  exec(id: string, command: string[], opts?: ExecOptions): Promise<ExecResult>;
+}

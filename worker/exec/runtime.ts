@@ -1,0 +1,558 @@
+// RuntimeExecutor: the Executor over an OCI runtime's command line (swarm-runtime, runc or crun)
+// and one swarm-monitor per container (native/src/monitor.c).
+//
+//   <stateDir>/containers/<id>/container.json   the record (below), written atomically
+//   <stateDir>/containers/<id>/bundle/config.json
+//   <stateDir>/containers/<id>/log.json         the monitor's JSON-lines log
+//   <stateDir>/containers/<id>/exit.json        the monitor's exit status, once the init exited
+//   <stateDir>/containers/<id>/init.pid         the runtime's --pid-file
+//   <stateDir>/volumes/<name>/_data             named local volumes, kept after their containers
+//
+// Everything an executor needs is in those files, so a new RuntimeExecutor on the same state
+// directory (after the previous process was killed) adopts the containers: running ones are
+// still running under their monitors, and exited ones have their exit status and logs.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CorruptFileError, IllegalStateError, InvalidArgumentError } from '../../common/errors.js';
+import type { ImageStore } from '../image/store.js';
+import type { Attachment, BridgeDriver } from '../network/bridge.js';
+import {
+  NoSuchContainerError,
+  RuntimeError,
+  type ContainerInfo,
+  type ContainerSpec,
+  type ContainerStatus,
+  type ExecOptions,
+  type ExecResult,
+  type Executor,
+  type ExitStatus,
+  type LogEntry,
+  type LogOptions,
+} from './executor.js';
+import { readLog } from './logs.js';
+import { buildConfig, checkContainerId, checkSpec, checkVolumeName } from './spec.js';
+
+export const RUNTIMES = ['swarm-runtime', 'runc', 'crun'] as const;
+export type RuntimeName = (typeof RUNTIMES)[number];
+
+export interface RuntimeExecutorOptions {
+  /** Records, bundles, logs and named volumes (made if absent). */
+  stateDir: string;
+  /** Where images are pulled and container root filesystems are made. */
+  images: ImageStore;
+  /** 'swarm-runtime' (default), 'runc' or 'crun'. */
+  runtime?: string;
+  /** The runtime binary; default native/build/swarm-runtime for ours, else found in PATH. */
+  runtimePath?: string;
+  /** The runtime's --root; default its own default (/run/swarm-runtime, /run/runc, /run/crun). */
+  runtimeRoot?: string;
+  /** The swarm-monitor binary; default native/build/swarm-monitor. */
+  monitorPath?: string;
+  /** The bridge network for specs with network 'bridge'. */
+  network?: BridgeDriver;
+  /** Parent of the containers' cgroups (linux.cgroupsPath = <parent>/<id>); default /tswarm. */
+  cgroupParent?: string;
+  /** A seccomp profile file for linux.seccomp; default native/seccomp/default.json; null: none. */
+  seccompProfile?: string | null;
+}
+
+/** What is persisted per container (container.json). */
+interface ContainerRecord {
+  version: 1;
+  id: string;
+  runtime: RuntimeName;
+  runtimeBin: string;
+  runtimeRoot: string;
+  image: string;
+  bundle: string;
+  createdAt: string;
+  /** 0 until the monitor reported ready. */
+  monitorPid: number;
+  monitorStartTime: string;
+  pid: number;
+  pidStartTime: string;
+  startedAt?: string;
+  stopSignal: string;
+  network: 'bridge' | 'none';
+  attachment?: Attachment;
+}
+
+interface Exited {
+  exitCode: number;
+  signal?: string;
+  oomKilled: boolean;
+  finishedAt: string;
+  createError?: string;
+  monitorError?: string;
+}
+
+/** The checkout's native/build/<name> (from the sources or from dist/). */
+export function nativeBinary(name: string): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'tswarm') return path.join(dir, 'native', 'build', name);
+    const parent = path.dirname(dir);
+    if (parent === dir) return path.resolve('native', 'build', name);
+    dir = parent;
+  }
+}
+
+function findInPath(name: string): string {
+  for (const d of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const p = path.join(d || '.', name);
+    if (existsSync(p)) return path.resolve(p);
+  }
+  return path.join('/usr/bin', name);
+}
+
+function defaultRoot(rt: RuntimeName): string {
+  return rt === 'swarm-runtime' ? '/run/swarm-runtime' : `/run/${rt}`;
+}
+
+/** Field 22 of /proc/PID/stat (start time in clock ticks), or undefined when the process is gone or a zombie. */
+async function procStartTime(pid: number): Promise<string | undefined> {
+  if (pid <= 0) return undefined;
+  let text: string;
+  try {
+    text = await readFile(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+  return fields[19]; // field 22 counts from 1 and starts two before state (field 3)
+}
+
+async function alive(pid: number, startTime: string): Promise<boolean> {
+  return pid > 0 && startTime !== '' && (await procStartTime(pid)) === startTime;
+}
+
+async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  await rename(tmp, file);
+}
+
+interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(argv: string[], opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: opts.timeoutMs });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** The runtime's one-line error: the last line of stderr, logfmt's msg="..." unquoted (runc, crun). */
+export function oneLine(stderr: string, fallback: string): string {
+  const lines = stderr.split('\n').filter((l) => l.trim() !== '');
+  const last = lines[lines.length - 1]?.trim();
+  if (last === undefined) return fallback;
+  const m = /msg="((?:[^"\\]|\\.)*)"/.exec(last);
+  return m ? m[1]!.replace(/\\(.)/g, '$1') : last;
+}
+
+function parseRecord(file: string, text: string): ContainerRecord {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new CorruptFileError(file, `not JSON: ${(err as Error).message}`);
+  }
+  const r = v as Partial<ContainerRecord> | null;
+  if (r === null || typeof r !== 'object' || r.version !== 1) throw new CorruptFileError(file, 'not a container record (version 1)');
+  for (const k of ['id', 'runtimeBin', 'runtimeRoot', 'image', 'bundle', 'createdAt', 'monitorStartTime', 'pidStartTime', 'stopSignal'] as const)
+    if (typeof r[k] !== 'string') throw new CorruptFileError(file, `${k}: missing or not a string`);
+  for (const k of ['monitorPid', 'pid'] as const) if (typeof r[k] !== 'number') throw new CorruptFileError(file, `${k}: missing or not a number`);
+  if (!RUNTIMES.includes(r.runtime as RuntimeName)) throw new CorruptFileError(file, `runtime: unknown ${JSON.stringify(r.runtime)}`);
+  if (r.network !== 'bridge' && r.network !== 'none') throw new CorruptFileError(file, `network: unknown ${JSON.stringify(r.network)}`);
+  return r as ContainerRecord;
+}
+
+function parseExit(file: string, text: string): Exited {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new CorruptFileError(file, `not JSON: ${(err as Error).message}`);
+  }
+  const e = v as Partial<Exited> | null;
+  if (e === null || typeof e !== 'object' || typeof e.exitCode !== 'number' || typeof e.finishedAt !== 'string') throw new CorruptFileError(file, 'not an exit status (exitCode, finishedAt)');
+  return { exitCode: e.exitCode, signal: e.signal, oomKilled: e.oomKilled === true, finishedAt: e.finishedAt, createError: e.createError, monitorError: e.monitorError };
+}
+
+function exitStatus(e: Exited): ExitStatus {
+  const s: ExitStatus = { exitCode: e.exitCode, oomKilled: e.oomKilled, finishedAt: e.finishedAt };
+  if (e.signal !== undefined) s.signal = e.signal;
+  const error = e.createError ?? e.monitorError;
+  if (error !== undefined) s.error = error;
+  return s;
+}
+
+export class RuntimeExecutor implements Executor {
+  readonly stateDir: string;
+  readonly runtime: RuntimeName;
+  readonly runtimeBin: string;
+  readonly runtimeRoot: string;
+  readonly monitorBin: string;
+  private readonly images: ImageStore;
+  private readonly network: BridgeDriver | undefined;
+  private readonly cgroupParent: string;
+  private readonly seccompPath: string | null;
+  private seccomp: unknown;
+
+  constructor(opts: RuntimeExecutorOptions) {
+    const rt = opts.runtime ?? 'swarm-runtime';
+    if (!RUNTIMES.includes(rt as RuntimeName)) throw new InvalidArgumentError('runtime', `must be one of ${RUNTIMES.join(', ')}, got ${JSON.stringify(rt)}`);
+    this.runtime = rt as RuntimeName;
+    this.stateDir = path.resolve(opts.stateDir);
+    this.images = opts.images;
+    this.network = opts.network;
+    this.runtimeBin = opts.runtimePath ?? (this.runtime === 'swarm-runtime' ? nativeBinary('swarm-runtime') : findInPath(this.runtime));
+    this.runtimeRoot = opts.runtimeRoot ?? defaultRoot(this.runtime);
+    this.monitorBin = opts.monitorPath ?? nativeBinary('swarm-monitor');
+    const parent = opts.cgroupParent ?? '/tswarm';
+    if (!/^(\/[A-Za-z0-9_.-]+)+$/.test(parent) || parent.split('/').some((c) => c === '.' || c === '..'))
+      throw new InvalidArgumentError('cgroupParent', `must be an absolute cgroup path of plain components: ${JSON.stringify(parent)}`);
+    this.cgroupParent = parent;
+    this.seccompPath = opts.seccompProfile === undefined ? path.join(path.dirname(path.dirname(this.monitorBin)), 'seccomp', 'default.json') : opts.seccompProfile;
+  }
+
+  private dir(id: string): string {
+    return path.join(this.stateDir, 'containers', checkContainerId(id));
+  }
+
+  /** A named volume's host directory. */
+  volumeDir(name: string): string {
+    return path.join(this.stateDir, 'volumes', checkVolumeName('volume', name), '_data');
+  }
+
+  private paths(id: string): { record: string; bundle: string; log: string; exit: string; pid: string } {
+    const d = this.dir(id);
+    return { record: path.join(d, 'container.json'), bundle: path.join(d, 'bundle'), log: path.join(d, 'log.json'), exit: path.join(d, 'exit.json'), pid: path.join(d, 'init.pid') };
+  }
+
+  private async loadRecord(id: string): Promise<ContainerRecord> {
+    const file = this.paths(id).record;
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NoSuchContainerError(id);
+      throw err;
+    }
+    return parseRecord(file, text);
+  }
+
+  private async saveRecord(r: ContainerRecord): Promise<void> {
+    await writeJsonAtomic(this.paths(r.id).record, r);
+  }
+
+  private async readExit(id: string): Promise<Exited | undefined> {
+    const file = this.paths(id).exit;
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch {
+      return undefined;
+    }
+    return parseExit(file, text);
+  }
+
+  private async loadSeccomp(): Promise<unknown> {
+    if (this.seccompPath === null) return undefined;
+    if (this.seccomp === undefined) {
+      const text = await readFile(this.seccompPath, 'utf8');
+      try {
+        this.seccomp = JSON.parse(text);
+      } catch (err) {
+        throw new CorruptFileError(this.seccompPath, `not JSON: ${(err as Error).message}`);
+      }
+    }
+    return this.seccomp;
+  }
+
+  private async runtimeOp(r: ContainerRecord, op: string, args: string[]): Promise<RunResult> {
+    const res = await run([r.runtimeBin, '--root', r.runtimeRoot, ...args], { timeoutMs: 60_000 }).catch((err: Error) => {
+      throw new RuntimeError(r.runtime, op, r.id, err.message, { cause: err });
+    });
+    if (res.code !== 0) throw new RuntimeError(r.runtime, op, r.id, oneLine(res.stderr, `exited with ${res.code ?? res.signal}`));
+    return res;
+  }
+
+  async prepare(spec: ContainerSpec): Promise<ContainerInfo> {
+    checkSpec(spec);
+    if (spec.network === 'bridge' && this.network === undefined) throw new InvalidArgumentError('network', 'bridge networking needs an executor with a bridge driver');
+    for (const [i, m] of (spec.mounts ?? []).entries()) {
+      if (m.type !== 'bind') continue;
+      try {
+        await stat(m.source);
+      } catch {
+        throw new InvalidArgumentError(`mounts[${i}].source`, `${m.source} does not exist on the host`);
+      }
+    }
+    const p = this.paths(spec.id);
+    await mkdir(path.dirname(this.dir(spec.id)), { recursive: true });
+    try {
+      await mkdir(this.dir(spec.id)); // claims the id atomically
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new IllegalStateError(`container ${spec.id} exists`);
+      throw err;
+    }
+    const record: ContainerRecord = {
+      version: 1,
+      id: spec.id,
+      runtime: this.runtime,
+      runtimeBin: this.runtimeBin,
+      runtimeRoot: this.runtimeRoot,
+      image: spec.image.reference,
+      bundle: p.bundle,
+      createdAt: new Date().toISOString(),
+      monitorPid: 0,
+      monitorStartTime: '',
+      pid: 0,
+      pidStartTime: '',
+      stopSignal: spec.image.config.config?.StopSignal ?? 'SIGTERM',
+      network: spec.network ?? 'none',
+    };
+    try {
+      // The record first: a crash from here on leaves something remove() can clean up.
+      await this.saveRecord(record);
+      const rootfs = await this.images.createRootfs(spec.id, spec.image);
+      const etc = (f: string): Promise<string> => readFile(path.join(rootfs.target, 'etc', f), 'utf8').catch(() => '');
+      for (const m of spec.mounts ?? []) if (m.type === 'volume') await mkdir(this.volumeDir(m.source), { recursive: true });
+      const config = buildConfig({
+        spec,
+        rootfs: rootfs.target,
+        passwd: await etc('passwd'),
+        group: await etc('group'),
+        seccomp: await this.loadSeccomp(),
+        cgroupsPath: `${this.cgroupParent}/${spec.id}`,
+        volumeDir: (n) => this.volumeDir(n),
+      });
+      await mkdir(p.bundle);
+      await writeFile(path.join(p.bundle, 'config.json'), JSON.stringify(config));
+      const ready = await this.startMonitor(record);
+      record.monitorPid = ready.monitorPid;
+      record.monitorStartTime = (await procStartTime(ready.monitorPid)) ?? '';
+      record.pid = ready.pid;
+      record.pidStartTime = (await procStartTime(ready.pid)) ?? '';
+      // (A crash before this save leaves a record without the monitor: remove() still finds the
+      // runtime's container by its id, and the endpoint by the container's id.)
+      if (record.network === 'bridge') record.attachment = await this.network!.attach(spec.id, `/proc/${ready.pid}/ns/net`);
+      await this.saveRecord(record);
+    } catch (err) {
+      await this.cleanup(record).catch(() => undefined);
+      throw err;
+    }
+    const info: ContainerInfo = { ...this.baseInfo(record), status: 'created', pid: record.pid };
+    if (record.attachment !== undefined) info.network = record.attachment;
+    return info;
+  }
+
+  private baseInfo(r: ContainerRecord): Pick<ContainerInfo, 'id' | 'image' | 'runtime' | 'monitorPid' | 'createdAt' | 'bundle' | 'logPath'> {
+    return { id: r.id, image: r.image, runtime: r.runtime, monitorPid: r.monitorPid, createdAt: r.createdAt, bundle: r.bundle, logPath: this.paths(r.id).log };
+  }
+
+  // Runs swarm-monitor, which runs `<runtime> create`; resolves with the pids once created.
+  private async startMonitor(r: ContainerRecord): Promise<{ monitorPid: number; pid: number }> {
+    const p = this.paths(r.id);
+    const argv = [this.monitorBin, '--runtime', r.runtimeBin, '--runtime-root', r.runtimeRoot, '--bundle', p.bundle, '--id', r.id, '--log', p.log, '--exit-file', p.exit, '--pid-file', p.pid];
+    const res = await run(argv).catch((err: Error) => {
+      throw new RuntimeError(r.runtime, 'create', r.id, `cannot run ${this.monitorBin}: ${err.message}`, { cause: err });
+    });
+    const line = (res.code === 0 ? res.stdout : res.stderr).trim().split('\n').pop() ?? '';
+    let parsed: { monitorPid?: number; pid?: number; error?: string } = {};
+    try {
+      parsed = JSON.parse(line) as typeof parsed;
+    } catch {
+      parsed = { error: line || `swarm-monitor exited with ${res.code ?? res.signal}` };
+    }
+    if (res.code !== 0 || typeof parsed.pid !== 'number' || typeof parsed.monitorPid !== 'number')
+      throw new RuntimeError(r.runtime, 'create', r.id, parsed.error ?? `swarm-monitor: unexpected answer ${JSON.stringify(line)}`);
+    return { monitorPid: parsed.monitorPid, pid: parsed.pid };
+  }
+
+  async start(id: string): Promise<void> {
+    const r = await this.loadRecord(id);
+    // Not inspectRecord(): it may ask the runtime, and this is the hot path of every start.
+    if (r.startedAt !== undefined) throw new IllegalStateError(`container ${id} was started at ${r.startedAt}`);
+    if (r.monitorPid === 0) throw new IllegalStateError(`container ${id} is not created (its prepare did not finish)`);
+    if (existsSync(this.paths(id).exit)) throw new IllegalStateError(`container ${id} has exited`);
+    await this.runtimeOp(r, 'start', ['start', id]);
+    r.startedAt = new Date().toISOString();
+    await this.saveRecord(r);
+  }
+
+  async wait(id: string, signal?: AbortSignal): Promise<ExitStatus> {
+    let delay = 10;
+    for (;;) {
+      const info = await this.inspect(id);
+      if (info.exit !== undefined) return info.exit;
+      signal?.throwIfAborted();
+      await sleep(delay, undefined, { signal });
+      delay = Math.min(delay * 2, 100);
+    }
+  }
+
+  private async signal(r: ContainerRecord, sig: string): Promise<void> {
+    try {
+      await this.runtimeOp(r, 'kill', ['kill', r.id, sig]);
+    } catch (err) {
+      // Exited meanwhile: nothing to signal.
+      if ((await this.inspectRecord(r)).status !== 'exited') throw err;
+    }
+  }
+
+  async stop(id: string, graceMs: number): Promise<ExitStatus> {
+    const r = await this.loadRecord(id);
+    const first = await this.inspectRecord(r);
+    if (first.exit !== undefined) return first.exit;
+    if (graceMs > 0) {
+      await this.signal(r, r.stopSignal);
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), graceMs);
+      try {
+        return await this.wait(id, ac.signal);
+      } catch (err) {
+        if (!ac.signal.aborted) throw err;
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    await this.signal(r, 'SIGKILL');
+    return this.wait(id);
+  }
+
+  async remove(id: string, opts: { force?: boolean } = {}): Promise<void> {
+    const r = await this.loadRecord(id);
+    const info = await this.inspectRecord(r);
+    if (info.status === 'running' && opts.force !== true) throw new IllegalStateError(`container ${id} is running: stop it first or remove with force`);
+    if (info.status !== 'exited') await this.stop(id, 0);
+    await this.cleanup(r);
+  }
+
+  // Undoes everything prepare made, whatever got made: the runtime's container (and cgroup), the
+  // monitor (it exits once the init is reaped), the network endpoint, the root filesystem, the
+  // container's directory.
+  private async cleanup(r: ContainerRecord): Promise<void> {
+    if (r.monitorPid > 0 || existsSync(path.join(r.runtimeRoot, r.id))) {
+      const res = await run([r.runtimeBin, '--root', r.runtimeRoot, 'delete', '--force', r.id], { timeoutMs: 60_000 });
+      if (res.code !== 0 && existsSync(path.join(r.runtimeRoot, r.id))) throw new RuntimeError(r.runtime, 'delete', r.id, oneLine(res.stderr, `exited with ${res.code ?? res.signal}`));
+    }
+    for (let i = 0; i < 500 && (await alive(r.monitorPid, r.monitorStartTime)); i++) await sleep(10);
+    if (r.network === 'bridge' && this.network !== undefined) await this.network.detach(r.id);
+    await this.images.removeRootfs(r.id);
+    await rm(this.dir(r.id), { recursive: true, force: true });
+  }
+
+  async inspect(id: string): Promise<ContainerInfo> {
+    return this.inspectRecord(await this.loadRecord(id));
+  }
+
+  private async inspectRecord(r: ContainerRecord): Promise<ContainerInfo> {
+    const base = this.baseInfo(r);
+    const extra: Partial<ContainerInfo> = {};
+    if (r.startedAt !== undefined) extra.startedAt = r.startedAt;
+    if (r.attachment !== undefined) extra.network = r.attachment;
+    const exited = await this.readExit(r.id);
+    if (exited !== undefined) return { ...base, ...extra, status: 'exited', pid: 0, exit: exitStatus(exited) };
+    let status: ContainerStatus;
+    if (await alive(r.pid, r.pidStartTime)) {
+      status = r.startedAt !== undefined ? 'running' : await this.runtimeStatus(r);
+    } else if (await alive(r.monitorPid, r.monitorStartTime)) {
+      status = 'running'; // the init is gone; its monitor is writing the exit file
+    } else if (r.monitorPid === 0) {
+      status = 'created'; // being prepared (or the preparing process died: remove cleans up)
+    } else {
+      // The monitor died without an exit status (killed): the exit code is lost.
+      const exit = await this.readExit(r.id);
+      if (exit !== undefined) return { ...base, ...extra, status: 'exited', pid: 0, exit: exitStatus(exit) };
+      return { ...base, ...extra, status: 'exited', pid: 0, exit: { exitCode: -1, oomKilled: false, finishedAt: new Date().toISOString(), error: 'the monitor exited without writing an exit status' } };
+    }
+    return { ...base, ...extra, status, pid: r.pid };
+  }
+
+  // created or running, from the runtime, for a container whose start may not have been recorded
+  // (the previous executor died between `start` and saving the record).
+  private async runtimeStatus(r: ContainerRecord): Promise<ContainerStatus> {
+    const res = await run([r.runtimeBin, '--root', r.runtimeRoot, 'state', r.id], { timeoutMs: 30_000 });
+    if (res.code !== 0) return 'created';
+    const s = (JSON.parse(res.stdout) as { status?: string }).status;
+    return s === 'running' ? 'running' : 'created';
+  }
+
+  async list(): Promise<ContainerInfo[]> {
+    let ids: string[];
+    try {
+      ids = await readdir(path.join(this.stateDir, 'containers'));
+    } catch {
+      return [];
+    }
+    const out: ContainerInfo[] = [];
+    for (const id of ids.sort()) {
+      try {
+        out.push(await this.inspect(id));
+      } catch (err) {
+        if (!(err instanceof NoSuchContainerError)) throw err;
+      }
+    }
+    return out;
+  }
+
+  async *logs(id: string, opts: LogOptions = {}): AsyncGenerator<LogEntry> {
+    await this.loadRecord(id);
+    yield* readLog(this.paths(id).log, {
+      ...opts,
+      finished: async () => (await this.inspect(id).catch(() => undefined))?.status !== 'running' || false,
+    });
+  }
+
+  async exec(id: string, command: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const r = await this.loadRecord(id);
+    if (command.length === 0) throw new InvalidArgumentError('command', 'must not be empty');
+    const args = ['exec'];
+    for (const e of opts.env ?? []) args.push('--env', e);
+    if (opts.user !== undefined) args.push('--user', opts.user);
+    if (opts.cwd !== undefined) args.push('--cwd', opts.cwd);
+    const res = await run([r.runtimeBin, '--root', r.runtimeRoot, ...args, id, ...command], { timeoutMs: 600_000 });
+    if (res.code === null) return { exitCode: 128 + (res.signal === null ? 0 : signalNumber(res.signal)), stdout: res.stdout, stderr: res.stderr };
+    return { exitCode: res.code, stdout: res.stdout, stderr: res.stderr };
+  }
+
+  /** Named volumes under the state directory. */
+  async volumes(): Promise<string[]> {
+    return readdir(path.join(this.stateDir, 'volumes')).catch(() => []);
+  }
+
+  /** Removes a named volume; one that a container of this executor mounts is refused. */
+  async removeVolume(name: string): Promise<boolean> {
+    const dir = path.dirname(this.volumeDir(name));
+    for (const c of await this.list()) {
+      const config = await readFile(path.join(c.bundle, 'config.json'), 'utf8').catch(() => '');
+      if (config.includes(JSON.stringify(this.volumeDir(name)))) throw new IllegalStateError(`volume ${name} is in use by container ${c.id}`);
+    }
+    if (!existsSync(dir)) return false;
+    await rm(dir, { recursive: true, force: true });
+    return true;
+  }
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  return constants.signals[sig] ?? 0;
+}
