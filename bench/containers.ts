@@ -16,7 +16,8 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { pushBusyboxImage } from '../test/registry/image.js';
 import { startRegistry } from '../test/registry/registry.js';
-import { RuntimeExecutor } from '../worker/exec/runtime.js';
+import { nativeBinary, RuntimeExecutor } from '../worker/exec/runtime.js';
+import { Spawner } from '../worker/exec/spawner.js';
 import { RegistryClient } from '../worker/image/distribution.js';
 import { ImageStore, type ImageRecord } from '../worker/image/store.js';
 import { BridgeDriver } from '../worker/network/bridge.js';
@@ -48,8 +49,10 @@ async function flow(runtime: string, work: string, images: ImageStore, image: Im
     if (r.status !== 0) throw new Error(`${args.join(' ')}: ${r.stderr}`);
   };
   sh(['ip', 'netns', 'add', ns]);
-  const net = new BridgeDriver({ stateDir: path.join(work, `net-${tag}`), name: `tsb${tag}`, subnet: '10.77.0.0/16', netns: ns });
-  const ex = new RuntimeExecutor({ stateDir: path.join(work, `state-${runtime}`), images, runtime, runtimeRoot: path.join(work, `rt-${runtime}`), network: net, cgroupParent });
+  // One fork server runs the network driver's commands and the executor's (see worker/exec/spawner.ts).
+  const spawner = new Spawner(nativeBinary('swarm-spawn'));
+  const net = new BridgeDriver({ stateDir: path.join(work, `net-${tag}`), name: `tsb${tag}`, subnet: '10.77.0.0/16', netns: ns, runner: spawner.runner });
+  const ex = new RuntimeExecutor({ stateDir: path.join(work, `state-${runtime}`), images, runtime, runtimeRoot: path.join(work, `rt-${runtime}`), network: net, cgroupParent, spawner });
   try {
     await net.create();
     const ids = Array.from({ length: n }, (_, i) => `b-${runtime}-${i}`);
@@ -68,6 +71,7 @@ async function flow(runtime: string, work: string, images: ImageStore, image: Im
     for (const c of await ex.list().catch(() => [])) await ex.remove(c.id, { force: true }).catch(() => undefined);
     await net.destroy().catch(() => undefined);
     spawnSync('ip', ['netns', 'del', ns]);
+    spawner.close();
   }
 }
 

@@ -35,6 +35,7 @@ import {
   type LogOptions,
 } from './executor.js';
 import { readLog } from './logs.js';
+import { Spawner, type SpawnResult } from './spawner.js';
 import { buildConfig, checkContainerId, checkSpec, checkVolumeName } from './spec.js';
 
 export const RUNTIMES = ['swarm-runtime', 'runc', 'crun'] as const;
@@ -59,6 +60,11 @@ export interface RuntimeExecutorOptions {
   cgroupParent?: string;
   /** A seccomp profile file for linux.seccomp; default native/seccomp/default.json; null: none. */
   seccompProfile?: string | null;
+  /**
+   * Runs the runtime and the monitor: default a Spawner over native/build/swarm-spawn when it is
+   * built, null: node's own spawn (which forks this process each time; see spawner.ts).
+   */
+  spawner?: Spawner | null;
 }
 
 /** What is persisted per container (container.json). */
@@ -139,22 +145,16 @@ async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
   await rename(tmp, file);
 }
 
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(argv: string[], opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+/** Runs a command with node's own spawn (when swarm-spawn is not available). */
+function spawnRun(argv: readonly string[]): Promise<SpawnResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: opts.timeoutMs });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.once('error', reject);
-    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    child.once('close', (code, signal) => resolve({ code, signal: signal === null ? 0 : (constants.signals[signal] ?? 0), stdout, stderr }));
   });
 }
 
@@ -215,6 +215,7 @@ export class RuntimeExecutor implements Executor {
   private readonly cgroupParent: string;
   private readonly seccompPath: string | null;
   private seccomp: unknown;
+  private readonly spawner: Spawner | null;
 
   constructor(opts: RuntimeExecutorOptions) {
     const rt = opts.runtime ?? 'swarm-runtime';
@@ -230,6 +231,8 @@ export class RuntimeExecutor implements Executor {
     if (!/^(\/[A-Za-z0-9_.-]+)+$/.test(parent) || parent.split('/').some((c) => c === '.' || c === '..'))
       throw new InvalidArgumentError('cgroupParent', `must be an absolute cgroup path of plain components: ${JSON.stringify(parent)}`);
     this.cgroupParent = parent;
+    const spawnBin = nativeBinary('swarm-spawn');
+    this.spawner = opts.spawner !== undefined ? opts.spawner : existsSync(spawnBin) ? new Spawner(spawnBin) : null;
     this.seccompPath = opts.seccompProfile === undefined ? path.join(path.dirname(path.dirname(this.monitorBin)), 'seccomp', 'default.json') : opts.seccompProfile;
   }
 
@@ -287,11 +290,16 @@ export class RuntimeExecutor implements Executor {
     return this.seccomp;
   }
 
-  private async runtimeOp(r: ContainerRecord, op: string, args: string[]): Promise<RunResult> {
-    const res = await run([r.runtimeBin, '--root', r.runtimeRoot, ...args], { timeoutMs: 60_000 }).catch((err: Error) => {
+  /** Runs a command through the fork server (or node's spawn without one). */
+  private run(argv: readonly string[]): Promise<SpawnResult> {
+    return this.spawner === null ? spawnRun(argv) : this.spawner.run(argv);
+  }
+
+  private async runtimeOp(r: ContainerRecord, op: string, args: string[]): Promise<SpawnResult> {
+    const res = await this.run([r.runtimeBin, '--root', r.runtimeRoot, ...args]).catch((err: Error) => {
       throw new RuntimeError(r.runtime, op, r.id, err.message, { cause: err });
     });
-    if (res.code !== 0) throw new RuntimeError(r.runtime, op, r.id, oneLine(res.stderr, `exited with ${res.code ?? res.signal}`));
+    if (res.code !== 0) throw new RuntimeError(r.runtime, op, r.id, oneLine(res.stderr, `exited with ${res.code ?? `signal ${res.signal}`}`));
     return res;
   }
 
@@ -373,7 +381,7 @@ export class RuntimeExecutor implements Executor {
   private async startMonitor(r: ContainerRecord): Promise<{ monitorPid: number; pid: number }> {
     const p = this.paths(r.id);
     const argv = [this.monitorBin, '--runtime', r.runtimeBin, '--runtime-root', r.runtimeRoot, '--bundle', p.bundle, '--id', r.id, '--log', p.log, '--exit-file', p.exit, '--pid-file', p.pid];
-    const res = await run(argv).catch((err: Error) => {
+    const res = await this.run(argv).catch((err: Error) => {
       throw new RuntimeError(r.runtime, 'create', r.id, `cannot run ${this.monitorBin}: ${err.message}`, { cause: err });
     });
     const line = (res.code === 0 ? res.stdout : res.stderr).trim().split('\n').pop() ?? '';
@@ -381,7 +389,7 @@ export class RuntimeExecutor implements Executor {
     try {
       parsed = JSON.parse(line) as typeof parsed;
     } catch {
-      parsed = { error: line || `swarm-monitor exited with ${res.code ?? res.signal}` };
+      parsed = { error: line || `swarm-monitor exited with ${res.code ?? `signal ${res.signal}`}` };
     }
     if (res.code !== 0 || typeof parsed.pid !== 'number' || typeof parsed.monitorPid !== 'number')
       throw new RuntimeError(r.runtime, 'create', r.id, parsed.error ?? `swarm-monitor: unexpected answer ${JSON.stringify(line)}`);
@@ -452,8 +460,8 @@ export class RuntimeExecutor implements Executor {
   // container's directory.
   private async cleanup(r: ContainerRecord): Promise<void> {
     if (r.monitorPid > 0 || existsSync(path.join(r.runtimeRoot, r.id))) {
-      const res = await run([r.runtimeBin, '--root', r.runtimeRoot, 'delete', '--force', r.id], { timeoutMs: 60_000 });
-      if (res.code !== 0 && existsSync(path.join(r.runtimeRoot, r.id))) throw new RuntimeError(r.runtime, 'delete', r.id, oneLine(res.stderr, `exited with ${res.code ?? res.signal}`));
+      const res = await this.run([r.runtimeBin, '--root', r.runtimeRoot, 'delete', '--force', r.id]);
+      if (res.code !== 0 && existsSync(path.join(r.runtimeRoot, r.id))) throw new RuntimeError(r.runtime, 'delete', r.id, oneLine(res.stderr, `exited with ${res.code ?? `signal ${res.signal}`}`));
     }
     for (let i = 0; i < 500 && (await alive(r.monitorPid, r.monitorStartTime)); i++) await sleep(10);
     if (r.network === 'bridge' && this.network !== undefined) await this.network.detach(r.id);
@@ -491,7 +499,7 @@ export class RuntimeExecutor implements Executor {
   // created or running, from the runtime, for a container whose start may not have been recorded
   // (the previous executor died between `start` and saving the record).
   private async runtimeStatus(r: ContainerRecord): Promise<ContainerStatus> {
-    const res = await run([r.runtimeBin, '--root', r.runtimeRoot, 'state', r.id], { timeoutMs: 30_000 });
+    const res = await this.run([r.runtimeBin, '--root', r.runtimeRoot, 'state', r.id]);
     if (res.code !== 0) return 'created';
     const s = (JSON.parse(res.stdout) as { status?: string }).status;
     return s === 'running' ? 'running' : 'created';
@@ -530,8 +538,8 @@ export class RuntimeExecutor implements Executor {
     for (const e of opts.env ?? []) args.push('--env', e);
     if (opts.user !== undefined) args.push('--user', opts.user);
     if (opts.cwd !== undefined) args.push('--cwd', opts.cwd);
-    const res = await run([r.runtimeBin, '--root', r.runtimeRoot, ...args, id, ...command], { timeoutMs: 600_000 });
-    if (res.code === null) return { exitCode: 128 + (res.signal === null ? 0 : signalNumber(res.signal)), stdout: res.stdout, stderr: res.stderr };
+    const res = await this.run([r.runtimeBin, '--root', r.runtimeRoot, ...args, id, ...command]);
+    if (res.code === null) return { exitCode: 128 + res.signal, stdout: res.stdout, stderr: res.stderr };
     return { exitCode: res.code, stdout: res.stdout, stderr: res.stderr };
   }
 
@@ -551,8 +559,4 @@ export class RuntimeExecutor implements Executor {
     await rm(dir, { recursive: true, force: true });
     return true;
   }
-}
-
-function signalNumber(sig: NodeJS.Signals): number {
-  return constants.signals[sig] ?? 0;
 }
