@@ -2,9 +2,10 @@
 # Runs one benchmark after the set-up:
 #   bench/run.sh raft [--seconds 10] [--trials 20] [--steady-seconds 600]
 #   bench/run.sh runtime [--count 200]
+#   bench/run.sh controlapi [--seconds 10] [--kind secret|config] [--payload-bytes 1024] [--via-follower]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name=${1:?usage: bench/run.sh NAME [ARGS...] (NAME: raft, runtime)}
+name=${1:?usage: bench/run.sh NAME [ARGS...] (NAME: raft, runtime, controlapi)}
 shift
 bash scripts/setup.sh >/dev/null
 exec node "dist/bench/$name.js" "$@"
