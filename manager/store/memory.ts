@@ -167,8 +167,16 @@ export class Tx implements ReadView {
     return [...out.values()];
   }
 
+  /** Uses the store's name index for kinds with unique names (a create must not scan the table). */
   byName<K extends Kind>(kind: K, name: string): ObjectTypes[K] | undefined {
-    return this.list(kind).find((o) => nameOf(kind, o) === name);
+    if (!UNIQUE_NAMES.has(kind)) return this.list(kind).find((o) => nameOf(kind, o) === name);
+    for (const [k, v] of this.pending) {
+      if (v !== null && k.startsWith(`${kind}/`) && nameOf(kind, v as ObjectTypes[K]) === name) return v as ObjectTypes[K];
+    }
+    const stored = this.store.byName(kind, name);
+    // Still this name within this transaction (not removed or renamed by it)?
+    const seen = stored ? this.get(kind, stored.id) : undefined;
+    return seen && nameOf(kind, seen) === name ? seen : undefined;
   }
 
   create<K extends Kind>(kind: K, obj: ObjectTypes[K]): void {
