@@ -183,6 +183,13 @@ describe.skipIf(MISSING.length > 0)('RuntimeExecutor', () => {
     expect((await ex.list()).map((c) => c.id)).toEqual(['polite', 'stubborn']);
   });
 
+  it('reports an out-of-memory kill from the cgroup', async () => {
+    const ex = executor();
+    const hog = await ex.prepare({ id: 'hog', image, command: ['sh', '-c', 'x=a; while true; do x=$x$x; done'], limits: { memoryBytes: 16 << 20 } });
+    await ex.start(hog.id);
+    expect(await ex.wait(hog.id)).toMatchObject({ exitCode: 137, signal: 'SIGKILL', oomKilled: true });
+  });
+
   it('refuses bad settings and specs naming the field, and maps a failed create to a RuntimeError leaving nothing', async () => {
     expect(() => executor({ runtime: 'docker' })).toThrow(InvalidArgumentError);
     expect(() => executor({ runtime: 'docker' })).toThrow(/^runtime: must be one of swarm-runtime, runc, crun/);

@@ -527,7 +527,8 @@ export class RuntimeExecutor implements Executor {
     await this.loadRecord(id);
     yield* readLog(this.paths(id).log, {
       ...opts,
-      finished: async () => (await this.inspect(id).catch(() => undefined))?.status !== 'running' || false,
+      // done once exited (or removed meanwhile); a created container has yet to write anything
+      finished: async () => ((await this.inspect(id).catch(() => undefined))?.status ?? 'exited') === 'exited',
     });
   }
 
