@@ -1,0 +1,337 @@
+import { describe, expect, it } from 'vitest';
+import type { Node, Service, Task } from '../../proto/gen/tswarm/objects.js';
+import { NodeAvailability, NodeState, RestartPolicy_Condition, TaskState } from '../../proto/gen/tswarm/types.js';
+import { reconcileService } from './reconcile.js';
+import { reap } from './reaper.js';
+import { GAVE_UP, isGivenUp } from './restart.js';
+import type { Plan } from './tasks.js';
+import { node, service, task } from './testutil.js';
+
+const { TASK_STATE_RUNNING: RUNNING, TASK_STATE_SHUTDOWN: SHUTDOWN, TASK_STATE_FAILED: FAILED, TASK_STATE_COMPLETE: COMPLETE, TASK_STATE_REMOVE: REMOVE } = TaskState;
+const NODES = [node('n1'), node('n2')];
+
+function run(s: Service | undefined, tasks: Task[], o: { nodes?: Node[]; now?: number; limit?: number; serviceId?: string } = {}): Plan {
+  return reconcileService({ serviceId: s?.id ?? o.serviceId ?? 'gone', service: s, tasks, nodes: o.nodes ?? NODES, now: o.now ?? 100_000, historyLimit: o.limit ?? 5 });
+}
+
+const slots = (ts: Task[]): number[] => ts.map((t) => t.slot).sort((a, b) => a - b);
+const desired = (p: Plan, t: Task): TaskState | undefined => p.update.find((u) => u.id === t.id)?.desiredState;
+
+describe('replicated services', () => {
+  it('creates one task per slot, as the contract with the allocator and scheduler says', () => {
+    const s = service({ replicas: 3, name: 'web', specVersion: 4 });
+    const p = run(s, [], { now: 1234 });
+    expect(slots(p.create)).toEqual([1, 2, 3]);
+    expect(p.update).toEqual([]);
+    const t = p.create.find((x) => x.slot === 2)!;
+    expect(t).toMatchObject({
+      serviceId: s.id,
+      nodeId: '',
+      specVersion: 4,
+      spec: s.spec!.task,
+      desiredState: RUNNING,
+      status: { state: TaskState.TASK_STATE_NEW, message: 'created', timestampUnixMs: 1234 },
+      annotations: { name: 'web.2', labels: {} },
+      serviceAnnotations: { name: 'web', labels: { tier: 'front' } },
+    });
+    expect(t.id).toMatch(/^[0-9a-z]{25}$/);
+    expect(t.meta).toBeUndefined();
+  });
+
+  it('fills only the free slots, lowest first, and does nothing when the count is right', () => {
+    const s = service({ replicas: 4 });
+    const tasks = [task(s, { slot: 1 }), task(s, { slot: 3 })];
+    expect(slots(run(s, tasks).create)).toEqual([2, 4]);
+    const full = [1, 2, 3, 4].map((slot) => task(s, { slot }));
+    expect(run(s, full)).toEqual({ create: [], update: [], remove: [] });
+  });
+
+  it('a slot whose task was shut down is free again (slot reuse)', () => {
+    const s = service({ replicas: 2 });
+    const tasks = [task(s, { slot: 1 }), task(s, { slot: 2, state: SHUTDOWN, desired: SHUTDOWN }), task(s, { slot: 3 })];
+    // Slots 1 and 3 are live: that is 2 replicas already.
+    expect(run(s, tasks).create).toEqual([]);
+    const p = run(service({ replicas: 3 }), []);
+    expect(slots(p.create)).toEqual([1, 2, 3]);
+  });
+
+  it('scales down the tasks not yet running first, then the highest slots', () => {
+    const s = service({ replicas: 2 });
+    const t1 = task(s, { slot: 1 });
+    const t2 = task(s, { slot: 2, state: TaskState.TASK_STATE_PENDING });
+    const t3 = task(s, { slot: 3 });
+    const t4 = task(s, { slot: 4 });
+    const p = run(s, [t1, t2, t3, t4]);
+    expect(p.create).toEqual([]);
+    expect(p.update.map((u) => [u.slot, u.desiredState])).toEqual(
+      expect.arrayContaining([
+        [2, SHUTDOWN],
+        [4, SHUTDOWN],
+      ]),
+    );
+    expect(p.update).toHaveLength(2);
+    // Writes name the version read, so the store refuses them if the task moved meanwhile.
+    expect(p.update.every((u) => u.meta!.version === 7)).toBe(true);
+  });
+
+  it('keeps one live task per slot (the running one)', () => {
+    const s = service({ replicas: 1 });
+    const a = task(s, { slot: 1, state: TaskState.TASK_STATE_ASSIGNED, created: 5 });
+    const b = task(s, { slot: 1, created: 1 });
+    const p = run(s, [a, b]);
+    expect(desired(p, a)).toBe(SHUTDOWN);
+    expect(desired(p, b)).toBeUndefined();
+    expect(p.create).toEqual([]);
+  });
+
+  it('scale to 0 shuts everything down', () => {
+    const s = service({ replicas: 0 });
+    const p = run(s, [task(s, { slot: 1 }), task(s, { slot: 2 })]);
+    expect(p.update.map((u) => u.desiredState)).toEqual([SHUTDOWN, SHUTDOWN]);
+  });
+});
+
+describe('restart supervisor', () => {
+  it('replaces a failed task in the same slot', () => {
+    const s = service({ replicas: 2 });
+    const failed = task(s, { slot: 2, nodeId: 'n1', state: FAILED, at: 50 });
+    const p = run(s, [task(s, { slot: 1 }), failed]);
+    expect(desired(p, failed)).toBe(SHUTDOWN);
+    expect(p.update[0]!.status).toEqual(failed.status); // the orchestrator does not rewrite what was observed
+    expect(slots(p.create)).toEqual([2]);
+    expect(p.create[0]!.nodeId).toBe('');
+  });
+
+  it('waits out the delay: "retry at" the end of it, then replaces', () => {
+    const s = service({ replicas: 1, restart: { delayMs: 5000 } });
+    const failed = task(s, { slot: 1, state: FAILED, at: 1000 });
+    const early = run(s, [failed], { now: 2000 });
+    expect(early).toEqual({ create: [], update: [], remove: [], retryAt: 6000 });
+    const later = run(s, [failed], { now: 6000 });
+    expect(desired(later, failed)).toBe(SHUTDOWN);
+    expect(slots(later.create)).toEqual([1]);
+  });
+
+  it('condition on-failure restarts FAILED but not COMPLETE; condition none restarts nothing', () => {
+    const onFailure = service({ replicas: 1, restart: { condition: RestartPolicy_Condition.CONDITION_ON_FAILURE } });
+    expect(run(onFailure, [task(onFailure, { slot: 1, state: FAILED })]).create).toHaveLength(1);
+    const done = task(onFailure, { slot: 1, state: COMPLETE, message: 'exited 0' });
+    const p = run(onFailure, [done]);
+    expect(p.create).toEqual([]);
+    expect(p.update).toHaveLength(1);
+    expect(p.update[0]!.desiredState).toBe(RUNNING); // the slot stays held: not refilled
+    expect(p.update[0]!.status!.state).toBe(COMPLETE);
+    expect(p.update[0]!.status!.message).toBe(`${GAVE_UP}it completed and the restart condition is on-failure (was: exited 0)`);
+    // Marked once: the next pass writes nothing.
+    expect(run(onFailure, [p.update[0]!])).toEqual({ create: [], update: [], remove: [] });
+
+    const none = service({ replicas: 1, restart: { condition: RestartPolicy_Condition.CONDITION_NONE } });
+    const q = run(none, [task(none, { slot: 1, state: FAILED })]);
+    expect(q.create).toEqual([]);
+    expect(isGivenUp(q.update[0]!)).toBe(true);
+  });
+
+  it('gives up after max_attempts restarts in the slot, and starts afresh after a spec change', () => {
+    const s = service({ replicas: 1, restart: { maxAttempts: 2 } });
+    const history = [
+      task(s, { slot: 1, state: FAILED, desired: SHUTDOWN, created: 10, at: 20 }),
+      task(s, { slot: 1, state: FAILED, desired: SHUTDOWN, created: 30, at: 40 }),
+    ];
+    const third = task(s, { slot: 1, state: FAILED, created: 50, at: 60 });
+    const p = run(s, [...history, third]);
+    expect(p.create).toEqual([]);
+    expect(p.update[0]!.status!.message).toContain('2 restarts reached max attempts 2');
+    // One restart so far: a second is allowed.
+    expect(run(s, [history[0]!, third]).create).toHaveLength(1);
+    // Other slots' history does not count.
+    const elsewhere = history.map((t) => ({ ...t, slot: 2 }));
+    expect(run(service({ replicas: 1, restart: { maxAttempts: 2 } }), []).create).toHaveLength(1);
+    expect(run(s, [...elsewhere, third]).update.find((u) => u.id === third.id)!.desiredState).toBe(SHUTDOWN);
+    // A new spec version: the given-up task is replaced.
+    const v2 = { ...s, specVersion: 2 };
+    const r = run(v2, [...history, p.update[0]!]);
+    expect(desired(r, third)).toBe(SHUTDOWN);
+    expect(r.create.map((t) => [t.slot, t.specVersion])).toEqual([[1, 2]]);
+  });
+
+  it('counts only the restarts within window_ms', () => {
+    const s = service({ replicas: 1, restart: { maxAttempts: 1, windowMs: 1000 } });
+    const old = task(s, { slot: 1, state: FAILED, desired: SHUTDOWN, created: 0, at: 10 });
+    const replaced = task(s, { slot: 1, state: FAILED, desired: SHUTDOWN, created: 20, at: 30 });
+    const current = task(s, { slot: 1, state: FAILED, created: 5000, at: 5500 });
+    // `replaced` (made at 20) and `current` (5000) are restarts; only `current` falls in [4500, 5500].
+    expect(run(s, [old, replaced, current], { now: 6000 }).create).toHaveLength(0);
+    const late = task(s, { slot: 1, state: FAILED, created: 5000, at: 9000 });
+    expect(run(s, [old, replaced, late], { now: 9000 }).create).toHaveLength(1);
+  });
+
+  it('replaces tasks whose node is down, drained or gone, at once and whatever the condition', () => {
+    const s = service({ replicas: 3, restart: { condition: RestartPolicy_Condition.CONDITION_NONE, delayMs: 60_000 } });
+    const nodes = [node('down', { state: NodeState.NODE_STATE_DOWN }), node('drained', { availability: NodeAvailability.NODE_AVAILABILITY_DRAIN }), node('n1')];
+    const onDown = task(s, { slot: 1, nodeId: 'down' });
+    const onDrained = task(s, { slot: 2, nodeId: 'drained' });
+    const onGone = task(s, { slot: 3, nodeId: 'gone' });
+    const p = run(s, [onDown, onDrained, onGone], { nodes });
+    expect(slots(p.create)).toEqual([1, 2, 3]);
+    expect(p.create.every((t) => t.nodeId === '')).toBe(true);
+    expect([desired(p, onDown), desired(p, onDrained), desired(p, onGone)]).toEqual([SHUTDOWN, SHUTDOWN, SHUTDOWN]);
+    // Only the task whose node left is marked: no agent will ever report it again.
+    expect(p.update.find((u) => u.id === onDown.id)!.status!.state).toBe(RUNNING);
+    expect(p.update.find((u) => u.id === onGone.id)!.status).toMatchObject({ state: TaskState.TASK_STATE_ORPHANED, message: 'node gone left the cluster' });
+  });
+});
+
+describe('removal', () => {
+  it('a removed service: running tasks desired REMOVE, ended or unplaced ones deleted', () => {
+    const s = service({ replicas: 3 });
+    const runningT = task(s, { slot: 1, nodeId: 'n1' });
+    const failed = task(s, { slot: 2, nodeId: 'n1', state: FAILED });
+    const pending = task(s, { slot: 3, state: TaskState.TASK_STATE_PENDING });
+    const onGone = task(s, { slot: 4, nodeId: 'gone' });
+    const p = run(undefined, [runningT, failed, pending, onGone], { serviceId: s.id });
+    expect(p.update.map((u) => [u.id, u.desiredState])).toEqual([[runningT.id, REMOVE]]);
+    expect(p.remove.map((t) => t.id).sort()).toEqual([failed.id, pending.id, onGone.id].sort());
+    expect(p.create).toEqual([]);
+    // pending_delete is the same; once the task shut down it is deleted.
+    const q = run({ ...s, pendingDelete: true }, [{ ...runningT, desiredState: REMOVE, status: { ...runningT.status!, state: SHUTDOWN } }]);
+    expect(q.remove.map((t) => t.id)).toEqual([runningT.id]);
+    expect(q.update).toEqual([]);
+  });
+
+  it('a task shut down on a node that left is marked ORPHANED, then reaped', () => {
+    const s = service({ replicas: 1 });
+    const lost = task(s, { slot: 2, nodeId: 'gone', desired: SHUTDOWN });
+    const p = run(s, [task(s, { slot: 1, nodeId: 'n1' }), lost], { now: 77 });
+    expect(p.update).toHaveLength(1);
+    expect(p.update[0]!.status).toMatchObject({ state: TaskState.TASK_STATE_ORPHANED, message: 'node gone left the cluster', timestampUnixMs: 77 });
+    expect(run(s, [task(s, { slot: 1, nodeId: 'n1' }), p.update[0]!], { limit: 0 }).remove.map((t) => t.id)).toEqual([lost.id]);
+  });
+
+  it('a live service deletes its tasks desired REMOVE once they ended', () => {
+    const s = service({ replicas: 1 });
+    const gone = task(s, { slot: 2, state: SHUTDOWN, desired: REMOVE });
+    const stopping = task(s, { slot: 3, nodeId: 'n1', desired: REMOVE });
+    const p = run(s, [task(s, { slot: 1 }), gone, stopping]);
+    expect(p.remove.map((t) => t.id)).toEqual([gone.id]);
+    expect(p.update).toEqual([]);
+  });
+});
+
+describe('global services', () => {
+  const nodes = [
+    node('a', { labels: { zone: 'x' } }),
+    node('b', { labels: { zone: 'y' } }),
+    node('c', { availability: NodeAvailability.NODE_AVAILABILITY_DRAIN, labels: { zone: 'x' } }),
+    node('d', { state: NodeState.NODE_STATE_DOWN, labels: { zone: 'x' } }),
+    node('e', { availability: NodeAvailability.NODE_AVAILABILITY_PAUSE, labels: { zone: 'x' } }),
+  ];
+  const globalSvc = (constraints: string[] = []): Service => service({ mode: { $case: 'global', global: {} }, constraints, name: 'agent' });
+
+  it('one task per ready, active node that matches the constraints', () => {
+    const s = globalSvc(['node.labels.zone==x']);
+    const p = run(s, [], { nodes });
+    expect(p.create.map((t) => [t.nodeId, t.slot, t.annotations!.name])).toEqual([['a', 0, 'agent.a']]);
+    expect(run(globalSvc(), [], { nodes }).create.map((t) => t.nodeId)).toEqual(['a', 'b']);
+  });
+
+  it('follows nodes: a joining node gets a task, drained, down and gone nodes lose theirs', () => {
+    const s = globalSvc();
+    const onA = task(s, { nodeId: 'a' });
+    const onC = task(s, { nodeId: 'c' });
+    const onD = task(s, { nodeId: 'd' });
+    const onE = task(s, { nodeId: 'e' });
+    const onGone = task(s, { nodeId: 'z' });
+    const p = run(s, [onA, onC, onD, onE, onGone], { nodes });
+    expect(p.create.map((t) => t.nodeId)).toEqual(['b']);
+    expect(p.update.map((u) => [u.nodeId, u.desiredState]).sort()).toEqual([
+      ['c', SHUTDOWN],
+      ['d', SHUTDOWN],
+      ['z', SHUTDOWN],
+    ]);
+    expect(p.update.find((u) => u.nodeId === 'z')!.status!.state).toBe(TaskState.TASK_STATE_ORPHANED);
+  });
+
+  it('a node that no longer matches the constraints loses its task', () => {
+    const s = globalSvc(['node.labels.zone==y']);
+    const onA = task(s, { nodeId: 'a' });
+    const p = run(s, [onA, task(s, { nodeId: 'b' })], { nodes });
+    expect(p.update.map((u) => [u.id, u.desiredState])).toEqual([[onA.id, SHUTDOWN]]);
+    expect(p.create).toEqual([]);
+  });
+
+  it('restarts a failed task on the same node, per the policy', () => {
+    const s = service({ mode: { $case: 'global', global: {} }, restart: { delayMs: 100 } });
+    const failed = task(s, { nodeId: 'a', state: FAILED, at: 1000 });
+    expect(run(s, [failed, task(s, { nodeId: 'b' })], { nodes, now: 1050 }).retryAt).toBe(1100);
+    const p = run(s, [failed, task(s, { nodeId: 'b' })], { nodes, now: 1100 });
+    expect(desired(p, failed)).toBe(SHUTDOWN);
+    expect(p.create.map((t) => t.nodeId)).toEqual(['a']);
+  });
+});
+
+describe('jobs', () => {
+  it('replicated job: total completions in slots, at most max_concurrent at once, desired COMPLETE', () => {
+    const s = service({ mode: { $case: 'replicatedJob', replicatedJob: { maxConcurrent: 2, totalCompletions: 5 } }, restart: { condition: RestartPolicy_Condition.CONDITION_ON_FAILURE } });
+    const first = run(s, []);
+    expect(slots(first.create)).toEqual([1, 2]);
+    expect(first.create.every((t) => t.desiredState === COMPLETE)).toBe(true);
+    const [t1, t2] = first.create.map((t) => ({ ...t, meta: { version: 3, createdAtUnixMs: 0, updatedAtUnixMs: 0 } }));
+    // Slot 1 completes: slot 3 begins. Slot 2 fails: restarted in slot 2.
+    const done1 = { ...t1!, status: { ...t1!.status!, state: COMPLETE } };
+    const failed2 = { ...t2!, status: { ...t2!.status!, state: FAILED } };
+    const p = run(s, [done1, failed2]);
+    expect(desired(p, failed2)).toBe(SHUTDOWN);
+    expect(slots(p.create)).toEqual([2, 3]);
+    // All five complete: nothing more.
+    const all = [1, 2, 3, 4, 5].map((slot) => task(s, { slot, state: COMPLETE, desired: COMPLETE }));
+    expect(run(s, all)).toEqual({ create: [], update: [], remove: [] });
+  });
+
+  it('a new spec version runs the job again, shutting down the old run', () => {
+    const s = service({ mode: { $case: 'replicatedJob', replicatedJob: { maxConcurrent: 1, totalCompletions: 1 } } });
+    const old = task(s, { slot: 1, state: RUNNING, desired: COMPLETE });
+    const p = run({ ...s, specVersion: 2 }, [old]);
+    expect(desired(p, old)).toBe(SHUTDOWN);
+    expect(p.create.map((t) => [t.slot, t.specVersion])).toEqual([[1, 2]]);
+  });
+
+  it('global job: once per eligible node, joining nodes included; completed nodes do not run again', () => {
+    const s = service({ mode: { $case: 'globalJob', globalJob: {} } });
+    const nodes = [node('a'), node('b'), node('c')];
+    const p = run(s, [task(s, { nodeId: 'a', state: COMPLETE, desired: COMPLETE }), task(s, { nodeId: 'b', desired: COMPLETE })], { nodes });
+    expect(p.create.map((t) => [t.nodeId, t.desiredState])).toEqual([['c', COMPLETE]]);
+    expect(p.update).toEqual([]);
+  });
+});
+
+describe('reaper', () => {
+  it('keeps the newest ended tasks per slot, never a live one', () => {
+    const s = service({ replicas: 2 });
+    const ended = (slot: number, created: number): Task => task(s, { slot, state: FAILED, desired: SHUTDOWN, created });
+    const slot1 = [1, 2, 3, 4, 5, 6, 7].map((c) => ended(1, c));
+    const slot2 = [1, 2].map((c) => ended(2, c));
+    const live = [task(s, { slot: 1, created: 100 }), task(s, { slot: 2, state: FAILED, created: 100, message: `${GAVE_UP}x` })];
+    const del = reap(s, [...slot1, ...slot2, ...live], 5);
+    expect(del.map((t) => t.id).sort()).toEqual([slot1[0]!.id, slot1[1]!.id].sort());
+    expect(reap(s, [...slot1, ...slot2, ...live], 0)).toHaveLength(9);
+    // A never-placed task that was shut down counts as ended.
+    const unplaced = task(s, { slot: 2, state: TaskState.TASK_STATE_PENDING, desired: SHUTDOWN });
+    expect(reap(s, [unplaced], 0)).toEqual([unplaced]);
+  });
+
+  it('per node for global services; keeps max_attempts while restarts are limited', () => {
+    const g = service({ mode: { $case: 'global', global: {} } });
+    const tasks = ['a', 'a', 'a', 'b'].map((n, i) => task(g, { nodeId: n, state: SHUTDOWN, desired: SHUTDOWN, created: i }));
+    expect(reap(g, tasks, 2).map((t) => t.id)).toEqual([tasks[0]!.id]);
+    const limited = service({ replicas: 1, restart: { maxAttempts: 3 } });
+    const hist = [1, 2, 3, 4].map((c) => task(limited, { slot: 1, state: FAILED, desired: SHUTDOWN, created: c }));
+    expect(reap(limited, hist, 1).map((t) => t.id)).toEqual([hist[0]!.id]);
+  });
+
+  it('runs as part of reconciliation with the cluster limit', () => {
+    const s = service({ replicas: 1 });
+    const hist = [1, 2, 3].map((c) => task(s, { slot: 1, state: FAILED, desired: SHUTDOWN, created: c }));
+    const p = run(s, [...hist, task(s, { slot: 1, created: 10 })], { limit: 1 });
+    expect(p.remove.map((t) => t.id).sort()).toEqual([hist[0]!.id, hist[1]!.id].sort());
+  });
+});
