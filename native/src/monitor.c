@@ -746,6 +746,23 @@ close_other_fds (int keep, rt_error_t *err)
   return 0;
 }
 
+static void
+close_streams (mon_stream_t *streams, mon_state_t *st)
+{
+  int i;
+  for (i = 0; i < 2; i++)
+    if (streams[i].fd >= 0)
+      {
+        close (streams[i].fd);
+        streams[i].fd = -1;
+      }
+  if (st->log_fd >= 0)
+    close (st->log_fd);
+  st->log_fd = -1;
+  free (st->problem);
+  st->problem = NULL;
+}
+
 /* The daemon: everything after the fork. Returns the process exit code. */
 static int
 monitor_main (const mon_opts_t *o, int ready_fd)
@@ -796,18 +813,14 @@ monitor_main (const mon_opts_t *o, int ready_fd)
       rt_error_release (&ignored);
       report_ready (ready_fd, 0, line);
       rt_error_release (&err);
+      close_streams (streams, &st);
       return 1;
     }
   report_ready (ready_fd, st.pid, NULL);
   supervise (o, sig_fd, streams, &st);
   ret = write_exit_file (o, &st, NULL, &err);
   rt_error_release (&err);
-  free (st.problem);
-  if (st.log_fd >= 0)
-    close (st.log_fd);
-  for (int i = 0; i < 2; i++)
-    if (streams[i].fd >= 0)
-      close (streams[i].fd);
+  close_streams (streams, &st);
   return ret < 0 ? 1 : 0;
 }
 
