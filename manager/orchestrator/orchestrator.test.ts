@@ -236,6 +236,27 @@ describe('Orchestrator over a store', () => {
     await until('3 running', () => runningSlots(store, id).join() === '1,2,3');
   });
 
+  it('runs a replicated job to its total completions, at most max_concurrent at a time', async () => {
+    const { store, cluster } = await setup();
+    cluster.outcome = (t) => (t.slot === 2 && store.findTasks({ serviceId: t.serviceId }).filter((x) => x.slot === 2).length === 1 ? FAILED : TaskState.TASK_STATE_COMPLETE);
+    let most = 0;
+    const watch = store.watch({ kinds: ['task'] });
+    const id = await createService(store, { mode: { $case: 'replicatedJob', replicatedJob: { maxConcurrent: 2, totalCompletions: 5 } }, restart: { condition: RestartPolicy_Condition.CONDITION_ON_FAILURE } });
+    const completed = (): number => store.findTasks({ serviceId: id }).filter((t) => t.status?.state === TaskState.TASK_STATE_COMPLETE).length;
+    await until('5 completions', () => {
+      watch.take();
+      most = Math.max(most, store.findTasks({ serviceId: id }).filter((t) => isLive(t) && !isTerminal(t)).length);
+      return completed() === 5;
+    });
+    watch.close();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(completed()).toBe(5);
+    expect(most).toBeLessThanOrEqual(2);
+    const tasks = store.findTasks({ serviceId: id });
+    expect(tasks).toHaveLength(6); // slot 2 failed once and was restarted
+    expect(tasks.every((t) => t.slot >= 1 && t.slot <= 5)).toBe(true);
+  });
+
   it('keeps the cluster history limit per slot', async () => {
     const { store, cluster } = await setup();
     await store.update((tx) =>

@@ -78,6 +78,12 @@ export function isJob(s: Service): boolean {
   return m === 'replicatedJob' || m === 'globalJob';
 }
 
+/**
+ * A job's tasks run to completion: desired COMPLETE, as in SwarmKit (the allocator, scheduler and
+ * dispatcher must treat it like RUNNING: place it, send it, let it run).
+ */
+export const JOB_DESIRED_STATE = TaskState.TASK_STATE_COMPLETE;
+
 /** A new task of the service for a slot (replicated, jobs) or a node (global, slot 0). */
 export function newTask(service: Service, slot: number, nodeId: string, now: number): Task {
   const name = serviceName(service);
@@ -88,7 +94,7 @@ export function newTask(service: Service, slot: number, nodeId: string, now: num
     nodeId,
     spec: service.spec?.task,
     specVersion: service.specVersion,
-    desiredState: isJob(service) ? TaskState.TASK_STATE_COMPLETE : TaskState.TASK_STATE_RUNNING,
+    desiredState: isJob(service) ? JOB_DESIRED_STATE : TaskState.TASK_STATE_RUNNING,
     status: { state: TaskState.TASK_STATE_NEW, message: 'created', timestampUnixMs: now, err: '', pendingReason: '' },
     annotations: { name: `${name}.${slot !== 0 ? slot : nodeId}`, labels: {} },
     serviceAnnotations: { name, labels: { ...(service.spec?.annotations?.labels ?? {}) } },
