@@ -2,7 +2,7 @@
 // place new tasks, run them (or fail them, as a test says) and shut down what is desired down.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Node, Task } from '../../proto/gen/tswarm/objects.js';
-import { NodeAvailability, NodeState, RestartPolicy_Condition, TaskState } from '../../proto/gen/tswarm/types.js';
+import { NodeAvailability, NodeState, RestartPolicy_Condition, TaskState, UpdateConfig_FailureAction, UpdateConfig_Order, UpdateStatus_UpdateState } from '../../proto/gen/tswarm/types.js';
 import { createLogger } from '../../common/logger.js';
 import { MemoryStore, VersionConflictError } from '../store/memory.js';
 import { LocalProposer } from '../store/local.js';
@@ -46,6 +46,11 @@ class FakeCluster {
         const n = usable[this.next++ % usable.length]!;
         writes.push({ ...status(TaskState.TASK_STATE_ASSIGNED, 'assigned'), nodeId: n.id });
       } else if (t.status?.state !== RUNNING && node?.status?.state === NodeState.NODE_STATE_READY) {
+        // The agent never goes past the desired state: READY holds a task before it starts.
+        if (t.desiredState === TaskState.TASK_STATE_READY) {
+          if (t.status?.state !== TaskState.TASK_STATE_READY) writes.push(status(TaskState.TASK_STATE_READY, 'ready'));
+          continue;
+        }
         const end = this.outcome(t);
         writes.push(status(end, end === RUNNING ? 'started' : 'exited 1'));
       }
@@ -255,6 +260,36 @@ describe('Orchestrator over a store', () => {
     const tasks = store.findTasks({ serviceId: id });
     expect(tasks).toHaveLength(6); // slot 2 failed once and was restarted
     expect(tasks.every((t) => t.slot >= 1 && t.slot <= 5)).toBe(true);
+  });
+
+  it('rolls an update out one task at a time, and rolls back a failing one', async () => {
+    const { store, cluster } = await setup();
+    cluster.outcome = (t) => (t.spec?.container?.image === 'broken' ? FAILED : RUNNING);
+    const id = await createService(store, { replicas: 3 });
+    await until('3 running', () => runningSlots(store, id).length === 3);
+    const cfg = { parallelism: 1, delayMs: 0, failureAction: UpdateConfig_FailureAction.FAILURE_ACTION_ROLLBACK, monitorMs: 30, maxFailureRatio: 0, order: UpdateConfig_Order.ORDER_STOP_FIRST };
+    let most = 0;
+    const newImage = (image: string): number => liveTasks(store, id).filter((t) => t.spec?.container?.image === image).length;
+    const updateTo = (image: string): Promise<void> =>
+      patchService(store, id, (s) => {
+        s.previousSpec = structuredClone(s.spec);
+        s.spec!.task!.container!.image = image;
+        s.spec!.update = cfg;
+        s.spec!.rollback = { ...cfg, parallelism: 0 };
+      });
+    await updateTo('nginx');
+    await until('all on nginx', () => {
+      most = Math.max(most, liveTasks(store, id).filter((t) => t.status?.state !== RUNNING).length);
+      return newImage('nginx') === 3 && runningSlots(store, id).length === 3 && store.get('service', id)!.updateStatus?.state === UpdateStatus_UpdateState.UPDATE_STATE_COMPLETED;
+    });
+    expect(most).toBeLessThanOrEqual(1);
+    expect(store.get('service', id)!.updateStatus!.message).toBe('update completed (spec version 2)');
+
+    await updateTo('broken');
+    await until('rolled back', () => store.get('service', id)!.updateStatus?.state === UpdateStatus_UpdateState.UPDATE_STATE_ROLLBACK_COMPLETED && newImage('nginx') === 3 && runningSlots(store, id).length === 3);
+    const s = store.get('service', id)!;
+    expect(s.spec!.task!.container!.image).toBe('nginx');
+    expect(s.specVersion).toBe(4);
   });
 
   it('keeps the cluster history limit per slot', async () => {

@@ -165,7 +165,7 @@ export class Orchestrator implements LeaderComponent {
       const service = this.store.get('service', id);
       const plan = reconcileService({ serviceId: id, service, tasks: this.store.findTasks({ serviceId: id }), nodes, now, historyLimit });
       if (plan.retryAt !== undefined) this.wakeAt(id, plan.retryAt);
-      const n = plan.create.length + plan.update.length + plan.remove.length;
+      const n = plan.create.length + plan.update.length + plan.remove.length + (plan.service ? 1 : 0);
       if (n === 0) continue;
       written.push(id);
       this.log.debug(
@@ -193,7 +193,9 @@ export class Orchestrator implements LeaderComponent {
 
 /** A plan as transactions: one for a small plan (a restart's shutdown and replacement together). */
 function transactions(plan: Plan): ((tx: Tx) => void)[] {
+  const service = plan.service;
   const actions: ((tx: Tx) => void)[] = [
+    ...(service ? [(tx: Tx) => tx.update('service', service)] : []),
     ...plan.update.map((t) => (tx: Tx) => tx.update('task', t)),
     ...plan.create.map((t) => (tx: Tx) => tx.create('task', t)),
     ...plan.remove.map((t) => (tx: Tx) => tx.remove('task', t.id)),

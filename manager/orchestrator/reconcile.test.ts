@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import type { Node, Service, Task } from '../../proto/gen/tswarm/objects.js';
-import { NodeAvailability, NodeState, RestartPolicy_Condition, TaskState } from '../../proto/gen/tswarm/types.js';
+import { ContainerSpec } from '../../proto/gen/tswarm/specs.js';
+import {
+  NodeAvailability,
+  NodeState,
+  RestartPolicy_Condition,
+  TaskState,
+  UpdateConfig_FailureAction,
+  UpdateConfig_Order,
+  UpdateStatus_UpdateState,
+  type UpdateConfig,
+} from '../../proto/gen/tswarm/types.js';
+import { DEFAULT_UPDATE } from './update.js';
 import { reconcileService } from './reconcile.js';
 import { reap } from './reaper.js';
 import { GAVE_UP, isGivenUp } from './restart.js';
@@ -333,5 +344,136 @@ describe('reaper', () => {
     const hist = [1, 2, 3].map((c) => task(s, { slot: 1, state: FAILED, desired: SHUTDOWN, created: c }));
     const p = run(s, [...hist, task(s, { slot: 1, created: 10 })], { limit: 1 });
     expect(p.remove.map((t) => t.id).sort()).toEqual([hist[0]!.id, hist[1]!.id].sort());
+  });
+});
+
+describe('rolling updates', () => {
+  const { TASK_STATE_READY: READY } = TaskState;
+  const S = UpdateStatus_UpdateState;
+  function updated(s: Service, cfg: Partial<UpdateConfig> = {}, image = 'nginx', rollback?: Partial<UpdateConfig>): Service {
+    const update = { ...DEFAULT_UPDATE, monitorMs: 0, ...cfg };
+    const spec = { ...s.spec!, task: { ...s.spec!.task!, container: ContainerSpec.fromPartial({ image }) }, update, rollback: { ...DEFAULT_UPDATE, monitorMs: 0, ...rollback } };
+    return { ...s, previousSpec: s.spec, spec, specVersion: s.specVersion + 1 };
+  }
+  const withStatus = (s: Service, p: Plan): Service => ({ ...s, updateStatus: p.service!.updateStatus });
+  const stored = (t: Task, created: number, state: TaskState = TaskState.TASK_STATE_NEW): Task => ({ ...t, meta: { version: 9, createdAtUnixMs: created, updatedAtUnixMs: created }, status: { ...t.status!, state, timestampUnixMs: created } });
+
+  it('stop-first, one at a time: the old task stops, then the new one (desired READY) starts', () => {
+    const s1 = service({ replicas: 3 });
+    const old = [1, 2, 3].map((slot) => task(s1, { slot, nodeId: 'n1' }));
+    const s2 = updated(s1, { parallelism: 1 });
+    const p = run(s2, old, { now: 1000 });
+    expect(p.service!.updateStatus).toMatchObject({ state: S.UPDATE_STATE_UPDATING, startedAtUnixMs: 1000, message: 'update in progress (spec version 2)' });
+    expect(p.update.map((u) => u.desiredState)).toEqual([SHUTDOWN]);
+    expect(p.create).toHaveLength(1);
+    expect(p.create[0]).toMatchObject({ slot: p.update[0]!.slot, desiredState: READY, specVersion: 2 });
+    expect(p.create[0]!.spec!.container!.image).toBe('nginx');
+
+    const s2u = withStatus(s2, p);
+    const stopping = { ...p.update[0]! };
+    const fresh = stored(p.create[0]!, 1000);
+    const others = old.filter((t) => t.id !== stopping.id);
+    // The old task has not stopped yet: the new one waits, nothing else moves.
+    expect(run(s2u, [...others, stopping, fresh], { now: 1100 })).toEqual({ create: [], update: [], remove: [] });
+    // It stopped: the new one is let run.
+    const stopped = { ...stopping, status: { ...stopping.status!, state: SHUTDOWN } };
+    const q = run(s2u, [...others, stopped, fresh], { now: 1200 });
+    expect(q.update.map((u) => [u.id, u.desiredState])).toEqual([[fresh.id, RUNNING]]);
+    expect(q.create).toEqual([]);
+    // Once it runs, the next slot.
+    const runningNew = stored({ ...fresh, desiredState: RUNNING }, 1000, RUNNING);
+    const r = run(s2u, [...others, stopped, runningNew], { now: 1300 });
+    expect(r.create).toHaveLength(1);
+    expect(r.update.map((u) => u.desiredState)).toEqual([SHUTDOWN]);
+  });
+
+  it('waits for the monitor period and the delay between batches', () => {
+    const s1 = service({ replicas: 2 });
+    const s2 = updated(s1, { parallelism: 1, monitorMs: 1000, delayMs: 500 });
+    const s2u = { ...s2, updateStatus: { state: S.UPDATE_STATE_UPDATING, startedAtUnixMs: 100, completedAtUnixMs: 0, message: 'update in progress (spec version 2)' } };
+    const oldT = task(s1, { slot: 1, nodeId: 'n1' });
+    const newT = { ...task(s2, { slot: 2, nodeId: 'n1', created: 200, at: 300 }) };
+    const ended = task(s1, { slot: 2, nodeId: 'n1', state: SHUTDOWN, desired: SHUTDOWN });
+    // Running since 300: monitored until 1300, then 500 ms delay: the next batch at 1800.
+    expect(run(s2u, [oldT, newT, ended], { now: 1000 })).toEqual({ create: [], update: [], remove: [], retryAt: 1300 });
+    expect(run(s2u, [oldT, newT, ended], { now: 1300 })).toEqual({ create: [], update: [], remove: [], retryAt: 1800 });
+    const p = run(s2u, [oldT, newT, ended], { now: 1800 });
+    expect(p.create.map((t) => t.slot)).toEqual([1]);
+  });
+
+  it('start-first: the new task runs before the old one is shut down; parallelism 0 does all at once', () => {
+    const s1 = service({ replicas: 2 });
+    const old = [1, 2].map((slot) => task(s1, { slot, nodeId: 'n1' }));
+    const s2 = updated(s1, { parallelism: 0, order: UpdateConfig_Order.ORDER_START_FIRST });
+    const p = run(s2, old, { now: 10 });
+    expect(p.update).toEqual([]);
+    expect(p.create.map((t) => [t.slot, t.desiredState]).sort()).toEqual([
+      [1, RUNNING],
+      [2, RUNNING],
+    ]);
+    const s2u = withStatus(s2, p);
+    const fresh = p.create.map((t) => stored(t, 10));
+    expect(run(s2u, [...old, ...fresh], { now: 20 }).update).toEqual([]);
+    const [first, second] = [...p.create].sort((a, b) => a.slot - b.slot);
+    const running1 = stored(first!, 10, RUNNING);
+    const q = run(s2u, [...old, running1, stored(second!, 10)], { now: 30 });
+    expect(q.update.map((u) => [u.id, u.desiredState])).toEqual([[old[0]!.id, SHUTDOWN]]);
+  });
+
+  it('completes: update_status COMPLETED once every unit runs the new spec', () => {
+    const s1 = service({ replicas: 1 });
+    const s2 = updated(s1);
+    const s2u = { ...s2, updateStatus: { state: S.UPDATE_STATE_UPDATING, startedAtUnixMs: 5, completedAtUnixMs: 0, message: 'update in progress (spec version 2)' } };
+    const p = run(s2u, [task(s2, { slot: 1, created: 6 })], { now: 50 });
+    expect(p.service!.updateStatus).toEqual({ state: S.UPDATE_STATE_COMPLETED, startedAtUnixMs: 5, completedAtUnixMs: 50, message: 'update completed (spec version 2)' });
+    // A scale-only change afterwards starts nothing.
+    expect(run({ ...s2, specVersion: 3, updateStatus: p.service!.updateStatus }, [task(s2, { slot: 1 })], { now: 60 }).service).toBeUndefined();
+  });
+
+  it('pauses on failures beyond the ratio, and resumes on a new spec version', () => {
+    const s1 = service({ replicas: 4 });
+    const s2 = updated(s1, { parallelism: 1, maxFailureRatio: 0.3 });
+    const s2u = { ...s2, updateStatus: { state: S.UPDATE_STATE_UPDATING, startedAtUnixMs: 5, completedAtUnixMs: 0, message: 'update in progress (spec version 2)' } };
+    const old = [2, 3, 4].map((slot) => task(s1, { slot }));
+    const failedNew = [1, 1].map((slot, i) => task(s2, { slot, state: FAILED, desired: SHUTDOWN, created: 10 + i }));
+    const retry = task(s2, { slot: 1, state: TaskState.TASK_STATE_PENDING, created: 20 });
+    // 1 of 4 failed: 0.25 ≤ 0.3, the update goes on (the slot is in flight).
+    expect(run(s2u, [...old, failedNew[0]!, retry], { now: 30 }).service).toBeUndefined();
+    const p = run(s2u, [...old, ...failedNew, retry], { now: 30 });
+    expect(p.service!.updateStatus).toMatchObject({ state: S.UPDATE_STATE_PAUSED, message: 'update paused (spec version 2): 2 of 4 new tasks failed (max failure ratio 0.3)' });
+    expect(p.create).toEqual([]);
+    const paused = withStatus(s2, p);
+    const frozen = run(paused, [...old, ...failedNew, task(s2, { slot: 1, created: 20 })], { now: 40 });
+    expect(frozen).toEqual({ create: [], update: [], remove: [] });
+    // The user changes the spec again: a new update.
+    const s3 = { ...updated(paused, { parallelism: 1 }, 'nginx:2'), updateStatus: paused.updateStatus };
+    const q = run(s3, [...old, ...failedNew, task(s2, { slot: 1, created: 20 })], { now: 50 });
+    expect(q.service!.updateStatus).toMatchObject({ state: S.UPDATE_STATE_UPDATING, message: 'update in progress (spec version 3)' });
+    expect(q.create).toHaveLength(1);
+  });
+
+  it('failure action rollback: swaps to the previous spec and rolls back with the rollback config', () => {
+    const s1 = service({ replicas: 2 });
+    const s2 = updated(s1, { failureAction: UpdateConfig_FailureAction.FAILURE_ACTION_ROLLBACK }, 'broken', { parallelism: 0 });
+    const s2u = { ...s2, updateStatus: { state: S.UPDATE_STATE_UPDATING, startedAtUnixMs: 5, completedAtUnixMs: 0, message: 'update in progress (spec version 2)' } };
+    const tasks = [task(s1, { slot: 2 }), task(s2, { slot: 1, state: FAILED, desired: SHUTDOWN, created: 10 }), task(s2, { slot: 1, created: 20 })];
+    const p = run(s2u, tasks, { now: 30 });
+    expect(p.service).toMatchObject({ specVersion: 3, spec: s1.spec, previousSpec: s2.spec });
+    expect(p.service!.updateStatus).toMatchObject({ state: S.UPDATE_STATE_ROLLBACK_STARTED, startedAtUnixMs: 30 });
+    expect(p.service!.updateStatus!.message).toMatch(/^rollback started \(spec version 3\): update failed: 1 of 2 new tasks failed/);
+    // The rollback: slot 1 (on the broken spec) goes back to the old image.
+    const rolling = { ...p.service!, spec: { ...p.service!.spec!, rollback: { ...DEFAULT_UPDATE, monitorMs: 0 } } };
+    const q = run(rolling, tasks, { now: 40 });
+    expect(q.create.map((t) => [t.slot, t.spec!.container!.image, t.specVersion])).toEqual([[1, 'busybox', 3]]);
+    // Done: ROLLBACK_COMPLETED.
+    const r = run(rolling, [task(s1, { slot: 2 }), task(rolling, { slot: 1, created: 45 })], { now: 50 });
+    expect(r.service!.updateStatus).toMatchObject({ state: S.UPDATE_STATE_ROLLBACK_COMPLETED, message: 'rollback completed (spec version 3)' });
+  });
+
+  it('global services update node by node on the same node', () => {
+    const g1 = service({ mode: { $case: 'global', global: {} } });
+    const old = ['n1', 'n2'].map((nodeId) => task(g1, { nodeId }));
+    const p = run(updated(g1, { parallelism: 1 }), old, { now: 5 });
+    expect(p.create.map((t) => [t.nodeId, t.slot, t.desiredState])).toEqual([[p.update[0]!.nodeId, 0, READY]]);
   });
 });

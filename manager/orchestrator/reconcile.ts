@@ -8,6 +8,7 @@ import { assertNever } from '../../common/errors.js';
 import { markGivenUp, supervise } from './restart.js';
 import { matchesAll } from '../constraint/constraint.js';
 import { reap } from './reaper.js';
+import { rollingUpdate, SpecMatcher, type UpdateUnit } from './update.js';
 import {
   constraintsOf,
   eligible,
@@ -32,6 +33,7 @@ class PlanBuilder {
   private readonly updates = new Map<string, Task>();
   private readonly removes = new Map<string, Task>();
   private retryAt: number | undefined;
+  private service: Service | undefined;
 
   create(t: Task): void {
     this.creates.push(t);
@@ -55,6 +57,10 @@ class PlanBuilder {
     this.retryAt = this.retryAt === undefined ? at : Math.min(this.retryAt, at);
   }
 
+  setService(s: Service): void {
+    this.service = s;
+  }
+
   touched(id: string): boolean {
     return this.updates.has(id) || this.removes.has(id);
   }
@@ -62,6 +68,7 @@ class PlanBuilder {
   build(): Plan {
     const plan: Plan = { create: this.creates, update: [...this.updates.values()], remove: [...this.removes.values()] };
     if (this.retryAt !== undefined) plan.retryAt = this.retryAt;
+    if (this.service !== undefined) plan.service = this.service;
     return plan;
   }
 }
@@ -161,8 +168,28 @@ type UnitState = 'active' | 'done' | 'given-up';
  * One unit (slot or node) with at least one live task: keeps one, shuts down extras, and applies
  * the restart supervisor to the one kept. `replacement` makes the unit's next task.
  */
-function superviseUnit(service: Service, live: Task[], history: readonly Task[], nodes: ReadonlyMap<string, Node>, now: number, b: PlanBuilder, replacement: () => Task, job: boolean): UnitState {
-  const sorted = [...live].sort(preference);
+function superviseUnit(
+  service: Service,
+  live: Task[],
+  history: readonly Task[],
+  nodes: ReadonlyMap<string, Node>,
+  now: number,
+  b: PlanBuilder,
+  replacement: () => Task,
+  job: boolean,
+  match?: SpecMatcher,
+): UnitState {
+  let candidates = live;
+  if (match) {
+    // A start-first update in flight: the old task goes once the new one runs.
+    const clean = live.filter((t) => match.clean(t));
+    const dirty = live.filter((t) => !match.clean(t));
+    if (clean.length > 0 && dirty.length > 0) {
+      if (clean.some((t) => observed(t) === TaskState.TASK_STATE_RUNNING)) for (const t of dirty) b.desire(t, TaskState.TASK_STATE_SHUTDOWN);
+      candidates = clean;
+    }
+  }
+  const sorted = [...candidates].sort(preference);
   if (job) {
     const completed = sorted.find((t) => observed(t) === TaskState.TASK_STATE_COMPLETE);
     if (completed) {
@@ -172,6 +199,11 @@ function superviseUnit(service: Service, live: Task[], history: readonly Task[],
   }
   const [keep, ...extra] = sorted;
   for (const t of extra) b.desire(t, TaskState.TASK_STATE_SHUTDOWN);
+  if (keep!.desiredState === TaskState.TASK_STATE_READY) {
+    // A stop-first update's new task starts once the unit's old task stopped (or cannot report).
+    const stopping = history.some((t) => t.id !== keep!.id && !isLive(t) && !isTerminal(t) && !neverPlaced(t) && nodeLoss(t, nodes) === undefined);
+    if (!stopping) b.desire(keep!, TaskState.TASK_STATE_RUNNING);
+  }
   const d = supervise(keep!, history, restartPolicy(service, keep!), nodes, now);
   switch (d.kind) {
     case 'keep':
@@ -218,8 +250,9 @@ function replicated(service: Service, input: ReconcileInput, b: PlanBuilder): vo
   const drop = slots.slice(0, Math.max(0, slots.length - replicas));
   for (const slot of drop) for (const t of live.get(slot)!) b.desire(t, TaskState.TASK_STATE_SHUTDOWN);
   const kept = slots.slice(drop.length);
+  const match = new SpecMatcher(service.spec?.task);
   for (const slot of kept) {
-    superviseUnit(service, live.get(slot)!, history.get(slot)!, nodes, input.now, b, () => newTask(service, slot, '', input.now), false);
+    superviseUnit(service, live.get(slot)!, history.get(slot)!, nodes, input.now, b, () => newTask(service, slot, '', input.now), false, match);
   }
   const used = new Set(kept);
   for (let slot = 1, need = replicas - kept.length; need > 0; slot++) {
@@ -227,6 +260,12 @@ function replicated(service: Service, input: ReconcileInput, b: PlanBuilder): vo
     b.create(newTask(service, slot, '', input.now));
     need--;
   }
+  const units = kept.map((slot) => ({
+    live: live.get(slot)!,
+    make: (d: TaskState) => newTask(service, slot, '', input.now, d),
+    busy: live.get(slot)!.some((t) => b.touched(t.id)),
+  }));
+  rollingUpdate(service, units, input.tasks, input.now, b);
 }
 
 /**
@@ -245,6 +284,8 @@ function perNode(service: Service, input: ReconcileInput, b: PlanBuilder, job: b
   if (job) for (const t of input.tasks) if (!sameRun(service, t) && isLive(t)) b.desire(t, TaskState.TASK_STATE_SHUTDOWN);
   const history = groupBy(current, (t) => t.nodeId);
   const live = groupBy(current.filter(isLive), (t) => t.nodeId);
+  const match = job ? undefined : new SpecMatcher(service.spec?.task);
+  const units: UpdateUnit[] = [];
   for (const [nodeId, tasks] of live) {
     const node = nodes.get(nodeId as string);
     const lost = tasks[0] ? nodeLoss(tasks[0], nodes) : undefined;
@@ -261,7 +302,8 @@ function perNode(service: Service, input: ReconcileInput, b: PlanBuilder, job: b
     }
     // A task that ended on a node that takes nothing new (paused, not ready) waits for the node.
     if (!eligible(node, constraints) && tasks.every(isTerminal)) continue;
-    superviseUnit(service, tasks, history.get(nodeId)!, nodes, input.now, b, () => newTask(service, 0, node.id, input.now), job);
+    superviseUnit(service, tasks, history.get(nodeId)!, nodes, input.now, b, () => newTask(service, 0, node.id, input.now), job, match);
+    units.push({ live: tasks, make: (d: TaskState) => newTask(service, 0, node.id, input.now, d), busy: tasks.some((t) => b.touched(t.id)) });
   }
   for (const node of input.nodes) {
     if (live.has(node.id) || !eligible(node, constraints)) continue;
@@ -270,6 +312,7 @@ function perNode(service: Service, input: ReconcileInput, b: PlanBuilder, job: b
     if (job && (history.get(node.id) ?? []).some((t) => observed(t) === TaskState.TASK_STATE_COMPLETE)) continue;
     b.create(newTask(service, 0, node.id, input.now));
   }
+  if (!job) rollingUpdate(service, units, input.tasks, input.now, b);
 }
 
 /** A job's current run: tasks made from the current spec and job iteration. */

@@ -15,6 +15,8 @@ export interface Plan {
   update: Task[];
   remove: Task[];
   retryAt?: number;
+  /** The service with a new update_status (or, for a rollback, spec), meta as read. */
+  service?: Service;
 }
 
 export function emptyPlan(): Plan {
@@ -85,7 +87,7 @@ export function isJob(s: Service): boolean {
 export const JOB_DESIRED_STATE = TaskState.TASK_STATE_COMPLETE;
 
 /** A new task of the service for a slot (replicated, jobs) or a node (global, slot 0). */
-export function newTask(service: Service, slot: number, nodeId: string, now: number): Task {
+export function newTask(service: Service, slot: number, nodeId: string, now: number, desired?: TaskState): Task {
   const name = serviceName(service);
   return {
     id: newId(),
@@ -94,7 +96,7 @@ export function newTask(service: Service, slot: number, nodeId: string, now: num
     nodeId,
     spec: service.spec?.task,
     specVersion: service.specVersion,
-    desiredState: isJob(service) ? JOB_DESIRED_STATE : TaskState.TASK_STATE_RUNNING,
+    desiredState: desired ?? (isJob(service) ? JOB_DESIRED_STATE : TaskState.TASK_STATE_RUNNING),
     status: { state: TaskState.TASK_STATE_NEW, message: 'created', timestampUnixMs: now, err: '', pendingReason: '' },
     annotations: { name: `${name}.${slot !== 0 ? slot : nodeId}`, labels: {} },
     serviceAnnotations: { name, labels: { ...(service.spec?.annotations?.labels ?? {}) } },
