@@ -14,6 +14,10 @@ export const DEFAULT_DATA_DIR = '/var/lib/tswarm';
 export const DEFAULT_SOCKET = DEFAULT_SOCKET_PATH;
 
 interface RunArgs {
+  agent: boolean;
+  runtime: string;
+  'default-registry': string;
+  bridge: string | undefined;
   'data-dir': string;
   socket: string;
   'listen-addr': string | undefined;
@@ -27,6 +31,7 @@ async function run(argv: RunArgs, how: { init?: InitSettings; join?: JoinSetting
     socket: argv.socket,
     listenAddr: argv['listen-addr'],
     ...how,
+    agent: argv.agent ? { runtime: argv.runtime, defaultRegistry: argv['default-registry'], bridge: argv.bridge } : undefined,
     logger: (node) => createLogger({ node, component: 'swarmd', level: argv['log-level'], format: argv['log-format'] }),
   });
   try {
@@ -59,11 +64,17 @@ await yargs(hideBin(process.argv))
   .option('data-dir', { type: 'string', default: DEFAULT_DATA_DIR, describe: 'Directory for the node identity and state' })
   .option('socket', { type: 'string', default: DEFAULT_SOCKET, describe: 'Local control socket (unix, root only)' })
   .option('listen-addr', { type: 'string', describe: 'Serve on this TCP address (host:port); a manager serves Raft and its API there (default: the advertise address)' })
+  .option('agent', { type: 'boolean', default: true, describe: 'Run tasks on this node (--no-agent: only manage)' })
+  .option('runtime', { choices: ['swarm-runtime', 'runc', 'crun'], default: 'swarm-runtime', describe: 'The OCI runtime that runs containers' })
+  .option('default-registry', { type: 'string', default: 'https://registry-1.docker.io', describe: 'Registry for images named without one (e.g. busybox)' })
+  .option('bridge', { type: 'string', describe: 'Give containers a bridge network: NAME:SUBNET, e.g. tsw0:172.31.0.0/16 (default: only lo)' })
   .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
   .option('log-format', { choices: LOG_FORMATS, default: 'auto' as const, describe: 'auto: text on a terminal, JSON otherwise' })
   .check((argv) => {
     const addr = argv['listen-addr'];
     if (addr !== undefined && !/^[^\s]+:\d{1,5}$/.test(addr)) throw new Error(`--listen-addr: "${addr}" must be host:port`);
+    if (argv.bridge !== undefined && !/^[A-Za-z0-9_.-]{1,15}:\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(argv.bridge)) throw new Error(`--bridge: "${argv.bridge}" must be NAME:SUBNET, e.g. tsw0:172.31.0.0/16`);
+    if (!/^https?:\/\/[^\s/]+\/?$/.test(argv['default-registry'])) throw new Error(`--default-registry: "${argv['default-registry']}" must be http(s)://HOST[:PORT]`);
     return true;
   })
   .command(

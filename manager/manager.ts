@@ -28,6 +28,11 @@ import { CaServer, TokenError, UnknownNodeError } from './ca/server.js';
 import { addControlService, ControlApi, toGrpcError } from './controlapi/control.js';
 import { leaderService, managersOnly, type LeaderLocator } from './forward.js';
 import { Membership } from './membership.js';
+import { Dispatcher, DispatcherService } from './dispatcher/dispatcher.js';
+import type { LeaderComponent } from './leader.js';
+import { Allocator } from './allocator/allocator.js';
+import { Orchestrator } from './orchestrator/orchestrator.js';
+import { Scheduler } from './scheduler/shell.js';
 import { RaftServer } from './raft/server.js';
 import { MemoryStore, type ApplyResult } from './store/memory.js';
 import { RaftProposer, storeStateMachine } from './store/raft.js';
@@ -48,6 +53,8 @@ export interface ManagerOptions {
   server: grpc.Server;
   /** This node's certificates (a manager certificate). */
   certs: NodeCertProvider;
+  /** The leader's components besides the dispatcher (orchestrators, allocator, scheduler). */
+  leaderComponents?: (store: MemoryStore, log: Logger) => LeaderComponent[];
   /** For a manager that joins: the cluster's data key, from the leader. */
   dataKey?: Uint8Array;
   /** Keep the store in an external etcd cluster instead of the embedded Raft (`etcd://h:p[,h:p][/prefix]`). */
@@ -85,12 +92,44 @@ export class Manager implements LeaderLocator {
   private readonly ca: CaServer;
   private raft: RaftServer<ApplyResult> | undefined;
   private etcd: EtcdBackend | undefined;
+  readonly dispatcher: Dispatcher;
+  /** What runs while this manager leads (started in order, stopped in reverse). */
+  private readonly leaderComponents: LeaderComponent[] = [];
+  private leading = false;
+  private leaderTimer: NodeJS.Timeout | undefined;
+  private leaderSwitch: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: ManagerOptions) {
     this.sealer = Sealer.loadOrCreate(join(opts.dataDir, 'keys', 'dek'), opts.dataKey);
     this.membership = new Membership(this.store, () => this.raft, opts.log.child({ component: 'membership' }), () => this.isLeader());
     this.control = new ControlApi(this.store, this.sealer, this.membership);
     this.ca = new CaServer(this.store, this.sealer);
+    this.dispatcher = new Dispatcher(this.store, this.sealer, opts.log.child({ component: 'dispatcher' }), () => this.leaderAddr());
+    const log = opts.log;
+    const components = opts.leaderComponents?.(this.store, log) ?? [new Orchestrator({ store: this.store, log }), new Allocator(this.store, log), new Scheduler(this.store, log)];
+    this.leaderComponents.push(...components, this.dispatcher);
+  }
+
+  /**
+   * Starts the leader's components once this manager leads with its store caught up, and stops
+   * them when it no longer leads.
+   */
+  private watchLeadership(): void {
+    this.leaderTimer = setInterval(() => {
+      const s = this.raft?.status();
+      const ready = this.isLeader() && (!s || (s.commit >= s.lastIndex && s.applied >= s.commit));
+      if (ready === this.leading) return;
+      this.leading = ready;
+      this.leaderSwitch = this.leaderSwitch.then(async () => {
+        if (ready) {
+          this.opts.log.info({ components: this.leaderComponents.map((c) => c.name) }, 'manager: leading; starting the leader components');
+          for (const c of this.leaderComponents) c.start();
+        } else {
+          this.opts.log.info('manager: no longer leading; stopping the leader components');
+          for (const c of [...this.leaderComponents].reverse()) await c.stop();
+        }
+      });
+    }, 50);
   }
 
   // ---------------------------------------------------------------- LeaderLocator
@@ -167,6 +206,7 @@ export class Manager implements LeaderLocator {
       this.registerServices();
       await this.etcd.start();
       this.membership.start();
+      this.watchLeadership();
       return;
     }
     const dir = join(this.opts.dataDir, 'raft');
@@ -188,6 +228,7 @@ export class Manager implements LeaderLocator {
     this.registerServices();
     await this.raft.start();
     this.membership.start();
+    this.watchLeadership();
   }
 
   private registerServices(): void {
@@ -221,6 +262,7 @@ export class Manager implements LeaderLocator {
       }),
     );
     addControlService(server, this.control, this, false);
+    server.addService(DispatcherService, this.dispatcher.implementation());
   }
 
   /**
@@ -283,10 +325,14 @@ export class Manager implements LeaderLocator {
   }
 
   async stop(): Promise<void> {
+    if (this.leaderTimer) clearInterval(this.leaderTimer);
+    await this.leaderSwitch;
+    if (this.leading) for (const c of [...this.leaderComponents].reverse()) await c.stop();
+    this.leading = false;
     this.membership.stop();
     await this.raft?.stop();
     await this.etcd?.stop();
-    for (const def of [CAService, RaftMembershipService, ControlService]) this.opts.server.removeService(def);
+    for (const def of [CAService, RaftMembershipService, ControlService, DispatcherService]) this.opts.server.removeService(def);
   }
 
   /** Removes the manager's state from the data directory (a failed init, or a demotion). */

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { sweepStaleLabs } from './lab/lab.js';
 
 /**
- * swarm-runtime leaves its parent cgroup (/swarm-runtime) in place after a container's delete,
- * as runc does; the suite made them, so it removes them once they are empty.
+ * swarm-runtime leaves its parent cgroup (/swarm-runtime, and the executor's /tswarm) in place
+ * after a container's delete, as runc does; the suite made them, so it removes them once they are
+ * empty (rmdir refuses a cgroup that is in use).
  */
 function removeRuntimeCgroupParents(): void {
   let controllers: string[];
@@ -15,7 +16,8 @@ function removeRuntimeCgroupParents(): void {
   } catch {
     return;
   }
-  for (const dir of [join('/sys/fs/cgroup', 'swarm-runtime'), ...controllers.map((c) => join('/sys/fs/cgroup', c, 'swarm-runtime'))]) {
+  const parents = ['swarm-runtime', 'tswarm'];
+  for (const dir of parents.flatMap((p) => [join('/sys/fs/cgroup', p), ...controllers.map((c) => join('/sys/fs/cgroup', c, p))])) {
     try {
       rmdirSync(dir);
     } catch {

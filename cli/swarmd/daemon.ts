@@ -13,11 +13,15 @@ import { VERSION } from '../../common/version.js';
 import { NodeInfoService, type NodeInfoResponse } from '../../proto/gen/tswarm/node.js';
 import { NodeRole } from '../../proto/gen/tswarm/types.js';
 import { ControlService } from '../../proto/gen/tswarm/control.js';
-import { certExpiresIn, shouldRenew, certsDir, hasNodeCerts, loadNodeCerts, NodeCertProvider, saveNodeCerts } from '../../common/certs.js';
+import { TLS_CHANNEL_OPTIONS, certExpiresIn, shouldRenew, certsDir, hasNodeCerts, loadNodeCerts, NodeCertProvider, saveNodeCerts } from '../../common/certs.js';
 import { createClusterPki, hasManagerState, Manager } from '../../manager/manager.js';
 import { forceNewCluster } from '../../manager/recovery.js';
 import { parseEtcdUrl } from '../../manager/store/etcd-backend.js';
 import { joinCluster, ManagerClient } from './join.js';
+import { Agent } from '../../worker/agent/agent.js';
+import { RuntimeExecutor } from '../../worker/exec/runtime.js';
+import { ImageStore } from '../../worker/image/store.js';
+import { BridgeDriver } from '../../worker/network/bridge.js';
 import type { JoinResponse } from '../../proto/gen/tswarm/raft.js';
 
 /** `swarmd init`: create a new cluster with this node as its first manager. */
@@ -54,8 +58,20 @@ export interface DaemonOptions {
   listenAddr?: string | undefined;
   /** How often the node asks the managers about its role and certificate (ms). */
   statusPollMs?: number;
+  /** The worker's task runner; none: this node runs no tasks. */
+  agent?: AgentSettings | undefined;
   /** Makes the daemon's logger once the node id is known. */
   logger: (nodeId: string) => Logger;
+}
+
+/** How this node runs tasks (every node of a cluster does, managers too, as in Docker). */
+export interface AgentSettings {
+  /** 'swarm-runtime' (ours), 'runc' or 'crun'. */
+  runtime: string;
+  /** Registry for images named without one, e.g. http://10.0.0.5:5000. */
+  defaultRegistry: string;
+  /** A bridge network for containers, `NAME:SUBNET`; none: containers get only lo. */
+  bridge?: string | undefined;
 }
 
 /** What the node keeps in `<data-dir>/node.json` about its place in the cluster. */
@@ -133,8 +149,37 @@ export class Daemon {
   private statusTimer: NodeJS.Timeout | undefined;
   private roleChange: Promise<void> = Promise.resolve();
   private stopped = false;
+  private agent: Agent | undefined;
 
   constructor(private readonly options: DaemonOptions) {}
+
+  /** Starts the task runner: the executor over the OCI runtime, the image store, the session. */
+  private async startAgent(settings: AgentSettings): Promise<void> {
+    const dataDir = this.options.dataDir;
+    const images = new ImageStore(join(dataDir, 'images'));
+    await images.init();
+    let network: BridgeDriver | undefined;
+    if (settings.bridge) {
+      const [name, subnet] = settings.bridge.split(':');
+      network = new BridgeDriver({ stateDir: join(dataDir, 'network'), name, subnet });
+      await network.create();
+    }
+    const executor = new RuntimeExecutor({ stateDir: join(dataDir, 'exec'), images, runtime: settings.runtime, ...(network ? { network } : {}) });
+    const description = { hostname: osHostname(), platform: { os: platform(), architecture: arch() === 'x64' ? 'amd64' : arch() }, engineVersion: VERSION };
+    this.agent = new Agent({
+      stateDir: join(dataDir, 'agent'),
+      managers: () => this.settings?.managers ?? [],
+      credentials: () => this.certs!.channelCredentials(),
+      channelOptions: TLS_CHANNEL_OPTIONS,
+      executor,
+      images,
+      defaultRegistry: settings.defaultRegistry,
+      network: network ? 'bridge' : 'none',
+      description,
+      log: this.log!.child({ component: 'agent' }),
+    });
+    this.agent.start();
+  }
 
   private get settingsPath(): string {
     return join(this.options.dataDir, 'node.json');
@@ -183,6 +228,7 @@ export class Daemon {
       if (!creds) log.warn({ addr: `${host}:${port}` }, 'this node is in no cluster: its TCP listener serves only NodeInfo, without TLS');
     }
     if (this.certs) this.pollStatus();
+    if (this.certs && this.options.agent) await this.startAgent(this.options.agent);
     log.info({ version: VERSION, dataDir, listen: this.listenAddrs, role: this.certs?.identity.role ?? 'none' }, 'swarmd started');
   }
 
@@ -381,6 +427,7 @@ export class Daemon {
     this.stopped = true;
     if (this.statusTimer) clearTimeout(this.statusTimer);
     await this.roleChange;
+    await this.agent?.stop();
     await Promise.all(
       [this.localServer, this.remoteServer].map(
         (server) =>

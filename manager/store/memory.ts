@@ -171,7 +171,7 @@ export class Tx implements ReadView {
   byName<K extends Kind>(kind: K, name: string): ObjectTypes[K] | undefined {
     if (!UNIQUE_NAMES.has(kind)) return this.list(kind).find((o) => nameOf(kind, o) === name);
     for (const [k, v] of this.pending) {
-      if (v !== null && k.startsWith(`${kind}/`) && nameOf(kind, v as ObjectTypes[K]) === name) return v as ObjectTypes[K];
+      if (v !== null && k.startsWith(`${kind}/`) && nameOf(kind, v) === name) return v as ObjectTypes[K];
     }
     const stored = this.store.byName(kind, name);
     // Still this name within this transaction (not removed or renamed by it)?

@@ -434,7 +434,8 @@ export class Lab {
 
   /**
    * Starts the process that holds a host's UTS and mount namespaces: hostname set, /run a private
-   * tmpfs, the state directory mounted on HOST_STATE_MOUNT, /sys showing the host's own network.
+   * tmpfs, the state directory mounted on HOST_STATE_MOUNT, /sys showing the host's own network
+   * (and the machine's cgroup hierarchies under /sys/fs/cgroup).
    */
   private startAnchor(name: string, index: number): Promise<number> {
     const ns = this.record.netns[index + 1]!;
@@ -446,7 +447,13 @@ export class Lab {
       `hostname ${name}`,
       'mount -t tmpfs -o mode=0755,size=64m tmpfs /run',
       `mount --bind ${state} ${HOST_STATE_MOUNT}`,
+      // A fresh sysfs shows the host's own network devices; the cgroup hierarchies (a sysfs of their
+      // own) are carried over, so that containers can be run on a lab host.
+      'mkdir -p /run/.lab-cgroup',
+      'mount --rbind /sys/fs/cgroup /run/.lab-cgroup',
       'mount -t sysfs sysfs /sys',
+      'mount --move /run/.lab-cgroup /sys/fs/cgroup',
+      'rmdir /run/.lab-cgroup',
       'echo "anchor $$"',
       'exec sleep infinity',
     ].join('\n');

@@ -1,0 +1,334 @@
+// The dispatcher, on the leader: every node (workers, and managers, which run tasks too) holds a
+// session with it over mutual TLS.
+//
+//   Session          a stream: the session id, the node as the cluster sees it, the managers
+//   Heartbeat        every period (the cluster's heartbeatPeriodMs); 3 missed periods: the node
+//                    is marked down (its tasks are then replaced by the orchestrators)
+//   Assignments      a stream: first the complete set of the node's tasks (state ASSIGNED or
+//                    later) with the secrets and configs they use, then incremental changes
+//   UpdateTaskStatus the agent's observations, batched into one store transaction per burst;
+//                    states only move forward
+//
+// It meets the other components in the store only. On a follower every call is refused with
+// UNAVAILABLE and the leader's address in the `leader` trailer, so that the agent goes there.
+import * as grpc from '@grpc/grpc-js';
+import { DispatcherService, type AssignmentChange, type AssignmentsMessage, type HeartbeatResponse, type SessionMessage, type UpdateTaskStatusRequest } from '../../proto/gen/tswarm/dispatcher.js';
+import { AssignmentChange_Action, AssignmentsMessage_Type } from '../../proto/gen/tswarm/dispatcher.js';
+import type { Node, Task } from '../../proto/gen/tswarm/objects.js';
+import { NodeState, NodeRole, TaskState, type TaskStatus } from '../../proto/gen/tswarm/types.js';
+import type { NodeIdentity } from '../../common/certs.js';
+import { newId } from '../../common/identity.js';
+import type { Logger } from '../../common/logger.js';
+import { callerOf } from '../forward.js';
+import type { LeaderComponent } from '../leader.js';
+import type { MemoryStore } from '../store/memory.js';
+import type { Sealer } from '../store/sealing.js';
+
+const ORDER = Object.values(TaskState);
+/** The position of a state in the task state machine (states only move forward). */
+export function stateRank(s: TaskState): number {
+  return ORDER.indexOf(s);
+}
+
+interface Session {
+  id: string;
+  nodeId: string;
+  lastHeartbeat: number;
+  /** The open Assignments streams of this session (normally one). */
+  streams: Set<grpc.ServerWritableStream<unknown, AssignmentsMessage>>;
+  /** What was sent to the node: assignment key → object version. */
+  sent: Map<string, number>;
+  sessionStream: grpc.ServerWritableStream<unknown, SessionMessage> | undefined;
+}
+
+export interface DispatcherOptions {
+  /** Default heartbeat period when the cluster object sets none. */
+  heartbeatPeriodMs?: number;
+  /** Status updates are gathered this long into one transaction. */
+  batchMs?: number;
+}
+
+export class Dispatcher implements LeaderComponent {
+  readonly name = 'dispatcher';
+  private running = false;
+  private readonly sessions = new Map<string, Session>();
+  private startedAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private watchLoop: Promise<void> | undefined;
+  private stopWatch: (() => void) | undefined;
+  private pendingStatus = new Map<string, TaskStatus>();
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly store: MemoryStore,
+    private readonly sealer: Sealer,
+    private readonly log: Logger,
+    private readonly leaderAddr: () => string | undefined,
+    private readonly opts: DispatcherOptions = {},
+  ) {}
+
+  get periodMs(): number {
+    return this.store.list('cluster')[0]?.spec?.heartbeatPeriodMs || this.opts.heartbeatPeriodMs || 1000;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.startedAt = Date.now();
+    this.timer = setInterval(() => void this.checkHeartbeats(), Math.max(100, Math.floor(this.periodMs / 2)));
+    const watch = this.store.watch({ kinds: ['task', 'secret', 'config', 'node'] });
+    this.stopWatch = () => watch.close();
+    this.watchLoop = (async () => {
+      for await (const e of watch) {
+        if (e.kind === 'node') continue;
+        if (e.kind === 'task') {
+          const t = e.object as Task;
+          const old = e.old as Task | undefined;
+          for (const nodeId of new Set([t.nodeId, old?.nodeId ?? ''])) this.sessionsOf(nodeId).forEach((s) => this.scheduleSync(s));
+        } else {
+          for (const s of this.sessions.values()) this.scheduleSync(s);
+        }
+      }
+    })();
+    this.log.info('dispatcher: started');
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    if (this.timer) clearInterval(this.timer);
+    this.stopWatch?.();
+    await this.watchLoop;
+    for (const s of this.sessions.values()) this.closeSession(s, 'the dispatcher stopped (leadership moved)');
+    this.sessions.clear();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    await this.flush();
+  }
+
+  private sessionsOf(nodeId: string): Session[] {
+    const s = nodeId ? this.sessions.get(nodeId) : undefined;
+    return s ? [s] : [];
+  }
+
+  // ---------------------------------------------------------------- node liveness
+
+  private async checkHeartbeats(): Promise<void> {
+    const now = Date.now();
+    const limit = 3 * this.periodMs;
+    const down: string[] = [];
+    for (const s of [...this.sessions.values()]) {
+      if (now - s.lastHeartbeat > limit) {
+        this.closeSession(s, 'heartbeats missed');
+        this.sessions.delete(s.nodeId);
+        down.push(s.nodeId);
+      }
+    }
+    // Nodes that never came back after this dispatcher started (grace: the same 3 periods).
+    if (now - this.startedAt > limit) {
+      for (const n of this.store.list('node')) {
+        if (!this.sessions.has(n.id) && n.status?.state !== NodeState.NODE_STATE_DOWN) down.push(n.id);
+      }
+    }
+    if (down.length > 0) await this.setNodeStates(down, NodeState.NODE_STATE_DOWN, 'heartbeat failure').catch((err: Error) => this.log.warn({ err: err.message }, 'dispatcher: could not mark nodes down'));
+  }
+
+  private async setNodeStates(ids: string[], state: NodeState, message: string, description?: Node['description']): Promise<void> {
+    await this.store.update((tx) => {
+      for (const id of new Set(ids)) {
+        const n = tx.get('node', id);
+        if (!n) continue;
+        if (n.status?.state === state && !description) continue;
+        tx.update('node', { ...n, status: { state, message, addr: n.status?.addr ?? '' }, ...(description ? { description } : {}) });
+      }
+    });
+    if (state === NodeState.NODE_STATE_DOWN) this.log.warn({ nodes: ids }, 'dispatcher: nodes marked down');
+  }
+
+  // ---------------------------------------------------------------- assignments
+
+  private readonly syncQueued = new Set<Session>();
+
+  private scheduleSync(s: Session): void {
+    if (this.syncQueued.has(s)) return;
+    this.syncQueued.add(s);
+    setImmediate(() => {
+      this.syncQueued.delete(s);
+      this.syncAssignments(s, false);
+    });
+  }
+
+  /** The node's assignment set: its tasks at ASSIGNED or later, and the secrets and configs they use. */
+  private assignmentSet(nodeId: string): Map<string, { version: number; change: AssignmentChange }> {
+    const out = new Map<string, { version: number; change: AssignmentChange }>();
+    const secrets = new Set<string>();
+    const configs = new Set<string>();
+    for (const t of this.store.findTasks({ nodeId })) {
+      if (stateRank(t.status?.state ?? TaskState.TASK_STATE_NEW) < stateRank(TaskState.TASK_STATE_ASSIGNED)) continue;
+      out.set(`task/${t.id}`, { version: t.meta?.version ?? 0, change: { action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'task', task: t } } } });
+      if (stateRank(t.desiredState) <= stateRank(TaskState.TASK_STATE_RUNNING)) {
+        for (const r of t.spec?.container?.secrets ?? []) secrets.add(r.secretId);
+        for (const r of t.spec?.container?.configs ?? []) configs.add(r.configId);
+      }
+    }
+    for (const id of secrets) {
+      const s = this.store.get('secret', id);
+      if (!s?.spec) continue;
+      // Sealed in the store; opened for the node that needs it (over mutual TLS).
+      const data = this.sealer.open(s.spec.data, `secret:${s.id}`);
+      out.set(`secret/${id}`, { version: s.meta?.version ?? 0, change: { action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'secret', secret: { ...s, spec: { ...s.spec, data } } } } } });
+    }
+    for (const id of configs) {
+      const c = this.store.get('config', id);
+      if (c) out.set(`config/${id}`, { version: c.meta?.version ?? 0, change: { action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'config', config: c } } } });
+    }
+    return out;
+  }
+
+  private syncAssignments(s: Session, complete: boolean): void {
+    if (!this.running || s.streams.size === 0) return;
+    const want = this.assignmentSet(s.nodeId);
+    const changes: AssignmentChange[] = [];
+    for (const [key, { version, change }] of want) {
+      if (complete || s.sent.get(key) !== version) changes.push(change);
+    }
+    if (!complete) {
+      for (const key of s.sent.keys()) {
+        if (want.has(key)) continue;
+        const [kind, id] = key.split('/') as [string, string];
+        const item = kind === 'task' ? { $case: 'task' as const, task: { id } as Task } : kind === 'secret' ? { $case: 'secret' as const, secret: { id } as never } : { $case: 'config' as const, config: { id } as never };
+        changes.push({ action: AssignmentChange_Action.ACTION_REMOVE, assignment: { item } });
+      }
+    }
+    s.sent = new Map([...want].map(([k, v]) => [k, v.version]));
+    if (!complete && changes.length === 0) return;
+    const msg: AssignmentsMessage = { type: complete ? AssignmentsMessage_Type.TYPE_COMPLETE : AssignmentsMessage_Type.TYPE_INCREMENTAL, appliesTo: '', resultsIn: newId(), changes };
+    for (const stream of s.streams) stream.write(msg);
+  }
+
+  // ---------------------------------------------------------------- status updates
+
+  private async updateStatus(nodeId: string, req: UpdateTaskStatusRequest): Promise<void> {
+    for (const u of req.updates) {
+      if (!u.status) continue;
+      const t = this.store.get('task', u.taskId);
+      if (!t || t.nodeId !== nodeId) continue; // not this node's (any more): ignore
+      const prev = this.pendingStatus.get(u.taskId);
+      if (!prev || stateRank(u.status.state) >= stateRank(prev.state)) this.pendingStatus.set(u.taskId, u.status);
+    }
+    if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), this.opts.batchMs ?? 20);
+    return Promise.resolve();
+  }
+
+  private flush(): Promise<void> {
+    this.flushTimer = undefined;
+    const batch = this.pendingStatus;
+    this.pendingStatus = new Map();
+    if (batch.size === 0) return this.flushing;
+    this.flushing = this.flushing.then(async () => {
+      await this.store
+        .update((tx) => {
+          for (const [id, status] of batch) {
+            const t = tx.get('task', id);
+            if (!t) continue;
+            // States only move forward; an old report of a task is dropped.
+            if (stateRank(status.state) < stateRank(t.status?.state ?? TaskState.TASK_STATE_NEW)) continue;
+            tx.update('task', { ...t, status: { ...status, pendingReason: '' } });
+          }
+        })
+        .catch((err: Error) => {
+          // A version conflict: merge the batch back in for the next flush.
+          for (const [id, st] of batch) if (!this.pendingStatus.has(id)) this.pendingStatus.set(id, st);
+          if (!this.flushTimer && this.running) this.flushTimer = setTimeout(() => void this.flush(), this.opts.batchMs ?? 20);
+          this.log.debug({ err: err.message }, 'dispatcher: status batch retried');
+        });
+    });
+    return this.flushing;
+  }
+
+  // ---------------------------------------------------------------- sessions
+
+  private closeSession(s: Session, why: string): void {
+    for (const st of s.streams) st.destroy(Object.assign(new Error(why), { code: grpc.status.UNAVAILABLE, details: why }));
+    s.streams.clear();
+    s.sessionStream?.destroy(Object.assign(new Error(why), { code: grpc.status.UNAVAILABLE, details: why }));
+    s.sessionStream = undefined;
+  }
+
+  private refuse(): Partial<grpc.StatusObject> {
+    const md = new grpc.Metadata();
+    const leader = this.leaderAddr();
+    if (leader) md.set('leader', leader);
+    return { code: grpc.status.UNAVAILABLE, details: `not the leader${leader ? `; the leader is at ${leader}` : ''}`, metadata: md };
+  }
+
+  private nodeOf(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): { who: NodeIdentity; node: Node } | string {
+    const who = callerOf(call, false);
+    if (!who) return 'the dispatcher needs a node certificate';
+    const node = this.store.get('node', who.nodeId);
+    if (!node) return `node ${who.nodeId} is not a member of the cluster (it was removed)`;
+    return { who, node };
+  }
+
+  /** The grpc-js implementation; registered on every manager, serving only while this one leads. */
+  implementation(): grpc.UntypedServiceImplementation {
+    const fail = (stream: grpc.ServerWritableStream<unknown, unknown>, st: Partial<grpc.StatusObject>): void => {
+      stream.destroy(Object.assign(new Error(st.details), st));
+    };
+    return {
+      session: (call: grpc.ServerWritableStream<{ description?: Node['description']; sessionId: string }, SessionMessage>) => {
+        if (!this.running) return fail(call, this.refuse());
+        const n = this.nodeOf(call);
+        if (typeof n === 'string') return fail(call, { code: grpc.status.PERMISSION_DENIED, details: n });
+        const old = this.sessions.get(n.node.id);
+        if (old) this.closeSession(old, 'replaced by a new session');
+        const s: Session = { id: newId(), nodeId: n.node.id, lastHeartbeat: Date.now(), streams: new Set(), sent: new Map(), sessionStream: call };
+        this.sessions.set(n.node.id, s);
+        call.on('cancelled', () => {
+          if (this.sessions.get(s.nodeId) === s) s.sessionStream = undefined;
+        });
+        void this.setNodeStates([n.node.id], NodeState.NODE_STATE_READY, 'session established', call.request.description ?? n.node.description).catch((err: Error) =>
+          this.log.warn({ err: err.message }, 'dispatcher: could not mark a node ready'),
+        );
+        const managers = this.store
+          .list('node')
+          .filter((m) => m.role === NodeRole.NODE_ROLE_MANAGER && m.managerStatus?.addr)
+          .map((m) => ({ nodeId: m.id, addr: m.managerStatus!.addr, weight: 1 }));
+        call.write({ sessionId: s.id, node: n.node, managers });
+        this.log.info({ node: n.node.id, session: s.id }, 'dispatcher: session established');
+      },
+      heartbeat: (call: grpc.ServerUnaryCall<{ sessionId: string }, HeartbeatResponse>, cb: grpc.sendUnaryData<HeartbeatResponse>) => {
+        if (!this.running) return cb(this.refuse());
+        const n = this.nodeOf(call);
+        if (typeof n === 'string') return cb({ code: grpc.status.PERMISSION_DENIED, details: n });
+        const s = this.sessions.get(n.node.id);
+        if (!s || s.id !== call.request.sessionId) return cb({ code: grpc.status.NOT_FOUND, details: 'no such session; start a new one' });
+        s.lastHeartbeat = Date.now();
+        cb(null, { periodMs: this.periodMs });
+      },
+      updateTaskStatus: (call: grpc.ServerUnaryCall<UpdateTaskStatusRequest, object>, cb: grpc.sendUnaryData<object>) => {
+        if (!this.running) return cb(this.refuse());
+        const n = this.nodeOf(call);
+        if (typeof n === 'string') return cb({ code: grpc.status.PERMISSION_DENIED, details: n });
+        const s = this.sessions.get(n.node.id);
+        if (!s || s.id !== call.request.sessionId) return cb({ code: grpc.status.NOT_FOUND, details: 'no such session; start a new one' });
+        this.updateStatus(n.node.id, call.request).then(
+          () => cb(null, {}),
+          (err: Error) => cb({ code: grpc.status.INTERNAL, details: err.message }),
+        );
+      },
+      assignments: (call: grpc.ServerWritableStream<{ sessionId: string }, AssignmentsMessage>) => {
+        if (!this.running) return fail(call, this.refuse());
+        const n = this.nodeOf(call);
+        if (typeof n === 'string') return fail(call, { code: grpc.status.PERMISSION_DENIED, details: n });
+        const s = this.sessions.get(n.node.id);
+        if (!s || s.id !== call.request.sessionId) return fail(call, { code: grpc.status.NOT_FOUND, details: 'no such session; start a new one' });
+        s.streams.add(call);
+        call.on('cancelled', () => s.streams.delete(call));
+        this.syncAssignments(s, true);
+      },
+    };
+  }
+}
+
+export { DispatcherService };

@@ -1,0 +1,171 @@
+// Services converge on real containers across lab hosts: a manager and two workers, the busybox
+// image in a registry on the manager's host (pushed from the set-up's image layout), a replicated
+// service that runs on both workers, scales down, and is replaced elsewhere when a worker dies.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HOST_STATE_MOUNT, Lab, type ExecResult, type LabHost, type LabProcess } from './lab/lab.js';
+import { BUSYBOX_LAYOUT } from './registry/image.js';
+import { REGISTRY_BINARY } from './registry/registry.js';
+import { dist, REPO } from './util/dist.js';
+
+const swarmd = dist('cli/swarmd.js');
+const swarmctl = dist('cli/swarmctl.js');
+const runtime = join(REPO, 'native/build/swarm-runtime');
+
+interface TaskJson {
+  id: string;
+  slot: number;
+  nodeId: string;
+  desiredState: string;
+  status?: { state: string; err?: string; pendingReason?: string };
+}
+
+/** What the last poll saw, for the failure message. */
+let lastSeen = '';
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  lastSeen = '';
+  const end = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}${lastSeen ? `\nlast seen:\n${lastSeen}` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe('orchestration on lab hosts', () => {
+  let lab: Lab;
+  const procs = new Map<string, LabProcess>();
+  let runs = 0;
+  let image = '';
+  const nodeIds = new Map<string, string>();
+
+  const host = (name: string): LabHost => lab.host(name);
+  const addr = (name: string): string => `${host(name).address}:4242`;
+
+  function swarmdOn(name: string, args: string[]): LabProcess {
+    const p = host(name).start(`swarmd-${++runs}`, process.execPath, [swarmd, '--log-format', 'json', '--default-registry', `http://${host('m1').address}:5000`, ...args]);
+    procs.set(name, p);
+    return p;
+  }
+
+  async function ok(name: string, ...args: string[]): Promise<string> {
+    const r: ExecResult = await host(name).exec(process.execPath, [swarmctl, ...args], { timeoutMs: 30_000 });
+    if (r.code !== 0) throw new Error(`swarmctl ${args.join(' ')} on ${name} failed (${r.code}): ${r.stderr}`);
+    return r.stdout;
+  }
+
+  async function tasks(service: string): Promise<TaskJson[]> {
+    const ts = JSON.parse(await ok('m1', 'service', 'ps', service, '--format', 'json')) as TaskJson[];
+    lastSeen = ts.map((t) => `${t.id} slot ${t.slot} node ${t.nodeId} desired ${t.desiredState} state ${t.status?.state} ${t.status?.err ?? ''} ${t.status?.pendingReason ?? ''}`).join('\n');
+    return ts;
+  }
+
+  const running = (ts: TaskJson[]): TaskJson[] => ts.filter((t) => t.desiredState === 'TASK_STATE_RUNNING' && t.status?.state === 'TASK_STATE_RUNNING');
+
+  /** The containers the runtime knows on a host (their ids are task ids). */
+  async function containersOn(name: string): Promise<string[]> {
+    const r = await host(name).exec('sh', ['-c', 'ls /run/swarm-runtime 2>/dev/null || true']);
+    return r.stdout.split('\n').filter(Boolean);
+  }
+
+  async function stateOf(name: string, id: string): Promise<string> {
+    const r = await host(name).exec(runtime, ['state', id]);
+    return r.code === 0 ? (JSON.parse(r.stdout) as { status: string }).status : 'gone';
+  }
+
+  beforeAll(async () => {
+    lab = await Lab.create({ hosts: ['m1', 'w1', 'w2'] });
+    // The registry on m1, filled from the set-up's image layout.
+    const m1 = host('m1');
+    const cfg = join(m1.stateDir, 'registry.yml');
+    writeFileSync(cfg, ['version: 0.1', 'log:', '  level: warn', '  accesslog:', '    disabled: true', 'storage:', '  filesystem:', `    rootdirectory: ${HOST_STATE_MOUNT}/registry`, 'http:', `  addr: ${m1.address}:5000`, ''].join('\n'));
+    m1.start('registry', REGISTRY_BINARY, ['serve', `${HOST_STATE_MOUNT}/registry.yml`]);
+    await until('the registry', async () => ((await m1.exec(process.execPath, [dist('scripts/push-image.js'), BUSYBOX_LAYOUT, `http://${m1.address}:5000`, 'library/busybox:latest'])).code === 0 ? true : undefined), 20_000);
+    image = `${m1.address}:5000/library/busybox:latest`;
+    // The manager only manages here; the workers run the tasks.
+    await swarmdOn('m1', ['--no-agent', 'init', '--advertise-addr', addr('m1')]).waitForLog(/swarmd started/, 20_000);
+    const token = (await ok('m1', 'cluster', 'join-token', 'worker', '-q')).trim();
+    await Promise.all(['w1', 'w2'].map((w) => swarmdOn(w, ['join', '--token', token, '--advertise-addr', addr(w), addr('m1')]).waitForLog(/agent: session established/, 30_000)));
+    for (const n of JSON.parse(await ok('m1', 'node', 'ls', '--format', 'json')) as { id: string; description?: { hostname: string } }[]) nodeIds.set(n.description?.hostname ?? '', n.id);
+  }, 90_000);
+
+  afterAll(async () => {
+    // Containers live in their own namespaces under monitors: remove them before the lab goes.
+    if (lab) {
+      for (const h of lab.hosts) {
+        await h.exec('sh', ['-c', `for c in $(ls /run/swarm-runtime 2>/dev/null); do ${runtime} delete --force "$c"; done`]).catch(() => undefined);
+      }
+      await lab.destroy();
+    }
+  }, 60_000);
+
+  it('converges a replicated service on real containers on both workers', async () => {
+    await ok('m1', 'service', 'create', '--name', 'sleepers', '--image', image, '--replicas', '6', '--args', 'sleep', '600');
+    const ts = await until('6 running tasks', async () => {
+      const t = running(await tasks('sleepers'));
+      return t.length === 6 ? t : undefined;
+    }, 60_000);
+    expect(new Set(ts.map((t) => t.slot))).toEqual(new Set([1, 2, 3, 4, 5, 6]));
+    const byNode = new Map<string, number>();
+    for (const t of ts) byNode.set(t.nodeId, (byNode.get(t.nodeId) ?? 0) + 1);
+    expect(byNode.get(nodeIds.get('w1')!)).toBe(3);
+    expect(byNode.get(nodeIds.get('w2')!)).toBe(3);
+    // Real containers, running, on the node each task was given to.
+    for (const t of ts) {
+      const on = t.nodeId === nodeIds.get('w1') ? 'w1' : 'w2';
+      expect(await stateOf(on, t.id)).toBe('running');
+    }
+  }, 90_000);
+
+  it('scales down, stopping the surplus containers', async () => {
+    await ok('m1', 'service', 'scale', 'sleepers=2');
+    const ts = await until('2 running tasks and the others shut down', async () => {
+      const all = await tasks('sleepers');
+      const up = running(all);
+      const stopping = all.filter((t) => t.desiredState !== 'TASK_STATE_RUNNING' && t.status?.state !== 'TASK_STATE_SHUTDOWN');
+      return up.length === 2 && stopping.length === 0 ? all : undefined;
+    }, 60_000);
+    for (const t of ts.filter((x) => x.desiredState !== 'TASK_STATE_RUNNING')) {
+      const on = t.nodeId === nodeIds.get('w1') ? 'w1' : 'w2';
+      expect(await stateOf(on, t.id)).not.toBe('running');
+    }
+  }, 90_000);
+
+  it('replaces the tasks of a worker that dies, on the other worker', async () => {
+    await ok('m1', 'service', 'scale', 'sleepers=4');
+    await until('4 running tasks', async () => (running(await tasks('sleepers')).length === 4 ? true : undefined), 60_000);
+    await procs.get('w2')!.kill9();
+    const w1 = nodeIds.get('w1')!;
+    await until('all 4 running on w1', async () => {
+      const up = running(await tasks('sleepers'));
+      return up.length === 4 && up.every((t) => t.nodeId === w1) ? true : undefined;
+    }, 60_000);
+    const nodes = JSON.parse(await ok('m1', 'node', 'ls', '--format', 'json')) as { id: string; status?: { state: string } }[];
+    expect(nodes.find((n) => n.id === nodeIds.get('w2'))?.status?.state).toBe('NODE_STATE_DOWN');
+    // w2 comes back: it re-adopts its containers and stops those the cluster moved away.
+    await swarmdOn('w2', []).waitForLog(/agent: session established/, 30_000);
+    await until('w2 to stop its old containers', async () => {
+      const states = await Promise.all((await containersOn('w2')).map((id) => stateOf('w2', id)));
+      return states.every((s) => s !== 'running') ? true : undefined;
+    }, 60_000);
+  }, 150_000);
+
+  it('removes a service and its containers', async () => {
+    await ok('m1', 'service', 'rm', 'sleepers');
+    await until('no containers running', async () => {
+      for (const h of ['w1', 'w2']) {
+        const states = await Promise.all((await containersOn(h)).map((id) => stateOf(h, id)));
+        if (states.some((s) => s === 'running')) return undefined;
+      }
+      return true;
+    }, 60_000);
+  }, 90_000);
+});

@@ -1,0 +1,418 @@
+// The worker's agent: a session with the dispatcher on the leader, the node's assignments, and one
+// controller per task that drives the executor through the task state machine:
+//
+//   ASSIGNED → ACCEPTED → PREPARING (pull, root filesystem, network, bundle) → READY → STARTING
+//   → RUNNING → COMPLETE (exit 0) | FAILED (any other exit) ; SHUTDOWN when asked to stop;
+//   REJECTED when it could not be started.
+//
+// States only move forward, and never past the desired state. The container id is the task id,
+// so a restarted agent finds its containers again (the executor keeps them, under their
+// monitors); the assignments are also kept in `<state>/tasks.json`, so that the agent knows
+// its tasks while no manager answers. The agent moves to another manager when its session ends:
+// first to the leader a manager named, then through the known managers in turn.
+import * as grpc from '@grpc/grpc-js';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DispatcherClient, type AssignmentsMessage, type SessionMessage, type TaskStatusUpdate } from '../../proto/gen/tswarm/dispatcher.js';
+import { AssignmentChange_Action, AssignmentsMessage_Type } from '../../proto/gen/tswarm/dispatcher.js';
+import { Task } from '../../proto/gen/tswarm/objects.js';
+import { Mount_Type, TaskState, type NodeDescription, type TaskStatus } from '../../proto/gen/tswarm/types.js';
+import { CorruptFileError, TswarmError } from '../../common/errors.js';
+import type { Logger } from '../../common/logger.js';
+import type { ContainerInfo, Executor, ExitStatus, Mount } from '../exec/executor.js';
+import { RegistryClient } from '../image/distribution.js';
+import type { ImageRecord, ImageStore } from '../image/store.js';
+import { parseImageRef } from './reference.js';
+
+const ORDER = Object.values(TaskState);
+export function stateRank(s: TaskState): number {
+  return ORDER.indexOf(s);
+}
+const rank = stateRank;
+const TERMINAL = [TaskState.TASK_STATE_COMPLETE, TaskState.TASK_STATE_SHUTDOWN, TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_REJECTED, TaskState.TASK_STATE_ORPHANED];
+export const isTerminal = (s: TaskState): boolean => TERMINAL.includes(s);
+
+export class AgentError extends TswarmError {}
+
+export interface AgentOptions {
+  /** The agent's own directory (tasks.json). */
+  stateDir: string;
+  /** Managers' host:port, in the order to try them. */
+  managers: () => string[];
+  /** Told when a session names the managers (to keep them for the next start). */
+  onManagers?: (addrs: string[]) => void;
+  credentials: () => grpc.ChannelCredentials;
+  channelOptions?: grpc.ChannelOptions;
+  executor: Executor;
+  images: ImageStore;
+  /** Registry for images named without one (e.g. `busybox`). */
+  defaultRegistry: string;
+  /** 'bridge' when the executor has a bridge network. */
+  network: 'bridge' | 'none';
+  description: NodeDescription;
+  log: Logger;
+}
+
+/** One task's controller: runs it once, from whatever state it is in, to a terminal state. */
+class TaskController {
+  private stopRequested: (() => void) | undefined;
+  private readonly stopped: Promise<void>;
+  done = false;
+
+  constructor(
+    public task: Task,
+    private readonly agent: Agent,
+  ) {
+    this.stopped = new Promise((resolve) => (this.stopRequested = resolve));
+  }
+
+  get state(): TaskState {
+    return this.task.status?.state ?? TaskState.TASK_STATE_ASSIGNED;
+  }
+
+  /** The desired state changed (or the task was withdrawn): stop if it must not run. */
+  update(task: Task): void {
+    this.task = { ...task, status: rank(task.status?.state ?? TaskState.TASK_STATE_NEW) > rank(this.state) ? task.status : this.task.status };
+    if (rank(task.desiredState) > rank(TaskState.TASK_STATE_RUNNING)) this.stopRequested?.();
+  }
+
+  withdraw(): void {
+    this.stopRequested?.();
+  }
+
+  private report(state: TaskState, message: string, extra: Partial<TaskStatus> = {}): void {
+    if (rank(state) < rank(this.state)) return;
+    const status: TaskStatus = { timestampUnixMs: Date.now(), state, message, err: '', pendingReason: '', ...extra };
+    this.task = { ...this.task, status };
+    this.agent.reportStatus(this.task.id, status);
+  }
+
+  private get wantsToRun(): boolean {
+    return rank(this.task.desiredState) <= rank(TaskState.TASK_STATE_RUNNING);
+  }
+
+  async run(): Promise<void> {
+    const ex = this.agent.executor;
+    const id = this.task.id;
+    try {
+      let info: ContainerInfo | undefined = await ex.inspect(id).catch(() => undefined);
+      if (!info) {
+        if (rank(this.state) >= rank(TaskState.TASK_STATE_STARTING)) {
+          // It had started on this node, and its container is gone (e.g. the host restarted).
+          return this.report(TaskState.TASK_STATE_FAILED, 'the container is gone', { err: 'the container of this task no longer exists on the node' });
+        }
+        if (!this.wantsToRun) return this.report(TaskState.TASK_STATE_SHUTDOWN, 'shut down before it started');
+        this.report(TaskState.TASK_STATE_ACCEPTED, 'accepted');
+        this.report(TaskState.TASK_STATE_PREPARING, 'preparing');
+        try {
+          const image = await this.agent.pull(this.task.spec?.container?.image ?? '');
+          info = await ex.prepare(this.agent.containerSpec(this.task, image));
+        } catch (err) {
+          return this.report(TaskState.TASK_STATE_REJECTED, 'preparing failed', { err: (err as Error).message });
+        }
+        this.report(TaskState.TASK_STATE_READY, 'prepared');
+      }
+      if (info.status === 'created') {
+        if (!this.wantsToRun) {
+          await ex.remove(id, { force: true }).catch(() => undefined);
+          return this.report(TaskState.TASK_STATE_SHUTDOWN, 'shut down before it started');
+        }
+        this.report(TaskState.TASK_STATE_STARTING, 'starting');
+        try {
+          await ex.start(id);
+        } catch (err) {
+          return this.report(TaskState.TASK_STATE_REJECTED, 'starting failed', { err: (err as Error).message });
+        }
+        info = await ex.inspect(id);
+      }
+      if (info.status === 'running') {
+        this.report(TaskState.TASK_STATE_RUNNING, 'running', { container: { containerId: id, pid: info.pid, exitCode: 0 } });
+        const abort = new AbortController();
+        const exited = ex.wait(id, abort.signal).then((x): ExitStatus | 'stop' => x);
+        const which = await Promise.race([exited, this.stopped.then((): 'stop' => 'stop')]);
+        if (which === 'stop') {
+          abort.abort();
+          const grace = Number(this.task.spec?.container?.stopGracePeriodMs ?? 0) || 10_000;
+          const x = await ex.stop(id, grace);
+          return this.report(TaskState.TASK_STATE_SHUTDOWN, 'shut down', { container: { containerId: id, pid: 0, exitCode: x.exitCode } });
+        }
+        return this.finish(which);
+      }
+      // Exited while nobody watched (e.g. the agent was restarted).
+      return this.finish(info.exit ?? { exitCode: -1, oomKilled: false, finishedAt: '', error: 'exit status unknown' });
+    } finally {
+      this.done = true;
+    }
+  }
+
+  private finish(x: ExitStatus): void {
+    const container = { containerId: this.task.id, pid: 0, exitCode: x.exitCode };
+    if (x.exitCode === 0) return this.report(TaskState.TASK_STATE_COMPLETE, 'finished', { container });
+    const why = x.oomKilled ? 'killed: out of memory' : x.signal ? `killed by ${x.signal}` : `exit code ${x.exitCode}`;
+    this.report(TaskState.TASK_STATE_FAILED, why, { container, err: x.error ?? `task: non-zero exit (${x.exitCode})` });
+  }
+}
+
+export class Agent {
+  readonly executor: Executor;
+  private readonly tasks = new Map<string, TaskController>();
+  private readonly pulls = new Map<string, Promise<ImageRecord>>();
+  private pendingStatus = new Map<string, TaskStatus>();
+  private statusTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private sessionId = '';
+  private client: DispatcherClient | undefined;
+  private preferred: string | undefined;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.executor = opts.executor;
+    this.log = opts.log;
+    mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
+  }
+
+  private get tasksPath(): string {
+    return join(this.opts.stateDir, 'tasks.json');
+  }
+
+  /** Loads the kept assignments and resumes their controllers, then connects. */
+  start(): void {
+    for (const t of this.loadTasks()) this.track(t);
+    this.loop = this.sessionLoop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    this.client?.close();
+    if (this.statusTimer) clearTimeout(this.statusTimer);
+    await this.loop;
+    // Containers keep running under their monitors: a restarted agent re-adopts them.
+  }
+
+  // ---------------------------------------------------------------- persistence
+
+  private loadTasks(): Task[] {
+    let text: string;
+    try {
+      text = readFileSync(this.tasksPath, 'utf8');
+    } catch {
+      return [];
+    }
+    try {
+      const raw = JSON.parse(text) as unknown[];
+      return raw.map((t) => Task.fromJSON(t));
+    } catch (err) {
+      throw new CorruptFileError(this.tasksPath, `is not the agent's task list (${(err as Error).message}); move it away to start over (containers are then not re-adopted)`);
+    }
+  }
+
+  private saveTasks(): void {
+    const tmp = `${this.tasksPath}.tmp`;
+    writeFileSync(tmp, JSON.stringify([...this.tasks.values()].map((c) => Task.toJSON(c.task))));
+    renameSync(tmp, this.tasksPath);
+  }
+
+  // ---------------------------------------------------------------- tasks
+
+  private track(task: Task): void {
+    const existing = this.tasks.get(task.id);
+    if (existing) {
+      existing.update(task);
+      return;
+    }
+    if (isTerminal(task.status?.state ?? TaskState.TASK_STATE_NEW)) {
+      // Finished already: nothing to run; keep it known until the manager withdraws it.
+      const c = new TaskController(task, this);
+      c.done = true;
+      this.tasks.set(task.id, c);
+      return;
+    }
+    const c = new TaskController(task, this);
+    this.tasks.set(task.id, c);
+    void c.run().catch((err: Error) => this.log.error({ task: task.id, err: err.message }, 'agent: task controller failed'));
+  }
+
+  private async withdraw(id: string): Promise<void> {
+    const c = this.tasks.get(id);
+    this.tasks.delete(id);
+    c?.withdraw();
+    await this.executor.remove(id, { force: true }).catch(() => undefined);
+  }
+
+  private async applyAssignments(msg: AssignmentsMessage): Promise<void> {
+    const seen = new Set<string>();
+    for (const ch of msg.changes) {
+      const item = ch.assignment?.item;
+      if (item?.$case !== 'task') continue; // secrets and configs: delivered as files with the next slice
+      if (ch.action === AssignmentChange_Action.ACTION_REMOVE) await this.withdraw(item.task.id);
+      else {
+        seen.add(item.task.id);
+        this.track(item.task);
+      }
+    }
+    if (msg.type === AssignmentsMessage_Type.TYPE_COMPLETE) {
+      for (const id of [...this.tasks.keys()]) if (!seen.has(id)) await this.withdraw(id);
+    }
+    this.saveTasks();
+  }
+
+  /** Pulls an image once per reference, however many tasks need it at the same time. */
+  pull(image: string): Promise<ImageRecord> {
+    let p = this.pulls.get(image);
+    if (!p) {
+      p = (async () => {
+        const ref = parseImageRef(image, this.opts.defaultRegistry);
+        const client = new RegistryClient({ url: ref.registry });
+        return (await this.opts.images.pull(client, ref.repository, ref.reference)).image;
+      })();
+      this.pulls.set(image, p);
+      p.catch(() => this.pulls.delete(image));
+    }
+    return p;
+  }
+
+  containerSpec(task: Task, image: ImageRecord): Parameters<Executor['prepare']>[0] {
+    const c = task.spec?.container;
+    const limits = task.spec?.resources?.limits;
+    const mounts: Mount[] = (c?.mounts ?? []).map((m): Mount => {
+      if (m.type === Mount_Type.TYPE_TMPFS) return { type: 'tmpfs', target: m.target, ...(m.tmpfsSizeBytes ? { sizeBytes: Number(m.tmpfsSizeBytes) } : {}), ...(m.tmpfsMode ? { mode: m.tmpfsMode } : {}) };
+      return { type: m.type === Mount_Type.TYPE_VOLUME ? 'volume' : 'bind', source: m.source, target: m.target, readOnly: m.readOnly };
+    });
+    return {
+      id: task.id,
+      image,
+      ...(c?.command.length ? { command: c.command } : {}),
+      ...(c?.args.length ? { args: c.args } : {}),
+      env: c?.env ?? [],
+      hostname: c?.hostname || task.id.slice(0, 12),
+      ...(c?.dir ? { dir: c.dir } : {}),
+      ...(c?.user ? { user: c.user } : {}),
+      limits: {
+        ...(limits?.memoryBytes ? { memoryBytes: Number(limits.memoryBytes) } : {}),
+        ...(limits?.nanoCpus ? { nanoCpus: Number(limits.nanoCpus) } : {}),
+        ...(limits?.pids ? { pids: Number(limits.pids) } : {}),
+      },
+      network: this.opts.network,
+      mounts,
+    };
+  }
+
+  // ---------------------------------------------------------------- status reports
+
+  /** Queues a status for the dispatcher; sent in batches, kept until a session takes them. */
+  reportStatus(taskId: string, status: TaskStatus): void {
+    const prev = this.pendingStatus.get(taskId);
+    if (!prev || rank(status.state) >= rank(prev.state)) this.pendingStatus.set(taskId, status);
+    const c = this.tasks.get(taskId);
+    if (c) this.saveTasks();
+    this.log.info({ task: taskId, state: status.state.replace('TASK_STATE_', '').toLowerCase(), message: status.message, err: status.err || undefined }, 'agent: task state');
+    if (!this.statusTimer) this.statusTimer = setTimeout(() => void this.sendStatus(), 25);
+  }
+
+  private async sendStatus(): Promise<void> {
+    this.statusTimer = undefined;
+    if (!this.client || !this.sessionId || this.pendingStatus.size === 0) return;
+    const batch = this.pendingStatus;
+    this.pendingStatus = new Map();
+    const updates: TaskStatusUpdate[] = [...batch].map(([taskId, status]) => ({ taskId, status }));
+    const client = this.client;
+    const ok = await new Promise<boolean>((resolve) =>
+      client.updateTaskStatus({ sessionId: this.sessionId, updates }, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (err) => resolve(!err)),
+    );
+    if (!ok) {
+      for (const [id, st] of batch) if (!this.pendingStatus.has(id)) this.pendingStatus.set(id, st);
+      if (!this.stopped && !this.statusTimer) this.statusTimer = setTimeout(() => void this.sendStatus(), 500);
+    }
+  }
+
+  // ---------------------------------------------------------------- the session
+
+  private async sessionLoop(): Promise<void> {
+    let attempt = 0;
+    while (!this.stopped) {
+      const addrs = this.opts.managers();
+      const order = this.preferred ? [this.preferred, ...addrs.filter((a) => a !== this.preferred)] : addrs;
+      const addr = order[attempt % Math.max(1, order.length)];
+      this.preferred = undefined;
+      if (!addr) {
+        await this.sleep(1_000);
+        continue;
+      }
+      try {
+        await this.runSession(addr);
+        attempt = 0;
+      } catch (err) {
+        const e = err as grpc.ServiceError;
+        const leader = e.metadata?.get('leader')[0];
+        if (typeof leader === 'string' && leader) this.preferred = leader;
+        else attempt++;
+        if (!this.stopped) this.log.debug({ manager: addr, err: e.details || e.message }, 'agent: session ended; trying again');
+      }
+      this.sessionId = '';
+      this.client?.close();
+      this.client = undefined;
+      if (!this.stopped) await this.sleep(this.preferred ? 50 : 300);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  /** One session with one manager; resolves or rejects when it ends. */
+  private runSession(addr: string): Promise<void> {
+    const client = new DispatcherClient(addr, this.opts.credentials(), this.opts.channelOptions ?? {});
+    this.client = client;
+    return new Promise<void>((resolve, reject) => {
+      let heartbeat: NodeJS.Timeout | undefined;
+      let assignments: grpc.ClientReadableStream<AssignmentsMessage> | undefined;
+      const end = (err?: unknown): void => {
+        if (heartbeat) clearTimeout(heartbeat);
+        session.cancel();
+        assignments?.cancel();
+        if (err) reject(err instanceof Error ? err : new AgentError('session failed'));
+        else resolve();
+      };
+      const onStop = setInterval(() => this.stopped && end(), 200);
+      const session = client.session({ description: this.opts.description, sessionId: '' });
+      session.on('error', (err) => {
+        clearInterval(onStop);
+        end(err);
+      });
+      session.on('end', () => {
+        clearInterval(onStop);
+        end();
+      });
+      session.on('data', (m: SessionMessage) => {
+        if (this.sessionId) return;
+        this.sessionId = m.sessionId;
+        const managers = m.managers.map((p) => p.addr).filter(Boolean);
+        if (managers.length > 0) this.opts.onManagers?.(managers);
+        this.log.info({ manager: addr, session: m.sessionId }, 'agent: session established');
+        const beat = (): void => {
+          client.heartbeat({ sessionId: this.sessionId }, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (err, res) => {
+            if (err) return end(err);
+            heartbeat = setTimeout(beat, Math.max(100, Number(res.periodMs) || 1000));
+          });
+        };
+        beat();
+        assignments = client.assignments({ sessionId: this.sessionId });
+        assignments.on('data', (msg: AssignmentsMessage) => {
+          void this.applyAssignments(msg).catch((err: Error) => this.log.error({ err: err.message }, 'agent: could not apply assignments'));
+        });
+        assignments.on('error', (err) => end(err));
+        // Statuses observed while no session was up.
+        void this.sendStatus();
+      });
+    });
+  }
+}
