@@ -132,7 +132,12 @@ export class Orchestrator implements LeaderComponent {
     if (!this.running || this.passTimer !== undefined || this.dirty.size === 0) return;
     this.passTimer = setTimeout(() => {
       this.passTimer = undefined;
-      this.chain = this.chain.then(() => this.pass());
+      this.chain = this.chain
+        .then(() => this.pass())
+        .catch((err: unknown) => {
+          this.log.error({ err }, 'orchestrator pass failed');
+          this.schedule(this.retryMs);
+        });
     }, delayMs);
   }
 
@@ -163,7 +168,15 @@ export class Orchestrator implements LeaderComponent {
     const written: string[] = [];
     for (const id of ids) {
       const service = this.store.get('service', id);
-      const plan = reconcileService({ serviceId: id, service, tasks: this.store.findTasks({ serviceId: id }), nodes, now, historyLimit });
+      let plan: Plan;
+      try {
+        plan = reconcileService({ serviceId: id, service, tasks: this.store.findTasks({ serviceId: id }), nodes, now, historyLimit });
+      } catch (err) {
+        // A bug in a core must not stop the others: this service is tried again later.
+        this.log.error({ err, service: id }, 'reconciling the service failed');
+        this.wakeAt(id, now + this.retryMs);
+        continue;
+      }
       if (plan.retryAt !== undefined) this.wakeAt(id, plan.retryAt);
       const n = plan.create.length + plan.update.length + plan.remove.length + (plan.service ? 1 : 0);
       if (n === 0) continue;

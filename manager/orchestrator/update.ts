@@ -37,8 +37,15 @@ export const DEFAULT_UPDATE: UpdateConfig = {
   order: UpdateConfig_Order.ORDER_STOP_FIRST,
 };
 
+/** Stored objects never change, so a spec's encoding is computed once per spec object. */
+const encoded = new WeakMap<TaskSpec, string>();
+const EMPTY = Buffer.from(TaskSpec.encode(TaskSpec.fromPartial({})).finish()).toString('base64');
+
 function specBytes(spec: TaskSpec | undefined): string {
-  return Buffer.from(TaskSpec.encode(spec ?? TaskSpec.fromPartial({})).finish()).toString('base64');
+  if (!spec) return EMPTY;
+  let e = encoded.get(spec);
+  if (e === undefined) encoded.set(spec, (e = Buffer.from(TaskSpec.encode(spec).finish()).toString('base64')));
+  return e;
 }
 
 /** Compares task specs by their encoding; memoises the service's side. */
