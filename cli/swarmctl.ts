@@ -41,7 +41,7 @@ const cli = yargs(hideBin(process.argv))
   .usage('$0 <command> [options]\n\nDrives a tswarm cluster.')
   .version(VERSION)
   .strict()
-  .parserConfiguration({ 'camel-case-expansion': false })
+  .parserConfiguration({ 'camel-case-expansion': false, 'populate--': true })
   .fail(failUsage)
   .option('socket', {
     alias: 's',

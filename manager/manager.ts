@@ -116,8 +116,11 @@ export class Manager implements LeaderLocator {
    */
   private watchLeadership(): void {
     this.leaderTimer = setInterval(() => {
+      // Start once this manager leads with everything of earlier terms applied; stop only when it
+      // no longer leads (entries in flight are normal while leading).
       const s = this.raft?.status();
-      const ready = this.isLeader() && (!s || (s.commit >= s.lastIndex && s.applied >= s.commit));
+      const caughtUp = !s || (s.commit >= s.lastIndex && s.applied >= s.commit);
+      const ready = this.isLeader() && (this.leading || caughtUp);
       if (ready === this.leading) return;
       this.leading = ready;
       this.leaderSwitch = this.leaderSwitch.then(async () => {

@@ -1,16 +1,18 @@
-// The main job, as far as it goes today: a local lab of four hosts; `swarmd init` on manager1,
-// manager2 joins with the manager token, two workers join with the worker token (mutual TLS, the
-// token checked against the cluster's root); swarmctl on each manager's socket and across the
-// underlay with a manager certificate; a service created. Services converge on containers here
-// once orchestration lands.
+// The main job: a local cluster on four lab hosts with a service running. A registry on manager1
+// holds the busybox image the set-up built; `swarmd init` on manager1, manager2 joins with the
+// manager token, two workers with the worker token (mutual TLS, the token checked against the
+// cluster's root); a replicated service is created through the follower and converges on real
+// containers on the two workers; a worker's certificate is refused by the control API.
 //   node dist/scripts/demo.js [--exit]    (--exit: tear down at once instead of waiting for Ctrl-C)
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, type LabHost } from '../test/lab/lab.js';
+import { HOST_STATE_MOUNT, Lab, type LabHost } from '../test/lab/lab.js';
 
 const root = join(fileURLToPath(import.meta.url), '../../..');
 const swarmd = join(root, 'dist/cli/swarmd.js');
 const swarmctl = join(root, 'dist/cli/swarmctl.js');
+const runtime = join(root, 'native/build/swarm-runtime');
 
 async function show(h: LabHost, args: string[], note = `on ${h.name}`): Promise<string> {
   const r = await h.exec(process.execPath, [swarmctl, ...args]);
@@ -23,6 +25,20 @@ console.log(`lab ${lab.id}: ${lab.hosts.map((h) => `${h.name} ${h.address}`).joi
 try {
   const manager = lab.host('manager1');
   const addr = (h: LabHost): string => `${h.address}:4242`;
+  // The image registry on manager1, filled from the image layout the set-up built.
+  writeFileSync(join(manager.stateDir, 'registry.yml'), ['version: 0.1', 'log:', '  level: warn', '  accesslog:', '    disabled: true', 'storage:', '  filesystem:', `    rootdirectory: ${HOST_STATE_MOUNT}/registry`, 'http:', `  addr: ${manager.address}:5000`, ''].join('\n'));
+  manager.start('registry', '/usr/bin/docker-registry', ['serve', `${HOST_STATE_MOUNT}/registry.yml`]);
+  for (let i = 0; ; i++) {
+    const r = await manager.exec(process.execPath, [join(root, 'dist/scripts/push-image.js'), join(root, 'build/images/busybox'), `http://${manager.address}:5000`, 'library/busybox:latest']);
+    if (r.code === 0) {
+      console.log(`registry on manager1: ${r.stdout.trim()}`);
+      break;
+    }
+    if (i > 50) throw new Error(`cannot push the busybox image: ${r.stderr}`);
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  const image = `${manager.address}:5000/library/busybox:latest`;
+  // The managers only manage (drained, as in Docker); the workers run the tasks.
   await manager.start('swarmd', process.execPath, [swarmd, 'init', '--advertise-addr', addr(manager)]).waitForLog(/swarmd started/, 20_000);
   await show(manager, ['cluster', 'join-token', 'worker']);
   const token = async (role: string): Promise<string> => (await manager.exec(process.execPath, [swarmctl, 'cluster', 'join-token', role, '-q'])).stdout.trim();
@@ -30,7 +46,10 @@ try {
   await Promise.all(
     lab.hosts
       .filter((h) => h !== manager)
-      .map((h) => h.start('swarmd', process.execPath, [swarmd, 'join', '--token', h.name.startsWith('manager') ? mt : wt, '--advertise-addr', addr(h), addr(manager)]).waitForLog(/swarmd started/, 60_000)),
+      .map((h) => {
+        const isManager = h.name.startsWith('manager');
+        return h.start('swarmd', process.execPath, [swarmd, 'join', '--token', isManager ? mt : wt, '--advertise-addr', addr(h), addr(manager)]).waitForLog(/swarmd started/, 60_000);
+      }),
   );
   // The second manager becomes a voter once it has caught up.
   for (let i = 0; i < 50; i++) {
@@ -38,11 +57,31 @@ try {
     if ((r.stdout.match(/reachable/g) ?? []).length === 1) break;
     await new Promise((res) => setTimeout(res, 200));
   }
+  for (const m of ['manager1', 'manager2']) await manager.exec(process.execPath, [swarmctl, 'node', 'update', m, '--availability', 'drain']);
   await show(manager, ['node', 'ls']);
-  await show(lab.host('manager2'), ['service', 'create', '--name', 'web', '--image', 'busybox', '--replicas', '3'], 'on manager2 (a follower: forwarded to the leader)');
-  await show(lab.host('worker1'), ['--host', addr(manager), '--cert-dir', '/var/lib/tswarm/certs', 'service', 'ls'], "on worker1 with its own certificate: refused");
-  await show(manager, ['service', 'ls']);
-  console.log('(Tasks are not scheduled onto workers yet: orchestration comes next.)');
+  await show(lab.host('manager2'), ['service', 'create', '--name', 'web', '--image', image, '--replicas', '4', '--', 'httpd', '-f', '-p', '8080'], 'on manager2 (a follower: forwarded to the leader)');
+  // Convergence, as the tasks move through their states.
+  const started = Date.now();
+  let last = '';
+  for (;;) {
+    const r = await manager.exec(process.execPath, [swarmctl, 'service', 'ps', 'web', '--format', 'json']);
+    const tasks = JSON.parse(r.stdout || '[]') as { slot: number; status?: { state: string } }[];
+    const line = tasks
+      .sort((a, b) => a.slot - b.slot)
+      .map((t) => `${t.slot}:${(t.status?.state ?? '?').replace('TASK_STATE_', '').toLowerCase()}`)
+      .join(' ');
+    if (line !== last) console.log(`  ${((Date.now() - started) / 1000).toFixed(1)} s  ${line}`);
+    last = line;
+    if (tasks.length === 4 && tasks.every((t) => t.status?.state === 'TASK_STATE_RUNNING')) break;
+    if (Date.now() - started > 60_000) throw new Error('the service did not converge within 60 s');
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  await show(manager, ['service', 'ps', 'web']);
+  for (const w of ['worker1', 'worker2']) {
+    const r = await lab.host(w).exec('sh', ['-c', `for c in $(ls /run/swarm-runtime); do ${runtime} state $c | grep -q running && echo "  container $c running"; done`]);
+    console.log(`on ${w}:\n${r.stdout}`);
+  }
+  await show(lab.host('worker1'), ['--host', addr(manager), '--cert-dir', '/var/lib/tswarm/certs', 'service', 'ls'], 'on worker1 with its own certificate: refused');
   console.log('Logs:', lab.hosts.map((h) => join(h.stateDir, 'logs/swarmd.log')).join(' '));
   if (!process.argv.includes('--exit')) {
     console.log('\nThe lab stays up until Ctrl-C (everything is removed then).');
@@ -52,6 +91,8 @@ try {
     });
   }
 } finally {
+  // Containers live in their own namespaces under their monitors: remove them with the lab.
+  for (const h of lab.hosts) await h.exec('sh', ['-c', `for c in $(ls /run/swarm-runtime 2>/dev/null); do ${runtime} delete --force "$c"; done`]).catch(() => undefined);
   await lab.destroy();
   console.log(`lab ${lab.id} removed`);
 }

@@ -90,8 +90,9 @@ describe('orchestration on lab hosts', () => {
     m1.start('registry', REGISTRY_BINARY, ['serve', `${HOST_STATE_MOUNT}/registry.yml`]);
     await until('the registry', async () => ((await m1.exec(process.execPath, [dist('scripts/push-image.js'), BUSYBOX_LAYOUT, `http://${m1.address}:5000`, 'library/busybox:latest'])).code === 0 ? true : undefined), 20_000);
     image = `${m1.address}:5000/library/busybox:latest`;
-    // The manager only manages here; the workers run the tasks.
-    await swarmdOn('m1', ['--no-agent', 'init', '--advertise-addr', addr('m1')]).waitForLog(/swarmd started/, 20_000);
+    // The manager only manages here (drained, as in Docker); the workers run the tasks.
+    await swarmdOn('m1', ['init', '--advertise-addr', addr('m1')]).waitForLog(/swarmd started/, 20_000);
+    await ok('m1', 'node', 'update', 'm1', '--availability', 'drain');
     const token = (await ok('m1', 'cluster', 'join-token', 'worker', '-q')).trim();
     await Promise.all(['w1', 'w2'].map((w) => swarmdOn(w, ['join', '--token', token, '--advertise-addr', addr(w), addr('m1')]).waitForLog(/agent: session established/, 30_000)));
     for (const n of JSON.parse(await ok('m1', 'node', 'ls', '--format', 'json')) as { id: string; description?: { hostname: string } }[]) nodeIds.set(n.description?.hostname ?? '', n.id);

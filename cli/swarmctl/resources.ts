@@ -270,7 +270,7 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               .option('env', { type: 'string', array: true })
               .option('label', { type: 'string', array: true })
               .option('constraint', { type: 'string', array: true })
-              .option('args', { type: 'string', array: true, describe: 'Command arguments' }),
+              .option('args', { type: 'string', array: true, describe: 'Command arguments (or give them after --: service create ... -- httpd -f -p 80)' }),
           (a) =>
             act(async () => {
               if (a.replicas !== undefined && (!Number.isInteger(a.replicas) || a.replicas < 0)) throw new CommandError(`--replicas: ${a.replicas} must be a whole number, 0 or more`);
@@ -280,7 +280,7 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
                 mode: a.mode === 'global' ? { $case: 'global', global: {} } : { $case: 'replicated', replicated: { replicas: a.replicas ?? 1 } },
                 task: {
                   container: {
-                    image: a.image, labels: {}, command: [], args: a.args ?? [], hostname: '', env: a.env ?? [], dir: '', user: '', groups: [], mounts: [], stopGracePeriodMs: 10_000,
+                    image: a.image, labels: {}, command: [], args: a.args ?? ((a as { '--'?: (string | number)[] })['--'] ?? []).map(String), hostname: '', env: a.env ?? [], dir: '', user: '', groups: [], mounts: [], stopGracePeriodMs: 10_000,
                     stopSignal: '', secrets: [], configs: [], capabilityAdd: [], capabilityDrop: [], ulimits: [], readOnly: false, tty: false, init: false, oomScoreAdj: 0,
                   },
                   placement: a.constraint ? { constraints: a.constraint, preferences: [], platforms: [], maxReplicasPerNode: 0 } : undefined,
