@@ -15,7 +15,7 @@ import { DEFAULT_UPDATE } from './update.js';
 import { reconcileService } from './reconcile.js';
 import { reap } from './reaper.js';
 import { GAVE_UP, isGivenUp } from './restart.js';
-import type { Plan } from './tasks.js';
+import { JOB_DESIRED_STATE, type Plan } from './tasks.js';
 import { node, service, task } from './testutil.js';
 
 const { TASK_STATE_RUNNING: RUNNING, TASK_STATE_SHUTDOWN: SHUTDOWN, TASK_STATE_FAILED: FAILED, TASK_STATE_COMPLETE: COMPLETE, TASK_STATE_REMOVE: REMOVE } = TaskState;
@@ -281,11 +281,11 @@ describe('global services', () => {
 });
 
 describe('jobs', () => {
-  it('replicated job: total completions in slots, at most max_concurrent at once, desired COMPLETE', () => {
+  it('replicated job: total completions in slots, at most max_concurrent at once, desired RUNNING (told apart by the service mode)', () => {
     const s = service({ mode: { $case: 'replicatedJob', replicatedJob: { maxConcurrent: 2, totalCompletions: 5 } }, restart: { condition: RestartPolicy_Condition.CONDITION_ON_FAILURE } });
     const first = run(s, []);
     expect(slots(first.create)).toEqual([1, 2]);
-    expect(first.create.every((t) => t.desiredState === COMPLETE)).toBe(true);
+    expect(first.create.every((t) => t.desiredState === JOB_DESIRED_STATE)).toBe(true);
     const [t1, t2] = first.create.map((t) => ({ ...t, meta: { version: 3, createdAtUnixMs: 0, updatedAtUnixMs: 0 } }));
     // Slot 1 completes: slot 3 begins. Slot 2 fails: restarted in slot 2.
     const done1 = { ...t1!, status: { ...t1!.status!, state: COMPLETE } };
@@ -310,7 +310,7 @@ describe('jobs', () => {
     const s = service({ mode: { $case: 'globalJob', globalJob: {} } });
     const nodes = [node('a'), node('b'), node('c')];
     const p = run(s, [task(s, { nodeId: 'a', state: COMPLETE, desired: COMPLETE }), task(s, { nodeId: 'b', desired: COMPLETE })], { nodes });
-    expect(p.create.map((t) => [t.nodeId, t.desiredState])).toEqual([['c', COMPLETE]]);
+    expect(p.create.map((t) => [t.nodeId, t.desiredState])).toEqual([['c', JOB_DESIRED_STATE]]);
     expect(p.update).toEqual([]);
   });
 });

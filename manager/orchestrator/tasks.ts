@@ -81,10 +81,12 @@ export function isJob(s: Service): boolean {
 }
 
 /**
- * A job's tasks run to completion: desired COMPLETE, as in SwarmKit (the allocator, scheduler and
- * dispatcher must treat it like RUNNING: place it, send it, let it run).
+ * A job's tasks run to completion. SwarmKit marks them desired COMPLETE; here they are desired
+ * RUNNING like any task (the allocator, scheduler, dispatcher and agent place, send and run tasks
+ * desired up to RUNNING, and an agent never runs a task desired past it), and a job is told apart
+ * by its service's mode: its COMPLETE tasks count as completions.
  */
-export const JOB_DESIRED_STATE = TaskState.TASK_STATE_COMPLETE;
+export const JOB_DESIRED_STATE = TaskState.TASK_STATE_RUNNING;
 
 /** A new task of the service for a slot (replicated, jobs) or a node (global, slot 0). */
 export function newTask(service: Service, slot: number, nodeId: string, now: number, desired?: TaskState): Task {
