@@ -16,7 +16,7 @@ export const DEFAULT_SOCKET = DEFAULT_SOCKET_PATH;
 interface RunArgs {
   agent: boolean;
   runtime: string;
-  'default-registry': string;
+  'default-registry': string | undefined;
   bridge: string | undefined;
   'data-dir': string;
   socket: string;
@@ -31,7 +31,7 @@ async function run(argv: RunArgs, how: { init?: InitSettings; join?: JoinSetting
     socket: argv.socket,
     listenAddr: argv['listen-addr'],
     ...how,
-    agent: argv.agent ? { runtime: argv.runtime, defaultRegistry: argv['default-registry'], bridge: argv.bridge } : undefined,
+    agent: argv.agent ? { runtime: argv.runtime, defaultRegistry: argv['default-registry'] ?? '', bridge: argv.bridge } : undefined,
     logger: (node) => createLogger({ node, component: 'swarmd', level: argv['log-level'], format: argv['log-format'] }),
   });
   try {
@@ -66,7 +66,7 @@ await yargs(hideBin(process.argv))
   .option('listen-addr', { type: 'string', describe: 'Serve on this TCP address (host:port); a manager serves Raft and its API there (default: the advertise address)' })
   .option('agent', { type: 'boolean', default: true, describe: 'Run tasks on this node (--no-agent: only manage)' })
   .option('runtime', { choices: ['swarm-runtime', 'runc', 'crun'], default: 'swarm-runtime', describe: 'The OCI runtime that runs containers' })
-  .option('default-registry', { type: 'string', default: 'https://registry-1.docker.io', describe: 'Registry for images named without one (e.g. busybox)' })
+  .option('default-registry', { type: 'string', describe: 'Registry for images named without one (e.g. busybox); none by default: such images are refused (this build pulls from no public registry unless told to)' })
   .option('bridge', { type: 'string', describe: 'Give containers a bridge network: NAME:SUBNET, e.g. tsw0:172.31.0.0/16 (default: only lo)' })
   .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
   .option('log-format', { choices: LOG_FORMATS, default: 'auto' as const, describe: 'auto: text on a terminal, JSON otherwise' })
@@ -74,7 +74,7 @@ await yargs(hideBin(process.argv))
     const addr = argv['listen-addr'];
     if (addr !== undefined && !/^[^\s]+:\d{1,5}$/.test(addr)) throw new Error(`--listen-addr: "${addr}" must be host:port`);
     if (argv.bridge !== undefined && !/^[A-Za-z0-9_.-]{1,15}:\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(argv.bridge)) throw new Error(`--bridge: "${argv.bridge}" must be NAME:SUBNET, e.g. tsw0:172.31.0.0/16`);
-    if (!/^https?:\/\/[^\s/]+\/?$/.test(argv['default-registry'])) throw new Error(`--default-registry: "${argv['default-registry']}" must be http(s)://HOST[:PORT]`);
+    if (argv['default-registry'] !== undefined && !/^https?:\/\/[^\s/]+\/?$/.test(argv['default-registry'])) throw new Error(`--default-registry: "${argv['default-registry']}" must be http(s)://HOST[:PORT]`);
     return true;
   })
   .command(

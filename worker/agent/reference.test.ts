@@ -17,5 +17,7 @@ describe('parseImageRef', () => {
     expect(() => parseImageRef('Busy Box', D)).toThrow(/is not an image reference/);
     expect(() => parseImageRef('busybox@sha256:xyz', D)).toThrow(/the digest must be sha256/);
     expect(() => parseImageRef('UPPER/case', D)).toThrow(/is not a repository name/);
+    expect(() => parseImageRef('busybox', '')).toThrow(/"busybox" names no registry, and this node has no default registry \(swarmd --default-registry URL\)/);
+    expect(parseImageRef('10.0.0.1:5000/x', '').registry).toBe('http://10.0.0.1:5000');
   });
 });

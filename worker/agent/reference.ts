@@ -12,7 +12,8 @@ export interface ImageRef {
 
 /**
  * The first path component names a registry when it has a dot or a port, or is `localhost`
- * (Docker's rule); otherwise `defaultRegistry` is used, and a one-component name gets `library/`.
+ * (Docker's rule); otherwise `defaultRegistry` is used (none: refused), and a one-component name
+ * gets `library/`.
  * A registry given by IP address or `localhost` is spoken to over plain HTTP (Docker's "insecure
  * registry" on a private network); others over HTTPS.
  */
@@ -21,6 +22,7 @@ export function parseImageRef(image: string, defaultRegistry: string): ImageRef 
   if (!image || /\s/.test(image)) throw new InvalidArgumentError(field, `"${image}" is not an image reference`);
   let rest = image;
   let registry = defaultRegistry.replace(/\/+$/, '');
+  let named = false;
   const slash = rest.indexOf('/');
   if (slash > 0) {
     const first = rest.slice(0, slash);
@@ -29,6 +31,7 @@ export function parseImageRef(image: string, defaultRegistry: string): ImageRef 
       const plain = /^(\d{1,3}(\.\d{1,3}){3}|localhost|\[[0-9a-f:]+\])(:\d+)?$/i.test(host);
       registry = `${plain ? 'http' : 'https'}://${host}`;
       rest = rest.slice(slash + 1);
+      named = true;
     }
   }
   let reference = 'latest';
@@ -46,6 +49,7 @@ export function parseImageRef(image: string, defaultRegistry: string): ImageRef 
     }
   }
   if (!/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/.test(rest)) throw new InvalidArgumentError(field, `"${image}": "${rest}" is not a repository name`);
+  if (!named && !registry) throw new InvalidArgumentError(field, `"${image}" names no registry, and this node has no default registry (swarmd --default-registry URL)`);
   const repository = rest.includes('/') ? rest : `library/${rest}`;
   return { registry, repository, reference };
 }
