@@ -2,7 +2,7 @@
 // its own overlay root filesystem, its own network namespace on one bridge, a swarm-monitor and
 // the default seccomp profile, through worker/exec's RuntimeExecutor (prepare + start), timed
 // until all N run. The same flow runs with swarm-runtime and with runc in one invocation.
-//   node dist/bench/containers.js [--count 100] [--parallel 4] [--network bridge|none]
+//   node dist/bench/containers.js [--count 100] [--parallel 8] [--network bridge|none]
 // The bridge lives in a throwaway network namespace (as in the network tests), so the host's own
 // namespace and its forwarding switch are left alone; every host-side command pays one nsenter.
 // Everything (containers, mounts, cgroups, namespaces, registry, temporary files) is removed after.
@@ -22,7 +22,7 @@ import { RegistryClient } from '../worker/image/distribution.js';
 import { ImageStore, type ImageRecord } from '../worker/image/store.js';
 import { BridgeDriver } from '../worker/network/bridge.js';
 
-const argv = yargs(hideBin(process.argv)).strict().option('count', { type: 'number', default: 100 }).option('parallel', { type: 'number', default: 4 })
+const argv = yargs(hideBin(process.argv)).strict().option('count', { type: 'number', default: 100 }).option('parallel', { type: 'number', default: 8 })
   .option('network', { choices: ['bridge', 'none'] as const, default: 'bridge' as const }).parseSync();
 const n = argv.count;
 const cgroupParent = `/tswarm-bench-${process.pid}`;

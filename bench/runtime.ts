@@ -10,9 +10,13 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { Workspace } from '../test/native/bundle.js';
+import { defaultSeccomp, Workspace } from '../test/native/bundle.js';
 
-const argv = yargs(hideBin(process.argv)).strict().option('count', { type: 'number', default: 200 }).parseSync();
+const argv = yargs(hideBin(process.argv))
+  .strict()
+  .option('count', { type: 'number', default: 200 })
+  .option('seccomp', { type: 'boolean', default: true, describe: 'every runtime applies our default seccomp profile (as a real container would)' })
+  .parseSync();
 const n = argv.count;
 const ws = new Workspace();
 process.on('exit', () => {
@@ -22,7 +26,9 @@ process.on('exit', () => {
   spawnSync('sh', ['-c', 'for d in /sys/fs/cgroup/swarm-runtime /sys/fs/cgroup/*/swarm-runtime; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done; true']);
 });
 
-const bundle = ws.bundle(['/bin/true']);
+const bundle = ws.bundle(['/bin/true'], (c) => {
+  if (argv.seccomp) (c as unknown as { linux: Record<string, unknown> }).linux.seccomp = defaultSeccomp();
+});
 
 function loop(bin: string, root: string, prefix: string): string {
   return `i=0; while [ $i -lt ${n} ]; do i=$((i+1)); ${bin} --root ${root} run --bundle ${bundle} ${prefix}-$i >/dev/null 2>&1 || { echo "run $i failed" >&2; exit 1; }; done`;
@@ -41,7 +47,7 @@ function time(label: string, cmd: string[]): number | undefined {
   return us;
 }
 
-console.log(`Runtime benchmark: ${n} containers each, busybox bundle, cgroups on`);
+console.log(`Runtime benchmark: ${n} containers each, busybox bundle, cgroups on, ${argv.seccomp ? 'our default seccomp profile in every runtime' : 'no seccomp'}`);
 const results: Record<string, number | undefined> = {};
 results.ours = time('swarm-runtime', ['sh', '-c', loop(ws.ours.bin, ws.ours.root, 'b-ours')]);
 results.runc = time('runc', ['sh', '-c', loop('runc', ws.runc.root, 'b-runc')]);
