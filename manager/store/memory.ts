@@ -6,7 +6,7 @@
 // etcd). Every manager applies committed requests in log order through apply(), which re-checks
 // versions and names deterministically, so all stores agree; the proposer's promise resolves with
 // that verdict. An object's meta.version is the log index of its last write.
-import { StoreAction_Kind, StoreRequest, StoreSnapshot, type StoreAction, type StoreObject } from '../../proto/gen/tswarm/store.js';
+import { StoreAction_Kind, StoreRequest, StoreSnapshot, type StoreAction, StoreObject } from '../../proto/gen/tswarm/store.js';
 import type { Cluster, Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
 import type { TaskState } from '../../proto/gen/tswarm/types.js';
 import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
@@ -271,9 +271,23 @@ export interface WatchOptions {
   filter?: (e: StoreEvent) => boolean;
 }
 
+/** A protobuf tag byte followed by `length` as a varint. */
+function lengthPrefix(tag: number, length: number): Uint8Array {
+  const out = [tag];
+  let n = length;
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Uint8Array.from(out);
+}
+
 export class MemoryStore implements ReadView {
   private readonly tables = new Map<Kind, Map<string, AnyObject>>(KINDS.map((k) => [k, new Map()]));
   private readonly names = new Map<Kind, Map<string, string>>(KINDS.map((k) => [k, new Map()]));
+  /** Each stored object's StoreObject encoding, made by the first snapshot that needs it. */
+  private readonly encodings = new WeakMap<AnyObject, Uint8Array>();
   private readonly labels = new Map<Kind, Map<string, Set<string>>>(KINDS.map((k) => [k, new Map()]));
   private readonly tasksByService = new Map<string, Set<string>>();
   private readonly tasksByNode = new Map<string, Set<string>>();
@@ -512,10 +526,31 @@ export class MemoryStore implements ReadView {
 
   // ---------------------------------------------------------------- snapshots
 
+  /**
+   * The store as a StoreSnapshot message. Stored objects are immutable (an update stores a new
+   * one), so each object's encoding is kept beside it (a WeakMap: it goes with the object) and a
+   * snapshot encodes only what changed since the last one, then concatenates: the leader takes
+   * snapshots on its event loop, and re-encoding tens of megabytes there outlasts an election
+   * timeout.
+   */
   snapshot(): Uint8Array {
-    const objects: StoreObject[] = [];
-    for (const kind of KINDS) for (const obj of this.tables.get(kind)!.values()) objects.push(toStoreObject(kind, obj));
-    return StoreSnapshot.encode({ version: this.version, objects }).finish();
+    const head = StoreSnapshot.encode({ version: this.version, objects: [] }).finish();
+    const parts: Uint8Array[] = [head];
+    let size = head.length;
+    for (const kind of KINDS) {
+      for (const obj of this.tables.get(kind)!.values()) {
+        let bytes = this.encodings.get(obj);
+        if (!bytes) {
+          bytes = StoreObject.encode(toStoreObject(kind, obj)).finish();
+          this.encodings.set(obj, bytes);
+        }
+        // Field 2 (objects), length-delimited: the tag, the length as a varint, the bytes.
+        const prefix = lengthPrefix(0x12, bytes.length);
+        parts.push(prefix, bytes);
+        size += prefix.length + bytes.length;
+      }
+    }
+    return Buffer.concat(parts, size);
   }
 
   /** Replaces everything with a snapshot's contents. Watches are closed: their consumers re-list. */
