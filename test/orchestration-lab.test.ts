@@ -159,6 +159,23 @@ describe('orchestration on lab hosts', () => {
     }, 60_000);
   }, 150_000);
 
+  it('runs a global service on every active node and follows a drain', async () => {
+    await ok('m1', 'service', 'create', '--name', 'everywhere', '--image', image, '--mode', 'global', '--', 'sleep', '600');
+    const on = (ts: TaskJson[]): string[] => running(ts).map((t) => t.nodeId).sort();
+    const both = [nodeIds.get('w1')!, nodeIds.get('w2')!].sort();
+    // m1 is drained: one task on each worker.
+    await until('one task per worker', async () => (JSON.stringify(on(await tasks('everywhere'))) === JSON.stringify(both) ? true : undefined), 60_000);
+    await ok('m1', 'node', 'update', 'w2', '--availability', 'drain');
+    await until('the task on w2 to stop', async () => {
+      const ts = await tasks('everywhere');
+      const w2 = ts.filter((t) => t.nodeId === nodeIds.get('w2'));
+      return JSON.stringify(on(ts)) === JSON.stringify([nodeIds.get('w1')]) && w2.every((t) => t.status?.state === 'TASK_STATE_SHUTDOWN') ? true : undefined;
+    }, 60_000);
+    await ok('m1', 'node', 'update', 'w2', '--availability', 'active');
+    await until('a task on w2 again', async () => (JSON.stringify(on(await tasks('everywhere'))) === JSON.stringify(both) ? true : undefined), 60_000);
+    await ok('m1', 'service', 'rm', 'everywhere');
+  }, 150_000);
+
   it('removes a service and its containers', async () => {
     await ok('m1', 'service', 'rm', 'sleepers');
     await until('no containers running', async () => {
