@@ -56,8 +56,12 @@ describe('orchestration on lab hosts', () => {
     return p;
   }
 
+  function ctl(name: string, ...args: string[]): Promise<ExecResult> {
+    return host(name).exec(process.execPath, [swarmctl, ...args], { timeoutMs: 30_000 });
+  }
+
   async function ok(name: string, ...args: string[]): Promise<string> {
-    const r: ExecResult = await host(name).exec(process.execPath, [swarmctl, ...args], { timeoutMs: 30_000 });
+    const r: ExecResult = await ctl(name, ...args);
     if (r.code !== 0) throw new Error(`swarmctl ${args.join(' ')} on ${name} failed (${r.code}): ${r.stderr}`);
     return r.stdout;
   }
@@ -175,6 +179,26 @@ describe('orchestration on lab hosts', () => {
     await until('a task on w2 again', async () => (JSON.stringify(on(await tasks('everywhere'))) === JSON.stringify(both) ? true : undefined), 60_000);
     await ok('m1', 'service', 'rm', 'everywhere');
   }, 150_000);
+
+  it('delivers a secret as a file in /run/secrets, and never to disk on the worker', async () => {
+    writeFileSync(join(host('m1').stateDir, 'pw.txt'), 'hunter2');
+    await ok('m1', 'secret', 'create', 'pw', `${HOST_STATE_MOUNT}/pw.txt`);
+    await ok('m1', 'service', 'create', '--name', 'withsecret', '--image', image, '--secret', 'source=pw,target=db-password,mode=0400', '--', 'sleep', '600');
+    const [t] = await until('the task to run', async () => {
+      const up = running(await tasks('withsecret'));
+      return up.length === 1 ? up : undefined;
+    }, 60_000);
+    const on = t!.nodeId === nodeIds.get('w1') ? 'w1' : 'w2';
+    const r = await host(on).exec(runtime, ['exec', t!.id, 'cat', '/run/secrets/db-password']);
+    expect(r.stdout).toBe('hunter2');
+    // The clear text sits on the worker's tmpfs (/run), not in its state directory.
+    const found = await host(on).exec('sh', ['-c', `grep -rl hunter2 ${HOST_STATE_MOUNT} 2>/dev/null || true`]);
+    expect(found.stdout.trim()).toBe('');
+    const missing = await ctl('m1', 'service', 'create', '--name', 'nosecret', '--image', image, '--secret', 'nope');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/secret .*nope/);
+    await ok('m1', 'service', 'rm', 'withsecret');
+  }, 120_000);
 
   it('removes a service and its containers', async () => {
     await ok('m1', 'service', 'rm', 'sleepers');

@@ -52,6 +52,28 @@ function jsonBuffers(_k: string, v: unknown): unknown {
 
 const noFilters: ListFilters = { names: [], namePrefixes: [], idPrefixes: [], labels: {}, serviceIds: [], nodeIds: [], desiredStates: [] };
 
+/** `NAME` or `source=NAME,target=FILE,mode=0400,uid=N,gid=N` (Docker's --secret and --config). */
+function parseFileReference(text: string, flag: string): { source: string; file: { name: string; uid: number; gid: number; mode: number } } {
+  if (!text.includes('=')) return { source: text, file: { name: text, uid: 0, gid: 0, mode: 0o444 } };
+  const kv = new Map<string, string>();
+  for (const part of text.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new CommandError(`${flag}: "${part}" must be KEY=VALUE (source, target, mode, uid, gid)`);
+    kv.set(part.slice(0, eq), part.slice(eq + 1));
+  }
+  for (const k of kv.keys()) if (!['source', 'target', 'mode', 'uid', 'gid'].includes(k)) throw new CommandError(`${flag}: unknown key "${k}" (source, target, mode, uid, gid)`);
+  const source = kv.get('source');
+  if (!source) throw new CommandError(`${flag}: source=NAME is required`);
+  const num = (k: string, base: number, dflt: number): number => {
+    const v = kv.get(k);
+    if (v === undefined) return dflt;
+    const n = parseInt(v, base);
+    if (!/^[0-9]+$/.test(v) || Number.isNaN(n)) throw new CommandError(`${flag}: ${k}=${v} must be a number${base === 8 ? ' in octal, e.g. 0400' : ''}`);
+    return n;
+  };
+  return { source, file: { name: kv.get('target') ?? source, uid: num('uid', 10, 0), gid: num('gid', 10, 0), mode: num('mode', 8, 0o444) } };
+}
+
 /** A Go-style duration (300ms, 5s, 2m, 2160h, 1h30m) in milliseconds. */
 export function durationMs(text: string, flag: string): number {
   const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -270,9 +292,16 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               .option('env', { type: 'string', array: true })
               .option('label', { type: 'string', array: true })
               .option('constraint', { type: 'string', array: true })
+              .option('secret', { type: 'string', array: true, describe: 'A secret as a file in /run/secrets: NAME, or source=NAME[,target=FILE][,mode=0400][,uid=N][,gid=N]' })
               .option('args', { type: 'string', array: true, describe: 'Command arguments (or give them after --: service create ... -- httpd -f -p 80)' }),
           (a) =>
             act(async () => {
+              const secrets = [];
+              for (const text of a.secret ?? []) {
+                const ref = parseFileReference(text, '--secret');
+                const { secret } = await rpc<{ secret: Secret }>(tgt(g(a)), 'getSecret', { id: ref.source });
+                secrets.push({ secretId: secret.id, secretName: secret.spec?.annotations?.name ?? ref.source, file: ref.file });
+              }
               if (a.replicas !== undefined && (!Number.isInteger(a.replicas) || a.replicas < 0)) throw new CommandError(`--replicas: ${a.replicas} must be a whole number, 0 or more`);
               if (a.mode === 'global' && a.replicas !== undefined) throw new CommandError('--replicas: a global service runs one task per node; drop --replicas or use --mode replicated');
               const spec: ServiceSpec = {
@@ -281,7 +310,7 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
                 task: {
                   container: {
                     image: a.image, labels: {}, command: [], args: a.args ?? ((a as { '--'?: (string | number)[] })['--'] ?? []).map(String), hostname: '', env: a.env ?? [], dir: '', user: '', groups: [], mounts: [], stopGracePeriodMs: 10_000,
-                    stopSignal: '', secrets: [], configs: [], capabilityAdd: [], capabilityDrop: [], ulimits: [], readOnly: false, tty: false, init: false, oomScoreAdj: 0,
+                    stopSignal: '', secrets, configs: [], capabilityAdd: [], capabilityDrop: [], ulimits: [], readOnly: false, tty: false, init: false, oomScoreAdj: 0,
                   },
                   placement: a.constraint ? { constraints: a.constraint, preferences: [], platforms: [], maxReplicasPerNode: 0 } : undefined,
                   networks: [],

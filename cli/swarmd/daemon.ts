@@ -176,6 +176,8 @@ export class Daemon {
       defaultRegistry: settings.defaultRegistry,
       network: network ? 'bridge' : 'none',
       description,
+      // Next to the local socket: /run/tswarm by default, a tmpfs, so secrets never reach a disk.
+      secretsDir: join(dirname(this.options.socket), 'secrets'),
       log: this.log!.child({ component: 'agent' }),
     });
     this.agent.start();

@@ -11,7 +11,7 @@
 // its tasks while no manager answers. The agent moves to another manager when its session ends:
 // first to the leader a manager named, then through the known managers in turn.
 import * as grpc from '@grpc/grpc-js';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DispatcherClient, type AssignmentsMessage, type SessionMessage, type TaskStatusUpdate } from '../../proto/gen/tswarm/dispatcher.js';
 import { AssignmentChange_Action, AssignmentsMessage_Type } from '../../proto/gen/tswarm/dispatcher.js';
@@ -50,6 +50,8 @@ export interface AgentOptions {
   /** 'bridge' when the executor has a bridge network. */
   network: 'bridge' | 'none';
   description: NodeDescription;
+  /** Where task secrets are written as files before being bind-mounted at /run/secrets (use a tmpfs, e.g. under /run). */
+  secretsDir: string;
   log: Logger;
 }
 
@@ -157,6 +159,8 @@ export class Agent {
   readonly executor: Executor;
   private readonly tasks = new Map<string, TaskController>();
   private readonly pulls = new Map<string, Promise<ImageRecord>>();
+  /** Secrets delivered with the assignments (data in the clear: kept in memory and on the secrets tmpfs only). */
+  private readonly secrets = new Map<string, Buffer>();
   private pendingStatus = new Map<string, TaskStatus>();
   private statusTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -240,13 +244,42 @@ export class Agent {
     this.tasks.delete(id);
     c?.withdraw();
     await this.executor.remove(id, { force: true }).catch(() => undefined);
+    rmSync(join(this.opts.secretsDir, id), { recursive: true, force: true });
+  }
+
+  /**
+   * Writes the task's secrets as files (mode, uid and gid as the reference says) into a directory
+   * of its own, to be bind-mounted read-only at /run/secrets; a missing secret rejects the task.
+   */
+  private secretMounts(task: Task): Mount[] {
+    const refs = task.spec?.container?.secrets ?? [];
+    if (refs.length === 0) return [];
+    const dir = join(this.opts.secretsDir, task.id);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    for (const r of refs) {
+      const data = this.secrets.get(r.secretId);
+      if (!data) throw new AgentError(`secret ${r.secretName || r.secretId} was not delivered to this node`);
+      const name = r.file?.name || r.secretName;
+      if (!name || name.includes('/') || name === '..' || name === '.') throw new AgentError(`secret ${r.secretName}: the file name "${name}" must be a plain name`);
+      const path = join(dir, name);
+      writeFileSync(path, data, { mode: r.file?.mode || 0o444 });
+      chmodSync(path, r.file?.mode || 0o444);
+      chownSync(path, r.file?.uid ?? 0, r.file?.gid ?? 0);
+    }
+    chmodSync(dir, 0o755);
+    return [{ type: 'bind', source: dir, target: '/run/secrets', readOnly: true }];
   }
 
   private async applyAssignments(msg: AssignmentsMessage): Promise<void> {
     const seen = new Set<string>();
     for (const ch of msg.changes) {
       const item = ch.assignment?.item;
-      if (item?.$case !== 'task') continue; // secrets and configs: delivered as files with the next slice
+      if (item?.$case === 'secret') {
+        if (ch.action === AssignmentChange_Action.ACTION_REMOVE) this.secrets.delete(item.secret.id);
+        else this.secrets.set(item.secret.id, Buffer.from(item.secret.spec?.data ?? []));
+        continue;
+      }
+      if (item?.$case !== 'task') continue; // configs: not delivered as files yet
       if (ch.action === AssignmentChange_Action.ACTION_REMOVE) await this.withdraw(item.task.id);
       else {
         seen.add(item.task.id);
@@ -296,7 +329,7 @@ export class Agent {
         ...(limits?.pids ? { pids: Number(limits.pids) } : {}),
       },
       network: this.opts.network,
-      mounts,
+      mounts: [...mounts, ...this.secretMounts(task)],
     };
   }
 
