@@ -200,6 +200,17 @@ describe('orchestration on lab hosts', () => {
     await ok('m1', 'service', 'rm', 'withsecret');
   }, 120_000);
 
+  it('fails a task whose healthcheck fails, and keeps a healthy one', async () => {
+    await ok('m1', 'service', 'create', '--name', 'sick', '--image', image, '--health-cmd', 'test -f /tmp/ok', '--health-interval', '300ms', '--health-retries', '2', '--', 'sleep', '600');
+    await ok('m1', 'service', 'create', '--name', 'fine', '--image', image, '--health-cmd', 'true', '--health-interval', '300ms', '--health-retries', '2', '--', 'sleep', '600');
+    const failed = await until('the unhealthy task to fail', async () => (await tasks('sick')).find((t) => t.status?.state === 'TASK_STATE_FAILED'), 60_000);
+    expect(failed.status?.err).toMatch(/^healthcheck failed 2 times in a row: exit code 1/);
+    const fine = running(await tasks('fine'));
+    expect(fine).toHaveLength(1);
+    expect((await tasks('fine')).filter((t) => t.status?.state === 'TASK_STATE_FAILED')).toEqual([]);
+    await ok('m1', 'service', 'rm', 'sick', 'fine');
+  }, 120_000);
+
   it('removes a service and its containers', async () => {
     await ok('m1', 'service', 'rm', 'sleepers');
     await until('no containers running', async () => {

@@ -292,6 +292,11 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               .option('env', { type: 'string', array: true })
               .option('label', { type: 'string', array: true })
               .option('constraint', { type: 'string', array: true })
+              .option('health-cmd', { type: 'string', describe: 'Command run in the container to check its health (sh -c)' })
+              .option('health-interval', { type: 'string', describe: 'Time between checks (default 30s)' })
+              .option('health-timeout', { type: 'string', describe: 'Longest a check may take (default 30s)' })
+              .option('health-retries', { type: 'number', describe: 'Failures in a row that make the task unhealthy (default 3)' })
+              .option('health-start-period', { type: 'string', describe: 'Failures in this first period do not count' })
               .option('secret', { type: 'string', array: true, describe: 'A secret as a file in /run/secrets: NAME, or source=NAME[,target=FILE][,mode=0400][,uid=N][,gid=N]' })
               .option('args', { type: 'string', array: true, describe: 'Command arguments (or give them after --: service create ... -- httpd -f -p 80)' }),
           (a) =>
@@ -310,6 +315,14 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
                 task: {
                   container: {
                     image: a.image, labels: {}, command: [], args: a.args ?? ((a as { '--'?: (string | number)[] })['--'] ?? []).map(String), hostname: '', env: a.env ?? [], dir: '', user: '', groups: [], mounts: [], stopGracePeriodMs: 10_000,
+                    healthcheck: a['health-cmd'] === undefined ? undefined : {
+                      test: ['CMD-SHELL', a['health-cmd']],
+                      intervalMs: a['health-interval'] ? durationMs(a['health-interval'], '--health-interval') : 0,
+                      timeoutMs: a['health-timeout'] ? durationMs(a['health-timeout'], '--health-timeout') : 0,
+                      retries: a['health-retries'] === undefined ? 0 : wholeNumber(a['health-retries'], '--health-retries'),
+                      startPeriodMs: a['health-start-period'] ? durationMs(a['health-start-period'], '--health-start-period') : 0,
+                      startIntervalMs: 0,
+                    },
                     stopSignal: '', secrets, configs: [], capabilityAdd: [], capabilityDrop: [], ulimits: [], readOnly: false, tty: false, init: false, oomScoreAdj: 0,
                   },
                   placement: a.constraint ? { constraints: a.constraint, preferences: [], platforms: [], maxReplicasPerNode: 0 } : undefined,

@@ -131,7 +131,15 @@ class TaskController {
         this.report(TaskState.TASK_STATE_RUNNING, 'running', { container: { containerId: id, pid: info.pid, exitCode: 0 } });
         const abort = new AbortController();
         const exited = ex.wait(id, abort.signal).then((x): ExitStatus | 'stop' => x);
-        const which = await Promise.race([exited, this.stopped.then((): 'stop' => 'stop')]);
+        const health = this.watchHealth(abort.signal);
+        const which = await Promise.race([exited, this.stopped.then((): 'stop' => 'stop'), health]);
+        if (typeof which === 'object' && 'unhealthy' in which) {
+          abort.abort();
+          const grace = Number(this.task.spec?.container?.stopGracePeriodMs ?? 0) || 10_000;
+          const x = await ex.stop(id, grace);
+          return this.report(TaskState.TASK_STATE_FAILED, 'unhealthy', { container: { containerId: id, pid: 0, exitCode: x.exitCode }, err: `healthcheck failed ${which.failures} times in a row: ${which.last}` });
+        }
+        abort.abort();
         if (which === 'stop') {
           abort.abort();
           const grace = Number(this.task.spec?.container?.stopGracePeriodMs ?? 0) || 10_000;
@@ -145,6 +153,50 @@ class TaskController {
     } finally {
       this.done = true;
     }
+  }
+
+  /**
+   * Runs the spec's healthcheck in the container every interval (Docker's semantics: failures in
+   * the start period do not count; `retries` failures in a row make it unhealthy). Never resolves
+   * while healthy, or when there is no healthcheck.
+   */
+  private watchHealth(signal: AbortSignal): Promise<{ unhealthy: true; failures: number; last: string }> {
+    const hc = this.task.spec?.container?.healthcheck;
+    const test = hc?.test ?? [];
+    if (!hc || test.length === 0 || test[0] === 'NONE') return new Promise(() => undefined);
+    const command = test[0] === 'CMD-SHELL' ? ['/bin/sh', '-c', test.slice(1).join(' ')] : test[0] === 'CMD' ? test.slice(1) : test;
+    const interval = Number(hc.intervalMs) || 30_000;
+    const timeout = Number(hc.timeoutMs) || 30_000;
+    const retries = hc.retries || 3;
+    const startedAt = Date.now();
+    const startPeriod = Number(hc.startPeriodMs) || 0;
+    return new Promise((resolve) => {
+      let failures = 0;
+      const probe = async (): Promise<void> => {
+        if (signal.aborted) return;
+        let ok = false;
+        let last = '';
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          const r = await Promise.race([
+            this.agent.executor.exec(this.task.id, command),
+            new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${timeout} ms`)), timeout))),
+          ]);
+          ok = r.exitCode === 0;
+          last = ok ? '' : `exit code ${r.exitCode}${r.stderr.trim() || r.stdout.trim() ? `: ${(r.stderr.trim() || r.stdout.trim()).slice(0, 200)}` : ''}`;
+        } catch (err) {
+          last = (err as Error).message;
+        } finally {
+          clearTimeout(timer);
+        }
+        if (signal.aborted) return;
+        if (ok) failures = 0;
+        else if (Date.now() - startedAt >= startPeriod) failures++;
+        if (failures >= retries) return resolve({ unhealthy: true, failures, last });
+        setTimeout(() => void probe(), interval);
+      };
+      setTimeout(() => void probe(), interval);
+    });
   }
 
   private finish(x: ExitStatus): void {
