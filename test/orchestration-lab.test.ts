@@ -144,6 +144,23 @@ describe('orchestration on lab hosts', () => {
     }
   }, 90_000);
 
+  it("re-adopts a worker's running containers when its swarmd restarts within the heartbeat window", async () => {
+    await ok('m1', 'cluster', 'update', '--heartbeat-period', '3s'); // 9 s before a node counts as down
+    const w1 = nodeIds.get('w1')!;
+    const before = running(await tasks('sleepers')).filter((t) => t.nodeId === w1);
+    expect(before.length).toBeGreaterThan(0);
+    const pidOf = async (id: string): Promise<number> => (JSON.parse((await host('w1').exec(runtime, ['state', id])).stdout) as { pid: number }).pid;
+    const pids = await Promise.all(before.map((t) => pidOf(t.id)));
+    await procs.get('w1')!.kill9();
+    await swarmdOn('w1', []).waitForLog(/agent: session established/, 30_000);
+    // The same tasks, still running in the same containers: nothing was restarted or replaced.
+    const after = running(await tasks('sleepers')).filter((t) => t.nodeId === w1);
+    expect(after.map((t) => t.id).sort()).toEqual(before.map((t) => t.id).sort());
+    expect(await Promise.all(before.map((t) => pidOf(t.id)))).toEqual(pids);
+    expect((await tasks('sleepers')).filter((t) => t.status?.state === 'TASK_STATE_FAILED')).toEqual([]);
+    await ok('m1', 'cluster', 'update', '--heartbeat-period', '1s');
+  }, 90_000);
+
   it('replaces the tasks of a worker that dies, on the other worker', async () => {
     await ok('m1', 'service', 'scale', 'sleepers=4');
     await until('4 running tasks', async () => (running(await tasks('sleepers')).length === 4 ? true : undefined), 60_000);
