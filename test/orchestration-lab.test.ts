@@ -231,11 +231,14 @@ describe('orchestration on lab hosts', () => {
   it('removes a service and its containers', async () => {
     await ok('m1', 'service', 'rm', 'sleepers');
     await until('no containers running', async () => {
+      const up: string[] = [];
       for (const h of ['w1', 'w2']) {
-        const states = await Promise.all((await containersOn(h)).map((id) => stateOf(h, id)));
-        if (states.some((s) => s === 'running')) return undefined;
+        for (const id of await containersOn(h)) if ((await stateOf(h, id)) === 'running') up.push(`${h}:${id}`);
       }
-      return true;
+      if (up.length === 0) return true;
+      const all = JSON.parse(await ok('m1', 'task', 'ls', '--format', 'json')) as TaskJson[];
+      lastSeen = `running: ${up.join(' ')}\ntasks: ${all.map((t) => `${t.id} ${t.desiredState} ${t.status?.state}`).join('; ')}`;
+      return undefined;
     }, 60_000);
   }, 90_000);
 });

@@ -19,7 +19,7 @@ import { Task } from '../../proto/gen/tswarm/objects.js';
 import { Mount_Type, TaskState, type NodeDescription, type TaskStatus } from '../../proto/gen/tswarm/types.js';
 import { CorruptFileError, TswarmError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
-import type { ContainerInfo, Executor, ExitStatus, Mount } from '../exec/executor.js';
+import { NoSuchContainerError, type ContainerInfo, type Executor, type ExitStatus, type Mount } from '../exec/executor.js';
 import { RegistryClient } from '../image/distribution.js';
 import type { ImageRecord, ImageStore } from '../image/store.js';
 import { parseImageRef } from './reference.js';
@@ -116,7 +116,9 @@ class TaskController {
       }
       if (info.status === 'created') {
         if (!this.wantsToRun) {
-          await ex.remove(id, { force: true }).catch(() => undefined);
+          await this.agent.retry(`remove ${id}`, () => ex.remove(id, { force: true })).catch((err: unknown) => {
+            if (!(err instanceof NoSuchContainerError)) throw err;
+          });
           return this.report(TaskState.TASK_STATE_SHUTDOWN, 'shut down before it started');
         }
         this.report(TaskState.TASK_STATE_STARTING, 'starting');
@@ -136,14 +138,14 @@ class TaskController {
         if (typeof which === 'object' && 'unhealthy' in which) {
           abort.abort();
           const grace = Number(this.task.spec?.container?.stopGracePeriodMs ?? 0) || 10_000;
-          const x = await ex.stop(id, grace);
+          const x = await this.agent.retry(`stop ${id}`, () => ex.stop(id, grace));
           return this.report(TaskState.TASK_STATE_FAILED, 'unhealthy', { container: { containerId: id, pid: 0, exitCode: x.exitCode }, err: `healthcheck failed ${which.failures} times in a row: ${which.last}` });
         }
         abort.abort();
         if (which === 'stop') {
           abort.abort();
           const grace = Number(this.task.spec?.container?.stopGracePeriodMs ?? 0) || 10_000;
-          const x = await ex.stop(id, grace);
+          const x = await this.agent.retry(`stop ${id}`, () => ex.stop(id, grace));
           return this.report(TaskState.TASK_STATE_SHUTDOWN, 'shut down', { container: { containerId: id, pid: 0, exitCode: x.exitCode } });
         }
         return this.finish(which);
@@ -295,7 +297,7 @@ export class Agent {
     const c = this.tasks.get(id);
     this.tasks.delete(id);
     c?.withdraw();
-    await this.executor.remove(id, { force: true }).catch(() => undefined);
+    await this.retry(`remove ${id}`, () => this.executor.remove(id, { force: true })).catch(() => undefined);
     rmSync(join(this.opts.secretsDir, id), { recursive: true, force: true });
   }
 
@@ -342,6 +344,24 @@ export class Agent {
       for (const id of [...this.tasks.keys()]) if (!seen.has(id)) await this.withdraw(id);
     }
     this.saveTasks();
+  }
+
+  /**
+   * Stopping and removing must not be given up on after one failure (a busy machine can fail a
+   * spawn): a container left running would run on unseen. Five attempts, a second apart; the
+   * last error is logged and thrown.
+   */
+  async retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (err instanceof NoSuchContainerError) throw err;
+        this.log.warn({ err: (err as Error).message, attempt }, `agent: ${what} failed`);
+        if (attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+    }
   }
 
   /** Pulls an image once per reference, however many tasks need it at the same time. */
