@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { DispatcherClient, type AssignmentsMessage, type SessionMessage, type TaskStatusUpdate } from '../../proto/gen/tswarm/dispatcher.js';
 import { AssignmentChange_Action, AssignmentsMessage_Type } from '../../proto/gen/tswarm/dispatcher.js';
 import { Task } from '../../proto/gen/tswarm/objects.js';
-import { Mount_Type, TaskState, type NodeDescription, type TaskStatus } from '../../proto/gen/tswarm/types.js';
+import { Mount_Type, TaskState, taskStateToNumber, type NodeDescription, type TaskStatus } from '../../proto/gen/tswarm/types.js';
 import { CorruptFileError, TswarmError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import { NoSuchContainerError, type ContainerInfo, type Executor, type ExitStatus, type Mount } from '../exec/executor.js';
@@ -24,9 +24,9 @@ import { RegistryClient } from '../image/distribution.js';
 import type { ImageRecord, ImageStore } from '../image/store.js';
 import { parseImageRef } from './reference.js';
 
-const ORDER = Object.values(TaskState);
+/** The position of a state in the task state machine (its number in the proto; states only move forward). */
 export function stateRank(s: TaskState): number {
-  return ORDER.indexOf(s);
+  return taskStateToNumber(s);
 }
 const rank = stateRank;
 const TERMINAL = [TaskState.TASK_STATE_COMPLETE, TaskState.TASK_STATE_SHUTDOWN, TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_REJECTED, TaskState.TASK_STATE_ORPHANED];
