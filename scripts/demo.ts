@@ -59,7 +59,7 @@ try {
   }
   for (const m of ['manager1', 'manager2']) await manager.exec(process.execPath, [swarmctl, 'node', 'update', m, '--availability', 'drain']);
   await show(manager, ['node', 'ls']);
-  await show(lab.host('manager2'), ['service', 'create', '--name', 'web', '--image', image, '--replicas', '4', '--', 'httpd', '-f', '-p', '8080'], 'on manager2 (a follower: forwarded to the leader)');
+  await show(lab.host('manager2'), ['service', 'create', '--detach', '--name', 'web', '--image', image, '--replicas', '4', '--', 'httpd', '-f', '-p', '8080'], 'on manager2 (a follower: forwarded to the leader)');
   // Convergence, as the tasks move through their states.
   const started = Date.now();
   let last = '';

@@ -107,7 +107,7 @@ describe('control plane on five lab hosts', () => {
     expect(ns.filter((n) => n.role === 'NODE_ROLE_WORKER').map(hostnameOf).sort()).toEqual(['w1', 'w2']);
     // Every manager answers the control API, followers by forwarding to the leader.
     for (const m of ['m2', 'm3']) expect((await nodes(m)).length).toBe(5);
-    await ok('m2', 'service', 'create', '--name', 'web', '--image', 'busybox', '--replicas', '3');
+    await ok('m2', 'service', 'create', '--detach', '--name', 'web', '--image', 'busybox', '--replicas', '3');
     await ok('m3', 'secret', 'create', 'db-password', '/etc/hostname');
     expect(await ok('m1', 'service', 'ls', '-q')).not.toBe('');
   }, 60_000);
@@ -123,7 +123,7 @@ describe('control plane on five lab hosts', () => {
     expect(others).toContain(next);
     expect(await ok(others[0]!, 'service', 'ls', '--format', 'json')).toContain('"web"');
     expect(await ok(others[1]!, 'secret', 'ls', '--format', 'json')).toContain('db-password');
-    await ok(others[1]!, 'service', 'create', '--name', 'after-failover', '--image', 'busybox');
+    await ok(others[1]!, 'service', 'create', '--detach', '--name', 'after-failover', '--image', 'busybox');
     // Restarted from its data directory, it rejoins by itself and catches up.
     await swarmdOn(old, []).waitForLog(/swarmd started/, 20_000);
     await healthyManagers(next, 3);
@@ -193,11 +193,11 @@ describe('control plane on five lab hosts', () => {
   }, 90_000);
 
   it('comes back from quorum loss with --force-new-cluster, keeping its services', async () => {
-    await ok('m1', 'service', 'create', '--name', 'before-loss', '--image', 'busybox');
+    await ok('m1', 'service', 'create', '--detach', '--name', 'before-loss', '--image', 'busybox');
     await procs.get('m2')!.kill9();
     await procs.get('m3')!.kill9();
     // Without a quorum nothing can be written.
-    const stuck = await ctl('m1', 'service', 'create', '--name', 'no-quorum', '--image', 'busybox');
+    const stuck = await ctl('m1', 'service', 'create', '--detach', '--name', 'no-quorum', '--image', 'busybox');
     expect(stuck.code).toBe(1);
     await procs.get('m1')!.stop();
     await swarmdOn('m1', ['init', '--force-new-cluster']).waitForLog(/swarmd started/, 20_000);
@@ -211,7 +211,7 @@ describe('control plane on five lab hosts', () => {
       expect(n.role).toBe('NODE_ROLE_WORKER');
       expect(n.status?.state).toBe('NODE_STATE_DOWN');
     }
-    await ok('m1', 'service', 'create', '--name', 'after-rebuild', '--image', 'busybox');
+    await ok('m1', 'service', 'create', '--detach', '--name', 'after-rebuild', '--image', 'busybox');
     // The lost managers' machines can be removed, and the workers still belong to the cluster.
     await ok('m1', 'node', 'rm', ns.find((x) => hostnameOf(x) === 'm2')!.id);
     expect((await nodes('m1')).map(hostnameOf).sort()).toEqual(['m1', 'm3', 'w1', 'w2']);

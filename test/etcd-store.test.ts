@@ -71,7 +71,7 @@ describe('swarmd with the store in etcd', () => {
   it('runs a cluster whose store is etcd: a second manager joins and sees the same objects', async () => {
     start('a', ['init', '--advertise-addr', addrs.get('a')!, '--store', store]);
     await up('a');
-    expect(ctl('a', 'service', 'create', '--name', 'web', '--image', 'busybox').code).toBe(0);
+    expect(ctl('a', 'service', 'create', '--detach', '--name', 'web', '--image', 'busybox').code).toBe(0);
     const token = ctl('a', 'cluster', 'join-token', 'manager', '-q').out.trim();
     start('b', ['join', '--token', token, '--advertise-addr', addrs.get('b')!, addrs.get('a')!]);
     await up('b');
@@ -87,7 +87,7 @@ describe('swarmd with the store in etcd', () => {
   it('moves leadership when the leader dies, and a restarted manager resumes from etcd', async () => {
     await kill9('a');
     // b takes over once a's lease (3 s) runs out; writes forwarded to the dead leader fail until then.
-    await until('b to lead and write', () => (ctl('b', 'service', 'create', '--name', 'after', '--image', 'busybox').code === 0 ? true : undefined), 30_000);
+    await until('b to lead and write', () => (ctl('b', 'service', 'create', '--detach', '--name', 'after', '--image', 'busybox').code === 0 ? true : undefined), 30_000);
     start('a', []);
     await up('a');
     await until('a to see the write', () => (ctl('a', 'service', 'ls').out.includes('after') ? true : undefined));

@@ -113,7 +113,9 @@ describe('orchestration on lab hosts', () => {
   }, 60_000);
 
   it('converges a replicated service on real containers on both workers', async () => {
-    await ok('m1', 'service', 'create', '--name', 'sleepers', '--image', image, '--replicas', '6', '--args', 'sleep', '600');
+    // swarmctl waits for convergence by default, showing each slot's progress.
+    const out = await ok('m1', 'service', 'create', '--name', 'sleepers', '--image', image, '--replicas', '6', '--args', 'sleep', '600');
+    expect(out).toMatch(/slot 6: running\n[\s\S]*sleepers: converged \(6 running\)\n$/);
     const ts = await until('6 running tasks', async () => {
       const t = running(await tasks('sleepers'));
       return t.length === 6 ? t : undefined;
@@ -218,7 +220,7 @@ describe('orchestration on lab hosts', () => {
   }, 120_000);
 
   it('fails a task whose healthcheck fails, and keeps a healthy one', async () => {
-    await ok('m1', 'service', 'create', '--name', 'sick', '--image', image, '--health-cmd', 'test -f /tmp/ok', '--health-interval', '300ms', '--health-retries', '2', '--', 'sleep', '600');
+    await ok('m1', 'service', 'create', '--detach', '--name', 'sick', '--image', image, '--health-cmd', 'test -f /tmp/ok', '--health-interval', '300ms', '--health-retries', '2', '--', 'sleep', '600');
     await ok('m1', 'service', 'create', '--name', 'fine', '--image', image, '--health-cmd', 'true', '--health-interval', '300ms', '--health-retries', '2', '--', 'sleep', '600');
     const failed = await until('the unhealthy task to fail', async () => (await tasks('sick')).find((t) => t.status?.state === 'TASK_STATE_FAILED'), 60_000);
     expect(failed.status?.err).toMatch(/^healthcheck failed 2 times in a row: exit code 1/);

@@ -52,7 +52,7 @@ describe('swarmd init and swarmctl', () => {
   });
 
   it('creates, lists, inspects and removes services by name or id', () => {
-    const created = ctl('service', 'create', '--name', 'web', '--image', 'busybox', '--replicas', '3');
+    const created = ctl('service', 'create', '--detach', '--name', 'web', '--image', 'busybox', '--replicas', '3');
     expect(created.code).toBe(0);
     const id = created.out.trim();
     expect(id).toMatch(/^[0-9a-z]{25}$/);
@@ -66,11 +66,11 @@ describe('swarmd init and swarmctl', () => {
   });
 
   it('refuses bad input with one line naming the flag or field, and exit code 1 or 2', () => {
-    expect(ctl('service', 'create', '--name', 'x', '--image', 'busybox', '--replicas', '-2')).toMatchObject({ code: 1, err: 'swarmctl: --replicas: -2 must be a whole number, 0 or more\n' });
-    expect(ctl('service', 'create', '--name', 'x', '--image', 'busybox', '--constraint', 'node.role=manager').err).toMatch(/^swarmctl: spec\.task\.placement\.constraints\[0\]: "node\.role=manager" is not a constraint/);
-    expect(ctl('service', 'create', '--image', 'busybox')).toMatchObject({ code: 2 });
-    ctl('service', 'create', '--name', 'dup', '--image', 'busybox');
-    expect(ctl('service', 'create', '--name', 'dup', '--image', 'busybox')).toMatchObject({ code: 1, err: 'swarmctl: service name "dup" is already in use\n' });
+    expect(ctl('service', 'create', '--detach', '--name', 'x', '--image', 'busybox', '--replicas', '-2')).toMatchObject({ code: 1, err: 'swarmctl: --replicas: -2 must be a whole number, 0 or more\n' });
+    expect(ctl('service', 'create', '--detach', '--name', 'x', '--image', 'busybox', '--constraint', 'node.role=manager').err).toMatch(/^swarmctl: spec\.task\.placement\.constraints\[0\]: "node\.role=manager" is not a constraint/);
+    expect(ctl('service', 'create', '--detach', '--image', 'busybox')).toMatchObject({ code: 2 });
+    ctl('service', 'create', '--detach', '--name', 'dup', '--image', 'busybox');
+    expect(ctl('service', 'create', '--detach', '--name', 'dup', '--image', 'busybox')).toMatchObject({ code: 1, err: 'swarmctl: service name "dup" is already in use\n' });
     expect(ctl('service', 'inspect', 'nope')).toMatchObject({ code: 1, err: 'swarmctl: service nope not found\n' });
     expect(ctl('network', 'create', 'n1', '--subnet', '10.0.0.1/24').err).toMatch(/^swarmctl: spec\.ipam\[0\]\.subnet: .* has host bits set/);
   });
@@ -97,19 +97,24 @@ describe('swarmd init and swarmctl', () => {
   });
 
   it('scales, updates and rolls back a service; lists its tasks', () => {
-    ctl('service', 'create', '--name', 'app', '--image', 'busybox:1', '--replicas', '2');
-    expect(ctl('service', 'scale', 'app=5')).toMatchObject({ code: 0, out: 'app scaled to 5\n' });
-    expect(ctl('service', 'update', 'app', '--image', 'busybox:2', '--env-add', 'A=1').code).toBe(0);
+    ctl('service', 'create', '--detach', '--name', 'app', '--image', 'busybox:1', '--replicas', '2');
+    expect(ctl('service', 'scale', '--detach', 'app=5')).toMatchObject({ code: 0, out: 'app scaled to 5\n' });
+    expect(ctl('service', 'update', '--detach', 'app', '--image', 'busybox:2', '--env-add', 'A=1').code).toBe(0);
     let svc = JSON.parse(ctl('service', 'inspect', 'app').out) as { specVersion: number; spec: { task: { container: { image: string; env: string[] } }; mode: { replicated: { replicas: number } } } };
     expect(svc.specVersion).toBe(3);
     expect(svc.spec.task.container).toMatchObject({ image: 'busybox:2', env: ['A=1'] });
-    expect(ctl('service', 'update', 'app', '--rollback').code).toBe(0);
+    expect(ctl('service', 'update', '--detach', 'app', '--rollback').code).toBe(0);
     svc = JSON.parse(ctl('service', 'inspect', 'app').out) as typeof svc;
     expect(svc.spec.task.container.image).toBe('busybox:1');
     expect(svc.spec.mode.replicated.replicas).toBe(5);
-    expect(ctl('service', 'scale', 'app=x')).toMatchObject({ code: 1, err: 'swarmctl: scale: "app=x" must be SERVICE=REPLICAS, with REPLICAS a whole number\n' });
-    ctl('service', 'create', '--name', 'everywhere', '--image', 'busybox', '--mode', 'global');
-    expect(ctl('service', 'scale', 'everywhere=3').err).toMatch(/service everywhere is global; only replicated services and jobs take a replica count/);
+    expect(ctl('service', 'scale', '--detach', 'app=x')).toMatchObject({ code: 1, err: 'swarmctl: scale: "app=x" must be SERVICE=REPLICAS, with REPLICAS a whole number\n' });
+    ctl('service', 'create', '--detach', '--name', 'everywhere', '--image', 'busybox', '--mode', 'global');
+    expect(ctl('service', 'scale', '--detach', 'everywhere=3').err).toMatch(/service everywhere is global; only replicated services and jobs take a replica count/);
+    // Without --detach it waits for convergence, showing why tasks fail, and gives up after --timeout.
+    const waited = ctl('service', 'create', '--name', 'never', '--image', 'busybox', '--timeout', '3');
+    expect(waited.code).toBe(1);
+    expect(waited.out).toMatch(/slot 1: (rejected \(.*names no registry.*\)|new|pending|assigned|accepted|preparing)/);
+    expect(waited.err).toBe('swarmctl: service never did not converge within 3 s: 0 of 1 running (swarmctl service ps never)\n');
     // The orchestrator made the tasks; this node has no default registry, so they are refused.
     const ps = ctl('service', 'ps', 'app').out;
     expect(ps).toMatch(/^ID\s+SERVICE\s+SLOT\s+NODE\s+DESIRED\s+CURRENT\s+MESSAGE\n/);
@@ -144,7 +149,7 @@ describe('swarmd init and swarmctl', () => {
     await stopDaemon();
     await startDaemon([]);
     expect(ctl('secret', 'ls').out).toMatch(/\s+db\n$/);
-    expect(ctl('service', 'ls', '-q').out.trim().split('\n')).toHaveLength(3); // dup, app, everywhere
+    expect(ctl('service', 'ls', '-q').out.trim().split('\n')).toHaveLength(4); // dup, app, everywhere, never
     expect(ctl('version').out).toMatch(/Role\s+manager/);
   });
 });

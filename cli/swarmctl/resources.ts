@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { ControlClient, UpdateServiceRequest_Rollback, type ListFilters } from '../../proto/gen/tswarm/control.js';
 import type { ServiceSpec } from '../../proto/gen/tswarm/specs.js';
-import { NodeRole, ReachabilityState, NodeAvailability, nodeAvailabilityFromJSON, nodeAvailabilityToJSON, nodeRoleToJSON, NodeState, nodeStateToJSON, TaskState, taskStateToJSON } from '../../proto/gen/tswarm/types.js';
+import { NodeRole, ReachabilityState, UpdateStatus_UpdateState, NodeAvailability, nodeAvailabilityFromJSON, nodeAvailabilityToJSON, nodeRoleToJSON, NodeState, nodeStateToJSON, TaskState, taskStateToJSON } from '../../proto/gen/tswarm/types.js';
 import type { Cluster, Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
 import { TswarmError } from '../../common/errors.js';
 import { reportFatal } from '../util.js';
@@ -292,6 +292,8 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               .option('env', { type: 'string', array: true })
               .option('label', { type: 'string', array: true })
               .option('constraint', { type: 'string', array: true })
+              .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Return at once instead of waiting for the service to converge' })
+              .option('timeout', { type: 'number', default: 120, describe: 'Seconds to wait for convergence' })
               .option('health-cmd', { type: 'string', describe: 'Command run in the container to check its health (sh -c)' })
               .option('health-interval', { type: 'string', describe: 'Time between checks (default 30s)' })
               .option('health-timeout', { type: 'string', describe: 'Longest a check may take (default 30s)' })
@@ -332,6 +334,7 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               };
               const r = await rpc<{ service: { id: string } }>(tgt(g(a)), 'createService', { spec });
               process.stdout.write(`${r.service.id}\n`);
+              if (!a.detach) await waitConverged(g(a), r.service.id, a.timeout);
             }),
         )
         .command(
@@ -344,13 +347,16 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               .option('image', { type: 'string' })
               .option('env-add', { type: 'string', array: true })
               .option('env-rm', { type: 'string', array: true })
-              .option('rollback', { type: 'boolean', default: false }),
+              .option('rollback', { type: 'boolean', default: false })
+              .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Return at once instead of waiting for the service to converge' })
+              .option('timeout', { type: 'number', default: 120, describe: 'Seconds to wait for convergence' }),
           (a) =>
             act(async () => {
               const { service } = await rpc<{ service: Service }>(tgt(g(a)), 'getService', { id: a.service });
               if (a.rollback) {
                 await rpc(tgt(g(a)), 'updateService', { serviceId: service.id, version: service.meta?.version ?? 0, rollback: UpdateServiceRequest_Rollback.ROLLBACK_PREVIOUS });
                 process.stdout.write(`${service.spec?.annotations?.name}\n`);
+                if (!a.detach) await waitConverged(g(a), service.id, a.timeout);
                 return;
               }
               const spec = structuredClone(service.spec!);
@@ -365,9 +371,18 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               }
               await rpc(tgt(g(a)), 'updateService', { serviceId: service.id, version: service.meta?.version ?? 0, spec, rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE });
               process.stdout.write(`${service.spec?.annotations?.name}\n`);
+              if (!a.detach) await waitConverged(g(a), service.id, a.timeout);
             }),
         )
-        .command('scale <pairs..>', 'Set the number of replicas: NAME=N ...', (o) => o.positional('pairs', { type: 'string', array: true, demandOption: true }), (a) =>
+        .command(
+          'scale <pairs..>',
+          'Set the number of replicas: NAME=N ...',
+          (o) =>
+            o
+              .positional('pairs', { type: 'string', array: true, demandOption: true })
+              .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Return at once instead of waiting for the services to converge' })
+              .option('timeout', { type: 'number', default: 120, describe: 'Seconds to wait for convergence' }),
+          (a) =>
           act(async () => {
             const pairs = a.pairs.map((p) => {
               const m = /^([^=]+)=(\d+)$/.exec(p);
@@ -380,6 +395,7 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               setReplicas(spec, n, name, 'scale');
               await rpc(tgt(g(a)), 'updateService', { serviceId: service.id, version: service.meta?.version ?? 0, spec, rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE });
               process.stdout.write(`${name} scaled to ${n}\n`);
+              if (!a.detach) await waitConverged(g(a), service.id, a.timeout);
             }
           }),
         )
@@ -501,6 +517,50 @@ function setReplicas(spec: ServiceSpec, n: number, service: string, flag: string
   if (spec.mode?.$case === 'replicated') spec.mode.replicated.replicas = n;
   else if (spec.mode?.$case === 'replicatedJob') spec.mode.replicatedJob.totalCompletions = n;
   else throw new CommandError(`${flag}: service ${service} is ${spec.mode?.$case ?? 'without a mode'}; only replicated services and jobs take a replica count`);
+}
+
+/**
+ * Waits until the service has converged, printing each slot's progress as it changes (as
+ * `docker service create` does): every slot of a replicated service (every task of a global one)
+ * has a task of the current spec version RUNNING. Failures are shown as they come; the orchestrator
+ * retries them. Gives up after `timeoutS` with the state it saw (exit 1).
+ */
+async function waitConverged(argv: GlobalArgs, serviceId: string, timeoutS: number): Promise<void> {
+  const started = Date.now();
+  const shown = new Map<string, string>();
+  for (;;) {
+    const { service } = await rpc<{ service: Service }>(tgt(argv), 'getService', { id: serviceId });
+    const { tasks } = await rpc<{ tasks: Task[] }>(tgt(argv), 'listTasks', { filters: { ...noFilters, serviceIds: [serviceId] } });
+    // The tasks meant to run now (a change of replicas alone keeps the running tasks' spec version).
+    const current = tasks.filter((t) => t.desiredState === TaskState.TASK_STATE_RUNNING);
+    const updating = [UpdateStatus_UpdateState.UPDATE_STATE_UPDATING, UpdateStatus_UpdateState.UPDATE_STATE_ROLLBACK_STARTED].includes(service.updateStatus?.state ?? UpdateStatus_UpdateState.UPDATE_STATE_UNKNOWN);
+    const paused = [UpdateStatus_UpdateState.UPDATE_STATE_PAUSED, UpdateStatus_UpdateState.UPDATE_STATE_ROLLBACK_PAUSED].includes(service.updateStatus?.state ?? UpdateStatus_UpdateState.UPDATE_STATE_UNKNOWN);
+    if (paused) throw new CommandError(`service ${service.spec?.annotations?.name}: ${service.updateStatus?.message || 'the update is paused'}`);
+    for (const t of current) {
+      const key = t.slot ? `${t.slot}/${service.spec?.annotations?.name}` : `${t.nodeId}`;
+      const state = taskStateToJSON(t.status?.state ?? TaskState.TASK_STATE_NEW).replace('TASK_STATE_', '').toLowerCase();
+      const why = t.status?.err || t.status?.pendingReason || '';
+      const line = `${state}${why ? ` (${why})` : ''}`;
+      if (shown.get(key) !== line) {
+        shown.set(key, line);
+        process.stdout.write(`${t.slot ? `slot ${t.slot}` : `node ${t.nodeId}`}: ${line}\n`);
+      }
+    }
+    const running = current.filter((t) => t.status?.state === TaskState.TASK_STATE_RUNNING);
+    const mode = service.spec?.mode;
+    const want = mode?.$case === 'replicated' ? mode.replicated.replicas : undefined;
+    const slots = new Set(running.map((t) => t.slot));
+    const done = !updating && (want !== undefined ? slots.size >= want && current.length === running.length : current.length > 0 && current.length === running.length);
+    if (done || (want === 0 && current.length === 0)) {
+      process.stdout.write(`${service.spec?.annotations?.name}: converged (${running.length} running)\n`);
+      return;
+    }
+    if (mode?.$case === 'replicatedJob' || mode?.$case === 'globalJob') return; // jobs run to completion; nothing to wait for here
+    if (Date.now() - started > timeoutS * 1000) {
+      throw new CommandError(`service ${service.spec?.annotations?.name} did not converge within ${timeoutS} s: ${running.length} of ${want ?? current.length} running (swarmctl service ps ${service.spec?.annotations?.name})`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 function printTasks(argv: GlobalArgs, tasks: Task[]): void {
