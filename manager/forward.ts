@@ -39,8 +39,6 @@ export function callerOf(call: Call, local: boolean): NodeIdentity | undefined {
   return peer;
 }
 
-export class PermissionError extends Error {}
-
 /** A unary handler that receives the caller's identity. */
 export type AuthedHandler = (request: unknown, caller: NodeIdentity | undefined, call: Call) => Promise<unknown>;
 

@@ -11,7 +11,6 @@
 // The local socket serves Control to root on this host.
 import * as grpc from '@grpc/grpc-js';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { arch, hostname, platform } from 'node:os';
 import { join } from 'node:path';
 import { CAService } from '../proto/gen/tswarm/ca.js';
 import { ControlService } from '../proto/gen/tswarm/control.js';
@@ -22,7 +21,7 @@ import { createNodeKey, peerIdentity, TLS_CHANNEL_OPTIONS, type NodeCertProvider
 import { TswarmError } from '../common/errors.js';
 import { newId } from '../common/identity.js';
 import type { Logger } from '../common/logger.js';
-import { VERSION } from '../common/version.js';
+import { nodeDescription } from '../common/node.js';
 import { createRootCA, issueNodeCertificate, makeJoinToken, type RootCA } from './ca/ca.js';
 import { CaServer, TokenError, UnknownNodeError } from './ca/server.js';
 import { addControlService, ControlApi, toGrpcError } from './controlapi/control.js';
@@ -187,7 +186,7 @@ export class Manager implements LeaderLocator {
       id: this.opts.nodeId,
       role: NodeRole.NODE_ROLE_MANAGER,
       spec: { annotations: { name: '', labels: {} }, desiredRole: NodeRole.NODE_ROLE_MANAGER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE },
-      description: { hostname: hostname(), platform: { os: platform(), architecture: arch() === 'x64' ? 'amd64' : arch() }, engineVersion: VERSION },
+      description: nodeDescription(),
       status: { state: NodeState.NODE_STATE_READY, message: '', addr: this.opts.advertiseAddr.split(':')[0] ?? '' },
       managerStatus: { raftId: this.etcd ? 0 : 1, addr: this.opts.advertiseAddr, leader: true, reachability: ReachabilityState.REACHABILITY_REACHABLE },
     };

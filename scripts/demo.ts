@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HOST_STATE_MOUNT, Lab, type LabHost } from '../test/lab/lab.js';
+import { REGISTRY_BINARY, registryConfig } from '../test/registry/registry.js';
 
 const root = join(fileURLToPath(import.meta.url), '../../..');
 const swarmd = join(root, 'dist/cli/swarmd.js');
@@ -26,8 +27,8 @@ try {
   const manager = lab.host('manager1');
   const addr = (h: LabHost): string => `${h.address}:4242`;
   // The image registry on manager1, filled from the image layout the set-up built.
-  writeFileSync(join(manager.stateDir, 'registry.yml'), ['version: 0.1', 'log:', '  level: warn', '  accesslog:', '    disabled: true', 'storage:', '  filesystem:', `    rootdirectory: ${HOST_STATE_MOUNT}/registry`, 'http:', `  addr: ${manager.address}:5000`, ''].join('\n'));
-  manager.start('registry', '/usr/bin/docker-registry', ['serve', `${HOST_STATE_MOUNT}/registry.yml`]);
+  writeFileSync(join(manager.stateDir, 'registry.yml'), registryConfig(`${HOST_STATE_MOUNT}/registry`, `${manager.address}:5000`));
+  manager.start('registry', REGISTRY_BINARY, ['serve', `${HOST_STATE_MOUNT}/registry.yml`]);
   for (let i = 0; ; i++) {
     const r = await manager.exec(process.execPath, [join(root, 'dist/scripts/push-image.js'), join(root, 'build/images/busybox'), `http://${manager.address}:5000`, 'library/busybox:latest']);
     if (r.code === 0) {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOST_STATE_MOUNT, Lab, type ExecResult, type LabHost, type LabProcess } from './lab/lab.js';
 import { BUSYBOX_LAYOUT } from './registry/image.js';
-import { REGISTRY_BINARY } from './registry/registry.js';
+import { REGISTRY_BINARY, registryConfig } from './registry/registry.js';
 import { dist, REPO } from './util/dist.js';
 
 const swarmd = dist('cli/swarmd.js');
@@ -90,7 +90,7 @@ describe('orchestration on lab hosts', () => {
     // The registry on m1, filled from the set-up's image layout.
     const m1 = host('m1');
     const cfg = join(m1.stateDir, 'registry.yml');
-    writeFileSync(cfg, ['version: 0.1', 'log:', '  level: warn', '  accesslog:', '    disabled: true', 'storage:', '  filesystem:', `    rootdirectory: ${HOST_STATE_MOUNT}/registry`, 'http:', `  addr: ${m1.address}:5000`, ''].join('\n'));
+    writeFileSync(cfg, registryConfig(`${HOST_STATE_MOUNT}/registry`, `${m1.address}:5000`));
     m1.start('registry', REGISTRY_BINARY, ['serve', `${HOST_STATE_MOUNT}/registry.yml`]);
     await until('the registry', async () => ((await m1.exec(process.execPath, [dist('scripts/push-image.js'), BUSYBOX_LAYOUT, `http://${m1.address}:5000`, 'library/busybox:latest'])).code === 0 ? true : undefined), 20_000);
     image = `${m1.address}:5000/library/busybox:latest`;

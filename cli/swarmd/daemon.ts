@@ -4,10 +4,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { arch, hostname as osHostname, platform } from 'node:os';
+import { hostname as osHostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CorruptFileError, TswarmError } from '../../common/errors.js';
 import { loadOrCreateNodeId } from '../../common/identity.js';
+import { hostPlatformOf, nodeDescription } from '../../common/node.js';
 import type { Logger } from '../../common/logger.js';
 import { VERSION } from '../../common/version.js';
 import { NodeInfoService, type NodeInfoResponse } from '../../proto/gen/tswarm/node.js';
@@ -165,7 +166,7 @@ export class Daemon {
       await network.create();
     }
     const executor = new RuntimeExecutor({ stateDir: join(dataDir, 'exec'), images, runtime: settings.runtime, ...(network ? { network } : {}) });
-    const description = { hostname: osHostname(), platform: { os: platform(), architecture: arch() === 'x64' ? 'amd64' : arch() }, engineVersion: VERSION };
+    const description = nodeDescription();
     this.agent = new Agent({
       stateDir: join(dataDir, 'agent'),
       managers: () => this.settings?.managers ?? [],
@@ -286,8 +287,7 @@ export class Daemon {
     const dataDir = this.options.dataDir;
     if (hasNodeCerts(dataDir)) throw new DaemonError(`${dataDir} already belongs to a cluster (${certsDir(dataDir)}); start swarmd without join to resume it, or use a fresh --data-dir`);
     await assertCanListen(j.listenAddr);
-    const description = { hostname: osHostname(), platform: { os: platform(), architecture: arch() === 'x64' ? 'amd64' : arch() }, engineVersion: VERSION };
-    const { certs, role } = await joinCluster(j.token, j.remoteAddr, this.nodeId, { description, addr: j.advertiseAddr });
+    const { certs, role } = await joinCluster(j.token, j.remoteAddr, this.nodeId, { description: nodeDescription(), addr: j.advertiseAddr });
     saveNodeCerts(dataDir, certs);
     this.settings = { advertiseAddr: j.advertiseAddr, listenAddr: j.listenAddr, managers: [j.remoteAddr] };
     this.saveSettings();
@@ -420,7 +420,7 @@ export class Daemon {
       role: this.manager ? NodeRole.NODE_ROLE_MANAGER : NodeRole.NODE_ROLE_WORKER,
       listenAddrs: this.listenAddrs,
       startedAtUnixMs: this.startedAt,
-      platform: { os: platform(), architecture: arch() === 'x64' ? 'amd64' : arch() },
+      platform: hostPlatformOf(),
     };
   }
 

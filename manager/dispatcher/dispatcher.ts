@@ -76,11 +76,10 @@ export class Dispatcher implements LeaderComponent {
     this.running = true;
     this.startedAt = Date.now();
     this.timer = setInterval(() => void this.checkHeartbeats(), Math.max(100, Math.floor(this.periodMs / 2)));
-    const watch = this.store.watch({ kinds: ['task', 'secret', 'config', 'node'] });
+    const watch = this.store.watch({ kinds: ['task', 'secret', 'config'] });
     this.stopWatch = () => watch.close();
     this.watchLoop = (async () => {
       for await (const e of watch) {
-        if (e.kind === 'node') continue;
         if (e.kind === 'task') {
           const t = e.object as Task;
           const old = e.old as Task | undefined;

@@ -30,24 +30,15 @@ process.once('exit', () => {
   for (const c of live) c.kill('SIGKILL');
 });
 
+/** docker-registry's configuration: filesystem storage under `root`, listening on `addr`, quiet logs. */
+export function registryConfig(root: string, addr: string): string {
+  return ['version: 0.1', 'log:', '  level: warn', '  accesslog:', '    disabled: true', 'storage:', '  filesystem:', `    rootdirectory: ${root}`, '  delete:', '    enabled: true', 'http:', `  addr: ${addr}`, ''].join('\n');
+}
+
 export async function startRegistry(): Promise<Registry> {
   const dir = await mkdtemp(path.join(tmpdir(), 'tswarm-registry-'));
   const port = await freePort();
-  const config = [
-    'version: 0.1',
-    'log:',
-    '  level: warn',
-    '  accesslog:',
-    '    disabled: true',
-    'storage:',
-    '  filesystem:',
-    `    rootdirectory: ${path.join(dir, 'data')}`,
-    '  delete:',
-    '    enabled: true',
-    'http:',
-    `  addr: 127.0.0.1:${port}`,
-    '',
-  ].join('\n');
+  const config = registryConfig(path.join(dir, 'data'), `127.0.0.1:${port}`);
   const configPath = path.join(dir, 'config.yml');
   await writeFile(configPath, config);
   const child = spawn(REGISTRY_BINARY, ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -267,6 +267,18 @@ export class Agent {
     }
   }
 
+  private saveQueued = false;
+
+  /** One write of tasks.json per turn of the event loop, however many states changed in it. */
+  private scheduleSave(): void {
+    if (this.saveQueued) return;
+    this.saveQueued = true;
+    setImmediate(() => {
+      this.saveQueued = false;
+      this.saveTasks();
+    });
+  }
+
   private saveTasks(): void {
     const tmp = `${this.tasksPath}.tmp`;
     writeFileSync(tmp, JSON.stringify([...this.tasks.values()].map((c) => Task.toJSON(c.task))));
@@ -411,8 +423,7 @@ export class Agent {
   reportStatus(taskId: string, status: TaskStatus): void {
     const prev = this.pendingStatus.get(taskId);
     if (!prev || rank(status.state) >= rank(prev.state)) this.pendingStatus.set(taskId, status);
-    const c = this.tasks.get(taskId);
-    if (c) this.saveTasks();
+    if (this.tasks.has(taskId)) this.scheduleSave();
     this.log.info({ task: taskId, state: status.state.replace('TASK_STATE_', '').toLowerCase(), message: status.message, err: status.err || undefined }, 'agent: task state');
     if (!this.statusTimer) this.statusTimer = setTimeout(() => void this.sendStatus(), 25);
   }

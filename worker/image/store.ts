@@ -7,6 +7,7 @@
 // Reference counts are derived from the image records: a blob or layer is live while a record
 // names it; gc() removes everything else. A layer is unpacked into a temporary directory next to
 // its final place and renamed there, so a crash never leaves a half-unpacked layer in use.
+import { SerialQueue } from '../../common/serial.js';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -144,7 +145,7 @@ export class ImageStore {
   private readonly fetching = new Map<string, Promise<void>>();
   private readonly unpacking = new Map<string, Promise<boolean>>();
   private seq = 0;
-  private lock: Promise<void> = Promise.resolve();
+  private readonly serial = new SerialQueue();
   constructor(root: string) {
     this.root = path.resolve(root);
   }
@@ -652,11 +653,6 @@ export class ImageStore {
 
   // Serializes the steps that read or write references (createRootfs's record, gc) in this process.
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.lock.then(fn);
-    this.lock = next.then(
-      () => undefined,
-      () => undefined,
-    );
-    return next;
+    return this.serial.run(fn);
   }
 }

@@ -5,6 +5,7 @@
 // Every command that acts on the host side runs in the driver's host network namespace: the
 // process's own by default, or `netns` (a name under /run/netns or a path), so that tests and labs
 // can run a complete "host" inside a throwaway namespace.
+import { SerialQueue } from '../../common/serial.js';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -147,7 +148,7 @@ export class BridgeDriver {
   private readonly netns: string | undefined;
   private readonly mtu: number | undefined;
   private readonly runner: CommandRunner;
-  private lock: Promise<void> = Promise.resolve();
+  private readonly serial = new SerialQueue();
 
   constructor(opts: BridgeOptions) {
     this.name = checkInterfaceName('bridge name', opts.name ?? DEFAULT_BRIDGE);
@@ -314,11 +315,6 @@ export class BridgeDriver {
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.lock.then(fn);
-    this.lock = next.then(
-      () => undefined,
-      () => undefined,
-    );
-    return next;
+    return this.serial.run(fn);
   }
 }
