@@ -4,6 +4,8 @@
 #   bench/run.sh runtime [--count 200]
 #   bench/run.sh containers [--count 100] [--parallel 4] [--network bridge|none]
 #   bench/run.sh controlapi [--seconds 10] [--kind secret|config] [--payload-bytes 1024] [--via-follower]
+#   bench/run.sh scheduler [--nodes 5000] [--tasks 10000] [--managers 1|3] [--phase pending|services|both] [--trials 3]
+#   bench/run.sh orchestration [--replicas 100] [--trials 3] [--skip-docker] [--skip-ours] [--lost-worker-trials 5] [--logs DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: bench/run.sh NAME [ARGS...] (NAME: raft, runtime, controlapi)}

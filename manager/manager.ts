@@ -8,7 +8,9 @@
 //   RaftMembership  manager certificates; on the leader (forwarded from followers)
 //   CA              root certificate for anyone; issuing on the leader
 //   Control         manager certificates; on the leader (forwarded from followers)
-// The local socket serves Control to root on this host.
+//   Logs            manager certificates; on the leader (streams proxied by followers)
+//   LogBroker       node certificates; on the leader (docs/logs.md)
+// The local socket serves Control and Logs to root on this host.
 import * as grpc from '@grpc/grpc-js';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +30,7 @@ import { addControlService, ControlApi, toGrpcError } from './controlapi/control
 import { leaderService, managersOnly, type LeaderLocator } from './forward.js';
 import { Membership } from './membership.js';
 import { Dispatcher, DispatcherService } from './dispatcher/dispatcher.js';
+import { LogBroker, LogBrokerService, LogsService } from './logbroker/broker.js';
 import type { LeaderComponent } from './leader.js';
 import { Allocator } from './allocator/allocator.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
@@ -92,6 +95,9 @@ export class Manager implements LeaderLocator {
   private raft: RaftServer<ApplyResult> | undefined;
   private etcd: EtcdBackend | undefined;
   readonly dispatcher: Dispatcher;
+  readonly logBroker: LogBroker;
+  /** The local socket's server, once serveControl was called. */
+  private localServer: grpc.Server | undefined;
   /** What runs while this manager leads (started in order, stopped in reverse). */
   private readonly leaderComponents: LeaderComponent[] = [];
   private leading = false;
@@ -106,7 +112,8 @@ export class Manager implements LeaderLocator {
     this.dispatcher = new Dispatcher(this.store, this.sealer, opts.log.child({ component: 'dispatcher' }), () => this.leaderAddr());
     const log = opts.log;
     const components = opts.leaderComponents?.(this.store, log) ?? [new Orchestrator({ store: this.store, log }), new Allocator(this.store, log), new Scheduler(this.store, log)];
-    this.leaderComponents.push(...components, this.dispatcher);
+    this.logBroker = new LogBroker({ store: this.store, resolve: (kind, ref) => this.control.resolve(kind, ref), locator: this, log: log.child({ component: 'logbroker' }) });
+    this.leaderComponents.push(...components, this.dispatcher, this.logBroker);
   }
 
   /**
@@ -265,6 +272,8 @@ export class Manager implements LeaderLocator {
     );
     addControlService(server, this.control, this, false);
     server.addService(DispatcherService, this.dispatcher.implementation());
+    server.addService(LogsService, this.logBroker.logsService(false));
+    server.addService(LogBrokerService, this.logBroker.brokerService());
   }
 
   /**
@@ -320,6 +329,8 @@ export class Manager implements LeaderLocator {
   /** Serves the control API on the local socket (root on this host). */
   serveControl(server: grpc.Server): void {
     addControlService(server, this.control, this, true);
+    server.addService(LogsService, this.logBroker.logsService(true));
+    this.localServer = server;
   }
 
   raftStatus(): ReturnType<RaftServer['status']> | undefined {
@@ -334,7 +345,8 @@ export class Manager implements LeaderLocator {
     this.membership.stop();
     await this.raft?.stop();
     await this.etcd?.stop();
-    for (const def of [CAService, RaftMembershipService, ControlService, DispatcherService]) this.opts.server.removeService(def);
+    for (const def of [CAService, RaftMembershipService, ControlService, DispatcherService, LogsService, LogBrokerService]) this.opts.server.removeService(def);
+    this.localServer?.removeService(LogsService);
   }
 
   /** Removes the manager's state from the data directory (a failed init, or a demotion). */

@@ -51,7 +51,8 @@ describe('orchestration on lab hosts', () => {
   const addr = (name: string): string => `${host(name).address}:4242`;
 
   function swarmdOn(name: string, args: string[]): LabProcess {
-    const p = host(name).start(`swarmd-${++runs}`, process.execPath, [swarmd, '--log-format', 'json', '--default-registry', `http://${host('m1').address}:5000`, ...args]);
+    // Containers on a bridge of each host (for the published ports).
+    const p = host(name).start(`swarmd-${++runs}`, process.execPath, [swarmd, '--log-format', 'json', '--default-registry', `http://${host('m1').address}:5000`, '--bridge', 'tsw0:172.31.0.0/16', ...args]);
     procs.set(name, p);
     return p;
   }
@@ -218,6 +219,68 @@ describe('orchestration on lab hosts', () => {
     expect(missing.stderr).toMatch(/secret .*nope/);
     await ok('m1', 'service', 'rm', 'withsecret');
   }, 120_000);
+
+  it('delivers a config as a read-only file at its target with its mode, gone with the task', async () => {
+    writeFileSync(join(host('m1').stateDir, 'app.conf'), 'greeting = hello\n');
+    await ok('m1', 'config', 'create', 'appconf', `${HOST_STATE_MOUNT}/app.conf`);
+    await ok('m1', 'service', 'create', '--name', 'withconfig', '--image', image, '--config', 'source=appconf,target=/etc/app/app.conf,mode=0440', '--config', 'appconf', '--', 'sleep', '600');
+    const [t] = await until('the task to run', async () => {
+      const up = running(await tasks('withconfig'));
+      return up.length === 1 ? up : undefined;
+    }, 60_000);
+    const on = t!.nodeId === nodeIds.get('w1') ? 'w1' : 'w2';
+    const inside = (cmd: string): Promise<ExecResult> => host(on).exec(runtime, ['exec', t!.id, 'sh', '-c', cmd]);
+    expect((await inside('cat /etc/app/app.conf')).stdout).toBe('greeting = hello\n');
+    expect((await inside('stat -c %a /etc/app/app.conf')).stdout.trim()).toBe('440');
+    expect((await inside('cat /appconf')).stdout).toBe('greeting = hello\n'); // the default target: /NAME
+    expect((await inside('stat -c %a /appconf')).stdout.trim()).toBe('444');
+    expect((await inside('echo x >> /etc/app/app.conf')).code).not.toBe(0); // mounted read-only
+    // The files sit on the worker's tmpfs, one directory per task.
+    const dir = `/run/tswarm/configs/${t!.id}`;
+    expect((await host(on).exec('ls', [dir])).stdout.split('\n').filter(Boolean).sort()).toEqual(['0', '1']);
+    const bad = await ctl('m1', 'service', 'create', '--name', 'badconfig', '--image', image, '--config', 'source=appconf,target=/proc/sys/x', '--', 'sleep', '1');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/configs\[0\]\.file\.name: "\/proc\/sys\/x" must not be in \/proc/);
+    await ok('m1', 'service', 'rm', 'withconfig');
+    await until('the container and its config files to be gone', async () =>
+      (await stateOf(on, t!.id)) === 'gone' && (await host(on).exec('test', ['-e', dir])).code !== 0 ? true : undefined, 60_000);
+  }, 120_000);
+
+  it('publishes a host-mode port on each worker, reachable from another host; a third replica stays pending; nothing left after removal', async () => {
+    const serve = 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www';
+    await ok('m1', 'service', 'create', '--name', 'web', '--image', image, '--replicas', '2', '--publish', 'mode=host,published=8080,target=80', '--', 'sh', '-c', serve);
+    const ts = await until('2 running tasks', async () => {
+      const up = running(await tasks('web'));
+      return up.length === 2 ? up : undefined;
+    }, 60_000);
+    // One per worker (the host port), each serving on its worker's address from the manager's host.
+    expect(new Set(ts.map((t) => t.nodeId))).toEqual(new Set([nodeIds.get('w1'), nodeIds.get('w2')]));
+    for (const w of ['w1', 'w2']) {
+      const t = ts.find((x) => x.nodeId === nodeIds.get(w))!;
+      const r = await until(`${w}:8080 to answer`, async () => {
+        const got = await host('m1').exec('curl', ['-sS', '-m', '5', `http://${host(w).address}:8080/`]);
+        return got.code === 0 ? got.stdout : undefined;
+      }, 20_000);
+      expect(r.trim()).toBe(t.id.slice(0, 12)); // the container's hostname: the task's container answered
+      // The actual published port is in the task's status.
+      const st = (await tasks('web')).find((x) => x.id === t.id)!.status as { portStatus?: { ports: { publishedPort: number; targetPort: number; publishMode: string }[] } };
+      expect(st.portStatus?.ports).toEqual([expect.objectContaining({ publishedPort: 8080, targetPort: 80, publishMode: 'PUBLISH_MODE_HOST' })]);
+    }
+    // A third replica finds no node with 8080 free.
+    await ok('m1', 'service', 'scale', '--detach', 'web=3');
+    const pending = await until('the third replica to be pending', async () => (await tasks('web')).find((t) => t.status?.state === 'TASK_STATE_PENDING' && t.status.pendingReason), 30_000);
+    expect(pending.status?.pendingReason).toMatch(/host port/);
+    expect(running(await tasks('web'))).toHaveLength(2);
+
+    await ok('m1', 'service', 'rm', 'web');
+    const published = async (w: string): Promise<string> => (await host(w).exec('nft', ['list', 'map', 'ip', 'tswarm-tsw0', 'published'])).stdout;
+    await until('the containers and their published ports to be gone', async () => {
+      for (const t of ts) if ((await stateOf(t.nodeId === nodeIds.get('w1') ? 'w1' : 'w2', t.id)) !== 'gone') return undefined;
+      for (const w of ['w1', 'w2']) if ((await published(w)).includes('elements')) return undefined;
+      return true;
+    }, 60_000);
+    for (const w of ['w1', 'w2']) expect((await host('m1').exec('curl', ['-sS', '-m', '5', `http://${host(w).address}:8080/`])).code).not.toBe(0);
+  }, 150_000);
 
   it('fails a task whose healthcheck fails, and keeps a healthy one', async () => {
     await ok('m1', 'service', 'create', '--detach', '--name', 'sick', '--image', image, '--health-cmd', 'test -f /tmp/ok', '--health-interval', '300ms', '--health-retries', '2', '--', 'sleep', '600');

@@ -7,6 +7,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ServiceSpec } from '../proto/gen/tswarm/specs.js';
 import { dist } from './util/dist.js';
 
 const swarmd = dist('cli/swarmd.js');
@@ -66,7 +67,7 @@ describe('swarmd init and swarmctl', () => {
   });
 
   it('refuses bad input with one line naming the flag or field, and exit code 1 or 2', () => {
-    expect(ctl('service', 'create', '--detach', '--name', 'x', '--image', 'busybox', '--replicas', '-2')).toMatchObject({ code: 1, err: 'swarmctl: --replicas: -2 must be a whole number, 0 or more\n' });
+    expect(ctl('service', 'create', '--detach', '--name', 'x', '--image', 'busybox', '--replicas', '-2')).toMatchObject({ code: 2, err: 'swarmctl: --replicas: "-2" must be a whole number, 0 or more\n' });
     expect(ctl('service', 'create', '--detach', '--name', 'x', '--image', 'busybox', '--constraint', 'node.role=manager').err).toMatch(/^swarmctl: spec\.task\.placement\.constraints\[0\]: "node\.role=manager" is not a constraint/);
     expect(ctl('service', 'create', '--detach', '--image', 'busybox')).toMatchObject({ code: 2 });
     ctl('service', 'create', '--detach', '--name', 'dup', '--image', 'busybox');
@@ -107,7 +108,7 @@ describe('swarmd init and swarmctl', () => {
     svc = JSON.parse(ctl('service', 'inspect', 'app').out) as typeof svc;
     expect(svc.spec.task.container.image).toBe('busybox:1');
     expect(svc.spec.mode.replicated.replicas).toBe(5);
-    expect(ctl('service', 'scale', '--detach', 'app=x')).toMatchObject({ code: 1, err: 'swarmctl: scale: "app=x" must be SERVICE=REPLICAS, with REPLICAS a whole number\n' });
+    expect(ctl('service', 'scale', '--detach', 'app=x')).toMatchObject({ code: 2, err: 'swarmctl: scale: "app=x" must be SERVICE=REPLICAS, with REPLICAS a whole number\n' });
     ctl('service', 'create', '--detach', '--name', 'everywhere', '--image', 'busybox', '--mode', 'global');
     expect(ctl('service', 'scale', '--detach', 'everywhere=3').err).toMatch(/service everywhere is global; only replicated services and jobs take a replica count/);
     // Without --detach it waits for convergence, showing why tasks fail, and gives up after --timeout.
@@ -119,6 +120,95 @@ describe('swarmd init and swarmctl', () => {
     const ps = ctl('service', 'ps', 'app').out;
     expect(ps).toMatch(/^ID\s+SERVICE\s+SLOT\s+NODE\s+DESIRED\s+CURRENT\s+MESSAGE\n/);
     expect(ps).toMatch(/\bapp\s+1\s/);
+  });
+
+  it("round-trips Docker's service flags into service inspect, and changes only what update names", () => {
+    const input = (args: string[], data: string) => spawnSync(process.execPath, [swarmctl, '--socket', sock(), ...args], { input: data, encoding: 'utf8' }).status;
+    expect(input(['secret', 'create', 'tls-key', '-'], 'k3y')).toBe(0);
+    expect(input(['config', 'create', 'site.conf', '-'], 'listen 80')).toBe(0);
+    const created = ctl(
+      'service', 'create', '--detach', '--name', 'full', '--image', 'busybox:1', '--replicas', '2', '-e', 'A=1', '--label', 'tier=web', '--container-label', 'c=1',
+      '--constraint', 'node.role==manager', '--placement-pref', 'spread=node.labels.zone', '--replicas-max-per-node', '3',
+      '--reserve-cpu', '0.5', '--reserve-memory', '64M', '--limit-cpu', '1', '--limit-memory', '128M', '--limit-pids', '50',
+      '--restart-condition', 'on-failure', '--restart-delay', '2s', '--restart-max-attempts', '4', '--restart-window', '1m',
+      '--update-parallelism', '2', '--update-delay', '3s', '--update-failure-action', 'rollback', '--update-monitor', '10s', '--update-max-failure-ratio', '0.5', '--update-order', 'start-first',
+      '--rollback-parallelism', '0', '--rollback-failure-action', 'continue',
+      '--mount', 'type=tmpfs,target=/cache,tmpfs-size=16m', '--mount', 'type=volume,source=data,target=/data,readonly',
+      '--secret', 'source=tls-key,target=key.pem,mode=0400', '--config', 'site.conf', '-p', 'published=8080,target=80,mode=host',
+      '--hostname', 'web', '-u', 'nobody', '-w', '/srv', '--entrypoint', '/bin/sh -c', '--stop-grace-period', '30s', '--stop-signal', 'SIGQUIT',
+      '--init', '--read-only', '--cap-add', 'NET_ADMIN', '--cap-drop', 'MKNOD', '--ulimit', 'nofile=1024:2048', '--health-cmd', 'true', '--health-interval', '5s',
+      '--', 'sleep 600',
+    );
+    expect(created).toMatchObject({ code: 0, err: '' });
+    type Svc = { specVersion: number; spec: ServiceSpec }; // inspect prints the spec as ts-proto's JSON (enums by name)
+    let svc = JSON.parse(ctl('service', 'inspect', 'full').out) as Svc;
+    const task = svc.spec.task!;
+    expect(svc.spec.annotations!.labels).toEqual({ tier: 'web' });
+    expect(svc.spec.mode).toEqual({ $case: 'replicated', replicated: { replicas: 2 } });
+    expect(task.container).toMatchObject({
+      image: 'busybox:1', env: ['A=1'], labels: { c: '1' }, command: ['/bin/sh', '-c'], args: ['sleep 600'], hostname: 'web', user: 'nobody', dir: '/srv',
+      stopGracePeriodMs: 30_000, stopSignal: 'SIGQUIT', init: true, readOnly: true, capabilityAdd: ['CAP_NET_ADMIN'], capabilityDrop: ['CAP_MKNOD'],
+      ulimits: [{ name: 'nofile', soft: 1024, hard: 2048 }],
+      healthcheck: { test: ['CMD-SHELL', 'true'], intervalMs: 5000 },
+      mounts: [
+        { type: 'TYPE_TMPFS', source: '', target: '/cache', readOnly: false, tmpfsSizeBytes: 16 << 20 },
+        { type: 'TYPE_VOLUME', source: 'data', target: '/data', readOnly: true },
+      ],
+    });
+    expect(task.container!.secrets).toEqual([{ secretId: expect.stringMatching(/^[0-9a-z]{25}$/) as string, secretName: 'tls-key', file: { name: 'key.pem', uid: 0, gid: 0, mode: 0o400 } }]);
+    expect(task.container!.configs).toEqual([{ configId: expect.stringMatching(/^[0-9a-z]{25}$/) as string, configName: 'site.conf', file: { name: '/site.conf', uid: 0, gid: 0, mode: 0o444 } }]);
+    expect(task.resources).toEqual({ limits: { nanoCpus: 1e9, memoryBytes: 128 << 20, pids: 50 }, reservations: { nanoCpus: 5e8, memoryBytes: 64 << 20, pids: 0 } });
+    expect(task.restart).toEqual({ condition: 'CONDITION_ON_FAILURE', delayMs: 2000, maxAttempts: 4, windowMs: 60_000 });
+    expect(task.placement).toEqual({ constraints: ['node.role==manager'], preferences: [{ spreadDescriptor: 'node.labels.zone' }], platforms: [], maxReplicasPerNode: 3 });
+    expect(svc.spec.update).toEqual({ parallelism: 2, delayMs: 3000, failureAction: 'FAILURE_ACTION_ROLLBACK', monitorMs: 10_000, maxFailureRatio: 0.5, order: 'ORDER_START_FIRST' });
+    expect(svc.spec.rollback).toEqual({ parallelism: 0, delayMs: 0, failureAction: 'FAILURE_ACTION_CONTINUE', monitorMs: 5000, maxFailureRatio: 0, order: 'ORDER_STOP_FIRST' });
+    expect(svc.spec.endpoint!.ports).toEqual([{ name: '', protocol: 'PROTOCOL_TCP', targetPort: 80, publishedPort: 8080, publishMode: 'PUBLISH_MODE_HOST' }]);
+
+    const before = svc.spec;
+    const updated = ctl(
+      'service', 'update', '--detach', 'full', '--env-add', 'B=2', '--env-rm', 'A', '--constraint-rm', 'node.role==manager', '--constraint-add', 'node.labels.ssd==true',
+      '--mount-rm', '/cache', '--secret-rm', 'tls-key', '--publish-add', 'published=9090,target=90,protocol=udp,mode=host', '--publish-rm', '80',
+      '--limit-memory', '256M', '--update-parallelism', '1', '--restart-condition', 'any', '--force',
+    );
+    expect(updated).toMatchObject({ code: 0, out: 'full\n' });
+    svc = JSON.parse(ctl('service', 'inspect', 'full').out) as Svc;
+    expect(svc.specVersion).toBe(2);
+    const after = svc.spec;
+    const [c0, c1] = [before.task!.container!, after.task!.container!];
+    expect(c1.env).toEqual(['B=2']);
+    expect(after.task!.placement!.constraints).toEqual(['node.labels.ssd==true']);
+    expect(c1.mounts.map((m) => m.target)).toEqual(['/data']);
+    expect(c1.secrets).toEqual([]);
+    expect(after.endpoint!.ports).toEqual([{ name: '', protocol: 'PROTOCOL_UDP', targetPort: 90, publishedPort: 9090, publishMode: 'PUBLISH_MODE_HOST' }]);
+    expect(after.task!.resources!.limits!.memoryBytes).toBe(256 << 20);
+    expect(after.update!.parallelism).toBe(1);
+    expect(after.task!.restart!.condition).toBe('CONDITION_ANY');
+    expect(after.task!.forceUpdate).toBe(1);
+    // Everything no flag named is as it was.
+    for (const k of ['annotations', 'mode', 'rollback'] as const) expect(after[k]).toEqual(before[k]);
+    for (const k of ['image', 'args', 'command', 'configs', 'ulimits', 'capabilityAdd', 'healthcheck', 'user', 'stopSignal', 'labels'] as const) expect(c1[k]).toEqual(c0[k]);
+    expect({ ...after.update, parallelism: 2 }).toEqual(before.update);
+
+    // Bad values: one line naming the flag (usage, exit 2) or the spec field (the server's rule, exit 1).
+    expect(ctl('service', 'create', '--detach', '--name', 'y', '--image', 'busybox', '--limit-memory', 'lots')).toMatchObject({ code: 2, err: 'swarmctl: --limit-memory: "lots" must be a size in bytes, e.g. 512k, 64M, 1G\n' });
+    expect(ctl('service', 'create', '--detach', '--name', 'y', '--image', 'busybox', '-p', '8080:80').err).toMatch(/^swarmctl: --publish: "8080:80" publishes through the routing mesh .* published=8080,target=80,mode=host\n$/);
+    expect(ctl('service', 'create', '--detach', '--name', 'y', '--image', 'busybox', '--mode', 'daemon')).toMatchObject({ code: 2, err: 'swarmctl: --mode: "daemon" must be one of replicated, global, replicated-job, global-job\n' });
+    expect(ctl('service', 'create', '--detach', '--name', 'y', '--image', 'busybox', '--reserve-memory', '128M', '--limit-memory', '64M'))
+      .toMatchObject({ code: 1, err: 'swarmctl: spec.task.resources.reservations.memoryBytes: must not exceed the memory limit\n' });
+    expect(ctl('service', 'create', '--detach', '--name', 'y', '--image', 'busybox', '--limit-memory', '1k')).toMatchObject({ code: 1, err: 'swarmctl: spec.task.resources.limits.memoryBytes: 1024 is below the minimum of 4 MiB\n' });
+    expect(ctl('service', 'update', '--detach', 'full', '--rollback', '--image', 'busybox:2')).toMatchObject({ code: 2, err: 'swarmctl: --rollback: goes back to the previous spec and cannot be combined with --image\n' });
+    expect(ctl('service', 'update', '--detach', 'full', '--mount-rm', '/nope')).toMatchObject({ code: 2, err: 'swarmctl: --mount-rm: service full has no mount at "/nope"\n' });
+    expect(ctl('service', 'update', '--detach', 'full', '--secret-add', 'nope')).toMatchObject({ code: 1, err: 'swarmctl: secret nope not found\n' });
+    expect((JSON.parse(ctl('service', 'inspect', 'full').out) as Svc).specVersion).toBe(2);
+
+    // A replicated job: --replicas counts completions.
+    expect(ctl('service', 'create', '--detach', '--name', 'batch', '--image', 'busybox', '--mode', 'replicated-job', '--replicas', '6', '--max-concurrent', '2', '--no-healthcheck').code).toBe(0);
+    const batch = (JSON.parse(ctl('service', 'inspect', 'batch').out) as Svc).spec;
+    expect(batch.mode).toEqual({ $case: 'replicatedJob', replicatedJob: { maxConcurrent: 2, totalCompletions: 6 } });
+    expect(batch.task!.container!.healthcheck!.test).toEqual(['NONE']);
+    expect(ctl('service', 'rm', 'full', 'batch').code).toBe(0);
+    expect(ctl('secret', 'rm', 'tls-key').code).toBe(0);
+    expect(ctl('config', 'rm', 'site.conf').code).toBe(0);
   });
 
   it('updates a node and manages configs', () => {

@@ -5,12 +5,14 @@ import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { ControlClient, UpdateServiceRequest_Rollback, type ListFilters } from '../../proto/gen/tswarm/control.js';
-import type { ServiceSpec } from '../../proto/gen/tswarm/specs.js';
+import { TaskSpec } from '../../proto/gen/tswarm/specs.js';
 import { NodeRole, ReachabilityState, UpdateStatus_UpdateState, NodeAvailability, nodeAvailabilityFromJSON, nodeAvailabilityToJSON, nodeRoleToJSON, NodeState, nodeStateToJSON, TaskState, taskStateToJSON } from '../../proto/gen/tswarm/types.js';
 import type { Cluster, Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
 import { TswarmError } from '../../common/errors.js';
-import { reportFatal } from '../util.js';
+import { EXIT_USAGE, reportFatal } from '../util.js';
 import { targetFrom, withClient, type Target } from './client.js';
+import { logsCommand } from './logs.js';
+import { buildServiceSpec, createOptions, durationMs, FlagError, referencedObjects, setReplicas, SPEC_UPDATE_FLAGS, unresolvedRefs, updateOptions, updateServiceSpec, type Flags, type Refs } from './service-spec.js';
 
 interface GlobalArgs {
   socket: string;
@@ -52,36 +54,6 @@ function jsonBuffers(_k: string, v: unknown): unknown {
 
 const noFilters: ListFilters = { names: [], namePrefixes: [], idPrefixes: [], labels: {}, serviceIds: [], nodeIds: [], desiredStates: [] };
 
-/** `NAME` or `source=NAME,target=FILE,mode=0400,uid=N,gid=N` (Docker's --secret and --config). */
-function parseFileReference(text: string, flag: string): { source: string; file: { name: string; uid: number; gid: number; mode: number } } {
-  if (!text.includes('=')) return { source: text, file: { name: text, uid: 0, gid: 0, mode: 0o444 } };
-  const kv = new Map<string, string>();
-  for (const part of text.split(',')) {
-    const eq = part.indexOf('=');
-    if (eq <= 0) throw new CommandError(`${flag}: "${part}" must be KEY=VALUE (source, target, mode, uid, gid)`);
-    kv.set(part.slice(0, eq), part.slice(eq + 1));
-  }
-  for (const k of kv.keys()) if (!['source', 'target', 'mode', 'uid', 'gid'].includes(k)) throw new CommandError(`${flag}: unknown key "${k}" (source, target, mode, uid, gid)`);
-  const source = kv.get('source');
-  if (!source) throw new CommandError(`${flag}: source=NAME is required`);
-  const num = (k: string, base: number, dflt: number): number => {
-    const v = kv.get(k);
-    if (v === undefined) return dflt;
-    const n = parseInt(v, base);
-    if (!/^[0-9]+$/.test(v) || Number.isNaN(n)) throw new CommandError(`${flag}: ${k}=${v} must be a number${base === 8 ? ' in octal, e.g. 0400' : ''}`);
-    return n;
-  };
-  return { source, file: { name: kv.get('target') ?? source, uid: num('uid', 10, 0), gid: num('gid', 10, 0), mode: num('mode', 8, 0o444) } };
-}
-
-/** A Go-style duration (300ms, 5s, 2m, 2160h, 1h30m) in milliseconds. */
-export function durationMs(text: string, flag: string): number {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) throw new CommandError(`${flag}: "${text}" is not a duration (e.g. 500ms, 5s, 2m, 2160h)`);
-  return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]!]!, 0));
-}
-
 function wholeNumber(n: number, flag: string): number {
   if (!Number.isInteger(n) || n < 0) throw new CommandError(`${flag}: ${n} must be a whole number, 0 or more`);
   return n;
@@ -107,12 +79,32 @@ async function setRoles(argv: GlobalArgs, refs: string[], role: NodeRole): Promi
   }
 }
 
+/** Runs a command: a bad flag value is bad usage (exit 2), any other error a failure (exit 1); one line each. */
 async function act(fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
   } catch (err) {
+    if (err instanceof FlagError) {
+      process.stderr.write(`swarmctl: ${err.message}\n`);
+      process.exit(EXIT_USAGE);
+    }
     reportFatal('swarmctl', err);
   }
+}
+
+/** Finds the secrets and configs the flags name, by name, id or id prefix (an unknown one: "secret X not found"). */
+async function lookUpReferences(target: Target, flags: Flags): Promise<Refs> {
+  const names = referencedObjects(flags);
+  const refs: Refs = { secrets: new Map(), configs: new Map() };
+  for (const n of names.secrets) {
+    const { secret } = await rpc<{ secret: Secret }>(target, 'getSecret', { id: n });
+    refs.secrets.set(n, { id: secret.id, name: secret.spec?.annotations?.name ?? n });
+  }
+  for (const n of names.configs) {
+    const { config } = await rpc<{ config: Config }>(target, 'getConfig', { id: n });
+    refs.configs.set(n, { id: config.id, name: config.spec?.annotations?.name ?? n });
+  }
+  return refs;
 }
 
 function parseLabels(list: string[] | undefined, flag: string): Record<string, string> {
@@ -263,7 +255,7 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
         .demandCommand(1),
     )
     .command('task <command>', 'Inspect tasks', (c) =>
-      c
+      logsCommand(c, 'task')
         .command('ls', 'List tasks', { quiet: { alias: 'q', type: 'boolean' } }, (a) =>
           act(async () => {
             const r = await rpc<{ tasks: Task[] }>(tgt(g(a)), 'listTasks', { filters: noFilters });
@@ -279,59 +271,20 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
         .demandCommand(1),
     )
     .command('service <command>', 'Manage services', (c) =>
-      c
+      logsCommand(c, 'service')
         .command(
           'create',
-          'Create a service',
+          'Create a service (flags as docker service create; see docs/swarmctl.md)',
           (o) =>
             o
-              .option('name', { type: 'string', demandOption: true })
-              .option('image', { type: 'string', demandOption: true })
-              .option('replicas', { type: 'number', describe: 'Number of tasks (replicated mode)' })
-              .option('mode', { choices: ['replicated', 'global'] as const, default: 'replicated' as const })
-              .option('env', { type: 'string', array: true })
-              .option('label', { type: 'string', array: true })
-              .option('constraint', { type: 'string', array: true })
+              .options(createOptions)
               .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Return at once instead of waiting for the service to converge' })
-              .option('timeout', { type: 'number', default: 120, describe: 'Seconds to wait for convergence' })
-              .option('health-cmd', { type: 'string', describe: 'Command run in the container to check its health (sh -c)' })
-              .option('health-interval', { type: 'string', describe: 'Time between checks (default 30s)' })
-              .option('health-timeout', { type: 'string', describe: 'Longest a check may take (default 30s)' })
-              .option('health-retries', { type: 'number', describe: 'Failures in a row that make the task unhealthy (default 3)' })
-              .option('health-start-period', { type: 'string', describe: 'Failures in this first period do not count' })
-              .option('secret', { type: 'string', array: true, describe: 'A secret as a file in /run/secrets: NAME, or source=NAME[,target=FILE][,mode=0400][,uid=N][,gid=N]' })
-              .option('args', { type: 'string', array: true, describe: 'Command arguments (or give them after --: service create ... -- httpd -f -p 80)' }),
+              .option('timeout', { type: 'number', default: 120, describe: 'Seconds to wait for convergence' }),
           (a) =>
             act(async () => {
-              const secrets = [];
-              for (const text of a.secret ?? []) {
-                const ref = parseFileReference(text, '--secret');
-                const { secret } = await rpc<{ secret: Secret }>(tgt(g(a)), 'getSecret', { id: ref.source });
-                secrets.push({ secretId: secret.id, secretName: secret.spec?.annotations?.name ?? ref.source, file: ref.file });
-              }
-              if (a.replicas !== undefined && (!Number.isInteger(a.replicas) || a.replicas < 0)) throw new CommandError(`--replicas: ${a.replicas} must be a whole number, 0 or more`);
-              if (a.mode === 'global' && a.replicas !== undefined) throw new CommandError('--replicas: a global service runs one task per node; drop --replicas or use --mode replicated');
-              const spec: ServiceSpec = {
-                annotations: { name: a.name, labels: parseLabels(a.label, '--label') },
-                mode: a.mode === 'global' ? { $case: 'global', global: {} } : { $case: 'replicated', replicated: { replicas: a.replicas ?? 1 } },
-                task: {
-                  container: {
-                    image: a.image, labels: {}, command: [], args: a.args ?? ((a as { '--'?: (string | number)[] })['--'] ?? []).map(String), hostname: '', env: a.env ?? [], dir: '', user: '', groups: [], mounts: [], stopGracePeriodMs: 10_000,
-                    healthcheck: a['health-cmd'] === undefined ? undefined : {
-                      test: ['CMD-SHELL', a['health-cmd']],
-                      intervalMs: a['health-interval'] ? durationMs(a['health-interval'], '--health-interval') : 0,
-                      timeoutMs: a['health-timeout'] ? durationMs(a['health-timeout'], '--health-timeout') : 0,
-                      retries: a['health-retries'] === undefined ? 0 : wholeNumber(a['health-retries'], '--health-retries'),
-                      startPeriodMs: a['health-start-period'] ? durationMs(a['health-start-period'], '--health-start-period') : 0,
-                      startIntervalMs: 0,
-                    },
-                    stopSignal: '', secrets, configs: [], capabilityAdd: [], capabilityDrop: [], ulimits: [], readOnly: false, tty: false, init: false, oomScoreAdj: 0,
-                  },
-                  placement: a.constraint ? { constraints: a.constraint, preferences: [], platforms: [], maxReplicasPerNode: 0 } : undefined,
-                  networks: [],
-                  forceUpdate: 0,
-                },
-              };
+              const flags = a as Flags;
+              buildServiceSpec(flags, unresolvedRefs(flags)); // every bad flag is a usage error before any call
+              const spec = buildServiceSpec(flags, await lookUpReferences(tgt(g(a)), flags));
               const r = await rpc<{ service: { id: string } }>(tgt(g(a)), 'createService', { spec });
               process.stdout.write(`${r.service.id}\n`);
               if (!a.detach) await waitConverged(g(a), r.service.id, a.timeout);
@@ -339,36 +292,28 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
         )
         .command(
           'update <service>',
-          'Change a service (a new spec version) or roll it back',
+          'Change a service (a new spec version; only what the flags name) or roll it back',
           (o) =>
             o
               .positional('service', { type: 'string', demandOption: true })
-              .option('replicas', { type: 'number' })
-              .option('image', { type: 'string' })
-              .option('env-add', { type: 'string', array: true })
-              .option('env-rm', { type: 'string', array: true })
-              .option('rollback', { type: 'boolean', default: false })
+              .options(updateOptions)
+              .option('rollback', { type: 'boolean', default: false, describe: 'Go back to the previous spec (no other change may be given)' })
               .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Return at once instead of waiting for the service to converge' })
               .option('timeout', { type: 'number', default: 120, describe: 'Seconds to wait for convergence' }),
           (a) =>
             act(async () => {
+              const flags = a as Flags;
+              const changes = SPEC_UPDATE_FLAGS.filter((k) => flags[k] !== undefined).map((k) => (k === 'healthcheck' ? 'no-healthcheck' : k));
+              if (a.rollback && changes.length) throw new FlagError('--rollback', `goes back to the previous spec and cannot be combined with --${changes.join(', --')}`);
               const { service } = await rpc<{ service: Service }>(tgt(g(a)), 'getService', { id: a.service });
+              if (!a.rollback) updateServiceSpec(service.spec!, flags, unresolvedRefs(flags), a.service);
               if (a.rollback) {
                 await rpc(tgt(g(a)), 'updateService', { serviceId: service.id, version: service.meta?.version ?? 0, rollback: UpdateServiceRequest_Rollback.ROLLBACK_PREVIOUS });
                 process.stdout.write(`${service.spec?.annotations?.name}\n`);
                 if (!a.detach) await waitConverged(g(a), service.id, a.timeout);
                 return;
               }
-              const spec = structuredClone(service.spec!);
-              if (a.replicas !== undefined) setReplicas(spec, a.replicas, a.service, '--replicas');
-              if (a.image) spec.task!.container!.image = a.image;
-              const c = spec.task!.container!;
-              for (const k of a['env-rm'] ?? []) c.env = c.env.filter((e) => e.split('=')[0] !== k);
-              for (const e of a['env-add'] ?? []) {
-                const k = e.split('=')[0];
-                if (!k) throw new CommandError(`--env-add: "${e}" must be KEY=VALUE`);
-                c.env = [...c.env.filter((x) => x.split('=')[0] !== k), e];
-              }
+              const spec = updateServiceSpec(service.spec!, flags, await lookUpReferences(tgt(g(a)), flags), a.service);
               await rpc(tgt(g(a)), 'updateService', { serviceId: service.id, version: service.meta?.version ?? 0, spec, rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE });
               process.stdout.write(`${service.spec?.annotations?.name}\n`);
               if (!a.detach) await waitConverged(g(a), service.id, a.timeout);
@@ -386,7 +331,7 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
           act(async () => {
             const pairs = a.pairs.map((p) => {
               const m = /^([^=]+)=(\d+)$/.exec(p);
-              if (!m) throw new CommandError(`scale: "${p}" must be SERVICE=REPLICAS, with REPLICAS a whole number`);
+              if (!m) throw new FlagError('scale', `"${p}" must be SERVICE=REPLICAS, with REPLICAS a whole number`);
               return [m[1]!, Number(m[2])] as const;
             });
             for (const [name, n] of pairs) {
@@ -512,13 +457,6 @@ async function theCluster(target: Target): Promise<Cluster> {
   return cl;
 }
 
-function setReplicas(spec: ServiceSpec, n: number, service: string, flag: string): void {
-  if (!Number.isInteger(n) || n < 0) throw new CommandError(`${flag}: ${n} must be a whole number, 0 or more`);
-  if (spec.mode?.$case === 'replicated') spec.mode.replicated.replicas = n;
-  else if (spec.mode?.$case === 'replicatedJob') spec.mode.replicatedJob.totalCompletions = n;
-  else throw new CommandError(`${flag}: service ${service} is ${spec.mode?.$case ?? 'without a mode'}; only replicated services and jobs take a replica count`);
-}
-
 /**
  * Waits until the service has converged, printing each slot's progress as it changes (as
  * `docker service create` does): every slot of a replicated service (every task of a global one)
@@ -528,6 +466,7 @@ function setReplicas(spec: ServiceSpec, n: number, service: string, flag: string
 async function waitConverged(argv: GlobalArgs, serviceId: string, timeoutS: number): Promise<void> {
   const started = Date.now();
   const shown = new Map<string, string>();
+  let firstVersion: number | undefined;
   for (;;) {
     const { service } = await rpc<{ service: Service }>(tgt(argv), 'getService', { id: serviceId });
     const { tasks } = await rpc<{ tasks: Task[] }>(tgt(argv), 'listTasks', { filters: { ...noFilters, serviceIds: [serviceId] } });
@@ -536,6 +475,15 @@ async function waitConverged(argv: GlobalArgs, serviceId: string, timeoutS: numb
     const updating = [UpdateStatus_UpdateState.UPDATE_STATE_UPDATING, UpdateStatus_UpdateState.UPDATE_STATE_ROLLBACK_STARTED].includes(service.updateStatus?.state ?? UpdateStatus_UpdateState.UPDATE_STATE_UNKNOWN);
     const paused = [UpdateStatus_UpdateState.UPDATE_STATE_PAUSED, UpdateStatus_UpdateState.UPDATE_STATE_ROLLBACK_PAUSED].includes(service.updateStatus?.state ?? UpdateStatus_UpdateState.UPDATE_STATE_UNKNOWN);
     if (paused) throw new CommandError(`service ${service.spec?.annotations?.name}: ${service.updateStatus?.message || 'the update is paused'}`);
+    // An update that failed and rolled back by itself (failure action rollback): shown, then an error once done.
+    firstVersion ??= service.specVersion;
+    const tagged = Number(/\(spec version (\d+)\)/.exec(service.updateStatus?.message ?? '')?.[1] ?? 0);
+    const autoRollback = tagged > firstVersion && /update failed: /.test(service.updateStatus?.message ?? '');
+    const rollbackState = service.updateStatus?.state;
+    if (autoRollback && (rollbackState === UpdateStatus_UpdateState.UPDATE_STATE_ROLLBACK_STARTED || rollbackState === UpdateStatus_UpdateState.UPDATE_STATE_ROLLBACK_COMPLETED) && !shown.has('rollback')) {
+      shown.set('rollback', '');
+      process.stdout.write(`rollback: ${service.updateStatus?.message}\n`);
+    }
     for (const t of current) {
       const key = t.slot ? `${t.slot}/${service.spec?.annotations?.name}` : `${t.nodeId}`;
       const state = taskStateToJSON(t.status?.state ?? TaskState.TASK_STATE_NEW).replace('TASK_STATE_', '').toLowerCase();
@@ -546,12 +494,17 @@ async function waitConverged(argv: GlobalArgs, serviceId: string, timeoutS: numb
         process.stdout.write(`${t.slot ? `slot ${t.slot}` : `node ${t.nodeId}`}: ${line}\n`);
       }
     }
-    const running = current.filter((t) => t.status?.state === TaskState.TASK_STATE_RUNNING);
+    // Running tasks count once they run the service's present task spec (not the one before an update).
+    const target = specKey(service.spec?.task);
+    const running = current.filter((t) => t.status?.state === TaskState.TASK_STATE_RUNNING && specKey(t.spec) === target);
     const mode = service.spec?.mode;
     const want = mode?.$case === 'replicated' ? mode.replicated.replicas : undefined;
     const slots = new Set(running.map((t) => t.slot));
     const done = !updating && (want !== undefined ? slots.size >= want && current.length === running.length : current.length > 0 && current.length === running.length);
     if (done || (want === 0 && current.length === 0)) {
+      if (autoRollback && rollbackState === UpdateStatus_UpdateState.UPDATE_STATE_ROLLBACK_COMPLETED) {
+        throw new CommandError(`service ${service.spec?.annotations?.name}: the update was rolled back: ${(service.updateStatus?.message ?? '').replace(/^.*?: update failed: /, '')}`);
+      }
       process.stdout.write(`${service.spec?.annotations?.name}: converged (${running.length} running)\n`);
       return;
     }
@@ -561,6 +514,11 @@ async function waitConverged(argv: GlobalArgs, serviceId: string, timeoutS: numb
     }
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** A task spec's encoding: equal encodings, same spec (as the orchestrator compares them). */
+function specKey(spec: TaskSpec | undefined): string {
+  return spec ? Buffer.from(TaskSpec.encode(spec).finish()).toString('base64') : '';
 }
 
 function printTasks(argv: GlobalArgs, tasks: Task[]): void {

@@ -88,4 +88,31 @@ describe('Allocator', () => {
     allocator.start();
     await until(() => stateOf(store, later.id) === TaskState.TASK_STATE_PENDING);
   });
+
+  it('proposes up to maxTransactionsInFlight transactions at once; the tasks of a failed one are queued again', async () => {
+    const store = new MemoryStore();
+    const local = new LocalProposer(store);
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let proposals = 0;
+    store.setProposer({
+      propose: async (data: Uint8Array): Promise<ApplyResult> => {
+        const n = ++proposals;
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        inFlight--;
+        if (n === 3) throw new Error('disk full');
+        return local.propose(data);
+      },
+    });
+    const ts = Array.from({ length: 40 }, () => newTask());
+    await store.update((tx) => ts.forEach((t) => tx.create('task', t)));
+    allocator = new Allocator(store, log, { retryMs: 20, maxTasksPerTransaction: 10, maxTransactionsInFlight: 2 });
+    allocator.start();
+    await until(() => ts.every((t) => stateOf(store, t.id) === TaskState.TASK_STATE_PENDING));
+    expect(maxInFlight).toBe(2);
+    // The task creation, four chunks (the second failed), and the failed chunk again.
+    expect(proposals).toBe(6);
+  });
 });

@@ -4,20 +4,24 @@
 // Today there is nothing to allocate: overlay networks (addresses, network ids) come with the
 // overlay work, and host-mode published ports are unique per node, which the scheduler's host-port
 // filter enforces when it picks the node. So this is a small loop: after a burst of task events
-// (on the next tick), one transaction moves every NEW task that is still wanted (desired state at
-// most RUNNING) to PENDING. Tasks already told to stop while NEW are left to the orchestrator.
+// (on the next tick), transactions of up to 1,000 tasks, several in flight (../scheduler/chunked.ts),
+// move every NEW task that is still wanted (desired state at most RUNNING) to PENDING. Tasks
+// already told to stop while NEW are left to the orchestrator.
 // On start it re-lists, so tasks created while no leader ran are picked up.
 import type { Task } from '../../proto/gen/tswarm/objects.js';
 import { TaskState, taskStateToNumber } from '../../proto/gen/tswarm/types.js';
 import type { Logger } from '../../common/logger.js';
 import type { LeaderComponent } from '../leader.js';
 import { VersionConflictError, type MemoryStore, type StoreEvent, type Watch } from '../store/memory.js';
+import { writeChunked } from '../scheduler/chunked.js';
 
 export interface AllocatorOptions {
   /** Delay before retrying after a failed write that was not a version conflict. Default 1 s. */
   retryMs?: number;
-  /** Tasks per transaction (one log entry must stay under the store's size limit). Default 200. */
+  /** Tasks per transaction (one that exceeds the size limit of a log entry is split). Default 1000. */
   maxTasksPerTransaction?: number;
+  /** Transactions proposed at once (Raft commits them together). Default 8. */
+  maxTransactionsInFlight?: number;
   now?: () => number;
 }
 
@@ -33,6 +37,7 @@ export class Allocator implements LeaderComponent {
   private readonly log: Logger;
   private readonly retryMs: number;
   private readonly maxPerTx: number;
+  private readonly maxInFlight: number;
   private readonly now: () => number;
   private watch: Watch | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -48,7 +53,8 @@ export class Allocator implements LeaderComponent {
   ) {
     this.log = log.child({ component: 'allocator' });
     this.retryMs = opts.retryMs ?? 1000;
-    this.maxPerTx = opts.maxTasksPerTransaction ?? 200;
+    this.maxPerTx = opts.maxTasksPerTransaction ?? 1000;
+    this.maxInFlight = opts.maxTransactionsInFlight ?? 8;
     this.now = opts.now ?? Date.now;
   }
 
@@ -91,36 +97,35 @@ export class Allocator implements LeaderComponent {
     }, delayMs);
   }
 
-  /** One transaction per chunk of the queued tasks; resolves with the delay before the next pass. */
+  /**
+   * Transactions of the queued tasks (see writeChunked: up to maxTransactionsInFlight proposed at
+   * once, so Raft commits them together); resolves with the delay before the next pass. The tasks
+   * of a transaction that failed, and of those not proposed, are queued again.
+   */
   private async pass(): Promise<number> {
     const ids = [...this.queued];
     this.queued.clear();
-    for (let i = 0; i < ids.length && !this.stopped; i += this.maxPerTx) {
-      const chunk = ids.slice(i, i + this.maxPerTx);
-      const now = this.now();
-      try {
-        await this.store.update((tx) => {
-          for (const id of chunk) {
-            const t = tx.get('task', id);
-            if (!t || !needsAllocation(t)) continue;
-            tx.update('task', {
-              ...t,
-              status: { err: '', pendingReason: '', ...t.status, state: TaskState.TASK_STATE_PENDING, message: 'pending task scheduling', timestampUnixMs: now },
-            });
-          }
+    const now = this.now();
+    const written = await writeChunked(this.store, ids, { maxPerTx: this.maxPerTx, maxInFlight: this.maxInFlight, stopped: () => this.stopped }, (tx, chunk) => {
+      for (const id of chunk) {
+        const t = tx.get('task', id);
+        if (!t || !needsAllocation(t)) continue;
+        tx.update('task', {
+          ...t,
+          status: { err: '', pendingReason: '', ...t.status, state: TaskState.TASK_STATE_PENDING, message: 'pending task scheduling', timestampUnixMs: now },
         });
-      } catch (err) {
-        if (this.stopped) return 0;
-        // The tasks of the failed transaction (and the ones after it) are queued again.
-        for (const id of ids.slice(i)) this.queued.add(id);
-        if (err instanceof VersionConflictError) {
-          this.log.debug({ err: err.message }, 'a task changed while it was allocated; again');
-          return 0;
-        }
-        this.log.warn({ err }, `allocating tasks failed; retrying in ${this.retryMs} ms`);
-        return this.retryMs;
       }
+      return 0;
+    });
+    if (this.stopped) return 0;
+    for (const id of written.failed) this.queued.add(id);
+    if (!written.failure) return 0;
+    const { err } = written.failure;
+    if (err instanceof VersionConflictError) {
+      this.log.debug({ err: err.message }, 'a task changed while it was allocated; again');
+      return 0;
     }
-    return 0;
+    this.log.warn({ err }, `allocating tasks failed; retrying in ${this.retryMs} ms`);
+    return this.retryMs;
   }
 }

@@ -3,7 +3,11 @@
 // and the rule; nothing is written before a spec passes.
 import type { ClusterSpec, ConfigSpec, NetworkSpec, NodeSpec, SecretSpec, ServiceSpec } from '../../proto/gen/tswarm/specs.js';
 import { NetworkSpec as NetworkSpecCodec, SecretSpec as SecretSpecCodec, ServiceSpec as ServiceSpecCodec } from '../../proto/gen/tswarm/specs.js';
-import { Mount_Type, PortConfig_PublishMode, EndpointSpec_ResolutionMode, type Annotations, type FileTarget, type UpdateConfig } from '../../proto/gen/tswarm/types.js';
+import { constants as osConstants } from 'node:os';
+import {
+  Mount_Type, PortConfig_Protocol, PortConfig_PublishMode, EndpointSpec_ResolutionMode, RestartPolicy_Condition, UpdateConfig_FailureAction, UpdateConfig_Order,
+  type Annotations, type FileTarget, type UpdateConfig,
+} from '../../proto/gen/tswarm/types.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { parseConstraints } from '../constraint/constraint.js';
 
@@ -13,6 +17,24 @@ const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9](
 export const MAX_SPEC_BYTES = 512 << 10;
 export const MAX_SECRET_BYTES = 500 << 10;
 const DAY_MS = 24 * 3600 * 1000;
+const USER_RE = /^[^:\s]+(:[^:\s]+)?$/;
+
+/** Linux capabilities by their CAP_ names (capabilities(7), up to 5.9); "ALL" stands for every one. */
+export const CAPABILITIES: readonly string[] = [
+  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP', 'LINUX_IMMUTABLE', 'NET_BIND_SERVICE',
+  'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN',
+  'SYS_BOOT', 'SYS_NICE', 'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP', 'MAC_OVERRIDE',
+  'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF', 'CHECKPOINT_RESTORE',
+].map((c) => `CAP_${c}`);
+
+/** The resource limits a container may set (Docker's --ulimit names, setrlimit(2)). */
+export const ULIMIT_NAMES: readonly string[] = ['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'];
+
+/** A stop signal as the runtime takes it: SIGNAME (SIGTERM, SIGRTMIN+3) or a number 1-64. */
+export function isSignal(text: string): boolean {
+  if (/^[0-9]+$/.test(text)) return Number(text) >= 1 && Number(text) <= 64;
+  return text in osConstants.signals || /^SIGRT(MIN\+([1-9]|1[0-5])|MAX-([1-9]|1[0-5])|MIN|MAX)$/.test(text);
+}
 
 function fail(field: string, rule: string): never {
   throw new InvalidArgumentError(field, rule);
@@ -39,14 +61,30 @@ function checkSize(bytes: number, max: number, field: string): void {
   if (bytes > max) fail(field, `${bytes} bytes exceed the maximum of ${max} bytes`);
 }
 
-function checkUpdateConfig(u: UpdateConfig | undefined, field: string): void {
+function checkCount(n: number, field: string, max = Number.MAX_SAFE_INTEGER): void {
+  if (!Number.isInteger(n) || n < 0) fail(field, `${n} must be a whole number, 0 or more`);
+  if (n > max) fail(field, `${n} is more than ${max}`);
+}
+
+/** An enum field holds one of its values (a raw API client can send any number). */
+function checkEnum<T extends string>(value: T, values: readonly T[], names: string, field: string): void {
+  if (!values.includes(value)) fail(field, `"${value}" is not one of ${names}`);
+}
+
+function checkUpdateConfig(u: UpdateConfig | undefined, field: string, rollback: boolean): void {
   if (!u) return;
+  checkCount(u.parallelism, `${field}.parallelism`, 100_000);
   checkDuration(u.delayMs, `${field}.delayMs`);
   checkDuration(u.monitorMs, `${field}.monitorMs`);
   if (!(u.maxFailureRatio >= 0 && u.maxFailureRatio <= 1)) fail(`${field}.maxFailureRatio`, `${u.maxFailureRatio} must be between 0 and 1`);
+  const actions = [UpdateConfig_FailureAction.FAILURE_ACTION_PAUSE, UpdateConfig_FailureAction.FAILURE_ACTION_CONTINUE, UpdateConfig_FailureAction.FAILURE_ACTION_ROLLBACK];
+  checkEnum(u.failureAction, actions, 'pause, continue, rollback', `${field}.failureAction`);
+  // A failing rollback cannot roll back in turn (Docker refuses it too).
+  if (rollback && u.failureAction === UpdateConfig_FailureAction.FAILURE_ACTION_ROLLBACK) fail(`${field}.failureAction`, 'a rollback can only pause or continue on failure');
+  checkEnum(u.order, [UpdateConfig_Order.ORDER_STOP_FIRST, UpdateConfig_Order.ORDER_START_FIRST], 'stop-first, start-first', `${field}.order`);
 }
 
-function checkFileTarget(f: FileTarget | undefined, field: string): void {
+function checkFileTarget(f: FileTarget | undefined, field: string): asserts f is FileTarget {
   if (!f) fail(field, 'is required');
   if (!f.name) fail(`${field}.name`, 'is required');
   if (f.name.split('/').includes('..')) fail(`${field}.name`, `"${f.name}" must not contain '..'`);
@@ -67,8 +105,8 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
   if ((mode.$case === 'replicatedJob' || mode.$case === 'globalJob') && (spec.update || spec.rollback)) {
     fail(`${field}.update`, 'jobs run to completion and take no update or rollback configuration');
   }
-  checkUpdateConfig(spec.update, `${field}.update`);
-  checkUpdateConfig(spec.rollback, `${field}.rollback`);
+  checkUpdateConfig(spec.update, `${field}.update`, false);
+  checkUpdateConfig(spec.rollback, `${field}.rollback`, true);
 
   const task = spec.task;
   if (!task) fail(`${field}.task`, 'is required');
@@ -80,24 +118,61 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
   });
   if (c.hostname && !HOSTNAME_RE.test(c.hostname)) fail(`${field}.task.container.hostname`, `"${c.hostname}" is not a valid hostname`);
   if (c.dir && !c.dir.startsWith('/')) fail(`${field}.task.container.dir`, `"${c.dir}" must be an absolute path`);
+  if (c.user && !USER_RE.test(c.user)) fail(`${field}.task.container.user`, `"${c.user}" must be USER, UID, USER:GROUP or UID:GID`);
+  checkLabels(c.labels, `${field}.task.container.labels`);
   checkDuration(c.stopGracePeriodMs, `${field}.task.container.stopGracePeriodMs`);
+  if (c.stopSignal && !isSignal(c.stopSignal)) fail(`${field}.task.container.stopSignal`, `"${c.stopSignal}" is not a signal (e.g. SIGTERM, SIGUSR1, 15)`);
+  for (const which of ['capabilityAdd', 'capabilityDrop'] as const) {
+    c[which].forEach((cap, i) => {
+      if (cap !== 'ALL' && !CAPABILITIES.includes(cap)) fail(`${field}.task.container.${which}[${i}]`, `"${cap}" is not a capability (CAP_NET_ADMIN, ... or ALL)`);
+    });
+  }
+  const ulimits = new Set<string>();
+  c.ulimits.forEach((u, i) => {
+    const f = `${field}.task.container.ulimits[${i}]`;
+    if (!ULIMIT_NAMES.includes(u.name)) fail(`${f}.name`, `"${u.name}" is not a ulimit (${ULIMIT_NAMES.join(', ')})`);
+    if (ulimits.has(u.name)) fail(`${f}.name`, `"${u.name}" is set twice`);
+    ulimits.add(u.name);
+    if (u.soft < 0 || u.hard < 0) fail(f, 'soft and hard must not be negative');
+    if (u.soft > u.hard) fail(`${f}.soft`, `${u.soft} is above the hard limit ${u.hard}`);
+  });
+  if (c.oomScoreAdj < -1000 || c.oomScoreAdj > 1000) fail(`${field}.task.container.oomScoreAdj`, `${c.oomScoreAdj} must be between -1000 and 1000`);
   const targets = new Set<string>();
   c.mounts.forEach((m, i) => {
     const f = `${field}.task.container.mounts[${i}]`;
+    checkEnum(m.type, [Mount_Type.TYPE_BIND, Mount_Type.TYPE_VOLUME, Mount_Type.TYPE_TMPFS], 'bind, volume, tmpfs', `${f}.type`);
     if (!m.target.startsWith('/')) fail(`${f}.target`, `"${m.target}" must be an absolute path`);
+    if (m.target.replace(/\/+$/, '') === '') fail(`${f}.target`, 'must not be the root directory');
     if (targets.has(m.target)) fail(`${f}.target`, `"${m.target}" is mounted twice`);
     targets.add(m.target);
     if (m.type === Mount_Type.TYPE_BIND && !m.source.startsWith('/')) fail(`${f}.source`, `a bind mount's source "${m.source}" must be an absolute path on the host`);
-    if (m.type === Mount_Type.TYPE_VOLUME && m.source && !NAME_RE.test(m.source)) fail(`${f}.source`, `volume name "${m.source}" must hold only letters, digits, '_', '.' and '-'`);
+    // Anonymous volumes would all share the volumes directory: a volume needs its name.
+    if (m.type === Mount_Type.TYPE_VOLUME && !m.source) fail(`${f}.source`, 'a volume mount needs a source (the volume name); anonymous volumes are not supported');
+    if (m.type === Mount_Type.TYPE_VOLUME && !NAME_RE.test(m.source)) fail(`${f}.source`, `volume name "${m.source}" must hold only letters, digits, '_', '.' and '-'`);
     if (m.type === Mount_Type.TYPE_TMPFS && m.source) fail(`${f}.source`, 'a tmpfs mount takes no source');
+    if (m.type !== Mount_Type.TYPE_TMPFS && (m.tmpfsSizeBytes || m.tmpfsMode)) fail(`${f}.type`, 'tmpfsSizeBytes and tmpfsMode are for tmpfs mounts only');
+    if (m.tmpfsSizeBytes < 0) fail(`${f}.tmpfsSizeBytes`, 'must not be negative');
+    if (m.tmpfsMode > 0o7777) fail(`${f}.tmpfsMode`, `${m.tmpfsMode.toString(8)} is not a file mode`);
   });
+  const secretFiles = new Set<string>();
   c.secrets.forEach((s, i) => {
     if (!s.secretId && !s.secretName) fail(`${field}.task.container.secrets[${i}]`, 'names no secret (secretId or secretName)');
     checkFileTarget(s.file, `${field}.task.container.secrets[${i}].file`);
+    if (secretFiles.has(s.file.name)) fail(`${field}.task.container.secrets[${i}].file.name`, `"${s.file.name}" is the target of two secrets`);
+    secretFiles.add(s.file.name);
   });
+  const configFiles = new Set<string>();
   c.configs.forEach((s, i) => {
     if (!s.configId && !s.configName) fail(`${field}.task.container.configs[${i}]`, 'names no config (configId or configName)');
     checkFileTarget(s.file, `${field}.task.container.configs[${i}].file`);
+    // Relative names are under / (Docker's default target is /NAME).
+    const name = s.file.name.startsWith('/') ? s.file.name : `/${s.file.name}`;
+    // The kernel's file systems are no place for a file (the worker refuses them too).
+    const kernelDir = ['/proc', '/sys', '/dev'].find((d) => name.replace(/\/+/g, '/') === d || name.replace(/\/+/g, '/').startsWith(`${d}/`));
+    if (kernelDir) fail(`${field}.task.container.configs[${i}].file.name`, `"${s.file.name}" must not be in ${kernelDir}`);
+    if (name.replace(/\/+/g, '/') === '/' || name.endsWith('/')) fail(`${field}.task.container.configs[${i}].file.name`, `"${s.file.name}" must name a file, not a directory`);
+    if (configFiles.has(name)) fail(`${field}.task.container.configs[${i}].file.name`, `"${s.file.name}" is the target of two configs`);
+    configFiles.add(name);
   });
   if (c.healthcheck) {
     const h = c.healthcheck;
@@ -117,17 +192,26 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
   }
   const lim = r?.limits;
   const res = r?.reservations;
+  // The runtime's smallest CFS quota is 1 ms per 100 ms period.
+  if (lim?.nanoCpus && lim.nanoCpus < 10_000_000) fail(`${field}.task.resources.limits.nanoCpus`, `${lim.nanoCpus} is below the minimum of 0.01 CPU (10000000)`);
   if (lim?.memoryBytes && lim.memoryBytes < 4 << 20) fail(`${field}.task.resources.limits.memoryBytes`, `${lim.memoryBytes} is below the minimum of 4 MiB`);
   if (lim?.memoryBytes && res?.memoryBytes && res.memoryBytes > lim.memoryBytes) fail(`${field}.task.resources.reservations.memoryBytes`, 'must not exceed the memory limit');
   if (lim?.nanoCpus && res?.nanoCpus && res.nanoCpus > lim.nanoCpus) fail(`${field}.task.resources.reservations.nanoCpus`, 'must not exceed the CPU limit');
 
   if (task.restart) {
+    const conditions = [RestartPolicy_Condition.CONDITION_ANY, RestartPolicy_Condition.CONDITION_ON_FAILURE, RestartPolicy_Condition.CONDITION_NONE];
+    checkEnum(task.restart.condition, conditions, 'any, on-failure, none', `${field}.task.restart.condition`);
+    checkCount(task.restart.maxAttempts, `${field}.task.restart.maxAttempts`);
     checkDuration(task.restart.delayMs, `${field}.task.restart.delayMs`);
     checkDuration(task.restart.windowMs, `${field}.task.restart.windowMs`, 30 * DAY_MS);
   }
   const p = task.placement;
   if (p) {
     parseConstraints(p.constraints, `${field}.task.placement.constraints`);
+    checkCount(p.maxReplicasPerNode, `${field}.task.placement.maxReplicasPerNode`);
+    if (p.maxReplicasPerNode && (mode.$case === 'global' || mode.$case === 'globalJob')) {
+      fail(`${field}.task.placement.maxReplicasPerNode`, 'a global service runs one task per node; only replicated services and jobs take a maximum per node');
+    }
     p.preferences.forEach((pref, i) => {
       if (!/^node\.labels\.[A-Za-z0-9_.-]+$/.test(pref.spreadDescriptor)) {
         fail(`${field}.task.placement.preferences[${i}].spreadDescriptor`, `"${pref.spreadDescriptor}" must be node.labels.NAME`);
@@ -135,21 +219,32 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
     });
   }
 
+  const networks = new Set<string>();
+  task.networks.forEach((n, i) => {
+    if (!n.target) fail(`${field}.task.networks[${i}].target`, 'is required (a network name or id)');
+    if (networks.has(n.target)) fail(`${field}.task.networks[${i}].target`, `"${n.target}" is attached twice`);
+    networks.add(n.target);
+  });
+
   const ep = spec.endpoint;
   if (ep) {
+    checkEnum(ep.mode, [EndpointSpec_ResolutionMode.RESOLUTION_MODE_VIP, EndpointSpec_ResolutionMode.RESOLUTION_MODE_DNSRR], 'vip, dnsrr', `${field}.endpoint.mode`);
     const published = new Set<string>();
     ep.ports.forEach((port, i) => {
       const f = `${field}.endpoint.ports[${i}]`;
+      checkEnum(port.protocol, [PortConfig_Protocol.PROTOCOL_TCP, PortConfig_Protocol.PROTOCOL_UDP, PortConfig_Protocol.PROTOCOL_SCTP], 'tcp, udp, sctp', `${f}.protocol`);
+      checkEnum(port.publishMode, [PortConfig_PublishMode.PUBLISH_MODE_INGRESS, PortConfig_PublishMode.PUBLISH_MODE_HOST], 'ingress, host', `${f}.publishMode`);
       if (port.targetPort < 1 || port.targetPort > 65535) fail(`${f}.targetPort`, `${port.targetPort} is not a port (1-65535)`);
       if (port.publishedPort > 65535) fail(`${f}.publishedPort`, `${port.publishedPort} is not a port (0-65535)`);
+      // "Any free port" would have to be picked per node; not done: a host-mode port is named.
+      if (port.publishMode === PortConfig_PublishMode.PUBLISH_MODE_HOST && port.publishedPort === 0) fail(`${f}.publishedPort`, 'host mode needs a published port (1-65535); picking a free one is not supported');
       if (port.publishedPort !== 0) {
         const key = `${port.protocol}/${port.publishedPort}`;
         if (published.has(key)) fail(`${f}.publishedPort`, `${port.publishedPort} is published twice`);
         published.add(key);
       }
-      if (ep.mode === EndpointSpec_ResolutionMode.RESOLUTION_MODE_DNSRR && port.publishMode === PortConfig_PublishMode.PUBLISH_MODE_INGRESS) {
-        fail(`${f}.publishMode`, 'ingress publishing needs the VIP endpoint mode (use host mode with dnsrr)');
-      }
+      // No routing mesh yet: refused rather than recorded and silently not done.
+      if (port.publishMode === PortConfig_PublishMode.PUBLISH_MODE_INGRESS) fail(`${f}.publishMode`, 'ingress publishing (the routing mesh) is not supported yet; publish in host mode');
     });
   }
 }

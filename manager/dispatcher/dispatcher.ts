@@ -14,7 +14,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { DispatcherService, type AssignmentChange, type AssignmentsMessage, type HeartbeatResponse, type SessionMessage, type UpdateTaskStatusRequest } from '../../proto/gen/tswarm/dispatcher.js';
 import { AssignmentChange_Action, AssignmentsMessage_Type } from '../../proto/gen/tswarm/dispatcher.js';
-import type { Node, Task } from '../../proto/gen/tswarm/objects.js';
+import { Config, Secret, Task, type Node } from '../../proto/gen/tswarm/objects.js';
 import { NodeState, NodeRole, TaskState, taskStateToNumber, type TaskStatus } from '../../proto/gen/tswarm/types.js';
 import type { NodeIdentity } from '../../common/certs.js';
 import { newId } from '../../common/identity.js';
@@ -194,7 +194,9 @@ export class Dispatcher implements LeaderComponent {
       for (const key of s.sent.keys()) {
         if (want.has(key)) continue;
         const [kind, id] = key.split('/') as [string, string];
-        const item = kind === 'task' ? { $case: 'task' as const, task: { id } as Task } : kind === 'secret' ? { $case: 'secret' as const, secret: { id } as never } : { $case: 'config' as const, config: { id } as never };
+        // Whole messages with defaults: a bare { id } has undefined numbers, which protobuf
+        // encoding refuses (it failed the stream, and with it the node's session).
+        const item = kind === 'task' ? { $case: 'task' as const, task: Task.fromPartial({ id }) } : kind === 'secret' ? { $case: 'secret' as const, secret: Secret.fromPartial({ id }) } : { $case: 'config' as const, config: Config.fromPartial({ id }) };
         changes.push({ action: AssignmentChange_Action.ACTION_REMOVE, assignment: { item } });
       }
     }
@@ -214,32 +216,55 @@ export class Dispatcher implements LeaderComponent {
       const prev = this.pendingStatus.get(u.taskId);
       if (!prev || stateRank(u.status.state) >= stateRank(prev.state)) this.pendingStatus.set(u.taskId, u.status);
     }
-    if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), this.opts.batchMs ?? 20);
-    return Promise.resolve();
+    // Answered once the batch holding these reports is committed: an agent forgets a report only
+    // when it is durable (a leader that dies with reports in its batch would lose them otherwise).
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+      if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), this.opts.batchMs ?? 20);
+    });
   }
+
+  /** Callers whose reports are in pendingStatus, answered when the batch commits. */
+  private waiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
 
   private flush(): Promise<void> {
     this.flushTimer = undefined;
     const batch = this.pendingStatus;
+    const waiters = this.waiters;
     this.pendingStatus = new Map();
-    if (batch.size === 0) return this.flushing;
+    this.waiters = [];
+    if (batch.size === 0) {
+      for (const w of waiters) w.resolve();
+      return this.flushing;
+    }
     this.flushing = this.flushing.then(async () => {
       await this.store
         .update((tx) => {
           for (const [id, status] of batch) {
             const t = tx.get('task', id);
             if (!t) continue;
-            // States only move forward; an old report of a task is dropped.
-            if (stateRank(status.state) < stateRank(t.status?.state ?? TaskState.TASK_STATE_NEW)) continue;
+            // States only move forward; an old report of a task is dropped, a repeated one too.
+            const was = t.status?.state ?? TaskState.TASK_STATE_NEW;
+            if (stateRank(status.state) < stateRank(was)) continue;
+            if (status.state === was && status.timestampUnixMs === t.status?.timestampUnixMs) continue;
             tx.update('task', { ...t, status: { ...status, pendingReason: '' } });
           }
         })
-        .catch((err: Error) => {
-          // A version conflict: merge the batch back in for the next flush.
-          for (const [id, st] of batch) if (!this.pendingStatus.has(id)) this.pendingStatus.set(id, st);
-          if (!this.flushTimer && this.running) this.flushTimer = setTimeout(() => void this.flush(), this.opts.batchMs ?? 20);
-          this.log.debug({ err: err.message }, 'dispatcher: status batch retried');
-        });
+        .then(
+          () => waiters.forEach((w) => w.resolve()),
+          (err: Error) => {
+            if (!this.running) {
+              // Leadership moved: the agents send these reports again to the next leader.
+              for (const w of waiters) w.reject(err);
+              return;
+            }
+            // A version conflict: merge the batch back in for the next flush, with its callers.
+            for (const [id, st] of batch) if (!this.pendingStatus.has(id)) this.pendingStatus.set(id, st);
+            this.waiters.push(...waiters);
+            if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), this.opts.batchMs ?? 20);
+            this.log.debug({ err: err.message }, 'dispatcher: status batch retried');
+          },
+        );
     });
     return this.flushing;
   }
@@ -247,9 +272,9 @@ export class Dispatcher implements LeaderComponent {
   // ---------------------------------------------------------------- sessions
 
   private closeSession(s: Session, why: string): void {
-    for (const st of s.streams) st.destroy(Object.assign(new Error(why), { code: grpc.status.UNAVAILABLE, details: why }));
+    for (const st of s.streams) endStream(st, { code: grpc.status.UNAVAILABLE, details: why });
     s.streams.clear();
-    s.sessionStream?.destroy(Object.assign(new Error(why), { code: grpc.status.UNAVAILABLE, details: why }));
+    if (s.sessionStream) endStream(s.sessionStream, { code: grpc.status.UNAVAILABLE, details: why });
     s.sessionStream = undefined;
   }
 
@@ -270,9 +295,7 @@ export class Dispatcher implements LeaderComponent {
 
   /** The grpc-js implementation; registered on every manager, serving only while this one leads. */
   implementation(): grpc.UntypedServiceImplementation {
-    const fail = (stream: grpc.ServerWritableStream<unknown, unknown>, st: Partial<grpc.StatusObject>): void => {
-      stream.destroy(Object.assign(new Error(st.details), st));
-    };
+    const fail = endStream;
     return {
       session: (call: grpc.ServerWritableStream<{ description?: Node['description']; sessionId: string }, SessionMessage>) => {
         if (!this.running) return fail(call, this.refuse());
@@ -327,6 +350,14 @@ export class Dispatcher implements LeaderComponent {
       },
     };
   }
+}
+
+/**
+ * Ends a server stream with a status. Not `destroy(err)`: grpc-js then never sends the status, and
+ * the client's call hangs (an agent would wait forever on a follower instead of moving on).
+ */
+function endStream(stream: grpc.ServerWritableStream<unknown, unknown>, st: Partial<grpc.StatusObject>): void {
+  stream.emit('error', Object.assign(new Error(st.details), st));
 }
 
 export { DispatcherService };

@@ -17,6 +17,8 @@ const log = createLogger({ node: '-', component: 'test', level: 'silent' });
 /** Places tasks round-robin on ready active nodes and runs them; `outcome` decides how they end. */
 class FakeCluster {
   outcome: (t: Task) => TaskState = () => RUNNING;
+  /** A running task for which this says true fails after 50 ms (a healthcheck failing). */
+  failsLater: (t: Task) => boolean = () => false;
   private timer: NodeJS.Timeout | undefined;
   private next = 0;
   constructor(readonly store: MemoryStore) {}
@@ -38,7 +40,9 @@ class FakeCluster {
       const node = nodes.find((n) => n.id === t.nodeId);
       const now = Date.now();
       const status = (state: TaskState, message: string): Task => ({ ...t, status: { ...t.status!, state, message, timestampUnixMs: now } });
-      if (stateNumber(t.desiredState) >= stateNumber(SHUTDOWN)) {
+      if (t.status?.state === RUNNING && t.desiredState === RUNNING && this.failsLater(t) && now - (t.status.timestampUnixMs ?? now) > 50) {
+        writes.push({ ...status(FAILED, 'unhealthy'), status: { ...t.status, state: FAILED, message: 'unhealthy', err: 'healthcheck failed', timestampUnixMs: now } });
+      } else if (stateNumber(t.desiredState) >= stateNumber(SHUTDOWN)) {
         // An agent that is down or gone reports nothing; a task never placed stays as it is.
         if (node && node.status?.state !== NodeState.NODE_STATE_DOWN && t.nodeId !== '') writes.push(status(SHUTDOWN, 'shut down'));
       } else if (t.nodeId === '') {
@@ -290,6 +294,24 @@ describe('Orchestrator over a store', () => {
     const s = store.get('service', id)!;
     expect(s.spec!.task!.container!.image).toBe('nginx');
     expect(s.specVersion).toBe(4);
+  });
+
+  it('rolls back an update whose new tasks run, then fail (a healthcheck), with the default restart policy', async () => {
+    const { store, cluster } = await setup([node('n1'), node('n2'), node('n3'), node('n4')]);
+    cluster.failsLater = (t) => t.spec?.container?.image === 'broken';
+    const id = await createService(store, { replicas: 4 });
+    await until('4 running', () => runningSlots(store, id).length === 4);
+    const cfg = { parallelism: 1, delayMs: 20, failureAction: UpdateConfig_FailureAction.FAILURE_ACTION_ROLLBACK, monitorMs: 500, maxFailureRatio: 0, order: UpdateConfig_Order.ORDER_STOP_FIRST };
+    await patchService(store, id, (s) => {
+      s.previousSpec = structuredClone(s.spec);
+      s.spec!.task!.container!.image = 'broken';
+      s.spec!.task!.restart = undefined;
+      s.spec!.update = cfg;
+    });
+    await until('rolled back', () => store.get('service', id)!.updateStatus?.state === UpdateStatus_UpdateState.UPDATE_STATE_ROLLBACK_COMPLETED, 10_000);
+    const tried = store.findTasks({ serviceId: id }).filter((t) => t.spec?.container?.image === 'broken');
+    expect(tried.length).toBe(1);
+    expect(store.get('service', id)!.updateStatus!.message).toMatch(/update failed: 1 of 4 new tasks failed .*healthcheck failed/);
   });
 
   it('keeps the cluster history limit per slot', async () => {

@@ -189,7 +189,9 @@ export class Orchestrator implements LeaderComponent {
     }
     if (fns.length === 0) return;
     try {
-      const errors = await this.store.batch(fns);
+      // Up to 1,000 actions per log entry (within the size limit): with three managers, Raft's
+      // cost is mostly per entry, and a scale-up of thousands of tasks is one burst.
+      const errors = await this.store.batch(fns, 1000);
       if (errors.length > 0) {
         this.log.debug({ errors: errors.length, first: errors[0]!.message }, 'writes refused; reconciling again');
         for (const id of written) this.dirty.add(id);

@@ -467,7 +467,8 @@ describe('rolling updates', () => {
     expect(q.create.map((t) => [t.slot, t.spec!.container!.image, t.specVersion])).toEqual([[1, 'busybox', 3]]);
     // Done: ROLLBACK_COMPLETED.
     const r = run(rolling, [task(s1, { slot: 2 }), task(rolling, { slot: 1, created: 45 })], { now: 50 });
-    expect(r.service!.updateStatus).toMatchObject({ state: S.UPDATE_STATE_ROLLBACK_COMPLETED, message: 'rollback completed (spec version 3)' });
+    expect(r.service!.updateStatus).toMatchObject({ state: S.UPDATE_STATE_ROLLBACK_COMPLETED });
+    expect(r.service!.updateStatus!.message).toMatch(/^rollback completed \(spec version 3\): update failed: 1 of 2 new tasks failed \(max failure ratio 0\)/);
   });
 
   it('global services update node by node on the same node', () => {

@@ -103,6 +103,8 @@ export function newTask(service: Service, slot: number, nodeId: string, now: num
     annotations: { name: `${name}.${slot !== 0 ? slot : nodeId}`, labels: {} },
     serviceAnnotations: { name, labels: { ...(service.spec?.annotations?.labels ?? {}) } },
     networks: [],
+    // The published ports go with the task (the scheduler's host-port filter and the agent read them).
+    ...(service.spec?.endpoint ? { endpoint: { spec: service.spec.endpoint, ports: [], virtualIps: [] } } : {}),
     jobIteration: service.jobStatus?.jobIteration ?? 0,
   };
 }

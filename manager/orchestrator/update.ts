@@ -125,7 +125,9 @@ export function rollingUpdate(service: Service, units: readonly UpdateUnit[], ta
   if (dirty.length === 0 || dirtyUnits.length === 0) {
     if (dirty.length === 0 && current && inflight === 0) {
       const state = what === 'rollback' ? S.UPDATE_STATE_ROLLBACK_COMPLETED : S.UPDATE_STATE_COMPLETED;
-      out.setService({ ...service, updateStatus: status(state, us!.startedAtUnixMs, `${what} completed (spec version ${v})`, now) });
+      // A rollback keeps the reason the update failed, so `service inspect` still says why.
+      const reason = what === 'rollback' ? /: (update failed: .*)$/.exec(us!.message)?.[1] : undefined;
+      out.setService({ ...service, updateStatus: status(state, us!.startedAtUnixMs, `${what} completed (spec version ${v})${reason ? `: ${reason}` : ''}`, now) });
     }
     return;
   }
@@ -141,7 +143,9 @@ export function rollingUpdate(service: Service, units: readonly UpdateUnit[], ta
   const failed = tasks.filter((t) => match.clean(t) && createdAt(t) >= started && (observed(t) === TaskState.TASK_STATE_FAILED || observed(t) === TaskState.TASK_STATE_REJECTED));
   const total = Math.max(1, units.length);
   if (cfg.failureAction !== UpdateConfig_FailureAction.FAILURE_ACTION_CONTINUE && failed.length / total > cfg.maxFailureRatio) {
-    const why = `${failed.length} of ${total} new tasks failed (max failure ratio ${cfg.maxFailureRatio})`;
+    const last = failed.reduce((a, b) => ((b.status?.timestampUnixMs ?? 0) > (a.status?.timestampUnixMs ?? 0) ? b : a));
+    const detail = last.status?.err ? `; task ${last.id}${last.slot ? ` (slot ${last.slot})` : ''}: ${last.status.err}` : '';
+    const why = `${failed.length} of ${total} new tasks failed (max failure ratio ${cfg.maxFailureRatio})${detail}`;
     if (cfg.failureAction === UpdateConfig_FailureAction.FAILURE_ACTION_ROLLBACK && what === 'update' && service.previousSpec) {
       out.setService({
         ...service,

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import type { Node, Task } from '../../proto/gen/tswarm/objects.js';
 import type { Placement as PlacementSpec, PortConfig } from '../../proto/gen/tswarm/types.js';
 import { EndpointSpec_ResolutionMode, NodeAvailability, NodeRole, NodeState, PortConfig_Protocol, PortConfig_PublishMode, TaskState } from '../../proto/gen/tswarm/types.js';
-import { schedule, summarize, type Plan, type ScheduleInput } from './scheduler.js';
+import { matchesAll, parseConstraints } from '../constraint/constraint.js';
+import { hostPortsOf, occupiesNode, schedule, summarize, type Plan, type ScheduleInput } from './scheduler.js';
 
 const GB = 1024 ** 3;
 const CPU = 1e9;
@@ -278,5 +279,118 @@ describe('determinism', () => {
     const firsts = new Set([1, 2, 3, 4, 5, 6, 7, 8].map((seed) => nodeOf(plan({ pending: [t], nodes, seed }), t)));
     expect(firsts.size).toBeGreaterThan(1);
     expect(nodeOf(plan({ pending: [t], nodes, seed: 3 }), t)).toBe(nodeOf(plan({ pending: [t], nodes, seed: 3 }), t));
+  });
+});
+
+// The core ranks with a heap per spread group (O(groups + log nodes) per placement). This checks it
+// against the rule written out plainly: for each task of each batch, in order, every node is
+// filtered and the lexicographic minimum of (tasks of the service in the node's group at each
+// spread level, over the nodes that pass the static filters; tasks of the service on the node;
+// tasks on the node; node id) is chosen.
+describe('equivalence with the plain O(nodes) rule', () => {
+  /** A small deterministic PRNG (mulberry32). */
+  function prng(seed: number): () => number {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  function reference(input: ScheduleInput): Map<string, string | undefined> {
+    const nodes = [...input.nodes].sort((a, b) => (a.id < b.id ? -1 : 1));
+    const st = new Map(
+      nodes.map((n) => [n.id, { cpu: n.description!.resources!.nanoCpus, mem: n.description!.resources!.memoryBytes, total: 0, svc: new Map<string, number>(), ports: new Set<string>() }]),
+    );
+    const add = (nodeId: string, t: Task): void => {
+      const s = st.get(nodeId)!;
+      s.cpu -= t.spec?.resources?.reservations?.nanoCpus ?? 0;
+      s.mem -= t.spec?.resources?.reservations?.memoryBytes ?? 0;
+      s.total++;
+      s.svc.set(t.serviceId, (s.svc.get(t.serviceId) ?? 0) + 1);
+      for (const p of hostPortsOf(t)) s.ports.add(p);
+    };
+    for (const t of input.placed) if (occupiesNode(t) && st.has(t.nodeId)) add(t.nodeId, t);
+    const out = new Map<string, string | undefined>();
+    const sorted = [...input.pending].sort((a, b) => (a.serviceId < b.serviceId ? -1 : a.serviceId > b.serviceId ? 1 : a.specVersion - b.specVersion || a.slot - b.slot || (a.id < b.id ? -1 : 1)));
+    for (const t of sorted) {
+      const pl = t.spec!.placement!;
+      const cs = parseConstraints(pl.constraints, 'c');
+      const labels = pl.preferences.map((p) => p.spreadDescriptor.slice('node.labels.'.length));
+      const ok = (n: Node): boolean =>
+        n.status?.state === NodeState.NODE_STATE_READY && n.spec?.availability === NodeAvailability.NODE_AVAILABILITY_ACTIVE && matchesAll(cs, n);
+      const fits = (n: Node): boolean => {
+        const s = st.get(n.id)!;
+        const r = t.spec!.resources!.reservations!;
+        return r.nanoCpus <= s.cpu && r.memoryBytes <= s.mem && !hostPortsOf(t).some((p) => s.ports.has(p)) && !(pl.maxReplicasPerNode > 0 && (s.svc.get(t.serviceId) ?? 0) >= pl.maxReplicasPerNode);
+      };
+      const group = (n: Node, level: number): string => labels.slice(0, level + 1).map((l) => n.spec!.annotations!.labels[l] ?? '').join('\0');
+      const inGroup = (n: Node, level: number): number =>
+        nodes.filter((m) => ok(m) && group(m, level) === group(n, level)).reduce((sum, m) => sum + (st.get(m.id)!.svc.get(t.serviceId) ?? 0), 0);
+      const key = (n: Node): number[] => {
+        const s = st.get(n.id)!;
+        return [...labels.map((_, level) => inGroup(n, level)), s.svc.get(t.serviceId) ?? 0, s.total];
+      };
+      let best: Node | undefined;
+      let bestKey: number[] = [];
+      for (const n of nodes) {
+        if (!ok(n) || !fits(n)) continue;
+        const k = key(n);
+        const d = k.findIndex((v, i) => v !== bestKey[i]);
+        if (!best || (d >= 0 && k[d]! < bestKey[d]!)) [best, bestKey] = [n, k];
+      }
+      out.set(t.id, best?.id);
+      if (best) add(best.id, t);
+    }
+    return out;
+  }
+
+  function randomInput(seed: number): ScheduleInput {
+    const r = prng(seed);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+    const nodes = Array.from({ length: 5 + Math.floor(r() * 30) }, (_, i) => {
+      const labels: Record<string, string> = {};
+      if (r() < 0.9) labels.zone = pick(['z1', 'z2', 'z3']);
+      if (r() < 0.9) labels.rack = pick(['r1', 'r2', 'r3', 'r4']);
+      return node(`n${String(i).padStart(2, '0')}`, {
+        labels,
+        cpus: 1 + Math.floor(r() * 4),
+        memory: (1 + Math.floor(r() * 8)) * GB,
+        state: r() < 0.1 ? NodeState.NODE_STATE_DOWN : NodeState.NODE_STATE_READY,
+        availability: r() < 0.1 ? NodeAvailability.NODE_AVAILABILITY_DRAIN : NodeAvailability.NODE_AVAILABILITY_ACTIVE,
+      });
+    });
+    const spreads = [[], ['node.labels.zone'], ['node.labels.zone', 'node.labels.rack'], ['node.labels.rack']];
+    const placed = Array.from({ length: Math.floor(r() * 20) }, () => running(pick(nodes).id, { service: pick(['a', 'b']), cpus: 0.5, memory: 0.5 * GB }));
+    const pending: Task[] = [];
+    for (const service of ['a', 'b', 'c', 'd']) {
+      const placement: Partial<PlacementSpec> = {
+        preferences: pick(spreads).map((spreadDescriptor) => ({ spreadDescriptor })),
+        maxReplicasPerNode: pick([0, 0, 1, 2, 3]),
+        constraints: r() < 0.3 ? ['node.labels.zone!=z1'] : [],
+      };
+      const o: TaskOpts = { service, cpus: pick([0, 0.25, 0.5, 1]), memory: pick([0, 0.5, 1, 2]) * GB, placement, hostPorts: r() < 0.15 ? [8080] : [] };
+      for (let i = 0; i < Math.floor(r() * 40); i++) pending.push(task(o));
+    }
+    return { nodes, placed, pending };
+  }
+
+  it('places every task where the plain rule does, over 150 random clusters', () => {
+    let placements = 0;
+    let unplaced = 0;
+    for (let seed = 1; seed <= 150; seed++) {
+      const input = randomInput(seed);
+      const p = schedule(input);
+      const got = new Map<string, string | undefined>([...p.placements.map((x) => [x.taskId, x.nodeId] as const), ...p.unplaced.map((x) => [x.taskId, undefined] as const)]);
+      expect(got, `seed ${seed}`).toEqual(reference(input));
+      placements += p.placements.length;
+      unplaced += p.unplaced.length;
+    }
+    // The cases exercise both outcomes.
+    expect(placements).toBeGreaterThan(1000);
+    expect(unplaced).toBeGreaterThan(100);
   });
 });

@@ -97,6 +97,8 @@ interface NodeInfo {
   byService: Map<string, number>;
   /** "tcp/8080" for host-mode published ports in use. */
   hostPorts: Set<string>;
+  /** While a batch is placed: byService's count for the batch's service (read in every comparison). */
+  ofBatch: number;
 }
 
 /** What is common to a batch of identical tasks, derived once. */
@@ -219,7 +221,7 @@ function nodeInfos(nodes: readonly Node[], placed: readonly Task[], seed: number
   const infos = new Map<string, NodeInfo>();
   ordered.forEach((node, rank) => {
     const r = node.description?.resources;
-    infos.set(node.id, { node, rank, freeCpu: r?.nanoCpus ?? 0, freeMemory: r?.memoryBytes ?? 0, total: 0, byService: new Map(), hostPorts: new Set() });
+    infos.set(node.id, { node, rank, freeCpu: r?.nanoCpus ?? 0, freeMemory: r?.memoryBytes ?? 0, total: 0, byService: new Map(), hostPorts: new Set(), ofBatch: 0 });
   });
   for (const t of placed) {
     if (!occupiesNode(t)) continue;
@@ -317,6 +319,72 @@ export function schedule(input: ScheduleInput): Plan {
   return plan;
 }
 
+/**
+ * A binary min-heap of the nodes of one spread group that can take the next task of the batch,
+ * ordered by (tasks of this service, tasks in total, rank). Within a batch a node's key changes
+ * only when it receives a task, and then only grows: the top is sifted down, or popped once the
+ * node no longer passes the dynamic filters (nodes only fill up during a plan).
+ */
+class NodeHeap {
+  readonly items: NodeInfo[] = [];
+  constructor(private readonly less: (a: NodeInfo, b: NodeInfo) => boolean) {}
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  top(): NodeInfo | undefined {
+    return this.items[0];
+  }
+
+  /** Makes a heap of the pushed items at once (O(n)). */
+  heapify(): void {
+    for (let i = (this.items.length >> 1) - 1; i >= 0; i--) this.siftDown(i);
+  }
+
+  popTop(): void {
+    const last = this.items.pop()!;
+    if (this.items.length === 0) return;
+    this.items[0] = last;
+    this.siftDown(0);
+  }
+
+  /** After the top's key grew. */
+  siftDown(i: number): void {
+    const a = this.items;
+    const n = a.length;
+    const x = a[i]!;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && this.less(a[r]!, a[l]!) ? r : l;
+      if (!this.less(a[c]!, x)) break;
+      a[i] = a[c]!;
+      i = c;
+    }
+    a[i] = x;
+  }
+}
+
+/** A count of this service's tasks in a group of nodes at one spread level, shared by its subgroups. */
+interface Counter {
+  n: number;
+}
+
+/** The candidates with the same values at every spread level (one group when there is no spread). */
+interface SpreadGroup {
+  /** The counts of the groups it belongs to, outermost level first. */
+  counters: Counter[];
+  heap: NodeHeap;
+}
+
+/**
+ * Places a batch of identical tasks. The order is lexicographic, smallest first: the tasks of this
+ * service in the node's group at each spread level, then on the node, then the node's tasks in
+ * total, then its rank. All nodes of a group share the group counts, so the best node is the top
+ * of the best group's heap: each placement costs O(groups + log nodes), not O(nodes).
+ */
 function placeBatch(
   batch: readonly Task[],
   shape: TaskShape,
@@ -324,36 +392,45 @@ function placeBatch(
   place: (t: Task, shape: TaskShape, info: NodeInfo) => void,
   fail: (t: Task, reason: string) => void,
 ): void {
-  const candidates = [...infos.values()].filter((info) => !staticFailure(shape, info.node));
-  // Spread: per preference level, the tasks of this service in each group of nodes (a group is
-  // the node's values of that level and the levels above it), over the candidates.
-  const groupKeys = new Map<NodeInfo, string[]>();
-  const groupCounts = shape.spread.map(() => new Map<string, number>());
-  for (const info of candidates) {
-    const keys: string[] = [];
-    let prefix = '';
-    shape.spread.forEach((value, level) => {
-      prefix += `${value(info.node)}\0`;
-      keys.push(prefix);
-      const m = groupCounts[level]!;
-      m.set(prefix, (m.get(prefix) ?? 0) + (info.byService.get(shape.serviceId) ?? 0));
-    });
-    groupKeys.set(info, keys);
-  }
-  // Lexicographic order: fewest in the group at each spread level, then fewest of this service on
-  // the node, then fewest tasks, then rank. Equivalent to descending the spread tree level by level.
-  const better = (a: NodeInfo, b: NodeInfo): boolean => {
-    const ka = groupKeys.get(a)!;
-    const kb = groupKeys.get(b)!;
-    for (let level = 0; level < ka.length; level++) {
-      const m = groupCounts[level]!;
-      const d = m.get(ka[level]!)! - m.get(kb[level]!)!;
-      if (d !== 0) return d < 0;
-    }
-    const ds = (a.byService.get(shape.serviceId) ?? 0) - (b.byService.get(shape.serviceId) ?? 0);
-    if (ds !== 0) return ds < 0;
+  const serviceId = shape.serviceId;
+  const nodeLess = (a: NodeInfo, b: NodeInfo): boolean => {
+    if (a.ofBatch !== b.ofBatch) return a.ofBatch < b.ofBatch;
     if (a.total !== b.total) return a.total < b.total;
     return a.rank < b.rank;
+  };
+  // Spread: per preference level, the tasks of this service in each group of nodes (a group is
+  // the node's values at that level and the levels above), over the candidates (the nodes that
+  // pass the static filters, full or not).
+  const counters = shape.spread.map(() => new Map<string, Counter>());
+  const groups = new Map<string, SpreadGroup>();
+  for (const info of infos.values()) {
+    if (staticFailure(shape, info.node)) continue;
+    info.ofBatch = info.byService.get(serviceId) ?? 0;
+    let prefix = '';
+    const path: Counter[] = [];
+    for (let level = 0; level < shape.spread.length; level++) {
+      prefix += `${shape.spread[level]!(info.node)}\0`;
+      const m = counters[level]!;
+      let c = m.get(prefix);
+      if (!c) m.set(prefix, (c = { n: 0 }));
+      c.n += info.ofBatch;
+      path.push(c);
+    }
+    let g = groups.get(prefix);
+    if (!g) groups.set(prefix, (g = { counters: path, heap: new NodeHeap(nodeLess) }));
+    if (!dynamicFailure(shape, info)) g.heap.items.push(info);
+  }
+  let live: SpreadGroup[] = [];
+  for (const g of groups.values()) {
+    g.heap.heapify();
+    if (g.heap.size > 0) live.push(g);
+  }
+  const groupLess = (a: SpreadGroup, b: SpreadGroup): boolean => {
+    for (let level = 0; level < a.counters.length; level++) {
+      const d = a.counters[level]!.n - b.counters[level]!.n;
+      if (d !== 0) return d < 0;
+    }
+    return nodeLess(a.heap.top()!, b.heap.top()!);
   };
   let reason: string | undefined;
   for (const t of batch) {
@@ -362,17 +439,22 @@ function placeBatch(
       fail(t, reason);
       continue;
     }
-    let best: NodeInfo | undefined;
-    for (const info of candidates) {
-      if (dynamicFailure(shape, info)) continue;
-      if (!best || better(info, best)) best = info;
-    }
+    let best: SpreadGroup | undefined;
+    for (const g of live) if (!best || groupLess(g, best)) best = g;
     if (!best) {
       reason = summarize(countFailures(shape, infos.values()), infos.size);
       fail(t, reason);
       continue;
     }
-    place(t, shape, best);
-    groupKeys.get(best)!.forEach((k, level) => groupCounts[level]!.set(k, groupCounts[level]!.get(k)! + 1));
+    const info = best.heap.top()!;
+    place(t, shape, info);
+    info.ofBatch++;
+    for (const c of best.counters) c.n++;
+    if (dynamicFailure(shape, info)) {
+      best.heap.popTop();
+      if (best.heap.size === 0) live = live.filter((g) => g !== best);
+    } else {
+      best.heap.siftDown(0);
+    }
   }
 }

@@ -69,7 +69,7 @@ describe('Allocator and Scheduler', () => {
 
   function run(store: MemoryStore, now = (): number => 1000): { allocator: Allocator; scheduler: Scheduler } {
     const allocator = new Allocator(store, log, { now });
-    const scheduler = new Scheduler(store, log, { now, minIntervalMs: 10 });
+    const scheduler = new Scheduler(store, log, { now, debounceMs: 10 });
     allocator.start();
     scheduler.start();
     parts.push(allocator, scheduler);
@@ -153,7 +153,7 @@ describe('Allocator and Scheduler', () => {
         tx.update('task', { ...cur, annotations: { name: 'renamed', labels: {} } });
       });
     };
-    const scheduler = new Scheduler(store, log, { minIntervalMs: 10 });
+    const scheduler = new Scheduler(store, log, { debounceMs: 10 });
     scheduler.start();
     parts.push(scheduler);
     await until(() => get(store, t.id).status?.state === TaskState.TASK_STATE_ASSIGNED);
@@ -180,5 +180,109 @@ describe('Allocator and Scheduler', () => {
     expect(get(store, u.id).status?.state).toBe(TaskState.TASK_STATE_PENDING);
     scheduler.start();
     await until(() => get(store, u.id).status?.state === TaskState.TASK_STATE_ASSIGNED);
+  });
+
+  it('proposes up to maxTransactionsInFlight transactions at once; a failed one is planned again', async () => {
+    // A proposer that applies after a delay, counts proposals in flight, and fails the second
+    // proposal of the scheduler once (a write error that is not a version conflict).
+    const store = new MemoryStore();
+    const local = new LocalProposer(store);
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let proposals = 0;
+    let armed = false;
+    store.setProposer({
+      propose: async (data: Uint8Array): Promise<ApplyResult> => {
+        const n = ++proposals;
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        inFlight--;
+        if (armed && n === 2) throw new Error('disk full');
+        return local.propose(data);
+      },
+    });
+    await store.update((tx) => ['a', 'b', 'c'].forEach((id) => tx.create('node', node(id))));
+    const ts = Array.from({ length: 45 }, () => ({ ...newTask(), status: { ...newTask().status!, state: TaskState.TASK_STATE_PENDING } }));
+    await store.update((tx) => ts.forEach((t) => tx.create('task', t)));
+    proposals = 0;
+    maxInFlight = 0;
+    armed = true;
+    const scheduler = new Scheduler(store, log, { debounceMs: 1, retryMs: 20, maxTasksPerTransaction: 10, maxTransactionsInFlight: 3 });
+    scheduler.start();
+    parts.push(scheduler);
+    await until(() => ts.every((t) => get(store, t.id).status?.state === TaskState.TASK_STATE_ASSIGNED));
+    expect(maxInFlight).toBe(3);
+    // Five transactions in the first pass (one failed), then one for the failed chunk's ten tasks.
+    expect(scheduler.stats.transactions).toBe(5);
+    expect(scheduler.stats.placed).toBe(45);
+    expect(scheduler.stats.passes).toBe(2);
+    const perNode = new Map<string, number>();
+    for (const t of ts) perNode.set(get(store, t.id).nodeId, (perNode.get(get(store, t.id).nodeId) ?? 0) + 1);
+    expect(Object.fromEntries(perNode)).toEqual({ a: 15, b: 15, c: 15 });
+  });
+
+  it('makes one pass of a burst of events, and at least one per maxLatencyMs of a steady stream', async () => {
+    const store = newStore();
+    await store.update((tx) => ['a', 'b'].forEach((id) => tx.create('node', node(id))));
+    const scheduler = new Scheduler(store, log, { debounceMs: 50, maxLatencyMs: 150 });
+    scheduler.start();
+    parts.push(scheduler);
+    const pendingTask = (): Task => ({ ...newTask(), status: { ...newTask().status!, state: TaskState.TASK_STATE_PENDING } });
+
+    // A burst: 20 transactions back to back, one pass.
+    const burst = Array.from({ length: 20 }, pendingTask);
+    for (const t of burst) await store.update((tx) => tx.create('task', t));
+    await until(() => burst.every((t) => get(store, t.id).status?.state === TaskState.TASK_STATE_ASSIGNED));
+    expect(scheduler.stats.passes).toBe(1);
+
+    // A stream with an event every 10 ms never goes quiet for 50 ms: the latency bound places
+    // tasks while it lasts, in a few passes rather than one per event.
+    const stream: Task[] = [];
+    let assignedDuringStream = false;
+    for (let i = 0; i < 50; i++) {
+      const t = pendingTask();
+      stream.push(t);
+      await store.update((tx) => tx.create('task', t));
+      await new Promise((r) => setTimeout(r, 10));
+      if (get(store, stream[0]!.id).status?.state === TaskState.TASK_STATE_ASSIGNED) assignedDuringStream = true;
+    }
+    await until(() => stream.every((t) => get(store, t.id).status?.state === TaskState.TASK_STATE_ASSIGNED));
+    expect(assignedDuringStream).toBe(true);
+    expect(scheduler.stats.passes - 1).toBeGreaterThanOrEqual(2);
+    expect(scheduler.stats.passes - 1).toBeLessThanOrEqual(10);
+  });
+
+  it('ignores task events that cannot change a plan (a running task reporting its status)', async () => {
+    const store = newStore();
+    await store.update((tx) => tx.create('node', node('small', NodeState.NODE_STATE_READY, NodeAvailability.NODE_AVAILABILITY_ACTIVE, 1 * GB)));
+    const runningTask = { ...newTask({ memory: 0.5 * GB }), nodeId: 'small', status: { ...newTask().status!, state: TaskState.TASK_STATE_RUNNING } };
+    const stuck = { ...newTask({ memory: 1 * GB, service: 'big' }), status: { ...newTask().status!, state: TaskState.TASK_STATE_PENDING } };
+    await store.update((tx) => {
+      tx.create('task', runningTask);
+      tx.create('task', stuck);
+    });
+    const scheduler = new Scheduler(store, log, { debounceMs: 5 });
+    scheduler.start();
+    parts.push(scheduler);
+    await until(() => get(store, stuck.id).status?.pendingReason === 'no suitable node (1 node lacks memory)');
+    await new Promise((r) => setTimeout(r, 30));
+    const passes = scheduler.stats.passes;
+    // Status reports of the running task: no pass (each would plan the stuck task again).
+    for (let i = 0; i < 5; i++) {
+      await store.update((tx) => {
+        const t = tx.get('task', runningTask.id)!;
+        tx.update('task', { ...t, status: { ...t.status!, message: `report ${i}` } });
+      });
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    expect(scheduler.stats.passes).toBe(passes);
+    // The running task ends: its memory is free, a pass places the stuck task.
+    await store.update((tx) => {
+      const t = tx.get('task', runningTask.id)!;
+      tx.update('task', { ...t, status: { ...t.status!, state: TaskState.TASK_STATE_COMPLETE } });
+    });
+    await until(() => get(store, stuck.id).status?.state === TaskState.TASK_STATE_ASSIGNED);
+    expect(get(store, stuck.id).nodeId).toBe('small');
   });
 });

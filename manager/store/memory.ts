@@ -6,7 +6,7 @@
 // etcd). Every manager applies committed requests in log order through apply(), which re-checks
 // versions and names deterministically, so all stores agree; the proposer's promise resolves with
 // that verdict. An object's meta.version is the log index of its last write.
-import { StoreAction_Kind, StoreRequest, StoreSnapshot, type StoreAction, StoreObject } from '../../proto/gen/tswarm/store.js';
+import { StoreAction, StoreAction_Kind, StoreRequest, StoreSnapshot, StoreObject } from '../../proto/gen/tswarm/store.js';
 import type { Cluster, Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
 import type { TaskState } from '../../proto/gen/tswarm/types.js';
 import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
@@ -375,18 +375,40 @@ export class MemoryStore implements ReadView {
    * Many independent changes (each `fns` entry is one small transaction), packed into as few
    * requests as the size limit allows. Not atomic as a whole; each request is. Resolves with the
    * errors of the requests that failed (empty when all applied).
+   *
+   * Up to `maxInFlight` requests are proposed at once, so Raft commits them together instead of
+   * one round trip each. A request reads the store as it was when it was made, without the
+   * requests still in flight: the entries must touch disjoint objects (one that touches an object
+   * of an earlier request in flight fails with a version conflict, never writes over it).
    */
-  async batch(fns: readonly ((tx: Tx) => void)[], maxActions = 200): Promise<StoreError[]> {
+  async batch(fns: readonly ((tx: Tx) => void)[], maxActions = 200, maxInFlight = 8): Promise<StoreError[]> {
     const errors: StoreError[] = [];
+    const inflight = new Set<Promise<void>>();
+    let thrown: { err: unknown } | undefined;
     let tx = new Tx(this);
+    /** The encoded size of tx's actions, kept as they are added (re-encoding the request after each entry costs O(n²)). */
+    let size = 0;
     const flush = async (): Promise<void> => {
       if (tx.actions.length === 0) return;
       const actions = tx.actions;
       tx = new Tx(this);
-      const result = await this.proposer!.propose(StoreRequest.encode({ actions, unixMs: this.now() }).finish());
-      if (!result.ok) errors.push(result.error);
+      size = 0;
+      const p: Promise<void> = this.proposer!.propose(StoreRequest.encode({ actions, unixMs: this.now() }).finish())
+        .then(
+          (result) => {
+            if (!result.ok) errors.push(result.error);
+          },
+          (err: unknown) => {
+            thrown ??= { err };
+          },
+        )
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+      if (inflight.size >= maxInFlight) await Promise.race(inflight);
     };
     for (const fn of fns) {
+      // The log refused a request (e.g. no longer leader): propose nothing more.
+      if (thrown) break;
       const before = tx.actions.length;
       try {
         fn(tx);
@@ -398,10 +420,13 @@ export class MemoryStore implements ReadView {
         }
         throw err;
       }
-      const size = StoreRequest.encode({ actions: tx.actions, unixMs: 0 }).finish().length;
+      // Each action adds its bytes, a tag and a length (at most 6 bytes).
+      for (let i = before; i < tx.actions.length; i++) size += StoreAction.encode(tx.actions[i]!).finish().length + 6;
       if (tx.actions.length >= maxActions || size > this.maxRequestBytes / 2) await flush();
     }
-    await flush();
+    if (!thrown) await flush();
+    await Promise.all(inflight);
+    if (thrown) throw thrown.err;
     return errors;
   }
 

@@ -230,3 +230,77 @@ describe.each([localBackend(), raftBackend(), etcdBackend()])('store on $name', 
     for (const r of b.replicas()) expect(Buffer.from(r.snapshot()).equals(Buffer.from(src.snapshot()))).toBe(true);
   });
 });
+
+describe('batch over a slow log', () => {
+  /** A log that applies each request 5 ms after it is proposed, counting requests in flight. */
+  function slowStore(fail?: (n: number) => Error | undefined): { store: MemoryStore; maxInFlight: () => number } {
+    const store = new MemoryStore();
+    const local = new LocalProposer(store);
+    let inFlight = 0;
+    let max = 0;
+    let n = 0;
+    store.setProposer({
+      propose: async (data: Uint8Array): Promise<ApplyResult> => {
+        const k = ++n;
+        max = Math.max(max, ++inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        inFlight--;
+        const err = fail?.(k);
+        if (err) throw err;
+        return local.propose(data);
+      },
+    });
+    return { store, maxInFlight: () => max };
+  }
+
+  it('proposes up to maxInFlight requests at once and reports each refused one', async () => {
+    const { store, maxInFlight } = slowStore();
+    const s = service('slow');
+    await store.update((tx) => tx.create('service', s));
+    const taken = task(s.id, 'n', 0);
+    await store.update((tx) => tx.create('task', taken));
+    const fns = Array.from({ length: 100 }, (_, i) => (tx: Parameters<Parameters<MemoryStore['batch']>[0][number]>[0]) => tx.create('task', task(s.id, 'n', i + 1)));
+    // Entry 50 creates a task that exists: refused at once, the rest of its request goes on.
+    fns[50] = (tx) => tx.create('task', taken);
+    const errors = await store.batch(fns, 10, 4);
+    expect(maxInFlight()).toBe(4);
+    expect(errors.map((e) => e.constructor.name)).toEqual(['ExistsError']);
+    expect(store.findTasks({ serviceId: s.id })).toHaveLength(100);
+  });
+
+  it('cuts requests by their encoded size as well as by their number of actions', async () => {
+    const store = new MemoryStore({ maxRequestBytes: 16 << 10 });
+    const local = new LocalProposer(store);
+    const sizes: number[] = [];
+    store.setProposer({
+      propose: (data: Uint8Array): Promise<ApplyResult> => {
+        sizes.push(data.length);
+        return local.propose(data);
+      },
+    });
+    const s = service('sized');
+    await store.update((tx) => tx.create('service', s));
+    sizes.length = 0;
+    const big = (i: number): Task => ({ ...task(s.id, 'n', i), annotations: { name: 'x'.repeat(500), labels: {} } });
+    const errors = await store.batch(Array.from({ length: 100 }, (_, i) => (tx: Parameters<Parameters<MemoryStore['batch']>[0][number]>[0]) => tx.create('task', big(i))), 1000);
+    expect(errors).toEqual([]);
+    expect(store.findTasks({ serviceId: s.id })).toHaveLength(100);
+    // About 600 bytes a task: a request is cut once it passes half the limit (8 KiB), so it ends
+    // a little above that, far below the limit: about 7 requests, not one.
+    expect(sizes.length).toBeGreaterThanOrEqual(6);
+    for (const n of sizes.slice(0, -1)) {
+      expect(n).toBeGreaterThan(8 << 10);
+      expect(n).toBeLessThan(9 << 10);
+    }
+  });
+
+  it('stops proposing when the log refuses a request, and rejects with its error', async () => {
+    const { store } = slowStore((k) => (k === 3 ? new Error('not the leader') : undefined));
+    const s = service('refused');
+    await store.update((tx) => tx.create('service', s));
+    const fns = Array.from({ length: 100 }, (_, i) => (tx: Parameters<Parameters<MemoryStore['batch']>[0][number]>[0]) => tx.create('task', task(s.id, 'n', i)));
+    await expect(store.batch(fns, 10, 2)).rejects.toThrow('not the leader');
+    // Requests 2 and 4 applied (proposed before the refusal of 3 was known), none after.
+    expect(store.findTasks({ serviceId: s.id })).toHaveLength(20);
+  });
+});

@@ -12,17 +12,20 @@
 // first to the leader a manager named, then through the known managers in turn.
 import * as grpc from '@grpc/grpc-js';
 import { chmodSync, chownSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DispatcherClient, type AssignmentsMessage, type SessionMessage, type TaskStatusUpdate } from '../../proto/gen/tswarm/dispatcher.js';
 import { AssignmentChange_Action, AssignmentsMessage_Type } from '../../proto/gen/tswarm/dispatcher.js';
 import { Task } from '../../proto/gen/tswarm/objects.js';
-import { Mount_Type, TaskState, taskStateToNumber, type NodeDescription, type TaskStatus } from '../../proto/gen/tswarm/types.js';
+import { Mount_Type, PortConfig_Protocol, PortConfig_PublishMode, TaskState, taskStateToNumber, type NodeDescription, type PortConfig, type TaskStatus } from '../../proto/gen/tswarm/types.js';
 import { CorruptFileError, TswarmError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import { NoSuchContainerError, type ContainerInfo, type Executor, type ExitStatus, type Mount } from '../exec/executor.js';
 import { RegistryClient } from '../image/distribution.js';
 import type { ImageRecord, ImageStore } from '../image/store.js';
+import type { PublishedPort } from '../network/ports.js';
+import { writeConfigFiles } from './files.js';
 import { parseImageRef } from './reference.js';
+import { LogAgent } from './logs.js';
 
 /** The position of a state in the task state machine (its number in the proto; states only move forward). */
 export function stateRank(s: TaskState): number {
@@ -33,6 +36,32 @@ const TERMINAL = [TaskState.TASK_STATE_COMPLETE, TaskState.TASK_STATE_SHUTDOWN, 
 export const isTerminal = (s: TaskState): boolean => TERMINAL.includes(s);
 
 export class AgentError extends TswarmError {}
+
+/**
+ * At most `n` steps at once, the others waiting in call order (an urgent one at the front). The
+ * agent starts containers through it: with dozens of tasks assigned at once, unbounded prepares
+ * only queue in the kernel and delay every container (bench/containers.ts found 8 at a time best
+ * on two cores); a prepared container's start goes first, so containers run as soon as they can.
+ */
+export class Slots {
+  private busy = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly n: number) {}
+
+  async run<T>(fn: () => Promise<T>, urgent = false): Promise<T> {
+    if (this.busy < this.n) this.busy++;
+    else await new Promise<void>((resolve) => (urgent ? this.waiting.unshift(resolve) : this.waiting.push(resolve)));
+    try {
+      return await fn();
+    } finally {
+      // Hand the slot over to the next waiter, or free it.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.busy--;
+    }
+  }
+}
 
 export interface AgentOptions {
   /** The agent's own directory (tasks.json). */
@@ -52,7 +81,33 @@ export interface AgentOptions {
   description: NodeDescription;
   /** Where task secrets are written as files before being bind-mounted at /run/secrets (use a tmpfs, e.g. under /run). */
   secretsDir: string;
+  /** Where task configs are written as files before being bind-mounted at their targets; default `configs` next to secretsDir (a tmpfs too). */
+  configsDir?: string;
   log: Logger;
+}
+
+const PROTOCOLS: Record<PortConfig_Protocol, PublishedPort['protocol'] | undefined> = {
+  [PortConfig_Protocol.PROTOCOL_TCP]: 'tcp',
+  [PortConfig_Protocol.PROTOCOL_UDP]: 'udp',
+  [PortConfig_Protocol.PROTOCOL_SCTP]: 'sctp',
+  [PortConfig_Protocol.UNRECOGNIZED]: undefined,
+};
+
+/**
+ * The task's host-mode published ports: from its allocated endpoint if that lists ports, else from
+ * its endpoint spec (the scheduler reads both the same way). Ingress ports are not the node's
+ * business; a host port of 0 (any free port) is refused by the control API and skipped here.
+ */
+export function hostPorts(task: Task): { config: PortConfig; port: PublishedPort }[] {
+  const allocated = task.endpoint?.ports ?? [];
+  const ports = allocated.length > 0 ? allocated : (task.endpoint?.spec?.ports ?? []);
+  const out: { config: PortConfig; port: PublishedPort }[] = [];
+  for (const c of ports) {
+    const protocol = PROTOCOLS[c.protocol];
+    if (c.publishMode !== PortConfig_PublishMode.PUBLISH_MODE_HOST || c.publishedPort === 0 || protocol === undefined) continue;
+    out.push({ config: c, port: { protocol, published: c.publishedPort, target: c.targetPort } });
+  }
+  return out;
 }
 
 /** One task's controller: runs it once, from whatever state it is in, to a terminal state. */
@@ -76,6 +131,18 @@ class TaskController {
   update(task: Task): void {
     this.task = { ...task, status: rank(task.status?.state ?? TaskState.TASK_STATE_NEW) > rank(this.state) ? task.status : this.task.status };
     if (rank(task.desiredState) > rank(TaskState.TASK_STATE_RUNNING)) this.stopRequested?.();
+    if (task.desiredState === TaskState.TASK_STATE_RUNNING) this.runRequested?.();
+  }
+
+  private runRequested: (() => void) | undefined;
+
+  /**
+   * A task desired READY is prepared and held there (a stop-first update: the new task waits until
+   * the old one has stopped); it starts once desired RUNNING, or ends when told to stop.
+   */
+  private holdWhileReady(): Promise<'run' | 'stop'> {
+    if (this.task.desiredState !== TaskState.TASK_STATE_READY) return Promise.resolve(this.wantsToRun ? 'run' : 'stop');
+    return Promise.race([new Promise<'run'>((resolve) => (this.runRequested = () => resolve('run'))), this.stopped.then((): 'stop' => 'stop')]);
   }
 
   withdraw(): void {
@@ -108,14 +175,15 @@ class TaskController {
         this.report(TaskState.TASK_STATE_PREPARING, 'preparing');
         try {
           const image = await this.agent.pull(this.task.spec?.container?.image ?? '');
-          info = await ex.prepare(this.agent.containerSpec(this.task, image));
+          const spec = this.agent.containerSpec(this.task, image);
+          info = await this.agent.startSlots.run(() => ex.prepare(spec));
         } catch (err) {
           return this.report(TaskState.TASK_STATE_REJECTED, 'preparing failed', { err: (err as Error).message });
         }
         this.report(TaskState.TASK_STATE_READY, 'prepared');
       }
       if (info.status === 'created') {
-        if (!this.wantsToRun) {
+        if ((await this.holdWhileReady()) === 'stop') {
           await this.agent.retry(`remove ${id}`, () => ex.remove(id, { force: true })).catch((err: unknown) => {
             if (!(err instanceof NoSuchContainerError)) throw err;
           });
@@ -123,34 +191,43 @@ class TaskController {
         }
         this.report(TaskState.TASK_STATE_STARTING, 'starting');
         try {
-          await ex.start(id);
+          await this.agent.startSlots.run(() => ex.start(id), true);
         } catch (err) {
           return this.report(TaskState.TASK_STATE_REJECTED, 'starting failed', { err: (err as Error).message });
         }
         info = await ex.inspect(id);
       }
       if (info.status === 'running') {
-        this.report(TaskState.TASK_STATE_RUNNING, 'running', { container: { containerId: id, pid: info.pid, exitCode: 0 } });
+        const published = hostPorts(this.task);
+        const portStatus = published.length > 0 ? { portStatus: { ports: published.map((p) => p.config) } } : {};
+        this.report(TaskState.TASK_STATE_RUNNING, 'running', { container: { containerId: id, pid: info.pid, exitCode: 0 }, ...portStatus });
         const abort = new AbortController();
         const exited = ex.wait(id, abort.signal).then((x): ExitStatus | 'stop' => x);
         const health = this.watchHealth(abort.signal);
         const which = await Promise.race([exited, this.stopped.then((): 'stop' => 'stop'), health]);
         if (typeof which === 'object' && 'unhealthy' in which) {
           abort.abort();
+          // Reported at once (an update's monitor counts it now, not after the stop grace period),
+          // the ports first withdrawn (the report frees them for the scheduler); then stopped.
+          await this.unpublish();
+          this.report(TaskState.TASK_STATE_FAILED, 'unhealthy', { container: { containerId: id, pid: info.pid, exitCode: 0 }, err: `healthcheck failed ${which.failures} times in a row: ${which.last}` });
           const grace = Number(this.task.spec?.container?.stopGracePeriodMs ?? 0) || 10_000;
-          const x = await this.agent.retry(`stop ${id}`, () => ex.stop(id, grace));
-          return this.report(TaskState.TASK_STATE_FAILED, 'unhealthy', { container: { containerId: id, pid: 0, exitCode: x.exitCode }, err: `healthcheck failed ${which.failures} times in a row: ${which.last}` });
+          await this.agent.retry(`stop ${id}`, () => ex.stop(id, grace));
+          return;
         }
         abort.abort();
         if (which === 'stop') {
           abort.abort();
           const grace = Number(this.task.spec?.container?.stopGracePeriodMs ?? 0) || 10_000;
           const x = await this.agent.retry(`stop ${id}`, () => ex.stop(id, grace));
+          await this.unpublish();
           return this.report(TaskState.TASK_STATE_SHUTDOWN, 'shut down', { container: { containerId: id, pid: 0, exitCode: x.exitCode } });
         }
+        await this.unpublish();
         return this.finish(which);
       }
       // Exited while nobody watched (e.g. the agent was restarted).
+      await this.unpublish();
       return this.finish(info.exit ?? { exitCode: -1, oomKilled: false, finishedAt: '', error: 'exit status unknown' });
     } finally {
       this.done = true;
@@ -201,6 +278,16 @@ class TaskController {
     });
   }
 
+  /**
+   * The task's container ended: its published ports are withdrawn before the terminal state is
+   * reported, since the scheduler frees them on that report and may place the next task of the
+   * port here. A failure is logged; the ports go with the container at the latest.
+   */
+  private async unpublish(): Promise<void> {
+    if (hostPorts(this.task).length === 0) return;
+    await this.agent.executor.unpublish(this.task.id).catch((err: unknown) => this.agent.warn(this.task.id, `could not withdraw the published ports: ${(err as Error).message}`));
+  }
+
   private finish(x: ExitStatus): void {
     const container = { containerId: this.task.id, pid: 0, exitCode: x.exitCode };
     if (x.exitCode === 0) return this.report(TaskState.TASK_STATE_COMPLETE, 'finished', { container });
@@ -211,10 +298,14 @@ class TaskController {
 
 export class Agent {
   readonly executor: Executor;
+  /** Container prepares and starts in flight at once (see Slots). */
+  readonly startSlots = new Slots(8);
   private readonly tasks = new Map<string, TaskController>();
   private readonly pulls = new Map<string, Promise<ImageRecord>>();
   /** Secrets delivered with the assignments (data in the clear: kept in memory and on the secrets tmpfs only). */
   private readonly secrets = new Map<string, Buffer>();
+  /** Configs delivered with the assignments (kept in memory and, for the tasks using them, on the configs tmpfs). */
+  private readonly configs = new Map<string, Buffer>();
   private pendingStatus = new Map<string, TaskStatus>();
   private statusTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -224,11 +315,22 @@ export class Agent {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private readonly log: Logger;
+  private readonly logAgent: LogAgent;
 
   constructor(private readonly opts: AgentOptions) {
     this.executor = opts.executor;
     this.log = opts.log;
+    // `service logs`: listens for log subscriptions with each session (worker/agent/logs.ts).
+    this.logAgent = new LogAgent({ executor: opts.executor, credentials: opts.credentials, ...(opts.channelOptions ? { channelOptions: opts.channelOptions } : {}), log: opts.log });
     mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
+  }
+
+  private get configsDir(): string {
+    return this.opts.configsDir ?? join(dirname(this.opts.secretsDir), 'configs');
+  }
+
+  warn(taskId: string, message: string): void {
+    this.log.warn({ task: taskId }, `agent: ${message}`);
   }
 
   private get tasksPath(): string {
@@ -290,6 +392,10 @@ export class Agent {
   private track(task: Task): void {
     const existing = this.tasks.get(task.id);
     if (existing) {
+      // The manager is behind what this node observed (a report lost with a leader that died):
+      // report the present state again.
+      const known = task.status?.state ?? TaskState.TASK_STATE_NEW;
+      if (rank(existing.state) > rank(known) && existing.task.status && !this.pendingStatus.has(task.id)) this.queueStatus(task.id, existing.task.status);
       existing.update(task);
       return;
     }
@@ -311,6 +417,7 @@ export class Agent {
     c?.withdraw();
     await this.retry(`remove ${id}`, () => this.executor.remove(id, { force: true })).catch(() => undefined);
     rmSync(join(this.opts.secretsDir, id), { recursive: true, force: true });
+    rmSync(join(this.configsDir, id), { recursive: true, force: true });
   }
 
   /**
@@ -336,16 +443,30 @@ export class Agent {
     return [{ type: 'bind', source: dir, target: '/run/secrets', readOnly: true }];
   }
 
+  /** The task's configs as files on the configs tmpfs, each bind-mounted read-only at its target (see files.ts). */
+  private configMounts(task: Task): Mount[] {
+    const refs = task.spec?.container?.configs ?? [];
+    if (refs.length === 0) return [];
+    return writeConfigFiles(join(this.configsDir, task.id), refs, this.configs);
+  }
+
   private async applyAssignments(msg: AssignmentsMessage): Promise<void> {
     const seen = new Set<string>();
+    // Secrets and configs first: a task of the same message may be prepared at once.
     for (const ch of msg.changes) {
       const item = ch.assignment?.item;
+      const remove = ch.action === AssignmentChange_Action.ACTION_REMOVE;
       if (item?.$case === 'secret') {
-        if (ch.action === AssignmentChange_Action.ACTION_REMOVE) this.secrets.delete(item.secret.id);
+        if (remove) this.secrets.delete(item.secret.id);
         else this.secrets.set(item.secret.id, Buffer.from(item.secret.spec?.data ?? []));
-        continue;
+      } else if (item?.$case === 'config') {
+        if (remove) this.configs.delete(item.config.id);
+        else this.configs.set(item.config.id, Buffer.from(item.config.spec?.data ?? []));
       }
-      if (item?.$case !== 'task') continue; // configs: not delivered as files yet
+    }
+    for (const ch of msg.changes) {
+      const item = ch.assignment?.item;
+      if (item?.$case !== 'task') continue;
       if (ch.action === AssignmentChange_Action.ACTION_REMOVE) await this.withdraw(item.task.id);
       else {
         seen.add(item.task.id);
@@ -398,6 +519,10 @@ export class Agent {
       if (m.type === Mount_Type.TYPE_TMPFS) return { type: 'tmpfs', target: m.target, ...(m.tmpfsSizeBytes ? { sizeBytes: Number(m.tmpfsSizeBytes) } : {}), ...(m.tmpfsMode ? { mode: m.tmpfsMode } : {}) };
       return { type: m.type === Mount_Type.TYPE_VOLUME ? 'volume' : 'bind', source: m.source, target: m.target, readOnly: m.readOnly };
     });
+    const ports = hostPorts(task).map((p) => p.port);
+    if (ports.length > 0 && this.opts.network !== 'bridge') {
+      throw new AgentError(`published port ${ports[0]!.published}/${ports[0]!.protocol} (host mode) needs the bridge network, and this node runs containers without one (start swarmd with --bridge NAME:SUBNET)`);
+    }
     return {
       id: task.id,
       image,
@@ -413,7 +538,8 @@ export class Agent {
         ...(limits?.pids ? { pids: Number(limits.pids) } : {}),
       },
       network: this.opts.network,
-      mounts: [...mounts, ...this.secretMounts(task)],
+      ...(ports.length > 0 ? { ports } : {}),
+      mounts: [...mounts, ...this.secretMounts(task), ...this.configMounts(task)],
     };
   }
 
@@ -421,10 +547,14 @@ export class Agent {
 
   /** Queues a status for the dispatcher; sent in batches, kept until a session takes them. */
   reportStatus(taskId: string, status: TaskStatus): void {
-    const prev = this.pendingStatus.get(taskId);
-    if (!prev || rank(status.state) >= rank(prev.state)) this.pendingStatus.set(taskId, status);
     if (this.tasks.has(taskId)) this.scheduleSave();
     this.log.info({ task: taskId, state: status.state.replace('TASK_STATE_', '').toLowerCase(), message: status.message, err: status.err || undefined }, 'agent: task state');
+    this.queueStatus(taskId, status);
+  }
+
+  private queueStatus(taskId: string, status: TaskStatus): void {
+    const prev = this.pendingStatus.get(taskId);
+    if (!prev || rank(status.state) >= rank(prev.state)) this.pendingStatus.set(taskId, status);
     if (!this.statusTimer) this.statusTimer = setTimeout(() => void this.sendStatus(), 25);
   }
 
@@ -449,9 +579,9 @@ export class Agent {
   private async sessionLoop(): Promise<void> {
     let attempt = 0;
     while (!this.stopped) {
+      // The leader a manager named is tried next; otherwise the known managers in turn.
       const addrs = this.opts.managers();
-      const order = this.preferred ? [this.preferred, ...addrs.filter((a) => a !== this.preferred)] : addrs;
-      const addr = order[attempt % Math.max(1, order.length)];
+      const addr = this.preferred ?? addrs[attempt % Math.max(1, addrs.length)];
       this.preferred = undefined;
       if (!addr) {
         await this.sleep(1_000);
@@ -492,6 +622,7 @@ export class Agent {
       let heartbeat: NodeJS.Timeout | undefined;
       let assignments: grpc.ClientReadableStream<AssignmentsMessage> | undefined;
       const end = (err?: unknown): void => {
+        this.logAgent.detach();
         if (heartbeat) clearTimeout(heartbeat);
         session.cancel();
         assignments?.cancel();
@@ -514,6 +645,7 @@ export class Agent {
         const managers = m.managers.map((p) => p.addr).filter(Boolean);
         if (managers.length > 0) this.opts.onManagers?.(managers);
         this.log.info({ manager: addr, session: m.sessionId }, 'agent: session established');
+        this.logAgent.attach(addr);
         const beat = (): void => {
           client.heartbeat({ sessionId: this.sessionId }, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (err, res) => {
             if (err) return end(err);

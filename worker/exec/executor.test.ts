@@ -199,6 +199,7 @@ describe.skipIf(MISSING.length > 0)('RuntimeExecutor', () => {
     await expect(ex.prepare({ id: 'r3', image, mounts: [{ type: 'volume', source: '../x', target: '/data' }] })).rejects.toThrow(/^mounts\[0\]\.source: a volume name/);
     await expect(ex.prepare({ id: 'r4', image, limits: { memoryBytes: 5 } })).rejects.toThrow(/^limits\.memoryBytes: /);
     await expect(ex.prepare({ id: 'r5', image, network: 'bridge' })).rejects.toThrow(/^network: /);
+    await expect(ex.prepare({ id: 'r7', image, ports: [{ protocol: 'tcp', published: 8080, target: 80 }] })).rejects.toThrow(/^ports: published ports need the bridge network; this container's network is none$/);
     await expect(ex.prepare({ id: 'bad id', image })).rejects.toThrow(/^id: /);
     await expect(ex.prepare({ id: 'r6', image, user: 'nobody-here' })).rejects.toThrow(/^user: no user "nobody-here"/);
 
@@ -251,9 +252,11 @@ describe.skipIf(MISSING.length > 0)('RuntimeExecutor', () => {
       id: 'web',
       image,
       network: 'bridge',
+      ports: [{ protocol: 'tcp', published: 18080, target: 8080 }],
       command: ['sh', '-c', 'busybox mkdir -p /tmp/www && echo hello-from-web > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www'],
     });
     expect(server.network?.address).toMatch(/^10\./);
+    expect(server.network?.ports).toEqual([{ protocol: 'tcp', published: 18080, target: 8080 }]);
     await ex.start(server.id);
     const url = `http://${server.network!.address}:8080/`;
     const client = await ex.prepare({
@@ -267,6 +270,11 @@ describe.skipIf(MISSING.length > 0)('RuntimeExecutor', () => {
     expect(await ex.wait(client.id)).toMatchObject({ exitCode: 0 });
     expect(text(await collect(ex.logs(client.id)), 'stdout')).toBe('hello-from-web\n');
     expect(Object.keys(await net.endpoints()).sort()).toEqual(['client', 'web']);
+    // The task ended: its published ports are withdrawn, the container stays.
+    expect((await net.endpoints()).web?.ports).toHaveLength(1);
+    await ex.unpublish(server.id);
+    expect((await net.endpoints()).web?.ports).toBeUndefined();
+    expect((await ex.inspect(server.id)).network?.ports).toBeUndefined();
     await ex.remove(client.id);
     await ex.remove(server.id, { force: true });
     expect(await net.endpoints()).toEqual({});

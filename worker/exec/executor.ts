@@ -8,6 +8,7 @@
 import { TswarmError } from '../../common/errors.js';
 import type { ImageRecord } from '../image/store.js';
 import type { Attachment } from '../network/bridge.js';
+import type { PublishedPort } from '../network/ports.js';
 
 /** A failure of the OCI runtime or the monitor: carries the runtime's one-line message. */
 export class RuntimeError extends TswarmError {
@@ -85,6 +86,8 @@ export interface ContainerSpec {
   limits?: Limits;
   /** 'bridge': a new network namespace on the executor's bridge; 'none' (default): a new one with only lo. */
   network?: 'bridge' | 'none';
+  /** Host-mode published ports (bridge network only): the host's port P on any of its addresses reaches the container's port. */
+  ports?: PublishedPort[];
   mounts?: Mount[];
 }
 
@@ -152,6 +155,8 @@ export interface Executor {
   wait(id: string, signal?: AbortSignal): Promise<ExitStatus>;
   /** The image's stop signal (default SIGTERM), then SIGKILL after graceMs; resolves once exited. */
   stop(id: string, graceMs: number): Promise<ExitStatus>;
+  /** Withdraws the container's published ports (its task ended; another may take them); the container stays. */
+  unpublish(id: string): Promise<void>;
   /** Deletes the container, its network endpoint and root filesystem; a running one only with force (killed). */
   remove(id: string, opts?: { force?: boolean }): Promise<void>;
   inspect(id: string): Promise<ContainerInfo>;

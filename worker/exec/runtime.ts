@@ -306,6 +306,9 @@ export class RuntimeExecutor implements Executor {
   async prepare(spec: ContainerSpec): Promise<ContainerInfo> {
     checkSpec(spec);
     if (spec.network === 'bridge' && this.network === undefined) throw new InvalidArgumentError('network', 'bridge networking needs an executor with a bridge driver');
+    if ((spec.ports ?? []).length > 0 && spec.network !== 'bridge') {
+      throw new InvalidArgumentError('ports', `published ports need the bridge network; this container's network is ${spec.network ?? 'none'}`);
+    }
     for (const [i, m] of (spec.mounts ?? []).entries()) {
       if (m.type !== 'bind') continue;
       try {
@@ -362,7 +365,7 @@ export class RuntimeExecutor implements Executor {
       record.pidStartTime = (await procStartTime(ready.pid)) ?? '';
       // (A crash before this save leaves a record without the monitor: remove() still finds the
       // runtime's container by its id, and the endpoint by the container's id.)
-      if (record.network === 'bridge') record.attachment = await this.network!.attach(spec.id, `/proc/${ready.pid}/ns/net`);
+      if (record.network === 'bridge') record.attachment = await this.network!.attach(spec.id, `/proc/${ready.pid}/ns/net`, { ports: spec.ports ?? [] });
       await this.saveRecord(record);
     } catch (err) {
       await this.cleanup(record).catch(() => undefined);
@@ -467,6 +470,16 @@ export class RuntimeExecutor implements Executor {
     if (r.network === 'bridge' && this.network !== undefined) await this.network.detach(r.id);
     await this.images.removeRootfs(r.id);
     await rm(this.dir(r.id), { recursive: true, force: true });
+  }
+
+  async unpublish(id: string): Promise<void> {
+    const r = await this.loadRecord(id);
+    if (r.network !== 'bridge' || this.network === undefined || r.attachment?.ports === undefined) return;
+    await this.network.unpublish(id);
+    const rest = { ...r.attachment };
+    delete rest.ports;
+    r.attachment = rest;
+    await this.saveRecord(r);
   }
 
   async inspect(id: string): Promise<ContainerInfo> {

@@ -1,19 +1,20 @@
 // The bridge driver for real (root): the "host" is a throwaway network namespace, so nothing here
 // touches the machine's own; containers are namespaces too. Every namespace a test adds is deleted
 // in afterEach (which takes any bridge, veth and nft table left inside with it), also on failure.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CorruptFileError, IllegalStateError, InvalidArgumentError } from '../../common/errors.js';
-import { BridgeDriver, natTable } from './bridge.js';
+import { BridgeDriver, NetworkError, natTable } from './bridge.js';
 
 const BUSYBOX = '/bin/busybox';
 const namespaces: string[] = [];
 const dirs: string[] = [];
+const servers: ChildProcess[] = [];
 
 function sh(argv: string[], input?: string): string {
   return execFileSync(argv[0]!, argv.slice(1), { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
@@ -61,9 +62,33 @@ beforeAll(() => {
 });
 
 afterEach(async () => {
+  for (const p of servers.splice(0)) {
+    if (p.exitCode !== null || p.signalCode !== null) continue;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await gone;
+  }
   for (const ns of namespaces.splice(0).reverse()) spawnSync('ip', ['netns', 'delete', ns]);
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
+
+/** busybox httpd in a namespace, serving `text` as /index.html on `port`. */
+async function httpd(ns: string, port: number, text: string): Promise<void> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'tswarm-www-'));
+  dirs.push(dir);
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'index.html'), text);
+  const p = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', BUSYBOX, 'httpd', '-f', '-p', String(port), '-h', dir], { stdio: 'ignore' });
+  servers.push(p);
+  for (let i = 0; i < 100 && !inNs(ns, ['ss', '-Hltn', `sport = :${port}`]).trim(); i++) await new Promise((r) => setTimeout(r, 20));
+}
+
+/** What `wget http://url` from the namespace prints, or undefined when it fails. */
+function fetchFrom(ns: string, url: string): string | undefined {
+  // (busybox's own -T crashes in some builds: timeout(1) bounds it instead.)
+  const r = spawnSync('timeout', ['5', 'nsenter', `--net=/run/netns/${ns}`, '--', BUSYBOX, 'wget', '-q', '-O', '-', url], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout : undefined;
+}
 
 describe('bridge driver', () => {
   it('attaches two containers that reach each other, the gateway and (masqueraded) the outside; destroy leaves nothing', async () => {
@@ -159,6 +184,74 @@ describe('bridge driver', () => {
     await writeFile(again.statePath, saved);
     await again.destroy();
     expect(links(s.host)).toEqual(['lo']);
+    expect(inNs(s.host, ['nft', 'list', 'tables']).trim()).toBe('');
+  });
+
+  it('publishes host ports: from another host, the host itself (its address and localhost) and containers (hairpin); refuses a taken port; unpublish and detach remove them', async () => {
+    const s = await setup();
+    const c1 = addNs(`tswn-${s.id}-c1`);
+    const c2 = addNs(`tswn-${s.id}-c2`);
+    const out = addNs(`tswn-${s.id}-out`);
+    inNs(s.host, ['ip', 'link', 'add', 'uplink', 'type', 'veth', 'peer', 'name', 'wan', 'netns', `/run/netns/${out}`]);
+    inNs(s.host, ['ip', 'addr', 'add', '198.18.0.1/30', 'dev', 'uplink']);
+    inNs(s.host, ['ip', 'link', 'set', 'uplink', 'up']);
+    inNs(s.host, ['ip', 'link', 'set', 'lo', 'up']);
+    inNs(out, ['ip', 'addr', 'add', '198.18.0.2/30', 'dev', 'wan']);
+    inNs(out, ['ip', 'link', 'set', 'wan', 'up']);
+
+    const d = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host });
+    await d.create();
+    const a1 = await d.attach('c1', c1, { ports: [{ protocol: 'tcp', published: 8080, target: 80 }] });
+    expect(a1.ports).toEqual([{ protocol: 'tcp', published: 8080, target: 80 }]);
+    await httpd(c1, 80, 'from c1\n');
+    const a2 = await d.attach('c2', c2);
+    expect(a2.ports).toBeUndefined();
+
+    expect(fetchFrom(out, 'http://198.18.0.1:8080/')).toBe('from c1\n'); // another host: prerouting
+    expect(fetchFrom(s.host, 'http://198.18.0.1:8080/')).toBe('from c1\n'); // the host itself: output
+    expect(fetchFrom(s.host, 'http://127.0.0.1:8080/')).toBe('from c1\n'); // localhost: route_localnet and masquerade
+    expect(fetchFrom(c2, 'http://198.18.0.1:8080/')).toBe('from c1\n'); // another container: hairpin
+    expect(fetchFrom(c1, `http://${a1.gateway}:8080/`)).toBe('from c1\n'); // the container itself, through the gateway
+    expect(fetchFrom(out, 'http://198.18.0.1:8081/')).toBeUndefined(); // nothing else is published
+    expect(inNs(s.host, ['cat', `/proc/sys/net/ipv4/conf/${s.bridge}/route_localnet`]).trim()).toBe('1');
+
+    // A port another endpoint publishes, or a host process listens on, is refused before anything is made.
+    const c3 = addNs(`tswn-${s.id}-c3`);
+    const taken = await d.attach('c3', c3, { ports: [{ protocol: 'tcp', published: 8080, target: 81 }] }).catch((e: unknown) => e);
+    expect(taken).toBeInstanceOf(NetworkError);
+    expect((taken as Error).message).toBe(`network ${s.bridge}: cannot publish port 8080/tcp for c3: endpoint c1 publishes it`);
+    await httpd(s.host, 9090, 'the host\n');
+    await expect(d.attach('c3', c3, { ports: [{ protocol: 'tcp', published: 9090, target: 80 }] })).rejects.toThrow(
+      `network ${s.bridge}: cannot publish port 9090/tcp for c3: a process of the host listens on it`,
+    );
+    expect(links(c3)).toEqual(['lo']);
+    expect(Object.keys(await d.endpoints()).sort()).toEqual(['c1', 'c2']);
+    // The same number in udp is another port.
+    const a3 = await d.attach('c3', c3, { ports: [{ protocol: 'udp', published: 8080, target: 53 }] });
+    expect(inNs(s.host, ['nft', 'list', 'map', 'ip', natTable(s.bridge), 'published'])).toContain(`udp . 8080 : ${a3.address} . 53`);
+
+    // unpublish: the container stays attached, the port is free for the next one.
+    expect(await d.unpublish('c1')).toBe(true);
+    expect(await d.unpublish('c1')).toBe(false);
+    expect(fetchFrom(out, 'http://198.18.0.1:8080/')).toBeUndefined();
+    expect(pings(c2, a1.address)).toBe(true);
+    expect((await d.endpoints()).c1?.ports).toBeUndefined();
+    await d.detach('c2');
+    await d.attach('c2', c2, { ports: [{ protocol: 'tcp', published: 8080, target: 80 }] });
+    await httpd(c2, 80, 'from c2\n');
+    expect(fetchFrom(out, 'http://198.18.0.1:8080/')).toBe('from c2\n');
+
+    // A restarted worker rebuilds the table with what its endpoints publish.
+    const again = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host });
+    await again.create();
+    expect(fetchFrom(out, 'http://198.18.0.1:8080/')).toBe('from c2\n');
+
+    // detach withdraws the ports with the endpoint.
+    await again.detach('c2');
+    await again.detach('c3');
+    expect(fetchFrom(out, 'http://198.18.0.1:8080/')).toBeUndefined();
+    expect(inNs(s.host, ['nft', 'list', 'map', 'ip', natTable(s.bridge), 'published'])).not.toMatch(/elements/);
+    await again.destroy();
     expect(inNs(s.host, ['nft', 'list', 'tables']).trim()).toBe('');
   });
 

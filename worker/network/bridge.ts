@@ -1,6 +1,7 @@
 // The bridge network driver: one Linux bridge per host (like docker0) holding the gateway address,
-// one veth pair per container, NAT for outbound traffic in an nftables table of its own. It is a
-// thin shell over `ip` (iproute2), `nft` and `nsenter`; the address bookkeeping is ipam.ts.
+// one veth pair per container, NAT for outbound traffic and DNAT for host-mode published ports in
+// an nftables table of its own. It is a thin shell over `ip` (iproute2), `nft`, `ss` and
+// `nsenter`; the address bookkeeping is ipam.ts, the published ports' nft text ports.ts.
 //
 // Every command that acts on the host side runs in the driver's host network namespace: the
 // process's own by default, or `netns` (a name under /run/netns or a path), so that tests and labs
@@ -14,6 +15,7 @@ import { IllegalStateError, InvalidArgumentError, TswarmError } from '../../comm
 import {
   allocate,
   checkEndpointId,
+  type EndpointRecord,
   checkInterfaceName,
   emptyState,
   gatewayOf,
@@ -22,7 +24,9 @@ import {
   release,
   type BridgeState,
   type Subnet,
+  withoutPorts,
 } from './ipam.js';
+import { checkPorts, portElements, portName, portTaken, publishScript, type PublishedPort } from './ports.js';
 
 export const DEFAULT_BRIDGE = 'tsw0';
 export const DEFAULT_SUBNET = '172.31.0.0/16';
@@ -95,6 +99,8 @@ export interface Attachment {
   /** The host end, enslaved to the bridge. */
   hostVeth: string;
   mac: string;
+  /** The host-mode published ports, as published (absent: none). */
+  ports?: PublishedPort[];
 }
 
 /** The nftables table of a bridge: `ip tswarm-<bridge>`. */
@@ -103,19 +109,53 @@ export function natTable(bridge: string): string {
 }
 
 /**
- * The nft script that (re)creates the bridge's table in one transaction: masquerade what leaves
- * the subnet through any interface but the bridge itself (traffic between containers keeps its
- * addresses).
+ * The nft script that (re)creates the bridge's table in one transaction, with the published ports
+ * of `endpoints` (so a restarted worker's table holds what its running containers publish):
+ *
+ * - postrouting: masquerade what leaves the subnet through any interface but the bridge itself
+ *   (traffic between containers keeps its addresses); masquerade what reaches a container through
+ *   a published port from a container of the bridge (the hairpin: without it the answer would go
+ *   straight back over the bridge, un-NATed) or from the host's loopback (127.0.0.1 cannot be a
+ *   source on the bridge; this needs route_localnet on the bridge, which create() sets);
+ * - prerouting (traffic from other hosts and from containers) and output (traffic from the host
+ *   itself): DNAT what is addressed to any local address of the host through the `published` map
+ *   (protocol . host port → container address . container port; see ports.ts);
+ * - raw prerouting: drop what comes in on the bridge addressed to 127.0.0.0/8, which route_localnet
+ *   would otherwise let containers send to the host's loopback services (Kubernetes'
+ *   CVE-2020-8558). Answers to the host's own loopback connections arrive addressed to the gateway
+ *   and are un-NATed later, at the nat hook, so they pass.
  */
-export function natRuleset(bridge: string, subnet: string): string {
+export function natRuleset(bridge: string, subnet: string, endpoints: Record<string, EndpointRecord> = {}): string {
   const t = natTable(bridge);
+  const elements = Object.values(endpoints)
+    .filter((e) => (e.ports ?? []).length > 0)
+    .map((e) => portElements(e.address, e.ports ?? []))
+    .join(', ');
   return [
     `table ip ${t}`,
     `delete table ip ${t}`,
     `table ip ${t} {`,
+    '  map published {',
+    '    type inet_proto . inet_service : ipv4_addr . inet_service',
+    ...(elements ? [`    elements = { ${elements} }`] : []),
+    '  }',
+    '  chain prerouting {',
+    '    type nat hook prerouting priority dstnat; policy accept;',
+    '    fib daddr type local dnat ip to meta l4proto . th dport map @published',
+    '  }',
+    '  chain output {',
+    '    type nat hook output priority -100; policy accept;',
+    '    fib daddr type local dnat ip to meta l4proto . th dport map @published',
+    '  }',
     '  chain postrouting {',
     '    type nat hook postrouting priority srcnat; policy accept;',
     `    ip saddr ${subnet} oifname != "${bridge}" masquerade`,
+    `    oifname "${bridge}" ct status dnat ip saddr ${subnet} masquerade`,
+    `    oifname "${bridge}" ip saddr 127.0.0.0/8 masquerade`,
+    '  }',
+    '  chain guard {',
+    '    type filter hook prerouting priority raw; policy accept;',
+    `    iifname "${bridge}" ip daddr 127.0.0.0/8 drop`,
     '  }',
     '}',
     '',
@@ -179,8 +219,8 @@ export class BridgeDriver {
       if (kind !== 'bridge') throw new NetworkError(this.name, `a device ${this.name} exists and is a ${kind ?? 'plain device'}, not a bridge`);
       await this.host(['ip', 'addr', 'replace', `${this.gateway}/${this.subnet.prefixLength}`, 'dev', this.name]);
       await this.host(['ip', 'link', 'set', 'dev', this.name, ...mtu, 'up']);
-      await this.host(['sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward']);
-      await this.host(['nft', '-f', '-'], natRuleset(this.name, this.subnet.cidr));
+      await this.host(['sh', '-c', `echo 1 > /proc/sys/net/ipv4/ip_forward && echo 1 > /proc/sys/net/ipv4/conf/${this.name}/route_localnet`]);
+      await this.host(['nft', '-f', '-'], natRuleset(this.name, this.subnet.cidr, (await this.loadState()).endpoints));
     });
   }
 
@@ -195,32 +235,50 @@ export class BridgeDriver {
    * several attaches runs concurrently, and each side is one `ip -batch` (two processes in all),
    * since many containers start at once and moving a device between namespaces costs the kernel
    * an RCU grace period.
+   *
+   * `ports` are published once the container's side is configured: traffic to any address of the
+   * host on a published port goes to the container's target port. A port that another endpoint
+   * publishes, or that a process of the host listens on, is refused (a NetworkError naming it and
+   * its holder) before anything is made.
    */
-  async attach(endpointId: string, containerNetns: string, opts: { ifname?: string } = {}): Promise<Attachment> {
+  async attach(endpointId: string, containerNetns: string, opts: { ifname?: string; ports?: readonly PublishedPort[] } = {}): Promise<Attachment> {
     checkEndpointId(endpointId);
     const ifname = checkInterfaceName('ifname', opts.ifname ?? 'eth0');
+    const ports = checkPorts(opts.ports ?? []);
     const target = nsPath(containerNetns);
     if (/\s|"/.test(target)) throw new InvalidArgumentError('containerNetns', `must not contain white space or quotes: ${JSON.stringify(target)}`);
     const { host } = vethNames(this.name, endpointId);
+    for (const p of ports) {
+      const listening = await this.host(['ss', '-Hln', p.protocol === 'udp' ? '-u' : p.protocol === 'sctp' ? '-S' : '-t', `sport = :${p.published}`]);
+      if (listening.trim() !== '') throw new NetworkError(this.name, `cannot publish port ${portName(p)} for ${endpointId}: a process of the host listens on it`);
+    }
     const address = await this.exclusive(async () => {
       const before = await this.loadState();
       const existing = before.endpoints[endpointId];
       if (existing !== undefined) throw new IllegalStateError(`network ${this.name}: endpoint ${endpointId} is already attached (${existing.address})`);
-      const allocated = allocate(before, endpointId, host, target);
+      const taken = portTaken(before.endpoints, endpointId, ports);
+      if (taken) throw new NetworkError(this.name, `cannot publish port ${portName(taken.port)} for ${endpointId}: endpoint ${taken.by} publishes it`);
+      const allocated = allocate(before, endpointId, host, target, ports);
       await this.saveState(allocated.state);
       return allocated.address;
     });
     const mtu = this.mtu === undefined ? '' : ` mtu ${this.mtu}`;
     const mac = macOf(address);
     try {
-      await this.host(['ip', '-batch', '-'], [`link add name ${host}${mtu} type veth peer name ${ifname}${mtu} address ${mac} netns ${target}`, `link set dev ${host} master ${this.name} up`, ''].join('\n'));
+      // A publishing endpoint's port is in hairpin mode: where br_netfilter is on, the DNAT of the
+      // container's own traffic to its published port (through a host address) is bridged, not
+      // routed, and goes back out the port it came in on.
+      const hairpin = ports.length > 0 ? [`link set dev ${host} type bridge_slave hairpin on`] : [];
+      await this.host(['ip', '-batch', '-'], [`link add name ${host}${mtu} type veth peer name ${ifname}${mtu} address ${mac} netns ${target}`, `link set dev ${host} master ${this.name} up`, ...hairpin, ''].join('\n'));
       await this.runner(
         ['nsenter', `--net=${target}`, '--', 'ip', '-batch', '-'],
         [`addr add ${address}/${this.subnet.prefixLength} dev ${ifname}`, `link set dev ${ifname} up`, 'link set dev lo up', `route add default via ${this.gateway} dev ${ifname}`, ''].join('\n'),
       );
-      return { endpointId, address, prefixLength: this.subnet.prefixLength, gateway: this.gateway, ifname, hostVeth: host, mac };
+      if (ports.length > 0) await this.host(['nft', '-f', '-'], publishScript(natTable(this.name), 'add', address, ports));
+      return { endpointId, address, prefixLength: this.subnet.prefixLength, gateway: this.gateway, ifname, hostVeth: host, mac, ...(ports.length > 0 ? { ports } : {}) };
     } catch (err) {
       await this.exclusive(async () => {
+        await this.unpublishElements(address, ports);
         await this.deleteLink(host).catch(() => undefined); // takes the peer with it, wherever it is
         await this.saveState(release(await this.loadState(), endpointId));
       });
@@ -228,12 +286,28 @@ export class BridgeDriver {
     }
   }
 
-  /** Detaches a container: deletes its veth pair (if the namespace has not taken it already) and releases its address. */
+  /**
+   * Withdraws an endpoint's published ports (its task ended: the next task on this host may
+   * publish them) and keeps the endpoint. False when it is not attached or published nothing.
+   */
+  async unpublish(endpointId: string): Promise<boolean> {
+    return this.exclusive(async () => {
+      const state = await this.loadState();
+      const e = state.endpoints[endpointId];
+      if (e?.ports === undefined) return false;
+      await this.unpublishElements(e.address, e.ports);
+      await this.saveState(withoutPorts(state, endpointId));
+      return true;
+    });
+  }
+
+  /** Detaches a container: withdraws its published ports, deletes its veth pair (if the namespace has not taken it already) and releases its address. */
   async detach(endpointId: string): Promise<boolean> {
     return this.exclusive(async () => {
       const state = await this.loadState();
       const e = state.endpoints[endpointId];
       if (e === undefined) return false;
+      await this.unpublishElements(e.address, e.ports ?? []);
       await this.deleteLink(e.hostVeth);
       await this.saveState(release(state, endpointId));
       return true;
@@ -255,6 +329,18 @@ export class BridgeDriver {
       if (await this.succeeds(['nft', 'list', 'table', 'ip', table])) await this.host(['nft', 'delete', 'table', 'ip', table]);
       await rm(this.statePath, { force: true });
     });
+  }
+
+  // Deletes the map elements of `ports`; ones already gone (a table rebuilt by create(), or a failed
+  // publish) are no error.
+  private async unpublishElements(address: string, ports: readonly PublishedPort[]): Promise<void> {
+    for (const p of ports) {
+      try {
+        await this.host(['nft', '-f', '-'], publishScript(natTable(this.name), 'delete', address, [p]));
+      } catch (err) {
+        if (!(err instanceof CommandError && /No such file or directory/.test(err.stderr))) throw err;
+      }
+    }
   }
 
   private host(argv: string[], input?: string): Promise<string> {

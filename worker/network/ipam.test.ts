@@ -57,6 +57,8 @@ describe('the state file', () => {
 
   it('reads what was written', () => {
     expect(parseState(p, JSON.stringify(good))).toEqual(good);
+    const published = { ...good, endpoints: { a: { ...good.endpoints.a, ports: [{ protocol: 'udp', published: 53, target: 53 }] } } };
+    expect(parseState(p, JSON.stringify(published))).toEqual(published);
   });
 
   it.each([
@@ -69,6 +71,17 @@ describe('the state file', () => {
       /: address 10.9.0.2 is given to both "a" and "b"$/,
     ],
     [JSON.stringify({ ...good, endpoints: { a: { address: '10.9.0.2' } } }), /: endpoint "a": address, hostVeth and netns must be strings$/],
+    [JSON.stringify({ ...good, endpoints: { a: { ...good.endpoints.a, ports: [{ protocol: 'tcp', published: 0, target: 80 }] } } }), /: endpoint "a": ports: .* is not \{protocol, published, target\}$/],
+    [
+      JSON.stringify({
+        ...good,
+        endpoints: {
+          a: { ...good.endpoints.a, ports: [{ protocol: 'tcp', published: 8080, target: 80 }] },
+          b: { address: '10.9.0.3', hostVeth: 'w', netns: '/m', ports: [{ protocol: 'tcp', published: 8080, target: 81 }] },
+        },
+      }),
+      /: port 8080\/tcp is published by both "a" and "b"$/,
+    ],
   ])('refuses a corrupt file %s, naming the path', (text, message) => {
     const err = (() => {
       try {
@@ -93,20 +106,45 @@ describe('driver options and commands', () => {
     expect([d.name, d.subnet.cidr, d.gateway, d.statePath]).toEqual(['tsw0', '172.31.0.0/16', '172.31.0.1', '/tmp/x/bridge-tsw0.json']);
   });
 
-  it('masquerades what leaves the subnet other than through the bridge, in a table of its own', () => {
-    expect(natRuleset('tsw0', '172.31.0.0/16')).toBe(
+  it('masquerades what leaves the subnet other than through the bridge, and DNATs published ports, in a table of its own', () => {
+    const rules = (elements: string[]): string =>
       [
         'table ip tswarm-tsw0',
         'delete table ip tswarm-tsw0',
         'table ip tswarm-tsw0 {',
+        '  map published {',
+        '    type inet_proto . inet_service : ipv4_addr . inet_service',
+        ...elements,
+        '  }',
+        '  chain prerouting {',
+        '    type nat hook prerouting priority dstnat; policy accept;',
+        '    fib daddr type local dnat ip to meta l4proto . th dport map @published',
+        '  }',
+        '  chain output {',
+        '    type nat hook output priority -100; policy accept;',
+        '    fib daddr type local dnat ip to meta l4proto . th dport map @published',
+        '  }',
         '  chain postrouting {',
         '    type nat hook postrouting priority srcnat; policy accept;',
         '    ip saddr 172.31.0.0/16 oifname != "tsw0" masquerade',
+        '    oifname "tsw0" ct status dnat ip saddr 172.31.0.0/16 masquerade',
+        '    oifname "tsw0" ip saddr 127.0.0.0/8 masquerade',
+        '  }',
+        '  chain guard {',
+        '    type filter hook prerouting priority raw; policy accept;',
+        '    iifname "tsw0" ip daddr 127.0.0.0/8 drop',
         '  }',
         '}',
         '',
-      ].join('\n'),
-    );
+      ].join('\n');
+    expect(natRuleset('tsw0', '172.31.0.0/16')).toBe(rules([]));
+    // A restarted worker's table keeps what its endpoints publish.
+    const endpoints = {
+      a: { address: '172.31.0.2', hostVeth: 'tsv1', netns: '/proc/1/ns/net', ports: [{ protocol: 'tcp' as const, published: 8080, target: 80 }, { protocol: 'udp' as const, published: 53, target: 5353 }] },
+      b: { address: '172.31.0.3', hostVeth: 'tsv2', netns: '/proc/2/ns/net' },
+      c: { address: '172.31.0.4', hostVeth: 'tsv3', netns: '/proc/3/ns/net', ports: [{ protocol: 'tcp' as const, published: 8081, target: 80 }] },
+    };
+    expect(natRuleset('tsw0', '172.31.0.0/16', endpoints)).toBe(rules(['    elements = { tcp . 8080 : 172.31.0.2 . 80, udp . 53 : 172.31.0.2 . 5353, tcp . 8081 : 172.31.0.4 . 80 }']));
   });
 
   it('names veth ends stably within IFNAMSIZ', () => {

@@ -2,6 +2,7 @@
 // and checking subnets and names, allocating and releasing endpoint addresses, and reading the
 // state file's text. No I/O here; bridge.ts persists the record and runs the commands.
 import { CorruptFileError, InvalidArgumentError } from '../../common/errors.js';
+import { parsePorts, portName, type PublishedPort } from './ports.js';
 
 /** An IPv4 subnet in canonical form. */
 export interface Subnet {
@@ -19,6 +20,8 @@ export interface EndpointRecord {
   hostVeth: string;
   /** The container's network namespace (a path). */
   netns: string;
+  /** Host-mode published ports (DNAT from the host's addresses to this address); absent: none. */
+  ports?: PublishedPort[];
 }
 
 /** The persisted state of one bridge network (the JSON file under the driver's state directory). */
@@ -113,12 +116,25 @@ export class SubnetFullError extends InvalidArgumentError {
   }
 }
 
-/** A new state with `id` attached at the lowest free address. The id must not be attached already. */
-export function allocate(state: BridgeState, id: string, hostVeth: string, netns: string): { state: BridgeState; address: string } {
+/**
+ * A new state with `id` attached at the lowest free address, with its published ports (the caller
+ * checks first that no other endpoint holds them: portTaken). The id must not be attached already.
+ */
+export function allocate(state: BridgeState, id: string, hostVeth: string, netns: string, ports: readonly PublishedPort[] = []): { state: BridgeState; address: string } {
   const subnet = parseSubnet('subnet', state.subnet);
   const address = firstFree(subnet, Object.values(state.endpoints).map((e) => e.address));
   if (address === undefined) throw new SubnetFullError(subnet.cidr, Object.keys(state.endpoints).length);
-  return { state: { ...state, endpoints: { ...state.endpoints, [id]: { address, hostVeth, netns } } }, address };
+  const record: EndpointRecord = ports.length > 0 ? { address, hostVeth, netns, ports: [...ports] } : { address, hostVeth, netns };
+  return { state: { ...state, endpoints: { ...state.endpoints, [id]: record } }, address };
+}
+
+/** A new state where `id` publishes no ports (the task ended; the next task may take them). */
+export function withoutPorts(state: BridgeState, id: string): BridgeState {
+  const e = state.endpoints[id];
+  if (e?.ports === undefined) return state;
+  const rest = { ...e };
+  delete rest.ports;
+  return { ...state, endpoints: { ...state.endpoints, [id]: rest } };
 }
 
 /** A new state without `id` (its address free again). */
@@ -153,6 +169,7 @@ export function parseState(path: string, text: string): BridgeState {
   }
   if (typeof o.endpoints !== 'object' || o.endpoints === null || Array.isArray(o.endpoints)) throw bad('endpoints must be an object');
   const seen = new Map<string, string>();
+  const published = new Map<string, string>();
   for (const [id, e] of Object.entries(o.endpoints as Record<string, unknown>)) {
     const r = e as Partial<EndpointRecord> | null;
     if (typeof r !== 'object' || r === null || typeof r.address !== 'string' || typeof r.hostVeth !== 'string' || typeof r.netns !== 'string')
@@ -161,6 +178,15 @@ export function parseState(path: string, text: string): BridgeState {
     const other = seen.get(r.address);
     if (other !== undefined) throw bad(`address ${r.address} is given to both ${JSON.stringify(other)} and ${JSON.stringify(id)}`);
     seen.set(r.address, id);
+    if (r.ports !== undefined) {
+      const ports = parsePorts(r.ports);
+      if (typeof ports === 'string') throw bad(`endpoint ${JSON.stringify(id)}: ${ports}`);
+      for (const p of ports) {
+        const holder = published.get(portName(p));
+        if (holder !== undefined) throw bad(`port ${portName(p)} is published by both ${JSON.stringify(holder)} and ${JSON.stringify(id)}`);
+        published.set(portName(p), id);
+      }
+    }
   }
   return v as BridgeState;
 }
