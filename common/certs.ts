@@ -6,20 +6,31 @@
 // Identity: CN = node id, OU = swarm-manager | swarm-worker, O = cluster id.
 // Token: SWMTKN-1-<sha256 of the root certificate's DER, base 36, 50 characters>-<secret, 25
 // base-36 characters>; worker and manager tokens differ in the secret.
-// @peculiar/x509 resolves its helpers through tsyringe, which needs the Reflect metadata API.
-import 'reflect-metadata';
 import * as grpc from '@grpc/grpc-js';
 import { experimental } from '@grpc/grpc-js';
 import { createHash, webcrypto, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PeerCertificate } from 'node:tls';
-import * as x509 from '@peculiar/x509';
 import { CorruptFileError, InvalidArgumentError, TswarmError } from './errors.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 
-x509.cryptoProvider.set(webcrypto as never);
+/**
+ * @peculiar/x509 (with tsyringe and the Reflect metadata API it needs) is loaded only to make a
+ * signing request: it is most of the start-up time of a short command such as swarmctl, which
+ * only reads certificates (node:crypto does that).
+ */
+let x509Module: Promise<typeof import('@peculiar/x509')> | undefined;
+function x509(): Promise<typeof import('@peculiar/x509')> {
+  x509Module ??= (async () => {
+    await import('reflect-metadata');
+    const m = await import('@peculiar/x509');
+    m.cryptoProvider.set(webcrypto as never);
+    return m;
+  })();
+  return x509Module;
+}
 
 export const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
@@ -57,7 +68,7 @@ export async function exportKey(key: CryptoKey): Promise<string> {
 /** A node's key and a certificate signing request for it. */
 export async function createNodeKey(): Promise<{ keyPem: string; csrPem: string }> {
   const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=swarm-node', keys, signingAlgorithm: ALG });
+  const csr = await (await x509()).Pkcs10CertificateRequestGenerator.create({ name: 'CN=swarm-node', keys, signingAlgorithm: ALG });
   return { keyPem: await exportKey(keys.privateKey), csrPem: csr.toString('pem') + '\n' };
 }
 
@@ -68,7 +79,7 @@ export async function createCsr(keyPem: string): Promise<string> {
   const jwk = await webcrypto.subtle.exportKey('jwk', priv);
   delete jwk.d;
   const pub = await webcrypto.subtle.importKey('jwk', { ...jwk, key_ops: ['verify'] }, ALG, true, ['verify']);
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=swarm-node', keys: { privateKey: priv, publicKey: pub }, signingAlgorithm: ALG });
+  const csr = await (await x509()).Pkcs10CertificateRequestGenerator.create({ name: 'CN=swarm-node', keys: { privateKey: priv, publicKey: pub }, signingAlgorithm: ALG });
   return csr.toString('pem') + '\n';
 }
 
