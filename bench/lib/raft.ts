@@ -73,7 +73,14 @@ export class OurRaft {
     throw new Error('no leader among our replicas');
   }
 
+  /** A write over the client's PutStream (one stream per replica, shared by all callers). */
   readonly put = async (k: string, v: Buffer): Promise<void> => {
+    const r = await this.cluster.putStreamed(k, v);
+    if (!r.ok) throw new Error(r.error);
+  };
+
+  /** The same write as one unary call (as the etcd3 client makes its puts). */
+  readonly putUnary = async (k: string, v: Buffer): Promise<void> => {
     const r = await this.cluster.put(k, v);
     if (!r.ok) throw new Error(r.error);
   };

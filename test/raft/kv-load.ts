@@ -55,7 +55,8 @@ async function load(cluster: () => KvCluster, durationMs: number, clients: numbe
           } else continue; // a failed read has no effect: leave it out
         } else {
           op.value = `${client}.${n}`;
-          const r = await c.put(key, Buffer.from(op.value), 3000);
+          // Half the clients write over PutStream, half with unary calls: both paths are checked.
+          const r = client % 2 === 1 ? await c.putStreamed(key, Buffer.from(op.value), 3000) : await c.put(key, Buffer.from(op.value), 3000);
           if (r.ok) op.ret = now();
         }
         history.push(op);

@@ -14,6 +14,8 @@ import type { StateMachine } from '../../manager/raft/node.js';
 import {
   KvPutRequest,
   RaftKVService,
+  type KvPutStreamRequest,
+  type KvPutStreamResponse,
   type KvGetRequest,
   type KvGetResponse,
   type KvPutResponse,
@@ -88,6 +90,21 @@ server.addService(RaftKVService, {
       (index) => cb(null, { index }),
       (err: unknown) => cb(toStatus(err)),
     );
+  },
+  putStream: (call: grpc.ServerDuplexStream<KvPutStreamRequest, KvPutStreamResponse>) => {
+    call.on('data', (req: KvPutStreamRequest) => {
+      raft.propose(KvPutRequest.encode(req.put ?? { key: '', value: Buffer.alloc(0) }).finish()).then(
+        (index) => call.write({ id: req.id, index, error: '', notLeader: false, leader: 0 }),
+        (err: unknown) =>
+          call.write(
+            err instanceof NotLeaderError
+              ? { id: req.id, index: 0, error: err.message, notLeader: true, leader: err.leader }
+              : { id: req.id, index: 0, error: err instanceof Error ? err.message : String(err), notLeader: false, leader: 0 },
+          ),
+      );
+    });
+    call.on('end', () => call.end());
+    call.on('error', () => undefined); // the client went away
   },
   get: (call: grpc.ServerUnaryCall<KvGetRequest, KvGetResponse>, cb: grpc.sendUnaryData<KvGetResponse>) => {
     raft.readBarrier().then(

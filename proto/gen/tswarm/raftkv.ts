@@ -10,8 +10,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -59,6 +61,25 @@ export interface KvStatusResponse {
   commit: number;
   applied: number;
   role: string;
+}
+
+/**
+ * PutStream: one long-lived stream per client; each request carries an id its response echoes.
+ * A response with `error` set reports a write that failed: not_leader (certainly not taken; the
+ * leader's id, 0 if unknown) or unknown (its outcome is unknown). A stream that breaks leaves the
+ * outcome of the writes in flight unknown.
+ */
+export interface KvPutStreamRequest {
+  id: number;
+  put?: KvPutRequest | undefined;
+}
+
+export interface KvPutStreamResponse {
+  id: number;
+  index: number;
+  error: string;
+  notLeader: boolean;
+  leader: number;
 }
 
 function createBaseKvPutRequest(): KvPutRequest {
@@ -582,8 +603,243 @@ export const KvStatusResponse: MessageFns<KvStatusResponse> = {
   },
 };
 
+function createBaseKvPutStreamRequest(): KvPutStreamRequest {
+  return { id: 0, put: undefined };
+}
+
+export const KvPutStreamRequest: MessageFns<KvPutStreamRequest> = {
+  encode(message: KvPutStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.put !== undefined) {
+      KvPutRequest.encode(message.put, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KvPutStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKvPutStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.put = KvPutRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KvPutStreamRequest {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      put: isSet(object.put) ? KvPutRequest.fromJSON(object.put) : undefined,
+    };
+  },
+
+  toJSON(message: KvPutStreamRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.put !== undefined) {
+      obj.put = KvPutRequest.toJSON(message.put);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<KvPutStreamRequest>): KvPutStreamRequest {
+    return KvPutStreamRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<KvPutStreamRequest>): KvPutStreamRequest {
+    const message = createBaseKvPutStreamRequest();
+    message.id = object.id ?? 0;
+    message.put = (object.put !== undefined && object.put !== null) ? KvPutRequest.fromPartial(object.put) : undefined;
+    return message;
+  },
+};
+
+function createBaseKvPutStreamResponse(): KvPutStreamResponse {
+  return { id: 0, index: 0, error: "", notLeader: false, leader: 0 };
+}
+
+export const KvPutStreamResponse: MessageFns<KvPutStreamResponse> = {
+  encode(message: KvPutStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.index !== 0) {
+      writer.uint32(16).uint64(message.index);
+    }
+    if (message.error !== "") {
+      writer.uint32(26).string(message.error);
+    }
+    if (message.notLeader !== false) {
+      writer.uint32(32).bool(message.notLeader);
+    }
+    if (message.leader !== 0) {
+      writer.uint32(40).uint64(message.leader);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KvPutStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKvPutStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.index = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.notLeader = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.leader = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KvPutStreamResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      index: isSet(object.index) ? globalThis.Number(object.index) : 0,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      notLeader: isSet(object.notLeader)
+        ? globalThis.Boolean(object.notLeader)
+        : isSet(object.not_leader)
+        ? globalThis.Boolean(object.not_leader)
+        : false,
+      leader: isSet(object.leader) ? globalThis.Number(object.leader) : 0,
+    };
+  },
+
+  toJSON(message: KvPutStreamResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.index !== 0) {
+      obj.index = Math.round(message.index);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.notLeader !== false) {
+      obj.notLeader = message.notLeader;
+    }
+    if (message.leader !== 0) {
+      obj.leader = Math.round(message.leader);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<KvPutStreamResponse>): KvPutStreamResponse {
+    return KvPutStreamResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<KvPutStreamResponse>): KvPutStreamResponse {
+    const message = createBaseKvPutStreamResponse();
+    message.id = object.id ?? 0;
+    message.index = object.index ?? 0;
+    message.error = object.error ?? "";
+    message.notLeader = object.notLeader ?? false;
+    message.leader = object.leader ?? 0;
+    return message;
+  },
+};
+
 export type RaftKVService = typeof RaftKVService;
 export const RaftKVService = {
+  /**
+   * The same writes as Put over one stream: no per-call HTTP/2 stream set-up (grpc-js spends
+   * ~0.4 ms per unary call here, ~0.05 ms per message on an open stream).
+   */
+  putStream: {
+    path: "/tswarm.v1.RaftKV/PutStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: KvPutStreamRequest): Buffer => Buffer.from(KvPutStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): KvPutStreamRequest => KvPutStreamRequest.decode(value),
+    responseSerialize: (value: KvPutStreamResponse): Buffer => Buffer.from(KvPutStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): KvPutStreamResponse => KvPutStreamResponse.decode(value),
+  },
   /**
    * Errors: FAILED_PRECONDITION "not leader" with trailer "leader" = the leader's id (0: unknown)
    * when the write was certainly not taken; UNAVAILABLE when its outcome is unknown.
@@ -619,6 +875,11 @@ export const RaftKVService = {
 
 export interface RaftKVServer extends UntypedServiceImplementation {
   /**
+   * The same writes as Put over one stream: no per-call HTTP/2 stream set-up (grpc-js spends
+   * ~0.4 ms per unary call here, ~0.05 ms per message on an open stream).
+   */
+  putStream: handleBidiStreamingCall<KvPutStreamRequest, KvPutStreamResponse>;
+  /**
    * Errors: FAILED_PRECONDITION "not leader" with trailer "leader" = the leader's id (0: unknown)
    * when the write was certainly not taken; UNAVAILABLE when its outcome is unknown.
    */
@@ -628,6 +889,16 @@ export interface RaftKVServer extends UntypedServiceImplementation {
 }
 
 export interface RaftKVClient extends Client {
+  /**
+   * The same writes as Put over one stream: no per-call HTTP/2 stream set-up (grpc-js spends
+   * ~0.4 ms per unary call here, ~0.05 ms per message on an open stream).
+   */
+  putStream(): ClientDuplexStream<KvPutStreamRequest, KvPutStreamResponse>;
+  putStream(options: Partial<CallOptions>): ClientDuplexStream<KvPutStreamRequest, KvPutStreamResponse>;
+  putStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<KvPutStreamRequest, KvPutStreamResponse>;
   /**
    * Errors: FAILED_PRECONDITION "not leader" with trailer "leader" = the leader's id (0: unknown)
    * when the write was certainly not taken; UNAVAILABLE when its outcome is unknown.
