@@ -1,0 +1,138 @@
+// The dispatcher over real gRPC with mutual TLS on loopback, on a store whose proposer can be
+// held (a commit that has not happened yet), with a worker's certificate as the client:
+// - not leading, it refuses with UNAVAILABLE and the leader's address, and the call ends (it
+//   must not hang: grpc-js sends no status for a stream ended with destroy(err));
+// - a removal in the assignments reaches the worker without breaking the stream;
+// - a status report is answered only once the store has committed it.
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AssignmentChange_Action, AssignmentsMessage_Type, DispatcherClient, type AssignmentsMessage, type SessionMessage } from '../proto/gen/tswarm/dispatcher.js';
+import { Node, Task } from '../proto/gen/tswarm/objects.js';
+import { NodeRole, NodeState, TaskState } from '../proto/gen/tswarm/types.js';
+import { NodeCertProvider, TLS_CHANNEL_OPTIONS } from '../common/certs.js';
+import { createLogger } from '../common/logger.js';
+import { createNodeKey, createRootCA, issueNodeCertificate, type RootCA } from '../manager/ca/ca.js';
+import { Dispatcher, DispatcherService } from '../manager/dispatcher/dispatcher.js';
+import { MemoryStore, type ApplyResult, type Proposer } from '../manager/store/memory.js';
+import { Sealer } from '../manager/store/sealing.js';
+
+const log = createLogger({ node: 'test', component: 'test', level: 'silent' });
+
+async function certsFor(ca: RootCA, nodeId: string, role: 'manager' | 'worker'): Promise<NodeCertProvider> {
+  const key = await createNodeKey();
+  const certPem = await issueNodeCertificate(ca, key.csrPem, { nodeId, role, clusterId: 'c1' });
+  return new NodeCertProvider({ caPem: ca.certPem, keyPem: key.keyPem, certPem });
+}
+
+/** Applies at once, unless held: then proposals wait until `release`. */
+class HoldingProposer implements Proposer {
+  private index = 0;
+  held = false;
+  private waiting: (() => void)[] = [];
+  constructor(private readonly store: MemoryStore) {}
+  async propose(data: Uint8Array): Promise<ApplyResult> {
+    if (this.held) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    return this.store.apply(data, ++this.index);
+  }
+  release(): void {
+    this.held = false;
+    for (const w of this.waiting.splice(0)) w();
+  }
+}
+
+async function until(what: string, fn: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const task = (id: string, state = TaskState.TASK_STATE_ASSIGNED): Task =>
+  Task.fromPartial({ id, serviceId: 's1', slot: 1, nodeId: 'w1', desiredState: TaskState.TASK_STATE_RUNNING, status: { state, message: '', timestampUnixMs: 1 } });
+
+describe('dispatcher over mutual TLS', () => {
+  const store = new MemoryStore();
+  const proposer = new HoldingProposer(store);
+  store.setProposer(proposer);
+  const server = new grpc.Server();
+  const dispatcher = new Dispatcher(store, Sealer.random(), log, () => '10.0.0.9:4242', { heartbeatPeriodMs: 60_000, batchMs: 5 });
+  let client: DispatcherClient;
+  let ca: RootCA;
+
+  beforeAll(async () => {
+    ca = await createRootCA();
+    const mgr = await certsFor(ca, 'mgr', 'manager');
+    const w1 = await certsFor(ca, 'w1', 'worker');
+    await store.update((tx) => {
+      tx.create('node', Node.fromPartial({ id: 'w1', role: NodeRole.NODE_ROLE_WORKER, status: { state: NodeState.NODE_STATE_READY, message: '', addr: '' } }));
+      tx.create('task', task('t1'));
+      tx.create('task', task('t2'));
+    });
+    server.addService(DispatcherService, dispatcher.implementation());
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', mgr.serverCredentials(), (e, p) => (e ? reject(e) : resolve(p))));
+    client = new DispatcherClient(`127.0.0.1:${port}`, w1.channelCredentials(), TLS_CHANNEL_OPTIONS);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await dispatcher.stop();
+    server.forceShutdown();
+  });
+
+  it('not leading, refuses a session with UNAVAILABLE and the leader in the trailer, and the call ends', async () => {
+    const call = client.session({ sessionId: '' });
+    const err = await new Promise<grpc.ServiceError>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('the refused call hangs')), 3_000);
+      call.on('error', (e: grpc.ServiceError) => (clearTimeout(t), resolve(e)));
+      call.on('data', () => reject(new Error('a session from a dispatcher that does not lead')));
+    });
+    expect(err.code).toBe(grpc.status.UNAVAILABLE);
+    expect(err.metadata.get('leader')).toEqual(['10.0.0.9:4242']);
+  });
+
+  it('sends the complete set, then a removal, on one stream; answers a status report once it is committed', async () => {
+    dispatcher.start();
+    const session = client.session({ sessionId: '' });
+    const sessionErrors: grpc.ServiceError[] = [];
+    session.on('error', (e: grpc.ServiceError) => sessionErrors.push(e));
+    const first = await new Promise<SessionMessage>((resolve) => session.once('data', resolve));
+    const msgs: AssignmentsMessage[] = [];
+    const assignments = client.assignments({ sessionId: first.sessionId });
+    const streamErrors: grpc.ServiceError[] = [];
+    assignments.on('data', (m: AssignmentsMessage) => msgs.push(m));
+    assignments.on('error', (e: grpc.ServiceError) => streamErrors.push(e));
+    await until('the complete set', () => msgs.length >= 1);
+    expect(msgs[0]!.type).toBe(AssignmentsMessage_Type.TYPE_COMPLETE);
+    expect(msgs[0]!.changes.map((c) => (c.assignment?.item?.$case === 'task' ? c.assignment.item.task.id : '')).sort()).toEqual(['t1', 't2']);
+
+    // A task deleted from the store: an incremental removal (a whole message: it must encode).
+    await store.update((tx) => tx.remove('task', 't2'));
+    await until('the removal', () => msgs.some((m) => m.changes.some((c) => c.action === AssignmentChange_Action.ACTION_REMOVE)));
+    const removal = msgs.find((m) => m.type === AssignmentsMessage_Type.TYPE_INCREMENTAL)!;
+    expect(removal.changes.map((c) => [c.action, c.assignment?.item?.$case === 'task' ? c.assignment.item.task.id : ''])).toEqual([[AssignmentChange_Action.ACTION_REMOVE, 't2']]);
+    expect(streamErrors).toEqual([]);
+
+    // A report waits for its commit.
+    proposer.held = true;
+    let answered = false;
+    const reply = new Promise<grpc.ServiceError | null>((resolve) =>
+      client.updateTaskStatus(
+        { sessionId: first.sessionId, updates: [{ taskId: 't1', status: { state: TaskState.TASK_STATE_RUNNING, message: 'running', err: '', pendingReason: '', timestampUnixMs: 2 } }] },
+        (err) => {
+          answered = true;
+          resolve(err);
+        },
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    expect(answered).toBe(false);
+    expect(store.get('task', 't1')!.status!.state).toBe(TaskState.TASK_STATE_ASSIGNED);
+    proposer.release();
+    expect(await reply).toBeNull();
+    expect(store.get('task', 't1')!.status!.state).toBe(TaskState.TASK_STATE_RUNNING);
+    expect(sessionErrors).toEqual([]);
+    session.cancel();
+    assignments.cancel();
+  });
+});
