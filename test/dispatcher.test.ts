@@ -136,3 +136,60 @@ describe('dispatcher over mutual TLS', () => {
     assignments.cancel();
   });
 });
+
+describe('dispatcher node liveness', () => {
+  const store = new MemoryStore();
+  store.setProposer(new HoldingProposer(store));
+  const server = new grpc.Server();
+  // 100 ms heartbeats: a node is down after 300 ms without one.
+  const dispatcher = new Dispatcher(store, Sealer.random(), log, () => undefined, { heartbeatPeriodMs: 100, batchMs: 5 });
+  let client: DispatcherClient;
+
+  beforeAll(async () => {
+    const ca = await createRootCA();
+    const mgr = await certsFor(ca, 'mgr', 'manager');
+    const w1 = await certsFor(ca, 'w1', 'worker');
+    server.addService(DispatcherService, dispatcher.implementation());
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', mgr.serverCredentials(), (e, p) => (e ? reject(e) : resolve(p))));
+    client = new DispatcherClient(`127.0.0.1:${port}`, w1.channelCredentials(), TLS_CHANNEL_OPTIONS);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await dispatcher.stop();
+    server.forceShutdown();
+  });
+
+  const ready = (id: string): Node => Node.fromPartial({ id, role: NodeRole.NODE_ROLE_WORKER, status: { state: NodeState.NODE_STATE_READY, message: 'joined', addr: '' } });
+  const stateOf = (id: string): NodeState | undefined => store.get('node', id)?.status?.state;
+
+  it('gives a node that joins after the dispatcher started its own grace, then marks it down', async () => {
+    dispatcher.start();
+    await new Promise((r) => setTimeout(r, 400)); // past the dispatcher's own grace
+    await store.update((tx) => tx.create('node', ready('w9')));
+    await new Promise((r) => setTimeout(r, 150));
+    expect(stateOf('w9')).toBe(NodeState.NODE_STATE_READY); // joined 150 ms ago: still in its grace
+    await until('w9 down', () => stateOf('w9') === NodeState.NODE_STATE_DOWN, 2_000);
+  });
+
+  it('marks a node with a live session ready again at its next heartbeat', async () => {
+    await store.update((tx) => tx.create('node', ready('w1')));
+    const session = client.session({ sessionId: '' });
+    session.on('error', () => undefined);
+    const first = await new Promise<SessionMessage>((resolve) => session.once('data', resolve));
+    await until('w1 ready', () => stateOf('w1') === NodeState.NODE_STATE_READY);
+    // A DOWN written over it (a check that raced the session's start, as seen in CI).
+    await store.update((tx) => {
+      const n = tx.get('node', 'w1')!;
+      tx.update('node', { ...n, status: { state: NodeState.NODE_STATE_DOWN, message: 'stale', addr: '' } });
+    });
+    await new Promise<void>((resolve, reject) => client.heartbeat({ sessionId: first.sessionId }, (err) => (err ? reject(err) : resolve())));
+    await until('w1 ready again', () => stateOf('w1') === NodeState.NODE_STATE_READY);
+    // And heartbeats keep it up past several grace periods.
+    const beat = setInterval(() => client.heartbeat({ sessionId: first.sessionId }, () => undefined), 50);
+    await new Promise((r) => setTimeout(r, 700));
+    clearInterval(beat);
+    expect(stateOf('w1')).toBe(NodeState.NODE_STATE_READY);
+    session.cancel();
+  });
+});

@@ -122,10 +122,12 @@ export class Dispatcher implements LeaderComponent {
         down.push(s.nodeId);
       }
     }
-    // Nodes that never came back after this dispatcher started (grace: the same 3 periods).
+    // Nodes that never came back after this dispatcher started, or never came after they joined
+    // (grace: the same 3 periods from the later of the two).
     if (now - this.startedAt > limit) {
       for (const n of this.store.list('node')) {
-        if (!this.sessions.has(n.id) && n.status?.state !== NodeState.NODE_STATE_DOWN) down.push(n.id);
+        const since = Math.max(this.startedAt, n.meta?.createdAtUnixMs ?? 0);
+        if (!this.sessions.has(n.id) && n.status?.state !== NodeState.NODE_STATE_DOWN && now - since > limit) down.push(n.id);
       }
     }
     if (down.length > 0) await this.setNodeStates(down, NodeState.NODE_STATE_DOWN, 'heartbeat failure').catch((err: Error) => this.log.warn({ err: err.message }, 'dispatcher: could not mark nodes down'));
@@ -136,6 +138,9 @@ export class Dispatcher implements LeaderComponent {
       for (const id of new Set(ids)) {
         const n = tx.get('node', id);
         if (!n) continue;
+        // A session opened since the check: the node is not down (a DOWN written over its READY
+        // would stay, as nothing sets READY again while the session lasts).
+        if (state === NodeState.NODE_STATE_DOWN && this.sessions.has(id)) continue;
         if (n.status?.state === state && !description) continue;
         tx.update('node', { ...n, status: { state, message, addr: n.status?.addr ?? '' }, ...(description ? { description } : {}) });
       }
@@ -325,6 +330,10 @@ export class Dispatcher implements LeaderComponent {
         const s = this.sessions.get(n.node.id);
         if (!s || s.id !== call.request.sessionId) return cb({ code: grpc.status.NOT_FOUND, details: 'no such session; start a new one' });
         s.lastHeartbeat = Date.now();
+        // A node heard from is up, whatever an earlier check wrote.
+        if (n.node.status?.state !== NodeState.NODE_STATE_READY) {
+          void this.setNodeStates([n.node.id], NodeState.NODE_STATE_READY, 'heartbeat').catch((err: Error) => this.log.warn({ err: err.message }, 'dispatcher: could not mark a node ready'));
+        }
         cb(null, { periodMs: this.periodMs });
       },
       updateTaskStatus: (call: grpc.ServerUnaryCall<UpdateTaskStatusRequest, object>, cb: grpc.sendUnaryData<object>) => {

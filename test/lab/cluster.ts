@@ -106,6 +106,7 @@ export class LabCluster {
         return ms.length === managers.length && ms.every((n) => n.managerStatus?.reachability === 'REACHABILITY_REACHABLE') ? true : undefined;
       }, 60_000);
       if (options.drainManagers ?? true) for (const m of managers) await c.ok('m1', 'node', 'update', m, '--availability', 'drain');
+      await c.allReady(managers.length + workers.length);
       await c.refreshNodes();
       return c;
     } catch (err) {
@@ -142,6 +143,18 @@ export class LabCluster {
     const token = (await this.ok(via, 'cluster', 'join-token', role, '-q')).trim();
     const p = this.swarmd(name, ['join', '--token', token, '--advertise-addr', this.addr(name), this.addr(via)]);
     await p.waitForLog(role === 'worker' ? /agent: session established/ : /swarmd started/, 60_000);
+  }
+
+  /**
+   * Waits until the leader's store has `n` nodes, every one READY: a session established on a
+   * worker is not yet its node READY in the store, and a service created before that is placed
+   * on the nodes that are (Swarm does not rebalance afterwards).
+   */
+  async allReady(n: number): Promise<void> {
+    await until(`${n} nodes ready`, async () => {
+      const ns = await this.nodes(this.managers.find((m) => this.swarmds.get(m)?.running) ?? 'm1');
+      return ns.length === n && ns.every((x) => x.status?.state === 'NODE_STATE_READY') ? true : undefined;
+    }, 60_000);
   }
 
   /** kill -9 of a host's swarmd (its containers keep running under their monitors). */
