@@ -115,3 +115,11 @@ export function managersOnly(_method: string, caller: NodeIdentity | undefined):
   if (caller?.role === 'manager') return undefined;
   return caller ? `node ${caller.nodeId} is a ${caller.role}; only managers may call the control API` : 'the control API needs a manager certificate (or the local socket)';
 }
+
+/**
+ * Ends a server stream with a status. Not `destroy(err)`: grpc-js then sends no status at all and
+ * the client's call hangs (an agent would wait forever on a follower instead of moving on).
+ */
+export function endStream(stream: grpc.ServerWritableStream<unknown, unknown>, st: Partial<grpc.StatusObject>): void {
+  stream.emit('error', Object.assign(new Error(st.details), st));
+}

@@ -24,6 +24,25 @@ async function certsFor(ca: RootCA, nodeId: string, role: 'manager' | 'worker'):
   return new NodeCertProvider({ caPem: ca.certPem, keyPem: key.keyPem, certPem });
 }
 
+/** Serves the dispatcher with a manager's certificate; a client with worker w1's. */
+async function serve(dispatcher: Dispatcher): Promise<{ client: DispatcherClient; close: () => Promise<void> }> {
+  const ca = await createRootCA();
+  const mgr = await certsFor(ca, 'mgr', 'manager');
+  const w1 = await certsFor(ca, 'w1', 'worker');
+  const server = new grpc.Server();
+  server.addService(DispatcherService, dispatcher.implementation());
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', mgr.serverCredentials(), (e, p) => (e ? reject(e) : resolve(p))));
+  const client = new DispatcherClient(`127.0.0.1:${port}`, w1.channelCredentials(), TLS_CHANNEL_OPTIONS);
+  return {
+    client,
+    close: async () => {
+      client.close();
+      await dispatcher.stop();
+      server.forceShutdown();
+    },
+  };
+}
+
 /** Applies at once, unless held: then proposals wait until `release`. */
 class HoldingProposer implements Proposer {
   private index = 0;
@@ -55,29 +74,21 @@ describe('dispatcher over mutual TLS', () => {
   const store = new MemoryStore();
   const proposer = new HoldingProposer(store);
   store.setProposer(proposer);
-  const server = new grpc.Server();
   const dispatcher = new Dispatcher(store, Sealer.random(), log, () => '10.0.0.9:4242', { heartbeatPeriodMs: 60_000, batchMs: 5 });
   let client: DispatcherClient;
-  let ca: RootCA;
+  let close: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    ca = await createRootCA();
-    const mgr = await certsFor(ca, 'mgr', 'manager');
-    const w1 = await certsFor(ca, 'w1', 'worker');
     await store.update((tx) => {
       tx.create('node', Node.fromPartial({ id: 'w1', role: NodeRole.NODE_ROLE_WORKER, status: { state: NodeState.NODE_STATE_READY, message: '', addr: '' } }));
       tx.create('task', task('t1'));
       tx.create('task', task('t2'));
     });
-    server.addService(DispatcherService, dispatcher.implementation());
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', mgr.serverCredentials(), (e, p) => (e ? reject(e) : resolve(p))));
-    client = new DispatcherClient(`127.0.0.1:${port}`, w1.channelCredentials(), TLS_CHANNEL_OPTIONS);
+    ({ client, close } = await serve(dispatcher));
   });
 
   afterAll(async () => {
-    client?.close();
-    await dispatcher.stop();
-    server.forceShutdown();
+    await close?.();
   });
 
   it('not leading, refuses a session with UNAVAILABLE and the leader in the trailer, and the call ends', async () => {
@@ -140,24 +151,17 @@ describe('dispatcher over mutual TLS', () => {
 describe('dispatcher node liveness', () => {
   const store = new MemoryStore();
   store.setProposer(new HoldingProposer(store));
-  const server = new grpc.Server();
   // 100 ms heartbeats: a node is down after 300 ms without one.
   const dispatcher = new Dispatcher(store, Sealer.random(), log, () => undefined, { heartbeatPeriodMs: 100, batchMs: 5 });
   let client: DispatcherClient;
+  let close: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    const ca = await createRootCA();
-    const mgr = await certsFor(ca, 'mgr', 'manager');
-    const w1 = await certsFor(ca, 'w1', 'worker');
-    server.addService(DispatcherService, dispatcher.implementation());
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', mgr.serverCredentials(), (e, p) => (e ? reject(e) : resolve(p))));
-    client = new DispatcherClient(`127.0.0.1:${port}`, w1.channelCredentials(), TLS_CHANNEL_OPTIONS);
+    ({ client, close } = await serve(dispatcher));
   });
 
   afterAll(async () => {
-    client?.close();
-    await dispatcher.stop();
-    server.forceShutdown();
+    await close?.();
   });
 
   const ready = (id: string): Node => Node.fromPartial({ id, role: NodeRole.NODE_ROLE_WORKER, status: { state: NodeState.NODE_STATE_READY, message: 'joined', addr: '' } });

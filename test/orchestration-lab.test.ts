@@ -4,113 +4,34 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HOST_STATE_MOUNT, Lab, type ExecResult, type LabHost, type LabProcess } from './lab/lab.js';
-import { BUSYBOX_LAYOUT } from './registry/image.js';
-import { REGISTRY_BINARY, registryConfig } from './registry/registry.js';
-import { dist, REPO } from './util/dist.js';
-
-const swarmd = dist('cli/swarmd.js');
-const swarmctl = dist('cli/swarmctl.js');
-const runtime = join(REPO, 'native/build/swarm-runtime');
-
-interface TaskJson {
-  id: string;
-  slot: number;
-  nodeId: string;
-  desiredState: string;
-  status?: { state: string; err?: string; pendingReason?: string };
-}
-
-/** What the last poll saw, for the failure message. */
-let lastSeen = '';
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  lastSeen = '';
-  const end = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}${lastSeen ? `\nlast seen:\n${lastSeen}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+import { isRunning, LabCluster, RUNTIME as runtime, until as untilSeen, type TaskJson } from './lab/cluster.js';
+import { HOST_STATE_MOUNT, type ExecResult, type LabHost } from './lab/lab.js';
 
 describe('orchestration on lab hosts', () => {
-  let lab: Lab;
-  const procs = new Map<string, LabProcess>();
-  let runs = 0;
+  let c: LabCluster;
   let image = '';
   const nodeIds = new Map<string, string>();
 
-  const host = (name: string): LabHost => lab.host(name);
-  const addr = (name: string): string => `${host(name).address}:4242`;
-
-  function swarmdOn(name: string, args: string[]): LabProcess {
-    // Containers on a bridge of each host (for the published ports).
-    const p = host(name).start(`swarmd-${++runs}`, process.execPath, [swarmd, '--log-format', 'json', '--default-registry', `http://${host('m1').address}:5000`, '--bridge', 'tsw0:172.31.0.0/16', ...args]);
-    procs.set(name, p);
-    return p;
-  }
-
-  function ctl(name: string, ...args: string[]): Promise<ExecResult> {
-    return host(name).exec(process.execPath, [swarmctl, ...args], { timeoutMs: 30_000 });
-  }
-
-  async function ok(name: string, ...args: string[]): Promise<string> {
-    const r: ExecResult = await ctl(name, ...args);
-    if (r.code !== 0) throw new Error(`swarmctl ${args.join(' ')} on ${name} failed (${r.code}): ${r.stderr}`);
-    return r.stdout;
-  }
-
-  async function tasks(service: string): Promise<TaskJson[]> {
-    const ts = JSON.parse(await ok('m1', 'service', 'ps', service, '--format', 'json')) as TaskJson[];
-    lastSeen = ts.map((t) => `${t.id} slot ${t.slot} node ${t.nodeId} desired ${t.desiredState} state ${t.status?.state} ${t.status?.err ?? ''} ${t.status?.pendingReason ?? ''}`).join('\n');
-    return ts;
-  }
-
-  const running = (ts: TaskJson[]): TaskJson[] => ts.filter((t) => t.desiredState === 'TASK_STATE_RUNNING' && t.status?.state === 'TASK_STATE_RUNNING');
-
-  /** The containers the runtime knows on a host (their ids are task ids). */
-  async function containersOn(name: string): Promise<string[]> {
-    const r = await host(name).exec('sh', ['-c', 'ls /run/swarm-runtime 2>/dev/null || true']);
-    return r.stdout.split('\n').filter(Boolean);
-  }
-
-  async function stateOf(name: string, id: string): Promise<string> {
-    const r = await host(name).exec(runtime, ['state', id]);
-    return r.code === 0 ? (JSON.parse(r.stdout) as { status: string }).status : 'gone';
-  }
+  const until = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> => untilSeen(what, fn, timeoutMs, () => c.lastSeen);
+  const host = (name: string): LabHost => c.host(name);
+  const ctl = (name: string, ...args: string[]): Promise<ExecResult> => c.ctl(name, ...args);
+  const ok = (name: string, ...args: string[]): Promise<string> => c.ok(name, ...args);
+  const tasks = (service: string): Promise<TaskJson[]> => c.tasks(service);
+  const running = (ts: TaskJson[]): TaskJson[] => ts.filter(isRunning);
+  const containersOn = (name: string): Promise<string[]> => c.containersOn(name);
+  const stateOf = (name: string, id: string): Promise<string> => c.stateOf(name, id);
+  const swarmdOn = (name: string, args: string[]): ReturnType<LabCluster['swarmd']> => c.swarmd(name, args);
 
   beforeAll(async () => {
-    lab = await Lab.create({ hosts: ['m1', 'w1', 'w2'] });
-    // The registry on m1, filled from the set-up's image layout.
-    const m1 = host('m1');
-    const cfg = join(m1.stateDir, 'registry.yml');
-    writeFileSync(cfg, registryConfig(`${HOST_STATE_MOUNT}/registry`, `${m1.address}:5000`));
-    m1.start('registry', REGISTRY_BINARY, ['serve', `${HOST_STATE_MOUNT}/registry.yml`]);
-    await until('the registry', async () => ((await m1.exec(process.execPath, [dist('scripts/push-image.js'), BUSYBOX_LAYOUT, `http://${m1.address}:5000`, 'library/busybox:latest'])).code === 0 ? true : undefined), 20_000);
-    image = `${m1.address}:5000/library/busybox:latest`;
-    // The manager only manages here (drained, as in Docker); the workers run the tasks.
-    await swarmdOn('m1', ['init', '--advertise-addr', addr('m1')]).waitForLog(/swarmd started/, 20_000);
-    await ok('m1', 'node', 'update', 'm1', '--availability', 'drain');
-    const token = (await ok('m1', 'cluster', 'join-token', 'worker', '-q')).trim();
-    await Promise.all(['w1', 'w2'].map((w) => swarmdOn(w, ['join', '--token', token, '--advertise-addr', addr(w), addr('m1')]).waitForLog(/agent: session established/, 30_000)));
-    for (const n of JSON.parse(await ok('m1', 'node', 'ls', '--format', 'json')) as { id: string; description?: { hostname: string } }[]) nodeIds.set(n.description?.hostname ?? '', n.id);
+    // The manager only manages (drained, as in Docker); the workers run the tasks, each on a
+    // bridge of its host (for the published ports).
+    c = await LabCluster.create({ managers: 1, workers: 2, swarmdArgs: ['--bridge', 'tsw0:172.31.0.0/16'] });
+    image = c.image;
+    for (const [h, id] of c.nodeIds) nodeIds.set(h, id);
   }, 90_000);
 
   afterAll(async () => {
-    // Containers live in their own namespaces under monitors: remove them before the lab goes.
-    if (lab) {
-      for (const h of lab.hosts) {
-        await h.exec('sh', ['-c', `for c in $(ls /run/swarm-runtime 2>/dev/null); do ${runtime} delete --force "$c"; done`]).catch(() => undefined);
-      }
-      await lab.destroy();
-    }
+    if (c) await c.destroy();
   }, 60_000);
 
   it('converges a replicated service on real containers on both workers', async () => {
@@ -154,7 +75,7 @@ describe('orchestration on lab hosts', () => {
     expect(before.length).toBeGreaterThan(0);
     const pidOf = async (id: string): Promise<number> => (JSON.parse((await host('w1').exec(runtime, ['state', id])).stdout) as { pid: number }).pid;
     const pids = await Promise.all(before.map((t) => pidOf(t.id)));
-    await procs.get('w1')!.kill9();
+    await c.kill9('w1');
     await swarmdOn('w1', []).waitForLog(/agent: session established/, 30_000);
     // The same tasks, still running in the same containers: nothing was restarted or replaced.
     const after = running(await tasks('sleepers')).filter((t) => t.nodeId === w1);
@@ -167,7 +88,7 @@ describe('orchestration on lab hosts', () => {
   it('replaces the tasks of a worker that dies, on the other worker', async () => {
     await ok('m1', 'service', 'scale', 'sleepers=4');
     await until('4 running tasks', async () => (running(await tasks('sleepers')).length === 4 ? true : undefined), 60_000);
-    await procs.get('w2')!.kill9();
+    await c.kill9('w2');
     const w1 = nodeIds.get('w1')!;
     await until('all 4 running on w1', async () => {
       const up = running(await tasks('sleepers'));
@@ -302,7 +223,7 @@ describe('orchestration on lab hosts', () => {
       }
       if (up.length === 0) return true;
       const all = JSON.parse(await ok('m1', 'task', 'ls', '--format', 'json')) as TaskJson[];
-      lastSeen = `running: ${up.join(' ')}\ntasks: ${all.map((t) => `${t.id} ${t.desiredState} ${t.status?.state}`).join('; ')}`;
+      c.lastSeen = `running: ${up.join(' ')}\ntasks: ${all.map((t) => `${t.id} ${t.desiredState} ${t.status?.state}`).join('; ')}`;
       return undefined;
     }, 60_000);
   }, 90_000);

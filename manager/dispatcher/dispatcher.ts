@@ -19,7 +19,7 @@ import { NodeState, NodeRole, TaskState, taskStateToNumber, type TaskStatus } fr
 import type { NodeIdentity } from '../../common/certs.js';
 import { newId } from '../../common/identity.js';
 import type { Logger } from '../../common/logger.js';
-import { callerOf } from '../forward.js';
+import { callerOf, endStream } from '../forward.js';
 import type { LeaderComponent } from '../leader.js';
 import type { MemoryStore } from '../store/memory.js';
 import type { Sealer } from '../store/sealing.js';
@@ -300,12 +300,11 @@ export class Dispatcher implements LeaderComponent {
 
   /** The grpc-js implementation; registered on every manager, serving only while this one leads. */
   implementation(): grpc.UntypedServiceImplementation {
-    const fail = endStream;
     return {
       session: (call: grpc.ServerWritableStream<{ description?: Node['description']; sessionId: string }, SessionMessage>) => {
-        if (!this.running) return fail(call, this.refuse());
+        if (!this.running) return endStream(call, this.refuse());
         const n = this.nodeOf(call);
-        if (typeof n === 'string') return fail(call, { code: grpc.status.PERMISSION_DENIED, details: n });
+        if (typeof n === 'string') return endStream(call, { code: grpc.status.PERMISSION_DENIED, details: n });
         const old = this.sessions.get(n.node.id);
         if (old) this.closeSession(old, 'replaced by a new session');
         const s: Session = { id: newId(), nodeId: n.node.id, lastHeartbeat: Date.now(), streams: new Set(), sent: new Map(), sessionStream: call };
@@ -348,25 +347,17 @@ export class Dispatcher implements LeaderComponent {
         );
       },
       assignments: (call: grpc.ServerWritableStream<{ sessionId: string }, AssignmentsMessage>) => {
-        if (!this.running) return fail(call, this.refuse());
+        if (!this.running) return endStream(call, this.refuse());
         const n = this.nodeOf(call);
-        if (typeof n === 'string') return fail(call, { code: grpc.status.PERMISSION_DENIED, details: n });
+        if (typeof n === 'string') return endStream(call, { code: grpc.status.PERMISSION_DENIED, details: n });
         const s = this.sessions.get(n.node.id);
-        if (!s || s.id !== call.request.sessionId) return fail(call, { code: grpc.status.NOT_FOUND, details: 'no such session; start a new one' });
+        if (!s || s.id !== call.request.sessionId) return endStream(call, { code: grpc.status.NOT_FOUND, details: 'no such session; start a new one' });
         s.streams.add(call);
         call.on('cancelled', () => s.streams.delete(call));
         this.syncAssignments(s, true);
       },
     };
   }
-}
-
-/**
- * Ends a server stream with a status. Not `destroy(err)`: grpc-js then never sends the status, and
- * the client's call hangs (an agent would wait forever on a follower instead of moving on).
- */
-function endStream(stream: grpc.ServerWritableStream<unknown, unknown>, st: Partial<grpc.StatusObject>): void {
-  stream.emit('error', Object.assign(new Error(st.details), st));
 }
 
 export { DispatcherService };

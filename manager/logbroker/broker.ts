@@ -20,7 +20,7 @@ import { InvalidArgumentError } from '../../common/errors.js';
 import { newId } from '../../common/identity.js';
 import type { Logger } from '../../common/logger.js';
 import { toGrpcError } from '../controlapi/control.js';
-import { callerOf, managersOnly, type LeaderLocator } from '../forward.js';
+import { callerOf, endStream, managersOnly, type LeaderLocator } from '../forward.js';
 import type { LeaderComponent } from '../leader.js';
 import type { MemoryStore } from '../store/memory.js';
 import { Subscription, type Action, type ClusterView, type TaskInfo } from './subscription.js';
@@ -54,14 +54,6 @@ interface Client {
 }
 
 type Listener = grpc.ServerWritableStream<unknown, SubscriptionMessage>;
-
-/**
- * Ends a server stream with a status. (grpc-js sends the status of an 'error' event; `destroy(err)`
- * would close the stream without any, and the client would wait forever.)
- */
-const fail = (stream: grpc.ServerWritableStream<unknown, unknown>, st: Partial<grpc.StatusObject>): void => {
-  stream.emit('error', Object.assign(new Error(st.details), st));
-};
 
 export class LogBroker implements LeaderComponent {
   readonly name = 'logbroker';
@@ -119,9 +111,9 @@ export class LogBroker implements LeaderComponent {
     if (this.timer) clearInterval(this.timer);
     this.stopWatch?.();
     await this.watchLoop;
-    for (const c of this.clients.values()) fail(c.call, { code: grpc.status.UNAVAILABLE, details: 'the leader stepped down while streaming logs; run the command again' });
+    for (const c of this.clients.values()) endStream(c.call, { code: grpc.status.UNAVAILABLE, details: 'the leader stepped down while streaming logs; run the command again' });
     this.clients.clear();
-    for (const l of this.listeners.values()) fail(l, { code: grpc.status.UNAVAILABLE, details: 'the log broker stopped (leadership moved)' });
+    for (const l of this.listeners.values()) endStream(l, { code: grpc.status.UNAVAILABLE, details: 'the log broker stopped (leadership moved)' });
     this.listeners.clear();
     for (const u of this.upstreams.values()) u.close();
     this.upstreams.clear();
@@ -187,7 +179,7 @@ export class LogBroker implements LeaderComponent {
     const addr = this.opts.locator.leaderAddr();
     const hops = Number(call.metadata.get(HOPS)[0] ?? 0);
     if (!addr || hops >= MAX_HOPS) {
-      fail(call, { code: grpc.status.UNAVAILABLE, details: 'no manager leads the cluster right now (an election is under way, or the cluster lost its quorum of managers)' });
+      endStream(call, { code: grpc.status.UNAVAILABLE, details: 'no manager leads the cluster right now (an election is under way, or the cluster lost its quorum of managers)' });
       return;
     }
     let client = this.upstreams.get(addr);
@@ -208,7 +200,7 @@ export class LogBroker implements LeaderComponent {
     up.on('error', (err: grpc.ServiceError) => {
       if (finished) return;
       finished = true;
-      fail(call, { code: err.code, details: err.details || err.message });
+      endStream(call, { code: err.code, details: err.details || err.message });
     });
     up.on('end', () => {
       if (finished) return;
@@ -226,13 +218,13 @@ export class LogBroker implements LeaderComponent {
     return {
       subscribeLogs: (call: grpc.ServerWritableStream<SubscribeLogsRequest, SubscribeLogsMessage>) => {
         const refused = managersOnly('subscribeLogs', callerOf(call, local));
-        if (refused) return fail(call, { code: grpc.status.PERMISSION_DENIED, details: refused });
+        if (refused) return endStream(call, { code: grpc.status.PERMISSION_DENIED, details: refused });
         if (!this.opts.locator.isLeader()) return this.proxy(call);
-        if (!this.running) return fail(call, { code: grpc.status.UNAVAILABLE, details: 'this manager has just become the leader and is starting; try again' });
+        if (!this.running) return endStream(call, { code: grpc.status.UNAVAILABLE, details: 'this manager has just become the leader and is starting; try again' });
         try {
           this.subscribe(call);
         } catch (err) {
-          fail(call, toGrpcError(err));
+          endStream(call, toGrpcError(err));
         }
       },
     };
@@ -259,14 +251,14 @@ export class LogBroker implements LeaderComponent {
   brokerService(): grpc.UntypedServiceImplementation {
     return {
       listenSubscriptions: (call: Listener) => {
-        if (!this.running) return fail(call, this.refuse());
+        if (!this.running) return endStream(call, this.refuse());
         const n = this.nodeOf(call);
-        if (typeof n === 'string') return fail(call, { code: grpc.status.PERMISSION_DENIED, details: n });
+        if (typeof n === 'string') return endStream(call, { code: grpc.status.PERMISSION_DENIED, details: n });
         const old = this.listeners.get(n.nodeId);
         if (old) {
           // What was sent on the old stream is lost with it (the node dropped those subscriptions).
           this.listeners.delete(n.nodeId);
-          fail(old, { code: grpc.status.UNAVAILABLE, details: 'replaced by a new stream of the same node' });
+          endStream(old, { code: grpc.status.UNAVAILABLE, details: 'replaced by a new stream of the same node' });
           for (const c of [...this.clients.values()]) this.apply(c, c.sub.listenerDown(n.nodeId));
         }
         this.listeners.set(n.nodeId, call);

@@ -167,13 +167,17 @@ export function oneLine(stderr: string, fallback: string): string {
   return m ? m[1]!.replace(/\\(.)/g, '$1') : last;
 }
 
-function parseRecord(file: string, text: string): ContainerRecord {
-  let v: unknown;
+/** A state file's JSON; text that is not JSON is a CorruptFileError naming the file. */
+function parseJson(file: string, text: string): unknown {
   try {
-    v = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
     throw new CorruptFileError(file, `not JSON: ${(err as Error).message}`);
   }
+}
+
+function parseRecord(file: string, text: string): ContainerRecord {
+  const v = parseJson(file, text);
   const r = v as Partial<ContainerRecord> | null;
   if (r === null || typeof r !== 'object' || r.version !== 1) throw new CorruptFileError(file, 'not a container record (version 1)');
   for (const k of ['id', 'runtimeBin', 'runtimeRoot', 'image', 'bundle', 'createdAt', 'monitorStartTime', 'pidStartTime', 'stopSignal'] as const)
@@ -185,12 +189,7 @@ function parseRecord(file: string, text: string): ContainerRecord {
 }
 
 function parseExit(file: string, text: string): Exited {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (err) {
-    throw new CorruptFileError(file, `not JSON: ${(err as Error).message}`);
-  }
+  const v = parseJson(file, text);
   const e = v as Partial<Exited> | null;
   if (e === null || typeof e !== 'object' || typeof e.exitCode !== 'number' || typeof e.finishedAt !== 'string') throw new CorruptFileError(file, 'not an exit status (exitCode, finishedAt)');
   return { exitCode: e.exitCode, signal: e.signal, oomKilled: e.oomKilled === true, finishedAt: e.finishedAt, createError: e.createError, monitorError: e.monitorError };
