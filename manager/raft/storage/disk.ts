@@ -21,9 +21,9 @@ export interface PersistedState {
 }
 
 export interface RaftDiskOptions {
-  /** A WAL segment that reaches this size is closed and a new one started (default 64 MiB). */
+  /** WAL segments are preallocated (zeros) at this size, and the next started when one is full (default 64 MiB). */
   segmentBytes?: number;
-  /** Told what recovery cut off a torn WAL tail: file, offset of the cut, bytes removed. Log it. */
+  /** Told what recovery cut off a torn WAL tail (zeroed): file, offset of the cut, bytes zeroed. Log it. */
   onTruncate?: (path: string, offset: number, bytes: number) => void;
   /** Told of a corrupt snapshot file that nothing referenced, removed on open. Log it. */
   onDiscard?: (path: string, problem: string) => void;

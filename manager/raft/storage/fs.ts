@@ -4,12 +4,16 @@
 // loop, and a simulation that runs many nodes in one process stays deterministic.
 //
 // Durability contract (what the storage code relies on, and what MemFs models):
-// - Bytes appended to a file are durable once `FileHandle.sync()` returns.
+// - Bytes written to a file (appended, or overwritten inside it) are durable once
+//   `FileHandle.sync()` returns. Before that a crash may keep any part of them: a prefix, or
+//   (on a real disk, for writes inside the file) any subset of its 512-byte sectors.
 // - A file's creation, removal or rename is durable once `syncDir()` of its directory returns.
 //   Until then a crash may undo it (a synced file whose creation was not synced can vanish).
 // - `writeAtomic` is all-or-nothing and durable when it returns.
 import {
+  close as closeCb,
   closeSync,
+  constants as fsConstants,
   existsSync,
   fdatasync,
   fdatasyncSync,
@@ -17,21 +21,32 @@ import {
   fsyncSync,
   ftruncateSync,
   mkdirSync,
+  open as openCb,
   openSync,
   readdirSync,
   readFileSync,
   renameSync,
+  unlink as unlinkCb,
   unlinkSync,
+  write as writeCb,
   writeSync,
 } from 'node:fs';
 import { dirname, posix, resolve } from 'node:path';
 import { IllegalStateError, TswarmError } from '../../../common/errors.js';
 
-/** A file open for appending. Every write goes to the end; `size` is tracked without a syscall. */
+/**
+ * An open file; `size` is tracked without a syscall. From `openAppend` every write goes to the end
+ * (`write` refuses another offset); from `openWrite` `write` goes where it is told.
+ */
 export interface FileHandle {
   /** Appends all of `data` (loops over partial writes). Not durable before `sync`. */
   append(data: Uint8Array): void;
-  /** Makes every byte appended so far (and any truncation) durable. */
+  /**
+   * Writes all of `data` at `offset` (pwrite), over what is there; past the end the file grows
+   * (a gap reads as zeros). Not durable before `sync`.
+   */
+  write(data: Uint8Array, offset: number): void;
+  /** Makes every byte written so far (and any truncation) durable. */
   sync(): void;
   /**
    * Like sync, off the calling thread: `done` runs once the bytes appended so far are durable (or
@@ -55,6 +70,21 @@ export interface RaftFs {
   read(path: string): Uint8Array;
   /** Opens for appending, creating the file if it is missing (its creation needs a syncDir). */
   openAppend(path: string): FileHandle;
+  /** Opens for positional writes, creating the file if it is missing (its creation needs a syncDir). */
+  openWrite(path: string): FileHandle;
+  /**
+   * Creates `path` (replacing any file of that name) holding `bytes` zeros, really written (not
+   * fallocate'd: overwriting unwritten extents costs a metadata update per fsync, as appending
+   * does) and fdatasynced when it returns. Its creation is not durable before `syncDir`.
+   */
+  writeZeros(path: string, bytes: number): void;
+  /**
+   * Like writeZeros, off the calling thread; `done` runs when the file is complete and synced (or
+   * with the error, the file removed). Optional: the in-memory file system has none.
+   */
+  writeZerosAsync?(path: string, bytes: number, done: (err: Error | null) => void): void;
+  /** Renames a file (atomically replacing `to`). Not durable before `syncDir`. */
+  rename(from: string, to: string): void;
   /**
    * Replaces `path` all-or-nothing and durably: writes `path.tmp`, fsyncs it, renames it over
    * `path`, fsyncs the directory. Several chunks are written in order, without concatenating them.
@@ -97,9 +127,18 @@ function io<T>(op: string, path: string, fn: () => T): T {
   }
 }
 
-function writeAll(fd: number, data: Uint8Array): void {
+/** Writes all of `data`: at the current position (O_APPEND: the end) if `position` is null. */
+function writeAll(fd: number, data: Uint8Array, position: number | null = null): void {
   let done = 0;
-  while (done < data.length) done += writeSync(fd, data, done, data.length - done);
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position === null ? null : position + done);
+}
+
+/** The chunk zero-filled files are written in. */
+const ZERO_CHUNK_BYTES = 1 << 20;
+let zeroChunk: Buffer | undefined;
+function zeros(): Buffer {
+  zeroChunk ??= Buffer.alloc(ZERO_CHUNK_BYTES);
+  return zeroChunk;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -112,6 +151,8 @@ class NodeFileHandle implements FileHandle {
   constructor(
     private readonly path: string,
     fd: number,
+    /** Opened with O_APPEND: every write lands at the end. */
+    private readonly appendOnly: boolean,
   ) {
     this.fd = fd;
     this.length = io('fstat', path, () => fstatSync(fd).size);
@@ -126,8 +167,15 @@ class NodeFileHandle implements FileHandle {
     const fd = this.open('append');
     // O_APPEND: each write lands at the current end, also after a truncate. If a write fails
     // part-way, the length is unknown; the caller must stop using the handle (the WAL does).
-    io('write', this.path, () => writeAll(fd, data));
+    io('write', this.path, () => writeAll(fd, data, this.appendOnly ? null : this.length));
     this.length += data.length;
+  }
+
+  write(data: Uint8Array, offset: number): void {
+    const fd = this.open('write');
+    if (this.appendOnly && offset !== this.length) throw new IllegalStateError(`write ${this.path}: at offset ${offset}, but the file is open for appending (length ${this.length})`);
+    io('write', this.path, () => writeAll(fd, data, this.appendOnly ? null : offset));
+    this.length = Math.max(this.length, offset + data.length);
   }
 
   sync(): void {
@@ -187,11 +235,67 @@ export class NodeFs implements RaftFs {
   openAppend(path: string): FileHandle {
     const fd = io('open', path, () => openSync(path, 'a', 0o600));
     try {
-      return new NodeFileHandle(path, fd);
+      return new NodeFileHandle(path, fd, true);
     } catch (err) {
       closeSync(fd);
       throw err;
     }
+  }
+
+  openWrite(path: string): FileHandle {
+    const fd = io('open', path, () => openSync(path, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600));
+    try {
+      return new NodeFileHandle(path, fd, false);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  }
+
+  writeZeros(path: string, bytes: number): void {
+    const fd = io('open', path, () => openSync(path, 'w', 0o600));
+    try {
+      for (let at = 0; at < bytes; at += ZERO_CHUNK_BYTES) {
+        const n = Math.min(ZERO_CHUNK_BYTES, bytes - at);
+        io('write', path, () => writeAll(fd, zeros().subarray(0, n), at));
+      }
+      io('fdatasync', path, () => fdatasyncSync(fd));
+    } catch (err) {
+      closeSync(fd);
+      this.remove(path);
+      throw err;
+    }
+    io('close', path, () => closeSync(fd));
+  }
+
+  writeZerosAsync(path: string, bytes: number, done: (err: Error | null) => void): void {
+    // One chunk at a time, in the thread pool: the event loop (and the WAL's own writes and
+    // fsyncs) go on meanwhile.
+    openCb(path, 'w', 0o600, (err, fd) => {
+      if (err) return done(new StorageIoError('open', path, err));
+      const fail = (op: string, cause: unknown): void => {
+        closeCb(fd, () => unlinkCb(path, () => done(new StorageIoError(op, path, cause))));
+      };
+      const next = (at: number): void => {
+        if (at >= bytes) {
+          fdatasync(fd, (syncErr) => {
+            if (syncErr) return fail('fdatasync', syncErr);
+            closeCb(fd, (closeErr) => done(closeErr ? new StorageIoError('close', path, closeErr) : null));
+          });
+          return;
+        }
+        const n = Math.min(ZERO_CHUNK_BYTES, bytes - at);
+        writeCb(fd, zeros(), 0, n, at, (writeErr, written) => {
+          if (writeErr) return fail('write', writeErr);
+          next(at + written);
+        });
+      };
+      next(0);
+    });
+  }
+
+  rename(from: string, to: string): void {
+    io('rename', from, () => renameSync(from, to));
   }
 
   writeAtomic(path: string, data: Uint8Array | readonly Uint8Array[]): void {
@@ -234,29 +338,34 @@ export class NodeFs implements RaftFs {
 // MemFs
 
 /** The MemFs operations a hook sees, in the order they happen. */
-export type MemFsOp = 'create' | 'append' | 'sync' | 'truncate' | 'rename' | 'remove' | 'syncDir';
+export type MemFsOp = 'create' | 'append' | 'write' | 'sync' | 'truncate' | 'rename' | 'remove' | 'syncDir';
 
-/** Counters for tests (group commit: appends vs fsyncs). */
+/** Counters for tests (group commit: writes vs fsyncs). */
 export interface MemFsStats {
-  /** FileHandle.sync calls, plus the fsync of the temporary file inside writeAtomic. */
+  /** FileHandle.sync calls, plus the fsyncs inside writeAtomic and writeZeros. */
   fsyncs: number;
   /** syncDir calls, also those inside writeAtomic. */
   dirSyncs: number;
   /** FileHandle.append calls. */
   appends: number;
+  /** FileHandle.write calls (positional). */
+  writes: number;
   writeAtomics: number;
+  /** writeZeros calls, and the zero bytes they wrote. */
+  zeroFiles: number;
+  zeroBytes: number;
 }
 
-/**
- * An inode: current contents `buf[0, len)`, of which `buf[0, synced)` is durable. A truncation
- * below the synced length is not durable either: until the next sync the old durable contents are
- * kept in `beforeTruncate`, and a crash picks one of the two at random.
- */
+/** A change to a file's contents since its last sync, with what it replaced, so that a crash can undo it. */
+type ContentOp =
+  | { kind: 'write'; offset: number; data: Uint8Array; old: Uint8Array; lenBefore: number }
+  | { kind: 'truncate'; length: number; oldTail: Uint8Array; lenBefore: number };
+
+/** An inode: current contents `buf[0, len)`; undoing `ops` (newest first) gives the durable contents. */
 interface MemNode {
   buf: Uint8Array;
   len: number;
-  synced: number;
-  beforeTruncate: Uint8Array | undefined;
+  ops: ContentOp[];
 }
 
 type DirOp =
@@ -290,12 +399,33 @@ function enoent(): Error & { code: string } {
   return Object.assign(new Error('ENOENT: no such file or directory'), { code: 'ENOENT' });
 }
 
+function newNode(len = 0): MemNode {
+  return { buf: new Uint8Array(Math.max(64, len)), len, ops: [] };
+}
+
+/** The sector size of the `sectors` crash mode: the unit a disk writes atomically. */
+export const MEMFS_SECTOR_BYTES = 512;
+
+export interface MemFsCrashOptions {
+  /** Unsynced writes: keep a random prefix of them, the last one possibly cut mid-way (else all lost). */
+  tear?: boolean;
+  /**
+   * Unsynced writes: every 512-byte sector they touched independently ends up new or old (and the
+   * file's length old or new), as a disk may persist an overwrite's sectors in any order. Takes
+   * precedence over `tear`.
+   */
+  sectors?: boolean;
+}
+
 /**
  * An in-memory RaftFs that can simulate a power loss. The model, kept simple on purpose:
- * - File contents: what was synced survives; unsynced appends are lost, or with `tear` a random
- *   prefix of them survives (a torn write, possibly cutting a record in half). Writes are not
- *   reordered within a file, and a torn tail is never garbage or zeros (tests add those by hand).
- *   An unsynced truncation below the synced length survives or not, at random.
+ * - File contents: what was synced survives. Unsynced writes (appends, overwrites inside the file,
+ *   truncations) are, in a crash: lost; or with `tear` a random prefix of them survives, the last
+ *   one possibly cut in the middle (a torn write, possibly cutting a record in half); or with
+ *   `sectors` each 512-byte sector they touched survives or not independently (a torn write that
+ *   is not a prefix: a later sector on disk, an earlier one not). A torn write never leaves
+ *   garbage: what is not new is the old contents (tests add garbage by hand). Without `tear` or
+ *   `sectors`, each unsynced truncation survives or not, at random.
  * - Directory entries: each directory keeps the operations (create, remove, rename) since its last
  *   syncDir; a crash keeps a random prefix of them (metadata is journaled in order, as on ext4 and
  *   xfs; a rename is atomic). Directories themselves are durable at once.
@@ -304,7 +434,7 @@ function enoent(): Error & { code: string } {
  * under test at that point (then calls `crash`).
  */
 export class MemFs implements RaftFs {
-  readonly stats: MemFsStats = { fsyncs: 0, dirSyncs: 0, appends: 0, writeAtomics: 0 };
+  readonly stats: MemFsStats = { fsyncs: 0, dirSyncs: 0, appends: 0, writes: 0, writeAtomics: 0, zeroFiles: 0, zeroBytes: 0 };
   private readonly dirs = new Map<string, MemDir>();
   /** Bumped by crash(): handles of an older generation are dead. */
   private generation = 0;
@@ -355,18 +485,26 @@ export class MemFs implements RaftFs {
   }
 
   openAppend(path: string): FileHandle {
+    return this.handle(path, this.openNode(path), true);
+  }
+
+  openWrite(path: string): FileHandle {
+    return this.handle(path, this.openNode(path), false);
+  }
+
+  private openNode(path: string): MemNode {
     const { dir, name } = this.locate(path, 'open');
     let node = dir.current.get(name);
     if (node === undefined) {
       this.hook?.('create', path);
-      node = { buf: new Uint8Array(64), len: 0, synced: 0, beforeTruncate: undefined };
+      node = newNode();
       dir.current.set(name, node);
       dir.pending.push({ kind: 'link', name, node });
     }
-    return this.handle(path, node);
+    return node;
   }
 
-  private handle(path: string, node: MemNode): FileHandle {
+  private handle(path: string, node: MemNode, appendOnly: boolean): FileHandle {
     const generation = this.generation;
     let closed = false;
     const check = (op: string): void => {
@@ -378,16 +516,20 @@ export class MemFs implements RaftFs {
         check('append');
         this.hook?.('append', path);
         this.stats.appends++;
-        reserve(node, node.len + data.length);
-        node.buf.set(data, node.len);
-        node.len += data.length;
+        recordWrite(node, data, node.len);
+      },
+      write: (data, offset) => {
+        check('write');
+        if (appendOnly && offset !== node.len) throw new IllegalStateError(`write ${path}: at offset ${offset}, but the file is open for appending (length ${node.len})`);
+        this.hook?.('write', path);
+        this.stats.writes++;
+        recordWrite(node, data, offset);
       },
       sync: () => {
         check('sync');
         this.hook?.('sync', path);
         this.stats.fsyncs++;
-        node.synced = node.len;
-        node.beforeTruncate = undefined;
+        node.ops = [];
       },
       size: () => {
         check('size');
@@ -396,12 +538,39 @@ export class MemFs implements RaftFs {
       truncate: (length) => {
         check('truncate');
         this.hook?.('truncate', path);
-        truncateNode(node, length);
+        const oldTail = length < node.len ? node.buf.slice(length, node.len) : new Uint8Array(0);
+        node.ops.push({ kind: 'truncate', length, oldTail, lenBefore: node.len });
+        setLength(node, length);
       },
       close: () => {
         closed = true;
       },
     };
+  }
+
+  writeZeros(path: string, bytes: number): void {
+    const { dir, name } = this.locate(path, 'open');
+    this.hook?.('create', path);
+    const node = newNode(bytes);
+    dir.current.set(name, node);
+    dir.pending.push({ kind: 'link', name, node });
+    this.hook?.('write', path);
+    this.hook?.('sync', path);
+    this.stats.zeroFiles++;
+    this.stats.zeroBytes += bytes;
+    this.stats.fsyncs++;
+  }
+
+  rename(from: string, to: string): void {
+    const src = this.locate(from, 'rename');
+    const dst = this.locate(to, 'rename');
+    if (src.dir !== dst.dir) throw new IllegalStateError(`rename ${from} ${to}: MemFs renames only within a directory`);
+    const node = src.dir.current.get(src.name);
+    if (node === undefined) throw new StorageIoError('rename', from, enoent());
+    this.hook?.('rename', to);
+    src.dir.current.delete(src.name);
+    src.dir.current.set(dst.name, node);
+    src.dir.pending.push({ kind: 'rename', from: src.name, to: dst.name, node });
   }
 
   writeAtomic(path: string, data: Uint8Array | readonly Uint8Array[]): void {
@@ -410,19 +579,18 @@ export class MemFs implements RaftFs {
     const tmpPath = `${path}.tmp`;
     this.stats.writeAtomics++;
     this.hook?.('create', tmpPath);
-    const node: MemNode = { buf: new Uint8Array(0), len: 0, synced: 0, beforeTruncate: undefined };
+    const chunks = data instanceof Uint8Array ? [data] : data;
+    const node = newNode(chunks.reduce((n, c) => n + c.length, 0));
     dir.current.set(tmp, node);
     dir.pending.push({ kind: 'link', name: tmp, node });
     this.hook?.('append', tmpPath);
-    const chunks = data instanceof Uint8Array ? [data] : data;
-    reserve(node, chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
     for (const chunk of chunks) {
-      node.buf.set(chunk, node.len);
-      node.len += chunk.length;
+      node.buf.set(chunk, at);
+      at += chunk.length;
     }
     this.hook?.('sync', tmpPath);
     this.stats.fsyncs++;
-    node.synced = node.len;
     this.hook?.('rename', path);
     dir.current.delete(tmp);
     dir.current.set(name, node);
@@ -450,7 +618,7 @@ export class MemFs implements RaftFs {
    * Simulates a power loss (see the class comment for the model). `random` is a seeded PRNG
    * returning [0, 1); the same seed and history give the same outcome.
    */
-  crash(random: () => number, opts?: { tear?: boolean }): void {
+  crash(random: () => number, opts?: MemFsCrashOptions): void {
     this.generation++;
     const nodes = new Set<MemNode>();
     for (const dir of [...this.dirs.keys()].sort()) {
@@ -464,20 +632,7 @@ export class MemFs implements RaftFs {
       d.pending = [];
       for (const node of entries.values()) nodes.add(node);
     }
-    for (const node of nodes) {
-      let contents: Uint8Array;
-      if (node.beforeTruncate !== undefined && random() < 0.5) {
-        contents = node.beforeTruncate;
-      } else {
-        const unsynced = node.len - node.synced;
-        const kept = opts?.tear === true && unsynced > 0 ? Math.floor(random() * (unsynced + 1)) : 0;
-        contents = node.buf.slice(0, node.synced + kept);
-      }
-      node.buf = contents;
-      node.len = contents.length;
-      node.synced = contents.length;
-      node.beforeTruncate = undefined;
-    }
+    for (const node of nodes) crashNode(node, random, opts ?? {});
   }
 
   /** For tests: flips bit `bit` (0-7) of the byte at `offset` of the file (durable and current contents). */
@@ -488,8 +643,11 @@ export class MemFs implements RaftFs {
     }
     const mask = 1 << bit;
     node.buf[offset] = (node.buf[offset] ?? 0) ^ mask;
-    const before = node.beforeTruncate;
-    if (before !== undefined && offset < before.length) before[offset] = (before[offset] ?? 0) ^ mask;
+    for (const op of node.ops) {
+      const old = op.kind === 'write' ? op.old : op.oldTail;
+      const base = op.kind === 'write' ? op.offset : op.length;
+      if (offset >= base && offset < base + old.length) old[offset - base] = (old[offset - base] ?? 0) ^ mask;
+    }
   }
 
   /** For tests: every file's current contents by path, to check that nothing changed. */
@@ -507,14 +665,79 @@ function reserve(node: MemNode, length: number): void {
   node.buf = grown;
 }
 
-function truncateNode(node: MemNode, length: number): void {
-  if (length < node.synced) {
-    node.beforeTruncate ??= node.buf.slice(0, node.synced);
-    node.synced = length;
-  }
+/** Sets the length; bytes that come into the file by growing it read as zeros. */
+function setLength(node: MemNode, length: number): void {
   if (length > node.len) {
     reserve(node, length);
     node.buf.fill(0, node.len, length);
   }
   node.len = length;
+}
+
+/** Writes without recording (the contents after the write). */
+function applyWrite(node: MemNode, data: Uint8Array, offset: number): void {
+  if (offset > node.len) setLength(node, offset);
+  reserve(node, offset + data.length);
+  node.buf.set(data, offset);
+  if (offset + data.length > node.len) node.len = offset + data.length;
+}
+
+/** Writes and records what the write replaced, so that a crash can undo it. */
+function recordWrite(node: MemNode, data: Uint8Array, offset: number): void {
+  const old = node.buf.slice(Math.min(offset, node.len), Math.min(offset + data.length, node.len));
+  node.ops.push({ kind: 'write', offset, data: Uint8Array.from(data), old, lenBefore: node.len });
+  applyWrite(node, data, offset);
+}
+
+/** Undoes one recorded op (the newest). */
+function undo(node: MemNode, op: ContentOp): void {
+  if (op.kind === 'write') {
+    node.buf.set(op.old, op.offset);
+  } else if (op.length < op.lenBefore) {
+    reserve(node, op.lenBefore);
+    node.buf.set(op.oldTail, op.length);
+  }
+  node.len = op.lenBefore;
+}
+
+function crashNode(node: MemNode, random: () => number, opts: MemFsCrashOptions): void {
+  const ops = node.ops;
+  node.ops = [];
+  if (ops.length === 0) return;
+  const current = node.buf.slice(0, node.len);
+  for (let k = ops.length - 1; k >= 0; k--) undo(node, ops[k] as ContentOp);
+  if (opts.sectors === true) {
+    // Each sector any unsynced op touched: old or new, independently; the length: old or new.
+    const durableLen = node.len;
+    const length = random() < 0.5 ? current.length : durableLen;
+    setLength(node, length);
+    const touched = new Set<number>();
+    for (const op of ops) {
+      const [from, to] = op.kind === 'write' ? [op.offset, op.offset + op.data.length] : [Math.min(op.length, op.lenBefore), Math.max(op.length, op.lenBefore)];
+      for (let s = Math.floor(from / MEMFS_SECTOR_BYTES); s * MEMFS_SECTOR_BYTES < to; s++) touched.add(s);
+    }
+    for (const s of [...touched].sort((a, b) => a - b)) {
+      if (random() < 0.5) continue;
+      const from = s * MEMFS_SECTOR_BYTES;
+      const to = Math.min(from + MEMFS_SECTOR_BYTES, length);
+      for (let i = from; i < to; i++) node.buf[i] = i < current.length ? (current[i] as number) : 0;
+    }
+    return;
+  }
+  if (opts.tear !== true) {
+    for (const op of ops) if (op.kind === 'truncate' && random() < 0.5) setLength(node, op.length);
+    return;
+  }
+  // A prefix of the ops, the next one (a write) possibly cut.
+  const full = Math.floor(random() * (ops.length + 1));
+  for (let k = 0; k < full; k++) {
+    const op = ops[k] as ContentOp;
+    if (op.kind === 'write') applyWrite(node, op.data, op.offset);
+    else setLength(node, op.length);
+  }
+  const next = ops[full];
+  if (next?.kind === 'write') {
+    const kept = Math.floor(random() * (next.data.length + 1));
+    if (kept > 0) applyWrite(node, next.data.subarray(0, kept), next.offset);
+  }
 }

@@ -1,37 +1,52 @@
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CorruptFileError } from '../../../common/errors.js';
 import { type Entry, EntryType, WalRecord } from '../../../proto/gen/tswarm/raft.js';
-import { MemFs } from './fs.js';
+import { MemFs, NodeFs } from './fs.js';
 import { describeEntries, entries, entry, randInt, randomBytes, seededRandom } from './testing.js';
 import { LogState, parseSegmentName, RecordBuffer, recoverWal, segmentName, Wal, type WalOptions, type WalRecovery } from './wal.js';
 
 const DIR = '/data/wal';
+/** Segments of 64 KiB unless a test says otherwise: the default 64 MiB is heavy for MemFs. */
+const SMALL = 64 * 1024;
 
 function fresh(opts?: WalOptions): { fs: MemFs; wal: Wal } {
   const fs = new MemFs();
   fs.mkdirp(DIR);
-  return { fs, wal: Wal.open(fs, recoverWal(fs, DIR), opts) };
+  return { fs, wal: Wal.open(fs, recoverWal(fs, DIR), { segmentBytes: SMALL, ...opts }) };
 }
 
 function reopen(fs: MemFs, opts?: WalOptions): { wal: Wal; rec: WalRecovery } {
   const rec = recoverWal(fs, DIR);
-  return { rec, wal: Wal.open(fs, rec, opts) };
+  return { rec, wal: Wal.open(fs, rec, { segmentBytes: SMALL, ...opts }) };
+}
+
+/** Where the data of the last segment ends (the next record's offset), as recovery sees it. */
+function dataEnd(fs: MemFs): number {
+  return recoverWal(fs, DIR).segments.at(-1)?.size ?? -1;
+}
+
+/** Raw bytes written at `offset` and synced, bypassing the WAL (a hand-made torn tail or stale bytes). */
+function writeRaw(fs: MemFs, path: string, offset: number, data: Uint8Array): void {
+  const h = fs.openWrite(path);
+  h.write(data, offset);
+  h.sync();
+  h.close();
+}
+
+/** The segment files (not the prepared `*.tmp`). */
+function walNames(fs: MemFs): string[] {
+  return fs.list(DIR).filter((n) => n.endsWith('.wal'));
 }
 
 function writeEntries(wal: Wal, list: readonly Entry[]): void {
   for (const e of list) wal.appendEntry(e);
 }
 
-/** Raw bytes of a file with extra bytes appended, bypassing the WAL (a hand-made torn tail). */
-function appendRaw(fs: MemFs, path: string, data: Uint8Array): void {
-  const h = fs.openAppend(path);
-  h.append(data);
-  h.sync();
-  h.close();
-}
-
 function segments(fs: MemFs): string[] {
-  return fs.list(DIR).map((n) => `${DIR}/${n}`);
+  return walNames(fs).map((n) => `${DIR}/${n}`);
 }
 
 function expectCorrupt(fn: () => unknown, path: string, offset: number, problem: RegExp): void {
@@ -91,14 +106,15 @@ describe('WAL', () => {
     expect(rec.tornTail).toBeUndefined();
   });
 
-  it('group-commits: many queued records, one append and one fsync per sync', () => {
+  it('group-commits: many queued records, one write and one fsync per sync', () => {
     const { fs, wal } = fresh();
     const before = { ...fs.stats };
     writeEntries(wal, entries(1, 100, 1));
     wal.appendHardState({ term: 1, vote: 1, commit: 50 });
-    expect(fs.stats.appends - before.appends).toBe(0);
+    expect(fs.stats.writes - before.writes).toBe(0);
     wal.sync();
-    expect(fs.stats.appends - before.appends).toBe(1);
+    expect(fs.stats.writes - before.writes).toBe(1);
+    expect(fs.stats.appends - before.appends).toBe(0);
     expect(fs.stats.fsyncs - before.fsyncs).toBe(1);
     wal.sync(); // nothing queued: no I/O
     expect(fs.stats.fsyncs - before.fsyncs).toBe(1);
@@ -113,7 +129,7 @@ describe('WAL', () => {
       if (i % 3 === 0) wal.sync();
     }
     wal.sync();
-    const names = fs.list(DIR);
+    const names = walNames(fs);
     expect(names.length).toBeGreaterThan(5);
     names.forEach((n, k) => expect(parseSegmentName(n)?.seq).toBe(k));
     // A segment in the middle replays alone to the same hard state and snapshot point.
@@ -132,7 +148,7 @@ describe('WAL', () => {
       wal.appendEntry(entry(i, 1));
       wal.sync();
     }
-    const before = fs.list(DIR).length;
+    const before = walNames(fs).length;
     wal.appendSnapshot({ index: 25, term: 1, confState: undefined });
     wal.sync();
     const removed = wal.release(25);
@@ -184,39 +200,72 @@ describe('WAL', () => {
     expect(describeEntries(rec.log.entries ?? [])).toEqual(describeEntries([entry(6, 3)]));
   });
 
-  it('cuts a torn tail (a half-written record at the end) and tells what it cut', () => {
+  it('cuts a torn tail (a half-written record before the zeros) by zeroing it, and tells what it cut', () => {
     const { fs, wal } = fresh();
     writeEntries(wal, entries(1, 3, 1));
     wal.close();
     const [seg] = segments(fs);
     const path = seg as string;
-    const good = fs.read(path).length;
+    const good = dataEnd(fs);
+    expect(fs.read(path).length).toBe(SMALL); // preallocated
     const half = new RecordBuffer();
     half.entry(entry(4, 1, 'x'.repeat(100)));
-    appendRaw(fs, path, half.bytes().subarray(0, 50));
+    writeRaw(fs, path, good, half.bytes().subarray(0, 50));
     const cuts: [string, number, number][] = [];
     const { rec, wal: w2 } = reopen(fs, { onTruncate: (p, o, b) => cuts.push([p, o, b]) });
     expect(rec.tornTail).toMatchObject({ path, offset: good, bytes: 50 });
     expect(cuts).toEqual([[path, good, 50]]);
-    expect(fs.read(path).length).toBe(good);
+    expect(fs.read(path).length).toBe(SMALL);
+    expect(Buffer.from(fs.read(path).subarray(good)).equals(Buffer.alloc(SMALL - good))).toBe(true);
     w2.appendEntry(entry(4, 1));
     w2.close();
     expect(describeEntries(recoverWal(fs, DIR).log.entries ?? [])).toEqual(describeEntries(entries(1, 4, 1)));
   });
 
-  it('treats zeros and short headers at the end as a torn tail', () => {
-    for (const tail of [new Uint8Array(4096), new Uint8Array(3), Buffer.from([5, 0, 0, 0, 1, 2, 3, 4, 9])]) {
+  it('zeros after the data are a clean end; a short or bad header before them is a torn tail', () => {
+    const { fs, wal } = fresh();
+    writeEntries(wal, entries(1, 2, 1));
+    wal.close();
+    const clean = recoverWal(fs, DIR);
+    expect(clean.tornTail).toBeUndefined();
+    expect(clean.log.lastIndex).toBe(2);
+    for (const tail of [Buffer.from([0, 0, 0, 0, 7]), Buffer.from([5, 0, 0, 0, 1, 2, 3, 4, 9]), Buffer.from([0, 1])]) {
       const { fs, wal } = fresh();
       writeEntries(wal, entries(1, 2, 1));
       wal.close();
       const path = segments(fs)[0] as string;
-      const good = fs.read(path).length;
-      appendRaw(fs, path, tail);
+      const good = dataEnd(fs);
+      writeRaw(fs, path, good, tail);
       const { rec } = reopen(fs);
       expect(rec.tornTail?.offset).toBe(good);
-      expect(fs.read(path).length).toBe(good);
+      expect(dataEnd(fs)).toBe(good);
+      expect(recoverWal(fs, DIR).tornTail).toBeUndefined(); // zeroed
       expect(rec.log.lastIndex).toBe(2);
     }
+  });
+
+  it('opens a segment from before preallocation (short: the end of the file ends the data), torn tail and all', () => {
+    const fs = new MemFs();
+    fs.mkdirp(DIR);
+    const path = `${DIR}/${segmentName(0, 1)}`;
+    const old = new RecordBuffer();
+    old.record({ record: { $case: 'hardState', hardState: { term: 1, vote: 1, commit: 0 } } });
+    for (const e of entries(1, 3, 1)) old.entry(e);
+    const good = old.length;
+    old.entry(entry(4, 1));
+    const h = fs.openAppend(path);
+    fs.syncDir(DIR);
+    h.append(old.bytes().subarray(0, good + 5)); // entry 4 torn: 5 bytes of it
+    h.sync();
+    h.close();
+    const { rec, wal } = reopen(fs);
+    expect(rec.tornTail).toMatchObject({ path, offset: good, bytes: 5 });
+    expect(rec.log.lastIndex).toBe(3);
+    wal.appendEntry(entry(4, 2));
+    wal.close();
+    const again = recoverWal(fs, DIR);
+    expect(describeEntries(again.log.entries ?? [])).toEqual(describeEntries([...entries(1, 3, 1), entry(4, 2)]));
+    expect(again.tornTail).toBeUndefined();
   });
 
   it('cuts a torn tail of many megabytes of noise quickly (the forward scan stays linear)', () => {
@@ -224,8 +273,8 @@ describe('WAL', () => {
     writeEntries(wal, entries(1, 2, 1));
     wal.close();
     const path = segments(fs)[0] as string;
-    const good = fs.read(path).length;
-    appendRaw(fs, path, randomBytes(seededRandom(3), 8 << 20));
+    const good = dataEnd(fs);
+    writeRaw(fs, path, good, randomBytes(seededRandom(3), 8 << 20));
     const started = performance.now();
     const { rec } = reopen(fs);
     expect(performance.now() - started).toBeLessThan(5000); // about 0.1 s; without the filter, minutes
@@ -237,7 +286,7 @@ describe('WAL', () => {
     writeEntries(wal, entries(1, 3, 1));
     wal.sync();
     const path = segments(fs)[0] as string;
-    const second = fs.read(path).length; // offset of entry 4's record
+    const second = wal.listSegments()[0]?.size as number; // offset of entry 4's record
     writeEntries(wal, entries(4, 6, 1));
     wal.close();
     fs.corrupt(path, second + 12); // inside entry 4's payload
@@ -263,12 +312,12 @@ describe('WAL', () => {
     wal.close();
     const [first] = segments(fs);
     const path = first as string;
-    const size = fs.read(path).length;
+    const size = recoverWal(fs, DIR).segments[0]?.size as number;
     fs.corrupt(path, size - 1);
     const before = fs.dump();
     const data = Buffer.from(fs.read(path));
     let last = 0;
-    for (let p = 0; p < data.length; p += 8 + data.readUInt32LE(p)) last = p;
+    for (let p = 0; p < size; p += 8 + data.readUInt32LE(p)) last = p;
     expectCorrupt(() => recoverWal(fs, DIR), path, last, /checksum mismatch .*, in a segment that is not the last/);
     expect(fs.dump()).toEqual(before);
   });
@@ -278,7 +327,7 @@ describe('WAL', () => {
     writeEntries(wal, entries(1, 3, 1));
     wal.sync();
     const path = segments(fs)[0] as string;
-    const at = fs.read(path).length;
+    const at = wal.listSegments()[0]?.size as number;
     wal.appendEntry(entry(5, 1));
     wal.close();
     expectCorrupt(() => recoverWal(fs, DIR), path, at, /entry 5 leaves a gap after entry 3/);
@@ -301,10 +350,114 @@ describe('WAL', () => {
     writeEntries(wal, entries(1, 3, 1));
     wal.close();
     const path = segments(fs)[0] as string;
-    const size = fs.read(path).length;
+    const size = dataEnd(fs);
     fs.corrupt(path, size - 1);
     const { rec } = reopen(fs);
     expect(rec.log.lastIndex).toBe(2);
+  });
+
+  it('never replays stale bytes after a cut: what followed a torn record is zeroed before new records land there', () => {
+    const { fs, wal } = fresh();
+    writeEntries(wal, entries(1, 3, 1));
+    wal.sync();
+    const path = segments(fs)[0] as string;
+    const cut = wal.listSegments()[0]?.size as number;
+    // Entries 4 (big) and 5 reach the disk, but a sector in the middle of 4 does not (reads zeros).
+    const big = 'x'.repeat(2000);
+    wal.appendEntry(entry(4, 1, big));
+    wal.appendEntry(entry(5, 1));
+    wal.close();
+    const sector = (Math.floor(cut / 512) + 2) * 512;
+    writeRaw(fs, path, sector, new Uint8Array(512));
+    const { rec, wal: w2 } = reopen(fs);
+    expect(rec.log.lastIndex).toBe(3); // 4 is torn; 5, though intact, came after it
+    expect(rec.tornTail).toMatchObject({ offset: cut });
+    // A new leader's entry 4 of the same size ends exactly where the stale entry 5 started.
+    w2.appendEntry(entry(4, 2, big.replace(/x/g, 'y')));
+    w2.close();
+    const after = recoverWal(fs, DIR);
+    expect(describeEntries(after.log.entries ?? [])).toEqual(describeEntries([...entries(1, 3, 1), entry(4, 2, big.replace(/x/g, 'y'))]));
+    expect(after.tornTail).toBeUndefined();
+  });
+
+  it('a torn-looking record in a segment that is not the last is corruption naming the file and offset', () => {
+    const { fs, wal } = fresh({ segmentBytes: 3000 });
+    writeEntries(wal, entries(1, 2, 1));
+    wal.sync();
+    const at = wal.listSegments()[0]?.size as number;
+    wal.appendEntry(entry(3, 1, 'z'.repeat(3000))); // fills segment 0: segment 1 starts
+    wal.sync();
+    wal.appendEntry(entry(4, 1));
+    wal.close();
+    const [first] = segments(fs);
+    writeRaw(fs, first as string, (Math.floor(at / 512) + 2) * 512, new Uint8Array(512));
+    const before = fs.dump();
+    expectCorrupt(() => recoverWal(fs, DIR), first as string, at, /checksum mismatch .*, in a segment that is not the last/);
+    expect(fs.dump()).toEqual(before);
+  });
+
+  it('rotates onto the prepared zero-filled segment: renamed into place, the next one prepared right after', () => {
+    const { fs, wal } = fresh({ segmentBytes: 1024 });
+    const prepared = wal.preparedPath as string;
+    expect(prepared).toMatch(/\.tmp$/);
+    expect(fs.read(prepared)).toEqual(new Uint8Array(1024));
+    expect(fs.stats.zeroFiles).toBe(2); // the first segment, and the next one
+    let i = 0;
+    while (walNames(fs).length === 1) {
+      wal.appendEntry(entry(++i, 1, 'd'.repeat(100)));
+      wal.sync();
+    }
+    expect(fs.exists(prepared)).toBe(false); // renamed
+    expect(fs.stats.zeroFiles).toBe(3); // no zeros written in the rotation itself, one for the segment after
+    expect(wal.preparedPath).not.toBe(prepared);
+    const second = `${DIR}/${walNames(fs)[1] as string}`;
+    expect(fs.read(second).length).toBe(1024);
+    wal.close();
+    expect(fs.list(DIR).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    expect(recoverWal(fs, DIR).log.lastIndex).toBe(i);
+  });
+
+  it('removes a leftover .tmp on open without reading it', () => {
+    const { fs, wal } = fresh();
+    writeEntries(wal, entries(1, 2, 1));
+    wal.close();
+    // Valid-looking records under a temporary name: never read.
+    const junk = new RecordBuffer();
+    for (const e of entries(3, 9, 1)) junk.entry(e);
+    fs.writeAtomic(`${DIR}/next-0.wal.tmp`, junk.bytes());
+    fs.writeAtomic(`${DIR}/${segmentName(1, 3)}.tmp`, junk.bytes());
+    const { rec, wal: w2 } = reopen(fs);
+    expect(rec.log.lastIndex).toBe(2);
+    expect(fs.exists(`${DIR}/${segmentName(1, 3)}.tmp`)).toBe(false);
+    expect(fs.read(w2.preparedPath as string)).toEqual(new Uint8Array(SMALL)); // a fresh one
+    w2.close();
+  });
+
+  it('on real files: segments preallocated with zeros, the next prepared in the background and used', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'raft-wal-'));
+    try {
+      const fs = new NodeFs();
+      const wal = Wal.open(fs, recoverWal(fs, root), { segmentBytes: 64 * 1024 });
+      const [first] = readdirSync(root).filter((n) => n.endsWith('.wal'));
+      expect(statSync(join(root, first as string)).size).toBe(64 * 1024);
+      for (let k = 0; k < 100 && wal.preparedPath === undefined; k++) await new Promise((r) => setTimeout(r, 10));
+      const prepared = wal.preparedPath as string;
+      expect(statSync(prepared).size).toBe(64 * 1024);
+      let i = 0;
+      while (wal.listSegments().length === 1) {
+        wal.appendEntry(entry(++i, 1, 'd'.repeat(1000)));
+        wal.sync();
+      }
+      expect(existsSync(prepared)).toBe(false); // renamed into place
+      const second = wal.listSegments()[1]?.path as string;
+      expect(statSync(second).size).toBe(64 * 1024);
+      wal.close();
+      for (let k = 0; k < 100 && readdirSync(root).some((n) => n.endsWith('.tmp')); k++) await new Promise((r) => setTimeout(r, 10));
+      expect(readdirSync(root).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+      expect(recoverWal(fs, root).log.lastIndex).toBe(i);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('refuses every call after a failed write or fsync', () => {

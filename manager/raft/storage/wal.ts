@@ -8,6 +8,10 @@
 // A record: [payload length u32 LE][CRC-32 of the payload u32 LE][payload = WalRecord protobuf].
 // A segment starts with the hard state and the snapshot point current when it was made, so that
 // releasing older segments never loses them.
+//
+// Segments are preallocated: made at their full size of written zeros (as `*.tmp`, renamed into
+// place), then overwritten record by record, so that an fdatasync has no file size to journal. A
+// valid record is never all zeros (its length is at least 2), so a zero header ends the data.
 import { posix } from 'node:path';
 import { CorruptFileError, IllegalStateError } from '../../../common/errors.js';
 import { type Entry, entryTypeToNumber, type HardState, type SnapshotMetadata, WalRecord } from '../../../proto/gen/tswarm/raft.js';
@@ -19,6 +23,8 @@ export const RECORD_HEADER_BYTES = 8;
 /** The largest payload accepted; a larger length in a header is damage, not a record. */
 export const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** The unit a torn write is judged by: a disk writes a 512-byte sector whole or not at all. */
+export const SECTOR_BYTES = 512;
 
 const SEGMENT_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
 
@@ -358,14 +364,57 @@ function hex8(n: number): string {
  * length that fits (cubic in the tail's size); with it, about one offset in a million gets one.
  */
 function findValidRecord(data: Uint8Array, from: number, claimedEnd: number | undefined): number {
-  if (claimedEnd !== undefined && parseRecord(data, claimedEnd).ok) return claimedEnd;
-  for (let p = from; p + RECORD_HEADER_BYTES < data.length; p++) {
+  if (claimedEnd !== undefined && claimedEnd < data.length && parseRecord(data, claimedEnd).ok) return claimedEnd;
+  // A record's header has a non-zero byte: none starts past the last one (the zeros of a
+  // preallocated segment cost one memcmp, not a byte-by-byte scan).
+  const last = lastNonZero(data, from);
+  for (let p = from; p <= last && p + RECORD_HEADER_BYTES < data.length; p++) {
     const len = u32(data, p);
     if (len < 2 || len > MAX_RECORD_BYTES || p + RECORD_HEADER_BYTES + len > data.length) continue;
     if (!plausiblePayload(data, p + RECORD_HEADER_BYTES, len)) continue;
     if (parseRecord(data, p).ok) return p;
   }
   return -1;
+}
+
+/** The offset of the last non-zero byte at or after `from`, or -1 (memcmp speed, from the end). */
+export function lastNonZero(data: Uint8Array, from: number): number {
+  const chunk = 64 * 1024;
+  const zero = ZERO_BLOCK.length >= chunk ? ZERO_BLOCK : (ZERO_BLOCK = Buffer.alloc(chunk));
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  for (let end = data.length; end > from; ) {
+    const start = Math.max(from, end - chunk);
+    if (buf.compare(zero, 0, end - start, start, end) !== 0) {
+      for (let i = end - 1; i >= start; i--) if (data[i] !== 0) return i;
+    }
+    end = start;
+  }
+  return -1;
+}
+let ZERO_BLOCK: Buffer = Buffer.alloc(0);
+
+/** Whether the bytes from `p` to the end of the header (or of the file) are all zero: the end of the data. */
+function zeroHeader(data: Uint8Array, p: number): boolean {
+  const end = Math.min(p + RECORD_HEADER_BYTES, data.length);
+  for (let i = p; i < end; i++) if (data[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * Whether the bad record at `p` looks torn: some piece of it between two sector boundaries (the
+ * first and last pieces may be partial) is all zeros, as a sector the disk never wrote reads in
+ * a preallocated segment. `claimedEnd` is where its header says it ends, when the length is sane.
+ */
+function tornLooking(data: Uint8Array, p: number, claimedEnd: number | undefined): boolean {
+  const end = Math.min(claimedEnd ?? p + RECORD_HEADER_BYTES, data.length);
+  for (let from = p; from < end; ) {
+    const to = Math.min(end, (Math.floor(from / SECTOR_BYTES) + 1) * SECTOR_BYTES);
+    let zero = true;
+    for (let i = from; i < to && zero; i++) if (data[i] !== 0) zero = false;
+    if (zero) return true;
+    from = to;
+  }
+  return false;
 }
 
 /** Whether `len` bytes at `p` start like a WalRecord: tag 0x0a, 0x12 or 0x1a, then a varint that is the rest's length. */
@@ -390,7 +439,7 @@ export interface WalSegment {
   seq: number;
   firstIndex: number;
   path: string;
-  /** Bytes of valid records (after recovery, the file's length). */
+  /** Bytes of valid records: where the next record goes. The file may be longer (zeros). */
   size: number;
   /** The highest entry index written in the segment (0 if none): it may go once a snapshot covers it. */
   maxIndex: number;
@@ -407,15 +456,21 @@ export interface WalRecovery {
   snapshot: { metadata: SnapshotMetadata; pos: RecordPos } | undefined;
   /** Every snapshot record still in the WAL, by index. */
   snapshotRecords: Map<number, RecordPos>;
-  /** A torn write at the end of the last segment, to cut off when the WAL is opened for writing. */
+  /**
+   * Non-zero bytes after the end of the data in the last segment (a torn write, or what follows
+   * it): `bytes` from `offset` to the last non-zero byte, zeroed when the WAL is opened for writing.
+   */
   tornTail: { path: string; offset: number; bytes: number; problem: string } | undefined;
 }
 
 /**
- * Reads and replays every segment, read-only. A bad record at the end of the last segment, with no
- * valid record after it, is a torn write (an append that was never synced): it is reported in
- * `tornTail` and cut off later by `Wal.open`. Any other bad record, a missing segment or a record
- * that breaks the replay rules is corruption: a CorruptFileError naming the file and offset.
+ * Reads and replays every segment, read-only. The data of a segment ends at a zero header (the
+ * zeros of a preallocated segment) or at the end of the file (a segment from before
+ * preallocation). In the last segment, a bad record that looks torn (a sector's worth of it is
+ * zeros), or that no valid record follows, is a torn write (never synced): it and every non-zero
+ * byte after it are reported in `tornTail` and zeroed later by `Wal.open`. Any other bad record,
+ * a missing segment or a record that breaks the replay rules is corruption: a CorruptFileError
+ * naming the file and offset.
  */
 export function recoverWal(fs: RaftFs, dir: string): WalRecovery {
   const found: WalSegment[] = [];
@@ -443,13 +498,20 @@ export function recoverWal(fs: RaftFs, dir: string): WalRecovery {
     const isLast = s === found.length - 1;
     const data = fs.read(seg.path);
     let p = 0;
+    let torn: string | undefined;
     while (p < data.length) {
+      if (zeroHeader(data, p)) break; // the end of the data
       const parsed = parseRecord(data, p);
       if (!parsed.ok) {
         if (!isLast) throw new CorruptFileError(seg.path, `${parsed.problem}, in a segment that is not the last`, p);
-        const later = findValidRecord(data, p + 1, parsed.claimedEnd);
-        if (later >= 0) throw new CorruptFileError(seg.path, `${parsed.problem}, followed by a valid record at offset ${later}`, p);
-        tornTail = { path: seg.path, offset: p, bytes: data.length - p, problem: parsed.problem };
+        // Torn by a crash, the unwritten sectors read as zeros (and what follows is the rest of
+        // the same unsynced write, or zeros). No zeros in it: a damaged record, which is
+        // corruption if a valid record follows (synced data after it), else taken as torn.
+        if (!tornLooking(data, p, parsed.claimedEnd)) {
+          const later = findValidRecord(data, p + 1, parsed.claimedEnd);
+          if (later >= 0) throw new CorruptFileError(seg.path, `${parsed.problem}, followed by a valid record at offset ${later}`, p);
+        }
+        torn = parsed.problem;
         break;
       }
       const pos = { path: seg.path, offset: p };
@@ -477,6 +539,12 @@ export function recoverWal(fs: RaftFs, dir: string): WalRecovery {
       p = parsed.next;
     }
     seg.size = p;
+    if (isLast) {
+      // Whatever is not zero after the data goes, so that no stale byte can ever follow records
+      // written later (see Wal.open).
+      const last = lastNonZero(data, p);
+      if (last >= p) tornTail = { path: seg.path, offset: p, bytes: last + 1 - p, problem: torn ?? 'non-zero bytes after the zeros that end the data' };
+    }
   }
   const unfinished = log.finish();
   if (unfinished !== undefined) {
@@ -490,17 +558,39 @@ export function recoverWal(fs: RaftFs, dir: string): WalRecovery {
 // Writing
 
 export interface WalOptions {
-  /** A segment that reaches this size is closed and a new one started (default 64 MiB). */
+  /**
+   * The size segments are preallocated at (zeros); a segment whose records reach it is closed and
+   * the next one started (default 64 MiB). A batch that does not fit grows the file past it.
+   */
   segmentBytes?: number;
-  /** Told what a torn tail cut off: the file, the offset of the cut and the bytes removed. */
+  /** Told what recovery zeroed after the data (a torn write): the file, the offset and the bytes. */
   onTruncate?: (path: string, offset: number, bytes: number) => void;
 }
 
+/** The name of a segment being prepared; `*.tmp` files in the WAL directory are removed on open, never read. */
+function preparedName(n: number): string {
+  return `next-${n}.wal.tmp`;
+}
+
+let zeroChunk: Uint8Array | undefined;
+/** Writes `bytes` zeros at `offset` in chunks of at most 1 MiB. */
+function writeZerosAt(handle: FileHandle, offset: number, bytes: number): void {
+  zeroChunk ??= new Uint8Array(1 << 20);
+  for (let at = 0; at < bytes; at += zeroChunk.length) handle.write(zeroChunk.subarray(0, Math.min(zeroChunk.length, bytes - at)), offset + at);
+}
+
 /**
- * The WAL open for appending. Records are framed into one buffer as they are queued; `sync`
- * writes that buffer with one append and one fsync (group commit). A failed write or fsync leaves
- * the file in an unknown state (after a failed fsync the kernel may have dropped the dirty pages),
- * so the WAL then refuses every call: the process must restart and recover from disk.
+ * The WAL open for writing. Records are framed into one buffer as they are queued; `sync` writes
+ * that buffer with one write (at the end of the data, over the segment's zeros) and one fsync
+ * (group commit). A failed write or fsync leaves the file in an unknown state (after a failed
+ * fsync the kernel may have dropped the dirty pages), so the WAL then refuses every call: the
+ * process must restart and recover from disk.
+ *
+ * The next segment is prepared ahead of need (a zero-filled `next-N.wal.tmp`, synced): at open
+ * and right after each rotation, in the background where the file system can
+ * (`writeZerosAsync`), else synchronously at those two moments. A rotation renames it into place;
+ * if it is not ready yet, the rotation makes one synchronously (and the background one, when it
+ * completes, is removed).
  */
 export class Wal {
   private readonly buffer = new RecordBuffer();
@@ -511,6 +601,11 @@ export class Wal {
   private readonly segmentBytes: number;
   /** The index of the last snapshot record known to be on disk (0: none). */
   private syncedSnapshotIndex: number;
+  /** A complete, synced, zero-filled next segment under a temporary name. */
+  private prepared: string | undefined;
+  /** The background preparation in flight, if any; its callback checks it is still the one wanted. */
+  private preparing: { path: string } | undefined;
+  private preparedCount = 0;
 
   private constructor(
     private readonly fs: RaftFs,
@@ -528,37 +623,41 @@ export class Wal {
   }
 
   /**
-   * Opens the recovered WAL for appending: cuts off a torn tail (durably, before anything new is
-   * written after it), then continues the last segment, or makes the first one in an empty
-   * directory. Call only once every check that may refuse the state has passed: this is where
+   * Opens the recovered WAL for writing: removes leftover temporary files, zeroes a torn tail
+   * (durably, before anything new is written: no stale byte may follow later records), then
+   * continues the last segment, or makes the first one in an empty directory; then prepares the
+   * next segment. Call only once every check that may refuse the state has passed: this is where
    * the disk starts to change.
    */
   static open(fs: RaftFs, recovery: WalRecovery, opts: WalOptions = {}): Wal {
     const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 1) throw new IllegalStateError(`WAL ${recovery.dir}: segmentBytes ${segmentBytes} is not a positive integer`);
     const wal = new Wal(fs, recovery.dir, recovery.segments, recovery.hardState, recovery.snapshot?.metadata, recovery.log.lastIndex + 1, opts);
+    // Not synced: a removal undone by a crash is removed again next time.
+    for (const name of fs.list(recovery.dir)) if (name.endsWith('.tmp')) fs.remove(posix.join(recovery.dir, name));
     const last = recovery.segments.at(-1);
     if (last === undefined) {
       wal.startSegment(0);
-      return wal;
-    }
-    const handle = fs.openAppend(last.path);
-    try {
-      const torn = recovery.tornTail;
-      if (torn !== undefined && torn.path === last.path) {
-        handle.truncate(torn.offset);
-        handle.sync();
-        opts.onTruncate?.(torn.path, torn.offset, torn.bytes);
+    } else {
+      const handle = fs.openWrite(last.path);
+      try {
+        const torn = recovery.tornTail;
+        if (torn !== undefined && torn.path === last.path) {
+          writeZerosAt(handle, torn.offset, torn.bytes);
+          handle.sync();
+          opts.onTruncate?.(torn.path, torn.offset, torn.bytes);
+        }
+      } catch (err) {
+        handle.close();
+        throw err;
       }
-    } catch (err) {
-      handle.close();
-      throw err;
+      wal.handle = handle;
+      // Restate the recovered hard state and snapshot point in the segment being written: it may
+      // lack its header (a crash right after it was made), and release() relies on the newest
+      // segment holding them once older ones go.
+      wal.queueHeader();
     }
-    wal.handle = handle;
-    // Restate the recovered hard state and snapshot point in the segment being written: it may
-    // lack its header (a crash right after it was made), and release() relies on the newest
-    // segment holding them once older ones go.
-    wal.queueHeader();
+    wal.prepareNext();
     return wal;
   }
 
@@ -589,7 +688,7 @@ export class Wal {
   }
 
   /**
-   * Writes everything queued with one append and one fsync; a no-op if nothing is queued. Then,
+   * Writes everything queued with one write and one fsync; a no-op if nothing is queued. Then,
    * if the segment has reached `segmentBytes`, starts the next one.
    */
   sync(): void {
@@ -598,7 +697,7 @@ export class Wal {
     const seg = this.current();
     const handle = this.handle as FileHandle;
     try {
-      handle.append(this.buffer.bytes());
+      handle.write(this.buffer.bytes(), seg.size);
       handle.sync();
     } catch (err) {
       this.failure = err;
@@ -632,7 +731,7 @@ export class Wal {
       return done(null);
     }
     try {
-      handle.append(this.buffer.bytes());
+      handle.write(this.buffer.bytes(), seg.size);
     } catch (err) {
       this.failure = err;
       return done(err as Error);
@@ -686,15 +785,27 @@ export class Wal {
     return this.segments.map((s) => ({ ...s }));
   }
 
-  /** Syncs whatever is still queued (unless the WAL has failed), then closes. Idempotent. */
+  /** The prepared next segment (a temporary file), if one is ready: for tests. */
+  get preparedPath(): string | undefined {
+    return this.prepared;
+  }
+
+  /**
+   * Syncs whatever is still queued (unless the WAL has failed), then closes; the prepared segment
+   * is removed (not fsynced: one that comes back is removed on the next open). Idempotent.
+   */
   close(): void {
     if (this.handle === undefined) return;
     const handle = this.handle;
+    this.preparing = undefined;
     try {
       if (this.failure === undefined) this.sync();
     } finally {
       this.handle = undefined;
       handle.close();
+      const prepared = this.prepared;
+      this.prepared = undefined;
+      if (prepared !== undefined && this.failure === undefined) this.fs.remove(prepared);
     }
   }
 
@@ -703,13 +814,23 @@ export class Wal {
   }
 
   /**
-   * Makes a new segment durable (created, then the directory fsynced, before any record in it
-   * counts) and queues its header: the current hard state and snapshot point.
+   * Makes the next segment current: the prepared zero-filled file (or one made now) renamed into
+   * place, the directory fsynced (before any record in it counts), its header queued (the current
+   * hard state and snapshot point); then prepares the one after it.
    */
   private startSegment(seq: number): void {
     const path = posix.join(this.dir, segmentName(seq, this.nextIndex));
     try {
-      const handle = this.fs.openAppend(path);
+      let tmp = this.prepared;
+      this.prepared = undefined;
+      if (tmp === undefined) {
+        // Not ready: abandon a background preparation (its callback removes its file).
+        this.preparing = undefined;
+        tmp = posix.join(this.dir, preparedName(this.preparedCount++));
+        this.fs.writeZeros(tmp, this.segmentBytes);
+      }
+      this.fs.rename(tmp, path);
+      const handle = this.fs.openWrite(path);
       this.handle?.close();
       this.handle = handle;
       this.fs.syncDir(this.dir);
@@ -719,6 +840,44 @@ export class Wal {
     }
     this.segments.push({ seq, firstIndex: this.nextIndex, path, size: 0, maxIndex: 0 });
     this.queueHeader();
+    if (this.segments.length > 1) this.prepareNext();
+  }
+
+  /**
+   * Starts preparing the next segment unless one is ready or on its way: in the background if the
+   * file system can, else now. A background failure is forgotten (the rotation then makes the
+   * segment itself, and fails the WAL if that fails too); a synchronous one fails the WAL.
+   */
+  private prepareNext(): void {
+    if (this.prepared !== undefined || this.preparing !== undefined) return;
+    const path = posix.join(this.dir, preparedName(this.preparedCount++));
+    const fs = this.fs;
+    if (fs.writeZerosAsync === undefined) {
+      try {
+        fs.writeZeros(path, this.segmentBytes);
+      } catch (err) {
+        this.failure = err;
+        throw err;
+      }
+      this.prepared = path;
+      return;
+    }
+    const job = { path };
+    this.preparing = job;
+    fs.writeZerosAsync(path, this.segmentBytes, (err) => {
+      const wanted = this.preparing === job;
+      if (wanted) this.preparing = undefined;
+      if (err !== null) return; // writeZerosAsync removed the file
+      if (wanted && this.handle !== undefined && this.failure === undefined && this.prepared === undefined) {
+        this.prepared = path;
+        return;
+      }
+      try {
+        fs.remove(path);
+      } catch {
+        // Removed on the next open.
+      }
+    });
   }
 
   /** Queues the current hard state and snapshot point (records that change nothing in replay). */
