@@ -102,7 +102,7 @@ describe('dispatcher over mutual TLS', () => {
     expect(err.metadata.get('leader')).toEqual(['10.0.0.9:4242']);
   });
 
-  it('sends the complete set, then a removal, on one stream; answers a status report once it is committed', async () => {
+  it('sends the complete set, then a removal, on one stream; answers a status report once it is committed, and does not send it back', async () => {
     dispatcher.start();
     const session = client.session({ sessionId: '' });
     const sessionErrors: grpc.ServiceError[] = [];
@@ -142,6 +142,15 @@ describe('dispatcher over mutual TLS', () => {
     proposer.release();
     expect(await reply).toBeNull();
     expect(store.get('task', 't1')!.status!.state).toBe(TaskState.TASK_STATE_RUNNING);
+
+    // The node's own report is not sent back to it; a change of the desired state is.
+    const seen = msgs.length;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(msgs.length).toBe(seen);
+    await store.update((tx) => tx.update('task', { ...tx.get('task', 't1')!, desiredState: TaskState.TASK_STATE_SHUTDOWN }));
+    await until('the desired state', () => msgs.length > seen);
+    const change = msgs[seen]!.changes.map((c) => (c.assignment?.item?.$case === 'task' ? c.assignment.item.task : undefined));
+    expect(change.map((t) => [t?.id, t?.desiredState, t?.status?.state])).toEqual([['t1', TaskState.TASK_STATE_SHUTDOWN, TaskState.TASK_STATE_RUNNING]]);
     expect(sessionErrors).toEqual([]);
     session.cancel();
     assignments.cancel();

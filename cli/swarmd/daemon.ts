@@ -20,7 +20,8 @@ import { forceNewCluster } from '../../manager/recovery.js';
 import { parseEtcdUrl } from '../../manager/store/etcd-backend.js';
 import { joinCluster, ManagerClient } from './join.js';
 import { Agent } from '../../worker/agent/agent.js';
-import { RuntimeExecutor } from '../../worker/exec/runtime.js';
+import { nativeBinary, RuntimeExecutor } from '../../worker/exec/runtime.js';
+import { Spawner } from '../../worker/exec/spawner.js';
 import { ImageStore } from '../../worker/image/store.js';
 import { BridgeDriver } from '../../worker/network/bridge.js';
 import type { JoinResponse } from '../../proto/gen/tswarm/raft.js';
@@ -157,15 +158,18 @@ export class Daemon {
   /** Starts the task runner: the executor over the OCI runtime, the image store, the session. */
   private async startAgent(settings: AgentSettings): Promise<void> {
     const dataDir = this.options.dataDir;
-    const images = new ImageStore(join(dataDir, 'images'));
+    // One fork server for the commands the worker runs (runtime, monitor, mount, ip): see spawner.ts.
+    const spawnBin = nativeBinary('swarm-spawn');
+    const spawner = existsSync(spawnBin) ? new Spawner(spawnBin) : null;
+    const images = new ImageStore(join(dataDir, 'images'), spawner ? { mountCommand: spawner.mountCommand } : {});
     await images.init();
     let network: BridgeDriver | undefined;
     if (settings.bridge) {
       const [name, subnet] = settings.bridge.split(':');
-      network = new BridgeDriver({ stateDir: join(dataDir, 'network'), name, subnet });
+      network = new BridgeDriver({ stateDir: join(dataDir, 'network'), name, subnet, ...(spawner ? { runner: spawner.runner } : {}) });
       await network.create();
     }
-    const executor = new RuntimeExecutor({ stateDir: join(dataDir, 'exec'), images, runtime: settings.runtime, ...(network ? { network } : {}) });
+    const executor = new RuntimeExecutor({ stateDir: join(dataDir, 'exec'), images, runtime: settings.runtime, spawner, ...(network ? { network } : {}) });
     const description = nodeDescription();
     this.agent = new Agent({
       stateDir: join(dataDir, 'agent'),

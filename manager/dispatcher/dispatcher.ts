@@ -29,14 +29,25 @@ export function stateRank(s: TaskState): number {
   return taskStateToNumber(s);
 }
 
+interface Sent {
+  version: number;
+  /** A task's fields but its status and meta, as JSON; computed when its version moves. */
+  stable?: string;
+}
+
+/** A task as the node needs it: a change of status alone (the node's own report) is not news to it. */
+function stableForm(t: Task): string {
+  return JSON.stringify(Task.toJSON({ ...t, status: undefined, meta: undefined }));
+}
+
 interface Session {
   id: string;
   nodeId: string;
   lastHeartbeat: number;
   /** The open Assignments streams of this session (normally one). */
   streams: Set<grpc.ServerWritableStream<unknown, AssignmentsMessage>>;
-  /** What was sent to the node: assignment key → object version. */
-  sent: Map<string, number>;
+  /** What was sent to the node: assignment key → object version, and for a task its stable form (see syncAssignments). */
+  sent: Map<string, Sent>;
   sessionStream: grpc.ServerWritableStream<unknown, SessionMessage> | undefined;
 }
 
@@ -192,8 +203,22 @@ export class Dispatcher implements LeaderComponent {
     if (!this.running || s.streams.size === 0) return;
     const want = this.assignmentSet(s.nodeId);
     const changes: AssignmentChange[] = [];
+    const sent = new Map<string, Sent>();
     for (const [key, { version, change }] of want) {
-      if (complete || s.sent.get(key) !== version) changes.push(change);
+      const before = s.sent.get(key);
+      const item = change.assignment?.item;
+      if (before?.version === version) {
+        sent.set(key, before);
+        if (complete) changes.push(change);
+        continue;
+      }
+      // Most versions of a task differ only in the status the node itself reported (five times
+      // per task on its way to RUNNING): as SwarmKit's dispatcher does, those are not sent back.
+      // A new session's complete set carries the statuses, for an agent to see what the manager
+      // is missing.
+      const stable = item?.$case === 'task' ? stableForm(item.task) : undefined;
+      sent.set(key, { version, ...(stable !== undefined ? { stable } : {}) });
+      if (complete || before === undefined || stable === undefined || before.stable !== stable) changes.push(change);
     }
     if (!complete) {
       for (const key of s.sent.keys()) {
@@ -205,7 +230,7 @@ export class Dispatcher implements LeaderComponent {
         changes.push({ action: AssignmentChange_Action.ACTION_REMOVE, assignment: { item } });
       }
     }
-    s.sent = new Map([...want].map(([k, v]) => [k, v.version]));
+    s.sent = sent;
     if (!complete && changes.length === 0) return;
     const msg: AssignmentsMessage = { type: complete ? AssignmentsMessage_Type.TYPE_COMPLETE : AssignmentsMessage_Type.TYPE_INCREMENTAL, appliesTo: '', resultsIn: newId(), changes };
     for (const stream of s.streams) stream.write(msg);

@@ -32,6 +32,8 @@ export function stateRank(s: TaskState): number {
   return taskStateToNumber(s);
 }
 const rank = stateRank;
+/** The agent's task list is written at most this often (see scheduleSave). */
+const SAVE_DELAY_MS = 100;
 const TERMINAL = [TaskState.TASK_STATE_COMPLETE, TaskState.TASK_STATE_SHUTDOWN, TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_REJECTED, TaskState.TASK_STATE_ORPHANED];
 export const isTerminal = (s: TaskState): boolean => TERMINAL.includes(s);
 
@@ -349,6 +351,11 @@ export class Agent {
     this.client?.close();
     if (this.statusTimer) clearTimeout(this.statusTimer);
     await this.loop;
+    if (this.saveTimer !== undefined) {
+      clearTimeout(this.saveTimer);
+      this.saveTimer = undefined;
+      this.saveTasks();
+    }
     // Containers keep running under their monitors: a restarted agent re-adopts them.
   }
 
@@ -369,16 +376,21 @@ export class Agent {
     }
   }
 
-  private saveQueued = false;
+  private saveTimer: NodeJS.Timeout | undefined;
 
-  /** One write of tasks.json per turn of the event loop, however many states changed in it. */
+  /**
+   * At most one write of tasks.json per SAVE_DELAY_MS, however many states changed meanwhile: the
+   * whole list is written each time, and a scale of a hundred tasks changes states hundreds of
+   * times a second. What a crash loses in that window is recovered on restart: a task's
+   * controller asks the executor for its container by the task's id, and the manager resends the
+   * assignments with the session.
+   */
   private scheduleSave(): void {
-    if (this.saveQueued) return;
-    this.saveQueued = true;
-    setImmediate(() => {
-      this.saveQueued = false;
+    if (this.saveTimer !== undefined) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
       this.saveTasks();
-    });
+    }, SAVE_DELAY_MS);
   }
 
   private saveTasks(): void {
@@ -476,7 +488,7 @@ export class Agent {
     if (msg.type === AssignmentsMessage_Type.TYPE_COMPLETE) {
       for (const id of [...this.tasks.keys()]) if (!seen.has(id)) await this.withdraw(id);
     }
-    this.saveTasks();
+    this.scheduleSave();
   }
 
   /**

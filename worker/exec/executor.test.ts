@@ -190,6 +190,23 @@ describe.skipIf(MISSING.length > 0)('RuntimeExecutor', () => {
     expect(await ex.wait(hog.id)).toMatchObject({ exitCode: 137, signal: 'SIGKILL', oomKilled: true });
   });
 
+  it('wakes a wait on the exit file (not its one-second poll), and a wait aborted meanwhile rejects', async () => {
+    const ex = executor();
+    const quick = await ex.prepare({ id: 'quick', image, command: ['sleep', '0.2'] });
+    const slow = await ex.prepare({ id: 'slow', image, command: ['sleep', '1000'] });
+    await ex.start(slow.id);
+    const ac = new AbortController();
+    const aborted = ex.wait(slow.id, ac.signal);
+    await ex.start(quick.id);
+    const t0 = performance.now();
+    expect(await ex.wait(quick.id)).toMatchObject({ exitCode: 0 });
+    // The poll behind the watch comes every 1,000 ms; the container exits 200 ms after its start.
+    expect(performance.now() - t0).toBeLessThan(950);
+    ac.abort();
+    await expect(aborted).rejects.toThrow(/abort/i);
+    expect((await ex.inspect(slow.id)).status).toBe('running');
+  });
+
   it('refuses bad settings and specs naming the field, and maps a failed create to a RuntimeError leaving nothing', async () => {
     expect(() => executor({ runtime: 'docker' })).toThrow(InvalidArgumentError);
     expect(() => executor({ runtime: 'docker' })).toThrow(/^runtime: must be one of swarm-runtime, runc, crun/);

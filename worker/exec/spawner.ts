@@ -5,6 +5,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { TswarmError } from '../../common/errors.js';
+import type { MountCommand } from '../image/rootfs.js';
 import { CommandError, type CommandRunner } from '../network/bridge.js';
 
 export interface SpawnResult {
@@ -52,6 +53,12 @@ export class Spawner {
     const r = await this.run(argv, input);
     if (r.code !== 0) throw new CommandError(argv, r.stderr.trim() || `exit ${r.code ?? `signal ${r.signal}`}`);
     return r.stdout;
+  };
+
+  /** The same, for the image store's mount(8)/umount(8): rejects with the command's stderr. */
+  readonly mountCommand: MountCommand = async (argv) => {
+    const r = await this.run(argv);
+    if (r.code !== 0) throw Object.assign(new SpawnerError(`${argv[0]} exited with ${r.code ?? `signal ${r.signal}`}`), { stderr: r.stderr });
   };
 
   /** Stops the server (it finishes the commands running). */

@@ -11,7 +11,18 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
 
-const run = promisify(execFile);
+const execFileP = promisify(execFile);
+
+/**
+ * Runs mount(8)/umount(8): resolves when the command exits 0, else rejects with an error whose
+ * `stderr` holds what it said. The default forks this process (child_process.execFile); a worker
+ * passes its fork server's (worker/exec/spawner.ts), which costs the event loop far less.
+ */
+export type MountCommand = (argv: readonly string[]) => Promise<void>;
+
+export const execMountCommand: MountCommand = async (argv) => {
+  await execFileP(argv[0]!, argv.slice(1));
+};
 
 /** The most the option string may take: one page (4 KiB on the platforms we run on), minus its NUL. */
 export const MOUNT_OPTIONS_LIMIT = 4095;
@@ -122,21 +133,26 @@ function stderrOf(err: unknown): string {
   return s !== undefined && s !== '' ? s : (e.message ?? String(err));
 }
 
-/** `mount -t overlay overlay -o <options> <target>`, from `plan.cwd` when it is set. */
-export async function mountOverlay(plan: OverlayPlan, target: string): Promise<void> {
+/**
+ * `mount -t overlay overlay -o <options> <target>`, from `plan.cwd` when it is set (then always
+ * with execFile: the fork server runs commands from its own working directory).
+ */
+export async function mountOverlay(plan: OverlayPlan, target: string, run: MountCommand = execMountCommand): Promise<void> {
+  const argv = ['mount', '-t', 'overlay', 'overlay', '-o', plan.options, target];
   try {
-    await run('mount', ['-t', 'overlay', 'overlay', '-o', plan.options, target], { cwd: plan.cwd });
+    if (plan.cwd === undefined) await run(argv);
+    else await execFileP(argv[0]!, argv.slice(1), { cwd: plan.cwd });
   } catch (err) {
     throw new RootfsError(target, `mount -t overlay -o ${plan.options} failed: ${stderrOf(err)}`, { cause: err });
   }
 }
 
 /** Unmounts every mount stacked at `target`; nothing mounted there is not an error. */
-export async function unmount(target: string): Promise<void> {
+export async function unmount(target: string, run: MountCommand = execMountCommand): Promise<void> {
   target = await realpath(target).catch(() => target);
   while (await isMountPoint(target)) {
     try {
-      await run('umount', [target]);
+      await run(['umount', target]);
     } catch (err) {
       throw new RootfsError(target, `umount failed: ${stderrOf(err)}`, { cause: err });
     }

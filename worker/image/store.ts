@@ -10,8 +10,8 @@
 import { SerialQueue } from '../../common/serial.js';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, readlink, realpath, rename, rm, rmdir, chmod, lchown, lutimes, link, symlink, writeFile, utimes } from 'node:fs/promises';
+import { createReadStream, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import { lstat, mkdir, readdir, readFile, readlink, rename, rm, rmdir, chmod, lchown, lutimes, link, symlink, writeFile, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { promisify } from 'node:util';
@@ -20,7 +20,7 @@ import { Decompress } from 'fzstd';
 import { CorruptFileError, IllegalStateError, InvalidArgumentError, TswarmError } from '../../common/errors.js';
 import { digestHex, hashFile, hostPlatform, MEDIA, type ImageConfig, type Platform, RegistryClient, sha256Digest } from './distribution.js';
 import { readTar, type TarEntry } from './tar.js';
-import { isMountPoint, mountOverlay, planOverlay, RootfsError, unmount } from './rootfs.js';
+import { execMountCommand, isMountPoint, mountOverlay, planOverlay, RootfsError, unmount, type MountCommand } from './rootfs.js';
 
 export { RootfsError } from './rootfs.js';
 
@@ -146,8 +146,11 @@ export class ImageStore {
   private readonly unpacking = new Map<string, Promise<boolean>>();
   private seq = 0;
   private readonly serial = new SerialQueue();
-  constructor(root: string) {
+  private readonly mountCommand: MountCommand;
+  /** `mountCommand` runs mount(8) and umount(8) (default: execFile; see MountCommand). */
+  constructor(root: string, opts: { mountCommand?: MountCommand } = {}) {
     this.root = path.resolve(root);
+    this.mountCommand = opts.mountCommand ?? execMountCommand;
   }
 
   blobPath(digest: string): string {
@@ -505,12 +508,12 @@ export class ImageStore {
    * paths and the mount is made from the store root. Returns the mount point. This holds no
    * reference to the layers: containers use createRootfs(), which does.
    */
-  async mountRootfs(image: ImageRecord, target: string, upperDir: string, workDir: string): Promise<string> {
+  async mountRootfs(image: ImageRecord, target: string, upperDir: string, workDir: string, opts: { knownUnmounted?: boolean } = {}): Promise<string> {
     let mountPoint = path.resolve(target);
     const lowers: string[] = [];
     for (const l of [...image.layers].reverse()) {
       const dir = this.layerPath(l.diffId);
-      if (!(await exists(dir))) throw new RootfsError(mountPoint, `layer ${l.diffId} of image ${image.reference} is not in the store (pull the image again)`);
+      if (!existsSync(dir)) throw new RootfsError(mountPoint, `layer ${l.diffId} of image ${image.reference} is not in the store (pull the image again)`);
       lowers.push(dir);
     }
     const empty = path.join(this.root, 'empty');
@@ -527,17 +530,18 @@ export class ImageStore {
       upperDir: path.resolve(upperDir),
       workDir: path.resolve(workDir),
     });
-    for (const d of [mountPoint, upperDir, workDir]) await mkdir(d, { recursive: true });
-    mountPoint = await realpath(mountPoint); // as /proc/self/mountinfo will name it
-    if (await isMountPoint(mountPoint)) throw new RootfsError(mountPoint, 'something is already mounted there');
+    // Synchronous calls on the hot path of every container start: see createRootfs.
+    for (const d of [mountPoint, upperDir, workDir]) mkdirSync(d, { recursive: true });
+    mountPoint = realpathSync(mountPoint); // as /proc/self/mountinfo will name it
+    if (opts.knownUnmounted !== true && (await isMountPoint(mountPoint))) throw new RootfsError(mountPoint, 'something is already mounted there');
     for (const link of plan.links) await this.ensureLink(link.name, link.target);
-    await mountOverlay(plan, mountPoint);
+    await mountOverlay(plan, mountPoint, this.mountCommand);
     return mountPoint;
   }
 
   /** Unmounts what mountRootfs() mounted at `target` (nothing mounted: nothing to do). */
   async unmountRootfs(target: string): Promise<void> {
-    await unmount(path.resolve(target));
+    await unmount(path.resolve(target), this.mountCommand);
   }
 
   // l/<short> -> ../layers/<hex>/diff. A link already there must point at the same layer.
@@ -577,21 +581,27 @@ export class ImageStore {
       upperDir: path.join(dir, 'upper'),
       workDir: path.join(dir, 'work'),
     };
-    const created = await this.exclusive(async () => {
-      const old = await this.getRootfs(id);
+    // The record's small files with the synchronous calls: this runs for every container a
+    // worker starts, and fs/promises costs several thread-pool round trips per call.
+    const created = await this.exclusive(() => {
+      const old = this.readRootfs(id);
       if (old !== undefined && (old.image !== record.image || old.target !== record.target || old.layers.join() !== record.layers.join()))
         throw new IllegalStateError(`container ${id} already has a root filesystem of ${old.image} at ${old.target}`);
       if (old === undefined) {
-        await mkdir(dir, { recursive: true });
+        mkdirSync(dir, { recursive: true });
         const p = path.join(dir, 'rootfs.json');
-        await writeFile(`${p}.tmp`, JSON.stringify(record, null, 2));
-        await rename(`${p}.tmp`, p);
+        writeFileSync(`${p}.tmp`, JSON.stringify(record, null, 2));
+        renameSync(`${p}.tmp`, p);
       }
-      return old === undefined;
+      return Promise.resolve(old === undefined);
     });
-    if (!(await isMountPoint(record.target))) {
+    // A record made just now, with its target in the container's directory, has nothing mounted
+    // there (a record is written before its mount and removed after its unmount): no need to read
+    // the mount table, which grows with every container.
+    const fresh = created && within(dir, record.target);
+    if (fresh || !(await isMountPoint(record.target))) {
       try {
-        await this.mountRootfs(image, record.target, record.upperDir, record.workDir);
+        await this.mountRootfs(image, record.target, record.upperDir, record.workDir, { knownUnmounted: fresh });
       } catch (err) {
         if (created) await rm(dir, { recursive: true, force: true }); // a new container: leave no record behind
         throw err;
@@ -600,11 +610,19 @@ export class ImageStore {
     return record;
   }
 
-  async getRootfs(id: string): Promise<RootfsRecord | undefined> {
+  getRootfs(id: string): Promise<RootfsRecord | undefined> {
+    try {
+      return Promise.resolve(this.readRootfs(id));
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private readRootfs(id: string): RootfsRecord | undefined {
     const p = path.join(this.containerDir(id), 'rootfs.json');
     let text: string;
     try {
-      text = await readFile(p, 'utf8');
+      text = readFileSync(p, 'utf8');
     } catch {
       return undefined;
     }
@@ -639,8 +657,8 @@ export class ImageStore {
     const dir = this.containerDir(id);
     const r = await this.getRootfs(id);
     if (r === undefined && !(await exists(dir))) return false;
-    if (r !== undefined) await unmount(r.target);
-    await unmount(path.join(dir, 'merged'));
+    if (r !== undefined) await unmount(r.target, this.mountCommand);
+    await unmount(path.join(dir, 'merged'), this.mountCommand);
     await this.exclusive(async () => {
       // The record goes last, so that a crash half-way leaves a container that can be removed again.
       for (const d of ['merged', 'upper', 'work']) await rm(path.join(dir, d), { recursive: true, force: true });
