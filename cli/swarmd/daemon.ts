@@ -161,7 +161,7 @@ export class Daemon {
     // One fork server for the commands the worker runs (runtime, monitor, mount, ip): see spawner.ts.
     const spawnBin = nativeBinary('swarm-spawn');
     const spawner = existsSync(spawnBin) ? new Spawner(spawnBin) : null;
-    const images = new ImageStore(join(dataDir, 'images'), spawner ? { mountCommand: spawner.mountCommand } : {});
+    const images = new ImageStore(join(dataDir, 'images'), spawner ? { mounter: spawner.mounter } : {});
     await images.init();
     let network: BridgeDriver | undefined;
     if (settings.bridge) {

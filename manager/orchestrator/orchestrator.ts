@@ -25,7 +25,10 @@ export interface OrchestratorOptions {
   log: Logger;
   /** The clock (ms since the epoch); the cores take its value as data. Default Date.now. */
   now?: () => number;
-  /** Changes are gathered this long before a pass. Default 50 ms. */
+  /**
+   * Changes are gathered this long before a pass. Default 20 ms: it is latency on every scale and
+   * update, and a pass over a service of a hundred tasks costs well under a millisecond.
+   */
   coalesceMs?: number;
   /** Wait after a failed write that was not a conflict (e.g. leadership lost). Default 1000 ms. */
   retryMs?: number;
@@ -52,7 +55,7 @@ export class Orchestrator implements LeaderComponent {
     this.store = opts.store;
     this.log = opts.log.child({ component: 'orchestrator' });
     this.now = opts.now ?? Date.now;
-    this.coalesceMs = opts.coalesceMs ?? 50;
+    this.coalesceMs = opts.coalesceMs ?? 20;
     this.retryMs = opts.retryMs ?? 1000;
   }
 

@@ -3,8 +3,8 @@
 // SwarmKit does) reads the store, asks the pure core (scheduler.ts) for a plan, and writes it:
 // placed tasks get their node and status ASSIGNED; unplaceable ones keep PENDING with
 // status.pendingReason, written only when the reason changes (no churn). The debounce matters for
-// throughput: while the allocator streams thousands of PENDING tasks, a pass per 50 ms would
-// re-read every task and node each time.
+// throughput: while the allocator streams thousands of PENDING tasks, a pass per event would
+// re-read every task and node each time. (20 ms, not SwarmKit's 50: it is latency on every scale.)
 //
 // The plan is written in large transactions, several in flight (chunked.ts). A transaction that
 // loses a race (a task changed between the read and the apply: a version conflict) fails as a
@@ -19,7 +19,7 @@ import { writeChunked } from './chunked.js';
 import { isSchedulable, occupiesNode, schedule, type Plan } from './scheduler.js';
 
 export interface SchedulerOptions {
-  /** A pass runs once no event came for this long (a burst of events makes one pass). Default 50 ms. */
+  /** A pass runs once no event came for this long (a burst of events makes one pass). Default 20 ms. */
   debounceMs?: number;
   /** ...or this long after the first event it handles, whatever keeps coming. Default 1 s. */
   maxLatencyMs?: number;
@@ -71,7 +71,7 @@ export class Scheduler implements LeaderComponent {
     private readonly opts: SchedulerOptions = {},
   ) {
     this.log = log.child({ component: 'scheduler' });
-    this.debounceMs = opts.debounceMs ?? 50;
+    this.debounceMs = opts.debounceMs ?? 20;
     this.maxLatencyMs = opts.maxLatencyMs ?? 1000;
     this.retryMs = opts.retryMs ?? 1000;
     this.maxPerTx = opts.maxTasksPerTransaction ?? 1000;

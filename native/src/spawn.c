@@ -10,7 +10,14 @@
  *   "ID CODE SIGNAL OUTLEN ERRLEN\n" then OUTLEN bytes of stdout and ERRLEN bytes of stderr
  * CODE is the exit status (-1 when killed by a signal or when the command could not be spawned),
  * SIGNAL the signal number (0 if none); a spawn failure puts its message in stderr.
- * EOF on stdin: the server exits once the commands running have finished. */
+ * EOF on stdin: the server exits once the commands running have finished.
+ *
+ * Two built-in commands run in the server itself, without a process (an exec costs 0.6-0.9 ms
+ * here, mount(8) more, for each container's root filesystem):
+ *   swarm-spawn:mount TYPE SOURCE OPTIONS TARGET   mount(2) with no flags
+ *   swarm-spawn:umount TARGET                      umount2(2) with no flags
+ * They answer CODE 0, or 1 with "PATH: strerror" on stderr; relative paths in OPTIONS resolve
+ * against the server's working directory (the caller's business: it passes absolute ones). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -21,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +52,8 @@ typedef struct job
   pid_t pid;
   int status;
   bool exited;
+  bool builtin; /* ran in the server: `code` is its result */
+  int code;
   int fd[3]; /* stdin (write end), stdout, stderr (read ends); -1 when closed */
   buf_t in, out, err;
   size_t in_off;
@@ -107,7 +117,9 @@ answer (job_t *j, rt_error_t *err)
 {
   char head[256];
   int code = -1, sig = 0, n;
-  if (j->pid > 0 && WIFEXITED (j->status))
+  if (j->builtin)
+    code = j->code;
+  else if (j->pid > 0 && WIFEXITED (j->status))
     code = WEXITSTATUS (j->status);
   else if (j->pid > 0 && WIFSIGNALED (j->status))
     sig = WTERMSIG (j->status);
@@ -194,6 +206,32 @@ fail:
   return -1;
 }
 
+/* Runs a built-in command (see the top of the file) as a finished job; false if argv is not one. */
+static bool
+job_builtin (job_t *j, long argc, char **argv, rt_error_t *err)
+{
+  const char *path;
+  int rc;
+  if (strcmp (argv[0], "swarm-spawn:mount") == 0 && argc == 5)
+    rc = mount (argv[2], argv[4], argv[1], 0, argv[3]), path = argv[4];
+  else if (strcmp (argv[0], "swarm-spawn:umount") == 0 && argc == 2)
+    rc = umount2 (argv[1], 0), path = argv[1];
+  else if (strncmp (argv[0], "swarm-spawn:", 12) == 0)
+    rc = -1, errno = EINVAL, path = argv[0];
+  else
+    return false;
+  j->builtin = true, j->exited = true, j->pid = -1;
+  j->code = rc < 0 ? 1 : 0;
+  if (rc < 0)
+    {
+      char msg[4096];
+      int n = snprintf (msg, sizeof msg, "%s: %s\n", path, strerror (errno));
+      if (buf_append (&j->err, msg, (size_t) (n < (int) sizeof msg ? n : (int) sizeof msg - 1), err) < 0)
+        j->code = 1;
+    }
+  return true;
+}
+
 /* Parses one request (payload of `len` bytes) and starts its job. */
 static int
 start_request (const char *p, size_t len, rt_error_t *err)
@@ -227,7 +265,7 @@ start_request (const char *p, size_t len, rt_error_t *err)
     return rt_make_error (err, ENOMEM, "calloc");
   j->fd[0] = j->fd[1] = j->fd[2] = -1;
   j->id = strdup (id);
-  if (j->id == NULL || buf_append (&j->in, p, (size_t) (end - p), err) < 0 || job_spawn (j, argv, err) < 0)
+  if (j->id == NULL || buf_append (&j->in, p, (size_t) (end - p), err) < 0 || (!job_builtin (j, argc, argv, err) && job_spawn (j, argv, err) < 0))
     {
       job_free (j);
       return rt_make_error (err, ENOMEM, "start request %s", id);

@@ -1,6 +1,8 @@
 // swarm-spawn, the fork server, through its client: status, output, stdin, signals, failures,
-// many commands at once, large outputs (no root needed).
-import { existsSync } from 'node:fs';
+// many commands at once, large outputs (no root needed); the built-in mount and unmount (root).
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CommandError } from '../network/bridge.js';
 import { nativeBinary } from './runtime.js';
@@ -37,5 +39,25 @@ describe.skipIf(!existsSync(BIN))('Spawner (swarm-spawn)', () => {
     results.slice(0, 50).forEach((r, i) => expect(r).toEqual({ code: 0, signal: 0, stdout: `${i}\n`, stderr: '' }));
     expect(results[50]!.stdout).toBe(big);
     expect(results[51]!.stdout).toBe('y'.repeat(1_000_000));
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('mounts and unmounts in the server itself, and reports a failure with the path and the reason', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tswarm-spawn-'));
+    const target = path.join(dir, 'mnt');
+    try {
+      await s.run(['mkdir', target]);
+      await s.mounter.mount('tmpfs', 'tswarm-spawn-test', 'size=1m,mode=0700', target);
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).toContain(` ${target} `);
+      writeFileSync(path.join(target, 'f'), 'x');
+      await s.mounter.unmount(target);
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(` ${target} `);
+      expect(existsSync(path.join(target, 'f'))).toBe(false); // it was on the tmpfs
+      await expect(s.mounter.unmount(target)).rejects.toThrow(`swarm-spawn:umount: ${target}: Invalid argument`);
+      await expect(s.mounter.mount('tmpfs', 'x', '', path.join(dir, 'missing'))).rejects.toThrow(`${path.join(dir, 'missing')}: No such file or directory`);
+      expect(await s.run(['swarm-spawn:nothing'])).toMatchObject({ code: 1, stderr: 'swarm-spawn:nothing: Invalid argument\n' });
+    } finally {
+      await s.mounter.unmount(target).catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

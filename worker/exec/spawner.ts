@@ -5,7 +5,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { TswarmError } from '../../common/errors.js';
-import type { MountCommand } from '../image/rootfs.js';
+import type { Mounter } from '../image/rootfs.js';
 import { CommandError, type CommandRunner } from '../network/bridge.js';
 
 export interface SpawnResult {
@@ -55,11 +55,16 @@ export class Spawner {
     return r.stdout;
   };
 
-  /** The same, for the image store's mount(8)/umount(8): rejects with the command's stderr. */
-  readonly mountCommand: MountCommand = async (argv) => {
-    const r = await this.run(argv);
-    if (r.code !== 0) throw Object.assign(new SpawnerError(`${argv[0]} exited with ${r.code ?? `signal ${r.signal}`}`), { stderr: r.stderr });
+  /** The image store's mounts, as the server's built-in commands (no process; see spawn.c). */
+  readonly mounter: Mounter = {
+    mount: (fsType, source, options, target) => this.builtin(['swarm-spawn:mount', fsType, source, options, target]),
+    unmount: (target) => this.builtin(['swarm-spawn:umount', target]),
   };
+
+  private async builtin(argv: string[]): Promise<void> {
+    const r = await this.run(argv);
+    if (r.code !== 0) throw Object.assign(new SpawnerError(`${argv[0]}: ${r.stderr.trim() || `exit ${r.code ?? `signal ${r.signal}`}`}`), { stderr: r.stderr });
+  }
 
   /** Stops the server (it finishes the commands running). */
   close(): void {

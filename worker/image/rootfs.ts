@@ -1,5 +1,5 @@
 // Overlay root filesystems: the pure part (building the overlay option string within the kernel's
-// one-page limit, reading /proc/self/mountinfo) and the thin shell that runs mount(8)/umount(8).
+// one-page limit, reading /proc/self/mountinfo) and the thin shell that mounts and unmounts (Mounter).
 //
 // The legacy mount(2) call copies its data argument (the option string) into one page, so an
 // image with many layers cannot name every layer by its absolute path. As Docker's overlay2 driver
@@ -14,14 +14,24 @@ import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
 const execFileP = promisify(execFile);
 
 /**
- * Runs mount(8)/umount(8): resolves when the command exits 0, else rejects with an error whose
- * `stderr` holds what it said. The default forks this process (child_process.execFile); a worker
- * passes its fork server's (worker/exec/spawner.ts), which costs the event loop far less.
+ * Mounts and unmounts: resolves when done, else rejects with an error whose `stderr` (or message)
+ * says why. The default runs mount(8)/umount(8) with child_process.execFile (a fork of this
+ * process); a worker passes its fork server's (worker/exec/spawner.ts), which makes the calls
+ * itself, with no process.
  */
-export type MountCommand = (argv: readonly string[]) => Promise<void>;
+export interface Mounter {
+  /** mount(2) of `source` at `target` with no flags: absolute paths in `options`. */
+  mount(fsType: string, source: string, options: string, target: string): Promise<void>;
+  unmount(target: string): Promise<void>;
+}
 
-export const execMountCommand: MountCommand = async (argv) => {
-  await execFileP(argv[0]!, argv.slice(1));
+export const execMounter: Mounter = {
+  mount: async (fsType, source, options, target) => {
+    await execFileP('mount', ['-t', fsType, source, '-o', options, target]);
+  },
+  unmount: async (target) => {
+    await execFileP('umount', [target]);
+  },
 };
 
 /** The most the option string may take: one page (4 KiB on the platforms we run on), minus its NUL. */
@@ -134,25 +144,24 @@ function stderrOf(err: unknown): string {
 }
 
 /**
- * `mount -t overlay overlay -o <options> <target>`, from `plan.cwd` when it is set (then always
- * with execFile: the fork server runs commands from its own working directory).
+ * `mount -t overlay overlay -o <options> <target>`; from `plan.cwd` when it is set, always with
+ * mount(8), since the kernel resolves the relative layer paths against the caller's directory.
  */
-export async function mountOverlay(plan: OverlayPlan, target: string, run: MountCommand = execMountCommand): Promise<void> {
-  const argv = ['mount', '-t', 'overlay', 'overlay', '-o', plan.options, target];
+export async function mountOverlay(plan: OverlayPlan, target: string, mounter: Mounter = execMounter): Promise<void> {
   try {
-    if (plan.cwd === undefined) await run(argv);
-    else await execFileP(argv[0]!, argv.slice(1), { cwd: plan.cwd });
+    if (plan.cwd === undefined) await mounter.mount('overlay', 'overlay', plan.options, target);
+    else await execFileP('mount', ['-t', 'overlay', 'overlay', '-o', plan.options, target], { cwd: plan.cwd });
   } catch (err) {
     throw new RootfsError(target, `mount -t overlay -o ${plan.options} failed: ${stderrOf(err)}`, { cause: err });
   }
 }
 
 /** Unmounts every mount stacked at `target`; nothing mounted there is not an error. */
-export async function unmount(target: string, run: MountCommand = execMountCommand): Promise<void> {
+export async function unmount(target: string, mounter: Mounter = execMounter): Promise<void> {
   target = await realpath(target).catch(() => target);
   while (await isMountPoint(target)) {
     try {
-      await run(['umount', target]);
+      await mounter.unmount(target);
     } catch (err) {
       throw new RootfsError(target, `umount failed: ${stderrOf(err)}`, { cause: err });
     }

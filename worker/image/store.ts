@@ -20,7 +20,7 @@ import { Decompress } from 'fzstd';
 import { CorruptFileError, IllegalStateError, InvalidArgumentError, TswarmError } from '../../common/errors.js';
 import { digestHex, hashFile, hostPlatform, MEDIA, type ImageConfig, type Platform, RegistryClient, sha256Digest } from './distribution.js';
 import { readTar, type TarEntry } from './tar.js';
-import { execMountCommand, isMountPoint, mountOverlay, planOverlay, RootfsError, unmount, type MountCommand } from './rootfs.js';
+import { execMounter, isMountPoint, mountOverlay, planOverlay, RootfsError, unmount, type Mounter } from './rootfs.js';
 
 export { RootfsError } from './rootfs.js';
 
@@ -146,11 +146,11 @@ export class ImageStore {
   private readonly unpacking = new Map<string, Promise<boolean>>();
   private seq = 0;
   private readonly serial = new SerialQueue();
-  private readonly mountCommand: MountCommand;
-  /** `mountCommand` runs mount(8) and umount(8) (default: execFile; see MountCommand). */
-  constructor(root: string, opts: { mountCommand?: MountCommand } = {}) {
+  private readonly mounter: Mounter;
+  /** `mounter` makes and removes the overlay mounts (default: mount(8) and umount(8); see Mounter). */
+  constructor(root: string, opts: { mounter?: Mounter } = {}) {
     this.root = path.resolve(root);
-    this.mountCommand = opts.mountCommand ?? execMountCommand;
+    this.mounter = opts.mounter ?? execMounter;
   }
 
   blobPath(digest: string): string {
@@ -535,13 +535,13 @@ export class ImageStore {
     mountPoint = realpathSync(mountPoint); // as /proc/self/mountinfo will name it
     if (opts.knownUnmounted !== true && (await isMountPoint(mountPoint))) throw new RootfsError(mountPoint, 'something is already mounted there');
     for (const link of plan.links) await this.ensureLink(link.name, link.target);
-    await mountOverlay(plan, mountPoint, this.mountCommand);
+    await mountOverlay(plan, mountPoint, this.mounter);
     return mountPoint;
   }
 
   /** Unmounts what mountRootfs() mounted at `target` (nothing mounted: nothing to do). */
   async unmountRootfs(target: string): Promise<void> {
-    await unmount(path.resolve(target), this.mountCommand);
+    await unmount(path.resolve(target), this.mounter);
   }
 
   // l/<short> -> ../layers/<hex>/diff. A link already there must point at the same layer.
@@ -657,8 +657,8 @@ export class ImageStore {
     const dir = this.containerDir(id);
     const r = await this.getRootfs(id);
     if (r === undefined && !(await exists(dir))) return false;
-    if (r !== undefined) await unmount(r.target, this.mountCommand);
-    await unmount(path.join(dir, 'merged'), this.mountCommand);
+    if (r !== undefined) await unmount(r.target, this.mounter);
+    await unmount(path.join(dir, 'merged'), this.mounter);
     await this.exclusive(async () => {
       // The record goes last, so that a crash half-way leaves a container that can be removed again.
       for (const d of ['merged', 'upper', 'work']) await rm(path.join(dir, d), { recursive: true, force: true });

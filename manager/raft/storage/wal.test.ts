@@ -433,17 +433,23 @@ describe('WAL', () => {
     w2.close();
   });
 
-  it('on real files: segments preallocated with zeros, the next prepared in the background and used', async () => {
+  it('on real files: segments preallocated with zeros, the next prepared in the background once half full, and used', async () => {
     const root = mkdtempSync(join(tmpdir(), 'raft-wal-'));
     try {
       const fs = new NodeFs();
       const wal = Wal.open(fs, recoverWal(fs, root), { segmentBytes: 64 * 1024 });
       const [first] = readdirSync(root).filter((n) => n.endsWith('.wal'));
       expect(statSync(join(root, first as string)).size).toBe(64 * 1024);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(readdirSync(root).filter((n) => n.endsWith('.tmp'))).toEqual([]); // not at open
+      let i = 0;
+      while (wal.listSegments()[0]!.size < 32 * 1024) {
+        wal.appendEntry(entry(++i, 1, 'd'.repeat(1000)));
+        wal.sync();
+      }
       for (let k = 0; k < 100 && wal.preparedPath === undefined; k++) await new Promise((r) => setTimeout(r, 10));
       const prepared = wal.preparedPath as string;
       expect(statSync(prepared).size).toBe(64 * 1024);
-      let i = 0;
       while (wal.listSegments().length === 1) {
         wal.appendEntry(entry(++i, 1, 'd'.repeat(1000)));
         wal.sync();

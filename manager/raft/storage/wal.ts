@@ -586,11 +586,12 @@ function writeZerosAt(handle: FileHandle, offset: number, bytes: number): void {
  * fsync the kernel may have dropped the dirty pages), so the WAL then refuses every call: the
  * process must restart and recover from disk.
  *
- * The next segment is prepared ahead of need (a zero-filled `next-N.wal.tmp`, synced): at open
- * and right after each rotation, in the background where the file system can
- * (`writeZerosAsync`), else synchronously at those two moments. A rotation renames it into place;
- * if it is not ready yet, the rotation makes one synchronously (and the background one, when it
- * completes, is removed).
+ * The next segment is prepared ahead of need (a zero-filled `next-N.wal.tmp`, synced): in the
+ * background where the file system can (`writeZerosAsync`), once the current segment is half
+ * full (not at open: tens of MiB written back at once delay the fsyncs of the first writes, and
+ * a short-lived node never needs them); else synchronously at open and right after each
+ * rotation. A rotation renames it into place; if it is not ready yet, the rotation makes one
+ * synchronously (and the background one, when it completes, is removed).
  */
 export class Wal {
   private readonly buffer = new RecordBuffer();
@@ -657,7 +658,7 @@ export class Wal {
       // segment holding them once older ones go.
       wal.queueHeader();
     }
-    wal.prepareNext();
+    wal.prepareSoon();
     return wal;
   }
 
@@ -709,6 +710,7 @@ export class Wal {
     this.pendingMaxIndex = 0;
     this.buffer.reset();
     if (seg.size >= this.segmentBytes) this.startSegment(seg.seq + 1);
+    else this.prepareSoon();
   }
 
   /**
@@ -741,6 +743,7 @@ export class Wal {
     if (this.pendingMaxIndex > seg.maxIndex) seg.maxIndex = this.pendingMaxIndex;
     this.pendingMaxIndex = 0;
     this.buffer.reset();
+    this.prepareSoon();
     handle.syncAsync((err) => {
       if (err) {
         this.failure = err;
@@ -840,7 +843,13 @@ export class Wal {
     }
     this.segments.push({ seq, firstIndex: this.nextIndex, path, size: 0, maxIndex: 0 });
     this.queueHeader();
-    if (this.segments.length > 1) this.prepareNext();
+    if (this.segments.length > 1) this.prepareSoon();
+  }
+
+  /** Prepares the next segment when it is time (see the class comment). */
+  private prepareSoon(): void {
+    if (this.fs.writeZerosAsync !== undefined && this.current().size < this.segmentBytes / 2) return;
+    this.prepareNext();
   }
 
   /**
