@@ -177,6 +177,23 @@ describe('NodeFs', () => {
     expect(fs.list(dir)).toEqual(['seg']);
   });
 
+  it('syncAsync: a small write on a later turn of the event loop, a large one on the thread pool; each calls back once', async () => {
+    const fs = new NodeFs();
+    const path = join(tmp(), 'seg');
+    const h = fs.openWrite(path);
+    h.write(bytes('small'), 0);
+    const order: string[] = [];
+    const small = new Promise<Error | null>((resolve) => h.syncAsync!(resolve, 5));
+    void small.then(() => order.push('small synced'));
+    order.push('returned');
+    expect(await small).toBeNull();
+    h.write(new Uint8Array(64 * 1024).fill(1), 5);
+    expect(await new Promise<Error | null>((resolve) => h.syncAsync!(resolve, 64 * 1024))).toBeNull();
+    expect(order).toEqual(['returned', 'small synced']);
+    expect(readFileSync(path).length).toBe(5 + 64 * 1024);
+    h.close();
+  });
+
   it('writeAtomic replaces the file whole and leaves no temporary file behind', () => {
     const dir = tmp();
     const fs = new NodeFs();

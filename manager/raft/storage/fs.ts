@@ -49,10 +49,11 @@ export interface FileHandle {
   /** Makes every byte written so far (and any truncation) durable. */
   sync(): void;
   /**
-   * Like sync, off the calling thread: `done` runs once the bytes appended so far are durable (or
-   * with the error). Optional: the in-memory file system has none, and callers fall back to sync.
+   * Like sync, later: `done` runs once the bytes written so far are durable (or with the error).
+   * `bytes`, what was written since the last sync, lets the file system choose how (NodeFs).
+   * Optional: the in-memory file system has none, and callers fall back to sync.
    */
-  syncAsync?(done: (err: Error | null) => void): void;
+  syncAsync?(done: (err: Error | null) => void, bytes?: number): void;
   /** The file's current length in bytes, including unsynced appends. */
   size(): number;
   /** Cuts the file to `length` bytes; not durable before `sync`. Later appends go to the new end. */
@@ -135,6 +136,8 @@ function writeAll(fd: number, data: Uint8Array, position: number | null = null):
 
 /** The chunk zero-filled files are written in. */
 const ZERO_CHUNK_BYTES = 1 << 20;
+/** NodeFs.syncAsync syncs writes up to this size on the event loop (see there). */
+const SMALL_SYNC_BYTES = 4096;
 let zeroChunk: Buffer | undefined;
 function zeros(): Buffer {
   zeroChunk ??= Buffer.alloc(ZERO_CHUNK_BYTES);
@@ -185,8 +188,28 @@ class NodeFileHandle implements FileHandle {
     io('fdatasync', this.path, () => fdatasyncSync(fd));
   }
 
-  syncAsync(done: (err: Error | null) => void): void {
+  /**
+   * A small write (up to SMALL_SYNC_BYTES: a lone entry, the light load where latency is all that
+   * counts) is synced on the event loop on its next turn, after what was queued before it (a
+   * leader's appends are on the wire by then); a larger one on the thread pool, so the loop
+   * goes on taking acknowledgements and proposals meanwhile. The thread pool's hop and wake-up
+   * cost a small sync as much as the sync itself here, and most of its tail: a 1.1 KiB
+   * fdatasync in Node, p50/p99 0.11/0.17 ms inline against 0.14/0.67 ms through the pool (three
+   * such loops at once: 0.17/0.65 against 0.21/1.37 ms).
+   */
+  syncAsync(done: (err: Error | null) => void, bytes?: number): void {
     const fd = this.open('sync');
+    if (bytes !== undefined && bytes <= SMALL_SYNC_BYTES) {
+      setImmediate(() => {
+        try {
+          io('fdatasync', this.path, () => fdatasyncSync(fd));
+        } catch (err) {
+          return done(err as Error);
+        }
+        done(null);
+      });
+      return;
+    }
     fdatasync(fd, (err) => done(err ? new StorageIoError('fdatasync', this.path, err) : null));
   }
 

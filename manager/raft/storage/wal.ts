@@ -732,13 +732,14 @@ export class Wal {
       }
       return done(null);
     }
+    const bytes = this.buffer.length;
     try {
       handle.write(this.buffer.bytes(), seg.size);
     } catch (err) {
       this.failure = err;
       return done(err as Error);
     }
-    seg.size += this.buffer.length;
+    seg.size += bytes;
     const snapshotIndex = this.snapshot?.index ?? 0;
     if (this.pendingMaxIndex > seg.maxIndex) seg.maxIndex = this.pendingMaxIndex;
     this.pendingMaxIndex = 0;
@@ -751,7 +752,7 @@ export class Wal {
       }
       this.syncedSnapshotIndex = Math.max(this.syncedSnapshotIndex, snapshotIndex);
       done(null);
-    });
+    }, bytes);
   }
 
   /**
