@@ -47,6 +47,7 @@ say "building native/"
 make -s -C native
 say "building TypeScript (dist/)"
 npx --no-install tsc -p tsconfig.build.json
+node scripts/bundle-cli.mjs
 chmod +x dist/cli/swarmd.js dist/cli/swarmctl.js
 if [ ! -f build/images/busybox/index.json ] || [ /bin/busybox -nt build/images/busybox/index.json ]; then
   say "building the busybox image (build/images/busybox, an OCI image layout)"
