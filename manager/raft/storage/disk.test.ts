@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CorruptFileError, IllegalStateError, InvalidArgumentError } from '../../../common/errors.js';
 import type { Entry, HardState, SnapshotMetadata } from '../../../proto/gen/tswarm/raft.js';
 import { RaftDisk, type PersistedState, type RaftDiskOptions } from './disk.js';
-import { type FileHandle, MemFs, type MemFsOp, NodeFs, type RaftFs } from './fs.js';
+import { type FileHandle, MemFs, type MemFsCrashOptions, type MemFsOp, NodeFs, type RaftFs } from './fs.js';
 import { snapshotName } from './snapshots.js';
 import { describeEntries, entries, entry, randInt, randomBytes, seededRandom } from './testing.js';
 
@@ -354,18 +354,21 @@ describe('RaftDisk', () => {
     expect(state.hardState).toEqual(hs(1, 1, 10));
   });
 
-  it('recovers from torn writes after many seeded random crashes: open succeeds, nothing synced is lost, nothing contradicts it', () => {
+  /**
+   * 300 seeds of a random workload on MemFs, each run `rounds` times through a power failure
+   * (before some fsync, or before any other operation, or between calls when the workload ends
+   * first), a crash of `crash`'s kind, and a recovery checked against what was synced. Segment
+   * sizes by seed: `sizes[seed % 3]`. Returns the torn tails the recoveries cut.
+   */
+  function crashRounds(sizes: number[], seedOf: (seed: number) => number, rounds: number, crash: MemFsCrashOptions): number {
     let torn = 0;
     for (let seed = 1; seed <= 300; seed++) {
-      // Segments of 1 byte rotate at every sync; 300 every few; 64 KiB hardly ever.
-      const opts = { segmentBytes: [300, 1, 65536][seed % 3] as number };
-      const random = seededRandom(seed);
+      const opts = { segmentBytes: sizes[seed % 3] as number };
+      const random = seededRandom(seedOf(seed));
       const power = new Power();
       const fs = new MemFs(power.hook);
       const driver = new Driver(openMem(fs, opts).disk, random);
-      for (let round = 0; round < 3; round++) {
-        // The power fails before some fsync (tearing the write before it), or before any other
-        // file-system operation, or (if the workload ends first) between calls.
+      for (let round = 0; round < rounds; round++) {
         if (random() < 0.5) power.arm(randInt(random, 1, 12), 'sync');
         else power.arm(randInt(random, 1, 60));
         try {
@@ -373,7 +376,7 @@ describe('RaftDisk', () => {
         } catch (err) {
           if (!(err instanceof SimulatedCrash)) throw err;
         }
-        fs.crash(random, { tear: true });
+        fs.crash(random, crash);
         power.arm();
         const { disk, state } = openMem(fs, { ...opts, onTruncate: () => torn++ });
         driver.verify(state, `seed ${seed} round ${round}`);
@@ -381,34 +384,17 @@ describe('RaftDisk', () => {
         expectNoTemporaries(fs);
       }
     }
+    return torn;
+  }
+
+  it('recovers from torn writes after many seeded random crashes: open succeeds, nothing synced is lost, nothing contradicts it', () => {
+    // Segments of 1 byte rotate at every sync; 300 every few; 64 KiB hardly ever.
+    const torn = crashRounds([300, 1, 65536], (seed) => seed, 3, { tear: true });
     expect(torn).toBeGreaterThan(100); // the workload does produce torn tails
   });
 
   it('recovers when a crash keeps any subset of the unsynced sectors (not a prefix), never resurrecting stale bytes', () => {
-    let torn = 0;
-    for (let seed = 1; seed <= 300; seed++) {
-      const opts = { segmentBytes: [4096, 1, 65536][seed % 3] as number };
-      const random = seededRandom(seed * 31 + 7);
-      const power = new Power();
-      const fs = new MemFs(power.hook);
-      const driver = new Driver(openMem(fs, opts).disk, random);
-      for (let round = 0; round < 4; round++) {
-        if (random() < 0.5) power.arm(randInt(random, 1, 12), 'sync');
-        else power.arm(randInt(random, 1, 60));
-        try {
-          for (let s = 0; s < 60; s++) driver.step();
-        } catch (err) {
-          if (!(err instanceof SimulatedCrash)) throw err;
-        }
-        fs.crash(random, { sectors: true });
-        power.arm();
-        const { disk, state } = openMem(fs, { ...opts, onTruncate: () => torn++ });
-        driver.verify(state, `seed ${seed} round ${round}`);
-        driver.disk = disk;
-        expectNoTemporaries(fs);
-      }
-    }
-    expect(torn).toBeGreaterThan(100);
+    expect(crashRounds([4096, 1, 65536], (seed) => seed * 31 + 7, 4, { sectors: true })).toBeGreaterThan(100);
   });
 
   it('recovers from a power loss at every file-system operation, also during recovery itself', () => {
