@@ -2,7 +2,7 @@
 // local socket is root on this host; without a certificate there is no identity.
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { callerOf, LOCAL_ADMIN, managersOnly } from './forward.js';
+import { callerOf, leaderService, LOCAL_ADMIN, managersOnly, type LeaderLocator } from './forward.js';
 
 function call(subject: Record<string, string> | undefined, forwardedFor?: string): grpc.ServerUnaryCall<unknown, unknown> {
   const metadata = new grpc.Metadata();
@@ -36,5 +36,41 @@ describe('callerOf', () => {
     expect(managersOnly('listNodes', { nodeId: 'm', role: 'manager', clusterId: 'c' })).toBeUndefined();
     expect(managersOnly('listNodes', { nodeId: 'w', role: 'worker', clusterId: 'c' })).toBe('node w is a worker; only managers may call the control API');
     expect(managersOnly('listNodes', undefined)).toMatch(/needs a manager certificate/);
+  });
+});
+
+describe('leaderService on a leader that has not caught up', () => {
+  const def = {
+    Get: { path: '/t.S/Get', requestStream: false, responseStream: false, requestSerialize: () => Buffer.alloc(0), requestDeserialize: () => ({}), responseSerialize: () => Buffer.alloc(0), responseDeserialize: () => ({}) },
+  } as unknown as grpc.ServiceDefinition;
+  const serveWith = (locator: LeaderLocator, served: string[]) =>
+    leaderService(def, { Get: () => (served.push('handled'), Promise.resolve('ok')) }, locator, {
+      leaderOnly: () => true,
+      authorize: () => undefined,
+      local: true,
+      catchUpWaitMs: 300,
+      toStatus: (err) => ({ code: grpc.status.INTERNAL, details: String(err) }),
+    });
+  const callGet = (impl: grpc.UntypedServiceImplementation): Promise<{ err: Partial<grpc.StatusObject> | null; res: unknown }> =>
+    new Promise((resolve) => (impl.Get as (c: unknown, cb: (err: Partial<grpc.StatusObject> | null, res?: unknown) => void) => void)(call(undefined), (err, res) => resolve({ err, res })));
+  const locator = (caughtUp: () => boolean): LeaderLocator => ({ isLeader: () => true, caughtUp, leaderAddr: () => undefined, credentials: () => grpc.credentials.createInsecure() });
+
+  it('holds a leader-only call until the store has caught up, then serves it', async () => {
+    let caught = false;
+    const served: string[] = [];
+    const answer = callGet(serveWith(locator(() => caught), served));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(served).toEqual([]); // not answered from a store that may lack committed writes
+    caught = true;
+    expect(await answer).toEqual({ err: null, res: 'ok' });
+    expect(served).toEqual(['handled']);
+  });
+
+  it('answers UNAVAILABLE, saying why, if it does not catch up in time', async () => {
+    const served: string[] = [];
+    const { err } = await callGet(serveWith(locator(() => false), served));
+    expect(err?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(err?.details).toMatch(/elected leader and is still applying the log after 300 ms/);
+    expect(served).toEqual([]);
   });
 });

@@ -9,12 +9,20 @@ import { peerIdentity, TLS_CHANNEL_OPTIONS, type NodeIdentity } from '../common/
 const FORWARDED_FOR = 'x-tswarm-forwarded-for';
 const HOPS = 'x-tswarm-hops';
 const MAX_HOPS = 3;
+/** How long a leader-only call waits for a new leader to catch up (see LeaderLocator.caughtUp). */
+const CATCH_UP_WAIT_MS = 5_000;
 
 /** The caller of a call that arrived on the local control socket: root on a manager's host. */
 export const LOCAL_ADMIN: NodeIdentity = { nodeId: 'local', role: 'manager', clusterId: '' };
 
 export interface LeaderLocator {
   isLeader(): boolean;
+  /**
+   * Whether this manager, while it leads, has applied everything of earlier terms to its store.
+   * A leader just elected (or just restarted) is not yet: its store may lack committed writes, so
+   * leader-only calls wait for it (up to CATCH_UP_WAIT_MS). Absent: always caught up.
+   */
+  caughtUp?(): boolean;
   /** host:port of the leader's gRPC listener; undefined while there is none. */
   leaderAddr(): string | undefined;
   /** Credentials for calls to other managers (this manager's certificate). */
@@ -47,6 +55,8 @@ export interface ServiceOptions {
   leaderOnly: (method: string) => boolean;
   /** Decides whether the caller may call the method; returns the reason to refuse, or undefined. */
   authorize: (method: string, caller: NodeIdentity | undefined) => string | undefined;
+  /** How long a leader-only call waits for a new leader to catch up (default CATCH_UP_WAIT_MS). */
+  catchUpWaitMs?: number;
   /** Calls on the local socket come from root on this host (LOCAL_ADMIN). */
   local: boolean;
   /** Maps an error thrown by a handler to a gRPC status. */
@@ -72,13 +82,7 @@ export function leaderService(def: grpc.ServiceDefinition, handlers: Record<stri
   for (const [name, method] of Object.entries(def)) {
     const handler = handlers[name];
     if (!handler) throw new Error(`leaderService: no handler for ${name}`);
-    impl[name] = (call: Call, cb: grpc.sendUnaryData<unknown>) => {
-      const caller = callerOf(call, opts.local);
-      const refused = opts.authorize(name, caller);
-      if (refused) {
-        cb({ code: grpc.status.PERMISSION_DENIED, details: refused });
-        return;
-      }
+    const serve = (call: Call, cb: grpc.sendUnaryData<unknown>, caller: NodeIdentity | undefined): void => {
       if (opts.leaderOnly(name) && !locator.isLeader()) {
         const addr = locator.leaderAddr();
         const hops = Number(call.metadata.get(HOPS)[0] ?? 0);
@@ -106,8 +110,35 @@ export function leaderService(def: grpc.ServiceDefinition, handlers: Record<stri
         (err: unknown) => cb(opts.toStatus(err)),
       );
     };
+    impl[name] = (call: Call, cb: grpc.sendUnaryData<unknown>) => {
+      const caller = callerOf(call, opts.local);
+      const refused = opts.authorize(name, caller);
+      if (refused) {
+        cb({ code: grpc.status.PERMISSION_DENIED, details: refused });
+        return;
+      }
+      if (opts.leaderOnly(name) && locator.isLeader() && locator.caughtUp?.() === false) {
+        const waitMs = opts.catchUpWaitMs ?? CATCH_UP_WAIT_MS;
+        void untilCaughtUp(locator, waitMs).then((ok) => {
+          if (ok || !locator.isLeader()) serve(call, cb, caller);
+          else cb({ code: grpc.status.UNAVAILABLE, details: `this manager was elected leader and is still applying the log after ${waitMs} ms` });
+        });
+        return;
+      }
+      serve(call, cb, caller);
+    };
   }
   return impl;
+}
+
+/** Resolves true once the locator is caught up, false if it stops leading or `waitMs` pass. */
+async function untilCaughtUp(locator: LeaderLocator, waitMs: number): Promise<boolean> {
+  const end = Date.now() + waitMs;
+  while (locator.isLeader() && locator.caughtUp?.() === false) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return locator.isLeader();
 }
 
 /** Only managers (certificate or local socket). */

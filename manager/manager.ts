@@ -124,9 +124,7 @@ export class Manager implements LeaderLocator {
     this.leaderTimer = setInterval(() => {
       // Start once this manager leads with everything of earlier terms applied; stop only when it
       // no longer leads (entries in flight are normal while leading).
-      const s = this.raft?.status();
-      const caughtUp = !s || (s.commit >= s.lastIndex && s.applied >= s.commit);
-      const ready = this.isLeader() && (this.leading || caughtUp);
+      const ready = this.isLeader() && (this.leading || this.storeCaughtUp());
       if (ready === this.leading) return;
       this.leading = ready;
       this.leaderSwitch = this.leaderSwitch.then(async () => {
@@ -146,6 +144,21 @@ export class Manager implements LeaderLocator {
   isLeader(): boolean {
     if (this.etcd) return this.etcd.isLeader;
     return this.raft?.status().role === 'leader';
+  }
+
+  /**
+   * Leading with everything of earlier terms applied (the entry of its own term committed, and
+   * the store at the commit index): before that, a new leader's store may lack committed writes,
+   * and the control API waits rather than answer from it (forward.ts).
+   */
+  caughtUp(): boolean {
+    if (this.etcd) return true;
+    return this.leading || this.storeCaughtUp();
+  }
+
+  private storeCaughtUp(): boolean {
+    const s = this.raft?.status();
+    return !s || (s.commit >= s.lastIndex && s.applied >= s.commit);
   }
 
   leaderAddr(): string | undefined {

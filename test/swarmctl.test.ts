@@ -27,8 +27,9 @@ describe('swarmd init and swarmctl', () => {
 
   async function startDaemon(args: string[]): Promise<void> {
     daemon = spawn(process.execPath, [swarmd, ...args, '--data-dir', join(dir, 'data'), '--socket', sock()], { stdio: 'ignore' });
+    // Up once a leader-only call is answered (`version` is answered by any swarmd, leading or not).
     for (let i = 0; i < 200; i++) {
-      if (ctl('version').code === 0) return;
+      if (ctl('node', 'ls').code === 0) return;
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error('swarmd did not come up');
@@ -238,7 +239,9 @@ describe('swarmd init and swarmctl', () => {
     expect(secret.status).toBe(0);
     await stopDaemon();
     await startDaemon([]);
-    expect(ctl('secret', 'ls').out).toMatch(/\s+db\n$/);
+    const ls = ctl('secret', 'ls');
+    expect(ls.err).toBe('');
+    expect(ls.out).toMatch(/\s+db\n$/);
     expect(ctl('service', 'ls', '-q').out.trim().split('\n')).toHaveLength(4); // dup, app, everywhere, never
     expect(ctl('version').out).toMatch(/Role\s+manager/);
   });
