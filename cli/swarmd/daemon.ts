@@ -20,8 +20,7 @@ import { forceNewCluster } from '../../manager/recovery.js';
 import { parseEtcdUrl } from '../../manager/store/etcd-backend.js';
 import { joinCluster, ManagerClient } from './join.js';
 import { Agent } from '../../worker/agent/agent.js';
-import { nativeBinary, RuntimeExecutor } from '../../worker/exec/runtime.js';
-import { Spawner } from '../../worker/exec/spawner.js';
+import { defaultSpawner, RuntimeExecutor } from '../../worker/exec/runtime.js';
 import { ImageStore } from '../../worker/image/store.js';
 import { BridgeDriver } from '../../worker/network/bridge.js';
 import type { JoinResponse } from '../../proto/gen/tswarm/raft.js';
@@ -159,8 +158,7 @@ export class Daemon {
   private async startAgent(settings: AgentSettings): Promise<void> {
     const dataDir = this.options.dataDir;
     // One fork server for the commands the worker runs (runtime, monitor, mount, ip): see spawner.ts.
-    const spawnBin = nativeBinary('swarm-spawn');
-    const spawner = existsSync(spawnBin) ? new Spawner(spawnBin) : null;
+    const spawner = defaultSpawner();
     const images = new ImageStore(join(dataDir, 'images'), spawner ? { mounter: spawner.mounter } : {});
     await images.init();
     let network: BridgeDriver | undefined;

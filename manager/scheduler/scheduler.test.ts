@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { Node, Task } from '../../proto/gen/tswarm/objects.js';
 import type { Placement as PlacementSpec, PortConfig } from '../../proto/gen/tswarm/types.js';
 import { EndpointSpec_ResolutionMode, NodeAvailability, NodeRole, NodeState, PortConfig_Protocol, PortConfig_PublishMode, TaskState } from '../../proto/gen/tswarm/types.js';
+import { seededRandom } from '../raft/core/rand.js';
 import { matchesAll, parseConstraints } from '../constraint/constraint.js';
 import { hostPortsOf, occupiesNode, schedule, summarize, type Plan, type ScheduleInput } from './scheduler.js';
 
@@ -288,18 +289,6 @@ describe('determinism', () => {
 // spread level, over the nodes that pass the static filters; tasks of the service on the node;
 // tasks on the node; node id) is chosen.
 describe('equivalence with the plain O(nodes) rule', () => {
-  /** A small deterministic PRNG (mulberry32). */
-  function prng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-
   function reference(input: ScheduleInput): Map<string, string | undefined> {
     const nodes = [...input.nodes].sort((a, b) => (a.id < b.id ? -1 : 1));
     const st = new Map(
@@ -349,7 +338,7 @@ describe('equivalence with the plain O(nodes) rule', () => {
   }
 
   function randomInput(seed: number): ScheduleInput {
-    const r = prng(seed);
+    const r = seededRandom(seed);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
     const nodes = Array.from({ length: 5 + Math.floor(r() * 30) }, (_, i) => {
       const labels: Record<string, string> = {};

@@ -116,6 +116,12 @@ export function nativeBinary(name: string): string {
   }
 }
 
+/** A fork server over the checkout's native/build/swarm-spawn; null when it is not built. */
+export function defaultSpawner(): Spawner | null {
+  const bin = nativeBinary('swarm-spawn');
+  return existsSync(bin) ? new Spawner(bin) : null;
+}
+
 function findInPath(name: string): string {
   for (const d of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
     const p = path.join(d || '.', name);
@@ -237,8 +243,7 @@ export class RuntimeExecutor implements Executor {
     if (!/^(\/[A-Za-z0-9_.-]+)+$/.test(parent) || parent.split('/').some((c) => c === '.' || c === '..'))
       throw new InvalidArgumentError('cgroupParent', `must be an absolute cgroup path of plain components: ${JSON.stringify(parent)}`);
     this.cgroupParent = parent;
-    const spawnBin = nativeBinary('swarm-spawn');
-    this.spawner = opts.spawner !== undefined ? opts.spawner : existsSync(spawnBin) ? new Spawner(spawnBin) : null;
+    this.spawner = opts.spawner !== undefined ? opts.spawner : defaultSpawner();
     this.seccompPath = opts.seccompProfile === undefined ? path.join(path.dirname(path.dirname(this.monitorBin)), 'seccomp', 'default.json') : opts.seccompProfile;
   }
 

@@ -183,8 +183,12 @@ describe('NodeFs', () => {
     const h = fs.openWrite(path);
     h.write(bytes('small'), 0);
     const order: string[] = [];
-    const small = new Promise<Error | null>((resolve) => h.syncAsync!(resolve, 5));
-    void small.then(() => order.push('small synced'));
+    const small = new Promise<Error | null>((resolve) =>
+      h.syncAsync!((err) => {
+        order.push('small synced');
+        resolve(err);
+      }, 5),
+    );
     order.push('returned');
     expect(await small).toBeNull();
     h.write(new Uint8Array(64 * 1024).fill(1), 5);
