@@ -11,7 +11,11 @@
 //    wait out the 10 s stop grace period, as `sleep` as PID 1 ignores SIGTERM) and, on Docker,
 //    until every container is removed (Docker desires REMOVE when scaling down; ours desires
 //    SHUTDOWN and keeps the stopped containers with the task history, so "gone" does not apply);
-//    then `service rm` and a wait (untimed) until no container is left, so trials start alike.
+//    then `service rm` and a wait (untimed) until no container is left. Before each trial, a wait
+//    (untimed) until the machine is quiet (the kernel tears network namespaces down after their
+//    processes), and before the first, a warm-up (three replicas, run and removed), so that
+//    trials start alike. Our workers give containers a bridge network, as Docker's tasks get
+//    docker0 (`--no-bridge`: only lo).
 //    Then once the waiting form (`swarmctl service scale NAME=N`, `docker service scale NAME=N`,
 //    no --detach): the time a user waits, as the command decides it is done.
 // 2. Lost worker: a 60-replica service spread over the three workers (20 each); kill -9 of the
@@ -24,7 +28,7 @@
 //
 //   node dist/bench/orchestration.js [--replicas 100] [--trials 3] [--skip-docker] [--skip-ours] [--lost-worker-trials 5] [--logs DIR]
 import * as grpc from '@grpc/grpc-js';
-import { cpSync, readdirSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { loadavg } from 'node:os';
 import yargs from 'yargs';
@@ -43,6 +47,7 @@ const argv = yargs(hideBin(process.argv))
   .option('skip-docker', { type: 'boolean', default: false })
   .option('skip-ours', { type: 'boolean', default: false, describe: 'Docker only (to check the anchor alone)' })
   .option('lost-worker-trials', { type: 'number', default: 5 })
+  .option('bridge', { type: 'boolean', default: true, describe: "our containers on a bridge network of their worker (Docker's are on docker0); --no-bridge: only lo" })
   .option('logs', { type: 'string', describe: "Copy the lab hosts' logs (swarmd's, with timestamps) to this directory before the clean-up, for profiling" })
   .parseSync();
 const N = argv.replicas;
@@ -96,6 +101,29 @@ interface Service {
   remove(): Promise<void>;
 }
 
+/** The machine's busy CPU ticks and all ticks so far (/proc/stat). */
+function cpuTicks(): { busy: number; all: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const all = f.reduce((a, b) => a + b, 0);
+  return { busy: all - f[3]! - f[4]!, all }; // idle and iowait are not busy
+}
+
+/**
+ * Waits (untimed, up to 30 s) until the machine is quiet: less than a quarter of its CPU busy over
+ * half a second. Removing 100 containers leaves the kernel work behind (network namespaces and
+ * their devices are torn down in a work queue, after the processes are gone), which would
+ * otherwise land on the next trial of whichever side comes next.
+ */
+async function settle(): Promise<void> {
+  const t0 = now();
+  while (now() - t0 < 30_000) {
+    const a = cpuTicks();
+    await sleep(500);
+    const b = cpuTicks();
+    if ((b.busy - a.busy) / Math.max(1, b.all - a.all) < 0.25) return;
+  }
+}
+
 /** Removes the service and waits (untimed) until its containers are gone, so that trials start alike. */
 async function clean(side: Side, svc: Service): Promise<void> {
   await svc.remove();
@@ -103,6 +131,7 @@ async function clean(side: Side, svc: Service): Promise<void> {
 }
 
 async function scaleTrial(side: Side, trial: number): Promise<ScaleResult> {
+  await settle();
   const svc = await side.create(`bench${trial}`);
   let t0 = now();
   if (argv.logs) console.log(`${side.name} trial ${trial}: scale to ${N} issued at ${new Date().toISOString()}`);
@@ -119,7 +148,20 @@ async function scaleTrial(side: Side, trial: number): Promise<ScaleResult> {
   return r;
 }
 
+/**
+ * Untimed: a service of three replicas runs and is removed before the trials, so that the first
+ * trial does not pay first-use costs the others do not (ours: each worker pulls the image from the
+ * registry on first use, where Docker's is imported beforehand; both: code paths run once).
+ */
+async function warmUp(side: Side): Promise<void> {
+  const svc = await side.create('benchwarm');
+  await svc.scale(3, true);
+  await until(`${side.name}: warm-up running`, now(), async () => (await svc.running()) === 3);
+  await clean(side, svc);
+}
+
 async function waitTrial(side: Side): Promise<WaitResult> {
+  await settle();
   const svc = await side.create('benchwait');
   let t0 = now();
   await svc.scale(N, false);
@@ -262,10 +304,12 @@ async function main(): Promise<void> {
   let oursWait: WaitResult | undefined;
   const lost: LostResult[] = [];
   if (!argv['skip-ours']) {
-    const cluster = await LabCluster.create({ managers: 1, workers: 3 });
+    // Each worker gives its containers a bridge network (as Docker gives its tasks docker0).
+    const cluster = await LabCluster.create({ managers: 1, workers: 3, swarmdArgs: argv.bridge ? ['--bridge', 'tsw0:172.31.0.0/16'] : [] });
     const client = controlClient(cluster);
     try {
       const side = ourSide(cluster, client);
+      await warmUp(side);
       for (let i = 0; i < argv.trials; i++) ours.push(await scaleTrial(side, i + 1));
       oursWait = await waitTrial(side);
       for (let i = 0; i < argv['lost-worker-trials']; i++) {
@@ -287,6 +331,7 @@ async function main(): Promise<void> {
     try {
       await d.importLayout(BUSYBOX_LAYOUT, 'tswarm-busybox:latest');
       const side = dockerSide(d);
+      await warmUp(side);
       for (let i = 0; i < argv.trials; i++) docker.push(await scaleTrial(side, i + 1));
       dockerWait = await waitTrial(side);
     } finally {

@@ -3,7 +3,7 @@
 export class SerialQueue {
   private tail: Promise<void> = Promise.resolve();
 
-  run<T>(fn: () => Promise<T>): Promise<T> {
+  run<T>(fn: () => T | Promise<T>): Promise<T> {
     const next = this.tail.then(fn);
     this.tail = next.then(
       () => undefined,

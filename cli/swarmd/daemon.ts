@@ -161,13 +161,19 @@ export class Daemon {
     const spawner = defaultSpawner();
     const images = new ImageStore(join(dataDir, 'images'), spawner ? { mounter: spawner.mounter } : {});
     await images.init();
+    // What lives as long as the containers do (their records and bundles, the bridge's endpoints)
+    // is kept next to the local socket: /run/tswarm by default, a tmpfs, which a reboot empties
+    // as it ends the containers; their logs, root filesystems and volumes are on the disk.
+    const runDir = dirname(this.options.socket);
     let network: BridgeDriver | undefined;
     if (settings.bridge) {
       const [name, subnet] = settings.bridge.split(':');
-      network = new BridgeDriver({ stateDir: join(dataDir, 'network'), name, subnet, ...(spawner ? { runner: spawner.runner } : {}) });
+      network = new BridgeDriver({ stateDir: join(runDir, 'network'), name, subnet, ...(spawner ? { runner: spawner.runner, links: spawner.links } : {}) });
       await network.create();
     }
-    const executor = new RuntimeExecutor({ stateDir: join(dataDir, 'exec'), images, runtime: settings.runtime, spawner, ...(network ? { network } : {}) });
+    const executor = new RuntimeExecutor({ stateDir: join(dataDir, 'exec'), runDir: join(runDir, 'exec'), images, runtime: settings.runtime, spawner, ...(network ? { network } : {}) });
+    const pruned = await executor.prune();
+    if (pruned.length > 0) this.log!.info({ containers: pruned }, 'removed the logs and root filesystems of containers without a record (after a reboot)');
     const description = nodeDescription();
     this.agent = new Agent({
       stateDir: join(dataDir, 'agent'),
@@ -179,8 +185,8 @@ export class Daemon {
       defaultRegistry: settings.defaultRegistry,
       network: network ? 'bridge' : 'none',
       description,
-      // Next to the local socket: /run/tswarm by default, a tmpfs, so secrets never reach a disk.
-      secretsDir: join(dirname(this.options.socket), 'secrets'),
+      // A tmpfs too, so that secrets never reach a disk.
+      secretsDir: join(runDir, 'secrets'),
       log: this.log!.child({ component: 'agent' }),
     });
     this.agent.start();

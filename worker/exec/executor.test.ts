@@ -161,6 +161,40 @@ describe.skipIf(MISSING.length > 0)('RuntimeExecutor', () => {
     });
   }
 
+  it('keeps records and bundles in runDir and logs in stateDir; after a "reboot" (runDir emptied), prune removes the root filesystems and logs left', async () => {
+    const runDir = path.join(work, `run-${n + 1}`);
+    const ex = executor({ runDir });
+    const info = await ex.prepare({ id: 'reboot-1', image, command: ['sh', '-c', 'echo before the reboot'] });
+    expect(info.bundle).toBe(path.join(runDir, 'containers', 'reboot-1', 'bundle'));
+    expect(info.logPath).toBe(path.join(ex.stateDir, 'logs', 'reboot-1.json'));
+    expect(existsSync(path.join(runDir, 'containers', 'reboot-1', 'container.json'))).toBe(true);
+    expect(existsSync(path.join(ex.stateDir, 'containers'))).toBe(false);
+    await ex.start(info.id);
+    await ex.wait(info.id);
+    expect(text(await collect(ex.logs(info.id)))).toBe('before the reboot\n');
+    const kept = await ex.prepare({ id: 'reboot-kept', image, command: ['true'] });
+    expect(await ex.prune()).toEqual([]); // every container has its record
+
+    // The reboot: the container and its runtime state are gone, the tmpfs is empty, and so is the
+    // mount table; the disk keeps the root filesystem and the log.
+    await ex.remove(kept.id, { force: true });
+    const rt = spawnSync(ex.runtimeBin, ['--root', ex.runtimeRoot, 'delete', '--force', info.id], { encoding: 'utf8' });
+    expect(rt.status, rt.stderr).toBe(0);
+    const rootfs = (await images.getRootfs(info.id))!;
+    spawnSync('umount', [rootfs.target]);
+    await rm(runDir, { recursive: true });
+    const after = executor({ runDir, stateDir: ex.stateDir, runtimeRoot: ex.runtimeRoot });
+    expect(await after.list()).toEqual([]);
+    expect(await after.prune()).toEqual(['reboot-1']);
+    expect(await images.getRootfs(info.id)).toBeUndefined();
+    expect(existsSync(info.logPath)).toBe(false);
+    // and a new container of that id starts with an empty log
+    const again = await after.prepare({ id: 'reboot-1', image, command: ['sh', '-c', 'echo after'] });
+    await after.start(again.id);
+    await after.wait(again.id);
+    expect(text(await collect(after.logs(again.id)))).toBe('after\n');
+  });
+
   it('stops with the stop signal, and with SIGKILL after the grace period when the signal is ignored', async () => {
     const ex = executor();
     const polite = await ex.prepare({ id: 'polite', image, command: ['sh', '-c', 'trap "echo bye; exit 0" TERM; echo up; while true; do sleep 0.05; done'] });

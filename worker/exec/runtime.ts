@@ -1,12 +1,18 @@
 // RuntimeExecutor: the Executor over an OCI runtime's command line (swarm-runtime, runc or crun)
 // and one swarm-monitor per container (native/src/monitor.c).
 //
-//   <stateDir>/containers/<id>/container.json   the record (below), written atomically
-//   <stateDir>/containers/<id>/bundle/config.json
-//   <stateDir>/containers/<id>/log.json         the monitor's JSON-lines log
-//   <stateDir>/containers/<id>/exit.json        the monitor's exit status, once the init exited
-//   <stateDir>/containers/<id>/init.pid         the runtime's --pid-file
+//   <runDir>/containers/<id>/container.json     the record (below), written atomically
+//   <runDir>/containers/<id>/bundle/config.json
+//   <runDir>/containers/<id>/exit.json          the monitor's exit status, once the init exited
+//   <runDir>/containers/<id>/init.pid           the runtime's --pid-file
+//   <stateDir>/logs/<id>.json                   the monitor's JSON-lines log
 //   <stateDir>/volumes/<name>/_data             named local volumes, kept after their containers
+//
+// runDir is meant to be a tmpfs (swarmd: /run/tswarm/exec), as runc's and containerd's state
+// are: a reboot ends every container and so also their records (which would otherwise outlive
+// them), and each container's files cost no disk inodes (new inodes are what a file creation
+// costs most on a busy disk; a container's start wrote about ten). Logs and volumes are data:
+// they stay on the disk. Without runDir, everything is under stateDir.
 //
 // The state files are small and local: they are read and written with the synchronous calls, a
 // few microseconds each, where fs/promises costs four thread-pool round trips per read (about
@@ -16,7 +22,7 @@
 // directory (after the previous process was killed) adopts the containers: running ones are
 // still running under their monitors, and exited ones have their exit status and logs.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
 import path from 'node:path';
@@ -49,8 +55,10 @@ const EXIT_POLL_MS = 1_000;
 export type RuntimeName = (typeof RUNTIMES)[number];
 
 export interface RuntimeExecutorOptions {
-  /** Records, bundles, logs and named volumes (made if absent). */
+  /** Logs and named volumes, and the rest where runDir is not given (made if absent). */
   stateDir: string;
+  /** Records, bundles, pid and exit files: a tmpfs such as /run (see the top of the file); default stateDir. */
+  runDir?: string;
   /** Where images are pulled and container root filesystems are made. */
   images: ImageStore;
   /** 'swarm-runtime' (default), 'runc' or 'crun'. */
@@ -218,6 +226,7 @@ function exitStatus(e: Exited): ExitStatus {
 
 export class RuntimeExecutor implements Executor {
   readonly stateDir: string;
+  readonly runDir: string;
   readonly runtime: RuntimeName;
   readonly runtimeBin: string;
   readonly runtimeRoot: string;
@@ -234,6 +243,7 @@ export class RuntimeExecutor implements Executor {
     if (!RUNTIMES.includes(rt as RuntimeName)) throw new InvalidArgumentError('runtime', `must be one of ${RUNTIMES.join(', ')}, got ${JSON.stringify(rt)}`);
     this.runtime = rt as RuntimeName;
     this.stateDir = path.resolve(opts.stateDir);
+    this.runDir = path.resolve(opts.runDir ?? opts.stateDir);
     this.images = opts.images;
     this.network = opts.network;
     this.runtimeBin = opts.runtimePath ?? (this.runtime === 'swarm-runtime' ? nativeBinary('swarm-runtime') : findInPath(this.runtime));
@@ -248,7 +258,7 @@ export class RuntimeExecutor implements Executor {
   }
 
   private dir(id: string): string {
-    return path.join(this.stateDir, 'containers', checkContainerId(id));
+    return path.join(this.runDir, 'containers', checkContainerId(id));
   }
 
   /** A named volume's host directory. */
@@ -258,7 +268,7 @@ export class RuntimeExecutor implements Executor {
 
   private paths(id: string): { record: string; bundle: string; log: string; exit: string; pid: string } {
     const d = this.dir(id);
-    return { record: path.join(d, 'container.json'), bundle: path.join(d, 'bundle'), log: path.join(d, 'log.json'), exit: path.join(d, 'exit.json'), pid: path.join(d, 'init.pid') };
+    return { record: path.join(d, 'container.json'), bundle: path.join(d, 'bundle'), log: path.join(this.stateDir, 'logs', `${id}.json`), exit: path.join(d, 'exit.json'), pid: path.join(d, 'init.pid') };
   }
 
   private loadRecord(id: string): ContainerRecord {
@@ -330,12 +340,14 @@ export class RuntimeExecutor implements Executor {
     }
     const p = this.paths(spec.id);
     mkdirSync(path.dirname(this.dir(spec.id)), { recursive: true });
+    mkdirSync(path.dirname(p.log), { recursive: true });
     try {
       mkdirSync(this.dir(spec.id)); // claims the id atomically
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new IllegalStateError(`container ${spec.id} exists`);
       throw err;
     }
+    rmSync(p.log, { force: true }); // left by a container of this id whose record a reboot took (see prune)
     const record: ContainerRecord = {
       version: 1,
       id: spec.id,
@@ -522,6 +534,7 @@ export class RuntimeExecutor implements Executor {
     for (let i = 0; i < 500 && alive(r.monitorPid, r.monitorStartTime); i++) await sleep(10);
     if (r.network === 'bridge' && this.network !== undefined) await this.network.detach(r.id);
     await this.images.removeRootfs(r.id);
+    await rm(this.paths(r.id).log, { force: true });
     await rm(this.dir(r.id), { recursive: true, force: true });
   }
 
@@ -574,7 +587,7 @@ export class RuntimeExecutor implements Executor {
   async list(): Promise<ContainerInfo[]> {
     let ids: string[];
     try {
-      ids = await readdir(path.join(this.stateDir, 'containers'));
+      ids = await readdir(path.join(this.runDir, 'containers'));
     } catch {
       return [];
     }
@@ -608,6 +621,29 @@ export class RuntimeExecutor implements Executor {
     const res = await this.run([r.runtimeBin, '--root', r.runtimeRoot, ...args, id, ...command]);
     if (res.code === null) return { exitCode: 128 + res.signal, stdout: res.stdout, stderr: res.stderr };
     return { exitCode: res.code, stdout: res.stdout, stderr: res.stderr };
+  }
+
+  /**
+   * Removes what containers without a record left behind: their root filesystems and logs. With
+   * runDir on a tmpfs, a reboot takes every record (and every container); the rest is on the
+   * disk. To be called when the executor starts, before any prepare (a prepare in flight has a
+   * record before it has a root filesystem, but prune reads the records first). Returns the ids.
+   */
+  async prune(): Promise<string[]> {
+    const known = new Set(await readdir(path.join(this.runDir, 'containers')).catch(() => [] as string[]));
+    const gone = new Set<string>();
+    for (const r of await this.images.listRootfs()) {
+      if (known.has(r.id)) continue;
+      await this.images.removeRootfs(r.id);
+      gone.add(r.id);
+    }
+    for (const f of await readdir(path.join(this.stateDir, 'logs')).catch(() => [] as string[])) {
+      const id = f.replace(/\.json$/, '');
+      if (known.has(id)) continue;
+      await rm(path.join(this.stateDir, 'logs', f), { force: true });
+      gone.add(id);
+    }
+    return [...gone].sort();
   }
 
   /** Named volumes under the state directory. */

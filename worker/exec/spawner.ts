@@ -6,7 +6,7 @@ import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { TswarmError } from '../../common/errors.js';
 import type { Mounter } from '../image/rootfs.js';
-import { CommandError, type CommandRunner } from '../network/bridge.js';
+import { CommandError, type CommandRunner, type LinkOps } from '../network/bridge.js';
 
 export interface SpawnResult {
   /** The exit status; null when a signal ended the command or it could not be started. */
@@ -59,6 +59,26 @@ export class Spawner {
   readonly mounter: Mounter = {
     mount: (fsType, source, options, target) => this.builtin(['swarm-spawn:mount', fsType, source, options, target]),
     unmount: (target) => this.builtin(['swarm-spawn:umount', target]),
+  };
+
+  /** The bridge driver's device work, as the server's netlink built-ins (no process; see spawn.c). */
+  readonly links: LinkOps = {
+    addVeth: (r) =>
+      this.builtin([
+        'swarm-spawn:veth',
+        r.hostNetns ?? '-',
+        r.bridge,
+        r.hostEnd,
+        r.containerNetns,
+        r.ifname,
+        r.mac,
+        String(r.mtu ?? 0),
+        r.address,
+        String(r.prefixLength),
+        r.gateway,
+        r.hairpin ? '1' : '0',
+      ]),
+    deleteLink: (netns, name) => this.builtin(['swarm-spawn:link-del', netns ?? '-', name]),
   };
 
   private async builtin(argv: string[]): Promise<void> {

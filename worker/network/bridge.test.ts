@@ -7,9 +7,11 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CorruptFileError, IllegalStateError, InvalidArgumentError } from '../../common/errors.js';
-import { BridgeDriver, NetworkError, natTable } from './bridge.js';
+import { nativeBinary } from '../exec/runtime.js';
+import { Spawner } from '../exec/spawner.js';
+import { BridgeDriver, NetworkError, natTable, type BridgeOptions } from './bridge.js';
 
 const BUSYBOX = '/bin/busybox';
 const namespaces: string[] = [];
@@ -90,7 +92,15 @@ function fetchFrom(ns: string, url: string): string | undefined {
   return r.status === 0 ? r.stdout : undefined;
 }
 
-describe('bridge driver', () => {
+// Both ways of making the devices: ip(8) processes, and swarm-spawn's netlink built-ins.
+const spawner = new Spawner(nativeBinary('swarm-spawn'));
+afterAll(() => spawner.close());
+const WAYS: [string, Partial<BridgeOptions>][] = [
+  ['ip(8)', {}],
+  ['netlink (swarm-spawn)', { runner: spawner.runner, links: spawner.links }],
+];
+
+describe.each(WAYS)('bridge driver, devices by %s', (_way, how) => {
   it('attaches two containers that reach each other, the gateway and (masqueraded) the outside; destroy leaves nothing', async () => {
     const s = await setup();
     const c1 = addNs(`tswn-${s.id}-c1`);
@@ -104,7 +114,7 @@ describe('bridge driver', () => {
     inNs(out, ['ip', 'addr', 'add', '198.18.0.2/30', 'dev', 'wan']);
     inNs(out, ['ip', 'link', 'set', 'wan', 'up']);
 
-    const d = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host });
+    const d = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host, ...how });
     await d.create();
     await d.create(); // idempotent
     const a1 = await d.attach('c1', `/run/netns/${c1}`);
@@ -124,6 +134,9 @@ describe('bridge driver', () => {
     // the container side: eth0 and lo up, default route via the gateway
     expect(inNs(c1, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0'])).toContain(`inet ${a1.address}/24`);
     expect(inNs(c1, ['ip', 'route', 'show', 'default']).trim()).toBe(`default via ${s.prefix}.1 dev eth0 `.trim());
+    const eth0 = JSON.parse(inNs(c1, ['ip', '-j', 'link', 'show', 'dev', 'eth0'])) as { address: string; mtu: number; flags: string[] }[];
+    expect(eth0[0]).toMatchObject({ address: a1.mac, mtu: 1500 });
+    expect(eth0[0]!.flags).toContain('UP');
     expect(pings(c1, '127.0.0.1')).toBe(true);
 
     expect(pings(c1, a2.address)).toBe(true);
@@ -154,10 +167,10 @@ describe('bridge driver', () => {
     const s = await setup();
     const c1 = addNs(`tswn-${s.id}-c1`);
     const c2 = addNs(`tswn-${s.id}-c2`);
-    const first = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host });
+    const first = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host, ...how });
     await first.create();
     expect((await first.attach('c1', c1)).address).toBe(`${s.prefix}.2`);
-    const again = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host });
+    const again = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host, ...how });
     await again.create();
     expect((await again.attach('c2', c2)).address).toBe(`${s.prefix}.3`);
     expect(JSON.parse(await readFile(again.statePath, 'utf8'))).toMatchObject({
@@ -168,7 +181,7 @@ describe('bridge driver', () => {
     });
 
     // the same bridge with another subnet is refused while the state exists
-    const other = new BridgeDriver({ name: s.bridge, subnet: '10.99.0.0/16', stateDir: s.stateDir, netns: s.host });
+    const other = new BridgeDriver({ name: s.bridge, subnet: '10.99.0.0/16', stateDir: s.stateDir, netns: s.host, ...how });
     await expect(other.create()).rejects.toThrow(InvalidArgumentError);
     await expect(other.create()).rejects.toThrow(/^subnet: 10.99.0.0\/16 differs from .* recorded in .*bridge-tsb/);
 
@@ -199,13 +212,16 @@ describe('bridge driver', () => {
     inNs(out, ['ip', 'addr', 'add', '198.18.0.2/30', 'dev', 'wan']);
     inNs(out, ['ip', 'link', 'set', 'wan', 'up']);
 
-    const d = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host });
+    const d = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host, ...how });
     await d.create();
     const a1 = await d.attach('c1', c1, { ports: [{ protocol: 'tcp', published: 8080, target: 80 }] });
     expect(a1.ports).toEqual([{ protocol: 'tcp', published: 8080, target: 80 }]);
     await httpd(c1, 80, 'from c1\n');
     const a2 = await d.attach('c2', c2);
     expect(a2.ports).toBeUndefined();
+    const hairpin = (veth: string): boolean | undefined =>
+      (JSON.parse(inNs(s.host, ['ip', '-d', '-j', 'link', 'show', 'dev', veth])) as { linkinfo?: { info_slave_data?: { hairpin?: boolean } } }[])[0]?.linkinfo?.info_slave_data?.hairpin;
+    expect([hairpin(a1.hostVeth), hairpin(a2.hostVeth)]).toEqual([true, false]);
 
     expect(fetchFrom(out, 'http://198.18.0.1:8080/')).toBe('from c1\n'); // another host: prerouting
     expect(fetchFrom(s.host, 'http://198.18.0.1:8080/')).toBe('from c1\n'); // the host itself: output
@@ -242,7 +258,7 @@ describe('bridge driver', () => {
     expect(fetchFrom(out, 'http://198.18.0.1:8080/')).toBe('from c2\n');
 
     // A restarted worker rebuilds the table with what its endpoints publish.
-    const again = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host });
+    const again = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host, ...how });
     await again.create();
     expect(fetchFrom(out, 'http://198.18.0.1:8080/')).toBe('from c2\n');
 
@@ -255,9 +271,21 @@ describe('bridge driver', () => {
     expect(inNs(s.host, ['nft', 'list', 'tables']).trim()).toBe('');
   });
 
+  it('gives both ends of the pair the network\'s MTU', async () => {
+    const s = await setup();
+    const c1 = addNs(`tswn-${s.id}-c1`);
+    const d = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host, mtu: 1400, ...how });
+    await d.create();
+    const a = await d.attach('c1', c1);
+    const mtu = (ns: string, dev: string): number => (JSON.parse(inNs(ns, ['ip', '-j', 'link', 'show', 'dev', dev])) as { mtu: number }[])[0]!.mtu;
+    expect([mtu(s.host, s.bridge), mtu(s.host, a.hostVeth), mtu(c1, 'eth0')]).toEqual([1400, 1400, 1400]);
+    expect(pings(c1, a.gateway)).toBe(true);
+    await d.destroy();
+  });
+
   it('undoes a failed attach: no veth left, the address released', async () => {
     const s = await setup();
-    const d = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host });
+    const d = new BridgeDriver({ name: s.bridge, subnet: s.subnet, stateDir: s.stateDir, netns: s.host, ...how });
     await d.create();
     await expect(d.attach('ghost', `/run/netns/tswn-${s.id}-missing`)).rejects.toThrow(/^network tsb[0-9a-f]+: attaching ghost to \/run\/netns\/tswn-.*-missing: /);
     expect(links(s.host)).toEqual(['lo', s.bridge]);

@@ -1,7 +1,8 @@
 // The bridge network driver: one Linux bridge per host (like docker0) holding the gateway address,
 // one veth pair per container, NAT for outbound traffic and DNAT for host-mode published ports in
 // an nftables table of its own. It is a thin shell over `ip` (iproute2), `nft`, `ss` and
-// `nsenter`; the address bookkeeping is ipam.ts, the published ports' nft text ports.ts.
+// `nsenter`, or swarm-spawn's netlink built-ins for the per-container devices (LinkOps); the
+// address bookkeeping is ipam.ts, the published ports' nft text ports.ts.
 //
 // Every command that acts on the host side runs in the driver's host network namespace: the
 // process's own by default, or `netns` (a name under /run/netns or a path), so that tests and labs
@@ -9,7 +10,8 @@
 import { SerialQueue } from '../../common/serial.js';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { IllegalStateError, InvalidArgumentError, TswarmError } from '../../common/errors.js';
 import {
@@ -74,6 +76,74 @@ export const execRunner: CommandRunner = (argv, input) =>
     }
   });
 
+/** A container's veth pair, as BridgeDriver.attach makes it (see there). */
+export interface VethRequest {
+  /** The bridge's network namespace (a path); undefined: this process's. */
+  hostNetns: string | undefined;
+  bridge: string;
+  /** The host end, enslaved to the bridge and up. */
+  hostEnd: string;
+  /** The container's network namespace (a path), where its end is made directly. */
+  containerNetns: string;
+  ifname: string;
+  mac: string;
+  mtu: number | undefined;
+  address: string;
+  prefixLength: number;
+  gateway: string;
+  /** The host end's bridge port in hairpin mode. */
+  hairpin: boolean;
+}
+
+/**
+ * The device work of attach and detach, in one of two ways: ip(8) through a CommandRunner
+ * (ipLinks: three processes per attach, ip on the host side, nsenter and ip on the container's),
+ * or swarm-spawn's netlink built-ins (Spawner.links: none; an exec costs 0.6-0.9 ms here and
+ * many containers start at once). The two make the same devices; the bridge tests run both.
+ */
+export interface LinkOps {
+  /** Makes the pair; on failure the host end may be left (the caller deletes it). */
+  addVeth(r: VethRequest): Promise<void>;
+  /** Deletes a device of a namespace (undefined: this process's); none there is not an error. */
+  deleteLink(netns: string | undefined, name: string): Promise<void>;
+}
+
+/** LinkOps with ip(8) (and nsenter(1) for other namespaces), through `runner`. */
+export function ipLinks(runner: CommandRunner): LinkOps {
+  const host = (netns: string | undefined, argv: string[], input?: string): Promise<string> =>
+    runner(netns === undefined ? argv : ['nsenter', `--net=${netns}`, '--', ...argv], input);
+  return {
+    async addVeth(r) {
+      const mtu = r.mtu === undefined ? '' : ` mtu ${r.mtu}`;
+      // A publishing endpoint's port is in hairpin mode: where br_netfilter is on, the DNAT of the
+      // container's own traffic to its published port (through a host address) is bridged, not
+      // routed, and goes back out the port it came in on.
+      const hairpin = r.hairpin ? [`link set dev ${r.hostEnd} type bridge_slave hairpin on`] : [];
+      const add = `link add name ${r.hostEnd}${mtu} type veth peer name ${r.ifname}${mtu} address ${r.mac} netns ${r.containerNetns}`;
+      await host(r.hostNetns, ['ip', '-batch', '-'], [add, `link set dev ${r.hostEnd} master ${r.bridge} up`, ...hairpin, ''].join('\n'));
+      await runner(
+        ['nsenter', `--net=${r.containerNetns}`, '--', 'ip', '-batch', '-'],
+        [`addr add ${r.address}/${r.prefixLength} dev ${r.ifname}`, `link set dev ${r.ifname} up`, 'link set dev lo up', `route add default via ${r.gateway} dev ${r.ifname}`, ''].join('\n'),
+      );
+    },
+    async deleteLink(netns, name) {
+      try {
+        await host(netns, ['ip', 'link', 'show', 'dev', name]);
+      } catch (err) {
+        if (err instanceof CommandError) return;
+        throw err;
+      }
+      try {
+        await host(netns, ['ip', 'link', 'del', 'dev', name]);
+      } catch (err) {
+        // A namespace that went away takes its veth pair with it, asynchronously (the kernel cleans
+        // up namespaces in a work queue): the device may vanish between the check and the delete.
+        if (!(err instanceof CommandError && /Cannot find device/.test(err.stderr))) throw err;
+      }
+    },
+  };
+}
+
 export interface BridgeOptions {
   /** Directory for the state file `bridge-<name>.json` (made if absent). */
   stateDir: string;
@@ -86,6 +156,8 @@ export interface BridgeOptions {
   /** MTU of the bridge and the veth pairs; default: the kernel's (1500). */
   mtu?: number;
   runner?: CommandRunner;
+  /** How veth pairs are made and devices deleted; default ipLinks(runner). */
+  links?: LinkOps;
 }
 
 export interface Attachment {
@@ -188,6 +260,7 @@ export class BridgeDriver {
   private readonly netns: string | undefined;
   private readonly mtu: number | undefined;
   private readonly runner: CommandRunner;
+  private readonly links: LinkOps;
   private readonly serial = new SerialQueue();
 
   constructor(opts: BridgeOptions) {
@@ -199,6 +272,7 @@ export class BridgeDriver {
     this.netns = opts.netns === undefined ? undefined : nsPath(opts.netns);
     this.statePath = path.join(path.resolve(opts.stateDir), `bridge-${this.name}.json`);
     this.runner = opts.runner ?? execRunner;
+    this.links = opts.links ?? ipLinks(this.runner);
   }
 
   get gateway(): string {
@@ -212,7 +286,7 @@ export class BridgeDriver {
    */
   async create(): Promise<void> {
     await this.exclusive(async () => {
-      await this.saveState(await this.loadState());
+      this.saveState(this.loadState());
       const mtu = this.mtu === undefined ? [] : ['mtu', String(this.mtu)];
       if (!(await this.linkExists(this.name))) await this.host(['ip', 'link', 'add', 'name', this.name, ...mtu, 'type', 'bridge']);
       const kind = await this.linkKind(this.name);
@@ -220,7 +294,7 @@ export class BridgeDriver {
       await this.host(['ip', 'addr', 'replace', `${this.gateway}/${this.subnet.prefixLength}`, 'dev', this.name]);
       await this.host(['ip', 'link', 'set', 'dev', this.name, ...mtu, 'up']);
       await this.host(['sh', '-c', `echo 1 > /proc/sys/net/ipv4/ip_forward && echo 1 > /proc/sys/net/ipv4/conf/${this.name}/route_localnet`]);
-      await this.host(['nft', '-f', '-'], natRuleset(this.name, this.subnet.cidr, (await this.loadState()).endpoints));
+      await this.host(['nft', '-f', '-'], natRuleset(this.name, this.subnet.cidr, this.loadState().endpoints));
     });
   }
 
@@ -232,9 +306,9 @@ export class BridgeDriver {
    * default route via the gateway). On failure everything it made is undone.
    *
    * Only the allocation is serialized (it reads and writes the state file); the device work of
-   * several attaches runs concurrently, and each side is one `ip -batch` (two processes in all),
-   * since many containers start at once and moving a device between namespaces costs the kernel
-   * an RCU grace period.
+   * several attaches runs concurrently (through LinkOps: a few netlink requests, or one `ip -batch`
+   * per side), since many containers start at once; the container's end is made in its namespace,
+   * as moving a device between namespaces costs the kernel an RCU grace period.
    *
    * `ports` are published once the container's side is configured: traffic to any address of the
    * host on a published port goes to the container's target port. A port that another endpoint
@@ -252,35 +326,38 @@ export class BridgeDriver {
       const listening = await this.host(['ss', '-Hln', p.protocol === 'udp' ? '-u' : p.protocol === 'sctp' ? '-S' : '-t', `sport = :${p.published}`]);
       if (listening.trim() !== '') throw new NetworkError(this.name, `cannot publish port ${portName(p)} for ${endpointId}: a process of the host listens on it`);
     }
-    const address = await this.exclusive(async () => {
-      const before = await this.loadState();
+    const address = await this.exclusive(() => {
+      const before = this.loadState();
       const existing = before.endpoints[endpointId];
       if (existing !== undefined) throw new IllegalStateError(`network ${this.name}: endpoint ${endpointId} is already attached (${existing.address})`);
       const taken = portTaken(before.endpoints, endpointId, ports);
       if (taken) throw new NetworkError(this.name, `cannot publish port ${portName(taken.port)} for ${endpointId}: endpoint ${taken.by} publishes it`);
       const allocated = allocate(before, endpointId, host, target, ports);
-      await this.saveState(allocated.state);
+      this.saveState(allocated.state);
       return allocated.address;
     });
-    const mtu = this.mtu === undefined ? '' : ` mtu ${this.mtu}`;
     const mac = macOf(address);
     try {
-      // A publishing endpoint's port is in hairpin mode: where br_netfilter is on, the DNAT of the
-      // container's own traffic to its published port (through a host address) is bridged, not
-      // routed, and goes back out the port it came in on.
-      const hairpin = ports.length > 0 ? [`link set dev ${host} type bridge_slave hairpin on`] : [];
-      await this.host(['ip', '-batch', '-'], [`link add name ${host}${mtu} type veth peer name ${ifname}${mtu} address ${mac} netns ${target}`, `link set dev ${host} master ${this.name} up`, ...hairpin, ''].join('\n'));
-      await this.runner(
-        ['nsenter', `--net=${target}`, '--', 'ip', '-batch', '-'],
-        [`addr add ${address}/${this.subnet.prefixLength} dev ${ifname}`, `link set dev ${ifname} up`, 'link set dev lo up', `route add default via ${this.gateway} dev ${ifname}`, ''].join('\n'),
-      );
+      await this.links.addVeth({
+        hostNetns: this.netns,
+        bridge: this.name,
+        hostEnd: host,
+        containerNetns: target,
+        ifname,
+        mac,
+        mtu: this.mtu,
+        address,
+        prefixLength: this.subnet.prefixLength,
+        gateway: this.gateway,
+        hairpin: ports.length > 0,
+      });
       if (ports.length > 0) await this.host(['nft', '-f', '-'], publishScript(natTable(this.name), 'add', address, ports));
       return { endpointId, address, prefixLength: this.subnet.prefixLength, gateway: this.gateway, ifname, hostVeth: host, mac, ...(ports.length > 0 ? { ports } : {}) };
     } catch (err) {
       await this.exclusive(async () => {
         await this.unpublishElements(address, ports);
         await this.deleteLink(host).catch(() => undefined); // takes the peer with it, wherever it is
-        await this.saveState(release(await this.loadState(), endpointId));
+        this.saveState(release(this.loadState(), endpointId));
       });
       throw new NetworkError(this.name, `attaching ${endpointId} to ${target}: ${(err as Error).message}`, { cause: err });
     }
@@ -292,11 +369,11 @@ export class BridgeDriver {
    */
   async unpublish(endpointId: string): Promise<boolean> {
     return this.exclusive(async () => {
-      const state = await this.loadState();
+      const state = this.loadState();
       const e = state.endpoints[endpointId];
       if (e?.ports === undefined) return false;
       await this.unpublishElements(e.address, e.ports);
-      await this.saveState(withoutPorts(state, endpointId));
+      this.saveState(withoutPorts(state, endpointId));
       return true;
     });
   }
@@ -304,25 +381,25 @@ export class BridgeDriver {
   /** Detaches a container: withdraws its published ports, deletes its veth pair (if the namespace has not taken it already) and releases its address. */
   async detach(endpointId: string): Promise<boolean> {
     return this.exclusive(async () => {
-      const state = await this.loadState();
+      const state = this.loadState();
       const e = state.endpoints[endpointId];
       if (e === undefined) return false;
       await this.unpublishElements(e.address, e.ports ?? []);
       await this.deleteLink(e.hostVeth);
-      await this.saveState(release(state, endpointId));
+      this.saveState(release(state, endpointId));
       return true;
     });
   }
 
   /** The attached endpoints, as persisted. */
-  async endpoints(): Promise<BridgeState['endpoints']> {
-    return (await this.loadState()).endpoints;
+  endpoints(): Promise<BridgeState['endpoints']> {
+    return Promise.resolve(this.loadState().endpoints);
   }
 
   /** Removes every endpoint's veth, the bridge, the NAT table and the state file. */
   async destroy(): Promise<void> {
     await this.exclusive(async () => {
-      const state = await this.loadState();
+      const state = this.loadState();
       for (const e of Object.values(state.endpoints)) await this.deleteLink(e.hostVeth);
       await this.deleteLink(this.name);
       const table = natTable(this.name);
@@ -366,21 +443,18 @@ export class BridgeDriver {
     return links[0]?.linkinfo?.info_kind;
   }
 
-  private async deleteLink(name: string): Promise<void> {
-    if (!(await this.linkExists(name))) return;
-    try {
-      await this.host(['ip', 'link', 'del', 'dev', name]);
-    } catch (err) {
-      // A namespace that went away takes its veth pair with it, asynchronously (the kernel cleans
-      // up namespaces in a work queue): the device may vanish between the check and the delete.
-      if (!(err instanceof CommandError && /Cannot find device/.test(err.stderr))) throw err;
-    }
+  private deleteLink(name: string): Promise<void> {
+    return this.links.deleteLink(this.netns, name);
   }
 
-  private async loadState(): Promise<BridgeState> {
+  // The state file is read and written with the synchronous calls: it is small, and every attach
+  // holds the driver's lock while it allocates; with fs/promises each of its steps waited for the
+  // thread pool, which many container starts at once keep busy, so the attaches queued behind
+  // the lock for the pool's latency rather than for any work.
+  private loadState(): BridgeState {
     let text: string;
     try {
-      text = await readFile(this.statePath, 'utf8');
+      text = readFileSync(this.statePath, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState(this.name, this.subnet);
       throw err;
@@ -393,14 +467,14 @@ export class BridgeDriver {
   }
 
   // Written to a temporary file and renamed, so that a crash leaves the old state or the new one.
-  private async saveState(state: BridgeState): Promise<void> {
-    await mkdir(path.dirname(this.statePath), { recursive: true });
+  private saveState(state: BridgeState): void {
+    mkdirSync(path.dirname(this.statePath), { recursive: true });
     const tmp = `${this.statePath}.${process.pid}.tmp`;
-    await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`);
-    await rename(tmp, this.statePath);
+    writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
+    renameSync(tmp, this.statePath);
   }
 
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  private exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
     return this.serial.run(fn);
   }
 }
