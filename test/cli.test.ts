@@ -1,6 +1,6 @@
 // The two programs as a user meets them: --help, --version, usage errors and exit codes.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -8,8 +8,8 @@ import { dist, REPO } from './util/dist.js';
 
 const version = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 
-function run(program: 'swarmd' | 'swarmctl', args: string[]) {
-  const r = spawnSync(process.execPath, [dist(`cli/${program}.js`), ...args], { encoding: 'utf8', timeout: 20_000 });
+function run(program: 'swarmd' | 'swarmctl', args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [dist(`cli/${program}.js`), ...args], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -39,6 +39,18 @@ describe('swarmctl', () => {
     const r = run('swarmctl', []);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('name a command');
+  });
+
+  // The bundle (scripts/bundle-cli.mjs) measures printable ASCII without string-width: its help
+  // text must be the modules' to the byte.
+  it('lays out help alike from the bundle and from the modules', () => {
+    expect(existsSync(dist('cli/swarmctl.bundle.cjs'))).toBe(true);
+    for (const args of [['--help'], ['service', 'create', '--help'], ['service', 'scale', '--help']]) {
+      const bundled = run('swarmctl', args);
+      const modules = run('swarmctl', args, { SWARMCTL_MODULES: '1' });
+      expect(bundled.stdout + bundled.stderr, args.join(' ')).toBe(modules.stdout + modules.stderr);
+      expect(bundled.code).toBe(modules.code);
+    }
   });
 
   it('says which socket it could not reach, and exits 1', () => {
