@@ -42,7 +42,7 @@ interface Result {
   removeMs: number;
 }
 
-async function flow(runtime: string, work: string, images: ImageStore, image: ImageRecord): Promise<Result> {
+async function flow(runtime: string, work: string, images: ImageStore, image: ImageRecord, spawner: Spawner): Promise<Result> {
   const tag = randomBytes(3).toString('hex');
   const ns = `tswb-${tag}-host`;
   const sh = (args: string[]): void => {
@@ -50,8 +50,6 @@ async function flow(runtime: string, work: string, images: ImageStore, image: Im
     if (r.status !== 0) throw new Error(`${args.join(' ')}: ${r.stderr}`);
   };
   sh(['ip', 'netns', 'add', ns]);
-  // One fork server runs the network driver's commands and the executor's (see worker/exec/spawner.ts).
-  const spawner = new Spawner(nativeBinary('swarm-spawn'));
   const net = new BridgeDriver({ stateDir: path.join(work, `net-${tag}`), name: `tsb${tag}`, subnet: '10.77.0.0/16', netns: ns, runner: spawner.runner, links: spawner.links });
   const ex = new RuntimeExecutor({ stateDir: path.join(work, `state-${runtime}`), images, runtime, runtimeRoot: path.join(work, `rt-${runtime}`), network: net, cgroupParent, spawner });
   try {
@@ -72,22 +70,24 @@ async function flow(runtime: string, work: string, images: ImageStore, image: Im
     for (const c of await ex.list().catch(() => [])) await ex.remove(c.id, { force: true }).catch(() => undefined);
     await net.destroy().catch(() => undefined);
     spawnSync('ip', ['netns', 'del', ns]);
-    spawner.close();
   }
 }
 
 async function main(): Promise<void> {
   const work = await mkdtemp(path.join(tmpdir(), 'tswarm-bench-containers-'));
   const registry = await startRegistry();
+  // One fork server runs the image store's mounts, the network driver's devices and commands and
+  // the executor's commands, as in swarmd (see worker/exec/spawner.ts).
+  const spawner = new Spawner(nativeBinary('swarm-spawn'));
   try {
     const client = new RegistryClient({ url: registry.url });
     await pushBusyboxImage(client);
-    const images = new ImageStore(path.join(work, 'images'));
+    const images = new ImageStore(path.join(work, 'images'), { mounter: spawner.mounter });
     const { image } = await images.pull(client, 'library/busybox', 'latest');
     console.log(`Container start benchmark: ${n} containers per runtime (${argv.parallel} at a time), busybox image, overlay rootfs, bridge networking, monitor, seccomp`);
     const results: Record<string, Result> = {};
     for (const runtime of argv['skip-runc'] ? ['swarm-runtime'] : ['swarm-runtime', 'runc']) {
-      const r = await flow(runtime, work, images, image);
+      const r = await flow(runtime, work, images, image, spawner);
       results[runtime] = r;
       console.log(
         `${runtime.padEnd(14)} all ${n} running after ${(r.startMs / 1000).toFixed(2)} s (${(r.startMs / n).toFixed(1)} ms per container); removed in ${(r.removeMs / 1000).toFixed(2)} s`,
@@ -99,6 +99,7 @@ async function main(): Promise<void> {
     console.log('');
     console.log(`ratio swarm-runtime / runc (start): ${(ours.startMs / runc.startMs).toFixed(2)}× (below 1 is faster); goal: ${n} running in < 2 s: ${ours.startMs < 2000 ? 'met' : 'not met'}`);
   } finally {
+    spawner.close();
     await registry.stop();
     for (const h of ['', ...readdirSync('/sys/fs/cgroup')]) {
       const d = path.join('/sys/fs/cgroup', h, cgroupParent);
