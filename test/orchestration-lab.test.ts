@@ -55,7 +55,10 @@ describe('orchestration on lab hosts', () => {
   }, 90_000);
 
   it('scales down, stopping the surplus containers', async () => {
+    // The waiting form returns once the surplus tasks have stopped, not when they were told to.
     await ok('m1', 'service', 'scale', 'sleepers=2');
+    const after = await tasks('sleepers');
+    expect(after.filter((t) => t.desiredState !== 'TASK_STATE_RUNNING' && t.status?.state === 'TASK_STATE_RUNNING').map((t) => t.id)).toEqual([]);
     const ts = await until('2 running tasks and the others shut down', async () => {
       const all = await tasks('sleepers');
       const up = running(all);

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { ControlClient, UpdateServiceRequest_Rollback, type ListFilters } from '../../proto/gen/tswarm/control.js';
 import { TaskSpec } from '../../proto/gen/tswarm/specs.js';
-import { NodeRole, ReachabilityState, UpdateStatus_UpdateState, NodeAvailability, nodeAvailabilityFromJSON, nodeAvailabilityToJSON, nodeRoleToJSON, NodeState, nodeStateToJSON, TaskState, taskStateToJSON } from '../../proto/gen/tswarm/types.js';
+import { NodeRole, ReachabilityState, UpdateStatus_UpdateState, NodeAvailability, nodeAvailabilityFromJSON, nodeAvailabilityToJSON, nodeRoleToJSON, NodeState, nodeStateToJSON, TaskState, taskStateToJSON, taskStateToNumber } from '../../proto/gen/tswarm/types.js';
 import type { Cluster, Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
 import { TswarmError } from '../../common/errors.js';
 import { EXIT_USAGE, reportFatal } from '../util.js';
@@ -460,7 +460,8 @@ async function theCluster(target: Target): Promise<Cluster> {
 /**
  * Waits until the service has converged, printing each slot's progress as it changes (as
  * `docker service create` does): every slot of a replicated service (every task of a global one)
- * has a task of the current spec version RUNNING. Failures are shown as they come; the orchestrator
+ * has a task of the current spec version RUNNING, and every task told to stop (scaled away,
+ * replaced) on a node that is up has stopped. Failures are shown as they come; the orchestrator
  * retries them. Gives up after `timeoutS` with the state it saw (exit 1).
  */
 async function waitConverged(argv: GlobalArgs, serviceId: string, timeoutS: number): Promise<void> {
@@ -500,8 +501,21 @@ async function waitConverged(argv: GlobalArgs, serviceId: string, timeoutS: numb
     const mode = service.spec?.mode;
     const want = mode?.$case === 'replicated' ? mode.replicated.replicas : undefined;
     const slots = new Set(running.map((t) => t.slot));
+    // Tasks told to stop (a scale-down, a replaced task) count until they have stopped, except on
+    // a node that is not up (its tasks are accounted for when it comes back or is removed).
+    // (TaskState is a string enum: compare the wire numbers, which are in lifecycle order.)
+    const n = (s: TaskState | undefined): number => taskStateToNumber(s ?? TaskState.TASK_STATE_NEW);
+    const stopping = tasks.filter(
+      (t) => n(t.desiredState) > n(TaskState.TASK_STATE_RUNNING) && n(t.status?.state) >= n(TaskState.TASK_STATE_ASSIGNED) && n(t.status?.state) <= n(TaskState.TASK_STATE_RUNNING),
+    );
+    const upNodes = stopping.length === 0 ? new Set<string>() : await readyNodes(argv);
+    const stillStopping = stopping.filter((t) => upNodes.has(t.nodeId)).length;
     const done = !updating && (want !== undefined ? slots.size >= want && current.length === running.length : current.length > 0 && current.length === running.length);
-    if (done || (want === 0 && current.length === 0)) {
+    if ((done || (want === 0 && current.length === 0)) && stillStopping > 0 && shown.get('stopping') !== String(stillStopping)) {
+      shown.set('stopping', String(stillStopping));
+      process.stdout.write(`${stillStopping} task${stillStopping === 1 ? '' : 's'} stopping\n`);
+    }
+    if ((done || (want === 0 && current.length === 0)) && stillStopping === 0) {
       if (autoRollback && rollbackState === UpdateStatus_UpdateState.UPDATE_STATE_ROLLBACK_COMPLETED) {
         throw new CommandError(`service ${service.spec?.annotations?.name}: the update was rolled back: ${(service.updateStatus?.message ?? '').replace(/^.*?: update failed: /, '')}`);
       }
@@ -514,6 +528,12 @@ async function waitConverged(argv: GlobalArgs, serviceId: string, timeoutS: numb
     }
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** The ids of the nodes that are up (READY). */
+async function readyNodes(argv: GlobalArgs): Promise<Set<string>> {
+  const { nodes } = await rpc<{ nodes: Node[] }>(tgt(argv), 'listNodes', { filters: noFilters });
+  return new Set(nodes.filter((n) => n.status?.state === NodeState.NODE_STATE_READY).map((n) => n.id));
 }
 
 /** A task spec's encoding: equal encodings, same spec (as the orchestrator compares them). */
