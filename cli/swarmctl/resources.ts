@@ -510,7 +510,9 @@ async function waitConverged(argv: GlobalArgs, serviceId: string, timeoutS: numb
     );
     const upNodes = stopping.length === 0 ? new Set<string>() : await readyNodes(argv);
     const stillStopping = stopping.filter((t) => upNodes.has(t.nodeId)).length;
-    const done = !updating && (want !== undefined ? slots.size >= want && current.length === running.length : current.length > 0 && current.length === running.length);
+    // Exactly `want` (a scale-down right after the call may not have reached the orchestrator yet:
+    // the surplus is still desired running then, and the wait must not end on it).
+    const done = !updating && (want !== undefined ? slots.size === want && current.length === want && running.length === want : current.length > 0 && current.length === running.length);
     if ((done || (want === 0 && current.length === 0)) && stillStopping > 0 && shown.get('stopping') !== String(stillStopping)) {
       shown.set('stopping', String(stillStopping));
       process.stdout.write(`${stillStopping} task${stillStopping === 1 ? '' : 's'} stopping\n`);
