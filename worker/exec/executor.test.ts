@@ -174,6 +174,10 @@ describe.skipIf(MISSING.length > 0)('RuntimeExecutor', () => {
     expect(text(await collect(ex.logs(info.id)))).toBe('before the reboot\n');
     const kept = await ex.prepare({ id: 'reboot-kept', image, command: ['true'] });
     expect(await ex.prune()).toEqual([]); // every container has its record
+    // A mounted root filesystem without a record here (a container from before runDir) is left alone.
+    const other = executor({ runDir: path.join(work, `run-other-${n}`), stateDir: ex.stateDir, runtimeRoot: ex.runtimeRoot });
+    expect(await other.prune()).toEqual([]);
+    expect(await images.getRootfs(kept.id)).toBeDefined();
 
     // The reboot: the container and its runtime state are gone, the tmpfs is empty, and so is the
     // mount table; the disk keeps the root filesystem and the log.

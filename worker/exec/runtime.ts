@@ -29,6 +29,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CorruptFileError, IllegalStateError, InvalidArgumentError } from '../../common/errors.js';
+import { isMountPoint } from '../image/rootfs.js';
 import type { ImageStore } from '../image/store.js';
 import type { Attachment, BridgeDriver } from '../network/bridge.js';
 import {
@@ -627,13 +628,20 @@ export class RuntimeExecutor implements Executor {
    * Removes what containers without a record left behind: their root filesystems and logs. With
    * runDir on a tmpfs, a reboot takes every record (and every container); the rest is on the
    * disk. To be called when the executor starts, before any prepare (a prepare in flight has a
-   * record before it has a root filesystem, but prune reads the records first). Returns the ids.
+   * record before it has a root filesystem, but prune reads the records first). A root filesystem
+   * that is mounted is left alone: a reboot unmounts them all, so a mounted one may belong to a
+   * live container whose record is elsewhere (one made before runDir existed), and so is its
+   * log. Returns the ids.
    */
   async prune(): Promise<string[]> {
     const known = new Set(await readdir(path.join(this.runDir, 'containers')).catch(() => [] as string[]));
     const gone = new Set<string>();
     for (const r of await this.images.listRootfs()) {
       if (known.has(r.id)) continue;
+      if (await isMountPoint(r.target)) {
+        known.add(r.id); // and its log stays too
+        continue;
+      }
       await this.images.removeRootfs(r.id);
       gone.add(r.id);
     }
