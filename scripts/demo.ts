@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HOST_STATE_MOUNT, Lab, type LabHost } from '../test/lab/lab.js';
+import { HOST_STATE_MOUNT, Lab, removeRuntimeCgroupParents, type LabHost } from '../test/lab/lab.js';
 import { REGISTRY_BINARY, registryConfig } from '../test/registry/registry.js';
 
 const root = join(fileURLToPath(import.meta.url), '../../..');
@@ -92,8 +92,12 @@ try {
     });
   }
 } finally {
-  // Containers live in their own namespaces under their monitors: remove them with the lab.
+  // Containers live in their own namespaces under their monitors: remove them with the lab, once
+  // every swarmd is stopped (a running one would replace the containers removed under it, and the
+  // new ones would outlive the lab).
+  for (const h of lab.hosts) await h.processes.get('swarmd')?.kill9();
   for (const h of lab.hosts) await h.exec('sh', ['-c', `for c in $(ls /run/swarm-runtime 2>/dev/null); do ${runtime} delete --force "$c"; done`]).catch(() => undefined);
   await lab.destroy();
+  removeRuntimeCgroupParents();
   console.log(`lab ${lab.id} removed`);
 }

@@ -10,7 +10,7 @@
 // PR_SET_PDEATHSIG=SIGKILL, so they die with the owner even when it is killed with -9.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   isAlive,
@@ -543,3 +543,25 @@ export function labLeftovers(id: string): string[] {
 }
 
 export { isAlive, sleepSync };
+
+/**
+ * swarm-runtime leaves its parent cgroup (/swarm-runtime, and the executor's /tswarm) in place
+ * after a container's delete, as runc does; the suite and the demo made them, so they remove them
+ * once they are empty (rmdir refuses a cgroup that is in use).
+ */
+export function removeRuntimeCgroupParents(): void {
+  let controllers: string[];
+  try {
+    controllers = readdirSync('/sys/fs/cgroup');
+  } catch {
+    return;
+  }
+  const parents = ['swarm-runtime', 'tswarm'];
+  for (const dir of parents.flatMap((p) => [join('/sys/fs/cgroup', p), ...controllers.map((c) => join('/sys/fs/cgroup', c, p))])) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // absent, or still in use: leave it
+    }
+  }
+}
