@@ -4,7 +4,8 @@
 // until all N run. The same flow runs with swarm-runtime and with runc in one invocation.
 //   node dist/bench/containers.js [--count 100] [--parallel 8] [--network bridge|none] [--skip-runc]
 // The bridge lives in a throwaway network namespace (as in the network tests), so the host's own
-// namespace and its forwarding switch are left alone; every host-side command pays one nsenter.
+// namespace and its forwarding switch are left alone; every host-side command (nft, ss) pays one
+// nsenter, while the veth pairs are made by the fork server's netlink built-ins, as in swarmd.
 // Everything (containers, mounts, cgroups, namespaces, registry, temporary files) is removed after.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

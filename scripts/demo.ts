@@ -92,11 +92,10 @@ try {
     });
   }
 } finally {
-  // Containers live in their own namespaces under their monitors: remove them with the lab, once
-  // every swarmd is stopped (a running one would replace the containers removed under it, and the
-  // new ones would outlive the lab).
+  // The containers go with the lab, once every swarmd is stopped (a running one would replace the
+  // containers removed under it, and the new ones would outlive the lab).
   for (const h of lab.hosts) await h.processes.get('swarmd')?.kill9();
-  for (const h of lab.hosts) await h.exec('sh', ['-c', `for c in $(ls /run/swarm-runtime 2>/dev/null); do ${runtime} delete --force "$c"; done`]).catch(() => undefined);
+  for (const h of lab.hosts) await h.deleteContainers(runtime);
   await lab.destroy();
   removeRuntimeCgroupParents();
   console.log(`lab ${lab.id} removed`);

@@ -258,9 +258,7 @@ export class LabCluster {
     // TSWARM_LAB_LOGS=DIR keeps every host's logs (swarmd, registry) for a post-mortem.
     const keep = process.env.TSWARM_LAB_LOGS;
     if (keep) for (const h of this.lab.hosts) cpSync(join(h.stateDir, 'logs'), join(keep, h.name), { recursive: true, force: true });
-    for (const h of this.lab.hosts) {
-      await h.exec('sh', ['-c', `for c in $(ls /run/swarm-runtime 2>/dev/null); do ${RUNTIME} delete --force "$c"; done`]).catch(() => undefined);
-    }
+    for (const h of this.lab.hosts) await h.deleteContainers(RUNTIME);
     await this.lab.destroy();
   }
 }

@@ -317,6 +317,15 @@ export class LabHost {
     return proc.start();
   }
 
+  /**
+   * Deletes (kill and remove) every container the OCI runtime at `runtimeBin` knows on this host:
+   * they live in namespaces of their own under their monitors, which the lab's teardown does not
+   * reach. Stop the host's swarmd first, or it replaces what is removed under it.
+   */
+  async deleteContainers(runtimeBin: string): Promise<void> {
+    await this.exec('sh', ['-c', `for c in $(ls /run/swarm-runtime 2>/dev/null); do ${runtimeBin} delete --force "$c"; done`]).catch(() => undefined);
+  }
+
   /** Runs a command on the host to completion and returns its output. */
   exec(command: string, args: readonly string[] = [], options: StartOptions & { timeoutMs?: number } = {}): Promise<ExecResult> {
     const child = this.spawnInside(command, args, options, ['ignore', 'pipe', 'pipe']);

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CommandError } from '../network/bridge.js';
+import { CommandError, type VethRequest } from '../network/bridge.js';
 import { nativeBinary } from './runtime.js';
 import { Spawner } from './spawner.js';
 
@@ -64,16 +64,13 @@ describe.skipIf(!existsSync(BIN))('Spawner (swarm-spawn)', () => {
   // The veth built-in's devices are checked against ip(8)'s in worker/network/bridge.test.ts; here,
   // its refusals: each names the argument or the step, and the rule or the kernel's reason.
   it.skipIf(process.getuid?.() !== 0)('refuses bad veth and link-del arguments with the field and the rule', async () => {
-    const veth = (over: Record<number, string>): Promise<void> => {
-      const argv = ['-', 'tswnobridge', 'tswv-x', '/proc/self/ns/net', 'eth9', '02:42:0a:00:00:02', '0', '10.0.0.2', '24', '10.0.0.1', '0'];
-      for (const [i, v] of Object.entries(over)) argv[Number(i)] = v;
-      return s.links.addVeth({ hostNetns: argv[0] === '-' ? undefined : argv[0], bridge: argv[1]!, hostEnd: argv[2]!, containerNetns: argv[3]!, ifname: argv[4]!, mac: argv[5]!, mtu: Number(argv[6]) || undefined, address: argv[7]!, prefixLength: Number(argv[8]), gateway: argv[9]!, hairpin: argv[10] === '1' });
-    };
-    await expect(veth({ 5: '02:42:zz:00:00:02' })).rejects.toThrow('swarm-spawn:veth: mac `02:42:zz:00:00:02`: not six hexadecimal bytes separated by colons');
-    await expect(veth({ 7: '10.0.0.300' })).rejects.toThrow('swarm-spawn:veth: address `10.0.0.300`: not an IPv4 address');
-    await expect(veth({ 8: '33' })).rejects.toThrow('swarm-spawn:veth: prefix length `33`: must be a number from 1 to 32');
-    await expect(veth({ 2: 'a-name-far-too-long' })).rejects.toThrow('swarm-spawn:veth: host end `a-name-far-too-long`: an interface name has 1 to 15 bytes');
-    await expect(veth({ 3: '/run/netns/tswarm-no-such-ns' })).rejects.toThrow('swarm-spawn:veth: open /run/netns/tswarm-no-such-ns: No such file or directory');
+    const base: VethRequest = { hostNetns: undefined, bridge: 'tswnobridge', hostEnd: 'tswv-x', containerNetns: '/proc/self/ns/net', ifname: 'eth9', mac: '02:42:0a:00:00:02', mtu: undefined, address: '10.0.0.2', prefixLength: 24, gateway: '10.0.0.1', hairpin: false };
+    const veth = (over: Partial<VethRequest>): Promise<void> => s.links.addVeth({ ...base, ...over });
+    await expect(veth({ mac: '02:42:zz:00:00:02' })).rejects.toThrow('swarm-spawn:veth: mac `02:42:zz:00:00:02`: not six hexadecimal bytes separated by colons');
+    await expect(veth({ address: '10.0.0.300' })).rejects.toThrow('swarm-spawn:veth: address `10.0.0.300`: not an IPv4 address');
+    await expect(veth({ prefixLength: 33 })).rejects.toThrow('swarm-spawn:veth: prefix length `33`: must be a number from 1 to 32');
+    await expect(veth({ hostEnd: 'a-name-far-too-long' })).rejects.toThrow('swarm-spawn:veth: host end `a-name-far-too-long`: an interface name has 1 to 15 bytes');
+    await expect(veth({ containerNetns: '/run/netns/tswarm-no-such-ns' })).rejects.toThrow('swarm-spawn:veth: open /run/netns/tswarm-no-such-ns: No such file or directory');
     await expect(veth({})).rejects.toThrow("swarm-spawn:veth: device tswnobridge in the host's namespace: No such device");
     expect(await s.run(['swarm-spawn:veth', '-', 'b', 'h', '/proc/self/ns/net', 'eth9', '02:42:0a:00:00:02', 'big', '10.0.0.2', '24', '10.0.0.1', '0'])).toMatchObject({
       code: 1,
