@@ -1,17 +1,23 @@
 // Raft benchmark: three replicas of our Raft KV as separate processes on loopback (fsync on, 1 KiB
 // values) against a three-member etcd (Debian's etcd-server) driven by the same load generator
 // through the etcd3 client, in the same invocation. Prints both figures and the ratios.
-//   node dist/bench/raft.js [--seconds 10] [--trials 20] [--steady-seconds 0]
+//   node dist/bench/raft.js [--seconds 5] [--rounds 3] [--warm-up-seconds 3] [--trials 20] [--steady-seconds 0]
+// Both clusters run side by side and each load alternates between them, round after round
+// (ours, etcd, etcd, ours, …): this machine's speed drifts from minute to minute (the hypervisor's
+// steal comes and goes), and alternating puts both systems under the same drift. Each side's
+// figures pool the writes of all its rounds. Every run prints the machine's busy and steal shares.
 // --steady-seconds N adds a steady 64-client run of N seconds on our replicas that counts leader
 // changes (the goal is none in 600 s).
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { fmt, percentile, runLoad, sleep } from './lib/load.js';
+import { cpuCounters, cpuSince, fmt, percentile, pooled, runLoad, sleep, type LoadResult } from './lib/load.js';
 import { EtcdCluster, OurRaft, Procs } from './lib/raft.js';
 
 const argv = yargs(hideBin(process.argv))
   .strict()
-  .option('seconds', { type: 'number', default: 10, describe: 'duration of each throughput run' })
+  .option('seconds', { type: 'number', default: 5, describe: 'duration of each throughput run (per side and round)' })
+  .option('rounds', { type: 'number', default: 3, describe: 'alternating rounds of each load' })
+  .option('warm-up-seconds', { type: 'number', default: 3, describe: 'untimed run of each load on each side first' })
   .option('trials', { type: 'number', default: 20, describe: 'failover trials' })
   .option('steady-seconds', { type: 'number', default: 0 })
   .option('skip-etcd', { type: 'boolean', default: false })
@@ -59,24 +65,80 @@ async function killAndTime(ours: OurRaft): Promise<number> {
 
 // ------------------------------------------------------------------ main
 
-console.log(`Raft benchmark: 3 replicas on loopback, fsync on, 1 KiB values; ${argv.seconds} s per run`);
+type Put = (k: string, v: Buffer) => Promise<void>;
+
+/** One run of a load, with the machine's busy and steal shares during it printed after. */
+async function measured(label: string, put: Put, clients: number, seconds: number): Promise<LoadResult> {
+  const before = cpuCounters();
+  const r = await runLoad(put, clients, seconds);
+  const cpu = cpuSince(before);
+  console.log(`  ${label.padEnd(26)} ${fmt(r)}  machine busy ${(cpu.busy * 100).toFixed(0)}%, steal ${(cpu.steal * 100).toFixed(1)}%`);
+  return r;
+}
+
+/**
+ * `rounds` alternating runs of the same load on both sides (ABBA order), after an untimed
+ * warm-up of each side; each side pooled. The warm-up matters for us: a fresh Node process runs
+ * these loads about a third slower until V8 has optimised the hot paths, and the etcd3 client
+ * warms up the same way.
+ */
+async function paired(clients: number, sides: { name: string; put: Put }[]): Promise<LoadResult[]> {
+  for (const side of sides) await runLoad(side.put, clients, argv['warm-up-seconds']);
+  const runs = sides.map(() => [] as LoadResult[]);
+  for (let round = 0; round < argv.rounds; round++) {
+    const order = round % 2 === 0 ? sides.map((_, i) => i) : sides.map((_, i) => i).reverse();
+    for (const i of order) runs[i]!.push(await measured(`${sides[i]!.name}, round ${round + 1}`, sides[i]!.put, clients, argv.seconds));
+  }
+  return runs.map(pooled);
+}
+
+console.log(`Raft benchmark: 3 replicas on loopback, fsync on, 1 KiB values; ${argv.rounds} rounds of ${argv.seconds} s per load and side`);
 const ours = new OurRaft(procs);
 const cluster = ours.cluster;
 await ours.leaderOf();
-const ours1 = await runLoad(ours.put, 1, argv.seconds);
-console.log(`tswarm raft, 1 client:    ${fmt(ours1)}`);
-const ours64 = await runLoad(ours.put, 64, argv.seconds);
-console.log(`tswarm raft, 64 clients:  ${fmt(ours64)}`);
+const etcd = argv['skip-etcd'] ? undefined : new EtcdCluster(procs);
+await etcd?.ready();
+const sides = [{ name: 'tswarm raft', put: ours.put }, ...(etcd ? [{ name: 'etcd 3.4', put: etcd.put }] : [])];
+
+// What each cluster costs the machine while the other one is measured (both stay up).
+const idleSeconds = 3;
+const idleBefore = cpuCounters();
+const oursIdle = ours.cpuMillis();
+const etcdIdle = etcd?.cpuMillis() ?? 0;
+await sleep(idleSeconds * 1000);
+console.log(
+  `idle: tswarm's replicas use ${((ours.cpuMillis() - oursIdle) / idleSeconds / 10).toFixed(1)}% of one CPU` +
+    (etcd ? `, etcd's members ${((etcd.cpuMillis() - etcdIdle) / idleSeconds / 10).toFixed(1)}%` : '') +
+    ` (machine busy ${(cpuSince(idleBefore).busy * 100).toFixed(0)}%)`,
+);
+
+console.log('1 client, sequential:');
+const [ours1, etcd1] = await paired(1, sides);
+console.log('64 concurrent clients:');
+const [ours64, etcd64] = await paired(64, sides);
 // The same loads with one unary call per write (the client's PutStream above is our client's
 // protocol; unary calls are how the etcd3 client writes): shows what the stream is worth.
-const unary1 = await runLoad(ours.putUnary, 1, argv.seconds);
-console.log(`tswarm raft, 1 client, unary calls:   ${fmt(unary1)}`);
-const unary64 = await runLoad(ours.putUnary, 64, argv.seconds);
-console.log(`tswarm raft, 64 clients, unary calls: ${fmt(unary64)}`);
+console.log('tswarm with one unary call per write:');
+const unary1 = await measured('1 client', ours.putUnary, 1, argv.seconds * argv.rounds);
+const unary64 = await measured('64 clients', ours.putUnary, 64, argv.seconds * argv.rounds);
+etcd?.close();
+
+console.log('');
+console.log(`tswarm raft, 1 client:    ${fmt(ours1!)}`);
+console.log(`tswarm raft, 64 clients:  ${fmt(ours64!)}`);
+if (etcd1 && etcd64) {
+  console.log(`etcd 3.4,    1 client:    ${fmt(etcd1)}`);
+  console.log(`etcd 3.4,    64 clients:  ${fmt(etcd64)}`);
+  console.log(`ratio (tswarm / etcd) throughput: 1 client ${(ours1!.opsPerSec / etcd1.opsPerSec).toFixed(2)}×, 64 clients ${(ours64!.opsPerSec / etcd64.opsPerSec).toFixed(2)}×`);
+  console.log(`ratio (tswarm / etcd) p99 latency: 1 client ${(ours1!.p99 / etcd1.p99).toFixed(2)}×, 64 clients ${(ours64!.p99 / etcd64.p99).toFixed(2)}× (below 1 is better)`);
+  console.log(`with unary calls: throughput 1 client ${(unary1.opsPerSec / etcd1.opsPerSec).toFixed(2)}×, 64 clients ${(unary64.opsPerSec / etcd64.opsPerSec).toFixed(2)}×; p99 1 client ${(unary1.p99 / etcd1.p99).toFixed(2)}×, 64 clients ${(unary64.p99 / etcd64.p99).toFixed(2)}×`);
+}
 
 const failovers: number[] = [];
 for (let t = 0; t < argv.trials; t++) failovers.push(await killAndTime(ours));
-console.log(`tswarm failover (kill -9 of the leader → next write committed), ${failovers.length} trials: p50 ${percentile(failovers, 0.5).toFixed(0)} ms, p99 ${percentile(failovers, 0.99).toFixed(0)} ms, max ${Math.max(...failovers).toFixed(0)} ms`);
+if (failovers.length > 0) {
+  console.log(`tswarm failover (kill -9 of the leader → next write committed), ${failovers.length} trials: p50 ${percentile(failovers, 0.5).toFixed(0)} ms, p99 ${percentile(failovers, 0.99).toFixed(0)} ms, max ${Math.max(...failovers).toFixed(0)} ms`);
+}
 
 if (argv['steady-seconds'] > 0) {
   const before = await Promise.all(ours.ids.map((id) => cluster.status(id)));
@@ -87,18 +149,4 @@ if (argv['steady-seconds'] > 0) {
   console.log(`tswarm steady ${argv['steady-seconds']} s, 64 clients: ${fmt(steady)}; terms before ${[...termsBefore].join('/')} after ${[...termsAfter].join('/')} → ${Math.max(...after.map((s) => s.term)) - Math.max(...before.map((s) => s.term))} leader changes`);
 }
 ours.close();
-
-if (!argv['skip-etcd']) {
-  const etcd = new EtcdCluster(procs);
-  await etcd.ready();
-  const etcd1 = await runLoad(etcd.put, 1, argv.seconds);
-  console.log(`etcd 3.4,    1 client:    ${fmt(etcd1)}`);
-  const etcd64 = await runLoad(etcd.put, 64, argv.seconds);
-  console.log(`etcd 3.4,    64 clients:  ${fmt(etcd64)}`);
-  etcd.close();
-  console.log('');
-  console.log(`ratio (tswarm / etcd) throughput: 1 client ${(ours1.opsPerSec / etcd1.opsPerSec).toFixed(2)}×, 64 clients ${(ours64.opsPerSec / etcd64.opsPerSec).toFixed(2)}×`);
-  console.log(`ratio (tswarm / etcd) p99 latency: 1 client ${(ours1.p99 / etcd1.p99).toFixed(2)}×, 64 clients ${(ours64.p99 / etcd64.p99).toFixed(2)}× (below 1 is better)`);
-  console.log(`with unary calls: throughput 1 client ${(unary1.opsPerSec / etcd1.opsPerSec).toFixed(2)}×, 64 clients ${(unary64.opsPerSec / etcd64.opsPerSec).toFixed(2)}×; p99 1 client ${(unary1.p99 / etcd1.p99).toFixed(2)}×, 64 clients ${(unary64.p99 / etcd64.p99).toFixed(2)}×`);
-}
 process.exit(0);

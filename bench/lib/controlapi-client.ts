@@ -46,5 +46,6 @@ const result = await runOps(
   (i) => create(`${argv.prefix}-warm-${i}`),
 );
 client.close();
-process.stdout.write(`${JSON.stringify(result)}\n`);
+const { latencies: _, ...summary } = result;
+process.stdout.write(`${JSON.stringify(summary)}\n`);
 process.exit(0);

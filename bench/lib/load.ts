@@ -1,5 +1,6 @@
 // The load generator every write benchmark shares: N concurrent writers, each sequential, for a
 // fixed time; throughput and the client's latency percentiles.
+import { readFileSync } from 'node:fs';
 
 export interface LoadResult {
   ops: number;
@@ -9,6 +10,10 @@ export interface LoadResult {
   errors: number;
   /** The first error seen, for the diagnosis of a run with errors. */
   firstError?: string;
+  /** Measured time, s. */
+  seconds: number;
+  /** Every write's latency, ms, sorted (for pooling runs; left out of JSON output). */
+  latencies?: number[];
 }
 
 /**
@@ -40,8 +45,45 @@ export async function runOps(op: (client: number, n: number) => Promise<void>, c
   );
   const elapsed = (performance.now() - t0) / 1000;
   lat.sort((a, b) => a - b);
-  const pct = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
-  return { ops: lat.length, opsPerSec: lat.length / elapsed, p50: pct(0.5), p99: pct(0.99), errors, ...(firstError !== undefined ? { firstError } : {}) };
+  return summarize(lat, elapsed, errors, firstError);
+}
+
+function summarize(sorted: number[], seconds: number, errors: number, firstError: string | undefined): LoadResult {
+  const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+  return {
+    ops: sorted.length,
+    opsPerSec: sorted.length / seconds,
+    p50: pct(0.5),
+    p99: pct(0.99),
+    errors,
+    ...(firstError !== undefined ? { firstError } : {}),
+    seconds,
+    latencies: sorted,
+  };
+}
+
+/** Several runs of the same load as one: their writes and time added, percentiles over all writes. */
+export function pooled(runs: readonly LoadResult[]): LoadResult {
+  const lat = runs.flatMap((r) => r.latencies ?? []).sort((a, b) => a - b);
+  const seconds = runs.reduce((s, r) => s + r.seconds, 0);
+  const errors = runs.reduce((s, r) => s + r.errors, 0);
+  return summarize(lat, seconds, errors, runs.find((r) => r.firstError !== undefined)?.firstError);
+}
+
+/** The machine's CPU counters (/proc/stat, all CPUs), for cpuSince. */
+export function cpuCounters(): number[] {
+  return readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+}
+
+/**
+ * The share of the machine's CPU time since `before` that was busy, and the share the hypervisor
+ * gave to someone else (steal): on a shared virtual machine, steal is the noise no run controls.
+ */
+export function cpuSince(before: number[]): { busy: number; steal: number } {
+  const d = cpuCounters().map((v, i) => v - (before[i] ?? 0));
+  const total = d.reduce((a, b) => a + b, 0) || 1;
+  // user nice system idle iowait irq softirq steal …
+  return { busy: 1 - ((d[3] ?? 0) + (d[4] ?? 0) + (d[7] ?? 0)) / total, steal: (d[7] ?? 0) / total };
 }
 
 /** `clients` concurrent writers, each sequential, 1 KiB values over 1,000 keys, for `seconds`. */

@@ -2,7 +2,7 @@
 // our Raft KV (test/raft/kv-server.ts) as separate processes on loopback (fsync on), and a
 // three-member etcd (Debian's etcd-server, default settings) on loopback, each driven by runLoad.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +38,21 @@ export class Procs {
   }
 }
 
+/** CPU time (user + system) the processes have used so far, ms; a process gone counts 0. */
+export function cpuMillisOf(children: Iterable<ChildProcess>): number {
+  let ms = 0;
+  for (const c of children) {
+    try {
+      // Fields after the command name: state is the 1st, utime the 12th, stime the 13th (clock ticks of 10 ms).
+      const f = readFileSync(`/proc/${c.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ms += (Number(f[11]) + Number(f[12])) * 10;
+    } catch {
+      // exited
+    }
+  }
+  return ms;
+}
+
 const RAFT_PORT = 27000;
 const KV_PORT = 28000;
 
@@ -61,6 +76,10 @@ export class OurRaft {
         '--peers', this.peers, '--bootstrap', '--data-dir', join(this.procs.root, `raft${id}`),
       ]),
     );
+  }
+
+  cpuMillis(): number {
+    return cpuMillisOf(this.replicas.values());
   }
 
   async leaderOf(): Promise<{ id: number; applied: number }> {
@@ -110,6 +129,10 @@ export class EtcdCluster {
       ]));
     }
     this.client = new Etcd3({ hosts: ETCD.map((e) => e.client) });
+  }
+
+  cpuMillis(): number {
+    return cpuMillisOf(this.members);
   }
 
   async ready(): Promise<void> {

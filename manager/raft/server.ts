@@ -63,6 +63,7 @@ export class RaftServer<R = unknown> {
   private readonly transport: GrpcTransport;
   private ticker: NodeJS.Timeout | undefined;
   private scheduled = false;
+  private syncedConfState: ConfState | undefined;
   private stopped = false;
   private readonly addrs = new Map<number, string>();
   /** Resolved by the soft-state callback: who leads now. */
@@ -160,8 +161,12 @@ export class RaftServer<R = unknown> {
     });
   }
 
-  /** Keeps the transport's peers in line with the applied membership. */
+  /** Keeps the transport's peers in line with the applied membership (when it has changed). */
   private syncPeers(): void {
+    // The node replaces confState (and its addresses with it) on every membership change and
+    // snapshot restore, so an unchanged object means nothing to do.
+    if (this.node.confState === this.syncedConfState) return;
+    this.syncedConfState = this.node.confState;
     const members = new Set([...this.node.confState.voters, ...this.node.confState.learners]);
     for (const id of members) {
       // The replicated record of addresses first; the start-up peers only fill gaps.

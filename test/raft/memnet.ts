@@ -27,7 +27,9 @@ export class MemCluster {
 
   /** Adds a node from the given state (a joining node: an empty one). */
   add(id: number, state: PersistedState = { hardState: { term: 0, vote: 0, commit: 0 }, entries: [] }): RaftCore {
-    const core = new RaftCore({ ...DEFAULT_CORE_CONFIG, id, random: seededRandom(this.seed * 1000 + id), ...this.overrides }, state);
+    // Eager commit propagation unless a test asks otherwise: the rule tests stabilize without
+    // ticks and expect every follower to have applied what the leader committed.
+    const core = new RaftCore({ ...DEFAULT_CORE_CONFIG, lazyCommit: false, id, random: seededRandom(this.seed * 1000 + id), ...this.overrides }, state);
     this.nodes.set(id, core);
     this.applied.set(id, []);
     this.readStates.set(id, []);

@@ -153,6 +153,39 @@ describe('§5.3 log replication', () => {
     }
   });
 
+  it('lazy commit: no append is sent for a new commit index alone; followers learn it from the next heartbeat', () => {
+    const c = new MemCluster([1, 2, 3], { ...noPreVote, lazyCommit: true });
+    const l = c.electLeader();
+    const followers = [1, 2, 3].filter((i) => i !== l);
+    const sentBefore = c.sent.length;
+    const { index } = c.node(l).propose(enc('a'));
+    c.stabilize();
+    expect(c.node(l).log.committed).toBe(index);
+    expect(c.appliedData(l)).toEqual(['a']);
+    const appends = c.sent.slice(sentBefore).filter((m) => m.type === MessageType.MSG_APP);
+    // One append per follower, carrying the entry; none empty.
+    expect(appends.map((m) => [m.to, m.entries.length]).sort()).toEqual(followers.map((f) => [f, 1]).sort());
+    for (const f of followers) expect(c.node(f).log.committed).toBeLessThan(index);
+    c.tick([l], 1); // heartbeatTick is 1
+    for (const f of followers) {
+      expect(c.node(f).log.committed).toBe(index);
+      expect(c.appliedData(f)).toEqual(['a']);
+    }
+  });
+
+  it('lazy commit: the commit index rides on the next append', () => {
+    const c = new MemCluster([1, 2, 3], { ...noPreVote, lazyCommit: true });
+    const l = c.electLeader();
+    const f = [1, 2, 3].find((i) => i !== l)!;
+    const first = c.node(l).propose(enc('a')).index;
+    c.stabilize();
+    expect(c.node(f).log.committed).toBeLessThan(first);
+    c.node(l).propose(enc('b'));
+    c.stabilize();
+    expect(c.node(f).log.committed).toBe(first);
+    expect(c.appliedData(f)).toEqual(['a']);
+  });
+
   it('a follower rejects an append whose previous entry does not match (consistency check)', () => {
     const n = single(1, [1, 2, 3], noPreVote);
     n.step(message({ type: MessageType.MSG_APP, from: 2, to: 1, term: 1, index: 5, logTerm: 1, entries: [] }));

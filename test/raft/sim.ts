@@ -222,6 +222,8 @@ export class Simulation {
     // Odd seeds run the asynchronous-fsync path of the server: the write completes a few virtual
     // milliseconds later, while the node keeps stepping messages; a crash meanwhile loses it.
     const asyncSync = this.opts.seed % 2 === 1;
+    // Both ways of telling followers a new commit index (RaftConfig.lazyCommit), by seed.
+    const lazyCommit = Math.floor(this.opts.seed / 2) % 2 === 0;
     const storage: RaftStorage = {
       append: (entries, hs) => disk.append(entries, hs),
       sync: () => disk.sync(),
@@ -245,6 +247,7 @@ export class Simulation {
         checkQuorum: this.opts.checkQuorum ?? true,
         maxInflight: 8,
         maxMsgBytes: 512,
+        lazyCommit,
       },
       storage,
       asyncSync,

@@ -89,6 +89,8 @@ export class RaftCore {
   private randomizedElectionTimeout = 0;
   private votes = new Map<number, boolean>();
   private readonly progress = new Map<number, Progress>();
+  /** Scratch space of maybeCommit (sorted matches). */
+  private readonly matchScratch: number[] = [];
   private pendingConfIndex = 0;
   private leadTransferee = 0;
 
@@ -270,7 +272,7 @@ export class RaftCore {
       if (!this.voters.has(this.id)) {
         this.becomeFollower(this.term, 0);
       } else if (this.maybeCommit()) {
-        this.bcastAppend();
+        this.bcastCommit();
       }
     }
     return this.confState();
@@ -306,8 +308,11 @@ export class RaftCore {
       this.installedSnapshot !== undefined ||
       this.log.hasUnsent() ||
       this.log.hasCommittedToApply() ||
-      !sameHardState(this.hardState(), this.prevHardState) ||
-      !sameSoftState(this.softState(), this.prevSoftState)
+      this.term !== this.prevHardState.term ||
+      this.vote !== this.prevHardState.vote ||
+      this.log.committed !== this.prevHardState.commit ||
+      this.leader !== this.prevSoftState.leader ||
+      this.role !== this.prevSoftState.role
     );
   }
 
@@ -342,7 +347,7 @@ export class RaftCore {
     if (lastApplied) this.log.appliedConfirmed = Math.max(this.log.appliedConfirmed, lastApplied.index);
     if (this.role === 'leader') {
       const self = this.progress.get(this.id);
-      if (self?.maybeUpdate(this.log.stable) && this.maybeCommit()) this.bcastAppend();
+      if (self?.maybeUpdate(this.log.stable) && this.maybeCommit()) this.bcastCommit();
     }
   }
 
@@ -728,7 +733,7 @@ export class RaftCore {
         pr.inflights.freeTo(m.index);
       }
       if (this.maybeCommit()) {
-        this.bcastAppend();
+        this.bcastCommit();
       } else if (wasPaused) {
         this.sendAppend(m.from);
       }
@@ -832,10 +837,17 @@ export class RaftCore {
   // ---------------------------------------------------------------- leader: replication
 
   private maybeCommit(): boolean {
-    const matches: number[] = [];
-    for (const v of this.voters) matches.push(this.progress.get(v)?.match ?? 0);
-    if (matches.length === 0) return false;
-    matches.sort((a, b) => b - a);
+    if (this.voters.size === 0) return false;
+    // The quorum-th largest match: insertion into a reused array (a handful of voters), as this
+    // runs on every acknowledgement and Array.prototype.sort allocates.
+    const matches = this.matchScratch;
+    let n = 0;
+    for (const v of this.voters) {
+      const m = this.progress.get(v)?.match ?? 0;
+      let i = n++;
+      for (; i > 0 && matches[i - 1]! < m; i--) matches[i] = matches[i - 1]!;
+      matches[i] = m;
+    }
     const candidate = matches[this.quorum() - 1]!;
     // §5.4.2: only entries of the current term are committed by counting replicas.
     if (candidate > this.log.committed && this.log.term(candidate) === this.term) {
@@ -861,6 +873,17 @@ export class RaftCore {
     if (!this.hasQuorum(read.acks)) return;
     // Confirming leadership for this request confirms it for every earlier one too.
     for (const r of this.readQueue.splice(0, pos + 1)) this.readStates.push({ requestId: r.requestId, index: r.index });
+  }
+
+  /**
+   * A new commit index. Eager (etcd's way): an append to every follower, empty if it has nothing
+   * new, so followers apply at once. Lazy (the Raft paper's way, §5.3): only followers with
+   * entries to send get an append now; the others learn the index from the next append or
+   * heartbeat. Lazy saves an empty append and its answer per follower per commit.
+   */
+  private bcastCommit(): void {
+    if (!this.cfg.lazyCommit) return this.bcastAppend();
+    for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id, false);
   }
 
   private bcastAppend(): void {
