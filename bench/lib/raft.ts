@@ -63,7 +63,11 @@ export class OurRaft {
   readonly cluster: KvCluster;
   private readonly peers = this.ids.map((i) => `${i}=127.0.0.1:${RAFT_PORT + i}`).join(',');
 
-  constructor(private readonly procs: Procs) {
+  /** `replicaArgs`: more kv-server options for every replica (e.g. `--eager-commit`). */
+  constructor(
+    private readonly procs: Procs,
+    private readonly replicaArgs: readonly string[] = [],
+  ) {
     for (const id of this.ids) this.startReplica(id);
     this.cluster = new KvCluster(new Map(this.ids.map((i) => [i, `127.0.0.1:${KV_PORT + i}`])));
   }
@@ -73,7 +77,7 @@ export class OurRaft {
       id,
       this.procs.start(process.execPath, [
         kvServer, '--id', String(id), '--raft-addr', `127.0.0.1:${RAFT_PORT + id}`, '--kv-addr', `127.0.0.1:${KV_PORT + id}`,
-        '--peers', this.peers, '--bootstrap', '--data-dir', join(this.procs.root, `raft${id}`),
+        '--peers', this.peers, '--bootstrap', '--data-dir', join(this.procs.root, `raft${id}`), ...this.replicaArgs,
       ]),
     );
   }

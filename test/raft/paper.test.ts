@@ -288,6 +288,44 @@ describe('pre-vote and check-quorum (thesis §9.6, §6.2)', () => {
     expect(c.node(l).role).toBe('follower');
   });
 
+  it('followers told their leader is unreachable (its process died) elect a new one without waiting out the lease', () => {
+    const { electionTick } = DEFAULT_CORE_CONFIG;
+    const elect = (report: boolean): { c: MemCluster; followers: number[] } => {
+      const c = new MemCluster([1, 2, 3], {}, 7);
+      const l = c.electLeader();
+      const followers = [1, 2, 3].filter((i) => i !== l);
+      c.isolate(l);
+      if (report) for (const f of followers) c.node(f).reportUnreachable(l);
+      return { c, followers };
+    };
+    // Without the report, nobody campaigns before a whole election timeout of silence.
+    const quiet = elect(false);
+    quiet.c.tick(quiet.followers, electionTick - 1);
+    expect(quiet.c.leaders().filter((x) => quiet.followers.includes(x))).toEqual([]);
+    // With it, a follower campaigns within the randomised rest of its timeout (under one more
+    // election timeout), and the other, no longer holding the dead leader's lease, votes for it.
+    const told = elect(true);
+    told.c.tick(told.followers, electionTick - 1);
+    expect(told.c.leaders().filter((x) => told.followers.includes(x))).toHaveLength(1);
+  });
+
+  it('a follower told its leader is unreachable while the leader is healthy does not depose it', () => {
+    const c = new MemCluster([1, 2, 3]);
+    const l = c.electLeader();
+    const term = c.node(l).term;
+    for (const f of [1, 2, 3].filter((i) => i !== l)) c.node(f).reportUnreachable(l);
+    c.tickAll(3 * DEFAULT_CORE_CONFIG.electionTick);
+    expect(c.leaders()).toEqual([l]);
+    expect(c.node(l).term).toBe(term);
+    // And one cut off from the leader alone cannot win against the other follower's lease.
+    const lone = [1, 2, 3].find((i) => i !== l)!;
+    c.isolate(l, lone);
+    c.node(lone).reportUnreachable(l);
+    c.tickAll(3 * DEFAULT_CORE_CONFIG.electionTick);
+    expect(c.node(l).role).toBe('leader');
+    expect(c.node(l).term).toBe(term);
+  });
+
   it('followers that hear from a leader ignore vote requests (leader lease)', () => {
     const c = new MemCluster([1, 2, 3]);
     const l = c.electLeader();

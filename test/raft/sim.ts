@@ -283,6 +283,20 @@ export class Simulation {
     member.node = undefined;
     member.fs.crash(this.rng, { tear: torn || this.rng() < 0.5 });
     member.restartAt = this.now + randomInt(this.rng, 100, 2000);
+    // The kernel closes a dead process's connections: some peers' transports notice at once.
+    for (const other of this.members.values()) if (other !== member && this.rng() < 0.5) this.reportUnreachable(other, member.id);
+  }
+
+  /** `member`'s transport reports `peer` unreachable a moment from now (RaftNode.reportUnreachable). */
+  private reportUnreachable(member: SimMember, peer: number): void {
+    const incarnation = member.incarnation;
+    this.queue.push(this.now + randomInt(this.rng, 1, 6), () => {
+      if (!member.alive || !member.node || member.incarnation !== incarnation) return;
+      this.guard(member, () => {
+        member.node!.reportUnreachable(peer);
+        member.node!.process();
+      });
+    });
   }
 
   private recordApply(id: number, index: number, data: Uint8Array): void {
@@ -361,7 +375,15 @@ export class Simulation {
   private partition(): void {
     const ids = [...this.members.values()].filter((m) => !m.removed).map((m) => m.id);
     const side = new Set(ids.filter(() => this.rng() < 0.5));
-    for (const a of ids) for (const b of ids) if (side.has(a) !== side.has(b)) this.cut.add(`${a}>${b}`);
+    for (const a of ids) {
+      for (const b of ids) {
+        if (side.has(a) === side.has(b)) continue;
+        this.cut.add(`${a}>${b}`);
+        // A broken link, not a dead peer: the report is wrong about the peer's health.
+        const member = this.members.get(a);
+        if (member && this.rng() < 0.25) this.reportUnreachable(member, b);
+      }
+    }
     const healAt = this.now + randomInt(this.rng, 50, 1500);
     this.queue.push(healAt, () => this.cut.clear());
   }

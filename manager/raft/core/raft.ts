@@ -231,10 +231,19 @@ export class RaftCore {
     this.hup(false);
   }
 
-  /** The transport could not reach the peer: stop pipelining to it until it answers. */
+  /**
+   * The transport could not reach the peer. A leader stops pipelining to it until it answers. A
+   * follower whose own leader it is stops counting that leader's lease: the connection usually
+   * breaks because the leader's process died (the kernel closed its sockets), and waiting out the
+   * whole silence would only delay the next election. So the election timeout counts as elapsed:
+   * this node grants pre-votes at once and campaigns after the randomised rest of its timeout.
+   * Pre-vote keeps a healthy leader in place when only this one link broke: the other members,
+   * still hearing from it, refuse, and the next append from it resets the timer here.
+   */
   reportUnreachable(id: number): void {
     const pr = this.progress.get(id);
     if (this.role === 'leader' && pr?.state === 'replicate') pr.becomeProbe();
+    if (this.role === 'follower' && id !== 0 && id === this.leader) this.electionElapsed = Math.max(this.electionElapsed, this.cfg.electionTick);
   }
 
   /**
