@@ -1,11 +1,13 @@
 // Raft benchmark: three replicas of our Raft KV as separate processes on loopback (fsync on, 1 KiB
 // values) against a three-member etcd (Debian's etcd-server) driven by the same load generator
 // through the etcd3 client, in the same invocation. Prints both figures and the ratios.
-//   node dist/bench/raft.js [--seconds 5] [--rounds 3] [--warm-up-seconds 3] [--trials 20] [--steady-seconds 0]
-// Both clusters run side by side and each load alternates between them, round after round
-// (ours, etcd, etcd, ours, …): this machine's speed drifts from minute to minute (the hypervisor's
-// steal comes and goes), and alternating puts both systems under the same drift. Each side's
-// figures pool the writes of all its rounds. Every run prints the machine's busy and steal shares.
+//   node dist/bench/raft.js [--seconds 4] [--rounds 4] [--warm-up-seconds 3] [--trials 20] [--steady-seconds 0]
+// Both clusters run side by side and each load alternates between the sides, round after round,
+// the order reversed every other round: this machine's speed drifts from minute to minute (the
+// hypervisor's steal comes and goes), and alternating puts every side under the same drift. The
+// sides: our client's stream, etcd through etcd3, and our replicas with one unary call per write
+// (how etcd3 writes; it shows what the stream is worth). Each side's figures pool the writes of
+// all its rounds. Every run prints the machine's busy and steal shares.
 // --steady-seconds N adds a steady 64-client run of N seconds on our replicas that counts leader
 // changes (the goal is none in 600 s).
 import yargs from 'yargs';
@@ -15,8 +17,8 @@ import { EtcdCluster, OurRaft, Procs } from './lib/raft.js';
 
 const argv = yargs(hideBin(process.argv))
   .strict()
-  .option('seconds', { type: 'number', default: 5, describe: 'duration of each throughput run (per side and round)' })
-  .option('rounds', { type: 'number', default: 3, describe: 'alternating rounds of each load' })
+  .option('seconds', { type: 'number', default: 4, describe: 'duration of each throughput run (per side and round)' })
+  .option('rounds', { type: 'number', default: 4, describe: 'alternating rounds of each load (even: every side goes first equally often)' })
   .option('warm-up-seconds', { type: 'number', default: 3, describe: 'untimed run of each load on each side first' })
   .option('trials', { type: 'number', default: 20, describe: 'failover trials' })
   .option('steady-seconds', { type: 'number', default: 0 })
@@ -72,12 +74,12 @@ async function measured(label: string, put: Put, clients: number, seconds: numbe
   const before = cpuCounters();
   const r = await runLoad(put, clients, seconds);
   const cpu = cpuSince(before);
-  console.log(`  ${label.padEnd(26)} ${fmt(r)}  machine busy ${(cpu.busy * 100).toFixed(0)}%, steal ${(cpu.steal * 100).toFixed(1)}%`);
+  console.log(`  ${label.padEnd(32)} ${fmt(r)}  machine busy ${(cpu.busy * 100).toFixed(0)}%, steal ${(cpu.steal * 100).toFixed(1)}%`);
   return r;
 }
 
 /**
- * `rounds` alternating runs of the same load on both sides (ABBA order), after an untimed
+ * `rounds` alternating runs of the same load on every side (ABBA order), after an untimed
  * warm-up of each side; each side pooled. The warm-up matters for us: a fresh Node process runs
  * these loads about a third slower until V8 has optimised the hot paths, and the etcd3 client
  * warms up the same way.
@@ -98,7 +100,11 @@ const cluster = ours.cluster;
 await ours.leaderOf();
 const etcd = argv['skip-etcd'] ? undefined : new EtcdCluster(procs);
 await etcd?.ready();
-const sides = [{ name: 'tswarm raft', put: ours.put }, ...(etcd ? [{ name: 'etcd 3.4', put: etcd.put }] : [])];
+const sides = [
+  { name: 'tswarm raft', put: ours.put },
+  { name: 'tswarm, unary calls', put: ours.putUnary },
+  ...(etcd ? [{ name: 'etcd 3.4', put: etcd.put }] : []),
+];
 
 // What each cluster costs the machine while the other one is measured (both stay up).
 const idleSeconds = 3;
@@ -113,25 +119,22 @@ console.log(
 );
 
 console.log('1 client, sequential:');
-const [ours1, etcd1] = await paired(1, sides);
+const [ours1, unary1, etcd1] = await paired(1, sides);
 console.log('64 concurrent clients:');
-const [ours64, etcd64] = await paired(64, sides);
-// The same loads with one unary call per write (the client's PutStream above is our client's
-// protocol; unary calls are how the etcd3 client writes): shows what the stream is worth.
-console.log('tswarm with one unary call per write:');
-const unary1 = await measured('1 client', ours.putUnary, 1, argv.seconds * argv.rounds);
-const unary64 = await measured('64 clients', ours.putUnary, 64, argv.seconds * argv.rounds);
+const [ours64, unary64, etcd64] = await paired(64, sides);
 etcd?.close();
 
 console.log('');
 console.log(`tswarm raft, 1 client:    ${fmt(ours1!)}`);
 console.log(`tswarm raft, 64 clients:  ${fmt(ours64!)}`);
+console.log(`tswarm raft, unary calls, 1 client:    ${fmt(unary1!)}`);
+console.log(`tswarm raft, unary calls, 64 clients:  ${fmt(unary64!)}`);
 if (etcd1 && etcd64) {
   console.log(`etcd 3.4,    1 client:    ${fmt(etcd1)}`);
   console.log(`etcd 3.4,    64 clients:  ${fmt(etcd64)}`);
   console.log(`ratio (tswarm / etcd) throughput: 1 client ${(ours1!.opsPerSec / etcd1.opsPerSec).toFixed(2)}×, 64 clients ${(ours64!.opsPerSec / etcd64.opsPerSec).toFixed(2)}×`);
   console.log(`ratio (tswarm / etcd) p99 latency: 1 client ${(ours1!.p99 / etcd1.p99).toFixed(2)}×, 64 clients ${(ours64!.p99 / etcd64.p99).toFixed(2)}× (below 1 is better)`);
-  console.log(`with unary calls: throughput 1 client ${(unary1.opsPerSec / etcd1.opsPerSec).toFixed(2)}×, 64 clients ${(unary64.opsPerSec / etcd64.opsPerSec).toFixed(2)}×; p99 1 client ${(unary1.p99 / etcd1.p99).toFixed(2)}×, 64 clients ${(unary64.p99 / etcd64.p99).toFixed(2)}×`);
+  console.log(`with unary calls: throughput 1 client ${(unary1!.opsPerSec / etcd1.opsPerSec).toFixed(2)}×, 64 clients ${(unary64!.opsPerSec / etcd64.opsPerSec).toFixed(2)}×; p99 1 client ${(unary1!.p99 / etcd1.p99).toFixed(2)}×, 64 clients ${(unary64!.p99 / etcd64.p99).toFixed(2)}×`);
 }
 
 const failovers: number[] = [];

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs one benchmark after the set-up:
-#   bench/run.sh raft [--seconds 10] [--trials 20] [--steady-seconds 600]
+#   bench/run.sh raft [--seconds 4] [--rounds 4] [--trials 20] [--steady-seconds 600]
+#   bench/run.sh raft-cpu [--trials 6] [--seconds 5] [--clients 1]
 #   bench/run.sh runtime [--count 200]
 #   bench/run.sh containers [--count 100] [--parallel 4] [--network bridge|none]
 #   bench/run.sh controlapi [--seconds 10] [--kind secret|config] [--payload-bytes 1024] [--via-follower]

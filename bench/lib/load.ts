@@ -80,9 +80,12 @@ export function cpuCounters(): number[] {
  * gave to someone else (steal): on a shared virtual machine, steal is the noise no run controls.
  */
 export function cpuSince(before: number[]): { busy: number; steal: number } {
-  const d = cpuCounters().map((v, i) => v - (before[i] ?? 0));
+  // user nice system idle iowait irq softirq steal (guest and guest_nice, which follow, are
+  // already counted in user and nice).
+  const d = cpuCounters()
+    .slice(0, 8)
+    .map((v, i) => v - (before[i] ?? 0));
   const total = d.reduce((a, b) => a + b, 0) || 1;
-  // user nice system idle iowait irq softirq steal …
   return { busy: 1 - ((d[3] ?? 0) + (d[4] ?? 0) + (d[7] ?? 0)) / total, steal: (d[7] ?? 0) / total };
 }
 

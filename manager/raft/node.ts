@@ -192,6 +192,11 @@ export class RaftNode<R = unknown> {
     this.core.reportUnreachable(id);
   }
 
+  /** The transport's connection to the peer broke (see RaftCore.reportDisconnected). */
+  reportDisconnected(id: number): void {
+    this.core.reportDisconnected(id);
+  }
+
   /** Fails everything in flight; later calls fail with StoppedError. */
   stop(): void {
     if (this.stopped) return;

@@ -91,6 +91,7 @@ export class RaftServer<R = unknown> {
       credentials: opts.clientCredentials ?? grpc.credentials.createInsecure(),
       ...(opts.clientChannelOptions ? { channelOptions: opts.clientChannelOptions } : {}),
       onUnreachable: (peer) => this.node.reportUnreachable(peer),
+      onDisconnected: (peer) => this.node.reportDisconnected(peer),
       log: opts.log,
     });
     for (const [id, addr] of opts.peers) if (id !== opts.id) this.transport.setPeer(id, addr);

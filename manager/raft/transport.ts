@@ -13,6 +13,11 @@ export interface TransportOptions {
   credentials: grpc.ChannelCredentials;
   /** Called when messages to a peer could not be delivered. */
   onUnreachable: (peer: number) => void;
+  /**
+   * Called when the connection to a peer broke (a stream failed with UNAVAILABLE): unlike a full
+   * queue, a sign that the peer's process may have died (RaftCore.reportDisconnected).
+   */
+  onDisconnected?: (peer: number) => void;
   maxQueueBytes?: number;
   /** Extra channel options (swarmd checks peers by certificate identity, not host name). */
   channelOptions?: grpc.ChannelOptions;
@@ -83,6 +88,7 @@ class Peer {
       if (this.closed) return;
       if (err) this.opts.log?.debug({ peer: this.id, err: err.message }, 'raft stream to peer ended');
       this.opts.onUnreachable(this.id);
+      if (err?.code === grpc.status.UNAVAILABLE) this.opts.onDisconnected?.(this.id);
       if (this.pending.length > 0 && !this.reopenTimer) {
         this.reopenTimer = setTimeout(() => {
           this.reopenTimer = undefined;

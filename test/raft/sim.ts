@@ -284,16 +284,16 @@ export class Simulation {
     member.fs.crash(this.rng, { tear: torn || this.rng() < 0.5 });
     member.restartAt = this.now + randomInt(this.rng, 100, 2000);
     // The kernel closes a dead process's connections: some peers' transports notice at once.
-    for (const other of this.members.values()) if (other !== member && this.rng() < 0.5) this.reportUnreachable(other, member.id);
+    for (const other of this.members.values()) if (other !== member && this.rng() < 0.5) this.reportDisconnected(other, member.id);
   }
 
-  /** `member`'s transport reports `peer` unreachable a moment from now (RaftNode.reportUnreachable). */
-  private reportUnreachable(member: SimMember, peer: number): void {
+  /** `member`'s transport reports its connection to `peer` broken a moment from now (RaftNode.reportDisconnected). */
+  private reportDisconnected(member: SimMember, peer: number): void {
     const incarnation = member.incarnation;
     this.queue.push(this.now + randomInt(this.rng, 1, 6), () => {
       if (!member.alive || !member.node || member.incarnation !== incarnation) return;
       this.guard(member, () => {
-        member.node!.reportUnreachable(peer);
+        member.node!.reportDisconnected(peer);
         member.node!.process();
       });
     });
@@ -381,7 +381,7 @@ export class Simulation {
         this.cut.add(`${a}>${b}`);
         // A broken link, not a dead peer: the report is wrong about the peer's health.
         const member = this.members.get(a);
-        if (member && this.rng() < 0.25) this.reportUnreachable(member, b);
+        if (member && this.rng() < 0.25) this.reportDisconnected(member, b);
       }
     }
     const healAt = this.now + randomInt(this.rng, 50, 1500);

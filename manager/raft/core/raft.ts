@@ -231,19 +231,24 @@ export class RaftCore {
     this.hup(false);
   }
 
-  /**
-   * The transport could not reach the peer. A leader stops pipelining to it until it answers. A
-   * follower whose own leader it is stops counting that leader's lease: the connection usually
-   * breaks because the leader's process died (the kernel closed its sockets), and waiting out the
-   * whole silence would only delay the next election. So the election timeout counts as elapsed:
-   * this node grants pre-votes at once and campaigns after the randomised rest of its timeout.
-   * Pre-vote keeps a healthy leader in place when only this one link broke: the other members,
-   * still hearing from it, refuse, and the next append from it resets the timer here.
-   */
+  /** The transport could not reach the peer: a leader stops pipelining to it until it answers. */
   reportUnreachable(id: number): void {
     const pr = this.progress.get(id);
     if (this.role === 'leader' && pr?.state === 'replicate') pr.becomeProbe();
-    if (this.role === 'follower' && id !== 0 && id === this.leader) this.electionElapsed = Math.max(this.electionElapsed, this.cfg.electionTick);
+  }
+
+  /**
+   * The connection to the peer broke (the transport's stream to it failed). If the peer is this
+   * follower's leader, its process has most likely died: the kernel closed its sockets. Then two
+   * heartbeat intervals of silence are enough to stop honouring its lease and start the election
+   * clock's last stretch, instead of a whole election timeout: the node grants pre-votes once
+   * `electionTick` is reached and campaigns after the randomised rest. A live leader's next
+   * heartbeat (it sends one every `heartbeatTick`) resets the clock within those two intervals, so
+   * a report alone, or a link broken in one direction only, starts no election.
+   */
+  reportDisconnected(id: number): void {
+    if (this.role !== 'follower' || id === 0 || id !== this.leader) return;
+    this.electionElapsed = Math.max(this.electionElapsed, this.cfg.electionTick - 2 * this.cfg.heartbeatTick);
   }
 
   /**
@@ -274,8 +279,12 @@ export class RaftCore {
         if (!pr) this.progress.set(member, new Progress(this.log.lastIndex() + 1, this.cfg.maxInflight, this.learners.has(member)));
         else pr.isLearner = this.learners.has(member);
       }
-      for (const member of this.progress.keys()) {
-        if (!this.voters.has(member) && !this.learners.has(member)) this.progress.delete(member);
+      for (const [member, pr] of this.progress) {
+        if (this.voters.has(member) || this.learners.has(member)) continue;
+        // Tell a removed member the commit index once more, so that it applies its own removal
+        // and stops campaigning: with lazyCommit nothing else would (its progress goes now).
+        if (member !== this.id) this.send(message({ type: MessageType.MSG_HEARTBEAT, to: member, from: this.id, term: this.term, commit: Math.min(pr.match, this.log.committed) }));
+        this.progress.delete(member);
       }
       if (this.leadTransferee !== 0 && !this.voters.has(this.leadTransferee)) this.leadTransferee = 0;
       if (!this.voters.has(this.id)) {
