@@ -50,7 +50,7 @@ async function trial(eager: boolean): Promise<Sample> {
     return s;
   } finally {
     ours.close();
-    procs.cleanup();
+    procs.close();
   }
 }
 
