@@ -1,6 +1,6 @@
-// CPU per write of each process, our Raft KV with the commit index told to followers lazily (the
-// default, RaftConfig.lazyCommit) against eagerly (etcd's way, `kv-server --eager-commit`). Fresh
-// clusters in alternating order, one at a time, an untimed warm-up each; medians printed.
+// CPU per write of each process, our Raft KV with the commit index told to followers lazily
+// (`kv-server --lazy-commit`, RaftConfig.lazyCommit) against eagerly (the default, etcd's way).
+// Fresh clusters in alternating order, one at a time, an untimed warm-up each; medians printed.
 //   node dist/bench/raft-cpu.js [--trials 6] [--seconds 5] [--clients 1]
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -25,7 +25,7 @@ interface Sample {
 
 async function trial(eager: boolean): Promise<Sample> {
   const procs = new Procs('tswarm-bench-raft-cpu-');
-  const ours = new OurRaft(procs, eager ? ['--eager-commit'] : []);
+  const ours = new OurRaft(procs, eager ? [] : ['--lazy-commit']);
   try {
     const leader = (await ours.leaderOf()).id;
     await runLoad(ours.put, argv.clients, 3);

@@ -71,7 +71,7 @@ export class OurRaft {
   readonly cluster: KvCluster;
   private readonly peers = this.ids.map((i) => `${i}=127.0.0.1:${RAFT_PORT + i}`).join(',');
 
-  /** `replicaArgs`: more kv-server options for every replica (e.g. `--eager-commit`). */
+  /** `replicaArgs`: more kv-server options for every replica (e.g. `--lazy-commit`). */
   constructor(
     private readonly procs: Procs,
     private readonly replicaArgs: readonly string[] = [],

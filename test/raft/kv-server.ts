@@ -51,7 +51,7 @@ const argv = yargs(hideBin(process.argv))
   .option('data-dir', { type: 'string', demandOption: true })
   .option('tick-ms', { type: 'number' })
   .option('snapshot-entries', { type: 'number' })
-  .option('eager-commit', { type: 'boolean', default: false, describe: "tell followers each new commit index at once, as etcd does (RaftConfig.lazyCommit off)" })
+  .option('lazy-commit', { type: 'boolean', default: false, describe: 'tell followers a new commit index with the next append or heartbeat (RaftConfig.lazyCommit)' })
   .parseSync();
 
 const peers = new Map<number, string>();
@@ -72,7 +72,7 @@ const raft = new RaftServer<number>({
   stateMachine: sm,
   tickMs: argv['tick-ms'],
   snapshotEntries: argv['snapshot-entries'],
-  ...(argv['eager-commit'] ? { core: { lazyCommit: false } } : {}),
+  ...(argv['lazy-commit'] ? { core: { lazyCommit: true } } : {}),
   log: log.child({ component: 'raft' }),
 });
 

@@ -30,8 +30,10 @@ export interface RaftConfig {
   learnerCatchUpEntries: number;
   /**
    * Followers learn a new commit index from the next append or heartbeat instead of an empty
-   * append sent for it alone (see RaftCore.bcastCommit): a follower applies up to a heartbeat
-   * later, and each write costs two messages less per follower.
+   * append sent for it alone (see RaftCore.bcastCommit): each write costs two messages less per
+   * follower, but a follower knows of a commit up to a heartbeat later. Off by default: a manager
+   * that survives the loss of the quorum keeps, under --force-new-cluster, only what it knew to
+   * be committed, and lazily it may not yet know of a write already acknowledged.
    */
   lazyCommit: boolean;
   /** Seeded randomness for election timeouts. */
@@ -49,7 +51,7 @@ export const DEFAULT_CORE_CONFIG: Omit<RaftConfig, 'id' | 'random'> = {
   snapshotChunkBytes: 512 << 10,
   maxProposalBytes: 1536 << 10,
   learnerCatchUpEntries: 100,
-  lazyCommit: true,
+  lazyCommit: false,
 };
 
 export interface Snapshot {
