@@ -28,7 +28,7 @@
 //
 //   node dist/bench/orchestration.js [--replicas 100] [--trials 3] [--skip-docker] [--skip-ours] [--lost-worker-trials 5] [--logs DIR]
 import * as grpc from '@grpc/grpc-js';
-import { cpSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import { loadavg } from 'node:os';
 import yargs from 'yargs';
@@ -39,6 +39,7 @@ import { NodeState, TaskState } from '../proto/gen/tswarm/types.js';
 import { LabCluster, RUNTIME } from '../test/lab/cluster.js';
 import { BUSYBOX_LAYOUT } from '../test/registry/image.js';
 import { DockerSwarm } from './lib/docker.js';
+import { cpuCounters, cpuSince } from './lib/load.js';
 
 const argv = yargs(hideBin(process.argv))
   .strict()
@@ -101,13 +102,6 @@ interface Service {
   remove(): Promise<void>;
 }
 
-/** The machine's busy CPU ticks and all ticks so far (/proc/stat). */
-function cpuTicks(): { busy: number; all: number } {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const all = f.reduce((a, b) => a + b, 0);
-  return { busy: all - f[3]! - f[4]!, all }; // idle and iowait are not busy
-}
-
 /**
  * Waits (untimed, up to 30 s) until the machine is quiet: less than a quarter of its CPU busy over
  * half a second. Removing 100 containers leaves the kernel work behind (network namespaces and
@@ -117,10 +111,10 @@ function cpuTicks(): { busy: number; all: number } {
 async function settle(): Promise<void> {
   const t0 = now();
   while (now() - t0 < 30_000) {
-    const a = cpuTicks();
+    const before = cpuCounters();
     await sleep(500);
-    const b = cpuTicks();
-    if ((b.busy - a.busy) / Math.max(1, b.all - a.all) < 0.25) return;
+    const cpu = cpuSince(before);
+    if (cpu.busy + cpu.steal < 0.25) return; // steal counts: the machine is not ours then either
   }
 }
 

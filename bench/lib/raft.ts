@@ -51,8 +51,10 @@ export function cpuMillisOf(children: Iterable<ChildProcess>): number {
   let ms = 0;
   for (const c of children) {
     try {
-      // Fields after the command name: state is the 1st, utime the 12th, stime the 13th (clock ticks of 10 ms).
-      const f = readFileSync(`/proc/${c.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      // Fields after the command name (which may hold ") "): state is the 1st, utime the 12th,
+      // stime the 13th, in clock ticks of 10 ms.
+      const stat = readFileSync(`/proc/${c.pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       ms += (Number(f[11]) + Number(f[12])) * 10;
     } catch {
       // exited
