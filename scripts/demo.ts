@@ -7,6 +7,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TaskState } from '../proto/gen/tswarm/types.js';
+import { stateName } from '../common/task-state.js';
 import { HOST_STATE_MOUNT, Lab, removeRuntimeCgroupParents, type LabHost } from '../test/lab/lab.js';
 import { REGISTRY_BINARY, registryConfig } from '../test/registry/registry.js';
 
@@ -69,7 +71,7 @@ try {
     const tasks = JSON.parse(r.stdout || '[]') as { slot: number; status?: { state: string } }[];
     const line = tasks
       .sort((a, b) => a.slot - b.slot)
-      .map((t) => `${t.slot}:${(t.status?.state ?? '?').replace('TASK_STATE_', '').toLowerCase()}`)
+      .map((t) => `${t.slot}:${stateName(t.status?.state as TaskState | undefined)}`)
       .join(' ');
     if (line !== last) console.log(`  ${((Date.now() - started) / 1000).toFixed(1)} s  ${line}`);
     last = line;

@@ -6,9 +6,10 @@ import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { ControlClient, UpdateServiceRequest_Rollback, type ListFilters } from '../../proto/gen/tswarm/control.js';
 import { TaskSpec } from '../../proto/gen/tswarm/specs.js';
-import { NodeRole, ReachabilityState, UpdateStatus_UpdateState, NodeAvailability, nodeAvailabilityFromJSON, nodeAvailabilityToJSON, nodeRoleToJSON, NodeState, nodeStateToJSON, TaskState, taskStateToJSON, taskStateToNumber } from '../../proto/gen/tswarm/types.js';
+import { NodeRole, ReachabilityState, UpdateStatus_UpdateState, NodeAvailability, nodeAvailabilityFromJSON, nodeAvailabilityToJSON, nodeRoleToJSON, NodeState, nodeStateToJSON, TaskState } from '../../proto/gen/tswarm/types.js';
 import type { Cluster, Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
 import { TswarmError } from '../../common/errors.js';
+import { stateName, stateRank } from '../../common/task-state.js';
 import { EXIT_USAGE, reportFatal } from '../util.js';
 import { targetFrom, withClient, type Target } from './client.js';
 import { logsCommand } from './logs.js';
@@ -487,7 +488,7 @@ async function waitConverged(argv: GlobalArgs, serviceId: string, timeoutS: numb
     }
     for (const t of current) {
       const key = t.slot ? `${t.slot}/${service.spec?.annotations?.name}` : `${t.nodeId}`;
-      const state = taskStateToJSON(t.status?.state ?? TaskState.TASK_STATE_NEW).replace('TASK_STATE_', '').toLowerCase();
+      const state = stateName(t.status?.state);
       const why = t.status?.err || t.status?.pendingReason || '';
       const line = `${state}${why ? ` (${why})` : ''}`;
       if (shown.get(key) !== line) {
@@ -504,7 +505,7 @@ async function waitConverged(argv: GlobalArgs, serviceId: string, timeoutS: numb
     // Tasks told to stop (a scale-down, a replaced task) count until they have stopped, except on
     // a node that is not up (its tasks are accounted for when it comes back or is removed).
     // (TaskState is a string enum: compare the wire numbers, which are in lifecycle order.)
-    const n = (s: TaskState | undefined): number => taskStateToNumber(s ?? TaskState.TASK_STATE_NEW);
+    const n = stateRank;
     const stopping = tasks.filter(
       (t) => n(t.desiredState) > n(TaskState.TASK_STATE_RUNNING) && n(t.status?.state) >= n(TaskState.TASK_STATE_ASSIGNED) && n(t.status?.state) <= n(TaskState.TASK_STATE_RUNNING),
     );
@@ -549,8 +550,8 @@ function printTasks(argv: GlobalArgs, tasks: Task[]): void {
     t.serviceAnnotations?.name ?? t.serviceId,
     String(t.slot),
     t.nodeId || '-',
-    taskStateToJSON(t.desiredState).replace('TASK_STATE_', '').toLowerCase(),
-    taskStateToJSON(t.status?.state ?? TaskState.TASK_STATE_NEW).replace('TASK_STATE_', '').toLowerCase(),
+    stateName(t.desiredState),
+    stateName(t.status?.state),
     t.status?.pendingReason || t.status?.message || '',
   ]);
 }

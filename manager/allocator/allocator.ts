@@ -9,7 +9,8 @@
 // already told to stop while NEW are left to the orchestrator.
 // On start it re-lists, so tasks created while no leader ran are picked up.
 import type { Task } from '../../proto/gen/tswarm/objects.js';
-import { TaskState, taskStateToNumber } from '../../proto/gen/tswarm/types.js';
+import { TaskState } from '../../proto/gen/tswarm/types.js';
+import { stateRank } from '../../common/task-state.js';
 import type { Logger } from '../../common/logger.js';
 import type { LeaderComponent } from '../leader.js';
 import { VersionConflictError, type MemoryStore, type StoreEvent, type Watch } from '../store/memory.js';
@@ -25,11 +26,11 @@ export interface AllocatorOptions {
   now?: () => number;
 }
 
-const RUNNING = taskStateToNumber(TaskState.TASK_STATE_RUNNING);
+const RUNNING = stateRank(TaskState.TASK_STATE_RUNNING);
 
 /** Whether the allocator should move the task to PENDING. */
 export function needsAllocation(t: Task): boolean {
-  return (t.status?.state ?? TaskState.TASK_STATE_NEW) === TaskState.TASK_STATE_NEW && taskStateToNumber(t.desiredState) <= RUNNING;
+  return (t.status?.state ?? TaskState.TASK_STATE_NEW) === TaskState.TASK_STATE_NEW && stateRank(t.desiredState) <= RUNNING;
 }
 
 export class Allocator implements LeaderComponent {

@@ -15,19 +15,15 @@ import * as grpc from '@grpc/grpc-js';
 import { DispatcherService, type AssignmentChange, type AssignmentsMessage, type HeartbeatResponse, type SessionMessage, type UpdateTaskStatusRequest } from '../../proto/gen/tswarm/dispatcher.js';
 import { AssignmentChange_Action, AssignmentsMessage_Type } from '../../proto/gen/tswarm/dispatcher.js';
 import { Config, Secret, Task, type Node } from '../../proto/gen/tswarm/objects.js';
-import { NodeState, NodeRole, TaskState, taskStateToNumber, type TaskStatus } from '../../proto/gen/tswarm/types.js';
+import { NodeState, NodeRole, TaskState, type TaskStatus } from '../../proto/gen/tswarm/types.js';
 import type { NodeIdentity } from '../../common/certs.js';
 import { newId } from '../../common/identity.js';
+import { stateRank } from '../../common/task-state.js';
 import type { Logger } from '../../common/logger.js';
 import { callerOf, endStream } from '../forward.js';
 import type { LeaderComponent } from '../leader.js';
 import type { MemoryStore } from '../store/memory.js';
 import type { Sealer } from '../store/sealing.js';
-
-/** The position of a state in the task state machine (its number in the proto; states only move forward). */
-export function stateRank(s: TaskState): number {
-  return taskStateToNumber(s);
-}
 
 interface Sent {
   version: number;

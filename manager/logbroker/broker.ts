@@ -14,7 +14,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { LogBrokerService, LogsClient, LogsService, type LogMessage, type PublishLogsMessage, type SubscribeLogsMessage, type SubscribeLogsRequest, type SubscriptionMessage } from '../../proto/gen/tswarm/logs.js';
 import type { Task } from '../../proto/gen/tswarm/objects.js';
-import { NodeState, TaskState, taskStateToNumber } from '../../proto/gen/tswarm/types.js';
+import { NodeState, TaskState } from '../../proto/gen/tswarm/types.js';
+import { stateRank } from '../../common/task-state.js';
 import { TLS_CHANNEL_OPTIONS } from '../../common/certs.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { newId } from '../../common/identity.js';
@@ -43,7 +44,7 @@ export interface LogBrokerOptions {
 
 /** A task has a log once its container exists: from READY on (the agent reports READY after prepare). */
 export function hasLog(t: Task): boolean {
-  return t.nodeId !== '' && taskStateToNumber(t.status?.state ?? TaskState.TASK_STATE_NEW) >= taskStateToNumber(TaskState.TASK_STATE_READY);
+  return t.nodeId !== '' && stateRank(t.status?.state) >= stateRank(TaskState.TASK_STATE_READY);
 }
 
 interface Client {

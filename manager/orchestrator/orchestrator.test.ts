@@ -8,7 +8,8 @@ import { MemoryStore, VersionConflictError } from '../store/memory.js';
 import { LocalProposer } from '../store/local.js';
 import { Orchestrator } from './orchestrator.js';
 import { isGivenUp } from './restart.js';
-import { isLive, isTerminal, stateNumber } from './tasks.js';
+import { isLive, isTerminal, } from './tasks.js';
+import { stateRank } from '../../common/task-state.js';
 import { node, service, type ServiceOptions } from './testutil.js';
 
 const { TASK_STATE_RUNNING: RUNNING, TASK_STATE_SHUTDOWN: SHUTDOWN, TASK_STATE_FAILED: FAILED } = TaskState;
@@ -42,7 +43,7 @@ class FakeCluster {
       const status = (state: TaskState, message: string): Task => ({ ...t, status: { ...t.status!, state, message, timestampUnixMs: now } });
       if (t.status?.state === RUNNING && t.desiredState === RUNNING && this.failsLater(t) && now - (t.status.timestampUnixMs ?? now) > 50) {
         writes.push({ ...status(FAILED, 'unhealthy'), status: { ...t.status, state: FAILED, message: 'unhealthy', err: 'healthcheck failed', timestampUnixMs: now } });
-      } else if (stateNumber(t.desiredState) >= stateNumber(SHUTDOWN)) {
+      } else if (stateRank(t.desiredState) >= stateRank(SHUTDOWN)) {
         // An agent that is down or gone reports nothing; a task never placed stays as it is.
         if (node && node.status?.state !== NodeState.NODE_STATE_DOWN && t.nodeId !== '') writes.push(status(SHUTDOWN, 'shut down'));
       } else if (t.nodeId === '') {

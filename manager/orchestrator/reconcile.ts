@@ -21,11 +21,11 @@ import {
   nodeLoss,
   observed,
   restartPolicy,
-  stateNumber,
   withDesired,
   type Plan,
   type ReconcileInput,
 } from './tasks.js';
+import { stateRank } from '../../common/task-state.js';
 
 /** Collects a plan; several decisions about one task become one write. */
 class PlanBuilder {
@@ -156,7 +156,7 @@ function groupBy(tasks: readonly Task[], key: (t: Task) => string | number): Map
 function preference(a: Task, b: Task): number {
   return (
     Number(isTerminal(a)) - Number(isTerminal(b)) ||
-    stateNumber(observed(b)) - stateNumber(observed(a)) ||
+    stateRank(observed(b)) - stateRank(observed(a)) ||
     (b.meta?.createdAtUnixMs ?? 0) - (a.meta?.createdAtUnixMs ?? 0) ||
     (a.id < b.id ? -1 : 1)
   );

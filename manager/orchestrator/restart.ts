@@ -14,6 +14,7 @@
 import type { Node, Task } from '../../proto/gen/tswarm/objects.js';
 import { RestartPolicy_Condition, TaskState, type RestartPolicy } from '../../proto/gen/tswarm/types.js';
 import { createdAt, isTerminal, nodeLoss, observed } from './tasks.js';
+import { stateName } from '../../common/task-state.js';
 
 export const GAVE_UP = 'not restarted: ';
 
@@ -46,7 +47,7 @@ export function supervise(task: Task, history: readonly Task[], policy: RestartP
   if (isGivenUp(task)) return { kind: 'give-up', reason: task.status!.message.slice(GAVE_UP.length), marked: true };
   const state = observed(task);
   const ended = task.status?.timestampUnixMs ?? 0;
-  const what = `task ${task.id} ended ${state.replace('TASK_STATE_', '').toLowerCase()}`;
+  const what = `task ${task.id} ended ${stateName(state)}`;
   if (policy.condition === RestartPolicy_Condition.CONDITION_NONE) return { kind: 'give-up', reason: 'the restart condition is none', marked: false };
   if (policy.condition === RestartPolicy_Condition.CONDITION_ON_FAILURE && state === TaskState.TASK_STATE_COMPLETE) {
     return { kind: 'give-up', reason: 'it completed and the restart condition is on-failure', marked: false };

@@ -1,8 +1,9 @@
 // What the orchestrator cores share: the plan they return, the task states' order, how a task is
 // made, and when a node can run a service's tasks. Everything here is pure: time is an argument.
 import type { Node, Service, Task } from '../../proto/gen/tswarm/objects.js';
-import { NodeAvailability, NodeState, RestartPolicy_Condition, TaskState, taskStateToNumber, type RestartPolicy } from '../../proto/gen/tswarm/types.js';
+import { NodeAvailability, NodeState, RestartPolicy_Condition, TaskState, type RestartPolicy } from '../../proto/gen/tswarm/types.js';
 import { newId } from '../../common/identity.js';
+import { stateRank } from '../../common/task-state.js';
 import { matchesAll, parseConstraints, type Constraint } from '../constraint/constraint.js';
 
 /**
@@ -32,9 +33,6 @@ export interface ReconcileInput {
   now: number;
 }
 
-export function stateNumber(s: TaskState | undefined): number {
-  return taskStateToNumber(s ?? TaskState.TASK_STATE_NEW);
-}
 
 export function observed(t: Task): TaskState {
   return t.status?.state ?? TaskState.TASK_STATE_NEW;
@@ -42,17 +40,17 @@ export function observed(t: Task): TaskState {
 
 /** COMPLETE, SHUTDOWN, FAILED, REJECTED, ORPHANED: the task will never run again. */
 export function isTerminal(t: Task): boolean {
-  return stateNumber(observed(t)) >= stateNumber(TaskState.TASK_STATE_COMPLETE);
+  return stateRank(observed(t)) >= stateRank(TaskState.TASK_STATE_COMPLETE);
 }
 
 /** The orchestrator still wants the task to run (desired RUNNING, or COMPLETE for a job). */
 export function isLive(t: Task): boolean {
-  return stateNumber(t.desiredState) <= stateNumber(TaskState.TASK_STATE_COMPLETE);
+  return stateRank(t.desiredState) <= stateRank(TaskState.TASK_STATE_COMPLETE);
 }
 
 /** The task never reached a node: the scheduler had not placed it. */
 export function neverPlaced(t: Task): boolean {
-  return t.nodeId === '' || stateNumber(observed(t)) < stateNumber(TaskState.TASK_STATE_ASSIGNED);
+  return t.nodeId === '' || stateRank(observed(t)) < stateRank(TaskState.TASK_STATE_ASSIGNED);
 }
 
 /** When the task was made: the store's creation time, else its first status time. */

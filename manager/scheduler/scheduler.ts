@@ -10,7 +10,8 @@
 // (a pending reason), never an exception.
 import type { Node, Task } from '../../proto/gen/tswarm/objects.js';
 import type { Platform } from '../../proto/gen/tswarm/types.js';
-import { NodeAvailability, NodeState, PortConfig_PublishMode, TaskState, taskStateToNumber } from '../../proto/gen/tswarm/types.js';
+import { stateRank } from '../../common/task-state.js';
+import { NodeAvailability, NodeState, PortConfig_PublishMode, TaskState } from '../../proto/gen/tswarm/types.js';
 import { matches, parseConstraints, type Constraint } from '../constraint/constraint.js';
 import { TswarmError } from '../../common/errors.js';
 
@@ -45,14 +46,14 @@ export function isSchedulable(t: Task): boolean {
   return t.status?.state === TaskState.TASK_STATE_PENDING && (t.desiredState === TaskState.TASK_STATE_RUNNING || t.desiredState === TaskState.TASK_STATE_READY);
 }
 
-const ASSIGNED = taskStateToNumber(TaskState.TASK_STATE_ASSIGNED);
-const RUNNING = taskStateToNumber(TaskState.TASK_STATE_RUNNING);
+const ASSIGNED = stateRank(TaskState.TASK_STATE_ASSIGNED);
+const RUNNING = stateRank(TaskState.TASK_STATE_RUNNING);
 
 /** Whether the task counts against its node: placed (ASSIGNED..RUNNING) and not being stopped. */
 export function occupiesNode(t: Task): boolean {
   if (!t.nodeId) return false;
-  const s = taskStateToNumber(t.status?.state ?? TaskState.TASK_STATE_NEW);
-  return s >= ASSIGNED && s <= RUNNING && taskStateToNumber(t.desiredState) <= RUNNING;
+  const s = stateRank(t.status?.state);
+  return s >= ASSIGNED && s <= RUNNING && stateRank(t.desiredState) <= RUNNING;
 }
 
 // ---------------------------------------------------------------- filters

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Slots } from './agent.js';
+import { Slots } from './slots.js';
 
 /** A step that runs until released; records when it started. */
 function gate(log: string[], name: string): { fn: () => Promise<string>; release: () => void } {

@@ -1,0 +1,84 @@
+// A task's spec as the executor takes it: one pure function from the task (its TaskSpec, id,
+// published ports), the pulled image and what the node made for it (the secret and config files'
+// mounts) to the executor's ContainerSpec. Every field of the task's spec that concerns the
+// container is carried over here or refused with an error naming it; the control API refuses
+// them first, this guards the node against any other writer of the store.
+import type { Task } from '../../proto/gen/tswarm/objects.js';
+import { Mount_Type, PortConfig_Protocol, PortConfig_PublishMode, type PortConfig } from '../../proto/gen/tswarm/types.js';
+import { TswarmError } from '../../common/errors.js';
+import type { ContainerSpec, Mount } from '../exec/executor.js';
+import type { ImageRecord } from '../image/store.js';
+import type { PublishedPort } from '../network/ports.js';
+
+/** A task the node cannot run as specified: names the spec field and the rule. */
+export class TaskSpecError extends TswarmError {
+  constructor(
+    readonly field: string,
+    readonly problem: string,
+  ) {
+    super(`${field}: ${problem}`);
+  }
+}
+
+const PROTOCOLS: Record<PortConfig_Protocol, PublishedPort['protocol'] | undefined> = {
+  [PortConfig_Protocol.PROTOCOL_TCP]: 'tcp',
+  [PortConfig_Protocol.PROTOCOL_UDP]: 'udp',
+  [PortConfig_Protocol.PROTOCOL_SCTP]: 'sctp',
+  [PortConfig_Protocol.UNRECOGNIZED]: undefined,
+};
+
+/**
+ * The task's host-mode published ports: from its allocated endpoint if that lists ports, else from
+ * its endpoint spec (the scheduler reads both the same way). Ingress ports are not the node's
+ * business; a host port of 0 (any free port) is refused by the control API and skipped here.
+ */
+export function hostPorts(task: Task): { config: PortConfig; port: PublishedPort }[] {
+  const allocated = task.endpoint?.ports ?? [];
+  const ports = allocated.length > 0 ? allocated : (task.endpoint?.spec?.ports ?? []);
+  const out: { config: PortConfig; port: PublishedPort }[] = [];
+  for (const c of ports) {
+    const protocol = PROTOCOLS[c.protocol];
+    if (c.publishMode !== PortConfig_PublishMode.PUBLISH_MODE_HOST || c.publishedPort === 0 || protocol === undefined) continue;
+    out.push({ config: c, port: { protocol, published: c.publishedPort, target: c.targetPort } });
+  }
+  return out;
+}
+
+/** What the node contributes to a container besides the task: its network and the task's files. */
+export interface NodeContext {
+  /** 'bridge' when the executor has a bridge network. */
+  network: 'bridge' | 'none';
+  /** The task's secrets and configs as read-only bind mounts (files.ts). */
+  fileMounts: Mount[];
+}
+
+export function containerSpec(task: Task, image: ImageRecord, node: NodeContext): ContainerSpec {
+  const c = task.spec?.container;
+  const limits = task.spec?.resources?.limits;
+  const mounts: Mount[] = (c?.mounts ?? []).map((m): Mount => {
+    if (m.type === Mount_Type.TYPE_TMPFS) return { type: 'tmpfs', target: m.target, ...(m.tmpfsSizeBytes ? { sizeBytes: Number(m.tmpfsSizeBytes) } : {}), ...(m.tmpfsMode ? { mode: m.tmpfsMode } : {}) };
+    return { type: m.type === Mount_Type.TYPE_VOLUME ? 'volume' : 'bind', source: m.source, target: m.target, readOnly: m.readOnly };
+  });
+  const ports = hostPorts(task).map((p) => p.port);
+  if (ports.length > 0 && node.network !== 'bridge') {
+    throw new TaskSpecError('spec.endpoint.ports', `published port ${ports[0]!.published}/${ports[0]!.protocol} (host mode) needs the bridge network, and this node runs containers without one (start swarmd with --bridge NAME:SUBNET)`);
+  }
+  return {
+    id: task.id,
+    image,
+    ...(c?.command.length ? { command: c.command } : {}),
+    ...(c?.args.length ? { args: c.args } : {}),
+    env: c?.env ?? [],
+    hostname: c?.hostname || task.id.slice(0, 12),
+    ...(c?.dir ? { dir: c.dir } : {}),
+    ...(c?.user ? { user: c.user } : {}),
+    limits: {
+      ...(limits?.memoryBytes ? { memoryBytes: Number(limits.memoryBytes) } : {}),
+      ...(limits?.nanoCpus ? { nanoCpus: Number(limits.nanoCpus) } : {}),
+      ...(limits?.pids ? { pids: Number(limits.pids) } : {}),
+    },
+    network: node.network,
+    ...(ports.length > 0 ? { ports } : {}),
+    mounts: [...mounts, ...node.fileMounts],
+  };
+}
