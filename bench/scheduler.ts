@@ -210,6 +210,7 @@ function services(tasks: number): Service[] {
       },
       specVersion: 1,
       pendingDelete: false,
+      registryAuth: Buffer.alloc(0),
     };
   });
 }

@@ -11,6 +11,7 @@ import { DEFAULT_SOCKET_PATH } from './swarmctl/defaults.js';
 import { failUsage, reportFatal } from './util.js';
 import { registerResourceCommands } from './swarmctl/resources.js';
 import { followFlag } from './swarmctl/logs.js';
+import { hostEntryFlags } from './swarmctl/service-spec.js';
 
 function roleName(role: NodeInfoResponse['role']): string {
   return nodeRoleToJSON(role).replace('NODE_ROLE_', '').toLowerCase();
@@ -37,7 +38,7 @@ function printVersion(server: NodeInfoResponse | undefined, format: string): voi
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
 }
 
-const cli = yargs(followFlag(hideBin(process.argv)))
+const cli = yargs(hostEntryFlags(followFlag(hideBin(process.argv))))
   .scriptName('swarmctl')
   .usage('$0 <command> [options]\n\nDrives a tswarm cluster.')
   .version(VERSION)

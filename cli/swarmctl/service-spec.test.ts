@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { ServiceSpec } from '../../proto/gen/tswarm/specs.js';
 import { EndpointSpec_ResolutionMode, Mount_Type, PortConfig_Protocol, PortConfig_PublishMode, RestartPolicy_Condition, UpdateConfig_FailureAction, UpdateConfig_Order } from '../../proto/gen/tswarm/types.js';
 import { validateServiceSpec } from '../../manager/controlapi/validate.js';
-import { buildServiceSpec, FlagError, referencedObjects, shellWords, sizeBytes, unresolvedRefs, updateServiceSpec, type Flags, type Refs } from './service-spec.js';
+import { buildServiceSpec, FlagError, hostEntryFlags, referencedObjects, shellWords, sizeBytes, unresolvedRefs, updateServiceSpec, type Flags, type Refs } from './service-spec.js';
 
 const refs: Refs = {
   secrets: new Map([['db-pass', { id: 'sec1', name: 'db-pass' }], ['sec2', { id: 'sec2', name: 'api-key' }]]),
@@ -82,7 +82,6 @@ describe('service create flags', () => {
         { name: '', protocol: PortConfig_Protocol.PROTOCOL_UDP, targetPort: 53, publishedPort: 53, publishMode: PortConfig_PublishMode.PUBLISH_MODE_HOST },
       ],
     }],
-    ['--network', { network: ['backend', 'name=front,alias=web,alias=www'] }, (s) => s.task?.networks, [{ target: 'backend', aliases: [] }, { target: 'front', aliases: ['web', 'www'] }]],
     ['--hostname, --user, --workdir', { hostname: 'web1', user: 'www-data:www-data', workdir: '/srv' }, (s) => [s.task?.container?.hostname, s.task?.container?.user, s.task?.container?.dir], ['web1', 'www-data:www-data', '/srv']],
     ['--entrypoint (split as a shell would)', { entrypoint: `sh -c "echo 'hi there'" x\\ y` }, (s) => s.task?.container?.command, ['sh', '-c', "echo 'hi there'", 'x y']],
     ['--stop-grace-period, --stop-signal', { 'stop-grace-period': '1m30s', 'stop-signal': 'usr1' }, (s) => [s.task?.container?.stopGracePeriodMs, s.task?.container?.stopSignal], [90_000, 'SIGUSR1']],
@@ -90,6 +89,19 @@ describe('service create flags', () => {
     ['--cap-add, --cap-drop (normalized to CAP_)', { 'cap-add': ['net_admin', 'CAP_SYS_TIME'], 'cap-drop': ['ALL'] }, (s) => [s.task?.container?.capabilityAdd, s.task?.container?.capabilityDrop], [['CAP_NET_ADMIN', 'CAP_SYS_TIME'], ['ALL']]],
     ['--ulimit', { ulimit: ['nofile=1024:2048', 'nproc=512'] }, (s) => s.task?.container?.ulimits, [{ name: 'nofile', soft: 1024, hard: 2048 }, { name: 'nproc', soft: 512, hard: 512 }]],
     ['--group', { group: ['audio', '44'] }, (s) => s.task?.container?.groups, ['audio', '44']],
+    ['--tty, --no-new-privileges, --oom-score-adj, --shm-size', { tty: true, 'no-new-privileges': true, 'oom-score-adj': '-500', 'shm-size': '128M' }, (s) => {
+      const c = s.task?.container;
+      return [c?.tty, c?.noNewPrivileges, c?.oomScoreAdj, c?.shmSizeBytes];
+    }, [true, true, -500, 128 << 20]],
+    ['--no-new-privileges as yargs hands it over', { 'new-privileges': false }, (s) => s.task?.container?.noNewPrivileges, true],
+    ['--sysctl', { sysctl: ['net.ipv4.ip_forward=1', 'kernel.shmmax=65536'] }, (s) => s.task?.container?.sysctls, { 'net.ipv4.ip_forward': '1', 'kernel.shmmax': '65536' }],
+    ['--dns, --dns-search, --dns-option', { dns: ['10.0.0.2', '10.0.0.3'], 'dns-search': ['example.org'], 'dns-option': ['ndots:2'] }, (s) => s.task?.container?.dnsConfig, {
+      nameservers: ['10.0.0.2', '10.0.0.3'], search: ['example.org'], options: ['ndots:2'],
+    }],
+    ['--host (NAME:IP, kept as an /etc/hosts line)', { 'host-entry': ['db:10.0.0.5', 'v6:fd00::1'] }, (s) => s.task?.container?.hosts, ['10.0.0.5 db', 'fd00::1 v6']],
+    ['--log-driver none', { 'log-driver': 'none' }, (s) => s.task?.logDriver, { name: 'none', options: {} }],
+    ['--log-opt alone (for json-file)', { 'log-opt': ['max-size=1m', 'max-file=2'] }, (s) => s.task?.logDriver, { name: '', options: { 'max-size': '1m', 'max-file': '2' } }],
+    ['--isolation default', { isolation: 'default' }, (s) => s.task?.container?.image, 'busybox'],
     ['--health-*', { 'health-cmd': 'wget -q localhost', 'health-interval': '5s', 'health-timeout': '2s', 'health-retries': '4', 'health-start-period': '10s', 'health-start-interval': '1s' }, (s) => s.task?.container?.healthcheck, {
       test: ['CMD-SHELL', 'wget -q localhost'], intervalMs: 5000, timeoutMs: 2000, retries: 4, startPeriodMs: 10_000, startIntervalMs: 1000,
     }],
@@ -152,6 +164,21 @@ describe('service create flags', () => {
     ['--publish one port twice', { publish: ['published=80,target=80,mode=host', 'published=80,target=81,mode=host'] }, '--publish', /port 80 is given twice/],
     ['--placement-pref other than spread', { 'placement-pref': ['binpack=node.labels.zone'] }, '--placement-pref', /spread=node\.labels\.NAME/],
     ['--network unknown key', { network: ['name=a,driver=overlay'] }, '--network', /unknown key "driver"/],
+    ['--network (no overlays yet)', { network: ['backend'] }, '--network', /overlay networks is not supported yet/],
+    ['--sysctl of the whole host', { sysctl: ['kernel.pid_max=100000'] }, '--sysctl', /"kernel.pid_max" is not namespaced/],
+    ['--sysctl without a value', { sysctl: ['net.ipv4.ip_forward'] }, '--sysctl', /must be KEY=VALUE/],
+    ['--dns not an address', { dns: ['dns.example'] }, '--dns', /not an IP address/],
+    ['--dns-search', { 'dns-search': ['bad domain'] }, '--dns-search', /not a domain name/],
+    ['--dns-option', { 'dns-option': ['ndots 2'] }, '--dns-option', /not a resolver option/],
+    ['--host without an address', { 'host-entry': ['db'] }, '--host', /must be NAME:IP/],
+    ['--host with a bad address', { 'host-entry': ['db:10.0.0'] }, '--host', /must be NAME:IP/],
+    ['--oom-score-adj out of range', { 'oom-score-adj': '2000' }, '--oom-score-adj', /from -1000 to 1000/],
+    ['--shm-size', { 'shm-size': 'big' }, '--shm-size', /size in bytes/],
+    ['--log-driver unknown', { 'log-driver': 'syslog' }, '--log-driver', /"syslog" is not a log driver tswarm has \(json-file, none\)/],
+    ['--log-opt unbounded', { 'log-opt': ['max-size=-1'] }, '--log-opt', /max-size: "-1" must be a size/],
+    ['--log-opt unknown', { 'log-opt': ['compress=true'] }, '--log-opt', /compress: is not an option of json-file/],
+    ['--log-opt for none', { 'log-driver': 'none', 'log-opt': ['max-file=2'] }, '--log-opt', /max-file: the none driver takes no options/],
+    ['--isolation hyperv', { isolation: 'hyperv' }, '--isolation', /process isolation only/],
     ['--user with spaces', { user: 'www data' }, '--user', /USER, UID, USER:GROUP or UID:GID/],
     ['--workdir relative', { workdir: 'srv' }, '--workdir', /absolute path/],
     ['--entrypoint unterminated quote', { entrypoint: 'sh -c "echo' }, '--entrypoint', /unterminated " quote/],
@@ -185,8 +212,9 @@ describe('service update flags', () => {
   const base = (): ServiceSpec =>
     create({
       replicas: '2', env: ['A=1', 'B=2'], label: ['tier=web'], 'container-label': ['c=1'], constraint: ['node.role==worker'], 'placement-pref': ['spread=node.labels.zone'],
-      mount: ['type=tmpfs,target=/cache'], secret: ['db-pass'], config: ['nginx.conf'], publish: ['published=8080,target=80,mode=host'], network: ['backend'],
+      mount: ['type=tmpfs,target=/cache'], secret: ['db-pass'], config: ['nginx.conf'], publish: ['published=8080,target=80,mode=host'],
       'cap-add': ['NET_ADMIN'], ulimit: ['nofile=100:200'], group: ['audio'], 'health-cmd': 'true', 'limit-memory': '256M', 'update-delay': '1s', args: ['sleep', '1d'],
+      sysctl: ['net.core.somaxconn=1024'], dns: ['10.0.0.2'], 'dns-search': ['a.example'], 'dns-option': ['ndots:2'], 'host-entry': ['db:10.0.0.5'], 'log-opt': ['max-size=1m'],
     });
   const update = (f: Flags, spec = base()): ServiceSpec => updateServiceSpec(spec, f, refs, 'web');
 
@@ -213,10 +241,17 @@ describe('service update flags', () => {
     ['--secret-add/rm', { 'secret-rm': ['db-pass'], 'secret-add': ['sec2'] }, (s) => s.task?.container?.secrets.map((x) => x.secretName), ['api-key']],
     ['--config-add replaces by target, --config-rm', { 'config-add': ['source=nginx.conf,target=/etc/n.conf'], 'config-rm': ['nginx.conf'] }, (s) => s.task?.container?.configs.map((x) => x.file?.name), ['/etc/n.conf']],
     ['--publish-add/rm', { 'publish-rm': ['80'], 'publish-add': ['published=9090,target=90,mode=host'] }, (s) => s.endpoint?.ports.map((p) => [p.publishedPort, p.targetPort]), [[9090, 90]]],
-    ['--network-add/rm', { 'network-add': ['front'], 'network-rm': ['backend'] }, (s) => s.task?.networks, [{ target: 'front', aliases: [] }]],
     ['--cap-drop takes it off the added ones', { 'cap-drop': ['net_admin'] }, (s) => [s.task?.container?.capabilityAdd, s.task?.container?.capabilityDrop], [[], ['CAP_NET_ADMIN']]],
     ['--ulimit-add/rm', { 'ulimit-add': ['core=0'], 'ulimit-rm': ['nofile'] }, (s) => s.task?.container?.ulimits, [{ name: 'core', soft: 0, hard: 0 }]],
     ['--group-add/rm', { 'group-add': ['video'], 'group-rm': ['audio'] }, (s) => s.task?.container?.groups, ['video']],
+    ['--sysctl-add/rm', { 'sysctl-add': ['net.ipv4.ip_forward=1'], 'sysctl-rm': ['net.core.somaxconn'] }, (s) => s.task?.container?.sysctls, { 'net.ipv4.ip_forward': '1' }],
+    ['--dns-add/rm, --dns-search-add/rm, --dns-option-add/rm', { 'dns-add': ['10.0.0.3'], 'dns-rm': ['10.0.0.2'], 'dns-search-add': ['b.example'], 'dns-search-rm': ['a.example'], 'dns-option-rm': ['ndots:2'] }, (s) => s.task?.container?.dnsConfig, {
+      nameservers: ['10.0.0.3'], search: ['b.example'], options: [],
+    }],
+    ['--host-add/rm (by NAME)', { 'host-add': ['cache:10.0.0.6'], 'host-rm': ['db'] }, (s) => s.task?.container?.hosts, ['10.0.0.6 cache']],
+    ['--log-opt replaces the options', { 'log-opt': ['max-file=5'] }, (s) => s.task?.logDriver, { name: '', options: { 'max-file': '5' } }],
+    ['--log-driver none drops the options', { 'log-driver': 'none' }, (s) => s.task?.logDriver, { name: 'none', options: {} }],
+    ['--tty=false, --oom-score-adj', { tty: false, 'oom-score-adj': '100' }, (s) => [s.task?.container?.tty, s.task?.container?.oomScoreAdj], [false, 100]],
     ['--health-interval keeps the command', { 'health-interval': '3s' }, (s) => s.task?.container?.healthcheck, { test: ['CMD-SHELL', 'true'], intervalMs: 3000, timeoutMs: 0, retries: 0, startPeriodMs: 0, startIntervalMs: 0 }],
     ['--no-healthcheck', { 'no-healthcheck': true }, (s) => s.task?.container?.healthcheck?.test, ['NONE']],
     ['--init=false, --read-only', { init: false, 'read-only': true }, (s) => [s.task?.container?.init, s.task?.container?.readOnly], [false, true]],
@@ -248,6 +283,10 @@ describe('service update flags', () => {
     ['--publish-rm of an unpublished port', { 'publish-rm': ['81'] }, '--publish-rm', /publishes no port with target 81/],
     ['--publish-rm syntax', { 'publish-rm': ['published=80'] }, '--publish-rm', /TARGET-PORT/],
     ['--network-rm', { 'network-rm': ['nope'] }, '--network-rm', /not attached to network "nope"/],
+    ['--network-add', { 'network-add': ['front'] }, '--network-add', /overlay networks is not supported yet/],
+    ['--sysctl-rm', { 'sysctl-rm': ['net.nope'] }, '--sysctl-rm', /sets no kernel parameter "net.nope"/],
+    ['--dns-rm', { 'dns-rm': ['10.9.9.9'] }, '--dns-rm', /has no nameserver "10.9.9.9"/],
+    ['--host-rm', { 'host-rm': ['db:10.0.0.6'] }, '--host-rm', /has no \/etc\/hosts entry "db:10.0.0.6"/],
     ['--ulimit-rm', { 'ulimit-rm': ['core'] }, '--ulimit-rm', /sets no ulimit "core"/],
     ['--group-rm', { 'group-rm': ['video'] }, '--group-rm', /has no group "video"/],
     ['--image empty', { image: '' }, '--image', /must not be empty/],
@@ -278,5 +317,14 @@ describe('value syntax', () => {
 
   it.each<[string, string[]]>([['a b  c', ['a', 'b', 'c']], [`'a b' "c\\"d"`, ['a b', 'c"d']], ['a""b', ['ab']], ['""', ['']], ['', []]])('words of %j', (text, words) => {
     expect(shellWords(text, '--x')).toEqual(words);
+  });
+});
+
+describe('--host after service create|update', () => {
+  it('is an /etc/hosts entry there, and the manager to reach before the command', () => {
+    expect(hostEntryFlags(['--host', '10.0.0.1:4242', 'service', 'create', '--name', 'w', '--host', 'db:10.0.0.5', '--host=c:10.0.0.6', '--', 'sh', '--host'])).toEqual([
+      '--host', '10.0.0.1:4242', 'service', 'create', '--name', 'w', '--host-entry', 'db:10.0.0.5', '--host-entry=c:10.0.0.6', '--', 'sh', '--host',
+    ]);
+    expect(hostEntryFlags(['service', 'ls', '--host', 'x'])).toEqual(['service', 'ls', '--host', 'x']);
   });
 });

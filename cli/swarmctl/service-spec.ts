@@ -12,7 +12,11 @@ import {
   type FileTarget, type HealthConfig, type Mount, type PortConfig, type Resources, type UpdateConfig,
 } from '../../proto/gen/tswarm/types.js';
 import { InvalidArgumentError } from '../../common/errors.js';
-import { CAPABILITIES, ULIMIT_NAMES, isSignal } from '../../manager/controlapi/validate.js';
+import { normalizeCapability } from '../../common/capabilities.js';
+import { isSignal, sysctlProblem, ULIMIT_NAMES } from '../../common/process.js';
+import { dnsOptionProblem, isHostName } from '../../common/dns.js';
+import { logConfig, LogDriverError } from '../../common/log-driver.js';
+import { isIP } from 'node:net';
 
 /** Bad usage of one flag: `field` is the flag (`--limit-memory`), `rule` says what it must be. */
 export class FlagError extends InvalidArgumentError {}
@@ -61,6 +65,14 @@ const scalarOptions = {
   'stop-signal': str("Signal that stops the container (default: the image's, else SIGTERM)"),
   init: bool('Run an init as PID 1 that forwards signals and reaps processes'),
   'read-only': bool("Mount the container's root filesystem read-only"),
+  tty: { type: 'boolean', alias: 't', describe: "A terminal as the container's standard input and output" },
+  'no-new-privileges': bool('setuid programs and file capabilities grant nothing (no_new_privs)'),
+  // yargs reads --no-X as X=false (boolean negation), so --no-new-privileges arrives as this.
+  'new-privileges': { type: 'boolean', hidden: true },
+  'oom-score-adj': str("The container's OOM score adjustment, -1000 to 1000"),
+  'shm-size': str('Size of /dev/shm, e.g. 128M (default 64M)'),
+  'log-driver': str('Where the output goes: json-file (default, bounded) or none'),
+  isolation: str('Isolation technology: only "default" (process isolation on Linux)'),
   'health-cmd': str('Command run in the container to check its health (sh -c)'),
   'health-interval': str('Time between checks (default 30s)'),
   'health-timeout': str('Longest a check may take (default 30s)'),
@@ -92,6 +104,13 @@ export const createOptions = {
   'cap-drop': list('Drop Linux capabilities'),
   ulimit: list('NAME=SOFT[:HARD], e.g. nofile=1024:2048'),
   group: list('Supplementary group of the user'),
+  sysctl: list('Namespaced kernel parameter KEY=VALUE (net.*, fs.mqueue.*, kernel.shm*, kernel.msg*, kernel.sem)'),
+  dns: list('Nameserver of the container (replaces the host\'s)'),
+  'dns-search': list('DNS search domain of the container'),
+  'dns-option': list('Resolver option of the container, e.g. ndots:2'),
+  // `--host NAME:IP` after the command (as docker service create; see hostEntryFlags).
+  'host-entry': list('An /etc/hosts entry NAME:IP (given as --host after the command)'),
+  'log-opt': list('Log driver option KEY=VALUE (json-file: max-size, max-file)'),
   args: list('Command arguments (or give them after --: service create ... -- httpd -f -p 80)'),
 } as const satisfies Record<string, Options>;
 
@@ -127,6 +146,17 @@ export const updateOptions = {
   'ulimit-rm': list('Remove a ulimit by its NAME'),
   'group-add': list('Add a supplementary group'),
   'group-rm': list('Remove a supplementary group'),
+  'sysctl-add': list('Add or replace a kernel parameter KEY=VALUE'),
+  'sysctl-rm': list('Remove a kernel parameter by its KEY'),
+  'dns-add': list('Add a nameserver'),
+  'dns-rm': list('Remove a nameserver'),
+  'dns-search-add': list('Add a DNS search domain'),
+  'dns-search-rm': list('Remove a DNS search domain'),
+  'dns-option-add': list('Add a resolver option'),
+  'dns-option-rm': list('Remove a resolver option'),
+  'host-add': list('Add an /etc/hosts entry NAME:IP'),
+  'host-rm': list('Remove an /etc/hosts entry NAME:IP (or NAME: every entry of it)'),
+  'log-opt': list('Log driver options KEY=VALUE (with --log-driver; they replace the present ones)'),
 } as const satisfies Record<string, Options>;
 
 type FlagName = keyof typeof createOptions | keyof typeof updateOptions;
@@ -395,11 +425,7 @@ function parseNetwork(text: string, flag: string): { target: string; aliases: st
 
 /** NET_ADMIN, cap_net_admin or CAP_NET_ADMIN → CAP_NET_ADMIN; ALL stays ALL. */
 export function capability(text: string, flag: string): string {
-  const up = text.toUpperCase();
-  if (up === 'ALL') return 'ALL';
-  const cap = up.startsWith('CAP_') ? up : `CAP_${up}`;
-  if (!CAPABILITIES.includes(cap)) bad(flag, `"${text}" is not a Linux capability (e.g. NET_ADMIN, SYS_TIME, ALL)`);
-  return cap;
+  return normalizeCapability(text) ?? bad(flag, `"${text}" is not a Linux capability (e.g. NET_ADMIN, SYS_TIME, ALL)`);
 }
 
 /** `nofile=1024:2048` or `nproc=512` (soft = hard). */
@@ -434,6 +460,7 @@ function emptyContainer(image: string): ContainerSpec {
   return {
     image, labels: {}, command: [], args: [], hostname: '', env: [], dir: '', user: '', groups: [], mounts: [], stopGracePeriodMs: 10_000, stopSignal: '',
     secrets: [], configs: [], capabilityAdd: [], capabilityDrop: [], ulimits: [], readOnly: false, tty: false, init: false, oomScoreAdj: 0,
+    sysctls: {}, noNewPrivileges: false, shmSizeBytes: 0, hosts: [],
   };
 }
 
@@ -482,6 +509,7 @@ export function buildServiceSpec(f: Flags, refs: Refs): ServiceSpec {
   applyScalars(spec, f, true);
   applyLists(spec, f, refs, {
     constraint: 'constraint', pref: 'placement-pref', mount: 'mount', secret: 'secret', config: 'config', publish: 'publish', network: 'network', ulimit: 'ulimit',
+    sysctl: 'sysctl', dns: 'dns', dnsSearch: 'dns-search', dnsOption: 'dns-option', host: 'host-entry',
   });
   return spec;
 }
@@ -565,6 +593,24 @@ export function updateServiceSpec(current: ServiceSpec, f: Flags, refs: Refs, se
     if (!spec.task.networks.some((n) => n.target === net)) bad('--network-rm', `service ${service} is not attached to network "${net}"`);
     spec.task.networks = spec.task.networks.filter((n) => n.target !== net);
   }
+  for (const key of many(f, 'sysctl-rm')) {
+    if (!(key in c.sysctls)) bad('--sysctl-rm', `service ${service} sets no kernel parameter "${key}"`);
+    const rest = { ...c.sysctls };
+    delete rest[key];
+    c.sysctls = rest;
+  }
+  for (const [flag, part] of [['dns-rm', 'nameservers'], ['dns-search-rm', 'search'], ['dns-option-rm', 'options']] as const) {
+    for (const v of many(f, flag)) {
+      if (!c.dnsConfig?.[part].includes(v)) bad(`--${flag}`, `service ${service} has no ${flag === 'dns-rm' ? 'nameserver' : flag === 'dns-search-rm' ? 'search domain' : 'resolver option'} "${v}"`);
+      c.dnsConfig[part] = c.dnsConfig[part].filter((x) => x !== v);
+    }
+  }
+  for (const text of many(f, 'host-rm')) {
+    // NAME:IP removes that entry; NAME alone every entry of the name.
+    const match = text.includes(':') ? ((h: string): boolean => h === parseHostEntry(text, '--host-rm')) : (h: string): boolean => h.split(/\s+/).slice(1).includes(text);
+    if (!c.hosts.some(match)) bad('--host-rm', `service ${service} has no /etc/hosts entry "${text}"`);
+    c.hosts = c.hosts.filter((h) => !match(h));
+  }
   for (const name of many(f, 'ulimit-rm')) {
     if (!c.ulimits.some((u) => u.name === name)) bad('--ulimit-rm', `service ${service} sets no ulimit "${name}"`);
     c.ulimits = c.ulimits.filter((u) => u.name !== name);
@@ -572,6 +618,7 @@ export function updateServiceSpec(current: ServiceSpec, f: Flags, refs: Refs, se
   applyScalars(spec, f, false);
   applyLists(spec, f, refs, {
     constraint: 'constraint-add', pref: 'placement-pref-add', mount: 'mount-add', secret: 'secret-add', config: 'config-add', publish: 'publish-add', network: 'network-add', ulimit: 'ulimit-add',
+    sysctl: 'sysctl-add', dns: 'dns-add', dnsSearch: 'dns-search-add', dnsOption: 'dns-option-add', host: 'host-add',
   });
   return spec;
 }
@@ -616,6 +663,15 @@ function applyScalars(spec: ServiceSpec, f: Flags, creating: boolean): void {
   if (init !== undefined) c.init = init;
   const ro = flagSet(f, 'read-only');
   if (ro !== undefined) c.readOnly = ro;
+  const tty = flagSet(f, 'tty');
+  if (tty !== undefined) c.tty = tty;
+  const nnp = flagSet(f, 'no-new-privileges') ?? (f['new-privileges'] === undefined ? undefined : !flagSet(f, 'new-privileges'));
+  if (nnp !== undefined) c.noNewPrivileges = nnp;
+  set('oom-score-adj', (v, flag) => (/^-?[0-9]+$/.test(v) && Math.abs(Number(v)) <= 1000 ? Number(v) : bad(flag, `"${v}" must be a whole number from -1000 to 1000`)), (v) => (c.oomScoreAdj = v));
+  set('shm-size', sizeBytes, (v) => (c.shmSizeBytes = v));
+  // Docker's "default" (process isolation, the only one on Linux) is what every task gets.
+  set('isolation', (v, flag) => (v === 'default' ? v : bad(flag, `"${v}" is not supported: Linux containers have process isolation only ("default"); hyperv and process are Windows isolation modes`)), () => undefined);
+  applyLogDriver(task, f);
 
   // Healthcheck: --no-healthcheck, or --health-cmd with its settings. tswarm does not run an
   // image's HEALTHCHECK, so settings without a command (here or already in the spec) are refused.
@@ -673,6 +729,33 @@ function applyScalars(spec: ServiceSpec, f: Flags, creating: boolean): void {
   });
 }
 
+/**
+ * --log-driver and --log-opt: the options go with the driver given, or with the task's present
+ * driver (json-file by default) when only options are given; given options replace the present
+ * ones, and a new driver starts without them.
+ */
+function applyLogDriver(task: TaskSpec, f: Flags): void {
+  const name = one(f, 'log-driver');
+  if (name === undefined && f['log-opt'] === undefined) return;
+  const given: Record<string, string> = {};
+  for (const item of many(f, 'log-opt')) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) bad('--log-opt', `"${item}" must be KEY=VALUE, e.g. max-size=10m`);
+    given[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  const present = task.logDriver ?? { name: '', options: {} };
+  const driver = name ?? present.name;
+  const options = f['log-opt'] !== undefined ? given : driver === present.name ? { ...present.options } : {};
+  try {
+    logConfig(driver, options);
+  } catch (err) {
+    if (!(err instanceof LogDriverError)) throw err;
+    if (err.field === 'name') bad('--log-driver', err.rule);
+    bad('--log-opt', `${err.field.replace(/^options\./, '')}: ${err.rule}`);
+  }
+  task.logDriver = { name: driver, options };
+}
+
 function placement(task: TaskSpec): NonNullable<TaskSpec['placement']> {
   return (task.placement ??= { constraints: [], preferences: [], platforms: [], maxReplicasPerNode: 0 });
 }
@@ -682,7 +765,7 @@ function applyLists(
   spec: ServiceSpec,
   f: Flags,
   refs: Refs,
-  names: Record<'constraint' | 'pref' | 'mount' | 'secret' | 'config' | 'publish' | 'network' | 'ulimit', FlagName>,
+  names: Record<'constraint' | 'pref' | 'mount' | 'secret' | 'config' | 'publish' | 'network' | 'ulimit' | 'sysctl' | 'dns' | 'dnsSearch' | 'dnsOption' | 'host', FlagName>,
 ): void {
   const task = spec.task!;
   const c = task.container!;
@@ -728,8 +811,8 @@ function applyLists(
     });
   }
   for (const text of many(f, names.network)) {
-    const n = parseNetwork(text, `--${names.network}`);
-    task.networks = [...task.networks.filter((x) => x.target !== n.target), n];
+    parseNetwork(text, `--${names.network}`);
+    bad(`--${names.network}`, 'attaching services to overlay networks is not supported yet (tasks use the node\'s bridge)');
   }
   for (const cap of many(f, 'cap-add').map((x) => capability(x, '--cap-add'))) {
     if (!c.capabilityAdd.includes(cap)) c.capabilityAdd.push(cap);
@@ -743,4 +826,61 @@ function applyLists(
     const u = parseUlimit(text, `--${names.ulimit}`);
     c.ulimits = [...c.ulimits.filter((x) => x.name !== u.name), u];
   }
+  for (const text of many(f, names.sysctl)) {
+    const [k, v] = parseSysctl(text, `--${names.sysctl}`);
+    c.sysctls = { ...c.sysctls, [k]: v };
+  }
+  const dns = (): NonNullable<ContainerSpec['dnsConfig']> => (c.dnsConfig ??= { nameservers: [], search: [], options: [] });
+  for (const text of many(f, names.dns)) {
+    if (isIP(text) === 0) bad(`--${names.dns}`, `"${text}" is not an IP address`);
+    if (!dns().nameservers.includes(text)) dns().nameservers.push(text);
+  }
+  for (const text of many(f, names.dnsSearch)) {
+    if (!isHostName(text)) bad(`--${names.dnsSearch}`, `"${text}" is not a domain name`);
+    if (!dns().search.includes(text)) dns().search.push(text);
+  }
+  for (const text of many(f, names.dnsOption)) {
+    const problem = dnsOptionProblem(text);
+    if (problem !== undefined) bad(`--${names.dnsOption}`, problem);
+    if (!dns().options.includes(text)) dns().options.push(text);
+  }
+  for (const text of many(f, names.host)) {
+    const line = parseHostEntry(text, names.host === 'host-entry' ? '--host' : `--${names.host}`);
+    if (!c.hosts.includes(line)) c.hosts.push(line);
+  }
+}
+
+/** `KEY=VALUE` of a namespaced kernel parameter. */
+function parseSysctl(text: string, flag: string): [string, string] {
+  const eq = text.indexOf('=');
+  if (eq <= 0 || eq === text.length - 1) bad(flag, `"${text}" must be KEY=VALUE, e.g. net.ipv4.ip_forward=1`);
+  const key = text.slice(0, eq);
+  const problem = sysctlProblem(key);
+  if (problem !== undefined) bad(flag, problem);
+  return [key, text.slice(eq + 1)];
+}
+
+/** Docker's `--host NAME:IP` (split at the first colon, so that an IPv6 address can follow) as the spec's "IP NAME". */
+export function parseHostEntry(text: string, flag: string): string {
+  const colon = text.indexOf(':');
+  const name = text.slice(0, colon);
+  const ip = text.slice(colon + 1);
+  if (colon <= 0 || !isHostName(name) || isIP(ip) === 0) bad(flag, `"${text}" must be NAME:IP, e.g. db:10.0.0.5`);
+  return `${ip} ${name}`;
+}
+
+/**
+ * The arguments with `--host` after `service create|update` renamed `--host-entry`: there it is
+ * an /etc/hosts entry (docker service create --host NAME:IP), and before the command the manager
+ * to reach (swarmctl --host IP:PORT, as docker's global -H).
+ */
+export function hostEntryFlags(args: readonly string[]): string[] {
+  const out = [...args];
+  const at = out.indexOf('service');
+  if (at < 0 || (out[at + 1] !== 'create' && out[at + 1] !== 'update')) return out;
+  for (let i = at + 2; i < out.length && out[i] !== '--'; i++) {
+    if (out[i] === '--host') out[i] = '--host-entry';
+    else if (out[i]!.startsWith('--host=')) out[i] = `--host-entry=${out[i]!.slice('--host='.length)}`;
+  }
+  return out;
 }

@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ControlClient,
+  ResolveImage,
   UpdateServiceRequest_Rollback,
   type CreateSecretRequest,
   type CreateSecretResponse,
@@ -21,7 +22,7 @@ import {
   type UpdateServiceRequest,
   type UpdateServiceResponse,
 } from '../../proto/gen/tswarm/control.js';
-import type { ServiceSpec } from '../../proto/gen/tswarm/specs.js';
+import { ContainerSpec, type ServiceSpec } from '../../proto/gen/tswarm/specs.js';
 import { MemoryStore } from '../store/memory.js';
 import { LocalProposer } from '../store/local.js';
 import { addControlService, ControlApi } from './control.js';
@@ -31,7 +32,7 @@ function spec(name: string, replicas = 1, image = 'busybox'): ServiceSpec {
     annotations: { name, labels: { team: 'a' } },
     mode: { $case: 'replicated', replicated: { replicas } },
     task: {
-      container: { image, labels: {}, command: [], args: [], hostname: '', env: [], dir: '', user: '', groups: [], mounts: [], stopGracePeriodMs: 0, stopSignal: '', secrets: [], configs: [], capabilityAdd: [], capabilityDrop: [], ulimits: [], readOnly: false, tty: false, init: false, oomScoreAdj: 0 },
+      container: ContainerSpec.fromPartial({ image, stopGracePeriodMs: 0 }),
       networks: [],
       forceUpdate: 0,
     },
@@ -75,7 +76,7 @@ describe('control API over gRPC', () => {
   });
 
   it('creates a service and finds it by id, name and id prefix', async () => {
-    const { service } = await c.createService({ spec: spec('web', 3) });
+    const { service } = await c.createService({ resolveImage: ResolveImage.RESOLVE_IMAGE_NEVER, spec: spec('web', 3) });
     expect(service?.id).toMatch(/^[0-9a-z]{25}$/);
     expect(service?.meta?.version).toBeGreaterThan(0);
     for (const ref of [service!.id, 'web', service!.id.slice(0, 6)]) {
@@ -86,7 +87,7 @@ describe('control API over gRPC', () => {
   });
 
   it('refuses an invalid spec with INVALID_ARGUMENT naming the field, and writes nothing', async () => {
-    const err = await c.createService({ spec: spec('bad', 1, '') }).catch((e: grpc.ServiceError) => e);
+    const err = await c.createService({ resolveImage: ResolveImage.RESOLVE_IMAGE_NEVER, spec: spec('bad', 1, '') }).catch((e: grpc.ServiceError) => e);
     expect((err as grpc.ServiceError).code).toBe(grpc.status.INVALID_ARGUMENT);
     expect((err as grpc.ServiceError).details).toBe('spec.task.container.image: is required');
     const missing = await c.getService({ id: 'bad' }).catch((e: grpc.ServiceError) => e);
@@ -94,8 +95,8 @@ describe('control API over gRPC', () => {
   });
 
   it('refuses a duplicate name with ALREADY_EXISTS', async () => {
-    await c.createService({ spec: spec('api') });
-    const err = (await c.createService({ spec: spec('api') }).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError;
+    await c.createService({ resolveImage: ResolveImage.RESOLVE_IMAGE_NEVER, spec: spec('api') });
+    const err = (await c.createService({ resolveImage: ResolveImage.RESOLVE_IMAGE_NEVER, spec: spec('api') }).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError;
     expect(err.code).toBe(grpc.status.ALREADY_EXISTS);
     expect(err.details).toBe('service name "api" is already in use');
   });
@@ -103,16 +104,16 @@ describe('control API over gRPC', () => {
   it('updates with the version read, refuses a stale one with ABORTED, and rolls back', async () => {
     const { service } = await c.getService({ id: 'web' });
     const v = service!.meta!.version;
-    const updated = await c.updateService({ serviceId: 'web', version: v, spec: spec('web', 5), rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE });
+    const updated = await c.updateService({ resolveImage: ResolveImage.RESOLVE_IMAGE_NEVER, serviceId: 'web', version: v, spec: spec('web', 5), rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE });
     expect(updated.service?.specVersion).toBe(2);
-    const stale = (await c.updateService({ serviceId: 'web', version: v, spec: spec('web', 7), rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE }).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError;
+    const stale = (await c.updateService({ resolveImage: ResolveImage.RESOLVE_IMAGE_NEVER, serviceId: 'web', version: v, spec: spec('web', 7), rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE }).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError;
     expect(stale.code).toBe(grpc.status.ABORTED);
     expect(stale.details).toMatch(/out of sequence/);
-    const back = await c.updateService({ serviceId: 'web', version: updated.service!.meta!.version, rollback: UpdateServiceRequest_Rollback.ROLLBACK_PREVIOUS });
+    const back = await c.updateService({ resolveImage: ResolveImage.RESOLVE_IMAGE_NEVER, serviceId: 'web', version: updated.service!.meta!.version, rollback: UpdateServiceRequest_Rollback.ROLLBACK_PREVIOUS });
     expect(back.service?.spec?.mode).toEqual({ $case: 'replicated', replicated: { replicas: 3 } });
     const modeChange = spec('web');
     modeChange.mode = { $case: 'global', global: {} };
-    const err = (await c.updateService({ serviceId: 'web', version: back.service!.meta!.version, spec: modeChange, rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE }).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError;
+    const err = (await c.updateService({ resolveImage: ResolveImage.RESOLVE_IMAGE_NEVER, serviceId: 'web', version: back.service!.meta!.version, spec: modeChange, rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE }).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError;
     expect(err.details).toMatch(/^spec\.mode: a service's mode cannot change/);
   });
 
@@ -122,7 +123,7 @@ describe('control API over gRPC', () => {
     expect((await c.getSecret({ id: 'db-pass' })).secret?.spec?.data.length).toBe(0);
     const withSecret = spec('db');
     withSecret.task!.container!.secrets.push({ secretId: secret!.id, secretName: 'db-pass', file: { name: 'db-pass', uid: 0, gid: 0, mode: 0o400 } });
-    await c.createService({ spec: withSecret });
+    await c.createService({ resolveImage: ResolveImage.RESOLVE_IMAGE_NEVER, spec: withSecret });
     const err = (await c.removeSecret({ id: 'db-pass' }).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError;
     expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(err.details).toMatch(/in use by service db/);

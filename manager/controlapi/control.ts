@@ -81,7 +81,7 @@ export class ControlApi {
 
   async createService(spec: ServiceSpec | undefined): Promise<Service> {
     validateServiceSpec(spec);
-    const service: Service = { id: newId(), spec, specVersion: 1, pendingDelete: false };
+    const service: Service = { id: newId(), spec, specVersion: 1, pendingDelete: false, registryAuth: Buffer.alloc(0) };
     await this.store.update((tx) => tx.create('service', service));
     return this.store.get('service', service.id)!;
   }
@@ -217,6 +217,11 @@ export function redactCluster(c: ObjectTypes['cluster']): ObjectTypes['cluster']
   return { ...c, rootCa: c.rootCa ? { ...c.rootCa, caKey: Buffer.alloc(0) } : undefined };
 }
 
+/** A service's registry credential never leaves the managers through the control API (the dispatcher sends it to the nodes that pull with it). */
+export function redactService(s: Service): Service {
+  return s.registryAuth.length > 0 ? { ...s, registryAuth: Buffer.alloc(0) } : s;
+}
+
 /** Secret data never leaves the managers through the control API. */
 export function redactSecret(s: Secret): Secret {
   return { ...s, spec: s.spec ? { ...s.spec, data: Buffer.alloc(0) } : undefined };
@@ -259,11 +264,12 @@ export function controlHandlers(api: ControlApi): Record<string, Handler> {
       await api.removeTask(r.id);
       return {};
     }),
-    createService: unary(async (r: { spec?: ServiceSpec }) => ({ service: await api.createService(r.spec) })),
-    getService: unary((r: { id: string }) => ({ service: api.resolve('service', r.id) })),
-    listServices: unary((r: ListRequest) => ({ services: list('service')(r) })),
+    createService: unary(async (r: { spec?: ServiceSpec }) => ({ service: redactService(await api.createService(r.spec)), warnings: [] })),
+    getService: unary((r: { id: string }) => ({ service: redactService(api.resolve('service', r.id)) })),
+    listServices: unary((r: ListRequest) => ({ services: list('service')(r).map(redactService) })),
     updateService: unary(async (r: { serviceId: string; version: number; spec?: ServiceSpec; rollback: UpdateServiceRequest_Rollback }) => ({
-      service: await api.updateService(r.serviceId, r.version, r.spec, r.rollback),
+      service: redactService(await api.updateService(r.serviceId, r.version, r.spec, r.rollback)),
+      warnings: [],
     })),
     removeService: unary(async (r: { id: string }) => {
       await api.removeService(r.id);

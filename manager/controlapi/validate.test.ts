@@ -16,6 +16,7 @@ function svc(patch: (s: ServiceSpec) => void = () => {}): ServiceSpec {
       container: {
         image: 'busybox:latest', labels: {}, command: [], args: ['sleep', '1d'], hostname: '', env: ['A=1'], dir: '', user: '', groups: [], mounts: [],
         stopGracePeriodMs: 10_000, stopSignal: '', secrets: [], configs: [], capabilityAdd: [], capabilityDrop: [], ulimits: [], readOnly: false, tty: false, init: false, oomScoreAdj: 0,
+        sysctls: {}, noNewPrivileges: false, shmSizeBytes: 0, hosts: [],
       },
       networks: [],
       forceUpdate: 0,
@@ -58,7 +59,10 @@ describe('validateServiceSpec', () => {
       s.task!.resources = { limits: res(1e9, 256 << 20), reservations: res(5e8, 128 << 20) };
       s.task!.restart = { condition: RestartPolicy_Condition.CONDITION_ON_FAILURE, delayMs: 1000, maxAttempts: 3, windowMs: 60_000 };
       s.task!.placement = { constraints: ['node.role==worker'], preferences: [{ spreadDescriptor: 'node.labels.zone' }], platforms: [], maxReplicasPerNode: 2 };
-      s.task!.networks.push({ target: 'backend', aliases: ['web'] });
+      Object.assign(c, { sysctls: { 'net.ipv4.ip_forward': '1', 'fs.mqueue.msg_max': '20' }, noNewPrivileges: true, shmSizeBytes: 128 << 20, tty: true, init: true, readOnly: true });
+      c.dnsConfig = { nameservers: ['10.0.0.2', 'fd00::53'], search: ['example.org'], options: ['ndots:2', 'rotate'] };
+      c.hosts.push('10.0.0.5 db db.local');
+      s.task!.logDriver = { name: 'json-file', options: { 'max-size': '1m', 'max-file': '2' } };
       s.update = { ...upd(), parallelism: 0, failureAction: UpdateConfig_FailureAction.FAILURE_ACTION_ROLLBACK, maxFailureRatio: 0.5, order: UpdateConfig_Order.ORDER_START_FIRST };
       s.rollback = { ...upd(), failureAction: UpdateConfig_FailureAction.FAILURE_ACTION_CONTINUE };
       s.endpoint = ep([port(80, 8080), { ...port(53, 53), protocol: PortConfig_Protocol.PROTOCOL_UDP }]);
@@ -102,6 +106,18 @@ describe('validateServiceSpec', () => {
     ['a target port out of range', (s) => (s.endpoint = ep([port(0, 8080)])), 'spec.endpoint.ports[0].targetPort', /not a port/],
     ['a published port out of range', (s) => (s.endpoint = ep([port(80, 70000)])), 'spec.endpoint.ports[0].publishedPort', /not a port/],
     ['an ingress port', (s) => (s.endpoint = ep([{ ...port(80, 8080), publishMode: PortConfig_PublishMode.PUBLISH_MODE_INGRESS }])), 'spec.endpoint.ports[0].publishMode', /routing mesh/],
+    ['a network (no overlays yet)', (s) => s.task!.networks.push({ target: 'backend', aliases: [] }), 'spec.task.networks', /overlay networks is not supported yet/],
+    ['a host-wide sysctl', (s) => (s.task!.container!.sysctls = { 'vm.swappiness': '10' }), 'spec.task.container.sysctls', /"vm.swappiness" is not namespaced/],
+    ['a sysctl without a value', (s) => (s.task!.container!.sysctls = { 'net.ipv4.ip_forward': '' }), 'spec.task.container.sysctls', /must be one line, not empty/],
+    ['a negative shm size', (s) => (s.task!.container!.shmSizeBytes = -1), 'spec.task.container.shmSizeBytes', /must not be negative/],
+    ['a hosts line without a name', (s) => s.task!.container!.hosts.push('10.0.0.5'), 'spec.task.container.hosts[0]', /names no host/],
+    ['a hosts line without an address', (s) => s.task!.container!.hosts.push('db 10.0.0.5'), 'spec.task.container.hosts[0]', /must start with an IP address/],
+    ['a nameserver that is a name', (s) => (s.task!.container!.dnsConfig = { nameservers: ['dns.local'], search: [], options: [] }), 'spec.task.container.dnsConfig.nameservers[0]', /not an IP address/],
+    ['a bad search domain', (s) => (s.task!.container!.dnsConfig = { nameservers: [], search: ['a b'], options: [] }), 'spec.task.container.dnsConfig.search[0]', /not a domain name/],
+    ['a bad resolver option', (s) => (s.task!.container!.dnsConfig = { nameservers: [], search: [], options: ['ndots 2'] }), 'spec.task.container.dnsConfig.options[0]', /not a resolver option/],
+    ['an unknown log driver', (s) => (s.task!.logDriver = { name: 'syslog', options: {} }), 'spec.task.logDriver.name', /not a log driver tswarm has/],
+    ['an unbounded log', (s) => (s.task!.logDriver = { name: 'json-file', options: { 'max-size': '-1' } }), 'spec.task.logDriver.options.max-size', /logs are always bounded/],
+    ['a log option of another driver', (s) => (s.task!.logDriver = { name: '', options: { 'syslog-address': 'udp://x' } }), 'spec.task.logDriver.options.syslog-address', /not an option of json-file/],
     ['an unknown protocol', (s) => (s.endpoint = ep([{ ...port(80, 8080), protocol: 'PROTOCOL_ICMP' as never }])), 'spec.endpoint.ports[0].protocol', /tcp, udp, sctp/],
     ['two secrets at one file', (s) => s.task!.container!.secrets.push(sec('a', 'pw'), sec('b', 'pw')), 'spec.task.container.secrets[1].file.name', /target of two secrets/],
     ['two configs at one file, one relative', (s) => s.task!.container!.configs.push(cfg('a', '/app.conf'), cfg('b', 'app.conf')), 'spec.task.container.configs[1].file.name', /target of two configs/],

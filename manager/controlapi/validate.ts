@@ -3,12 +3,16 @@
 // and the rule; nothing is written before a spec passes.
 import type { ClusterSpec, ConfigSpec, NetworkSpec, NodeSpec, SecretSpec, ServiceSpec } from '../../proto/gen/tswarm/specs.js';
 import { NetworkSpec as NetworkSpecCodec, SecretSpec as SecretSpecCodec, ServiceSpec as ServiceSpecCodec } from '../../proto/gen/tswarm/specs.js';
-import { constants as osConstants } from 'node:os';
 import {
   Mount_Type, PortConfig_Protocol, PortConfig_PublishMode, EndpointSpec_ResolutionMode, RestartPolicy_Condition, UpdateConfig_FailureAction, UpdateConfig_Order,
   type Annotations, type FileTarget, type UpdateConfig,
 } from '../../proto/gen/tswarm/types.js';
 import { InvalidArgumentError } from '../../common/errors.js';
+import { CAPABILITIES } from '../../common/capabilities.js';
+import { isSignal, sysctlProblem, ULIMIT_NAMES } from '../../common/process.js';
+import { dnsOptionProblem, hostsLineProblem, isHostName } from '../../common/dns.js';
+import { isIP } from 'node:net';
+import { logConfig, LogDriverError } from '../../common/log-driver.js';
 import { parseConstraints } from '../constraint/constraint.js';
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -18,23 +22,6 @@ export const MAX_SPEC_BYTES = 512 << 10;
 export const MAX_SECRET_BYTES = 500 << 10;
 const DAY_MS = 24 * 3600 * 1000;
 const USER_RE = /^[^:\s]+(:[^:\s]+)?$/;
-
-/** Linux capabilities by their CAP_ names (capabilities(7), up to 5.9); "ALL" stands for every one. */
-export const CAPABILITIES: readonly string[] = [
-  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP', 'LINUX_IMMUTABLE', 'NET_BIND_SERVICE',
-  'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN',
-  'SYS_BOOT', 'SYS_NICE', 'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP', 'MAC_OVERRIDE',
-  'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF', 'CHECKPOINT_RESTORE',
-].map((c) => `CAP_${c}`);
-
-/** The resource limits a container may set (Docker's --ulimit names, setrlimit(2)). */
-export const ULIMIT_NAMES: readonly string[] = ['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'];
-
-/** A stop signal as the runtime takes it: SIGNAME (SIGTERM, SIGRTMIN+3) or a number 1-64. */
-export function isSignal(text: string): boolean {
-  if (/^[0-9]+$/.test(text)) return Number(text) >= 1 && Number(text) <= 64;
-  return text in osConstants.signals || /^SIGRT(MIN\+([1-9]|1[0-5])|MAX-([1-9]|1[0-5])|MIN|MAX)$/.test(text);
-}
 
 function fail(field: string, rule: string): never {
   throw new InvalidArgumentError(field, rule);
@@ -120,7 +107,7 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
   if (c.dir && !c.dir.startsWith('/')) fail(`${field}.task.container.dir`, `"${c.dir}" must be an absolute path`);
   if (c.user && !USER_RE.test(c.user)) fail(`${field}.task.container.user`, `"${c.user}" must be USER, UID, USER:GROUP or UID:GID`);
   checkLabels(c.labels, `${field}.task.container.labels`);
-  checkDuration(c.stopGracePeriodMs, `${field}.task.container.stopGracePeriodMs`);
+  if (c.stopGracePeriodMs !== undefined) checkDuration(c.stopGracePeriodMs, `${field}.task.container.stopGracePeriodMs`);
   if (c.stopSignal && !isSignal(c.stopSignal)) fail(`${field}.task.container.stopSignal`, `"${c.stopSignal}" is not a signal (e.g. SIGTERM, SIGUSR1, 15)`);
   for (const which of ['capabilityAdd', 'capabilityDrop'] as const) {
     c[which].forEach((cap, i) => {
@@ -137,6 +124,29 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
     if (u.soft > u.hard) fail(`${f}.soft`, `${u.soft} is above the hard limit ${u.hard}`);
   });
   if (c.oomScoreAdj < -1000 || c.oomScoreAdj > 1000) fail(`${field}.task.container.oomScoreAdj`, `${c.oomScoreAdj} must be between -1000 and 1000`);
+  for (const [key, value] of Object.entries(c.sysctls)) {
+    const problem = sysctlProblem(key);
+    if (problem !== undefined) fail(`${field}.task.container.sysctls`, problem);
+    if (value === '' || /[\n\0]/.test(value)) fail(`${field}.task.container.sysctls`, `the value of "${key}" must be one line, not empty`);
+  }
+  if (c.shmSizeBytes < 0) fail(`${field}.task.container.shmSizeBytes`, 'must not be negative');
+  c.hosts.forEach((h, i) => {
+    const problem = hostsLineProblem(h);
+    if (problem !== undefined) fail(`${field}.task.container.hosts[${i}]`, problem);
+  });
+  const dns = c.dnsConfig;
+  if (dns) {
+    dns.nameservers.forEach((n, i) => {
+      if (isIP(n) === 0) fail(`${field}.task.container.dnsConfig.nameservers[${i}]`, `"${n}" is not an IP address`);
+    });
+    dns.search.forEach((d, i) => {
+      if (!isHostName(d)) fail(`${field}.task.container.dnsConfig.search[${i}]`, `"${d}" is not a domain name`);
+    });
+    dns.options.forEach((o, i) => {
+      const problem = dnsOptionProblem(o);
+      if (problem !== undefined) fail(`${field}.task.container.dnsConfig.options[${i}]`, problem);
+    });
+  }
   const targets = new Set<string>();
   c.mounts.forEach((m, i) => {
     const f = `${field}.task.container.mounts[${i}]`;
@@ -225,6 +235,16 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
     if (networks.has(n.target)) fail(`${field}.task.networks[${i}].target`, `"${n.target}" is attached twice`);
     networks.add(n.target);
   });
+  // Refused rather than recorded and silently not done (as ingress ports below).
+  if (task.networks.length > 0) fail(`${field}.task.networks`, 'attaching services to overlay networks is not supported yet; tasks use the node\'s bridge');
+  if (task.logDriver) {
+    try {
+      logConfig(task.logDriver.name, task.logDriver.options);
+    } catch (err) {
+      if (err instanceof LogDriverError) fail(`${field}.task.logDriver.${err.field}`, err.rule);
+      throw err;
+    }
+  }
 
   const ep = spec.endpoint;
   if (ep) {

@@ -25,6 +25,7 @@ export function service(o: ServiceOptions = {}): Service {
     },
     specVersion: o.specVersion ?? 1,
     pendingDelete: false,
+    registryAuth: Buffer.alloc(0),
   };
 }
 

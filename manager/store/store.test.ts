@@ -33,6 +33,7 @@ function service(name: string, labels: Record<string, string> = {}): Service {
     spec: { annotations: { name, labels }, mode: { $case: 'replicated', replicated: { replicas: 1 } } },
     specVersion: 1,
     pendingDelete: false,
+    registryAuth: Buffer.alloc(0),
   };
 }
 

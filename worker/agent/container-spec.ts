@@ -63,6 +63,8 @@ export function containerSpec(task: Task, image: ImageRecord, node: NodeContext)
   if (ports.length > 0 && node.network !== 'bridge') {
     throw new TaskSpecError('spec.endpoint.ports', `published port ${ports[0]!.published}/${ports[0]!.protocol} (host mode) needs the bridge network, and this node runs containers without one (start swarmd with --bridge NAME:SUBNET)`);
   }
+  if ((task.spec?.networks ?? []).length > 0) throw new TaskSpecError('spec.task.networks', 'overlay networks are not supported on this node yet');
+  const dns = c?.dnsConfig;
   return {
     id: task.id,
     image,
@@ -72,6 +74,7 @@ export function containerSpec(task: Task, image: ImageRecord, node: NodeContext)
     hostname: c?.hostname || task.id.slice(0, 12),
     ...(c?.dir ? { dir: c.dir } : {}),
     ...(c?.user ? { user: c.user } : {}),
+    ...(c?.groups.length ? { groups: c.groups } : {}),
     limits: {
       ...(limits?.memoryBytes ? { memoryBytes: Number(limits.memoryBytes) } : {}),
       ...(limits?.nanoCpus ? { nanoCpus: Number(limits.nanoCpus) } : {}),
@@ -80,5 +83,32 @@ export function containerSpec(task: Task, image: ImageRecord, node: NodeContext)
     network: node.network,
     ...(ports.length > 0 ? { ports } : {}),
     mounts: [...mounts, ...node.fileMounts],
+    readOnly: c?.readOnly ?? false,
+    ...(c?.capabilityAdd.length ? { capAdd: c.capabilityAdd } : {}),
+    ...(c?.capabilityDrop.length ? { capDrop: c.capabilityDrop } : {}),
+    ...(c?.ulimits.length ? { ulimits: c.ulimits.map((u) => ({ name: u.name, soft: Number(u.soft), hard: Number(u.hard) })) } : {}),
+    init: c?.init ?? false,
+    ...(c?.stopSignal ? { stopSignal: c.stopSignal } : {}),
+    ...(c && Object.keys(c.sysctls).length > 0 ? { sysctls: c.sysctls } : {}),
+    tty: c?.tty ?? false,
+    noNewPrivileges: c?.noNewPrivileges ?? false,
+    oomScoreAdj: Number(c?.oomScoreAdj ?? 0),
+    ...(c?.shmSizeBytes ? { shmSizeBytes: Number(c.shmSizeBytes) } : {}),
+    ...(dns ? { dns: { nameservers: dns.nameservers, search: dns.search, options: dns.options } } : {}),
+    ...(c?.hosts.length ? { hosts: c.hosts } : {}),
+    labels: { ...(c?.labels ?? {}), ...swarmLabels(task) },
+  };
+}
+
+/** The labels Docker puts on a swarm task's container, so that tools can find a task's container. */
+export function swarmLabels(task: Task): Record<string, string> {
+  const service = task.serviceAnnotations?.name ?? '';
+  const taskName = task.slot ? `${service}.${task.slot}.${task.id}` : `${service}.${task.nodeId}.${task.id}`;
+  return {
+    'com.docker.swarm.service.id': task.serviceId,
+    'com.docker.swarm.service.name': service,
+    'com.docker.swarm.task.id': task.id,
+    'com.docker.swarm.task.name': taskName,
+    'com.docker.swarm.node.id': task.nodeId,
   };
 }

@@ -89,6 +89,47 @@ export interface ContainerSpec {
   /** Host-mode published ports (bridge network only): the host's port P on any of its addresses reaches the container's port. */
   ports?: PublishedPort[];
   mounts?: Mount[];
+  /** The root filesystem read-only (the container files and the mounts stay as they are). */
+  readOnly?: boolean;
+  /** Docker's default capabilities, plus these, minus those (CAP_ names, or ALL), as `docker run --cap-add/--cap-drop`. */
+  capAdd?: string[];
+  capDrop?: string[];
+  /** Resource limits of the container's processes (Docker's --ulimit names: nofile, nproc, ...). */
+  ulimits?: Ulimit[];
+  /** Supplementary groups of the user, besides those /etc/group gives it: names in the image's /etc/group, or gids. */
+  groups?: string[];
+  /** Run swarm-init as PID 1 (it forwards signals to the command and reaps zombies). */
+  init?: boolean;
+  /** The signal stop() sends first; default the image's StopSignal, else SIGTERM. */
+  stopSignal?: string;
+  /** Namespaced kernel parameters (linux.sysctl). */
+  sysctls?: Record<string, string>;
+  /** A terminal as the process's stdio (its output logged as stdout). */
+  tty?: boolean;
+  /** no_new_privs: setuid binaries and file capabilities grant nothing. */
+  noNewPrivileges?: boolean;
+  /** /proc/self/oom_score_adj of the container's processes, -1000 to 1000. */
+  oomScoreAdj?: number;
+  /** The size of /dev/shm; default 64 MiB. */
+  shmSizeBytes?: number;
+  /** /etc/resolv.conf: what is given replaces the host's nameservers, search domains or options. */
+  dns?: DnsConfig;
+  /** Extra /etc/hosts lines, "IP NAME [ALIAS...]". */
+  hosts?: string[];
+  /** Container labels (OCI annotations; `state` shows them). */
+  labels?: Record<string, string>;
+}
+
+export interface Ulimit {
+  name: string;
+  soft: number;
+  hard: number;
+}
+
+export interface DnsConfig {
+  nameservers?: string[];
+  search?: string[];
+  options?: string[];
 }
 
 export type ContainerStatus = 'created' | 'running' | 'exited';

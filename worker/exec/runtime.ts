@@ -5,6 +5,7 @@
 //   <runDir>/containers/<id>/bundle/config.json
 //   <runDir>/containers/<id>/exit.json          the monitor's exit status, once the init exited
 //   <runDir>/containers/<id>/init.pid           the runtime's --pid-file
+//   <runDir>/containers/<id>/etc/               hostname, hosts, resolv.conf (container-files.ts), bind-mounted
 //   <stateDir>/logs/<id>.json                   the monitor's JSON-lines log
 //   <stateDir>/volumes/<name>/_data             named local volumes, kept after their containers
 //
@@ -47,6 +48,7 @@ import {
 } from './executor.js';
 import { readLog } from './logs.js';
 import { Spawner, type SpawnResult } from './spawner.js';
+import { hostsFile, parseResolvConf, resolvConf } from './container-files.js';
 import { buildConfig, checkContainerId, checkSpec, checkVolumeName } from './spec.js';
 
 export const RUNTIMES = ['swarm-runtime', 'runc', 'crun'] as const;
@@ -76,6 +78,10 @@ export interface RuntimeExecutorOptions {
   cgroupParent?: string;
   /** A seccomp profile file for linux.seccomp; default native/seccomp/default.json; null: none. */
   seccompProfile?: string | null;
+  /** The host's resolv.conf, the base of the containers' (container-files.ts); default /etc/resolv.conf. */
+  resolvConf?: string;
+  /** The init bind-mounted into containers that ask for one; default native/build/swarm-init. */
+  initPath?: string;
   /**
    * Runs the runtime and the monitor: default a Spawner over native/build/swarm-spawn when it is
    * built, null: node's own spawn (which forks this process each time; see spawner.ts).
@@ -238,6 +244,8 @@ export class RuntimeExecutor implements Executor {
   private readonly seccompPath: string | null;
   private seccomp: unknown;
   private readonly spawner: Spawner | null;
+  private readonly resolvConfPath: string;
+  private readonly initPath: string;
 
   constructor(opts: RuntimeExecutorOptions) {
     const rt = opts.runtime ?? 'swarm-runtime';
@@ -256,6 +264,8 @@ export class RuntimeExecutor implements Executor {
     this.cgroupParent = parent;
     this.spawner = opts.spawner !== undefined ? opts.spawner : defaultSpawner();
     this.seccompPath = opts.seccompProfile === undefined ? path.join(path.dirname(path.dirname(this.monitorBin)), 'seccomp', 'default.json') : opts.seccompProfile;
+    this.resolvConfPath = opts.resolvConf ?? '/etc/resolv.conf';
+    this.initPath = opts.initPath ?? nativeBinary('swarm-init');
   }
 
   private dir(id: string): string {
@@ -267,9 +277,36 @@ export class RuntimeExecutor implements Executor {
     return path.join(this.stateDir, 'volumes', checkVolumeName('volume', name), '_data');
   }
 
-  private paths(id: string): { record: string; bundle: string; log: string; exit: string; pid: string } {
+  private paths(id: string): { record: string; bundle: string; log: string; exit: string; pid: string; etc: string } {
     const d = this.dir(id);
-    return { record: path.join(d, 'container.json'), bundle: path.join(d, 'bundle'), log: path.join(this.stateDir, 'logs', `${id}.json`), exit: path.join(d, 'exit.json'), pid: path.join(d, 'init.pid') };
+    return {
+      record: path.join(d, 'container.json'),
+      bundle: path.join(d, 'bundle'),
+      log: path.join(this.stateDir, 'logs', `${id}.json`),
+      exit: path.join(d, 'exit.json'),
+      pid: path.join(d, 'init.pid'),
+      etc: path.join(d, 'etc'),
+    };
+  }
+
+  /**
+   * The container's /etc/hostname, /etc/hosts (without its own address: that comes with the
+   * network, see prepare) and /etc/resolv.conf, written into its directory; their host paths.
+   */
+  private writeEtcFiles(spec: ContainerSpec, hostname: string): { hostname: string; hosts: string; resolvConf: string } {
+    const dir = this.paths(spec.id).etc;
+    mkdirSync(dir, { recursive: true });
+    const files = { hostname: path.join(dir, 'hostname'), hosts: path.join(dir, 'hosts'), resolvConf: path.join(dir, 'resolv.conf') };
+    let host = '';
+    try {
+      host = readFileSync(this.resolvConfPath, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    writeFileSync(files.hostname, `${hostname}\n`, { mode: 0o644 });
+    writeFileSync(files.hosts, hostsFile(hostname, spec.hosts ?? []), { mode: 0o644 });
+    writeFileSync(files.resolvConf, resolvConf(parseResolvConf(host), spec.dns), { mode: 0o644 });
+    return files;
   }
 
   private loadRecord(id: string): ContainerRecord {
@@ -362,7 +399,7 @@ export class RuntimeExecutor implements Executor {
       monitorStartTime: '',
       pid: 0,
       pidStartTime: '',
-      stopSignal: spec.image.config.config?.StopSignal ?? 'SIGTERM',
+      stopSignal: spec.stopSignal ?? spec.image.config.config?.StopSignal ?? 'SIGTERM',
       network: spec.network ?? 'none',
     };
     try {
@@ -377,6 +414,8 @@ export class RuntimeExecutor implements Executor {
         }
       };
       for (const m of spec.mounts ?? []) if (m.type === 'volume') await mkdir(this.volumeDir(m.source), { recursive: true });
+      const hostname = spec.hostname ?? spec.id.slice(0, 12);
+      const etcFiles = this.writeEtcFiles(spec, hostname);
       const config = buildConfig({
         spec,
         rootfs: rootfs.target,
@@ -385,6 +424,8 @@ export class RuntimeExecutor implements Executor {
         seccomp: await this.loadSeccomp(),
         cgroupsPath: `${this.cgroupParent}/${spec.id}`,
         volumeDir: (n) => this.volumeDir(n),
+        etcFiles,
+        initBinary: this.initPath,
       });
       mkdirSync(p.bundle);
       writeFileSync(path.join(p.bundle, 'config.json'), JSON.stringify(config));
@@ -395,7 +436,12 @@ export class RuntimeExecutor implements Executor {
       record.pidStartTime = procStartTime(ready.pid) ?? '';
       // (A crash before this save leaves a record without the monitor: remove() still finds the
       // runtime's container by its id, and the endpoint by the container's id.)
-      if (record.network === 'bridge') record.attachment = await this.network!.attach(spec.id, `/proc/${ready.pid}/ns/net`, { ports: spec.ports ?? [] });
+      if (record.network === 'bridge') {
+        record.attachment = await this.network!.attach(spec.id, `/proc/${ready.pid}/ns/net`, { ports: spec.ports ?? [] });
+        // The container's own line, now that it has an address: written in place (the same
+        // inode), since the file is already bind-mounted into the created container.
+        writeFileSync(etcFiles.hosts, hostsFile(hostname, spec.hosts ?? [], record.attachment.address));
+      }
       this.saveRecord(record);
     } catch (err) {
       await this.cleanup(record).catch(() => undefined);

@@ -4,25 +4,12 @@
 import path from 'node:path';
 import { InvalidArgumentError } from '../../common/errors.js';
 import type { ImageConfig } from '../image/distribution.js';
+import { capabilitySet, normalizeCapability } from '../../common/capabilities.js';
+import { isSignal, sysctlProblem, ULIMIT_NAMES } from '../../common/process.js';
+import { hostsLineProblem } from '../../common/dns.js';
 import type { ContainerSpec, Mount } from './executor.js';
 
-/** Docker's default capability set (bounding, effective and permitted). */
-export const DEFAULT_CAPABILITIES = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_FSETID',
-  'CAP_FOWNER',
-  'CAP_MKNOD',
-  'CAP_NET_RAW',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETFCAP',
-  'CAP_SETPCAP',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_SYS_CHROOT',
-  'CAP_KILL',
-  'CAP_AUDIT_WRITE',
-];
+export { DEFAULT_CAPABILITIES } from '../../common/capabilities.js';
 
 /** Docker's PATH when the image sets none. */
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -67,6 +54,7 @@ export interface OciConfig {
     capabilities: Record<'bounding' | 'effective' | 'permitted', string[]>;
     rlimits: { type: string; hard: number; soft: number }[];
     noNewPrivileges: boolean;
+    oomScoreAdj?: number;
   };
   hostname: string;
   mounts: OciMount[];
@@ -77,9 +65,15 @@ export interface OciConfig {
     maskedPaths: string[];
     readonlyPaths: string[];
     seccomp?: unknown;
+    sysctl?: Record<string, string>;
   };
   annotations: Record<string, string>;
 }
+
+/** Where swarm-init is mounted in a container with `init` (Docker's path for its init). */
+export const INIT_PATH = '/sbin/docker-init';
+/** Docker's /dev/shm size. */
+export const DEFAULT_SHM_BYTES = 64 * 1024 * 1024;
 
 export function checkContainerId(id: string): string {
   if (!ID.test(id)) throw new InvalidArgumentError('id', `1-128 letters, digits, '_', '.' and '-', not starting with punctuation: ${JSON.stringify(id)}`);
@@ -121,6 +115,35 @@ export function checkSpec(spec: ContainerSpec): void {
   checkCount('limits.pids', spec.limits?.pids, 1);
   if (spec.network !== undefined && spec.network !== 'bridge' && spec.network !== 'none')
     throw new InvalidArgumentError('network', `must be bridge or none, got ${JSON.stringify(spec.network)}`);
+  for (const [which, caps] of [['capAdd', spec.capAdd], ['capDrop', spec.capDrop]] as const)
+    (caps ?? []).forEach((c, i) => {
+      if (normalizeCapability(c) !== c) throw new InvalidArgumentError(`${which}[${i}]`, `"${c}" is not a capability (CAP_NET_ADMIN, ... or ALL)`);
+    });
+  const ulimits = new Set<string>();
+  (spec.ulimits ?? []).forEach((u, i) => {
+    if (!ULIMIT_NAMES.includes(u.name)) throw new InvalidArgumentError(`ulimits[${i}].name`, `"${u.name}" is not a ulimit (${ULIMIT_NAMES.join(', ')})`);
+    if (ulimits.has(u.name)) throw new InvalidArgumentError(`ulimits[${i}].name`, `"${u.name}" is set twice`);
+    ulimits.add(u.name);
+    checkCount(`ulimits[${i}].soft`, u.soft, 0);
+    checkCount(`ulimits[${i}].hard`, u.hard, 0);
+    if (u.soft > u.hard) throw new InvalidArgumentError(`ulimits[${i}].soft`, `${u.soft} is above the hard limit ${u.hard}`);
+  });
+  (spec.groups ?? []).forEach((g, i) => {
+    if (!/^[^:\s]+$/.test(g)) throw new InvalidArgumentError(`groups[${i}]`, `"${g}" must be a group name or gid`);
+  });
+  if (spec.stopSignal !== undefined && !isSignal(spec.stopSignal)) throw new InvalidArgumentError('stopSignal', `"${spec.stopSignal}" is not a signal (e.g. SIGTERM, SIGUSR1, 15)`);
+  for (const key of Object.keys(spec.sysctls ?? {})) {
+    const problem = sysctlProblem(key);
+    if (problem !== undefined) throw new InvalidArgumentError(`sysctls.${key}`, problem);
+  }
+  if (spec.oomScoreAdj !== undefined && !(Number.isInteger(spec.oomScoreAdj) && spec.oomScoreAdj >= -1000 && spec.oomScoreAdj <= 1000))
+    throw new InvalidArgumentError('oomScoreAdj', `${spec.oomScoreAdj} must be an integer from -1000 to 1000`);
+  checkCount('shmSizeBytes', spec.shmSizeBytes, 1);
+  if (spec.tty === true) throw new InvalidArgumentError('tty', 'a terminal is not supported by this executor yet (the runtime has no --console-socket)');
+  (spec.hosts ?? []).forEach((h, i) => {
+    const problem = hostsLineProblem(h);
+    if (problem !== undefined) throw new InvalidArgumentError(`hosts[${i}]`, problem);
+  });
   const targets = new Set<string>();
   (spec.mounts ?? []).forEach((m, i) => {
     const f = `mounts[${i}]`;
@@ -191,13 +214,13 @@ function parseGroup(text: string): Group[] {
 }
 
 /**
- * Resolves `user` (user, uid, user:group, uid:gid) against the image's /etc/passwd and /etc/group
- * contents (empty strings when absent), as Docker does: a numeric uid not in passwd gets gid 0; a
- * named user gets its primary group and the groups that list it.
+ * Resolves `user` (user, uid, user:group, uid:gid; none: root) against the image's /etc/passwd
+ * and /etc/group contents (empty strings when absent), as Docker does: a numeric uid not in passwd
+ * gets gid 0; a user in passwd gets its primary group and the groups that list it; `groups` (names
+ * in /etc/group or gids, Docker's --group) are added.
  */
-export function resolveUser(user: string | undefined, passwd: string, group: string): { uid: number; gid: number; additionalGids?: number[] } {
-  if (user === undefined || user === '') return { uid: 0, gid: 0 };
-  const [u, g] = user.split(':') as [string, string | undefined];
+export function resolveUser(user: string | undefined, passwd: string, group: string, extraGroups: readonly string[] = []): { uid: number; gid: number; additionalGids?: number[] } {
+  const [u, g] = (user === undefined || user === '' ? '0' : user).split(':') as [string, string | undefined];
   const users = parsePasswd(passwd);
   const groups = parseGroup(group);
   const entry = /^\d+$/.test(u) ? users.find((p) => p.uid === Number(u)) : users.find((p) => p.name === u);
@@ -210,17 +233,23 @@ export function resolveUser(user: string | undefined, passwd: string, group: str
     gid = ge.gid;
   }
   const extra = entry === undefined ? [] : groups.filter((x) => x.members.includes(entry.name) && x.gid !== gid).map((x) => x.gid);
+  extraGroups.forEach((name, i) => {
+    const ge = /^\d+$/.test(name) ? { gid: Number(name) } : groups.find((x) => x.name === name);
+    if (ge === undefined) throw new InvalidArgumentError(`groups[${i}]`, `no group ${JSON.stringify(name)} in the image's /etc/group`);
+    if (ge.gid > 0xfffffffe) throw new InvalidArgumentError(`groups[${i}]`, `gid out of range: ${name}`);
+    if (!extra.includes(ge.gid)) extra.push(ge.gid);
+  });
   if (uid > 0xfffffffe || gid > 0xfffffffe) throw new InvalidArgumentError('user', `out of range: ${JSON.stringify(user)}`);
   return extra.length > 0 ? { uid, gid, additionalGids: extra } : { uid, gid };
 }
 
-/** The standard filesystems, as `runc spec` writes them (without the cgroup mount). */
-function standardMounts(): OciMount[] {
+/** The standard filesystems, as `runc spec` writes them (without the cgroup mount); /dev/shm of `shmBytes`. */
+function standardMounts(shmBytes: number): OciMount[] {
   return [
     { destination: '/proc', type: 'proc', source: 'proc', options: [] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shmBytes}`] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
   ];
@@ -255,6 +284,10 @@ export interface ConfigInput {
   /** linux.cgroupsPath. */
   cgroupsPath: string;
   volumeDir: (name: string) => string;
+  /** The container's /etc/hostname, /etc/hosts and /etc/resolv.conf on the host (container-files.ts). */
+  etcFiles?: { hostname: string; hosts: string; resolvConf: string };
+  /** swarm-init on the host, bind-mounted at INIT_PATH when the spec asks for an init. */
+  initBinary?: string;
 }
 
 /** The config.json of a container. Throws an InvalidArgumentError naming the field for a bad spec. */
@@ -263,7 +296,7 @@ export function buildConfig(input: ConfigInput): OciConfig {
   checkSpec(spec);
   const image = spec.image.config;
   const hostname = spec.hostname ?? spec.id.slice(0, 12);
-  const user = resolveUser(spec.user ?? image.config?.User, input.passwd, input.group);
+  const user = resolveUser(spec.user ?? image.config?.User, input.passwd, input.group, spec.groups);
   const cwd = spec.dir ?? (image.config?.WorkingDir ? image.config.WorkingDir : '/');
   if (!path.isAbsolute(cwd)) throw new InvalidArgumentError('dir', `the image's WorkingDir is not absolute: ${JSON.stringify(cwd)}`);
   const resources: OciConfig['linux']['resources'] = {};
@@ -271,20 +304,39 @@ export function buildConfig(input: ConfigInput): OciConfig {
   if (l.memoryBytes !== undefined) resources.memory = { limit: l.memoryBytes };
   if (l.nanoCpus !== undefined) resources.cpu = { quota: Math.round((l.nanoCpus * CFS_PERIOD) / 1e9), period: CFS_PERIOD };
   if (l.pids !== undefined) resources.pids = { limit: l.pids };
-  const user_ = (spec.mounts ?? []).map((m) => ociMount(m, input.volumeDir));
-  const mounts = [...standardMounts().filter((s) => !user_.some((u) => u.destination === s.destination)), ...user_];
+  const given = (spec.mounts ?? []).map((m) => ociMount(m, input.volumeDir));
+  const taken = (dest: string): boolean => given.some((u) => u.destination === dest);
+  // Docker's container files, unless the spec mounts something of its own there.
+  const etc: OciMount[] = [];
+  if (input.etcFiles !== undefined) {
+    for (const [dest, source] of [['/etc/hostname', input.etcFiles.hostname], ['/etc/hosts', input.etcFiles.hosts], ['/etc/resolv.conf', input.etcFiles.resolvConf]] as const)
+      if (!taken(dest)) etc.push({ destination: dest, type: 'bind', source, options: ['rbind', 'rprivate'] });
+  }
+  let args = processArgs(image, spec);
+  const init: OciMount[] = [];
+  if (spec.init === true) {
+    if (input.initBinary === undefined) throw new InvalidArgumentError('init', 'this node has no init binary (native/build/swarm-init)');
+    init.push({ destination: INIT_PATH, type: 'bind', source: input.initBinary, options: ['rbind', 'rprivate', 'ro'] });
+    args = [INIT_PATH, '--', ...args];
+  }
+  const mounts = [...standardMounts(spec.shmSizeBytes ?? DEFAULT_SHM_BYTES).filter((s) => !taken(s.destination)), ...etc, ...init, ...given];
+  const caps = capabilitySet(spec.capAdd, spec.capDrop);
   const config: OciConfig = {
     ociVersion: '1.2.0',
-    root: { path: input.rootfs, readonly: false },
+    root: { path: input.rootfs, readonly: spec.readOnly === true },
     process: {
-      terminal: false,
-      args: processArgs(image, spec),
+      terminal: spec.tty === true,
+      args,
       env: mergeEnv(image.config?.Env ?? [], spec.env ?? [], hostname),
       cwd: path.normalize(cwd),
       user,
-      capabilities: { bounding: [...DEFAULT_CAPABILITIES], effective: [...DEFAULT_CAPABILITIES], permitted: [...DEFAULT_CAPABILITIES] },
-      rlimits: [], // inherited from the monitor, as Docker's containers inherit dockerd's
-      noNewPrivileges: false, // Docker's default; the seccomp profile is loaded while CAP_SYS_ADMIN is held
+      // As Docker: the same set bounding, effective and permitted, none inheritable or ambient (a
+      // non-root user's program so starts with no effective capability, as under Docker).
+      capabilities: { bounding: caps, effective: [...caps], permitted: [...caps] },
+      // Unset ones are inherited from the monitor, as Docker's containers inherit dockerd's.
+      rlimits: (spec.ulimits ?? []).map((u) => ({ type: `RLIMIT_${u.name.toUpperCase()}`, soft: u.soft, hard: u.hard })),
+      noNewPrivileges: spec.noNewPrivileges === true, // Docker's default is off; the seccomp profile is loaded while CAP_SYS_ADMIN is held
+      ...(spec.oomScoreAdj !== undefined ? { oomScoreAdj: spec.oomScoreAdj } : {}),
     },
     hostname,
     mounts,
@@ -294,8 +346,9 @@ export function buildConfig(input: ConfigInput): OciConfig {
       resources,
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
+      ...(spec.sysctls !== undefined && Object.keys(spec.sysctls).length > 0 ? { sysctl: { ...spec.sysctls } } : {}),
     },
-    annotations: { 'io.tswarm.image': spec.image.reference },
+    annotations: { ...(spec.labels ?? {}), 'io.tswarm.image': spec.image.reference },
   };
   if (input.seccomp !== undefined) config.linux.seccomp = input.seccomp;
   return config;

@@ -20,7 +20,7 @@ import {
 } from "@grpc/grpc-js";
 import { Cluster, Config, Network, Node, Secret, Service, Task } from "./objects.js";
 import { ClusterSpec, ConfigSpec, NetworkSpec, NodeSpec, SecretSpec, ServiceSpec } from "./specs.js";
-import { TaskState, taskStateFromJSON, taskStateToJSON, taskStateToNumber } from "./types.js";
+import { RegistryAuth, TaskState, taskStateFromJSON, taskStateToJSON, taskStateToNumber } from "./types.js";
 
 export const protobufPackage = "tswarm.v1";
 
@@ -30,6 +30,63 @@ export const protobufFileName = "tswarm/control.proto";
  * The control API served by managers: what swarmctl speaks. Followers forward to the leader.
  * Only manager certificates (or the local root-only socket) may call it.
  */
+
+/**
+ * Whether the manager pins the image's tag to the digest the registry has now (Docker's
+ * --resolve-image): ALWAYS (the default), CHANGED (only when the image field changed), NEVER.
+ */
+export enum ResolveImage {
+  RESOLVE_IMAGE_ALWAYS = "RESOLVE_IMAGE_ALWAYS",
+  RESOLVE_IMAGE_CHANGED = "RESOLVE_IMAGE_CHANGED",
+  RESOLVE_IMAGE_NEVER = "RESOLVE_IMAGE_NEVER",
+  UNRECOGNIZED = "UNRECOGNIZED",
+}
+
+export function resolveImageFromJSON(object: any): ResolveImage {
+  switch (object) {
+    case 0:
+    case "RESOLVE_IMAGE_ALWAYS":
+      return ResolveImage.RESOLVE_IMAGE_ALWAYS;
+    case 1:
+    case "RESOLVE_IMAGE_CHANGED":
+      return ResolveImage.RESOLVE_IMAGE_CHANGED;
+    case 2:
+    case "RESOLVE_IMAGE_NEVER":
+      return ResolveImage.RESOLVE_IMAGE_NEVER;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ResolveImage.UNRECOGNIZED;
+  }
+}
+
+export function resolveImageToJSON(object: ResolveImage): string {
+  switch (object) {
+    case ResolveImage.RESOLVE_IMAGE_ALWAYS:
+      return "RESOLVE_IMAGE_ALWAYS";
+    case ResolveImage.RESOLVE_IMAGE_CHANGED:
+      return "RESOLVE_IMAGE_CHANGED";
+    case ResolveImage.RESOLVE_IMAGE_NEVER:
+      return "RESOLVE_IMAGE_NEVER";
+    case ResolveImage.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export function resolveImageToNumber(object: ResolveImage): number {
+  switch (object) {
+    case ResolveImage.RESOLVE_IMAGE_ALWAYS:
+      return 0;
+    case ResolveImage.RESOLVE_IMAGE_CHANGED:
+      return 1;
+    case ResolveImage.RESOLVE_IMAGE_NEVER:
+      return 2;
+    case ResolveImage.UNRECOGNIZED:
+    default:
+      return -1;
+  }
+}
 
 export interface ListFilters {
   names: string[];
@@ -96,11 +153,20 @@ export interface ListTasksResponse {
 }
 
 export interface CreateServiceRequest {
-  spec?: ServiceSpec | undefined;
+  spec?:
+    | ServiceSpec
+    | undefined;
+  /** kept sealed with the service; the nodes pull with it */
+  registryAuth?: RegistryAuth | undefined;
+  resolveImage: ResolveImage;
 }
 
 export interface CreateServiceResponse {
-  service?: Service | undefined;
+  service?:
+    | Service
+    | undefined;
+  /** e.g. the image's digest could not be resolved */
+  warnings: string[];
 }
 
 export interface GetServiceResponse {
@@ -116,6 +182,9 @@ export interface UpdateServiceRequest {
   version: number;
   spec?: ServiceSpec | undefined;
   rollback: UpdateServiceRequest_Rollback;
+  /** absent: the service keeps the one it has */
+  registryAuth?: RegistryAuth | undefined;
+  resolveImage: ResolveImage;
 }
 
 export enum UpdateServiceRequest_Rollback {
@@ -165,6 +234,7 @@ export function updateServiceRequest_RollbackToNumber(object: UpdateServiceReque
 
 export interface UpdateServiceResponse {
   service?: Service | undefined;
+  warnings: string[];
 }
 
 export interface CreateNetworkRequest {
@@ -1334,13 +1404,19 @@ export const ListTasksResponse: MessageFns<ListTasksResponse> = {
 };
 
 function createBaseCreateServiceRequest(): CreateServiceRequest {
-  return { spec: undefined };
+  return { spec: undefined, registryAuth: undefined, resolveImage: ResolveImage.RESOLVE_IMAGE_ALWAYS };
 }
 
 export const CreateServiceRequest: MessageFns<CreateServiceRequest> = {
   encode(message: CreateServiceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.spec !== undefined) {
       ServiceSpec.encode(message.spec, writer.uint32(10).fork()).join();
+    }
+    if (message.registryAuth !== undefined) {
+      RegistryAuth.encode(message.registryAuth, writer.uint32(18).fork()).join();
+    }
+    if (message.resolveImage !== ResolveImage.RESOLVE_IMAGE_ALWAYS) {
+      writer.uint32(24).int32(resolveImageToNumber(message.resolveImage));
     }
     return writer;
   },
@@ -1366,6 +1442,22 @@ export const CreateServiceRequest: MessageFns<CreateServiceRequest> = {
             message.spec = ServiceSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.registryAuth = RegistryAuth.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.resolveImage = resolveImageFromJSON(reader.int32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1379,13 +1471,31 @@ export const CreateServiceRequest: MessageFns<CreateServiceRequest> = {
   },
 
   fromJSON(object: any): CreateServiceRequest {
-    return { spec: isSet(object.spec) ? ServiceSpec.fromJSON(object.spec) : undefined };
+    return {
+      spec: isSet(object.spec) ? ServiceSpec.fromJSON(object.spec) : undefined,
+      registryAuth: isSet(object.registryAuth)
+        ? RegistryAuth.fromJSON(object.registryAuth)
+        : isSet(object.registry_auth)
+        ? RegistryAuth.fromJSON(object.registry_auth)
+        : undefined,
+      resolveImage: isSet(object.resolveImage)
+        ? resolveImageFromJSON(object.resolveImage)
+        : isSet(object.resolve_image)
+        ? resolveImageFromJSON(object.resolve_image)
+        : ResolveImage.RESOLVE_IMAGE_ALWAYS,
+    };
   },
 
   toJSON(message: CreateServiceRequest): unknown {
     const obj: any = {};
     if (message.spec !== undefined) {
       obj.spec = ServiceSpec.toJSON(message.spec);
+    }
+    if (message.registryAuth !== undefined) {
+      obj.registryAuth = RegistryAuth.toJSON(message.registryAuth);
+    }
+    if (message.resolveImage !== ResolveImage.RESOLVE_IMAGE_ALWAYS) {
+      obj.resolveImage = resolveImageToJSON(message.resolveImage);
     }
     return obj;
   },
@@ -1398,18 +1508,25 @@ export const CreateServiceRequest: MessageFns<CreateServiceRequest> = {
     message.spec = (object.spec !== undefined && object.spec !== null)
       ? ServiceSpec.fromPartial(object.spec)
       : undefined;
+    message.registryAuth = (object.registryAuth !== undefined && object.registryAuth !== null)
+      ? RegistryAuth.fromPartial(object.registryAuth)
+      : undefined;
+    message.resolveImage = object.resolveImage ?? ResolveImage.RESOLVE_IMAGE_ALWAYS;
     return message;
   },
 };
 
 function createBaseCreateServiceResponse(): CreateServiceResponse {
-  return { service: undefined };
+  return { service: undefined, warnings: [] };
 }
 
 export const CreateServiceResponse: MessageFns<CreateServiceResponse> = {
   encode(message: CreateServiceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.service !== undefined) {
       Service.encode(message.service, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.warnings) {
+      writer.uint32(18).string(v!);
     }
     return writer;
   },
@@ -1435,6 +1552,14 @@ export const CreateServiceResponse: MessageFns<CreateServiceResponse> = {
             message.service = Service.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.warnings.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1448,13 +1573,19 @@ export const CreateServiceResponse: MessageFns<CreateServiceResponse> = {
   },
 
   fromJSON(object: any): CreateServiceResponse {
-    return { service: isSet(object.service) ? Service.fromJSON(object.service) : undefined };
+    return {
+      service: isSet(object.service) ? Service.fromJSON(object.service) : undefined,
+      warnings: globalThis.Array.isArray(object?.warnings) ? object.warnings.map((e: any) => globalThis.String(e)) : [],
+    };
   },
 
   toJSON(message: CreateServiceResponse): unknown {
     const obj: any = {};
     if (message.service !== undefined) {
       obj.service = Service.toJSON(message.service);
+    }
+    if (message.warnings?.length) {
+      obj.warnings = message.warnings;
     }
     return obj;
   },
@@ -1467,6 +1598,7 @@ export const CreateServiceResponse: MessageFns<CreateServiceResponse> = {
     message.service = (object.service !== undefined && object.service !== null)
       ? Service.fromPartial(object.service)
       : undefined;
+    message.warnings = object.warnings?.map((e) => e) || [];
     return message;
   },
 };
@@ -1610,7 +1742,14 @@ export const ListServicesResponse: MessageFns<ListServicesResponse> = {
 };
 
 function createBaseUpdateServiceRequest(): UpdateServiceRequest {
-  return { serviceId: "", version: 0, spec: undefined, rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE };
+  return {
+    serviceId: "",
+    version: 0,
+    spec: undefined,
+    rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE,
+    registryAuth: undefined,
+    resolveImage: ResolveImage.RESOLVE_IMAGE_ALWAYS,
+  };
 }
 
 export const UpdateServiceRequest: MessageFns<UpdateServiceRequest> = {
@@ -1626,6 +1765,12 @@ export const UpdateServiceRequest: MessageFns<UpdateServiceRequest> = {
     }
     if (message.rollback !== UpdateServiceRequest_Rollback.ROLLBACK_NONE) {
       writer.uint32(32).int32(updateServiceRequest_RollbackToNumber(message.rollback));
+    }
+    if (message.registryAuth !== undefined) {
+      RegistryAuth.encode(message.registryAuth, writer.uint32(42).fork()).join();
+    }
+    if (message.resolveImage !== ResolveImage.RESOLVE_IMAGE_ALWAYS) {
+      writer.uint32(48).int32(resolveImageToNumber(message.resolveImage));
     }
     return writer;
   },
@@ -1675,6 +1820,22 @@ export const UpdateServiceRequest: MessageFns<UpdateServiceRequest> = {
             message.rollback = updateServiceRequest_RollbackFromJSON(reader.int32());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.registryAuth = RegistryAuth.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.resolveImage = resolveImageFromJSON(reader.int32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1699,6 +1860,16 @@ export const UpdateServiceRequest: MessageFns<UpdateServiceRequest> = {
       rollback: isSet(object.rollback)
         ? updateServiceRequest_RollbackFromJSON(object.rollback)
         : UpdateServiceRequest_Rollback.ROLLBACK_NONE,
+      registryAuth: isSet(object.registryAuth)
+        ? RegistryAuth.fromJSON(object.registryAuth)
+        : isSet(object.registry_auth)
+        ? RegistryAuth.fromJSON(object.registry_auth)
+        : undefined,
+      resolveImage: isSet(object.resolveImage)
+        ? resolveImageFromJSON(object.resolveImage)
+        : isSet(object.resolve_image)
+        ? resolveImageFromJSON(object.resolve_image)
+        : ResolveImage.RESOLVE_IMAGE_ALWAYS,
     };
   },
 
@@ -1716,6 +1887,12 @@ export const UpdateServiceRequest: MessageFns<UpdateServiceRequest> = {
     if (message.rollback !== UpdateServiceRequest_Rollback.ROLLBACK_NONE) {
       obj.rollback = updateServiceRequest_RollbackToJSON(message.rollback);
     }
+    if (message.registryAuth !== undefined) {
+      obj.registryAuth = RegistryAuth.toJSON(message.registryAuth);
+    }
+    if (message.resolveImage !== ResolveImage.RESOLVE_IMAGE_ALWAYS) {
+      obj.resolveImage = resolveImageToJSON(message.resolveImage);
+    }
     return obj;
   },
 
@@ -1730,18 +1907,25 @@ export const UpdateServiceRequest: MessageFns<UpdateServiceRequest> = {
       ? ServiceSpec.fromPartial(object.spec)
       : undefined;
     message.rollback = object.rollback ?? UpdateServiceRequest_Rollback.ROLLBACK_NONE;
+    message.registryAuth = (object.registryAuth !== undefined && object.registryAuth !== null)
+      ? RegistryAuth.fromPartial(object.registryAuth)
+      : undefined;
+    message.resolveImage = object.resolveImage ?? ResolveImage.RESOLVE_IMAGE_ALWAYS;
     return message;
   },
 };
 
 function createBaseUpdateServiceResponse(): UpdateServiceResponse {
-  return { service: undefined };
+  return { service: undefined, warnings: [] };
 }
 
 export const UpdateServiceResponse: MessageFns<UpdateServiceResponse> = {
   encode(message: UpdateServiceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.service !== undefined) {
       Service.encode(message.service, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.warnings) {
+      writer.uint32(18).string(v!);
     }
     return writer;
   },
@@ -1767,6 +1951,14 @@ export const UpdateServiceResponse: MessageFns<UpdateServiceResponse> = {
             message.service = Service.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.warnings.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1780,13 +1972,19 @@ export const UpdateServiceResponse: MessageFns<UpdateServiceResponse> = {
   },
 
   fromJSON(object: any): UpdateServiceResponse {
-    return { service: isSet(object.service) ? Service.fromJSON(object.service) : undefined };
+    return {
+      service: isSet(object.service) ? Service.fromJSON(object.service) : undefined,
+      warnings: globalThis.Array.isArray(object?.warnings) ? object.warnings.map((e: any) => globalThis.String(e)) : [],
+    };
   },
 
   toJSON(message: UpdateServiceResponse): unknown {
     const obj: any = {};
     if (message.service !== undefined) {
       obj.service = Service.toJSON(message.service);
+    }
+    if (message.warnings?.length) {
+      obj.warnings = message.warnings;
     }
     return obj;
   },
@@ -1799,6 +1997,7 @@ export const UpdateServiceResponse: MessageFns<UpdateServiceResponse> = {
     message.service = (object.service !== undefined && object.service !== null)
       ? Service.fromPartial(object.service)
       : undefined;
+    message.warnings = object.warnings?.map((e) => e) || [];
     return message;
   },
 };

@@ -21,7 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Config, Node, Secret, Task } from "./objects.js";
-import { NodeDescription, TaskStatus } from "./types.js";
+import { NodeDescription, RegistryAuth, TaskStatus } from "./types.js";
 
 export const protobufPackage = "tswarm.v1";
 
@@ -78,11 +78,16 @@ export interface AssignmentsRequest {
 }
 
 export interface Assignment {
-  item?:
-    | { $case: "task"; task: Task }
-    | { $case: "secret"; secret: Secret }
-    | { $case: "config"; config: Config }
-    | undefined;
+  item?: { $case: "task"; task: Task } | { $case: "secret"; secret: Secret } | { $case: "config"; config: Config } | {
+    $case: "registryCredential";
+    registryCredential: RegistryCredential;
+  } | undefined;
+}
+
+/** The registry credential of a service, sent only to the nodes with a task of it to run. */
+export interface RegistryCredential {
+  serviceId: string;
+  auth?: RegistryAuth | undefined;
 }
 
 export interface AssignmentChange {
@@ -961,6 +966,9 @@ export const Assignment: MessageFns<Assignment> = {
       case "config":
         Config.encode(message.item.config, writer.uint32(26).fork()).join();
         break;
+      case "registryCredential":
+        RegistryCredential.encode(message.item.registryCredential, writer.uint32(34).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1002,6 +1010,17 @@ export const Assignment: MessageFns<Assignment> = {
             message.item = { $case: "config", config: Config.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.item = {
+              $case: "registryCredential",
+              registryCredential: RegistryCredential.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1022,6 +1041,10 @@ export const Assignment: MessageFns<Assignment> = {
         ? { $case: "secret", secret: Secret.fromJSON(object.secret) }
         : isSet(object.config)
         ? { $case: "config", config: Config.fromJSON(object.config) }
+        : isSet(object.registryCredential)
+        ? { $case: "registryCredential", registryCredential: RegistryCredential.fromJSON(object.registryCredential) }
+        : isSet(object.registry_credential)
+        ? { $case: "registryCredential", registryCredential: RegistryCredential.fromJSON(object.registry_credential) }
         : undefined,
     };
   },
@@ -1034,6 +1057,8 @@ export const Assignment: MessageFns<Assignment> = {
       obj.secret = Secret.toJSON(message.item.secret);
     } else if (message.item?.$case === "config") {
       obj.config = Config.toJSON(message.item.config);
+    } else if (message.item?.$case === "registryCredential") {
+      obj.registryCredential = RegistryCredential.toJSON(message.item.registryCredential);
     }
     return obj;
   },
@@ -1062,7 +1087,107 @@ export const Assignment: MessageFns<Assignment> = {
         }
         break;
       }
+      case "registryCredential": {
+        if (object.item?.registryCredential !== undefined && object.item?.registryCredential !== null) {
+          message.item = {
+            $case: "registryCredential",
+            registryCredential: RegistryCredential.fromPartial(object.item.registryCredential),
+          };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseRegistryCredential(): RegistryCredential {
+  return { serviceId: "", auth: undefined };
+}
+
+export const RegistryCredential: MessageFns<RegistryCredential> = {
+  encode(message: RegistryCredential, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.serviceId !== "") {
+      writer.uint32(10).string(message.serviceId);
+    }
+    if (message.auth !== undefined) {
+      RegistryAuth.encode(message.auth, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RegistryCredential {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRegistryCredential();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.serviceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.auth = RegistryAuth.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RegistryCredential {
+    return {
+      serviceId: isSet(object.serviceId)
+        ? globalThis.String(object.serviceId)
+        : isSet(object.service_id)
+        ? globalThis.String(object.service_id)
+        : "",
+      auth: isSet(object.auth) ? RegistryAuth.fromJSON(object.auth) : undefined,
+    };
+  },
+
+  toJSON(message: RegistryCredential): unknown {
+    const obj: any = {};
+    if (message.serviceId !== "") {
+      obj.serviceId = message.serviceId;
+    }
+    if (message.auth !== undefined) {
+      obj.auth = RegistryAuth.toJSON(message.auth);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RegistryCredential>): RegistryCredential {
+    return RegistryCredential.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RegistryCredential>): RegistryCredential {
+    const message = createBaseRegistryCredential();
+    message.serviceId = object.serviceId ?? "";
+    message.auth = (object.auth !== undefined && object.auth !== null)
+      ? RegistryAuth.fromPartial(object.auth)
+      : undefined;
     return message;
   },
 };

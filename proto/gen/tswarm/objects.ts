@@ -69,6 +69,11 @@ export interface Service {
   updateStatus?: UpdateStatus | undefined;
   jobStatus?: JobStatus | undefined;
   pendingDelete: boolean;
+  /**
+   * The credential its image is pulled with (`--with-registry-auth`): a RegistryAuth, sealed
+   * (manager/store/sealing.ts, context "registry-auth:<service id>"); empty: none. Never shown.
+   */
+  registryAuth: Buffer;
 }
 
 export interface JobStatus {
@@ -364,6 +369,7 @@ function createBaseService(): Service {
     updateStatus: undefined,
     jobStatus: undefined,
     pendingDelete: false,
+    registryAuth: Buffer.alloc(0),
   };
 }
 
@@ -395,6 +401,9 @@ export const Service: MessageFns<Service> = {
     }
     if (message.pendingDelete !== false) {
       writer.uint32(72).bool(message.pendingDelete);
+    }
+    if (message.registryAuth.length !== 0) {
+      writer.uint32(82).bytes(message.registryAuth);
     }
     return writer;
   },
@@ -484,6 +493,14 @@ export const Service: MessageFns<Service> = {
             message.pendingDelete = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.registryAuth = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -527,6 +544,11 @@ export const Service: MessageFns<Service> = {
         : isSet(object.pending_delete)
         ? globalThis.Boolean(object.pending_delete)
         : false,
+      registryAuth: isSet(object.registryAuth)
+        ? Buffer.from(bytesFromBase64(object.registryAuth))
+        : isSet(object.registry_auth)
+        ? Buffer.from(bytesFromBase64(object.registry_auth))
+        : Buffer.alloc(0),
     };
   },
 
@@ -559,6 +581,9 @@ export const Service: MessageFns<Service> = {
     if (message.pendingDelete !== false) {
       obj.pendingDelete = message.pendingDelete;
     }
+    if (message.registryAuth.length !== 0) {
+      obj.registryAuth = base64FromBytes(message.registryAuth);
+    }
     return obj;
   },
 
@@ -586,6 +611,7 @@ export const Service: MessageFns<Service> = {
       ? JobStatus.fromPartial(object.jobStatus)
       : undefined;
     message.pendingDelete = object.pendingDelete ?? false;
+    message.registryAuth = object.registryAuth ?? Buffer.alloc(0);
     return message;
   },
 };

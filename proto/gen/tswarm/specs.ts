@@ -9,9 +9,11 @@ import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import {
   Annotations,
   ConfigReference,
+  DNSConfig,
   EndpointSpec,
   HealthConfig,
   IPAMConfig,
+  LogDriver,
   Mount,
   NetworkAttachmentConfig,
   NodeAvailability,
@@ -59,7 +61,11 @@ export interface ContainerSpec {
   user: string;
   groups: string[];
   mounts: Mount[];
-  stopGracePeriodMs: number;
+  /** Absent: Docker's 10 s; 0: SIGKILL at once. */
+  stopGracePeriodMs?:
+    | number
+    | undefined;
+  /** empty: the image's StopSignal, else SIGTERM */
   stopSignal: string;
   healthcheck?: HealthConfig | undefined;
   secrets: SecretReference[];
@@ -71,9 +77,24 @@ export interface ContainerSpec {
   tty: boolean;
   init: boolean;
   oomScoreAdj: number;
+  /** Namespaced kernel parameters only (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*). */
+  sysctls: { [key: string]: string };
+  noNewPrivileges: boolean;
+  /** /dev/shm; 0: 64 MiB as Docker */
+  shmSizeBytes: number;
+  dnsConfig?:
+    | DNSConfig
+    | undefined;
+  /** Extra /etc/hosts lines, "IP HOSTNAME [ALIAS...]" (Docker's --host NAME:IP). */
+  hosts: string[];
 }
 
 export interface ContainerSpec_LabelsEntry {
+  key: string;
+  value: string;
+}
+
+export interface ContainerSpec_SysctlsEntry {
   key: string;
   value: string;
 }
@@ -86,6 +107,8 @@ export interface TaskSpec {
   networks: NetworkAttachmentConfig[];
   /** Changing this value forces a rolling update even when nothing else changed. */
   forceUpdate: number;
+  /** absent: json-file with the node's default bound */
+  logDriver?: LogDriver | undefined;
 }
 
 export interface ReplicatedService {
@@ -295,7 +318,7 @@ function createBaseContainerSpec(): ContainerSpec {
     user: "",
     groups: [],
     mounts: [],
-    stopGracePeriodMs: 0,
+    stopGracePeriodMs: undefined,
     stopSignal: "",
     healthcheck: undefined,
     secrets: [],
@@ -307,6 +330,11 @@ function createBaseContainerSpec(): ContainerSpec {
     tty: false,
     init: false,
     oomScoreAdj: 0,
+    sysctls: {},
+    noNewPrivileges: false,
+    shmSizeBytes: 0,
+    dnsConfig: undefined,
+    hosts: [],
   };
 }
 
@@ -342,7 +370,7 @@ export const ContainerSpec: MessageFns<ContainerSpec> = {
     for (const v of message.mounts) {
       Mount.encode(v!, writer.uint32(82).fork()).join();
     }
-    if (message.stopGracePeriodMs !== 0) {
+    if (message.stopGracePeriodMs !== undefined) {
       writer.uint32(88).uint64(message.stopGracePeriodMs);
     }
     if (message.stopSignal !== "") {
@@ -377,6 +405,21 @@ export const ContainerSpec: MessageFns<ContainerSpec> = {
     }
     if (message.oomScoreAdj !== 0) {
       writer.uint32(176).int64(message.oomScoreAdj);
+    }
+    globalThis.Object.entries(message.sysctls).forEach(([key, value]: [string, string]) => {
+      ContainerSpec_SysctlsEntry.encode({ key: key as any, value }, writer.uint32(186).fork()).join();
+    });
+    if (message.noNewPrivileges !== false) {
+      writer.uint32(192).bool(message.noNewPrivileges);
+    }
+    if (message.shmSizeBytes !== 0) {
+      writer.uint32(200).int64(message.shmSizeBytes);
+    }
+    if (message.dnsConfig !== undefined) {
+      DNSConfig.encode(message.dnsConfig, writer.uint32(210).fork()).join();
+    }
+    for (const v of message.hosts) {
+      writer.uint32(218).string(v!);
     }
     return writer;
   },
@@ -573,6 +616,49 @@ export const ContainerSpec: MessageFns<ContainerSpec> = {
             message.oomScoreAdj = longToNumber(reader.int64());
             continue;
           }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            const entry23 = ContainerSpec_SysctlsEntry.decode(reader, reader.uint32());
+            if (entry23.value !== undefined) {
+              message.sysctls[entry23.key] = entry23.value;
+            }
+            continue;
+          }
+          case 24: {
+            if (tag !== 192) {
+              break;
+            }
+
+            message.noNewPrivileges = reader.bool();
+            continue;
+          }
+          case 25: {
+            if (tag !== 200) {
+              break;
+            }
+
+            message.shmSizeBytes = longToNumber(reader.int64());
+            continue;
+          }
+          case 26: {
+            if (tag !== 210) {
+              break;
+            }
+
+            message.dnsConfig = DNSConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 27: {
+            if (tag !== 218) {
+              break;
+            }
+
+            message.hosts.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -614,7 +700,7 @@ export const ContainerSpec: MessageFns<ContainerSpec> = {
         ? globalThis.Number(object.stopGracePeriodMs)
         : isSet(object.stop_grace_period_ms)
         ? globalThis.Number(object.stop_grace_period_ms)
-        : 0,
+        : undefined,
       stopSignal: isSet(object.stopSignal)
         ? globalThis.String(object.stopSignal)
         : isSet(object.stop_signal)
@@ -650,6 +736,38 @@ export const ContainerSpec: MessageFns<ContainerSpec> = {
         : isSet(object.oom_score_adj)
         ? globalThis.Number(object.oom_score_adj)
         : 0,
+      sysctls: isObject(object.sysctls)
+        ? (globalThis.Object.entries(object.sysctls) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      noNewPrivileges: isSet(object.noNewPrivileges)
+        ? globalThis.Boolean(object.noNewPrivileges)
+        : isSet(object.no_new_privileges)
+        ? globalThis.Boolean(object.no_new_privileges)
+        : false,
+      shmSizeBytes: isSet(object.shmSizeBytes)
+        ? globalThis.Number(object.shmSizeBytes)
+        : isSet(object.shm_size_bytes)
+        ? globalThis.Number(object.shm_size_bytes)
+        : 0,
+      dnsConfig: isSet(object.dnsConfig)
+        ? DNSConfig.fromJSON(object.dnsConfig)
+        : isSet(object.dns_config)
+        ? DNSConfig.fromJSON(object.dns_config)
+        : undefined,
+      hosts: globalThis.Array.isArray(object?.hosts)
+        ? object.hosts.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -691,7 +809,7 @@ export const ContainerSpec: MessageFns<ContainerSpec> = {
     if (message.mounts?.length) {
       obj.mounts = message.mounts.map((e) => Mount.toJSON(e));
     }
-    if (message.stopGracePeriodMs !== 0) {
+    if (message.stopGracePeriodMs !== undefined) {
       obj.stopGracePeriodMs = Math.round(message.stopGracePeriodMs);
     }
     if (message.stopSignal !== "") {
@@ -727,6 +845,27 @@ export const ContainerSpec: MessageFns<ContainerSpec> = {
     if (message.oomScoreAdj !== 0) {
       obj.oomScoreAdj = Math.round(message.oomScoreAdj);
     }
+    if (message.sysctls) {
+      const entries = globalThis.Object.entries(message.sysctls) as [string, string][];
+      if (entries.length > 0) {
+        obj.sysctls = {};
+        entries.forEach(([k, v]) => {
+          obj.sysctls[k] = v;
+        });
+      }
+    }
+    if (message.noNewPrivileges !== false) {
+      obj.noNewPrivileges = message.noNewPrivileges;
+    }
+    if (message.shmSizeBytes !== 0) {
+      obj.shmSizeBytes = Math.round(message.shmSizeBytes);
+    }
+    if (message.dnsConfig !== undefined) {
+      obj.dnsConfig = DNSConfig.toJSON(message.dnsConfig);
+    }
+    if (message.hosts?.length) {
+      obj.hosts = message.hosts;
+    }
     return obj;
   },
 
@@ -753,7 +892,7 @@ export const ContainerSpec: MessageFns<ContainerSpec> = {
     message.user = object.user ?? "";
     message.groups = object.groups?.map((e) => e) || [];
     message.mounts = object.mounts?.map((e) => Mount.fromPartial(e)) || [];
-    message.stopGracePeriodMs = object.stopGracePeriodMs ?? 0;
+    message.stopGracePeriodMs = object.stopGracePeriodMs ?? undefined;
     message.stopSignal = object.stopSignal ?? "";
     message.healthcheck = (object.healthcheck !== undefined && object.healthcheck !== null)
       ? HealthConfig.fromPartial(object.healthcheck)
@@ -767,6 +906,21 @@ export const ContainerSpec: MessageFns<ContainerSpec> = {
     message.tty = object.tty ?? false;
     message.init = object.init ?? false;
     message.oomScoreAdj = object.oomScoreAdj ?? 0;
+    message.sysctls = (globalThis.Object.entries(object.sysctls ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.noNewPrivileges = object.noNewPrivileges ?? false;
+    message.shmSizeBytes = object.shmSizeBytes ?? 0;
+    message.dnsConfig = (object.dnsConfig !== undefined && object.dnsConfig !== null)
+      ? DNSConfig.fromPartial(object.dnsConfig)
+      : undefined;
+    message.hosts = object.hosts?.map((e) => e) || [];
     return message;
   },
 };
@@ -856,6 +1010,91 @@ export const ContainerSpec_LabelsEntry: MessageFns<ContainerSpec_LabelsEntry> = 
   },
 };
 
+function createBaseContainerSpec_SysctlsEntry(): ContainerSpec_SysctlsEntry {
+  return { key: "", value: "" };
+}
+
+export const ContainerSpec_SysctlsEntry: MessageFns<ContainerSpec_SysctlsEntry> = {
+  encode(message: ContainerSpec_SysctlsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContainerSpec_SysctlsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainerSpec_SysctlsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ContainerSpec_SysctlsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ContainerSpec_SysctlsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ContainerSpec_SysctlsEntry>): ContainerSpec_SysctlsEntry {
+    return ContainerSpec_SysctlsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ContainerSpec_SysctlsEntry>): ContainerSpec_SysctlsEntry {
+    const message = createBaseContainerSpec_SysctlsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
 function createBaseTaskSpec(): TaskSpec {
   return {
     container: undefined,
@@ -864,6 +1103,7 @@ function createBaseTaskSpec(): TaskSpec {
     placement: undefined,
     networks: [],
     forceUpdate: 0,
+    logDriver: undefined,
   };
 }
 
@@ -886,6 +1126,9 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     }
     if (message.forceUpdate !== 0) {
       writer.uint32(48).uint64(message.forceUpdate);
+    }
+    if (message.logDriver !== undefined) {
+      LogDriver.encode(message.logDriver, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -951,6 +1194,14 @@ export const TaskSpec: MessageFns<TaskSpec> = {
             message.forceUpdate = longToNumber(reader.uint64());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.logDriver = LogDriver.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -977,6 +1228,11 @@ export const TaskSpec: MessageFns<TaskSpec> = {
         : isSet(object.force_update)
         ? globalThis.Number(object.force_update)
         : 0,
+      logDriver: isSet(object.logDriver)
+        ? LogDriver.fromJSON(object.logDriver)
+        : isSet(object.log_driver)
+        ? LogDriver.fromJSON(object.log_driver)
+        : undefined,
     };
   },
 
@@ -1000,6 +1256,9 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     if (message.forceUpdate !== 0) {
       obj.forceUpdate = Math.round(message.forceUpdate);
     }
+    if (message.logDriver !== undefined) {
+      obj.logDriver = LogDriver.toJSON(message.logDriver);
+    }
     return obj;
   },
 
@@ -1022,6 +1281,9 @@ export const TaskSpec: MessageFns<TaskSpec> = {
       : undefined;
     message.networks = object.networks?.map((e) => NetworkAttachmentConfig.fromPartial(e)) || [];
     message.forceUpdate = object.forceUpdate ?? 0;
+    message.logDriver = (object.logDriver !== undefined && object.logDriver !== null)
+      ? LogDriver.fromPartial(object.logDriver)
+      : undefined;
     return message;
   },
 };
