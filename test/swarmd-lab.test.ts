@@ -1,6 +1,7 @@
 // swarmd on lab hosts: each host keeps its own identity in its own state directory and serves its
 // own control socket in its own /run; swarmctl reaches a daemon on another host over the underlay;
-// the daemon's log lines carry the node id and component; a kill -9 and restart keeps the identity.
+// the daemon's log lines carry the node id and component; a second swarmd on the same state
+// directory is refused; a kill -9 and restart keeps the identity.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,7 +69,17 @@ describe('swarmd on the lab', () => {
     for (const line of lines) expect(line).toMatchObject({ node: id, component: 'swarmd' });
   });
 
-  it('keeps its identity across kill -9 and restart', async () => {
+  it('refuses a second swarmd on the same data directory, naming the one that holds it', async () => {
+    const h = lab.host('m1');
+    const r = await h.exec(process.execPath, [swarmd, '--socket', '/run/tswarm/second.sock'], { timeoutMs: 20_000 });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(new RegExp(`${HOST_STATE_MOUNT} is in use by another swarmd \\(pid \\d+\\); stop it first`));
+    // The first one serves on, untouched.
+    expect((await version(h)).server?.hostname).toBe('m1');
+  });
+
+  it('keeps its identity across kill -9 and restart (no stale lock is left)', async () => {
     const h = lab.host('w1');
     const before = (await version(h)).server?.nodeId;
     const p = daemons.get('w1')!;

@@ -20,6 +20,7 @@ import { forceNewCluster } from '../../manager/recovery.js';
 import { parseEtcdUrl } from '../../manager/store/etcd-backend.js';
 import { joinCluster, ManagerClient } from './join.js';
 import { Agent } from '../../worker/agent/agent.js';
+import { DirLock } from '../../common/dir-lock.js';
 import { defaultSpawner, RuntimeExecutor } from '../../worker/exec/runtime.js';
 import { ImageStore } from '../../worker/image/store.js';
 import { BridgeDriver } from '../../worker/network/bridge.js';
@@ -151,6 +152,7 @@ export class Daemon {
   private roleChange: Promise<void> = Promise.resolve();
   private stopped = false;
   private agent: Agent | undefined;
+  private lock: DirLock | undefined;
 
   constructor(private readonly options: DaemonOptions) {}
 
@@ -203,6 +205,10 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { dataDir, socket } = this.options;
+    // Before anything in the data directory is read or written: one swarmd per directory (its
+    // Raft log, its executor's containers).
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    this.lock = await DirLock.acquire(dataDir, 'swarmd');
     this.nodeId = loadOrCreateNodeId(dataDir);
     const log = (this.log = this.options.logger(this.nodeId));
     this.settings = loadSettings(this.settingsPath);
@@ -454,6 +460,7 @@ export class Daemon {
       ),
     );
     rmSync(this.options.socket, { force: true });
+    this.lock?.release();
     await this.manager?.stop();
     this.log?.info('swarmd stopped');
   }
