@@ -202,6 +202,8 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
   }
   const lim = r?.limits;
   const res = r?.reservations;
+  // The scheduler reserves CPU and memory on a node; it has nothing to reserve processes from.
+  if (res?.pids) fail(`${field}.task.resources.reservations.pids`, 'a node has no pids to reserve: reserve CPU and memory, and bound processes with limits.pids');
   // The runtime's smallest CFS quota is 1 ms per 100 ms period.
   if (lim?.nanoCpus && lim.nanoCpus < 10_000_000) fail(`${field}.task.resources.limits.nanoCpus`, `${lim.nanoCpus} is below the minimum of 0.01 CPU (10000000)`);
   if (lim?.memoryBytes && lim.memoryBytes < 4 << 20) fail(`${field}.task.resources.limits.memoryBytes`, `${lim.memoryBytes} is below the minimum of 4 MiB`);

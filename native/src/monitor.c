@@ -1,7 +1,7 @@
 /* swarm-monitor: one small process per container, in the manner of conmon.
  *
  *   swarm-monitor --runtime PATH [--runtime-root DIR] --bundle DIR --id ID --log FILE
- *                 --exit-file FILE [--pid-file FILE] [--ready-fd N]
+ *                 --exit-file FILE [--pid-file FILE] [--ready-fd N] [--console-socket PATH]
  *
  * It detaches from its caller (fork, setsid), becomes a child subreaper, and runs
  * `RUNTIME [--root DIR] create --bundle DIR --pid-file FILE ID` with /dev/null as stdin and two
@@ -14,7 +14,12 @@
  * Afterwards it copies the container's output into the log file as JSON lines, Docker's json-file
  * format ({"log":"line\n","stream":"stdout","time":"RFC3339 with nanoseconds"}), reaps the init
  * when it exits, writes the exit status to the exit file atomically (a temporary file, fsync,
- * rename) and exits. Every error names the step and the path, with errno (src/error.h). */
+ * rename) and exits. Every error names the step and the path, with errno (src/error.h).
+ *
+ * With --console-socket (a container whose config.json asks for a terminal), the monitor listens
+ * on that unix socket path while the runtime creates the container, receives the terminal's
+ * master side there (SCM_RIGHTS, the OCI runtimes' console-socket protocol), and logs what the
+ * container writes to its terminal as its stdout, as Docker does. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -26,7 +31,9 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +48,7 @@
 typedef struct
 {
   const char *runtime, *runtime_root, *bundle, *id, *log, *exit_file, *pid_file;
+  const char *console_socket; /* NULL: the container's stdio are pipes */
   int ready_fd; /* -1: the first process relays the ready line on its stdout */
 } mon_opts_t;
 
@@ -68,7 +76,7 @@ usage (const char *problem)
   if (problem != NULL)
     fprintf (stderr, "swarm-monitor: %s\n", problem);
   fprintf (stderr, "usage: swarm-monitor --runtime PATH [--runtime-root DIR] --bundle DIR --id ID --log FILE\n"
-                   "                     --exit-file FILE [--pid-file FILE] [--ready-fd N]\n");
+                   "                     --exit-file FILE [--pid-file FILE] [--ready-fd N] [--console-socket PATH]\n");
   return 2;
 }
 
@@ -96,6 +104,8 @@ parse_args (int argc, char **argv, mon_opts_t *o)
         slot = &o->exit_file;
       else if (strcmp (a, "--pid-file") == 0)
         slot = &o->pid_file;
+      else if (strcmp (a, "--console-socket") == 0)
+        slot = &o->console_socket;
       else if (strcmp (a, "--ready-fd") == 0)
         {
           char *end;
@@ -293,7 +303,8 @@ stream_read (mon_stream_t *s, int log_fd, const char *log_path, rt_error_t *err)
         return -1;
       if (n <= 0)
         {
-          int saved = n < 0 ? errno : 0;
+          /* A terminal's master reads EIO once no process holds the other side: its EOF. */
+          int saved = n < 0 && errno != EIO ? errno : 0;
           close (s->fd);
           s->fd = -1;
           if (stream_emit (s, log_fd, log_path, time, true, err) < 0)
@@ -502,7 +513,7 @@ open_devnull_stdio (rt_error_t *err)
 static void __attribute__ ((noreturn))
 exec_runtime (const mon_opts_t *o, const char *pid_file, int out_w, int err_w)
 {
-  const char *argv[12];
+  const char *argv[14];
   int n = 0, null_fd;
   sigset_t none;
   char msg[PATH_MAX + 64];
@@ -518,6 +529,8 @@ exec_runtime (const mon_opts_t *o, const char *pid_file, int out_w, int err_w)
   argv[n++] = "create";
   argv[n++] = "--bundle", argv[n++] = o->bundle;
   argv[n++] = "--pid-file", argv[n++] = pid_file;
+  if (o->console_socket != NULL)
+    argv[n++] = "--console-socket", argv[n++] = o->console_socket;
   argv[n++] = o->id;
   argv[n] = NULL;
   execv (o->runtime, (char *const *) argv);
@@ -606,13 +619,101 @@ read_pid_file (const char *path, pid_t *pid, rt_error_t *err)
   return 0;
 }
 
+/* ---- the terminal ------------------------------------------------------------------------ */
+
+/* Listens on PATH (a stale socket file there is replaced). */
+static int
+console_listen (const char *path, rt_error_t *err)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  int fd;
+  if (strlen (path) >= sizeof addr.sun_path)
+    return rt_make_error (err, ENAMETOOLONG, "console socket %s", path);
+  strcpy (addr.sun_path, path);
+  if (unlink (path) < 0 && errno != ENOENT)
+    return rt_make_error (err, errno, "unlink %s", path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return rt_make_error (err, errno, "socket for %s", path);
+  if (bind (fd, (struct sockaddr *) &addr, sizeof addr) < 0 || listen (fd, 1) < 0)
+    {
+      int e = errno;
+      close (fd);
+      return rt_make_error (err, e, "listen on %s", path);
+    }
+  return fd;
+}
+
+/* Receives one descriptor sent with SCM_RIGHTS on the connected socket CONN. */
+static int
+receive_fd (int conn, const char *path, rt_error_t *err)
+{
+  char byte[256];
+  union
+  {
+    char buf[CMSG_SPACE (sizeof (int))];
+    struct cmsghdr align;
+  } control;
+  struct iovec iov = { .iov_base = byte, .iov_len = sizeof byte };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+  struct cmsghdr *c;
+  ssize_t n;
+  int fd;
+  do
+    n = recvmsg (conn, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return rt_make_error (err, errno, "receive the terminal on %s", path);
+  c = CMSG_FIRSTHDR (&msg);
+  if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN (sizeof (int)))
+    return rt_make_error (err, 0, "%s: the runtime sent no terminal descriptor", path);
+  memcpy (&fd, CMSG_DATA (c), sizeof fd);
+  return fd;
+}
+
+/* Waits for the runtime (CHILD) to connect to LISTEN_FD and send the terminal's master, or to
+ * exit without doing so; *status is set when it exited. Returns the master, or -1 (err set only
+ * when something failed on our side). */
+static int
+accept_terminal (int listen_fd, const char *path, pid_t child, bool *exited, int *status, rt_error_t *err)
+{
+  for (;;)
+    {
+      struct pollfd p = { .fd = listen_fd, .events = POLLIN };
+      int conn, fd, r = poll (&p, 1, 20);
+      if (r < 0 && errno != EINTR)
+        return rt_make_error (err, errno, "poll %s", path);
+      if (r > 0)
+        {
+          conn = accept4 (listen_fd, NULL, NULL, SOCK_CLOEXEC);
+          if (conn < 0)
+            return rt_make_error (err, errno, "accept on %s", path);
+          fd = receive_fd (conn, path, err);
+          close (conn);
+          return fd;
+        }
+      r = waitpid (child, status, WNOHANG);
+      if (r < 0 && errno != EINTR)
+        return rt_make_error (err, errno, "waitpid %d", child);
+      if (r == child)
+        {
+          *exited = true;
+          return -1;
+        }
+    }
+}
+
 /* Creates the container: returns 0 with st->pid set, or -1 with err holding the runtime's line. */
 static int
 create_container (const mon_opts_t *o, const char *pid_file, mon_stream_t *streams, mon_state_t *st, rt_error_t *err)
 {
-  int out[2], errp[2], status;
+  int out[2], errp[2], status = 0;
+  cleanup_close int listen_fd = -1;
+  bool exited = false;
   pid_t child;
   char line[4096];
+  if (o->console_socket != NULL && (listen_fd = console_listen (o->console_socket, err)) < 0)
+    return -1;
   if (pipe2 (out, O_CLOEXEC) < 0)
     return rt_make_error (err, errno, "pipe for stdout");
   if (pipe2 (errp, O_CLOEXEC) < 0)
@@ -635,7 +736,23 @@ create_container (const mon_opts_t *o, const char *pid_file, mon_stream_t *strea
   close (errp[1]);
   if (fcntl (out[0], F_SETFL, O_NONBLOCK) < 0 || fcntl (errp[0], F_SETFL, O_NONBLOCK) < 0)
     return rt_make_error (err, errno, "make the container's pipes non-blocking");
-  if (wait_for (child, &status, err) < 0)
+  if (listen_fd >= 0)
+    {
+      /* The terminal's output is the container's stdout; the pipe keeps only what the runtime
+       * itself writes (its errors). */
+      int master = accept_terminal (listen_fd, o->console_socket, child, &exited, &status, err);
+      unlink (o->console_socket);
+      if (master < 0 && err->msg != NULL)
+        return -1;
+      if (master >= 0)
+        {
+          close (streams[0].fd);
+          streams[0].fd = master;
+          if (fcntl (master, F_SETFL, O_NONBLOCK) < 0)
+            return rt_make_error (err, errno, "make the terminal non-blocking");
+        }
+    }
+  if (!exited && wait_for (child, &status, err) < 0)
     return -1;
   if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
     {

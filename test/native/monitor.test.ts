@@ -156,6 +156,27 @@ describe.skipIf(missing.length > 0)('swarm-monitor', () => {
     });
   }
 
+  // swarm-runtime takes --console-socket once it makes terminals; runc does today.
+  it('gives a terminal container a pty and logs what it writes there as stdout (runc)', async () => {
+    const rt = ws.runc;
+    const bundle = ws.bundle(['sh', '-c', 'tty; [ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-three-are-terminals; echo to-stderr >&2'], (c) => {
+      c.process.terminal = true;
+    });
+    const id = ws.id(rt, 'tty');
+    const f = files();
+    const sock = join(ws.dir, `console-${n}.sock`);
+    const r = spawnSync(MONITOR, [...monitorArgs(rt, bundle, id, f), '--console-socket', sock], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(existsSync(sock)).toBe(false); // removed once the terminal arrived
+    expect(ws.exec(rt, ['start', id]).status).toBe(0);
+    expect(await exitRecord(f.exit)).toMatchObject({ exitCode: 0 });
+    const logs = logRecords(f.log);
+    // Everything comes through the terminal (the line discipline turns \n into \r\n), as stdout.
+    expect(logs.every((l) => l.stream === 'stdout')).toBe(true);
+    expect(logs.map((l) => l.log)).toEqual([expect.stringMatching(/^\/dev\/pts\/\d+\r\n$/), 'all-three-are-terminals\r\n', 'to-stderr\r\n']);
+  });
+
   it('answers on --ready-fd and keeps the container running after its caller is killed with -9', async () => {
     const rt = ws.ours;
     const bundle = ws.bundle(['sh', '-c', 'while true; do echo tick; sleep 0.05; done']);

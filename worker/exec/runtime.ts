@@ -364,6 +364,7 @@ export class RuntimeExecutor implements Executor {
 
   async prepare(spec: ContainerSpec): Promise<ContainerInfo> {
     checkSpec(spec);
+    if (spec.tty === true && this.runtime === 'swarm-runtime') throw new InvalidArgumentError('tty', 'a terminal is not supported by swarm-runtime yet (it has no --console-socket); runc and crun have one');
     if (spec.network === 'bridge' && this.network === undefined) throw new InvalidArgumentError('network', 'bridge networking needs an executor with a bridge driver');
     if ((spec.ports ?? []).length > 0 && spec.network !== 'bridge') {
       throw new InvalidArgumentError('ports', `published ports need the bridge network; this container's network is ${spec.network ?? 'none'}`);
@@ -429,7 +430,7 @@ export class RuntimeExecutor implements Executor {
       });
       mkdirSync(p.bundle);
       writeFileSync(path.join(p.bundle, 'config.json'), JSON.stringify(config));
-      const ready = await this.startMonitor(record);
+      const ready = await this.startMonitor(record, spec.tty === true);
       record.monitorPid = ready.monitorPid;
       record.monitorStartTime = procStartTime(ready.monitorPid) ?? '';
       record.pid = ready.pid;
@@ -456,10 +457,12 @@ export class RuntimeExecutor implements Executor {
     return { id: r.id, image: r.image, runtime: r.runtime, monitorPid: r.monitorPid, createdAt: r.createdAt, bundle: r.bundle, logPath: this.paths(r.id).log };
   }
 
-  // Runs swarm-monitor, which runs `<runtime> create`; resolves with the pids once created.
-  private async startMonitor(r: ContainerRecord): Promise<{ monitorPid: number; pid: number }> {
+  // Runs swarm-monitor, which runs `<runtime> create`; resolves with the pids once created. With
+  // a terminal, the monitor receives its master on a socket in the container's directory.
+  private async startMonitor(r: ContainerRecord, tty: boolean): Promise<{ monitorPid: number; pid: number }> {
     const p = this.paths(r.id);
     const argv = [this.monitorBin, '--runtime', r.runtimeBin, '--runtime-root', r.runtimeRoot, '--bundle', p.bundle, '--id', r.id, '--log', p.log, '--exit-file', p.exit, '--pid-file', p.pid];
+    if (tty) argv.push('--console-socket', path.join(this.dir(r.id), 'console.sock'));
     const res = await this.run(argv).catch((err: Error) => {
       throw new RuntimeError(r.runtime, 'create', r.id, `cannot run ${this.monitorBin}: ${err.message}`, { cause: err });
     });

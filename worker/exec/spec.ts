@@ -139,7 +139,6 @@ export function checkSpec(spec: ContainerSpec): void {
   if (spec.oomScoreAdj !== undefined && !(Number.isInteger(spec.oomScoreAdj) && spec.oomScoreAdj >= -1000 && spec.oomScoreAdj <= 1000))
     throw new InvalidArgumentError('oomScoreAdj', `${spec.oomScoreAdj} must be an integer from -1000 to 1000`);
   checkCount('shmSizeBytes', spec.shmSizeBytes, 1);
-  if (spec.tty === true) throw new InvalidArgumentError('tty', 'a terminal is not supported by this executor yet (the runtime has no --console-socket)');
   (spec.hosts ?? []).forEach((h, i) => {
     const problem = hostsLineProblem(h);
     if (problem !== undefined) throw new InvalidArgumentError(`hosts[${i}]`, problem);
