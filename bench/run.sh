@@ -2,7 +2,7 @@
 # Runs one benchmark after the set-up:
 #   bench/run.sh raft [--seconds 4] [--rounds 4] [--trials 20] [--steady-seconds 600]
 #   bench/run.sh raft-cpu [--trials 6] [--seconds 5] [--clients 1]
-#   bench/run.sh runtime [--count 200]
+#   bench/run.sh runtime [--count 200] [--rounds 3] [--no-options]
 #   bench/run.sh containers [--count 100] [--parallel 4] [--network bridge|none]
 #   bench/run.sh controlapi [--seconds 10] [--kind secret|config] [--payload-bytes 1024] [--via-follower]
 #   bench/run.sh scheduler [--nodes 5000] [--tasks 10000] [--managers 1|3] [--phase pending|services|both] [--trials 3]
