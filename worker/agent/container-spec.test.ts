@@ -1,0 +1,71 @@
+// TaskSpec → the executor's ContainerSpec, a pure function: every container field carried over,
+// Docker's swarm labels added, what the node cannot do refused naming the field.
+import { describe, expect, it } from 'vitest';
+import { Task } from '../../proto/gen/tswarm/objects.js';
+import { Mount_Type, PortConfig_Protocol, PortConfig_PublishMode } from '../../proto/gen/tswarm/types.js';
+import type { ImageRecord } from '../image/store.js';
+import { containerSpec, hostPorts, TaskSpecError } from './container-spec.js';
+
+const image = { reference: 'busybox', config: { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } } } as unknown as ImageRecord;
+
+function task(container: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Task {
+  return Task.fromPartial({
+    id: 'abcdefghijklmnopqrstuvwxy',
+    serviceId: 'svc1',
+    slot: 2,
+    nodeId: 'node1',
+    serviceAnnotations: { name: 'web', labels: {} },
+    spec: { container: { image: 'busybox', ...container }, ...extra },
+  });
+}
+
+describe('containerSpec', () => {
+  it('carries every container field over', () => {
+    const spec = containerSpec(
+      task({
+        command: ['/bin/app'], args: ['--serve'], env: ['A=1'], hostname: 'h', dir: '/srv', user: 'app', groups: ['audio', '44'],
+        mounts: [{ type: Mount_Type.TYPE_TMPFS, target: '/t', tmpfsSizeBytes: 1024, tmpfsMode: 0o700 }, { type: Mount_Type.TYPE_BIND, source: '/srv', target: '/b', readOnly: true }],
+        readOnly: true, capabilityAdd: ['CAP_NET_ADMIN'], capabilityDrop: ['ALL'], ulimits: [{ name: 'nofile', soft: 10, hard: 20 }], init: true, stopSignal: 'SIGUSR1',
+        sysctls: { 'net.ipv4.ip_forward': '1' }, tty: true, noNewPrivileges: true, oomScoreAdj: -5, shmSizeBytes: 1 << 20,
+        dnsConfig: { nameservers: ['10.0.0.2'], search: ['x.example'], options: ['ndots:2'] }, hosts: ['10.0.0.5 db'], labels: { tier: 'web' },
+      }, { resources: { limits: { memoryBytes: 1 << 26, nanoCpus: 5e8, pids: 9 } } }),
+      image,
+      { network: 'bridge', fileMounts: [{ type: 'bind', source: '/run/tswarm/secrets/x', target: '/run/secrets', readOnly: true }] },
+    );
+    expect(spec).toEqual({
+      id: 'abcdefghijklmnopqrstuvwxy', image, command: ['/bin/app'], args: ['--serve'], env: ['A=1'], hostname: 'h', dir: '/srv', user: 'app', groups: ['audio', '44'],
+      limits: { memoryBytes: 1 << 26, nanoCpus: 5e8, pids: 9 },
+      network: 'bridge',
+      mounts: [
+        { type: 'tmpfs', target: '/t', sizeBytes: 1024, mode: 0o700 },
+        { type: 'bind', source: '/srv', target: '/b', readOnly: true },
+        { type: 'bind', source: '/run/tswarm/secrets/x', target: '/run/secrets', readOnly: true },
+      ],
+      readOnly: true, capAdd: ['CAP_NET_ADMIN'], capDrop: ['ALL'], ulimits: [{ name: 'nofile', soft: 10, hard: 20 }], init: true, stopSignal: 'SIGUSR1',
+      sysctls: { 'net.ipv4.ip_forward': '1' }, tty: true, noNewPrivileges: true, oomScoreAdj: -5, shmSizeBytes: 1 << 20,
+      dns: { nameservers: ['10.0.0.2'], search: ['x.example'], options: ['ndots:2'] }, hosts: ['10.0.0.5 db'],
+      labels: {
+        tier: 'web',
+        'com.docker.swarm.service.id': 'svc1', 'com.docker.swarm.service.name': 'web', 'com.docker.swarm.task.id': 'abcdefghijklmnopqrstuvwxy',
+        'com.docker.swarm.task.name': 'web.2.abcdefghijklmnopqrstuvwxy', 'com.docker.swarm.node.id': 'node1',
+      },
+    });
+  });
+
+  it('leaves out what the spec does not set, with Docker’s defaults for the rest', () => {
+    const spec = containerSpec(task(), image, { network: 'none', fileMounts: [] });
+    expect(spec).toMatchObject({ hostname: 'abcdefghijkl', env: [], limits: {}, readOnly: false, init: false, tty: false, noNewPrivileges: false, oomScoreAdj: 0, mounts: [] });
+    for (const k of ['command', 'args', 'dir', 'user', 'groups', 'capAdd', 'capDrop', 'ulimits', 'stopSignal', 'sysctls', 'shmSizeBytes', 'dns', 'hosts', 'ports']) expect(spec, k).not.toHaveProperty(k);
+  });
+
+  it('refuses networks and host ports without the bridge, naming the field', () => {
+    const withNet = task({}, { networks: [{ target: 'backend', aliases: [] }] });
+    expect(() => containerSpec(withNet, image, { network: 'bridge', fileMounts: [] })).toThrow(TaskSpecError);
+    expect(() => containerSpec(withNet, image, { network: 'bridge', fileMounts: [] })).toThrow(/^spec\.task\.networks: /);
+    const port = { name: '', protocol: PortConfig_Protocol.PROTOCOL_TCP, targetPort: 80, publishedPort: 8080, publishMode: PortConfig_PublishMode.PUBLISH_MODE_HOST };
+    const published = Task.fromPartial({ ...task(), endpoint: { spec: { ports: [port] }, ports: [] } });
+    expect(hostPorts(published).map((p) => p.port)).toEqual([{ protocol: 'tcp', published: 8080, target: 80 }]);
+    expect(() => containerSpec(published, image, { network: 'none', fileMounts: [] })).toThrow(/published port 8080\/tcp \(host mode\) needs the bridge network/);
+    expect(containerSpec(published, image, { network: 'bridge', fileMounts: [] }).ports).toEqual([{ protocol: 'tcp', published: 8080, target: 80 }]);
+  });
+});
