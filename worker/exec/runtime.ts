@@ -6,7 +6,7 @@
 //   <runDir>/containers/<id>/exit.json          the monitor's exit status, once the init exited
 //   <runDir>/containers/<id>/init.pid           the runtime's --pid-file
 //   <runDir>/containers/<id>/etc/               hostname, hosts, resolv.conf (container-files.ts), bind-mounted
-//   <stateDir>/logs/<id>.json                   the monitor's JSON-lines log
+//   <stateDir>/logs/<id>.json                   the monitor's JSON-lines log; .1, .2, ... rotated (logs.ts)
 //   <stateDir>/volumes/<name>/_data             named local volumes, kept after their containers
 //
 // runDir is meant to be a tmpfs (swarmd: /run/tswarm/exec), as runc's and containerd's state
@@ -30,6 +30,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CorruptFileError, IllegalStateError, InvalidArgumentError } from '../../common/errors.js';
+import { logConfig, type LogConfig } from '../../common/log-driver.js';
 import { isMountPoint } from '../image/rootfs.js';
 import type { ImageStore } from '../image/store.js';
 import type { Attachment, BridgeDriver } from '../network/bridge.js';
@@ -46,7 +47,7 @@ import {
   type LogEntry,
   type LogOptions,
 } from './executor.js';
-import { readLog } from './logs.js';
+import { checkLogConfig, isLogConfig, logFileNames, readLog } from './logs.js';
 import { Spawner, type SpawnResult } from './spawner.js';
 import { hostsFile, parseResolvConf, resolvConf } from './container-files.js';
 import { buildConfig, checkContainerId, checkSpec, checkVolumeName } from './spec.js';
@@ -108,7 +109,12 @@ interface ContainerRecord {
   stopSignal: string;
   network: 'bridge' | 'none';
   attachment?: Attachment;
+  /** The monitor's log driver and bound; absent in records from before rotation (one unbounded file). */
+  log?: LogConfig;
 }
+
+/** How many files a container's log has at most (its live one included). */
+const logFileCount = (r: ContainerRecord): number => (r.log?.driver === 'json-file' ? r.log.maxFiles : 1);
 
 interface Exited {
   exitCode: number;
@@ -213,6 +219,7 @@ function parseRecord(file: string, text: string): ContainerRecord {
   for (const k of ['monitorPid', 'pid'] as const) if (typeof r[k] !== 'number') throw new CorruptFileError(file, `${k}: missing or not a number`);
   if (!RUNTIMES.includes(r.runtime as RuntimeName)) throw new CorruptFileError(file, `runtime: unknown ${JSON.stringify(r.runtime)}`);
   if (r.network !== 'bridge' && r.network !== 'none') throw new CorruptFileError(file, `network: unknown ${JSON.stringify(r.network)}`);
+  if (r.log !== undefined && !isLogConfig(r.log)) throw new CorruptFileError(file, `log: not a log configuration: ${JSON.stringify(r.log)}`);
   return r as ContainerRecord;
 }
 
@@ -364,6 +371,8 @@ export class RuntimeExecutor implements Executor {
 
   async prepare(spec: ContainerSpec): Promise<ContainerInfo> {
     checkSpec(spec);
+    const log = spec.log ?? logConfig('', {}); // always bounded
+    checkLogConfig(log);
     if (spec.network === 'bridge' && this.network === undefined) throw new InvalidArgumentError('network', 'bridge networking needs an executor with a bridge driver');
     if ((spec.ports ?? []).length > 0 && spec.network !== 'bridge') {
       throw new InvalidArgumentError('ports', `published ports need the bridge network; this container's network is ${spec.network ?? 'none'}`);
@@ -385,7 +394,8 @@ export class RuntimeExecutor implements Executor {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new IllegalStateError(`container ${spec.id} exists`);
       throw err;
     }
-    rmSync(p.log, { force: true }); // left by a container of this id whose record a reboot took (see prune)
+    // Left by a container of this id whose record a reboot took (see prune).
+    for (const f of logFileNames(p.log, log.driver === 'json-file' ? log.maxFiles : 1)) rmSync(f, { force: true });
     const record: ContainerRecord = {
       version: 1,
       id: spec.id,
@@ -401,6 +411,7 @@ export class RuntimeExecutor implements Executor {
       pidStartTime: '',
       stopSignal: spec.stopSignal ?? spec.image.config.config?.StopSignal ?? 'SIGTERM',
       network: spec.network ?? 'none',
+      log,
     };
     try {
       // The record first: a crash from here on leaves something remove() can clean up.
@@ -459,7 +470,8 @@ export class RuntimeExecutor implements Executor {
   // Runs swarm-monitor, which runs `<runtime> create`; resolves with the pids once created.
   private async startMonitor(r: ContainerRecord): Promise<{ monitorPid: number; pid: number }> {
     const p = this.paths(r.id);
-    const argv = [this.monitorBin, '--runtime', r.runtimeBin, '--runtime-root', r.runtimeRoot, '--bundle', p.bundle, '--id', r.id, '--log', p.log, '--exit-file', p.exit, '--pid-file', p.pid];
+    const log = r.log?.driver === 'json-file' ? ['--log', p.log, '--log-max-size', String(r.log.maxSizeBytes), '--log-max-files', String(r.log.maxFiles)] : ['--log-driver', 'none'];
+    const argv = [this.monitorBin, '--runtime', r.runtimeBin, '--runtime-root', r.runtimeRoot, '--bundle', p.bundle, '--id', r.id, ...log, '--exit-file', p.exit, '--pid-file', p.pid];
     const res = await this.run(argv).catch((err: Error) => {
       throw new RuntimeError(r.runtime, 'create', r.id, `cannot run ${this.monitorBin}: ${err.message}`, { cause: err });
     });
@@ -581,7 +593,7 @@ export class RuntimeExecutor implements Executor {
     for (let i = 0; i < 500 && alive(r.monitorPid, r.monitorStartTime); i++) await sleep(10);
     if (r.network === 'bridge' && this.network !== undefined) await this.network.detach(r.id);
     await this.images.removeRootfs(r.id);
-    await rm(this.paths(r.id).log, { force: true });
+    for (const f of logFileNames(this.paths(r.id).log, logFileCount(r))) await rm(f, { force: true });
     await rm(this.dir(r.id), { recursive: true, force: true });
   }
 
@@ -650,9 +662,11 @@ export class RuntimeExecutor implements Executor {
   }
 
   async *logs(id: string, opts: LogOptions = {}): AsyncGenerator<LogEntry> {
-    this.loadRecord(id);
+    const r = this.loadRecord(id);
+    // The none driver: no file, an empty log.
     yield* readLog(this.paths(id).log, {
       ...opts,
+      maxFiles: logFileCount(r),
       // done once exited (or removed meanwhile); a created container has yet to write anything
       finished: async () => ((await this.inspect(id).catch(() => undefined))?.status ?? 'exited') === 'exited',
     });
@@ -692,7 +706,7 @@ export class RuntimeExecutor implements Executor {
       gone.add(r.id);
     }
     for (const f of await readdir(path.join(this.stateDir, 'logs')).catch(() => [] as string[])) {
-      const id = f.replace(/\.json$/, '');
+      const id = f.replace(/\.json(\.[0-9]+)?$/, ''); // the live file and the rotated ones
       if (known.has(id)) continue;
       await rm(path.join(this.stateDir, 'logs', f), { force: true });
       gone.add(id);
