@@ -502,12 +502,14 @@ stream_read (mon_stream_t *s, mon_log_t *log, rt_error_t *err)
   for (;;)
     {
       ssize_t n;
+      int saved;
       if (s->fd < 0)
         return log_flush (log, err);
       n = read (s->fd, s->buf + s->len, sizeof s->buf - s->len);
-      if (n < 0 && errno == EINTR)
+      saved = n < 0 ? errno : 0;
+      if (saved == EINTR)
         continue;
-      if (n < 0 && errno == EAGAIN)
+      if (saved == EAGAIN)
         return log_flush (log, err);
       if (n > 0 && log->path == NULL)
         continue;
@@ -515,7 +517,7 @@ stream_read (mon_stream_t *s, mon_log_t *log, rt_error_t *err)
         return -1;
       if (n <= 0)
         {
-          int saved = n < 0 ? errno : 0, ret;
+          int ret;
           close (s->fd);
           s->fd = -1;
           ret = stream_emit (s, log, tail, tail_len, true, err);

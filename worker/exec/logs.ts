@@ -66,16 +66,18 @@ interface LogFile {
   /** Its name when it was listed (it may have been renamed since). */
   name: string;
   fd: number;
-  dev: number;
-  ino: number;
+  /** Device and inode (bigints: XFS inode numbers may pass 2^53). */
+  dev: bigint;
+  ino: bigint;
   /** Its size when it was listed. */
   size: number;
 }
 
-const sameFile = (a: { dev: number; ino: number } | undefined, b: { dev: number; ino: number } | undefined): boolean => a !== undefined && b !== undefined && a.dev === b.dev && a.ino === b.ino;
+type FileId = { dev: bigint; ino: bigint };
+const sameFile = (a: FileId | undefined, b: FileId | undefined): boolean => a !== undefined && b !== undefined && a.dev === b.dev && a.ino === b.ino;
 
-function statOf(name: string): { dev: number; ino: number } | undefined {
-  return statSync(name, { throwIfNoEntry: false });
+function statOf(name: string): FileId | undefined {
+  return statSync(name, { throwIfNoEntry: false, bigint: true });
 }
 
 function closeAll(files: readonly LogFile[]): void {
@@ -103,8 +105,8 @@ export async function listLogFiles(path: string, maxFiles: number): Promise<LogF
           files.push(undefined);
           continue;
         }
-        const s = fstatSync(fd);
-        files.push({ name, fd, dev: s.dev, ino: s.ino, size: s.size });
+        const s = fstatSync(fd, { bigint: true });
+        files.push({ name, fd, dev: s.dev, ino: s.ino, size: Number(s.size) });
       }
     } catch (err) {
       closeAll(files.filter((f) => f !== undefined));
