@@ -172,6 +172,16 @@ describe('options in force inside containers', () => {
     expect((await c.tasks('opt-user')).find((x) => x.id === before.id)?.status?.state).toBe('TASK_STATE_SHUTDOWN');
   }, 90_000);
 
+  it('keeps no log for a --log-driver none service', async () => {
+    await c.ok('m1', 'service', 'create', '--name', 'nolog', '--image', c.image, '--log-driver', 'none', '--', 'sh', '-c', 'echo dropped; exec sleep 600');
+    const t = await running('nolog');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await logLines('nolog')).toEqual([]);
+    const files = await c.host('w1').exec('sh', ['-c', `ls ${HOST_STATE_MOUNT}/exec/logs/ | grep -c ${t.id} || true`]);
+    expect(files.stdout.trim()).toBe('0');
+    await c.ok('m1', 'service', 'rm', 'nolog');
+  }, 60_000);
+
   it('gives a --tty container a terminal as its standard input and output', async () => {
     await c.ok('m1', 'service', 'create', '--name', 'withtty', '--image', c.image, '--tty', '--', 'sh', '-c', 'busybox tty; [ -t 0 ] && [ -t 1 ] && echo stdio-is-a-terminal; exec sleep 600');
     await running('withtty');

@@ -1,6 +1,7 @@
 /* swarm-monitor: one small process per container, in the manner of conmon.
  *
- *   swarm-monitor --runtime PATH [--runtime-root DIR] --bundle DIR --id ID --log FILE
+ *   swarm-monitor --runtime PATH [--runtime-root DIR] --bundle DIR --id ID
+ *                 (--log FILE [--log-max-size BYTES [--log-max-files N]] | --log-driver none)
  *                 --exit-file FILE [--pid-file FILE] [--ready-fd N] [--console-socket PATH]
  *
  * It detaches from its caller (fork, setsid), becomes a child subreaper, and runs
@@ -12,9 +13,11 @@
  * `start` is the caller's (so that it can set up the network between create and start).
  *
  * Afterwards it copies the container's output into the log file as JSON lines, Docker's json-file
- * format ({"log":"line\n","stream":"stdout","time":"RFC3339 with nanoseconds"}), reaps the init
- * when it exits, writes the exit status to the exit file atomically (a temporary file, fsync,
- * rename) and exits. Every error names the step and the path, with errno (src/error.h).
+ * format ({"log":"line\n","stream":"stdout","time":"RFC3339 with nanoseconds"}), rotating it as
+ * Docker's json-file does with max-size and max-file (FILE.1 is the newest rotated file; see
+ * log_rotate), or, with the none driver, reads the output and drops it. It reaps the init when it
+ * exits, writes the exit status to the exit file atomically (a temporary file, fsync, rename) and
+ * exits. Every error names the step and the path, with errno (src/error.h).
  *
  * With --console-socket (a container whose config.json asks for a terminal), the monitor listens
  * on that unix socket path while the runtime creates the container, receives the terminal's
@@ -42,6 +45,14 @@
 
 /* Docker's json-file driver splits lines longer than 16 KiB into partial records. */
 #define LINE_MAX_BYTES 16384
+/* The longest record: every byte of a line escaped as \u00XX, and the fields around it. */
+#define RECORD_MAX_BYTES (LINE_MAX_BYTES * 6 + 256)
+/* Records are gathered here and written together: one write per read from the container, or
+ * when this is full. A write per line cost 2 us of the monitor's CPU per line. */
+#define LOG_BUF_BYTES (RECORD_MAX_BYTES + 65536)
+/* --log-max-files at most (as TaskSpec's max-file, common/log-driver.ts): a rotation renames
+ * every file. */
+#define LOG_MAX_FILES 100
 /* After the init exited, output still buffered or held by orphans is read for at most this long. */
 #define DRAIN_MS 2000
 
@@ -49,8 +60,23 @@ typedef struct
 {
   const char *runtime, *runtime_root, *bundle, *id, *log, *exit_file, *pid_file;
   const char *console_socket; /* NULL: the container's stdio are pipes */
-  int ready_fd; /* -1: the first process relays the ready line on its stdout */
+  int ready_fd;          /* -1: the first process relays the ready line on its stdout */
+  bool log_none;         /* --log-driver none: no log, the output is dropped */
+  long long log_max_size; /* 0: the log is never rotated */
+  int log_max_files;
 } mon_opts_t;
+
+/* The log: the live file, and what is gathered for it. */
+typedef struct
+{
+  const char *path;     /* NULL: the none driver (output read and dropped) */
+  long long max_size;   /* rotate before the live file would grow past it; 0: never */
+  int max_files;        /* files kept, the live one included */
+  int fd;
+  long long size;       /* of the live file, what is in buf included */
+  size_t len;           /* bytes in buf */
+  char *buf;            /* LOG_BUF_BYTES */
+} mon_log_t;
 
 typedef struct
 {
@@ -66,7 +92,7 @@ typedef struct
   int status;            /* its wait status, valid once exited */
   bool exited;
   char oom_file[PATH_MAX]; /* memory.oom_control (v1) or memory.events (v2); "" if unknown */
-  int log_fd;
+  mon_log_t log;
   char *problem;         /* first error after readiness (the log could not be written...) */
 } mon_state_t;
 
@@ -75,9 +101,60 @@ usage (const char *problem)
 {
   if (problem != NULL)
     fprintf (stderr, "swarm-monitor: %s\n", problem);
-  fprintf (stderr, "usage: swarm-monitor --runtime PATH [--runtime-root DIR] --bundle DIR --id ID --log FILE\n"
+  fprintf (stderr, "usage: swarm-monitor --runtime PATH [--runtime-root DIR] --bundle DIR --id ID\n"
+                   "                     (--log FILE [--log-max-size BYTES [--log-max-files N]] | --log-driver none)\n"
                    "                     --exit-file FILE [--pid-file FILE] [--ready-fd N] [--console-socket PATH]\n");
   return 2;
+}
+
+/* A whole decimal number from min to max, or -1. */
+static int
+parse_number (const char *v, long long min, long long max, long long *out)
+{
+  char *end;
+  long long n;
+  if (v == NULL || *v < '0' || *v > '9')
+    return -1;
+  errno = 0;
+  n = strtoll (v, &end, 10);
+  if (errno != 0 || *end != '\0' || n < min || n > max)
+    return -1;
+  *out = n;
+  return 0;
+}
+
+/* The options that take a number or a word; 1 if `a` is none of them, 2 on bad usage. */
+static int
+parse_special (const char *a, const char *v, mon_opts_t *o)
+{
+  long long n;
+  if (strcmp (a, "--ready-fd") == 0)
+    {
+      if (parse_number (v, 3, INT_MAX, &n) < 0)
+        return usage ("--ready-fd: a descriptor number of 3 or more");
+      o->ready_fd = (int) n;
+    }
+  else if (strcmp (a, "--log-max-size") == 0)
+    {
+      if (parse_number (v, 1, LLONG_MAX, &n) < 0)
+        return usage ("--log-max-size: a number of bytes, 1 or more");
+      o->log_max_size = n;
+    }
+  else if (strcmp (a, "--log-max-files") == 0)
+    {
+      if (parse_number (v, 1, LOG_MAX_FILES, &n) < 0)
+        return usage ("--log-max-files: a whole number from 1 to 100");
+      o->log_max_files = (int) n;
+    }
+  else if (strcmp (a, "--log-driver") == 0)
+    {
+      if (v == NULL || (strcmp (v, "json-file") != 0 && strcmp (v, "none") != 0))
+        return usage ("--log-driver: json-file or none");
+      o->log_none = strcmp (v, "none") == 0;
+    }
+  else
+    return 1;
+  return 0;
 }
 
 static int
@@ -90,6 +167,7 @@ parse_args (int argc, char **argv, mon_opts_t *o)
     {
       const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
       const char **slot = NULL;
+      int ret;
       if (strcmp (a, "--runtime") == 0)
         slot = &o->runtime;
       else if (strcmp (a, "--runtime-root") == 0)
@@ -106,17 +184,10 @@ parse_args (int argc, char **argv, mon_opts_t *o)
         slot = &o->pid_file;
       else if (strcmp (a, "--console-socket") == 0)
         slot = &o->console_socket;
-      else if (strcmp (a, "--ready-fd") == 0)
+      else if ((ret = parse_special (a, v, o)) != 1)
         {
-          char *end;
-          long n;
-          if (v == NULL)
-            return usage ("--ready-fd needs a value");
-          errno = 0;
-          n = strtol (v, &end, 10);
-          if (errno != 0 || *end != '\0' || n < 3 || n > INT_MAX)
-            return usage ("--ready-fd: a descriptor number of 3 or more");
-          o->ready_fd = (int) n;
+          if (ret != 0)
+            return ret;
           i++;
           continue;
         }
@@ -127,8 +198,16 @@ parse_args (int argc, char **argv, mon_opts_t *o)
       *slot = v;
       i++;
     }
-  if (o->runtime == NULL || o->bundle == NULL || o->id == NULL || o->log == NULL || o->exit_file == NULL)
-    return usage ("--runtime, --bundle, --id, --log and --exit-file are required");
+  if (o->runtime == NULL || o->bundle == NULL || o->id == NULL || o->exit_file == NULL)
+    return usage ("--runtime, --bundle, --id and --exit-file are required");
+  if (o->log_none && (o->log != NULL || o->log_max_size > 0 || o->log_max_files > 0))
+    return usage ("--log-driver none writes no log: --log and --log-max-* are not taken");
+  if (!o->log_none && o->log == NULL)
+    return usage ("--log FILE is required (or --log-driver none)");
+  if (o->log_max_files > 0 && o->log_max_size == 0)
+    return usage ("--log-max-files needs --log-max-size");
+  if (o->log_max_files == 0)
+    o->log_max_files = 1; /* Docker's max-file default */
   return 0;
 }
 
@@ -245,76 +324,224 @@ write_all (int fd, const char *buf, size_t len, const char *what, rt_error_t *er
 
 /* ---- the log ----------------------------------------------------------------------------- */
 
-/* One record: {"log":"...","stream":"stdout","time":"..."}\n, written with a single write()
- * (O_APPEND), so a reader never sees half a record from us. */
+/* PATH.N, the Nth newest rotated file. */
 static int
-log_record (int log_fd, const char *log_path, const char *stream, const char *time, const char *data,
-            size_t len, rt_error_t *err)
+rotated_name (char *out, size_t len, const char *path, int n, rt_error_t *err)
 {
-  cleanup_free char *rec = malloc (len * 6 + 128);
-  size_t o = 0;
-  if (rec == NULL)
-    return rt_make_error (err, ENOMEM, "log record");
-  memcpy (rec, "{\"log\":\"", 8), o = 8;
-  o += json_escape (rec + o, data, len);
-  o += (size_t) sprintf (rec + o, "\",\"stream\":\"%s\",\"time\":\"%s\"}\n", stream, time);
-  return write_all (log_fd, rec, o, log_path, err);
+  int r = snprintf (out, len, "%s.%d", path, n);
+  if (r < 0 || (size_t) r >= len)
+    return rt_make_error (err, ENAMETOOLONG, "the log's rotated file %s.%d", path, n);
+  return 0;
 }
 
-/* Emits every complete line of s (and the rest too when flush, or when the buffer is full). */
 static int
-stream_emit (mon_stream_t *s, int log_fd, const char *log_path, const char *time, bool flush, rt_error_t *err)
+log_open (mon_log_t *log, const mon_opts_t *o, rt_error_t *err)
 {
-  size_t start = 0, i;
-  for (i = 0; i < s->len; i++)
-    if (s->buf[i] == '\n')
-      {
-        if (log_record (log_fd, log_path, s->name, time, s->buf + start, i + 1 - start, err) < 0)
-          return -1;
-        start = i + 1;
-      }
+  struct stat sb;
+  log->fd = -1;
+  log->path = o->log_none ? NULL : o->log;
+  log->max_size = o->log_max_size;
+  log->max_files = o->log_max_files;
+  if (log->path == NULL)
+    return 0;
+  log->buf = malloc (LOG_BUF_BYTES);
+  if (log->buf == NULL)
+    return rt_make_error (err, ENOMEM, "the log's buffer");
+  log->fd = open (log->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (log->fd < 0)
+    return rt_make_error (err, errno, "open the log %s", log->path);
+  if (fstat (log->fd, &sb) < 0)
+    return rt_make_error (err, errno, "fstat the log %s", log->path);
+  log->size = sb.st_size;
+  return 0;
+}
+
+static void
+log_close (mon_log_t *log)
+{
+  if (log->fd >= 0)
+    close (log->fd);
+  log->fd = -1;
+  free (log->buf);
+  log->buf = NULL;
+}
+
+/* Writes what is gathered. On an error it is dropped all the same (the next records still go
+ * to the log, and the first error reaches the exit file). */
+static int
+log_flush (mon_log_t *log, rt_error_t *err)
+{
+  size_t len = log->len;
+  log->len = 0;
+  if (len == 0)
+    return 0;
+  return write_all (log->fd, log->buf, len, log->path, err);
+}
+
+/* Renames PATH.(N-2) ... PATH.1 one up and PATH to PATH.1, dropping PATH.(N-1): the order of
+ * Docker's json-file rotation. The oldest goes first, so that at every instant the files present,
+ * from the highest number down to PATH, are in the order they were written, without a gap in
+ * their content (a reader can list them while this runs; worker/exec/logs.ts). With one file,
+ * PATH is removed. A name missing is skipped (a rotation that failed half-way). */
+static int
+log_shift (const mon_log_t *log, rt_error_t *err)
+{
+  char from[PATH_MAX], to[PATH_MAX];
+  int i;
+  if (log->max_files == 1)
+    {
+      if (unlink (log->path) < 0 && errno != ENOENT)
+        return rt_make_error (err, errno, "rotate the log: unlink %s", log->path);
+      return 0;
+    }
+  if (rotated_name (to, sizeof to, log->path, log->max_files - 1, err) < 0)
+    return -1;
+  if (unlink (to) < 0 && errno != ENOENT)
+    return rt_make_error (err, errno, "rotate the log: unlink %s", to);
+  for (i = log->max_files - 1; i >= 1; i--)
+    {
+      if (i > 1 && rotated_name (from, sizeof from, log->path, i - 1, err) < 0)
+        return -1;
+      if (rotated_name (to, sizeof to, log->path, i, err) < 0)
+        return -1;
+      if (rename (i > 1 ? from : log->path, to) < 0 && errno != ENOENT)
+        return rt_make_error (err, errno, "rotate the log: rename %s to %s", i > 1 ? from : log->path, to);
+    }
+  return 0;
+}
+
+/* Starts a new live file: what is gathered goes to the old one, which is then renamed away
+ * (log_shift) and closed. The monitor writes nothing to a file after it was renamed: a reader
+ * that sees PATH name another file may read the one it has open to its end (it is complete). If
+ * the new file cannot be made, the old one (renamed) stays in use, and the next record tries
+ * again. */
+static int
+log_rotate (mon_log_t *log, rt_error_t *err)
+{
+  int fd, ret = log_flush (log, err);
+  if (log_shift (log, err) < 0)
+    return -1;
+  fd = open (log->path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0)
+    return rt_make_error (err, errno, "rotate the log: open %s", log->path);
+  if (close (log->fd) < 0)
+    ret = rt_make_error (err, errno, "rotate the log: close the old %s", log->path);
+  log->fd = fd;
+  log->size = 0;
+  return ret;
+}
+
+/* One record, {"log":"...","stream":"stdout","time":"..."}\n (`tail` is what follows the log
+ * text: the stream and the time). It goes to the live file whole: when it would make the file
+ * larger than max-size, the log is rotated first, so every file stays within max-size unless
+ * it holds a single record longer than that. */
+static int
+log_append (mon_log_t *log, const char *data, size_t len, const char *tail, size_t tail_len, rt_error_t *err)
+{
+  size_t o;
+  int ret = 0;
+  char *rec;
+  if (log->path == NULL)
+    return 0;
+  if (LOG_BUF_BYTES - log->len < len * 6 + 8 + tail_len)
+    ret = log_flush (log, err);
+  rec = log->buf + log->len;
+  memcpy (rec, "{\"log\":\"", 8), o = 8;
+  o += json_escape (rec + o, data, len);
+  memcpy (rec + o, tail, tail_len), o += tail_len;
+  if (log->max_size > 0 && log->size > 0 && log->size + (long long) o > log->max_size)
+    {
+      log->len = rec - log->buf; /* the records before this one, to the old file */
+      if (log_rotate (log, err) < 0)
+        ret = -1;
+      memmove (log->buf, rec, o);
+    }
+  log->len += o;
+  log->size += (long long) o;
+  return ret;
+}
+
+/* Appends every complete line of s (and the rest too when flush, or when the buffer is full);
+ * what was taken leaves the buffer, also when the log fails. */
+static int
+stream_emit (mon_stream_t *s, mon_log_t *log, const char *tail, size_t tail_len, bool flush, rt_error_t *err)
+{
+  size_t start = 0;
+  const char *nl;
+  int ret = 0;
+  while ((nl = memchr (s->buf + start, '\n', s->len - start)) != NULL)
+    {
+      size_t end = (size_t) (nl - s->buf) + 1;
+      if (log_append (log, s->buf + start, end - start, tail, tail_len, err) < 0)
+        ret = -1;
+      start = end;
+    }
   if (start < s->len && (flush || (start == 0 && s->len == sizeof s->buf)))
     {
-      if (log_record (log_fd, log_path, s->name, time, s->buf + start, s->len - start, err) < 0)
-        return -1;
+      if (log_append (log, s->buf + start, s->len - start, tail, tail_len, err) < 0)
+        ret = -1;
       start = s->len;
     }
   memmove (s->buf, s->buf + start, s->len - start);
   s->len -= start;
+  return ret;
+}
+
+/* What follows a record's text: ","stream":"stdout","time":"..."}\n, the time being now. */
+static int
+record_tail (const mon_stream_t *s, char *out, size_t len, size_t *tail_len, rt_error_t *err)
+{
+  char time[64];
+  int n;
+  if (now_rfc3339 (time, sizeof time, err) < 0)
+    return -1;
+  n = snprintf (out, len, "\",\"stream\":\"%s\",\"time\":\"%s\"}\n", s->name, time);
+  if (n < 0 || (size_t) n >= len)
+    return rt_make_error (err, 0, "a log record's time is too long: %s", time);
+  *tail_len = (size_t) n;
   return 0;
 }
 
-/* Reads what the pipe has (non-blocking) and logs it; EOF flushes and closes the stream. */
+/* Reads what the pipe has (non-blocking) and logs it; EOF flushes and closes the stream. With the
+ * none driver, what is read is dropped. */
 static int
-stream_read (mon_stream_t *s, int log_fd, const char *log_path, rt_error_t *err)
+stream_read (mon_stream_t *s, mon_log_t *log, rt_error_t *err)
 {
-  char time[64];
+  char tail[128];
+  size_t tail_len = 0;
   for (;;)
     {
       ssize_t n;
+      int saved;
       if (s->fd < 0)
-        return 0;
+        return log_flush (log, err);
       n = read (s->fd, s->buf + s->len, sizeof s->buf - s->len);
-      if (n < 0 && errno == EINTR)
+      saved = n < 0 ? errno : 0;
+      if (saved == EINTR)
         continue;
-      if (n < 0 && errno == EAGAIN)
-        return 0;
-      if (now_rfc3339 (time, sizeof time, err) < 0)
+      if (saved == EAGAIN)
+        return log_flush (log, err);
+      if (n > 0 && log->path == NULL)
+        continue;
+      if (record_tail (s, tail, sizeof tail, &tail_len, err) < 0)
         return -1;
       if (n <= 0)
         {
+          int ret;
           /* A terminal's master reads EIO once no process holds the other side: its EOF. */
-          int saved = n < 0 && errno != EIO ? errno : 0;
+          if (saved == EIO)
+            saved = 0;
           close (s->fd);
           s->fd = -1;
-          if (stream_emit (s, log_fd, log_path, time, true, err) < 0)
+          ret = stream_emit (s, log, tail, tail_len, true, err);
+          if (log_flush (log, err) < 0 || ret < 0)
             return -1;
           if (saved != 0)
             return rt_make_error (err, saved, "read the container's %s", s->name);
           return 0;
         }
       s->len += (size_t) n;
-      if (stream_emit (s, log_fd, log_path, time, false, err) < 0)
+      if (stream_emit (s, log, tail, tail_len, false, err) < 0)
         return -1;
     }
 }
@@ -802,7 +1029,7 @@ monotonic_ms (void)
 }
 
 static int
-supervise (const mon_opts_t *o, int sig_fd, mon_stream_t *streams, mon_state_t *st)
+supervise (int sig_fd, mon_stream_t *streams, mon_state_t *st)
 {
   long long deadline = -1;
   rt_error_t err = { 0, NULL };
@@ -841,7 +1068,7 @@ supervise (const mon_opts_t *o, int sig_fd, mon_stream_t *streams, mon_state_t *
           reap (st);
         }
       for (i = 0; i < 2; i++)
-        if (p[i + 1].revents != 0 && stream_read (&streams[i], st->log_fd, o->log, &err) < 0)
+        if (p[i + 1].revents != 0 && stream_read (&streams[i], &st->log, &err) < 0)
           note_problem (st, &err);
     }
 }
@@ -873,9 +1100,7 @@ close_streams (mon_stream_t *streams, mon_state_t *st)
         close (streams[i].fd);
         streams[i].fd = -1;
       }
-  if (st->log_fd >= 0)
-    close (st->log_fd);
-  st->log_fd = -1;
+  log_close (&st->log);
   free (st->problem);
   st->problem = NULL;
 }
@@ -885,7 +1110,7 @@ static int
 monitor_main (const mon_opts_t *o, int ready_fd)
 {
   mon_stream_t streams[2] = { { "stdout", -1, 0, { 0 } }, { "stderr", -1, 0, { 0 } } };
-  mon_state_t st = { 0, 0, false, "", -1, NULL };
+  mon_state_t st = { 0, 0, false, "", { NULL, 0, 0, -1, 0, 0, NULL }, NULL };
   rt_error_t err = { 0, NULL };
   cleanup_free char *default_pid_file = NULL;
   cleanup_close int sig_fd = -1;
@@ -916,9 +1141,7 @@ monitor_main (const mon_opts_t *o, int ready_fd)
         rt_make_error (&err, errno, "block SIGCHLD");
       else if ((sig_fd = signalfd (-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
         rt_make_error (&err, errno, "signalfd");
-      else if ((st.log_fd = open (o->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) < 0)
-        rt_make_error (&err, errno, "open the log %s", o->log);
-      else
+      else if (log_open (&st.log, o, &err) == 0)
         create_container (o, pid_file, streams, &st, &err);
     }
   if (err.msg != NULL)
@@ -934,7 +1157,7 @@ monitor_main (const mon_opts_t *o, int ready_fd)
       return 1;
     }
   report_ready (ready_fd, st.pid, NULL);
-  supervise (o, sig_fd, streams, &st);
+  supervise (sig_fd, streams, &st);
   ret = write_exit_file (o, &st, NULL, &err);
   rt_error_release (&err);
   close_streams (streams, &st);

@@ -1,11 +1,15 @@
 // swarm-monitor with our runtime and with runc: the same container under both, its output in the
 // JSON-lines log with timestamps and stream names, exit codes and signal exits in the exit file,
-// the runtime's one-line error when create fails, and a monitor that outlives its caller.
+// the runtime's one-line error when create fails, and a monitor that outlives its caller. Then
+// the log's rotation (--log-max-size, --log-max-files: sizes, file count, order, nothing lost or
+// repeated, a line longer than the limit, one file), the none driver, and readLog following the
+// log while the monitor rotates it.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readLog } from '../../worker/exec/logs.js';
 import { REPO } from '../util/dist.js';
 import { missingPrerequisites, Workspace, type Runtime } from './bundle.js';
 
@@ -64,14 +68,37 @@ describe.skipIf(missing.length > 0)('swarm-monitor', () => {
   }
 
   /** Runs the monitor without --ready-fd: the first process relays the ready line. */
-  function monitor(rt: Runtime, bundle: string, id: string, f: ReturnType<typeof files>): { status: number | null; stdout: string; stderr: string } {
-    const r = spawnSync(MONITOR, monitorArgs(rt, bundle, id, f), { encoding: 'utf8', timeout: 30_000 });
+  function monitor(rt: Runtime, bundle: string, id: string, f: ReturnType<typeof files>, extra: string[] = []): { status: number | null; stdout: string; stderr: string } {
+    const r = spawnSync(MONITOR, [...monitorArgs(rt, bundle, id, f), ...extra], { encoding: 'utf8', timeout: 30_000 });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
   async function exitRecord(path: string): Promise<ExitRecord> {
     for (let i = 0; i < 200 && !existsSync(path); i++) await sleep(25);
     return JSON.parse(readFileSync(path, 'utf8')) as ExitRecord;
+  }
+
+  /** Runs `script` in a container under the monitor with `extra` flags, to its exit. */
+  async function runToExit(script: string, extra: string[], f = files(), rt = ws.ours): Promise<{ f: ReturnType<typeof files>; exit: ExitRecord }> {
+    const bundle = ws.bundle(['sh', '-c', script]);
+    const id = ws.id(rt, 'rot');
+    const m = monitor(rt, bundle, id, f, extra);
+    expect(m.stderr).toBe('');
+    expect(m.status).toBe(0);
+    expect(ws.exec(rt, ['start', id]).status).toBe(0);
+    const exit = await exitRecord(f.exit);
+    expect(ws.exec(rt, ['delete', id]).status).toBe(0);
+    return { f, exit };
+  }
+
+  /** The log's files, oldest first: FILE.N … FILE.1, FILE. */
+  function rotated(log: string): string[] {
+    const base = log.slice(log.lastIndexOf('/') + 1);
+    const nums = readdirSync(ws.dir)
+      .filter((n) => n.startsWith(`${base}.`))
+      .map((n) => Number(n.slice(base.length + 1)))
+      .sort((a, b) => b - a);
+    return [...nums.map((n) => `${log}.${n}`), ...(existsSync(log) ? [log] : [])];
   }
 
   function logRecords(path: string): LogRecord[] {
@@ -220,9 +247,114 @@ describe.skipIf(missing.length > 0)('swarm-monitor', () => {
     }
   });
 
+  describe('log rotation', () => {
+    const PAD = 'x'.repeat(60);
+    const lines = (from: number, to: number): string => `seq ${from} ${to} | sed 's/$/ ${PAD}/'`;
+
+    it('rotates before a file would pass max-size, keeps max-files files, oldest renamed highest, nothing lost or repeated', async () => {
+      const { f, exit } = await runToExit(lines(1, 2000), ['--log-max-size', '4096', '--log-max-files', '3']);
+      expect(exit.exitCode).toBe(0);
+      const all = rotated(f.log);
+      expect(all).toEqual([`${f.log}.2`, `${f.log}.1`, f.log]);
+      const records = all.map((p) => logRecords(p));
+      const recordSize = (r: LogRecord): number => JSON.stringify(r).length + 1;
+      for (const [i, p] of all.entries()) {
+        expect(statSync(p).size).toBeLessThanOrEqual(4096);
+        // A rotated file was rotated because the next record would not fit.
+        if (i < all.length - 1) expect(statSync(p).size + recordSize(records[i + 1]![0]!)).toBeGreaterThan(4096);
+      }
+      const nums = records.flat().map((r) => Number(r.log.split(' ')[0]));
+      expect(nums[nums.length - 1]).toBe(2000);
+      expect(nums).toEqual(nums.map((_, i) => nums[0]! + i)); // consecutive, in order
+      expect(nums.length).toBeGreaterThan(2 * Math.floor(4096 / recordSize(records[0]![0]!))); // two full files and the live one
+      // What is read back through the executor's reader: the same lines, and the tail.
+      const read = async (tail?: number): Promise<number[]> => {
+        const out: number[] = [];
+        for await (const e of readLog(f.log, { maxFiles: 3, finished: () => Promise.resolve(true), ...(tail !== undefined ? { tail } : {}) })) out.push(Number(e.log.split(' ')[0]));
+        return out;
+      };
+      expect(await read()).toEqual(nums);
+      expect(await read(5)).toEqual([1996, 1997, 1998, 1999, 2000]);
+    });
+
+    it('puts a line longer than max-size whole into a file of its own (as 16 KiB partial records, as Docker)', async () => {
+      const { f } = await runToExit("echo before; head -c 20000 /dev/zero | tr '\\0' x; echo; echo after", ['--log-max-size', '4096', '--log-max-files', '3']);
+      const all = rotated(f.log);
+      expect(all).toEqual([`${f.log}.2`, `${f.log}.1`, f.log]);
+      const [first, long, last] = all.map((p) => logRecords(p).map((r) => r.log));
+      expect(first).toEqual(['before\n']);
+      expect(long).toEqual(['x'.repeat(16384)]); // the partial record, without a newline
+      expect(statSync(all[1]!).size).toBeGreaterThan(16384);
+      expect(last).toEqual([`${'x'.repeat(20000 - 16384)}\n`, 'after\n']);
+    });
+
+    it('with one file, starts the file anew: only the last lines stay', async () => {
+      const { f } = await runToExit(lines(1, 500), ['--log-max-size', '4096', '--log-max-files', '1']);
+      expect(rotated(f.log)).toEqual([f.log]);
+      expect(statSync(f.log).size).toBeLessThanOrEqual(4096);
+      const nums = logRecords(f.log).map((r) => Number(r.log.split(' ')[0]));
+      expect(nums[nums.length - 1]).toBe(500);
+      expect(nums).toEqual(nums.map((_, i) => nums[0]! + i));
+    });
+
+    it('the none driver reads the output and drops it: no file, the container never blocks', async () => {
+      const f = files();
+      const bundle = ws.bundle(['sh', '-c', 'head -c 20000000 /dev/zero; echo done >&2; exit 5']);
+      const id = ws.id(ws.ours, 'none');
+      const args = monitorArgs(ws.ours, bundle, id, f);
+      const i = args.indexOf('--log');
+      args.splice(i, 2, '--log-driver', 'none');
+      const m = spawnSync(MONITOR, args, { encoding: 'utf8', timeout: 30_000 });
+      expect(m.stderr).toBe('');
+      expect(m.status).toBe(0);
+      expect(ws.exec(ws.ours, ['start', id]).status).toBe(0);
+      expect(await exitRecord(f.exit)).toMatchObject({ exitCode: 5 });
+      expect(readdirSync(ws.dir).filter((n) => n.startsWith(basename(f.log)))).toEqual([]); // nor a rotated one
+      expect(ws.exec(ws.ours, ['delete', id]).status).toBe(0);
+    });
+
+    it("is followed by the executor's reader through every rotation, line for line", async () => {
+      // 3000 lines of ~180-byte records at about 4000 lines/s: a rotation every ~90 ms, 4 files kept.
+      const script = `i=0; while [ $i -lt 3000 ]; do echo "$i ${PAD}${PAD}"; i=$((i+1)); [ $((i % 20)) -eq 0 ] && usleep 5000; done; true`;
+      const f = files();
+      const bundle = ws.bundle(['sh', '-c', script]);
+      const id = ws.id(ws.ours, 'follow');
+      expect(monitor(ws.ours, bundle, id, f, ['--log-max-size', '65536', '--log-max-files', '4']).status).toBe(0);
+      const out: number[] = [];
+      const ac = new AbortController();
+      const reading = (async () => {
+        for await (const e of readLog(f.log, { follow: true, pollMs: 5, maxFiles: 4, signal: ac.signal, finished: () => Promise.resolve(existsSync(f.exit)) })) out.push(Number(e.log.split(' ')[0]));
+      })();
+      try {
+        expect(ws.exec(ws.ours, ['start', id]).status).toBe(0);
+        expect(await exitRecord(f.exit)).toMatchObject({ exitCode: 0 });
+        await reading;
+      } finally {
+        ac.abort();
+      }
+      expect(rotated(f.log).length).toBe(4); // it did rotate (and drop files)
+      expect(out.length).toBe(3000);
+      expect(out).toEqual(out.map((_, i) => i));
+      expect(ws.exec(ws.ours, ['delete', id]).status).toBe(0);
+    }, 30_000);
+  });
+
   it('refuses bad usage with exit code 2', () => {
     const r = spawnSync(MONITOR, ['--runtime', '/bin/true'], { encoding: 'utf8' });
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/^swarm-monitor: --runtime, --bundle, --id, --log and --exit-file are required/);
+    expect(r.stderr).toMatch(/^swarm-monitor: --runtime, --bundle, --id and --exit-file are required/);
+    const base = ['--runtime', '/bin/true', '--bundle', '/b', '--id', 'x', '--exit-file', '/e'];
+    const refused = (args: string[]): string => {
+      const x = spawnSync(MONITOR, [...base, ...args], { encoding: 'utf8' });
+      expect(x.status).toBe(2);
+      return x.stderr.split('\n')[0]!;
+    };
+    expect(refused([])).toBe('swarm-monitor: --log FILE is required (or --log-driver none)');
+    expect(refused(['--log-driver', 'none', '--log', '/l'])).toBe('swarm-monitor: --log-driver none writes no log: --log and --log-max-* are not taken');
+    expect(refused(['--log-driver', 'syslog'])).toBe('swarm-monitor: --log-driver: json-file or none');
+    expect(refused(['--log', '/l', '--log-max-files', '3'])).toBe('swarm-monitor: --log-max-files needs --log-max-size');
+    expect(refused(['--log', '/l', '--log-max-size', '0'])).toBe('swarm-monitor: --log-max-size: a number of bytes, 1 or more');
+    expect(refused(['--log', '/l', '--log-max-size', '10m'])).toBe('swarm-monitor: --log-max-size: a number of bytes, 1 or more');
+    expect(refused(['--log', '/l', '--log-max-size', '1', '--log-max-files', '101'])).toBe('swarm-monitor: --log-max-files: a whole number from 1 to 100');
   });
 });

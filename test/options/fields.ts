@@ -140,8 +140,8 @@ export const FIELDS: Record<string, Coverage> = {
   'networks.target': { refused: (s) => s.task!.networks.push({ target: 'backend', aliases: [] }) },
   'networks.aliases': { refused: (s) => s.task!.networks.push({ target: 'backend', aliases: ['db'] }) },
   'forceUpdate': { test: { file: LAB, name: 'rolls the tasks out again on --force, with nothing else changed' } },
-  'logDriver.name': { test: { file: LAB, name: 'keeps a container\'s logs within its --log-opt bound, or none with --log-driver none' } },
-  'logDriver.options': { test: { file: LAB, name: 'keeps a container\'s logs within its --log-opt bound, or none with --log-driver none' } },
+  'logDriver.name': { test: { file: LAB, name: 'keeps no log for a --log-driver none service' } },
+  'logDriver.options': { test: { file: 'test/logs-rotation-lab.test.ts', name: 'keeps a container writing 100 MB within max-size=1m x max-file=3, and --tail shows its last lines' } },
 };
 
 /** Effects of the user service that root cannot show: capabilities of a non-root user. */

@@ -1,9 +1,11 @@
 // TaskSpec → the executor's ContainerSpec, a pure function: every container field carried over,
-// Docker's swarm labels added, what the node cannot do refused naming the field.
+// Docker's swarm labels added, the log driver mapped, what the node cannot do refused naming the
+// field.
 import { describe, expect, it } from 'vitest';
 import { Task } from '../../proto/gen/tswarm/objects.js';
 import { Mount_Type, PortConfig_Protocol, PortConfig_PublishMode } from '../../proto/gen/tswarm/types.js';
 import type { ImageRecord } from '../image/store.js';
+import { DEFAULT_LOG_MAX_BYTES, DEFAULT_LOG_MAX_FILES } from '../../common/log-driver.js';
 import { containerSpec, hostPorts, TaskSpecError } from './container-spec.js';
 
 const image = { reference: 'busybox', config: { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } } } as unknown as ImageRecord;
@@ -44,6 +46,7 @@ describe('containerSpec', () => {
       readOnly: true, capAdd: ['CAP_NET_ADMIN'], capDrop: ['ALL'], ulimits: [{ name: 'nofile', soft: 10, hard: 20 }], init: true, stopSignal: 'SIGUSR1',
       sysctls: { 'net.ipv4.ip_forward': '1' }, tty: true, noNewPrivileges: true, oomScoreAdj: -5, shmSizeBytes: 1 << 20,
       dns: { nameservers: ['10.0.0.2'], search: ['x.example'], options: ['ndots:2'] }, hosts: ['10.0.0.5 db'],
+      log: { driver: 'json-file', maxSizeBytes: DEFAULT_LOG_MAX_BYTES, maxFiles: DEFAULT_LOG_MAX_FILES },
       labels: {
         tier: 'web',
         'com.docker.swarm.service.id': 'svc1', 'com.docker.swarm.service.name': 'web', 'com.docker.swarm.task.id': 'abcdefghijklmnopqrstuvwxy',
@@ -67,5 +70,48 @@ describe('containerSpec', () => {
     expect(hostPorts(published).map((p) => p.port)).toEqual([{ protocol: 'tcp', published: 8080, target: 80 }]);
     expect(() => containerSpec(published, image, { network: 'none', fileMounts: [] })).toThrow(/published port 8080\/tcp \(host mode\) needs the bridge network/);
     expect(containerSpec(published, image, { network: 'bridge', fileMounts: [] }).ports).toEqual([{ protocol: 'tcp', published: 8080, target: 80 }]);
+  });
+});
+
+const logImage: ImageRecord = {
+  reference: 'reg:5000/library/busybox:latest',
+  manifestDigest: 'sha256:m',
+  manifestMediaType: 'application/vnd.oci.image.manifest.v1+json',
+  configDigest: 'sha256:c',
+  config: { architecture: 'amd64', os: 'linux', config: { Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: [] } },
+  layers: [],
+};
+
+const logTask = (logDriver?: { name: string; options: Record<string, string> }): Task =>
+  Task.fromPartial({ id: 'k3v8ex0q1l7mabcdefghijklm', serviceId: 's1', slot: 1, nodeId: 'n1', spec: { container: { image: logImage.reference }, ...(logDriver ? { logDriver } : {}) } });
+
+const logSpec = (t: Task): ReturnType<typeof containerSpec> => containerSpec(t, logImage, { network: 'none', fileMounts: [] });
+
+describe('containerSpec: the log driver', () => {
+  it('gives a task without a log driver the default bound (json-file, 3 × 10 MiB)', () => {
+    expect(logSpec(logTask()).log).toEqual({ driver: 'json-file', maxSizeBytes: DEFAULT_LOG_MAX_BYTES, maxFiles: DEFAULT_LOG_MAX_FILES });
+    expect(logSpec(logTask({ name: '', options: {} })).log).toEqual({ driver: 'json-file', maxSizeBytes: 10 * 1024 * 1024, maxFiles: 3 });
+  });
+
+  it("maps json-file's max-size and max-file, and none", () => {
+    expect(logSpec(logTask({ name: 'json-file', options: { 'max-size': '1m', 'max-file': '5' } })).log).toEqual({ driver: 'json-file', maxSizeBytes: 1024 * 1024, maxFiles: 5 });
+    expect(logSpec(logTask({ name: '', options: { 'max-size': '512k' } })).log).toEqual({ driver: 'json-file', maxSizeBytes: 512 * 1024, maxFiles: 3 });
+    expect(logSpec(logTask({ name: 'none', options: {} })).log).toEqual({ driver: 'none' });
+  });
+
+  it('refuses a driver or an option the node cannot honour, naming the spec field', () => {
+    const refusal = (d: { name: string; options: Record<string, string> }): { field: string; problem: string } => {
+      try {
+        logSpec(logTask(d));
+      } catch (err) {
+        expect(err).toBeInstanceOf(TaskSpecError);
+        return { field: (err as TaskSpecError).field, problem: (err as TaskSpecError).problem };
+      }
+      throw new Error('not refused');
+    };
+    expect(refusal({ name: 'syslog', options: {} })).toEqual({ field: 'spec.task.logDriver.name', problem: expect.stringMatching(/not a log driver tswarm has/) as unknown });
+    expect(refusal({ name: '', options: { 'max-size': '-1' } }).field).toBe('spec.task.logDriver.options.max-size');
+    expect(refusal({ name: 'json-file', options: { 'max-file': '0' } }).field).toBe('spec.task.logDriver.options.max-file');
+    expect(refusal({ name: 'none', options: { 'max-size': '1m' } }).field).toBe('spec.task.logDriver.options.max-size');
   });
 });

@@ -6,6 +6,7 @@
 import type { Task } from '../../proto/gen/tswarm/objects.js';
 import { Mount_Type, PortConfig_Protocol, PortConfig_PublishMode, type PortConfig } from '../../proto/gen/tswarm/types.js';
 import { TswarmError } from '../../common/errors.js';
+import { logConfig, LogDriverError, type LogConfig } from '../../common/log-driver.js';
 import type { ContainerSpec, Mount } from '../exec/executor.js';
 import type { ImageRecord } from '../image/store.js';
 import type { PublishedPort } from '../network/ports.js';
@@ -97,7 +98,19 @@ export function containerSpec(task: Task, image: ImageRecord, node: NodeContext)
     ...(dns ? { dns: { nameservers: dns.nameservers, search: dns.search, options: dns.options } } : {}),
     ...(c?.hosts.length ? { hosts: c.hosts } : {}),
     labels: { ...(c?.labels ?? {}), ...swarmLabels(task) },
+    log: taskLog(task),
   };
+}
+
+/** The task's log driver (TaskSpec.log_driver) as the executor takes it: without one, json-file with the default bound. */
+export function taskLog(task: Task): LogConfig {
+  const d = task.spec?.logDriver;
+  try {
+    return logConfig(d?.name ?? '', d?.options ?? {});
+  } catch (err) {
+    if (err instanceof LogDriverError) throw new TaskSpecError(`spec.task.logDriver.${err.field}`, err.rule);
+    throw err;
+  }
 }
 
 /** The labels Docker puts on a swarm task's container, so that tools can find a task's container. */

@@ -335,6 +335,56 @@ describe.skipIf(MISSING.length > 0)('RuntimeExecutor', () => {
     expect(await net.endpoints()).toEqual({});
   });
 
+  it("bounds a container's log: its rotated files are one log (all, tail, follow), removed with it and by prune; the none driver keeps none", async () => {
+    const ex = executor();
+    const logs = path.join(ex.stateDir, 'logs');
+    const filesOf = (id: string): string[] => readdirSync(logs).filter((f) => f === `${id}.json` || f.startsWith(`${id}.json.`)).sort();
+    const bound = { driver: 'json-file' as const, maxSizeBytes: 64 * 1024, maxFiles: 3 };
+    const script = ['sh', '-c', 'seq 1 5000 | sed "s/$/ some padding to make a longer line/"']; // ~600 KB of records
+    const c = await ex.prepare({ id: 'rot-1', image, command: script, log: bound });
+    // A follower from before the first line, of a log whose files all stay (a follower that
+    // falls more than maxFiles-1 rotations behind loses lines: this writer is that fast).
+    const roomy = await ex.prepare({ id: 'rot-2', image, command: script, log: { ...bound, maxFiles: 20 } });
+    const following = collect(ex.logs(roomy.id, { follow: true, tail: 0 }));
+    await ex.start(roomy.id);
+    await ex.start(c.id);
+    expect(await ex.wait(c.id)).toMatchObject({ exitCode: 0 });
+    expect(filesOf(c.id)).toEqual(['rot-1.json', 'rot-1.json.1', 'rot-1.json.2']);
+    const size = filesOf(c.id).reduce((sum, f) => sum + readFileSync(path.join(logs, f)).length, 0);
+    expect(size).toBeLessThanOrEqual(3 * 64 * 1024);
+    const nums = (es: LogEntry[]): number[] => es.map((e) => Number(e.log.split(' ')[0]));
+    const all = nums(await collect(ex.logs(c.id)));
+    expect(all[all.length - 1]).toBe(5000);
+    expect(all).toEqual(all.map((_, i) => all[0]! + i));
+    expect(nums(await collect(ex.logs(c.id, { tail: 3 })))).toEqual([4998, 4999, 5000]);
+    // The follower saw every line, across the rotations.
+    expect(await ex.wait(roomy.id)).toMatchObject({ exitCode: 0 });
+    expect(nums(await following)).toEqual(Array.from({ length: 5000 }, (_, i) => i + 1));
+    expect(filesOf(roomy.id).length).toBeGreaterThan(5);
+    await ex.remove(roomy.id);
+    expect(await ex.prune()).toEqual([]); // a container's rotated files are its own
+    expect(filesOf(c.id)).toHaveLength(3);
+    await ex.remove(c.id);
+    expect(filesOf(c.id)).toEqual([]);
+
+    const quiet = await ex.prepare({ id: 'quiet', image, command: ['sh', '-c', 'echo dropped; exit 3'], log: { driver: 'none' } });
+    await ex.start(quiet.id);
+    expect(await ex.wait(quiet.id)).toMatchObject({ exitCode: 3 });
+    expect(await collect(ex.logs(quiet.id))).toEqual([]);
+    expect(await collect(ex.logs(quiet.id, { follow: true }))).toEqual([]);
+    expect(filesOf('quiet')).toEqual([]);
+    await ex.remove(quiet.id);
+
+    // The logs of a container without a record (a reboot took it): every file goes.
+    for (const f of ['ghost.json', 'ghost.json.1', 'ghost.json.2']) await writeFile(path.join(logs, f), '');
+    expect(await ex.prune()).toEqual(['ghost']);
+    expect(readdirSync(logs)).toEqual([]);
+
+    await expect(ex.prepare({ id: 'tiny', image, command: ['true'], log: { ...bound, maxSizeBytes: 1000 } })).rejects.toThrow(InvalidArgumentError);
+    await expect(ex.prepare({ id: 'tiny', image, command: ['true'], log: { ...bound, maxFiles: 0 } })).rejects.toThrow(/^log\.maxFiles: must be a whole number from 1 to 100, got 0$/);
+    expect(await ex.list()).toEqual([]);
+  });
+
   it('adopts the containers of a driver killed with -9: running ones keep running, exited ones keep their status and logs', async () => {
     const stateDir = path.join(work, `adopt-${++n}`);
     const runtimeRoot = path.join(work, `rt-adopt-${n}`);

@@ -6,6 +6,7 @@
 // The lifecycle only moves forward: prepare (created) → start (running) → the process exits
 // (exited) → remove. stop() may be called in any state before remove.
 import { TswarmError } from '../../common/errors.js';
+import type { LogConfig } from '../../common/log-driver.js';
 import type { ImageRecord } from '../image/store.js';
 import type { Attachment } from '../network/bridge.js';
 import type { PublishedPort } from '../network/ports.js';
@@ -118,6 +119,12 @@ export interface ContainerSpec {
   hosts?: string[];
   /** Container labels (OCI annotations; `state` shows them). */
   labels?: Record<string, string>;
+  /**
+   * The log: json-file with its bound (swarm-monitor rotates it: at most maxFiles files of
+   * maxSizeBytes, a single longer line excepted), or none (the output is dropped). Default the
+   * json-file bound of common/log-driver.ts (3 files of 10 MiB).
+   */
+  log?: LogConfig;
 }
 
 export interface Ulimit {

@@ -6,7 +6,7 @@
 //   <runDir>/containers/<id>/exit.json          the monitor's exit status, once the init exited
 //   <runDir>/containers/<id>/init.pid           the runtime's --pid-file
 //   <runDir>/containers/<id>/etc/               hostname, hosts, resolv.conf (container-files.ts), bind-mounted
-//   <stateDir>/logs/<id>.json                   the monitor's JSON-lines log
+//   <stateDir>/logs/<id>.json                   the monitor's JSON-lines log; .1, .2, ... rotated (logs.ts)
 //   <stateDir>/volumes/<name>/_data             named local volumes, kept after their containers
 //
 // runDir is meant to be a tmpfs (swarmd: /run/tswarm/exec), as runc's and containerd's state
@@ -30,6 +30,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CorruptFileError, IllegalStateError, InvalidArgumentError } from '../../common/errors.js';
+import { logConfig, type LogConfig } from '../../common/log-driver.js';
 import { isMountPoint } from '../image/rootfs.js';
 import type { ImageStore } from '../image/store.js';
 import type { Attachment, BridgeDriver } from '../network/bridge.js';
@@ -46,7 +47,7 @@ import {
   type LogEntry,
   type LogOptions,
 } from './executor.js';
-import { readLog } from './logs.js';
+import { checkLogConfig, isLogConfig, logFileNames, readLog } from './logs.js';
 import { Spawner, type SpawnResult } from './spawner.js';
 import { hostsFile, parseResolvConf, resolvConf } from './container-files.js';
 import { buildConfig, checkContainerId, checkSpec, checkVolumeName } from './spec.js';
@@ -108,7 +109,12 @@ interface ContainerRecord {
   stopSignal: string;
   network: 'bridge' | 'none';
   attachment?: Attachment;
+  /** The monitor's log driver and bound; absent in records from before rotation (one unbounded file). */
+  log?: LogConfig;
 }
+
+/** How many files a container's log has at most (its live one included). */
+const logFileCount = (r: ContainerRecord): number => (r.log?.driver === 'json-file' ? r.log.maxFiles : 1);
 
 interface Exited {
   exitCode: number;
@@ -213,6 +219,7 @@ function parseRecord(file: string, text: string): ContainerRecord {
   for (const k of ['monitorPid', 'pid'] as const) if (typeof r[k] !== 'number') throw new CorruptFileError(file, `${k}: missing or not a number`);
   if (!RUNTIMES.includes(r.runtime as RuntimeName)) throw new CorruptFileError(file, `runtime: unknown ${JSON.stringify(r.runtime)}`);
   if (r.network !== 'bridge' && r.network !== 'none') throw new CorruptFileError(file, `network: unknown ${JSON.stringify(r.network)}`);
+  if (r.log !== undefined && !isLogConfig(r.log)) throw new CorruptFileError(file, `log: not a log configuration: ${JSON.stringify(r.log)}`);
   return r as ContainerRecord;
 }
 
@@ -365,6 +372,8 @@ export class RuntimeExecutor implements Executor {
   async prepare(spec: ContainerSpec): Promise<ContainerInfo> {
     checkSpec(spec);
     if (spec.tty === true && this.runtime === 'swarm-runtime') throw new InvalidArgumentError('tty', 'a terminal is not supported by swarm-runtime yet (it has no --console-socket); runc and crun have one');
+    const log = spec.log ?? logConfig('', {}); // always bounded
+    checkLogConfig(log);
     if (spec.network === 'bridge' && this.network === undefined) throw new InvalidArgumentError('network', 'bridge networking needs an executor with a bridge driver');
     if ((spec.ports ?? []).length > 0 && spec.network !== 'bridge') {
       throw new InvalidArgumentError('ports', `published ports need the bridge network; this container's network is ${spec.network ?? 'none'}`);
@@ -386,7 +395,8 @@ export class RuntimeExecutor implements Executor {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new IllegalStateError(`container ${spec.id} exists`);
       throw err;
     }
-    rmSync(p.log, { force: true }); // left by a container of this id whose record a reboot took (see prune)
+    // Left by a container of this id whose record a reboot took (see prune).
+    for (const f of logFileNames(p.log, log.driver === 'json-file' ? log.maxFiles : 1)) rmSync(f, { force: true });
     const record: ContainerRecord = {
       version: 1,
       id: spec.id,
@@ -402,6 +412,7 @@ export class RuntimeExecutor implements Executor {
       pidStartTime: '',
       stopSignal: spec.stopSignal ?? spec.image.config.config?.StopSignal ?? 'SIGTERM',
       network: spec.network ?? 'none',
+      log,
     };
     try {
       // The record first: a crash from here on leaves something remove() can clean up.
@@ -461,7 +472,8 @@ export class RuntimeExecutor implements Executor {
   // a terminal, the monitor receives its master on a socket in the container's directory.
   private async startMonitor(r: ContainerRecord, tty: boolean): Promise<{ monitorPid: number; pid: number }> {
     const p = this.paths(r.id);
-    const argv = [this.monitorBin, '--runtime', r.runtimeBin, '--runtime-root', r.runtimeRoot, '--bundle', p.bundle, '--id', r.id, '--log', p.log, '--exit-file', p.exit, '--pid-file', p.pid];
+    const log = r.log?.driver === 'json-file' ? ['--log', p.log, '--log-max-size', String(r.log.maxSizeBytes), '--log-max-files', String(r.log.maxFiles)] : ['--log-driver', 'none'];
+    const argv = [this.monitorBin, '--runtime', r.runtimeBin, '--runtime-root', r.runtimeRoot, '--bundle', p.bundle, '--id', r.id, ...log, '--exit-file', p.exit, '--pid-file', p.pid];
     if (tty) argv.push('--console-socket', path.join(this.dir(r.id), 'console.sock'));
     const res = await this.run(argv).catch((err: Error) => {
       throw new RuntimeError(r.runtime, 'create', r.id, `cannot run ${this.monitorBin}: ${err.message}`, { cause: err });
@@ -584,7 +596,7 @@ export class RuntimeExecutor implements Executor {
     for (let i = 0; i < 500 && alive(r.monitorPid, r.monitorStartTime); i++) await sleep(10);
     if (r.network === 'bridge' && this.network !== undefined) await this.network.detach(r.id);
     await this.images.removeRootfs(r.id);
-    await rm(this.paths(r.id).log, { force: true });
+    for (const f of logFileNames(this.paths(r.id).log, logFileCount(r))) await rm(f, { force: true });
     await rm(this.dir(r.id), { recursive: true, force: true });
   }
 
@@ -653,9 +665,11 @@ export class RuntimeExecutor implements Executor {
   }
 
   async *logs(id: string, opts: LogOptions = {}): AsyncGenerator<LogEntry> {
-    this.loadRecord(id);
+    const r = this.loadRecord(id);
+    // The none driver: no file, an empty log.
     yield* readLog(this.paths(id).log, {
       ...opts,
+      maxFiles: logFileCount(r),
       // done once exited (or removed meanwhile); a created container has yet to write anything
       finished: async () => ((await this.inspect(id).catch(() => undefined))?.status ?? 'exited') === 'exited',
     });
@@ -695,7 +709,7 @@ export class RuntimeExecutor implements Executor {
       gone.add(r.id);
     }
     for (const f of await readdir(path.join(this.stateDir, 'logs')).catch(() => [] as string[])) {
-      const id = f.replace(/\.json$/, '');
+      const id = f.replace(/\.json(\.[0-9]+)?$/, ''); // the live file and the rotated ones
       if (known.has(id)) continue;
       await rm(path.join(this.stateDir, 'logs', f), { force: true });
       gone.add(id);
