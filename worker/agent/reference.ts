@@ -1,6 +1,10 @@
 // Where a task's image is pulled from: the registry's URL, the repository and the tag or digest,
 // from the reference as Docker reads it (common/image-reference.ts).
+import type { RegistryAuth } from '../../proto/gen/tswarm/types.js';
 import { DOCKER_HUB_REGISTRY, isDockerHub, parseImageReference } from '../../common/image-reference.js';
+import type { RegistryClientOptions } from '../image/distribution.js';
+
+type RegistryClientAuth = Pick<RegistryClientOptions, 'username' | 'password' | 'identityToken'>;
 
 export interface ImageRef {
   /** The registry's base URL. */
@@ -29,4 +33,10 @@ export function parseImageRef(image: string, defaultRegistry: string): ImageRef 
     registry = `${plain ? 'http' : 'https'}://${host}`;
   }
   return { registry, host: new URL(registry).host, repository: r.path, reference };
+}
+
+/** A credential as the registry client takes it: an identity token when there is one, else the user and password. */
+export function registryClientAuth(auth: RegistryAuth): RegistryClientAuth {
+  if (auth.identityToken) return { identityToken: auth.identityToken };
+  return { username: auth.username, password: auth.password };
 }
