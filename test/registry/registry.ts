@@ -10,6 +10,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 export const REGISTRY_BINARY = '/usr/bin/docker-registry';
 
+/**
+ * A `--default-registry` for daemons of tests that name images without a registry (`busybox`) and
+ * have no registry to pull them from: a loopback port nobody serves. Without one such names go to
+ * Docker Hub, and a test must never reach a registry on the internet (nor look its name up).
+ */
+export const NO_REGISTRY = 'http://127.0.0.1:9';
+
 export function registryAvailable(): boolean {
   return existsSync(REGISTRY_BINARY);
 }
