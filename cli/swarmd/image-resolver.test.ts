@@ -2,6 +2,8 @@
 // htpasswd auth): the digest a tag names now, with the credential only when it is for that
 // registry, and the registry's refusal as the error.
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistryAuth } from '../../proto/gen/tswarm/types.js';
@@ -45,5 +47,21 @@ describe('RegistryImageResolver', () => {
     await expect(r.digestOf(`${host}/team/app:t`, undefined)).rejects.toThrow(`registry ${host}, repository team/app, t: GET failed: unauthorized: authentication required (HTTP 401)`);
     await expect(r.digestOf(`${host}/team/app:t`, { ...auth, serverAddress: '127.0.0.1:1' })).rejects.toThrow(/unauthorized: authentication required \(HTTP 401\)$/);
     await expect(r.digestOf(`${host}/team/app:nope`, auth)).rejects.toThrow(/manifest unknown/);
+  });
+});
+
+describe('RegistryImageResolver time bound', () => {
+  it('gives up after its time, on a registry that accepts the connection and never answers', async () => {
+    const server = createServer(() => undefined); // accepts, says nothing
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const started = Date.now();
+      await expect(new RegistryImageResolver({ defaultRegistry: '', timeoutMs: 300 }).digestOf(`127.0.0.1:${port}/app:t`, undefined)).rejects.toThrow(`registry 127.0.0.1:${port} did not answer within 300 ms`);
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      server.closeAllConnections?.();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -3,6 +3,7 @@
 // of its registry as the node's agent would pull it (the same `--default-registry`, plain HTTP for
 // an IP address or localhost), with the service's credential when it is for that registry.
 import type { RegistryAuth } from '../../proto/gen/tswarm/types.js';
+import { TswarmError } from '../../common/errors.js';
 import { sameRegistry } from '../../common/image-reference.js';
 import type { ImageResolver } from '../../manager/controlapi/image-pinning.js';
 import { RegistryClient } from '../../worker/image/distribution.js';
@@ -11,9 +12,15 @@ import { parseImageRef, registryClientAuth } from '../../worker/agent/reference.
 export interface RegistryImageResolverOptions {
   /** Registry for names without one (swarmd --default-registry); empty: Docker Hub. */
   defaultRegistry: string;
-  /** How long one resolution may take in all (default 10 s): a create or update waits for it. */
+  /**
+   * How long one resolution may take in all, auth included (default 5 s): the create or update
+   * waits for it, within swarmctl's 10 s deadline for the call; past it, the call goes ahead
+   * unpinned with a warning.
+   */
   timeoutMs?: number;
 }
+
+export class ResolveTimeoutError extends TswarmError {}
 
 export class RegistryImageResolver implements ImageResolver {
   constructor(private readonly opts: RegistryImageResolverOptions) {}
@@ -21,10 +28,19 @@ export class RegistryImageResolver implements ImageResolver {
   async digestOf(image: string, auth: RegistryAuth | undefined): Promise<string> {
     const ref = parseImageRef(image, this.opts.defaultRegistry);
     const useAuth = auth !== undefined && sameRegistry(auth.serverAddress, ref.host);
-    const timeoutMs = this.opts.timeoutMs ?? 10_000;
-    // Two attempts, each bounded: a registry that is down costs the caller seconds, not minutes.
-    const client = new RegistryClient({ url: ref.registry, attempts: 2, backoffMs: 200, idleTimeoutMs: Math.floor(timeoutMs / 2), ...(useAuth ? registryClientAuth(auth) : {}) });
+    const timeoutMs = this.opts.timeoutMs ?? 5_000;
+    const client = new RegistryClient({ url: ref.registry, attempts: 2, backoffMs: 200, idleTimeoutMs: timeoutMs, ...(useAuth ? registryClientAuth(auth) : {}) });
     // The digest of what the tag names, an index included (each node then picks its platform).
-    return (await client.getManifest(ref.repository, ref.reference)).digest;
+    const asked = client.getManifest(ref.repository, ref.reference).then((m) => m.digest);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ResolveTimeoutError(`registry ${ref.host} did not answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([asked, late]);
+    } finally {
+      clearTimeout(timer);
+      asked.catch(() => undefined); // a late failure after the timeout is not news
+    }
   }
 }
