@@ -13,11 +13,13 @@
 // It meets the other components in the store only. On a follower every call is refused with
 // UNAVAILABLE and the leader's address in the `leader` trailer, so that the agent goes there.
 import * as grpc from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
 import { DispatcherService, type AssignmentChange, type AssignmentsMessage, type HeartbeatResponse, type SessionMessage, type UpdateTaskStatusRequest } from '../../proto/gen/tswarm/dispatcher.js';
 import { AssignmentChange_Action, AssignmentsMessage_Type, RegistryCredential } from '../../proto/gen/tswarm/dispatcher.js';
 import { Config, Secret, Task, type Node } from '../../proto/gen/tswarm/objects.js';
 import { NodeState, NodeRole, TaskState, type RegistryAuth, type TaskStatus } from '../../proto/gen/tswarm/types.js';
 import type { NodeIdentity } from '../../common/certs.js';
+import { IllegalStateError } from '../../common/errors.js';
 import { newId } from '../../common/identity.js';
 import { stateRank } from '../../common/task-state.js';
 import type { Logger } from '../../common/logger.js';
@@ -25,7 +27,6 @@ import { callerOf, endStream } from '../forward.js';
 import type { LeaderComponent } from '../leader.js';
 import type { MemoryStore } from '../store/memory.js';
 import { openRegistryAuth, type Sealer } from '../store/sealing.js';
-import { createHash } from 'node:crypto';
 
 interface Sent {
   version: number;
@@ -55,8 +56,10 @@ function removal(kind: string, id: string): NonNullable<NonNullable<AssignmentCh
       return { $case: 'secret', secret: Secret.fromPartial({ id }) };
     case 'config':
       return { $case: 'config', config: Config.fromPartial({ id }) };
-    default:
+    case 'registry-credential':
       return { $case: 'registryCredential', registryCredential: RegistryCredential.fromPartial({ serviceId: id }) };
+    default:
+      throw new IllegalStateError(`unknown assignment kind ${JSON.stringify(kind)} (key ${kind}/${id})`);
   }
 }
 
