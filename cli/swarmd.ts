@@ -32,6 +32,7 @@ async function run(argv: RunArgs, how: { init?: InitSettings; join?: JoinSetting
     listenAddr: argv['listen-addr'],
     ...how,
     agent: argv.agent ? { runtime: argv.runtime, defaultRegistry: argv['default-registry'] ?? '', bridge: argv.bridge } : undefined,
+    defaultRegistry: argv['default-registry'] ?? '',
     logger: (node) => createLogger({ node, component: 'swarmd', level: argv['log-level'], format: argv['log-format'] }),
   });
   try {
@@ -66,7 +67,7 @@ await yargs(hideBin(process.argv))
   .option('listen-addr', { type: 'string', describe: 'Serve on this TCP address (host:port); a manager serves Raft and its API there (default: the advertise address)' })
   .option('agent', { type: 'boolean', default: true, describe: 'Run tasks on this node (--no-agent: only manage)' })
   .option('runtime', { choices: ['swarm-runtime', 'runc', 'crun'], default: 'swarm-runtime', describe: 'The OCI runtime that runs containers' })
-  .option('default-registry', { type: 'string', describe: 'Registry for images named without one (e.g. busybox); none by default: such images are refused (this build pulls from no public registry unless told to)' })
+  .option('default-registry', { type: 'string', describe: 'Registry for images named without one (e.g. busybox), in place of Docker Hub: for the tasks\' pulls and the pinning of service images to digests' })
   .option('bridge', { type: 'string', describe: 'Give containers a bridge network: NAME:SUBNET, e.g. tsw0:172.31.0.0/16 (default: only lo)' })
   .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
   .option('log-format', { choices: LOG_FORMATS, default: 'auto' as const, describe: 'auto: text on a terminal, JSON otherwise' })

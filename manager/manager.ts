@@ -27,6 +27,7 @@ import { nodeDescription } from '../common/node.js';
 import { createRootCA, issueNodeCertificate, makeJoinToken, type RootCA } from './ca/ca.js';
 import { CaServer, TokenError, UnknownNodeError } from './ca/server.js';
 import { addControlService, ControlApi, toGrpcError } from './controlapi/control.js';
+import type { ImageResolver } from './controlapi/image-pinning.js';
 import { leaderService, managersOnly, type LeaderLocator } from './forward.js';
 import { Membership } from './membership.js';
 import { Dispatcher, DispatcherService } from './dispatcher/dispatcher.js';
@@ -55,6 +56,8 @@ export interface ManagerOptions {
   server: grpc.Server;
   /** This node's certificates (a manager certificate). */
   certs: NodeCertProvider;
+  /** Pins service images to the digest their registry has (swarmd injects it; none: images are stored as given). */
+  imageResolver?: ImageResolver | undefined;
   /** The leader's components besides the dispatcher (orchestrators, allocator, scheduler). */
   leaderComponents?: (store: MemoryStore, log: Logger) => LeaderComponent[];
   /** For a manager that joins: the cluster's data key, from the leader. */
@@ -107,7 +110,7 @@ export class Manager implements LeaderLocator {
   constructor(private readonly opts: ManagerOptions) {
     this.sealer = Sealer.loadOrCreate(join(opts.dataDir, 'keys', 'dek'), opts.dataKey);
     this.membership = new Membership(this.store, () => this.raft, opts.log.child({ component: 'membership' }), () => this.isLeader());
-    this.control = new ControlApi(this.store, this.sealer, this.membership);
+    this.control = new ControlApi(this.store, this.sealer, this.membership, opts.imageResolver);
     this.ca = new CaServer(this.store, this.sealer);
     this.dispatcher = new Dispatcher(this.store, this.sealer, opts.log.child({ component: 'dispatcher' }), () => this.leaderAddr());
     const log = opts.log;

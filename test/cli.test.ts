@@ -53,6 +53,22 @@ describe('swarmctl', () => {
     }
   });
 
+  it('refuses --with-registry-auth without a usable credential with exit 2, naming the file and the key, before calling a manager', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swarmctl-'));
+    try {
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ auths: {}, credsStore: 'desktop' }));
+      const args = ['--socket', join(dir, 'none.sock'), 'service', 'create', '--detach', '--name', 'x', '--image', '10.0.0.1:5000/app:t', '--with-registry-auth'];
+      const r = run('swarmctl', args, { DOCKER_CONFIG: dir });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(`swarmctl: --with-registry-auth: ${join(dir, 'config.json')}: "credsStore": "desktop" keeps credentials in the helper docker-credential-desktop; credential helpers are not supported: put the credential in auths["10.0.0.1:5000"] (docker login with no helper configured writes it there)\n`);
+      const mode = run('swarmctl', [...args.slice(0, -1), '--resolve-image', 'sometimes']);
+      expect(mode.code).toBe(2);
+      expect(mode.stderr).toMatch(/resolve-image.*sometimes/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('says which socket it could not reach, and exits 1', () => {
     const dir = mkdtempSync(join(tmpdir(), 'swarmctl-'));
     try {

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, type ExecResult, type LabHost, type LabProcess } from './lab/lab.js';
 import { dist } from './util/dist.js';
+import { NO_REGISTRY } from './registry/registry.js';
 
 const swarmd = dist('cli/swarmd.js');
 const swarmctl = dist('cli/swarmctl.js');
@@ -44,7 +45,7 @@ describe('control plane on five lab hosts', () => {
 
   /** Starts swarmd on a host (a new process each time, so that args can differ). */
   function swarmdOn(name: string, args: string[]): LabProcess {
-    const p = host(name).start(`swarmd-${++runs}`, process.execPath, [swarmd, '--log-format', 'json', ...args]);
+    const p = host(name).start(`swarmd-${++runs}`, process.execPath, [swarmd, '--log-format', 'json', '--default-registry', NO_REGISTRY, ...args]);
     procs.set(name, p);
     return p;
   }

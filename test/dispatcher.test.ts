@@ -3,18 +3,19 @@
 // - not leading, it refuses with UNAVAILABLE and the leader's address, and the call ends (it
 //   must not hang: grpc-js sends no status for a stream ended with destroy(err));
 // - a removal in the assignments reaches the worker without breaking the stream;
-// - a status report is answered only once the store has committed it.
+// - a status report is answered only once the store has committed it;
+// - a service's registry credential goes only to the nodes with a task of it to run.
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AssignmentChange_Action, AssignmentsMessage_Type, DispatcherClient, type AssignmentsMessage, type SessionMessage } from '../proto/gen/tswarm/dispatcher.js';
-import { Node, Task } from '../proto/gen/tswarm/objects.js';
-import { NodeRole, NodeState, TaskState } from '../proto/gen/tswarm/types.js';
+import { Node, Service, Task } from '../proto/gen/tswarm/objects.js';
+import { NodeRole, NodeState, TaskState, type RegistryAuth } from '../proto/gen/tswarm/types.js';
 import { NodeCertProvider, TLS_CHANNEL_OPTIONS } from '../common/certs.js';
 import { createLogger } from '../common/logger.js';
 import { createNodeKey, createRootCA, issueNodeCertificate, type RootCA } from '../manager/ca/ca.js';
 import { Dispatcher, DispatcherService } from '../manager/dispatcher/dispatcher.js';
 import { MemoryStore, type ApplyResult, type Proposer } from '../manager/store/memory.js';
-import { Sealer } from '../manager/store/sealing.js';
+import { sealRegistryAuth, Sealer } from '../manager/store/sealing.js';
 
 const log = createLogger({ node: 'test', component: 'test', level: 'silent' });
 
@@ -204,5 +205,74 @@ describe('dispatcher node liveness', () => {
     clearInterval(beat);
     expect(stateOf('w1')).toBe(NodeState.NODE_STATE_READY);
     session.cancel();
+  });
+});
+
+describe('dispatcher registry credentials', () => {
+  const store = new MemoryStore();
+  store.setProposer(new HoldingProposer(store));
+  const sealer = Sealer.random();
+  const dispatcher = new Dispatcher(store, sealer, log, () => undefined, { heartbeatPeriodMs: 60_000, batchMs: 5 });
+  let client: DispatcherClient;
+  let close: (() => Promise<void>) | undefined;
+  const alice: RegistryAuth = { serverAddress: '10.0.0.1:5000', username: 'alice', password: 'wonderland', identityToken: '' };
+  const bob: RegistryAuth = { ...alice, username: 'bob', password: 'builder' };
+  const service = (id: string, auth: RegistryAuth | undefined, replicas = 1): Service =>
+    Service.fromPartial({ id, spec: { annotations: { name: id, labels: {} }, mode: { $case: 'replicated', replicated: { replicas } } }, specVersion: 1, registryAuth: auth ? sealRegistryAuth(sealer, id, auth) : Buffer.alloc(0) });
+  const taskOf = (id: string, serviceId: string, nodeId: string): Task =>
+    Task.fromPartial({ id, serviceId, slot: 1, nodeId, desiredState: TaskState.TASK_STATE_RUNNING, status: { state: TaskState.TASK_STATE_ASSIGNED, message: '', timestampUnixMs: 1 } });
+  const credentials = (m: AssignmentsMessage): [AssignmentChange_Action, string, string | undefined][] =>
+    m.changes.flatMap((c) => (c.assignment?.item?.$case === 'registryCredential' ? [[c.action, c.assignment.item.registryCredential.serviceId, c.assignment.item.registryCredential.auth?.username]] : []));
+
+  beforeAll(async () => {
+    await store.update((tx) => {
+      tx.create('node', Node.fromPartial({ id: 'w1', role: NodeRole.NODE_ROLE_WORKER, status: { state: NodeState.NODE_STATE_READY, message: '', addr: '' } }));
+      tx.create('service', service('private', alice));
+      tx.create('service', service('public', undefined));
+      tx.create('service', service('elsewhere', bob));
+      tx.create('task', taskOf('t1', 'private', 'w1'));
+      tx.create('task', taskOf('t2', 'public', 'w1'));
+      tx.create('task', taskOf('t3', 'elsewhere', 'w2'));
+    });
+    ({ client, close } = await serve(dispatcher));
+  });
+
+  afterAll(async () => {
+    await close?.();
+  });
+
+  it("sends a service's credential only to nodes with a task of it to run, opened; again only when replaced; withdraws it when they have none", async () => {
+    dispatcher.start();
+    const session = client.session({ sessionId: '' });
+    session.on('error', () => undefined);
+    const first = await new Promise<SessionMessage>((resolve) => session.once('data', resolve));
+    const msgs: AssignmentsMessage[] = [];
+    const assignments = client.assignments({ sessionId: first.sessionId });
+    assignments.on('error', () => undefined);
+    assignments.on('data', (m: AssignmentsMessage) => msgs.push(m));
+    await until('the complete set', () => msgs.length >= 1);
+    // Only the credential of the service with a task here; in clear (over mutual TLS), whole.
+    expect(credentials(msgs[0]!)).toEqual([[AssignmentChange_Action.ACTION_UPDATE, 'private', 'alice']]);
+    const item = msgs[0]!.changes.find((c) => c.assignment?.item?.$case === 'registryCredential')!.assignment!.item!;
+    expect(item.$case === 'registryCredential' && item.registryCredential.auth).toEqual(alice);
+
+    // A spec change of the service (its version moves, the credential does not): nothing sent.
+    await store.update((tx) => tx.update('service', { ...tx.get('service', 'private')!, specVersion: 2 }));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(msgs.flatMap(credentials)).toHaveLength(1);
+
+    // Replaced: sent again.
+    await store.update((tx) => tx.update('service', { ...tx.get('service', 'private')!, registryAuth: sealRegistryAuth(sealer, 'private', bob) }));
+    await until('the new credential', () => msgs.flatMap(credentials).length === 2);
+    expect(msgs.flatMap(credentials)[1]).toEqual([AssignmentChange_Action.ACTION_UPDATE, 'private', 'bob']);
+
+    // Its task told to stop: withdrawn (a removal carrying the service id).
+    await store.update((tx) => tx.update('task', { ...tx.get('task', 't1')!, desiredState: TaskState.TASK_STATE_SHUTDOWN }));
+    await until('the withdrawal', () => msgs.flatMap(credentials).length === 3);
+    expect(msgs.flatMap(credentials)[2]).toEqual([AssignmentChange_Action.ACTION_REMOVE, 'private', undefined]);
+    // Never the credential of a service whose tasks are on other nodes.
+    expect(msgs.flatMap(credentials).map(([, id]) => id)).not.toContain('elsewhere');
+    session.cancel();
+    assignments.cancel();
   });
 });

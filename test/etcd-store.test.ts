@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdServer } from './etcd/etcd.js';
 import { dist } from './util/dist.js';
+import { NO_REGISTRY } from './registry/registry.js';
 import { freePort } from './util/net.js';
 
 const swarmd = dist('cli/swarmd.js');
@@ -38,7 +39,7 @@ describe('swarmd with the store in etcd', () => {
   }
 
   function start(name: string, args: string[]): ChildProcess {
-    const p = spawn(process.execPath, [swarmd, '--log-format', 'json', '--data-dir', join(dir, name), '--socket', sock(name), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(process.execPath, [swarmd, '--log-format', 'json', '--default-registry', NO_REGISTRY, '--data-dir', join(dir, name), '--socket', sock(name), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     procs.set(name, p);
     return p;
   }

@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
-import { ControlClient, UpdateServiceRequest_Rollback, type ListFilters } from '../../proto/gen/tswarm/control.js';
+import { ControlClient, ResolveImage, UpdateServiceRequest_Rollback, type ListFilters } from '../../proto/gen/tswarm/control.js';
 import { TaskSpec } from '../../proto/gen/tswarm/specs.js';
 import { NodeRole, ReachabilityState, UpdateStatus_UpdateState, NodeAvailability, nodeAvailabilityFromJSON, nodeAvailabilityToJSON, nodeRoleToJSON, NodeState, nodeStateToJSON, TaskState } from '../../proto/gen/tswarm/types.js';
 import type { Cluster, Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
@@ -13,6 +13,7 @@ import { stateName, stateRank } from '../../common/task-state.js';
 import { EXIT_USAGE, reportFatal } from '../util.js';
 import { targetFrom, withClient, type Target } from './client.js';
 import { logsCommand } from './logs.js';
+import { imageRequestOptions, printWarnings, readRegistryAuth } from './registry-auth.js';
 import { buildServiceSpec, createOptions, durationMs, FlagError, referencedObjects, setReplicas, SPEC_UPDATE_FLAGS, unresolvedRefs, updateOptions, updateServiceSpec, type Flags, type Refs } from './service-spec.js';
 
 interface GlobalArgs {
@@ -127,6 +128,12 @@ function readData(file: string): Buffer {
     throw new CommandError(`cannot read ${file}: ${(err as Error).message}`);
   }
 }
+
+/** `service create` and `update`: the registry credential and the pinning of the image (cli/swarmctl/registry-auth.ts). */
+const registryOptions = {
+  'with-registry-auth': { type: 'boolean', describe: "Send the credential for the image's registry from the Docker configuration ($DOCKER_CONFIG/config.json or ~/.docker/config.json) to the managers, for the nodes that pull it" },
+  'resolve-image': { choices: ['always', 'changed', 'never'], default: 'always', describe: "Pin the image's tag to the digest its registry has now: always, only when the image changed, or never" },
+} as const;
 
 /** The global options, which yargs does not type inside nested command builders. */
 const g = (a: unknown): GlobalArgs => a as GlobalArgs;
@@ -279,14 +286,17 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
           (o) =>
             o
               .options(createOptions)
+              .options(registryOptions)
               .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Return at once instead of waiting for the service to converge' })
               .option('timeout', { type: 'number', default: 120, describe: 'Seconds to wait for convergence' }),
           (a) =>
             act(async () => {
               const flags = a as Flags;
-              buildServiceSpec(flags, unresolvedRefs(flags)); // every bad flag is a usage error before any call
+              const draft = buildServiceSpec(flags, unresolvedRefs(flags)); // every bad flag is a usage error before any call
+              const image = imageRequestOptions(a, draft.task?.container?.image ?? '');
               const spec = buildServiceSpec(flags, await lookUpReferences(tgt(g(a)), flags));
-              const r = await rpc<{ service: { id: string } }>(tgt(g(a)), 'createService', { spec });
+              const r = await rpc<{ service: { id: string }; warnings: string[] }>(tgt(g(a)), 'createService', { spec, ...image });
+              printWarnings(r.warnings);
               process.stdout.write(`${r.service.id}\n`);
               if (!a.detach) await waitConverged(g(a), r.service.id, a.timeout);
             }),
@@ -298,6 +308,7 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
             o
               .positional('service', { type: 'string', demandOption: true })
               .options(updateOptions)
+              .options(registryOptions)
               .option('rollback', { type: 'boolean', default: false, describe: 'Go back to the previous spec (no other change may be given)' })
               .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Return at once instead of waiting for the service to converge' })
               .option('timeout', { type: 'number', default: 120, describe: 'Seconds to wait for convergence' }),
@@ -307,15 +318,19 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               const changes = SPEC_UPDATE_FLAGS.filter((k) => flags[k] !== undefined).map((k) => (k === 'healthcheck' ? 'no-healthcheck' : k));
               if (a.rollback && changes.length) throw new FlagError('--rollback', `goes back to the previous spec and cannot be combined with --${changes.join(', --')}`);
               const { service } = await rpc<{ service: Service }>(tgt(g(a)), 'getService', { id: a.service });
-              if (!a.rollback) updateServiceSpec(service.spec!, flags, unresolvedRefs(flags), a.service);
               if (a.rollback) {
-                await rpc(tgt(g(a)), 'updateService', { serviceId: service.id, version: service.meta?.version ?? 0, rollback: UpdateServiceRequest_Rollback.ROLLBACK_PREVIOUS });
+                // The previous spec comes back as it was (the manager does not resolve its image again).
+                const registryAuth = a['with-registry-auth'] ? readRegistryAuth(service.previousSpec?.task?.container?.image || service.spec?.task?.container?.image || '') : undefined;
+                await rpc(tgt(g(a)), 'updateService', { serviceId: service.id, version: service.meta?.version ?? 0, rollback: UpdateServiceRequest_Rollback.ROLLBACK_PREVIOUS, ...(registryAuth ? { registryAuth } : {}) });
                 process.stdout.write(`${service.spec?.annotations?.name}\n`);
                 if (!a.detach) await waitConverged(g(a), service.id, a.timeout);
                 return;
               }
+              const draft = updateServiceSpec(service.spec!, flags, unresolvedRefs(flags), a.service);
+              const image = imageRequestOptions(a, draft.task?.container?.image ?? '');
               const spec = updateServiceSpec(service.spec!, flags, await lookUpReferences(tgt(g(a)), flags), a.service);
-              await rpc(tgt(g(a)), 'updateService', { serviceId: service.id, version: service.meta?.version ?? 0, spec, rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE });
+              const r = await rpc<{ warnings: string[] }>(tgt(g(a)), 'updateService', { serviceId: service.id, version: service.meta?.version ?? 0, spec, rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE, ...image });
+              printWarnings(r.warnings);
               process.stdout.write(`${service.spec?.annotations?.name}\n`);
               if (!a.detach) await waitConverged(g(a), service.id, a.timeout);
             }),
@@ -339,7 +354,8 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               const { service } = await rpc<{ service: Service }>(tgt(g(a)), 'getService', { id: name });
               const spec = structuredClone(service.spec!);
               setReplicas(spec, n, name, 'scale');
-              await rpc(tgt(g(a)), 'updateService', { serviceId: service.id, version: service.meta?.version ?? 0, spec, rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE });
+              // As docker service scale: the image is not resolved again.
+              await rpc(tgt(g(a)), 'updateService', { serviceId: service.id, version: service.meta?.version ?? 0, spec, rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE, resolveImage: ResolveImage.RESOLVE_IMAGE_NEVER });
               process.stdout.write(`${name} scaled to ${n}\n`);
               if (!a.detach) await waitConverged(g(a), service.id, a.timeout);
             }

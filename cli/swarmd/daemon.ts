@@ -23,6 +23,7 @@ import { Agent } from '../../worker/agent/agent.js';
 import { DirLock } from '../../common/dir-lock.js';
 import { defaultSpawner, RuntimeExecutor } from '../../worker/exec/runtime.js';
 import { ImageStore } from '../../worker/image/store.js';
+import { RegistryImageResolver } from './image-resolver.js';
 import { BridgeDriver } from '../../worker/network/bridge.js';
 import type { JoinResponse } from '../../proto/gen/tswarm/raft.js';
 
@@ -62,6 +63,11 @@ export interface DaemonOptions {
   statusPollMs?: number;
   /** The worker's task runner; none: this node runs no tasks. */
   agent?: AgentSettings | undefined;
+  /**
+   * Registry for images named without one (swarmd --default-registry), for the agent's pulls and
+   * the manager's pinning of images; empty: Docker Hub.
+   */
+  defaultRegistry?: string | undefined;
   /** Makes the daemon's logger once the node id is known. */
   logger: (nodeId: string) => Logger;
 }
@@ -321,6 +327,7 @@ export class Daemon {
       server: this.remoteServer,
       certs: this.certs!,
       ...(dataKey ? { dataKey } : {}),
+      imageResolver: new RegistryImageResolver({ defaultRegistry: this.options.defaultRegistry ?? this.options.agent?.defaultRegistry ?? '' }),
       log: this.log!.child({ component: 'manager' }),
     });
   }

@@ -117,6 +117,18 @@ describe('control API over gRPC', () => {
     expect(err.details).toMatch(/^spec\.mode: a service's mode cannot change/);
   });
 
+  it('never returns a registry credential, and resolves no image without a resolver', async () => {
+    const registryAuth = { serverAddress: '10.0.0.1:5000', username: 'alice', password: 'wonderland', identityToken: '' };
+    const created = await c.createService({ resolveImage: ResolveImage.RESOLVE_IMAGE_ALWAYS, registryAuth, spec: spec('private', 1, '10.0.0.1:5000/app:t') });
+    expect(created.warnings).toEqual([]);
+    expect(created.service?.spec?.task?.container?.image).toBe('10.0.0.1:5000/app:t');
+    expect(created.service?.registryAuth).toEqual(Buffer.alloc(0));
+    expect((await c.getService({ id: 'private' })).service?.registryAuth).toEqual(Buffer.alloc(0));
+    const listed = await c.listServices({});
+    expect(listed.services.every((s) => s.registryAuth.length === 0)).toBe(true);
+    await c.removeService({ id: 'private' });
+  });
+
   it('never returns secret data, and refuses to remove a secret in use', async () => {
     const { secret } = await c.createSecret({ spec: { annotations: { name: 'db-pass', labels: {} }, data: Buffer.from('hunter2') } });
     expect(secret?.spec?.data.length).toBe(0);

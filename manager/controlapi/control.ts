@@ -3,15 +3,16 @@
 // transaction; version conflicts come back as such. `ControlApi` holds the logic; `addControlService`
 // is the thin gRPC shell that maps errors to status codes.
 import * as grpc from '@grpc/grpc-js';
-import { ControlService, UpdateServiceRequest_Rollback, type ListFilters, type ListRequest } from '../../proto/gen/tswarm/control.js';
+import { ControlService, ResolveImage, UpdateServiceRequest_Rollback, type CreateServiceRequest, type ListFilters, type ListRequest, type UpdateServiceRequest } from '../../proto/gen/tswarm/control.js';
 import type { Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
-import { NodeRole, NodeState } from '../../proto/gen/tswarm/types.js';
+import { NodeRole, NodeState, type RegistryAuth } from '../../proto/gen/tswarm/types.js';
 import type { ClusterSpec, ConfigSpec, NetworkSpec, NodeSpec, SecretSpec, ServiceSpec } from '../../proto/gen/tswarm/specs.js';
 import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
 import { newId } from '../../common/identity.js';
 import { makeJoinToken } from '../ca/ca.js';
 import { leaderService, managersOnly, type LeaderLocator } from '../forward.js';
-import type { Sealer } from '../store/sealing.js';
+import { openRegistryAuth, sealRegistryAuth, type Sealer } from '../store/sealing.js';
+import { pinImage, validateRegistryAuth, type ImageResolver } from './image-pinning.js';
 import { ConfChangeError, NotLeaderError } from '../raft/errors.js';
 import { ExistsError, NameConflictError, NotFoundError, VersionConflictError, nameOf, type Kind, type MemoryStore, type ObjectTypes } from '../store/memory.js';
 import { validateClusterSpec, validateConfigSpec, validateNetworkSpec, validateNodeSpec, validateSecretSpec, validateServiceSpec } from './validate.js';
@@ -28,12 +29,31 @@ export interface MembershipGuard {
   demoteRefusal(node: Node): string | undefined;
 }
 
+/** What a create or update asks besides the spec: a registry credential to keep with the service, and how to pin its image. */
+export interface ImageOptions {
+  /** Replaces the service's credential; absent: an update keeps the one the service has. */
+  registryAuth?: RegistryAuth | undefined;
+  /** Default ALWAYS (Docker's); see image-pinning.ts. */
+  resolveImage?: ResolveImage | undefined;
+}
+
+/** A created or updated service, and what the caller should be told (e.g. the image could not be pinned). */
+export interface ServiceResult {
+  service: Service;
+  warnings: string[];
+}
+
 export class ControlApi {
-  /** With a sealer, secret data is stored encrypted (see manager/store/sealing.ts). */
+  /**
+   * With a sealer, secret data and registry credentials are stored encrypted (see
+   * manager/store/sealing.ts). With a resolver, service images are pinned to the digest their
+   * registry has (see image-pinning.ts); without one (unit tests) no registry is ever asked.
+   */
   constructor(
     private readonly store: MemoryStore,
     private readonly sealer?: Sealer,
     private readonly membership?: MembershipGuard,
+    private readonly resolver?: ImageResolver,
   ) {}
 
   // ---------------------------------------------------------------- lookups
@@ -79,18 +99,31 @@ export class ControlApi {
 
   // ---------------------------------------------------------------- services
 
-  async createService(spec: ServiceSpec | undefined): Promise<Service> {
+  /**
+   * Creates a service: its image pinned (unless told not to; a failed resolution is a warning),
+   * its registry credential, if given, sealed with it.
+   */
+  async createService(spec: ServiceSpec | undefined, opts: ImageOptions = {}): Promise<ServiceResult> {
     validateServiceSpec(spec);
-    const service: Service = { id: newId(), spec, specVersion: 1, pendingDelete: false, registryAuth: Buffer.alloc(0) };
+    if (opts.registryAuth) validateRegistryAuth(opts.registryAuth);
+    const id = newId();
+    const pinned = await pinImage(this.resolver, { mode: opts.resolveImage ?? ResolveImage.RESOLVE_IMAGE_ALWAYS, image: spec!.task!.container!.image, previous: undefined, rollback: false }, opts.registryAuth);
+    const registryAuth = opts.registryAuth ? sealRegistryAuth(this.sealer, id, opts.registryAuth) : Buffer.alloc(0);
+    const service: Service = { id, spec: withImage(spec!, pinned.image), specVersion: 1, pendingDelete: false, registryAuth };
     await this.store.update((tx) => tx.create('service', service));
-    return this.store.get('service', service.id)!;
+    return { service: this.store.get('service', service.id)!, warnings: pinned.warnings };
   }
 
-  /** `version` is the version the caller read; rollback restores the previous spec. */
-  async updateService(ref: string, version: number, spec: ServiceSpec | undefined, rollback: UpdateServiceRequest_Rollback): Promise<Service> {
+  /**
+   * `version` is the version the caller read; rollback restores the previous spec (as it was: its
+   * image is not resolved again). The image is pinned as at create, with the request's credential
+   * or else the service's; a credential in the request replaces the service's.
+   */
+  async updateService(ref: string, version: number, spec: ServiceSpec | undefined, rollback: UpdateServiceRequest_Rollback, opts: ImageOptions = {}): Promise<ServiceResult> {
     const current = this.resolve('service', ref);
     let next: ServiceSpec | undefined = spec;
-    if (rollback === UpdateServiceRequest_Rollback.ROLLBACK_PREVIOUS) {
+    const back = rollback === UpdateServiceRequest_Rollback.ROLLBACK_PREVIOUS;
+    if (back) {
       if (!current.previousSpec) throw new InvalidArgumentError('rollback', `service ${current.spec?.annotations?.name ?? current.id} has no previous spec to roll back to`);
       next = current.previousSpec;
     }
@@ -99,15 +132,23 @@ export class ControlApi {
       throw new InvalidArgumentError('spec.mode', `a service's mode cannot change (it is ${current.spec?.mode?.$case ?? 'unset'}); create a new service`);
     }
     if (nameOf('service', current) !== next!.annotations?.name) throw new InvalidArgumentError('spec.annotations.name', 'renaming a service is not supported');
+    if (opts.registryAuth) validateRegistryAuth(opts.registryAuth);
+    const auth = opts.registryAuth ?? openRegistryAuth(this.sealer, current);
+    const pinned = await pinImage(
+      this.resolver,
+      { mode: opts.resolveImage ?? ResolveImage.RESOLVE_IMAGE_ALWAYS, image: next!.task!.container!.image, previous: current.spec?.task?.container?.image, rollback: back },
+      auth,
+    );
     const updated: Service = {
       ...current,
       meta: { ...current.meta!, version },
       previousSpec: current.spec,
-      spec: next,
+      spec: withImage(next!, pinned.image),
       specVersion: current.specVersion + 1,
+      registryAuth: opts.registryAuth ? sealRegistryAuth(this.sealer, current.id, opts.registryAuth) : current.registryAuth,
     };
     await this.store.update((tx) => tx.update('service', updated));
-    return this.store.get('service', current.id)!;
+    return { service: this.store.get('service', current.id)!, warnings: pinned.warnings };
   }
 
   async removeService(ref: string): Promise<void> {
@@ -212,6 +253,12 @@ export class ControlApi {
   }
 }
 
+/** The spec with its container's image replaced (the spec is validated: it has a container). */
+function withImage(spec: ServiceSpec, image: string): ServiceSpec {
+  if (spec.task?.container?.image === image) return spec;
+  return { ...spec, task: { ...spec.task!, container: { ...spec.task!.container!, image } } };
+}
+
 /** The cluster object as it may leave the managers: without the root CA's private key. */
 export function redactCluster(c: ObjectTypes['cluster']): ObjectTypes['cluster'] {
   return { ...c, rootCa: c.rootCa ? { ...c.rootCa, caKey: Buffer.alloc(0) } : undefined };
@@ -264,13 +311,16 @@ export function controlHandlers(api: ControlApi): Record<string, Handler> {
       await api.removeTask(r.id);
       return {};
     }),
-    createService: unary(async (r: { spec?: ServiceSpec }) => ({ service: redactService(await api.createService(r.spec)), warnings: [] })),
+    createService: unary(async (r: CreateServiceRequest) => {
+      const { service, warnings } = await api.createService(r.spec, { registryAuth: r.registryAuth, resolveImage: r.resolveImage });
+      return { service: redactService(service), warnings };
+    }),
     getService: unary((r: { id: string }) => ({ service: redactService(api.resolve('service', r.id)) })),
     listServices: unary((r: ListRequest) => ({ services: list('service')(r).map(redactService) })),
-    updateService: unary(async (r: { serviceId: string; version: number; spec?: ServiceSpec; rollback: UpdateServiceRequest_Rollback }) => ({
-      service: redactService(await api.updateService(r.serviceId, r.version, r.spec, r.rollback)),
-      warnings: [],
-    })),
+    updateService: unary(async (r: UpdateServiceRequest) => {
+      const { service, warnings } = await api.updateService(r.serviceId, r.version, r.spec, r.rollback, { registryAuth: r.registryAuth, resolveImage: r.resolveImage });
+      return { service: redactService(service), warnings };
+    }),
     removeService: unary(async (r: { id: string }) => {
       await api.removeService(r.id);
       return {};

@@ -77,6 +77,8 @@ describe('validateServiceSpec', () => {
     ['too many replicas', (s) => (s.mode = { $case: 'replicated', replicated: { replicas: 1e6 } }), 'spec.mode.replicated.replicas', /more than 100000/],
     ['a job with an update config', (s) => ((s.mode = { $case: 'globalJob', globalJob: {} }), (s.update = { parallelism: 1, delayMs: 0, failureAction: 0 as never, monitorMs: 0, maxFailureRatio: 0, order: 0 as never })), 'spec.update', /jobs run to completion/],
     ['no image', (s) => (s.task!.container!.image = ''), 'spec.task.container.image', /is required/],
+    ['a malformed image', (s) => (s.task!.container!.image = 'web app'), 'spec.task.container.image', /"web app" is not an image reference/],
+    ['an image with a bad digest', (s) => (s.task!.container!.image = 'busybox@sha256:abc'), 'spec.task.container.image', /the digest must be sha256:<64 hex digits>/],
     ['bad constraint syntax', (s) => (s.task!.placement = { constraints: ['node.role=manager'], preferences: [], platforms: [], maxReplicasPerNode: 0 }), 'spec.task.placement.constraints[0]', /not a constraint/],
     ['an unknown constraint key', (s) => (s.task!.placement = { constraints: ['node.color==red'], preferences: [], platforms: [], maxReplicasPerNode: 0 }), 'spec.task.placement.constraints[0]', /unknown key/],
     ['a bad spread', (s) => (s.task!.placement = { constraints: [], preferences: [{ spreadDescriptor: 'zone' }], platforms: [], maxReplicasPerNode: 0 }), 'spec.task.placement.preferences[0].spreadDescriptor', /node\.labels\.NAME/],

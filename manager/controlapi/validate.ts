@@ -8,6 +8,7 @@ import {
   type Annotations, type FileTarget, type UpdateConfig,
 } from '../../proto/gen/tswarm/types.js';
 import { InvalidArgumentError } from '../../common/errors.js';
+import { parseImageReference } from '../../common/image-reference.js';
 import { CAPABILITIES } from '../../common/capabilities.js';
 import { isSignal, sysctlProblem, ULIMIT_NAMES } from '../../common/process.js';
 import { dnsOptionProblem, hostsLineProblem, isHostName } from '../../common/dns.js';
@@ -99,7 +100,8 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
   if (!task) fail(`${field}.task`, 'is required');
   const c = task.container;
   if (!c) fail(`${field}.task.container`, 'is required');
-  if (!c.image || /\s/.test(c.image)) fail(`${field}.task.container.image`, c.image ? `"${c.image}" must not contain spaces` : 'is required');
+  if (!c.image) fail(`${field}.task.container.image`, 'is required');
+  parseImageReference(c.image, `${field}.task.container.image`); // Docker's grammar (common/image-reference.ts)
   c.env.forEach((e, i) => {
     if (e === '' || e.startsWith('=')) fail(`${field}.task.container.env[${i}]`, `"${e}" must be KEY=VALUE or KEY`);
   });

@@ -5,25 +5,28 @@
 //   Heartbeat        every period (the cluster's heartbeatPeriodMs); 3 missed periods: the node
 //                    is marked down (its tasks are then replaced by the orchestrators)
 //   Assignments      a stream: first the complete set of the node's tasks (state ASSIGNED or
-//                    later) with the secrets and configs they use, then incremental changes
+//                    later) with the secrets and configs they use and the registry credentials
+//                    of their services, then incremental changes
 //   UpdateTaskStatus the agent's observations, batched into one store transaction per burst;
 //                    states only move forward
 //
 // It meets the other components in the store only. On a follower every call is refused with
 // UNAVAILABLE and the leader's address in the `leader` trailer, so that the agent goes there.
 import * as grpc from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
 import { DispatcherService, type AssignmentChange, type AssignmentsMessage, type HeartbeatResponse, type SessionMessage, type UpdateTaskStatusRequest } from '../../proto/gen/tswarm/dispatcher.js';
-import { AssignmentChange_Action, AssignmentsMessage_Type } from '../../proto/gen/tswarm/dispatcher.js';
+import { AssignmentChange_Action, AssignmentsMessage_Type, RegistryCredential } from '../../proto/gen/tswarm/dispatcher.js';
 import { Config, Secret, Task, type Node } from '../../proto/gen/tswarm/objects.js';
-import { NodeState, NodeRole, TaskState, type TaskStatus } from '../../proto/gen/tswarm/types.js';
+import { NodeState, NodeRole, TaskState, type RegistryAuth, type TaskStatus } from '../../proto/gen/tswarm/types.js';
 import type { NodeIdentity } from '../../common/certs.js';
+import { IllegalStateError } from '../../common/errors.js';
 import { newId } from '../../common/identity.js';
 import { stateRank } from '../../common/task-state.js';
 import type { Logger } from '../../common/logger.js';
 import { callerOf, endStream } from '../forward.js';
 import type { LeaderComponent } from '../leader.js';
 import type { MemoryStore } from '../store/memory.js';
-import type { Sealer } from '../store/sealing.js';
+import { openRegistryAuth, type Sealer } from '../store/sealing.js';
 
 interface Sent {
   version: number;
@@ -34,6 +37,30 @@ interface Sent {
 /** A task as the node needs it: a change of status alone (the node's own report) is not news to it. */
 function stableForm(t: Task): string {
   return JSON.stringify(Task.toJSON({ ...t, status: undefined, meta: undefined }));
+}
+
+/** An item of a node's assignment set, with what tells whether the node has it already (see syncAssignments). */
+interface Wanted {
+  version: number;
+  change: AssignmentChange;
+  /** For items whose version moves without news for the node (a task's is computed from it). */
+  stable?: string;
+}
+
+/** The removal of an assignment: the item's id, its other fields at their defaults. */
+function removal(kind: string, id: string): NonNullable<NonNullable<AssignmentChange['assignment']>['item']> {
+  switch (kind) {
+    case 'task':
+      return { $case: 'task', task: Task.fromPartial({ id }) };
+    case 'secret':
+      return { $case: 'secret', secret: Secret.fromPartial({ id }) };
+    case 'config':
+      return { $case: 'config', config: Config.fromPartial({ id }) };
+    case 'registry-credential':
+      return { $case: 'registryCredential', registryCredential: RegistryCredential.fromPartial({ serviceId: id }) };
+    default:
+      throw new IllegalStateError(`unknown assignment kind ${JSON.stringify(kind)} (key ${kind}/${id})`);
+  }
 }
 
 interface Session {
@@ -83,7 +110,7 @@ export class Dispatcher implements LeaderComponent {
     this.running = true;
     this.startedAt = Date.now();
     this.timer = setInterval(() => void this.checkHeartbeats(), Math.max(100, Math.floor(this.periodMs / 2)));
-    const watch = this.store.watch({ kinds: ['task', 'secret', 'config'] });
+    const watch = this.store.watch({ kinds: ['task', 'secret', 'config', 'service'] });
     this.stopWatch = () => watch.close();
     this.watchLoop = (async () => {
       for await (const e of watch) {
@@ -91,6 +118,9 @@ export class Dispatcher implements LeaderComponent {
           const t = e.object as Task;
           const old = e.old as Task | undefined;
           for (const nodeId of new Set([t.nodeId, old?.nodeId ?? ''])) this.sessionsOf(nodeId).forEach((s) => this.scheduleSync(s));
+        } else if (e.kind === 'service') {
+          // A credential given or replaced: news only to the nodes with tasks of the service.
+          for (const nodeId of new Set(this.store.findTasks({ serviceId: e.object.id }).map((t) => t.nodeId))) this.sessionsOf(nodeId).forEach((s) => this.scheduleSync(s));
         } else {
           for (const s of this.sessions.values()) this.scheduleSync(s);
         }
@@ -168,18 +198,44 @@ export class Dispatcher implements LeaderComponent {
     });
   }
 
-  /** The node's assignment set: its tasks at ASSIGNED or later, and the secrets and configs they use. */
-  private assignmentSet(nodeId: string): Map<string, { version: number; change: AssignmentChange }> {
-    const out = new Map<string, { version: number; change: AssignmentChange }>();
+  /**
+   * The node's assignment set: its tasks at ASSIGNED or later; and, for those desired up to
+   * RUNNING, the secrets and configs they use and the registry credentials of their services
+   * (what a node no longer needs is withdrawn by the next sync, as anything absent from the set).
+   */
+  private assignmentSet(nodeId: string): Map<string, Wanted> {
+    const out = new Map<string, Wanted>();
     const secrets = new Set<string>();
     const configs = new Set<string>();
+    const services = new Set<string>();
     for (const t of this.store.findTasks({ nodeId })) {
       if (stateRank(t.status?.state ?? TaskState.TASK_STATE_NEW) < stateRank(TaskState.TASK_STATE_ASSIGNED)) continue;
       out.set(`task/${t.id}`, { version: t.meta?.version ?? 0, change: { action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'task', task: t } } } });
       if (stateRank(t.desiredState) <= stateRank(TaskState.TASK_STATE_RUNNING)) {
         for (const r of t.spec?.container?.secrets ?? []) secrets.add(r.secretId);
         for (const r of t.spec?.container?.configs ?? []) configs.add(r.configId);
+        services.add(t.serviceId);
       }
+    }
+    for (const id of services) {
+      const svc = this.store.get('service', id);
+      if (!svc || svc.registryAuth.length === 0) continue;
+      // Sealed in the store; opened for the node that pulls with it (over mutual TLS). Its version
+      // is the service's, which moves with every spec change: the stable form (a digest of the
+      // sealed bytes, which change only when the credential is replaced) keeps those from being
+      // sent again.
+      let auth: RegistryAuth | undefined;
+      try {
+        auth = openRegistryAuth(this.sealer, svc);
+      } catch (err) {
+        this.log.error({ service: id, err: (err as Error).message }, 'dispatcher: a registry credential does not open; its tasks pull without it');
+        continue;
+      }
+      out.set(`registry-credential/${id}`, {
+        version: svc.meta?.version ?? 0,
+        stable: createHash('sha256').update(svc.registryAuth).digest('hex'),
+        change: { action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'registryCredential', registryCredential: { serviceId: id, auth } } } },
+      });
     }
     for (const id of secrets) {
       const s = this.store.get('secret', id);
@@ -200,7 +256,7 @@ export class Dispatcher implements LeaderComponent {
     const want = this.assignmentSet(s.nodeId);
     const changes: AssignmentChange[] = [];
     const sent = new Map<string, Sent>();
-    for (const [key, { version, change }] of want) {
+    for (const [key, { version, change, stable: given }] of want) {
       const before = s.sent.get(key);
       const item = change.assignment?.item;
       if (before?.version === version) {
@@ -212,7 +268,7 @@ export class Dispatcher implements LeaderComponent {
       // per task on its way to RUNNING): as SwarmKit's dispatcher does, those are not sent back.
       // A new session's complete set carries the statuses, for an agent to see what the manager
       // is missing.
-      const stable = item?.$case === 'task' ? stableForm(item.task) : undefined;
+      const stable = item?.$case === 'task' ? stableForm(item.task) : given;
       sent.set(key, { version, ...(stable !== undefined ? { stable } : {}) });
       if (complete || before === undefined || stable === undefined || before.stable !== stable) changes.push(change);
     }
@@ -222,7 +278,7 @@ export class Dispatcher implements LeaderComponent {
         const [kind, id] = key.split('/') as [string, string];
         // Whole messages with defaults: a bare { id } has undefined numbers, which protobuf
         // encoding refuses (it failed the stream, and with it the node's session).
-        const item = kind === 'task' ? { $case: 'task' as const, task: Task.fromPartial({ id }) } : kind === 'secret' ? { $case: 'secret' as const, secret: Secret.fromPartial({ id }) } : { $case: 'config' as const, config: Config.fromPartial({ id }) };
+        const item = removal(kind, id);
         changes.push({ action: AssignmentChange_Action.ACTION_REMOVE, assignment: { item } });
       }
     }

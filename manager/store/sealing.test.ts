@@ -1,4 +1,4 @@
-// Secrets at rest: what the control API stores, and so what reaches the Raft log on disk, is
+// Secrets and registry credentials at rest: what the control API stores, and so what reaches the Raft log on disk, is
 // ciphertext; the clear data comes back only with the key; a bad key file is refused.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +8,9 @@ import { ControlApi } from '../controlapi/control.js';
 import { RaftServer } from '../raft/server.js';
 import { MemoryStore, type ApplyResult } from './memory.js';
 import { RaftProposer, storeStateMachine } from './raft.js';
-import { SealError, Sealer } from './sealing.js';
+import { openRegistryAuth, SealError, Sealer } from './sealing.js';
+import { ResolveImage } from '../../proto/gen/tswarm/control.js';
+import { ContainerSpec } from '../../proto/gen/tswarm/specs.js';
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -57,15 +59,25 @@ describe('sealing', () => {
     await raft.start();
     try {
       for (let i = 0; i < 100 && raft.status().role !== 'leader'; i++) await new Promise((r) => setTimeout(r, 10));
-      const api = new ControlApi(store, Sealer.random());
+      const sealer = Sealer.random();
+      const api = new ControlApi(store, sealer);
       const plain = 'correct horse battery staple';
       const secret = await api.createSecret({ annotations: { name: 'pw', labels: {} }, data: Buffer.from(plain) });
       for (let i = 0; i < 5; i++) await api.createConfig({ annotations: { name: `c${i}`, labels: {} }, data: Buffer.from('x') }); // force a snapshot
       expect(api.openSecret('pw').toString()).toBe(plain);
       expect(api.openSecret(secret.id).toString()).toBe(plain);
+      // A service's registry credential too (sealed under registry-auth:<service id>).
+      const password = 'registry-password-in-clear';
+      const registryAuth = { serverAddress: '10.0.0.1:5000', username: 'alice', password, identityToken: 'identity-token-in-clear' };
+      const spec = { annotations: { name: 'web', labels: {} }, mode: { $case: 'replicated' as const, replicated: { replicas: 1 } }, task: { container: ContainerSpec.fromPartial({ image: '10.0.0.1:5000/app:t' }), networks: [], forceUpdate: 0 } };
+      const { service } = await api.createService(spec, { registryAuth, resolveImage: ResolveImage.RESOLVE_IMAGE_NEVER });
+      for (let i = 5; i < 10; i++) await api.createConfig({ annotations: { name: `c${i}`, labels: {} }, data: Buffer.from('x') }); // and another snapshot
+      expect(openRegistryAuth(sealer, store.get('service', service.id)!)).toEqual(registryAuth);
       const files = filesUnder(join(dir, 'raft'));
       expect(files.some((f) => f.endsWith('.snap'))).toBe(true);
-      for (const f of files) expect(readFileSync(f).includes(Buffer.from(plain)), f).toBe(false);
+      for (const f of files) {
+        for (const clear of [plain, password, 'identity-token-in-clear']) expect(readFileSync(f).includes(Buffer.from(clear)), `${clear} in ${f}`).toBe(false);
+      }
     } finally {
       await raft.stop();
     }

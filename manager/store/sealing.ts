@@ -1,4 +1,5 @@
-// Encryption at rest of the secret material the store holds (secret data, the root CA's key):
+// Encryption at rest of the secret material the store holds (secret data, services' registry
+// credentials, the root CA's key):
 // sealed with AES-256-GCM under a data-encryption key (DEK) before it enters a transaction, so
 // the Raft log, its snapshots and etcd only ever see ciphertext. The DEK is made at `swarmd init`
 // and kept in the manager's data directory (mode 0600); joining managers will receive it over
@@ -6,6 +7,8 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { Service } from '../../proto/gen/tswarm/objects.js';
+import { RegistryAuth } from '../../proto/gen/tswarm/types.js';
 import { CorruptFileError, TswarmError } from '../../common/errors.js';
 
 const VERSION = 1;
@@ -73,4 +76,25 @@ export class Sealer {
       throw new SealError(`sealed data for ${context} does not decrypt: wrong key or tampered`);
     }
   }
+}
+
+/**
+ * A service's registry credential (`Service.registry_auth`) is a RegistryAuth sealed under this
+ * context: bound to the service, so that sealed bytes copied into another service do not open.
+ */
+export function registryAuthContext(serviceId: string): string {
+  return `registry-auth:${serviceId}`;
+}
+
+/** The credential as the service keeps it: sealed (plain protobuf without a sealer, in unit tests). */
+export function sealRegistryAuth(sealer: Sealer | undefined, serviceId: string, auth: RegistryAuth): Buffer {
+  const plain = RegistryAuth.encode(auth).finish();
+  return sealer ? sealer.seal(plain, registryAuthContext(serviceId)) : Buffer.from(plain);
+}
+
+/** The service's credential in clear; undefined when it has none. */
+export function openRegistryAuth(sealer: Sealer | undefined, service: Service): RegistryAuth | undefined {
+  if (service.registryAuth.length === 0) return undefined;
+  const plain = sealer ? sealer.open(service.registryAuth, registryAuthContext(service.id)) : service.registryAuth;
+  return RegistryAuth.decode(plain);
 }

@@ -1,7 +1,7 @@
 // Starts Debian's docker-registry (the Distribution registry v2) on a free loopback port, with its
 // configuration and filesystem storage in a temporary directory; stop() kills it and removes both.
 import { freePort } from '../util/net.js';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,13 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const REGISTRY_BINARY = '/usr/bin/docker-registry';
+
+/**
+ * A `--default-registry` for daemons of tests that name images without a registry (`busybox`) and
+ * have no registry to pull them from: a loopback port nobody serves. Without one such names go to
+ * Docker Hub, and a test must never reach a registry on the internet (nor look its name up).
+ */
+export const NO_REGISTRY = 'http://127.0.0.1:9';
 
 export function registryAvailable(): boolean {
   return existsSync(REGISTRY_BINARY);
@@ -30,15 +37,53 @@ process.once('exit', () => {
   for (const c of live) c.kill('SIGKILL');
 });
 
-/** docker-registry's configuration: filesystem storage under `root`, listening on `addr`, quiet logs. */
-export function registryConfig(root: string, addr: string): string {
-  return ['version: 0.1', 'log:', '  level: warn', '  accesslog:', '    disabled: true', 'storage:', '  filesystem:', `    rootdirectory: ${root}`, '  delete:', '    enabled: true', 'http:', `  addr: ${addr}`, ''].join('\n');
+/**
+ * How the registry checks its clients (docker-registry's `auth:` section), checked for real:
+ * - `htpasswd`: basic auth against an htpasswd file (bcrypt hashes, made by `htpasswdFile`);
+ * - `token`: bearer tokens, JWTs whose signing certificate chains to `rootCertBundle` (a PEM
+ *   file), from `issuer`, for `service`; clients are sent to `realm` for them (see token-server.ts).
+ */
+export type RegistryAuthConfig =
+  | { htpasswd: { path: string } }
+  | { token: { realm: string; service: string; issuer: string; rootCertBundle: string } };
+
+/** docker-registry's configuration: filesystem storage under `root`, listening on `addr`, quiet logs, optional auth. */
+export function registryConfig(root: string, addr: string, auth?: RegistryAuthConfig): string {
+  const lines = ['version: 0.1', 'log:', '  level: warn', '  accesslog:', '    disabled: true', 'storage:', '  filesystem:', `    rootdirectory: ${root}`, '  delete:', '    enabled: true', 'http:', `  addr: ${addr}`];
+  if (auth && 'htpasswd' in auth) lines.push('auth:', '  htpasswd:', '    realm: tswarm-test', `    path: ${auth.htpasswd.path}`);
+  if (auth && 'token' in auth) {
+    const t = auth.token;
+    lines.push('auth:', '  token:', `    realm: ${t.realm}`, `    service: ${t.service}`, `    issuer: ${t.issuer}`, `    rootcertbundle: ${t.rootCertBundle}`);
+  }
+  return [...lines, ''].join('\n');
 }
 
-export async function startRegistry(): Promise<Registry> {
+/** An htpasswd file's content for `users` (name → password), with bcrypt hashes as docker-registry wants (Debian's apache2-utils). */
+export function htpasswdFile(users: Record<string, string>): string {
+  if (!existsSync('/usr/bin/htpasswd')) throw new Error('htpasswd is not installed (apt-get install apache2-utils; scripts/setup.sh does)');
+  return Object.entries(users)
+    .map(([user, password]) => execFileSync('/usr/bin/htpasswd', ['-nbB', '-C', '4', user, password], { encoding: 'utf8' }).trim())
+    .join('\n') + '\n';
+}
+
+export interface StartRegistryOptions {
+  /** The registry's port (default: a free one). */
+  port?: number;
+  /** Makes the auth section, given the registry's temp dir (for files it needs). */
+  auth?: (dir: string) => Promise<RegistryAuthConfig> | RegistryAuthConfig;
+}
+
+export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Registry> {
   const dir = await mkdtemp(path.join(tmpdir(), 'tswarm-registry-'));
-  const port = await freePort();
-  const config = registryConfig(path.join(dir, 'data'), `127.0.0.1:${port}`);
+  const port = opts.port ?? (await freePort());
+  let auth: RegistryAuthConfig | undefined;
+  try {
+    auth = await opts.auth?.(dir);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const config = registryConfig(path.join(dir, 'data'), `127.0.0.1:${port}`, auth);
   const configPath = path.join(dir, 'config.yml');
   await writeFile(configPath, config);
   const child = spawn(REGISTRY_BINARY, ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -73,7 +118,7 @@ export async function startRegistry(): Promise<Registry> {
     try {
       const res = await fetch(`${url}/v2/`);
       await res.body?.cancel();
-      if (res.status === 200) break;
+      if (res.status === 200 || (auth !== undefined && res.status === 401)) break;
     } catch {
       // not listening yet
     }

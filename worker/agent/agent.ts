@@ -16,18 +16,19 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { AssignmentsMessage } from '../../proto/gen/tswarm/dispatcher.js';
 import type { Task } from '../../proto/gen/tswarm/objects.js';
-import { TaskState, type NodeDescription, type TaskStatus } from '../../proto/gen/tswarm/types.js';
+import { RegistryAuth, TaskState, type NodeDescription, type TaskStatus } from '../../proto/gen/tswarm/types.js';
+import { sameRegistry } from '../../common/image-reference.js';
 import { isAfter, isTerminalState, stateName } from '../../common/task-state.js';
 import type { Logger } from '../../common/logger.js';
 import type { ContainerSpec, Executor } from '../exec/executor.js';
 import { RegistryClient } from '../image/distribution.js';
-import type { ImageRecord, ImageStore } from '../image/store.js';
+import { imageReference, type ImageRecord, type ImageStore } from '../image/store.js';
 import { applyAssignments, TaskList, type AssignedData } from './assignments.js';
 import { containerSpec } from './container-spec.js';
 import { retry, TaskController } from './controller.js';
 import { writeConfigFiles, writeSecretFiles } from './files.js';
 import { LogAgent } from './logs.js';
-import { parseImageRef } from './reference.js';
+import { parseImageRef, registryClientAuth } from './reference.js';
 import { StatusReporter } from './reporter.js';
 import { Session } from './session.js';
 import { Slots } from './slots.js';
@@ -60,8 +61,9 @@ export class Agent {
   /** Container prepares and starts in flight at once (see Slots). */
   readonly startSlots = new Slots(8);
   private readonly tasks = new Map<string, TaskController>();
+  /** Pulls in flight, shared by the tasks that start meanwhile; a finished pull is not kept (see pull). */
   private readonly pulls = new Map<string, Promise<ImageRecord>>();
-  private readonly data: AssignedData = { secrets: new Map(), configs: new Map() };
+  private readonly data: AssignedData = { secrets: new Map(), configs: new Map(), registryCredentials: new Map() };
   private readonly taskList: TaskList;
   private readonly reporter: StatusReporter;
   private readonly session: Session;
@@ -144,15 +146,20 @@ export class Agent {
   }
 
   private async applyAssignments(msg: AssignmentsMessage): Promise<void> {
+    const before = new Set(this.data.registryCredentials.keys());
     const changes = applyAssignments(msg, this.tasks.keys(), this.data);
+    // Which services' credentials this node holds (never the credentials themselves), for the record.
+    const now = new Set(this.data.registryCredentials.keys());
+    for (const id of now) if (!before.has(id)) this.log.info({ service: id }, 'agent: registry credential received');
+    for (const id of before) if (!now.has(id)) this.log.info({ service: id }, 'agent: registry credential withdrawn');
     for (const id of changes.withdraw) await this.withdraw(id);
     for (const t of changes.track) this.track(t);
     this.taskList.scheduleSave();
   }
 
-  /** The image pulled, the task's files written, the executor's spec built. */
+  /** The image pulled (with the task's service's registry credential), the task's files written, the executor's spec built. */
   private async prepareSpec(task: Task): Promise<ContainerSpec> {
-    const image = await this.pull(task.spec?.container?.image ?? '');
+    const image = await this.pull(task.spec?.container?.image ?? '', this.data.registryCredentials.get(task.serviceId));
     const c = task.spec?.container;
     const fileMounts = [
       ...writeSecretFiles(join(this.opts.secretsDir, task.id), c?.secrets ?? [], this.data.secrets),
@@ -161,17 +168,29 @@ export class Agent {
     return containerSpec(task, image, { network: this.opts.network, fileMounts });
   }
 
-  /** Pulls an image once per reference, however many tasks need it at the same time. */
-  pull(image: string): Promise<ImageRecord> {
-    let p = this.pulls.get(image);
+  /**
+   * Pulls an image for a task that starts. A tag is resolved again every time (a tag moves; the
+   * layers the store has are not downloaded again); a digest the store holds already is served
+   * from it (it cannot change). Tasks that start meanwhile share a pull in flight of the same
+   * image with the same credential; nothing is kept once it is done. `auth` is used only with the
+   * registry it is for (a credential is never sent to another registry).
+   */
+  pull(image: string, auth?: RegistryAuth): Promise<ImageRecord> {
+    const key = `${image}\n${auth ? JSON.stringify(RegistryAuth.toJSON(auth)) : ''}`;
+    let p = this.pulls.get(key);
     if (!p) {
       p = (async () => {
         const ref = parseImageRef(image, this.opts.defaultRegistry);
-        const client = new RegistryClient({ url: ref.registry });
+        if (ref.reference.startsWith('sha256:')) {
+          const held = await this.opts.images.getImage(imageReference(ref.registry, ref.repository, ref.reference));
+          if (held && (await Promise.all(held.layers.map((l) => this.opts.images.hasLayer(l.diffId)))).every(Boolean)) return held;
+        }
+        const useAuth = auth !== undefined && sameRegistry(auth.serverAddress, ref.host);
+        if (auth !== undefined && !useAuth) this.log.warn({ image, registry: ref.host, credentialFor: auth.serverAddress }, "agent: the service's registry credential is for another registry; pulling without it");
+        const client = new RegistryClient({ url: ref.registry, ...(useAuth ? registryClientAuth(auth) : {}) });
         return (await this.opts.images.pull(client, ref.repository, ref.reference)).image;
-      })();
-      this.pulls.set(image, p);
-      p.catch(() => this.pulls.delete(image));
+      })().finally(() => this.pulls.delete(key));
+      this.pulls.set(key, p);
     }
     return p;
   }

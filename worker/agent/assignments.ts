@@ -1,19 +1,22 @@
 // The node's assignments: what the dispatcher's Assignments stream says this node must hold
-// (tasks, and the secrets and configs they use), and the task list kept on disk so that a
+// (tasks, and the secrets, configs and registry credentials they use), and the task list kept on disk so that a
 // restarted agent knows its tasks while no manager answers.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AssignmentChange_Action, AssignmentsMessage_Type, type AssignmentsMessage } from '../../proto/gen/tswarm/dispatcher.js';
 import { Task } from '../../proto/gen/tswarm/objects.js';
+import type { RegistryAuth } from '../../proto/gen/tswarm/types.js';
 import { CorruptFileError } from '../../common/errors.js';
 
 /** The agent's task list is written at most this often (see TaskList.scheduleSave). */
 const SAVE_DELAY_MS = 100;
 
-/** Secret and config data delivered with the assignments (in the clear: kept in memory only). */
+/** Secret and config data and registry credentials delivered with the assignments (in the clear: kept in memory only). */
 export interface AssignedData {
   secrets: Map<string, Buffer>;
   configs: Map<string, Buffer>;
+  /** By service id: what the service's images are pulled with (`--with-registry-auth`). */
+  registryCredentials: Map<string, RegistryAuth>;
 }
 
 /** What a message asks of the agent's tasks, in the message's order. */
@@ -25,11 +28,17 @@ export interface TaskChanges {
 }
 
 /**
- * Applies one AssignmentsMessage: the secrets and configs to `data` (first: a task of the same
- * message may be prepared at once), the tasks as changes for the agent. A complete message
- * withdraws every known task it does not list.
+ * Applies one AssignmentsMessage: the secrets, configs and registry credentials to `data` (first:
+ * a task of the same message may be prepared at once), the tasks as changes for the agent. A
+ * complete message withdraws every known task it does not list, and replaces the data whole.
  */
 export function applyAssignments(msg: AssignmentsMessage, known: Iterable<string>, data: AssignedData): TaskChanges {
+  if (msg.type === AssignmentsMessage_Type.TYPE_COMPLETE) {
+    // What the complete set does not carry any more was withdrawn while no session was up.
+    data.secrets.clear();
+    data.configs.clear();
+    data.registryCredentials.clear();
+  }
   for (const ch of msg.changes) {
     const item = ch.assignment?.item;
     const remove = ch.action === AssignmentChange_Action.ACTION_REMOVE;
@@ -39,6 +48,10 @@ export function applyAssignments(msg: AssignmentsMessage, known: Iterable<string
     } else if (item?.$case === 'config') {
       if (remove) data.configs.delete(item.config.id);
       else data.configs.set(item.config.id, Buffer.from(item.config.spec?.data ?? []));
+    } else if (item?.$case === 'registryCredential') {
+      const { serviceId, auth } = item.registryCredential;
+      if (remove || !auth) data.registryCredentials.delete(serviceId);
+      else data.registryCredentials.set(serviceId, auth);
     }
   }
   const out: TaskChanges = { track: [], withdraw: [] };

@@ -1,6 +1,7 @@
 // An OCI distribution client: manifests (OCI and Docker schema 2, indexes and manifest lists with
 // platform selection), blobs verified by sha256 while they stream, retry with backoff and resume of
-// an interrupted download (HTTP Range from the bytes already on disk), bearer-token auth, and push
+// an interrupted download (HTTP Range from the bytes already on disk), auth (basic, and bearer tokens
+// anonymous, with basic credentials or with an identity token), and push
 // (monolithic blob upload, manifest PUT). Plain HTTP or HTTPS, by the registry URL's scheme.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -115,6 +116,12 @@ export interface RegistryClientOptions {
   /** Basic credentials, sent to the token realm (bearer) or to the registry (basic challenge). */
   username?: string;
   password?: string;
+  /**
+   * An identity token (an OAuth2 refresh token, as `docker login` keeps for some registries):
+   * exchanged at the token realm with a POST (grant_type=refresh_token), as the docker CLI and
+   * containerd do. Takes precedence over username and password for bearer auth.
+   */
+  identityToken?: string;
   /** Attempts per request on network errors and 5xx (default 4). */
   attempts?: number;
   /** First backoff delay in ms, doubled each retry (default 100). */
@@ -395,8 +402,14 @@ export class RegistryClient {
       }
       if (res.status === 401 && !authTried) {
         authTried = true;
+        const challenge = parseChallenge(res.headers.get('www-authenticate'));
+        // Nothing to answer a basic challenge with: the registry's refusal is the answer.
+        if (challenge?.scheme === 'basic' && this.opts.username === undefined) {
+          const detail = await errorDetail(res);
+          throw new RegistryError(this.host, r.repo, r.ref, 401, `${r.method} failed${detail || ': unauthorized'}${this.opts.identityToken === undefined ? '' : ' (the registry asks for basic auth, which an identity token cannot answer)'}`);
+        }
         await res.body?.cancel();
-        await this.authenticate(r, parseChallenge(res.headers.get('www-authenticate')));
+        await this.authenticate(r, challenge);
         attempt--; // the auth round is not a failed attempt
         continue;
       }
@@ -418,45 +431,70 @@ export class RegistryClient {
     return this.basic;
   }
 
+  /**
+   * Answers a 401 challenge. `Basic`: the configured user and password, on every later request.
+   * `Bearer`: a token from the realm for the repository's scope: with an identity token, Docker's
+   * OAuth2 POST (grant_type=refresh_token); else a GET, with basic credentials when configured
+   * (anonymous otherwise: the token server decides what an anonymous client may do).
+   */
   private async authenticate(r: Req, ch: Challenge | null): Promise<void> {
     const creds =
       this.opts.username !== undefined ? Buffer.from(`${this.opts.username}:${this.opts.password ?? ''}`).toString('base64') : null;
     if (ch?.scheme === 'basic') {
-      if (creds === null) throw new RegistryError(this.host, r.repo, r.ref, 401, 'registry wants basic auth and no credentials were given');
       this.basic = `Basic ${creds}`;
       return;
     }
     if (ch?.scheme !== 'bearer' || ch.params.realm === undefined)
       throw new RegistryError(this.host, r.repo, r.ref, 401, 'unauthorized, and no usable Bearer challenge');
-    const u = new URL(ch.params.realm);
-    if (ch.params.service !== undefined) u.searchParams.set('service', ch.params.service);
+    let realm: URL;
+    try {
+      realm = new URL(ch.params.realm);
+    } catch (cause) {
+      throw new RegistryError(this.host, r.repo, r.ref, 401, `the Bearer challenge's realm ${JSON.stringify(ch.params.realm)} is not a URL`, { cause });
+    }
     // Ask for push as well when the request writes.
     const write = r.method !== 'GET' && r.method !== 'HEAD';
     const scope = ch.params.scope ?? `repository:${r.repo}:${write ? 'pull,push' : 'pull'}`;
-    u.searchParams.set('scope', scope);
-    const headers: Record<string, string> = {};
-    if (creds !== null) headers.authorization = `Basic ${creds}`;
-    this.opts.onRequest?.('GET', u.toString(), headers);
     let res: Response;
     try {
-      res = await fetch(u, { headers });
+      if (this.opts.identityToken !== undefined) {
+        const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: this.opts.identityToken, client_id: 'tswarm', scope });
+        if (ch.params.service !== undefined) form.set('service', ch.params.service);
+        const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+        this.opts.onRequest?.('POST', realm.toString(), headers);
+        res = await fetch(realm, { method: 'POST', headers, body: form.toString(), signal: AbortSignal.timeout(this.idleMs) });
+      } else {
+        const u = new URL(realm);
+        if (ch.params.service !== undefined) u.searchParams.set('service', ch.params.service);
+        u.searchParams.set('scope', scope);
+        const headers: Record<string, string> = {};
+        if (creds !== null) headers.authorization = `Basic ${creds}`;
+        this.opts.onRequest?.('GET', u.toString(), headers);
+        res = await fetch(u, { headers, signal: AbortSignal.timeout(this.idleMs) });
+      }
     } catch (err) {
-      throw new RegistryError(this.host, r.repo, r.ref, undefined, `token request to ${u.origin} failed: ${errText(err)}`, { cause: err });
+      throw new RegistryError(this.host, r.repo, r.ref, undefined, `token request to ${realm.origin} failed: ${errText(err)}`, { cause: err });
     }
-    if (res.status !== 200) throw new RegistryError(this.host, r.repo, r.ref, res.status, `token request to ${u.origin} refused`);
-    const body = (await res.json()) as { token?: string; access_token?: string };
+    if (res.status !== 200) throw new RegistryError(this.host, r.repo, r.ref, res.status, `token request to ${realm.origin} refused${await errorDetail(res)}`);
+    const body = (await res.json().catch(() => ({}))) as { token?: string; access_token?: string };
     const token = body.token ?? body.access_token;
-    if (token === undefined) throw new RegistryError(this.host, r.repo, r.ref, res.status, `token response from ${u.origin} has no token`);
+    if (typeof token !== 'string' || token === '') throw new RegistryError(this.host, r.repo, r.ref, res.status, `token response from ${realm.origin} has no token`);
     this.tokens.set(r.repo, token);
   }
 }
 
+/**
+ * The registry's reason, as the docker CLI shows it: `: unauthorized: authentication required`
+ * (the error code in lower case with spaces, then its message); a token server's `details`
+ * (Docker Hub's form); nothing for a body that is neither.
+ */
 async function errorDetail(res: Response): Promise<string> {
   try {
     const text = await res.text();
-    const j = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
+    const j = JSON.parse(text) as { errors?: { code?: string; message?: string }[]; details?: string };
     const e = j.errors?.[0];
-    if (e !== undefined) return `: ${[e.code, e.message].filter(Boolean).join(' ')}`;
+    if (e !== undefined) return `: ${[e.code?.toLowerCase().replace(/_/g, ' '), e.message].filter(Boolean).join(': ')}`;
+    if (typeof j.details === 'string' && j.details !== '') return `: ${j.details}`;
   } catch {
     // not a registry error body
   }

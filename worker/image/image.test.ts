@@ -158,7 +158,7 @@ describe('pull', () => {
   it('reports a missing tag with the registry, repository, reference and status', async () => {
     const host = new URL(registry.url).host;
     await expect(client.resolveManifest('library/busybox', 'nope')).rejects.toThrow(
-      new RegExp(`^registry ${host}, repository library/busybox, nope: GET failed: MANIFEST_UNKNOWN .*\\(HTTP 404\\)$`),
+      new RegExp(`^registry ${host}, repository library/busybox, nope: GET failed: manifest unknown: .*\\(HTTP 404\\)$`),
     );
     const missing = sha256Digest(Buffer.from('missing'));
     await expect(client.getBlob('library/busybox', missing)).rejects.toThrow(`repository library/busybox, ${missing}`);
