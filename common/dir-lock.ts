@@ -5,8 +5,10 @@
 // and inode: binding it is atomic, a second bind fails with EADDRINUSE, and the kernel releases
 // it when the process dies, however it dies; so no stale lock is ever left. Abstract sockets are
 // per network namespace, so the holder also writes `<dir>/lock` (its pid and start time): a
-// process in another namespace finds a live holder there and refuses too.
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+// process in another namespace finds a live holder there and refuses too. The file goes when the
+// lock is released or the process exits; one left by a process killed with -9 names a dead pid
+// and counts for nothing.
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { TswarmError } from './errors.js';
@@ -45,10 +47,14 @@ function liveHolder(file: string): number | undefined {
 }
 
 export class DirLock {
+  private readonly onExit = (): void => this.removeFile();
+
   private constructor(
     readonly dir: string,
     private readonly server: Server,
-  ) {}
+  ) {
+    process.once('exit', this.onExit);
+  }
 
   /** Takes the lock on `dir` (which must exist), or throws DirectoryLockedError; `what` names the holder kind in the message ("swarmd"). */
   static async acquire(dir: string, what: string): Promise<DirLock> {
@@ -80,6 +86,18 @@ export class DirLock {
 
   /** Lets the lock go (the process's end does too). */
   release(): void {
+    process.removeListener('exit', this.onExit);
+    this.removeFile();
     this.server.close();
+  }
+
+  /** Removes `<dir>/lock` if it still names this process. */
+  private removeFile(): void {
+    const file = join(this.dir, 'lock');
+    try {
+      if ((JSON.parse(readFileSync(file, 'utf8')) as { pid?: unknown }).pid === process.pid) rmSync(file, { force: true });
+    } catch {
+      // gone or unreadable: nothing of ours to remove
+    }
   }
 }
