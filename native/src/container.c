@@ -528,14 +528,19 @@ rt_container_delete (const char *root, const char *id, bool force, rt_error_t *e
   int ret = 0;
   if (load_state (root, id, &st, &status, err) < 0)
     {
-      /* A state directory without a readable state file (a crash mid-create) can be forced. */
+      /* A state directory without a readable state file (a crash mid-create) can be forced; with
+       * --force, a container that does not exist is not an error (runc and crun exit 0). */
       cleanup_free char *dir = rt_state_dir (root, id);
-      if (force && rt_check_id (id, err) == 0 && dir != NULL && access (dir, F_OK) == 0)
+      rt_error_t bad_id = { 0, NULL };
+      if (!force || rt_check_id (id, &bad_id) < 0 || dir == NULL)
         {
-          rt_error_release (err);
-          return rt_state_dir_remove (root, id, err);
+          rt_error_release (&bad_id);
+          return -1;
         }
-      return -1;
+      rt_error_release (err);
+      if (access (dir, F_OK) == 0)
+        return rt_state_dir_remove (root, id, err);
+      return 0;
     }
   if (status != RT_STATUS_STOPPED)
     {

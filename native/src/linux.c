@@ -8,14 +8,17 @@
 #include <limits.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -149,8 +152,9 @@ parse_mount_options (char **options, size_t n, mount_opts_t *o)
       bool known = false;
       if (strcmp (opt, "bind") == 0 || strcmp (opt, "rbind") == 0)
         {
+          /* "rbind" wins over a "bind" next to it, in any order (runc ORs the flags). */
           o->bind = true;
-          o->rec = opt[0] == 'r';
+          o->rec = o->rec || opt[0] == 'r';
           continue;
         }
       if (propagation_flag (opt) != 0)
@@ -437,6 +441,30 @@ mount_sys_fallback (int rootfd, int fd, const rt_mount_t *m, const mount_opts_t 
   return remount_bind (rootfd, m->destination, o->flags | MS_RDONLY, err);
 }
 
+/* A tmpfs over an existing directory gets that directory's mode unless the options give one
+ * (runc: "mode=<the target's>" goes before the spec's data, so a later mode= wins). A target made
+ * here keeps tmpfs' default (1777), as with runc. */
+static int
+tmpfs_mode_from_target (int rootfd, const char *dest, mount_opts_t *o, rt_error_t *err)
+{
+  cleanup_close int fd = -1;
+  struct stat st;
+  char data[sizeof o->data];
+  if (strncmp (o->data, "mode=", 5) == 0 || strstr (o->data, ",mode=") != NULL)
+    return 0;
+  fd = open_in_root (rootfd, dest, O_PATH);
+  if (fd < 0)
+    return errno == ENOENT ? 0 : rt_make_error (err, errno, "open %s in the rootfs", dest);
+  if (fstat (fd, &st) < 0)
+    return rt_make_error (err, errno, "stat %s in the rootfs", dest);
+  if (!S_ISDIR (st.st_mode))
+    return 0;
+  snprintf (data, sizeof data, "mode=%04o%s%s", (unsigned) (st.st_mode & 07777),
+            o->data[0] ? "," : "", o->data);
+  memcpy (o->data, data, sizeof data);
+  return 0;
+}
+
 static int
 mount_one (int rootfd, const rt_mount_t *m, rt_error_t *err)
 {
@@ -455,6 +483,8 @@ mount_one (int rootfd, const rt_mount_t *m, rt_error_t *err)
     }
   else
     {
+      if (strcmp (type, "tmpfs") == 0 && tmpfs_mode_from_target (rootfd, m->destination, &o, err) < 0)
+        return -1;
       fd = ensure_path (rootfd, m->destination, false, err);
       if (fd < 0)
         return -1;
@@ -632,6 +662,50 @@ do_pivot_root (int rootfd, rt_error_t *err)
   return 0;
 }
 
+/* mkdir -p inside the container's root (after pivot_root: symlinks resolve inside it). */
+static int
+mkdir_in_container (const char *path, rt_error_t *err)
+{
+  cleanup_free char *copy = strdup (path);
+  char *p;
+  if (copy == NULL)
+    return rt_make_error (err, errno, "strdup");
+  for (p = copy + 1;; p++)
+    if (*p == '/' || *p == '\0')
+      {
+        char save = *p;
+        *p = '\0';
+        if (mkdir (copy, 0755) < 0 && errno != EEXIST)
+          return rt_make_error (err, errno, "create process.cwd: mkdir %s", copy);
+        *p = save;
+        if (save == '\0')
+          return 0;
+      }
+}
+
+/* process.cwd, entered as root right after pivot_root, and made (0755, owned by root) when it is
+ * missing, as runc does; before the root is remounted read-only. When root cannot enter it (a
+ * volume only the container's user may read), rt_init_process tries again after the user
+ * change. */
+static int
+enter_cwd (rt_init_ctx_t *ctx, rt_error_t *err)
+{
+  const char *cwd = ctx->spec->cwd;
+  if (chdir (cwd) == 0)
+    {
+      ctx->cwd_done = true;
+      return 0;
+    }
+  if (errno != ENOENT)
+    return 0;
+  if (mkdir_in_container (cwd, err) < 0)
+    return -1;
+  if (chdir (cwd) < 0)
+    return rt_make_error (err, errno, "chdir %s", cwd);
+  ctx->cwd_done = true;
+  return 0;
+}
+
 static int
 setup_rootfs (rt_init_ctx_t *ctx, rt_error_t *err)
 {
@@ -659,6 +733,8 @@ setup_rootfs (rt_init_ctx_t *ctx, rt_error_t *err)
   if (dev_is_tmpfs && create_devices (rootfd, err) < 0)
     return -1;
   if (do_pivot_root (rootfd, err) < 0)
+    return -1;
+  if (enter_cwd (ctx, err) < 0)
     return -1;
   /* runc's order: read-only paths, then masked paths. */
   if (readonly_paths (spec->readonly_paths, err) < 0 || mask_paths (spec->masked_paths, err) < 0)
@@ -759,6 +835,31 @@ set_ambient (uint64_t ambient, int last, rt_error_t *err)
   return 0;
 }
 
+/* runc's fixStdioPermissions: stdio the container's user does not own (the pipes or the file
+ * the caller gave) is handed to that user, so that it can reopen /proc/self/fd/N or fchmod it;
+ * only the owner changes, the group stays. /dev/null is left alone. EINVAL (an unmapped id in a
+ * user namespace), EPERM (an owner not mapped there) and EROFS are skipped, as runc does. */
+static int
+chown_stdio (uid_t uid, rt_error_t *err)
+{
+  int fd;
+  for (fd = 0; fd < 3; fd++)
+    {
+      struct stat st;
+      if (fstat (fd, &st) < 0)
+        {
+          if (errno == EBADF)
+            continue;
+          return rt_make_error (err, errno, "fstat stdio descriptor %d", fd);
+        }
+      if (st.st_uid == uid || (S_ISCHR (st.st_mode) && st.st_rdev == makedev (1, 3)))
+        continue;
+      if (fchown (fd, uid, st.st_gid) < 0 && errno != EINVAL && errno != EPERM && errno != EROFS)
+        return rt_make_error (err, errno, "chown stdio descriptor %d to %u", fd, (unsigned) uid);
+    }
+  return 0;
+}
+
 /* Bounding set, then user and groups (keeping the permitted set across setuid), then the
  * capability sets and the ambient set. */
 static int
@@ -776,6 +877,8 @@ set_user_and_caps (const rt_spec_t *spec, rt_error_t *err)
     return -1;
   if (prctl (PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
     return rt_make_error (err, errno, "prctl PR_SET_KEEPCAPS");
+  if (chown_stdio (spec->uid, err) < 0)
+    return -1;
   if (setgroups (spec->n_additional_gids, spec->additional_gids) < 0)
     return rt_make_error (err, errno, "setgroups");
   if (setresgid (spec->gid, spec->gid, spec->gid) < 0)
@@ -789,6 +892,46 @@ set_user_and_caps (const rt_spec_t *spec, rt_error_t *err)
   return set_ambient (caps.ambient & valid, last, err);
 }
 
+/* The home directory of UID in the container's /etc/passwd, or NULL (heap string). */
+static char *
+passwd_home (uid_t uid)
+{
+  cleanup_free char *line = NULL;
+  char *home = NULL;
+  size_t cap = 0;
+  FILE *f = fopen ("/etc/passwd", "re");
+  if (f == NULL)
+    return NULL;
+  while (home == NULL && getline (&line, &cap, f) > 0)
+    {
+      /* name:password:uid:gid:gecos:home:shell */
+      char *fields[7], *p = line, *end;
+      size_t n = 0;
+      unsigned long id;
+      line[strcspn (line, "\n")] = '\0';
+      while (n < 7 && p != NULL)
+        fields[n++] = strsep (&p, ":");
+      if (n < 6 || fields[2][0] == '\0')
+        continue;
+      id = strtoul (fields[2], &end, 10);
+      if (*end == '\0' && id == uid)
+        home = strdup (fields[5]);
+    }
+  fclose (f);
+  return home;
+}
+
+/* runc sets HOME when process.env lacks it: the user's entry in the container's /etc/passwd,
+ * else "/". */
+static int
+set_home (uid_t uid, rt_error_t *err)
+{
+  cleanup_free char *home = passwd_home (uid);
+  if (setenv ("HOME", home != NULL && home[0] != '\0' ? home : "/", 1) < 0)
+    return rt_make_error (err, errno, "setenv HOME");
+  return 0;
+}
+
 static int
 set_env (const rt_spec_t *spec, rt_error_t *err)
 {
@@ -798,6 +941,8 @@ set_env (const rt_spec_t *spec, rt_error_t *err)
   for (i = 0; spec->env && spec->env[i]; i++)
     if (strchr (spec->env[i], '=') == NULL || putenv (spec->env[i]) != 0)
       return rt_make_error (err, errno, "process.env[%zu]: bad entry `%s`", i, spec->env[i]);
+  if (getenv ("HOME") == NULL && set_home (spec->uid, err) < 0)
+    return -1;
   return 0;
 }
 
@@ -883,6 +1028,10 @@ rt_init_process (rt_init_ctx_t *ctx, rt_error_t *err)
   const rt_spec_t *spec = ctx->spec;
   if (reset_signals (err) < 0)
     return -1;
+  /* Every container process leads a session of its own, as with runc: not the caller's process
+   * group (which reads as 0 inside a PID namespace), and no controlling terminal of the host. */
+  if (setsid () < 0)
+    return rt_make_error (err, errno, "setsid");
   if (set_rlimits (spec, err) < 0 || set_oom_score_adj (spec, err) < 0)
     return -1;
   if (set_env (spec, err) < 0 || resolve_executable (ctx, err) < 0)
@@ -891,9 +1040,18 @@ rt_init_process (rt_init_ctx_t *ctx, rt_error_t *err)
     return rt_make_error (err, errno, "prctl PR_SET_NO_NEW_PRIVS");
   if (build_seccomp (ctx, err) < 0)
     return -1;
+  /* runc's order: cwd entered as root first; only a refusal (a directory the container's user
+   * may enter, root not, e.g. over NFS) is tried again as the user. */
+  if (!ctx->cwd_done)
+    {
+      if (chdir (spec->cwd) == 0)
+        ctx->cwd_done = true;
+      else if (errno != EACCES && errno != EPERM)
+        return rt_make_error (err, errno, "chdir %s", spec->cwd);
+    }
   if (set_user_and_caps (spec, err) < 0)
     return -1;
-  if (chdir (spec->cwd) < 0)
+  if (!ctx->cwd_done && chdir (spec->cwd) < 0)
     return rt_make_error (err, errno, "chdir %s", spec->cwd);
   umask (spec->has_umask ? spec->umask : 022);
   /* No descriptor of ours may reach the container process. */
@@ -902,20 +1060,50 @@ rt_init_process (rt_init_ctx_t *ctx, rt_error_t *err)
   return 0;
 }
 
+/* A new network namespace has only `lo`, and it is down; runc brings it up, so that localhost
+ * works in the container. lo has no other flag one may change, so IFF_UP alone is its whole new
+ * set and no SIOCGIFFLAGS is needed. */
+static int
+bring_lo_up (rt_error_t *err)
+{
+  struct ifreq ifr;
+  cleanup_close int fd = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return rt_make_error (err, errno, "bring lo up: socket");
+  memset (&ifr, 0, sizeof ifr);
+  memcpy (ifr.ifr_name, "lo", 3);
+  ifr.ifr_flags = IFF_UP;
+  if (ioctl (fd, SIOCSIFFLAGS, &ifr) < 0)
+    return rt_make_error (err, errno, "bring lo up: SIOCSIFFLAGS");
+  return 0;
+}
+
+static int
+set_uts_names (const rt_spec_t *spec, rt_error_t *err)
+{
+  bool host = spec->hostname != NULL && spec->hostname[0] != '\0';
+  bool domain = spec->domainname != NULL && spec->domainname[0] != '\0';
+  if ((host || domain) && !spec->ns[RT_NS_UTS].wanted)
+    return rt_make_error (err, 0, "%s: needs a uts namespace", host ? "hostname" : "domainname");
+  if (host && sethostname (spec->hostname, strlen (spec->hostname)) < 0)
+    return rt_make_error (err, errno, "sethostname %s", spec->hostname);
+  if (domain && setdomainname (spec->domainname, strlen (spec->domainname)) < 0)
+    return rt_make_error (err, errno, "setdomainname %s", spec->domainname);
+  return 0;
+}
+
 int
 rt_init_container (rt_init_ctx_t *ctx, rt_error_t *err)
 {
   const rt_spec_t *spec = ctx->spec;
+  if (spec->ns[RT_NS_NETWORK].wanted && spec->ns[RT_NS_NETWORK].path == NULL
+      && bring_lo_up (err) < 0)
+    return -1;
   if (spec->ns[RT_NS_MOUNT].wanted && spec->ns[RT_NS_MOUNT].path == NULL
       && setup_rootfs (ctx, err) < 0)
     return -1;
-  if (spec->hostname != NULL && spec->hostname[0] != '\0')
-    {
-      if (!spec->ns[RT_NS_UTS].wanted)
-        return rt_make_error (err, 0, "hostname: needs a uts namespace");
-      if (sethostname (spec->hostname, strlen (spec->hostname)) < 0)
-        return rt_make_error (err, errno, "sethostname %s", spec->hostname);
-    }
+  if (set_uts_names (spec, err) < 0)
+    return -1;
   return rt_init_process (ctx, err);
 }
 

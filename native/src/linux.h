@@ -17,6 +17,7 @@ typedef struct
   const char *cgroup_path; /* joined before the namespaces are unshared; NULL: none */
   char *exec_path;    /* process.args[0] resolved in the container, filled by rt_init_process */
   rt_seccomp_filter_t *seccomp; /* built by rt_init_process, loaded (and freed) before exec */
+  bool cwd_done;      /* the process is in process.cwd already (chdir'ed as root) */
 } rt_init_ctx_t;
 
 /* True when the container gets its own PID namespace (new or joined): the caller must fork once

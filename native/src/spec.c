@@ -733,7 +733,8 @@ parse_top (ctx_t *c, json_object *top, rt_spec_t *s)
     return field_error (c, "ociVersion", "unsupported version (want 1.x)");
   if (parse_root (c, top, s) < 0 || parse_process (c, top, s) < 0)
     return -1;
-  if (get_string (c, top, "hostname", "hostname", false, &s->hostname) < 0)
+  if (get_string (c, top, "hostname", "hostname", false, &s->hostname) < 0
+      || get_string (c, top, "domainname", "domainname", false, &s->domainname) < 0)
     return -1;
   if (parse_mounts (c, top, s) < 0 || parse_linux (c, top, s) < 0
       || parse_annotations (c, top, s) < 0)
@@ -868,6 +869,7 @@ rt_spec_free (rt_spec_t *s)
   free (s->additional_gids);
   free (s->rlimits);
   free (s->hostname);
+  free (s->domainname);
   for (i = 0; i < s->n_mounts; i++)
     {
       free (s->mounts[i].destination);

@@ -90,6 +90,7 @@ typedef struct
   rt_caps_t caps;
 
   char *hostname;
+  char *domainname;
   rt_mount_t *mounts;
   size_t n_mounts;
   rt_namespace_t ns[RT_NS_COUNT];

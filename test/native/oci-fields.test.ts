@@ -1,0 +1,172 @@
+// config.json fields swarm-runtime applies as runc does, each checked from inside the container:
+// the same bundle under ours and under runc, a probe prints what the container sees, and the two
+// reports must match (where runc 1.1.5 supports the field; otherwise the effect alone is checked).
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { missingPrerequisites, Workspace, type Config, type Runtime } from './bundle.js';
+
+const missing = missingPrerequisites();
+if (missing.length > 0) console.warn(`native oci-fields tests skipped; missing: ${missing.join(', ')}`);
+
+interface Result {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+describe.skipIf(missing.length > 0)('swarm-runtime applies config.json fields like runc', () => {
+  let ws: Workspace;
+  /** Host mounts a test made; unmounted after each test, also on failure. */
+  const hostMounts: string[] = [];
+
+  beforeAll(() => {
+    ws = new Workspace();
+  });
+
+  afterEach(() => {
+    for (const m of hostMounts.splice(0).reverse()) spawnSync('umount', ['-l', m]);
+    expect(ws.cleanup()).toEqual([]);
+  });
+
+  afterAll(() => {
+    try {
+      ws.cleanup();
+      expect(ws.leftovers()).toEqual([]);
+    } finally {
+      ws.remove();
+    }
+  });
+
+  function run(rt: Runtime, bundle: string): Result {
+    const id = ws.id(rt);
+    const r = ws.exec(rt, ['run', '--bundle', bundle, id]);
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** The same script in a fresh bundle (edited by `edit`, its rootfs by `prepare`) under both
+   * runtimes; both must succeed and print the same. Returns what they printed. */
+  function both(script: string, edit?: (c: Config) => void, prepare?: (rootfs: string) => void): string {
+    const out: Record<string, string> = {};
+    for (const rt of [ws.ours, ws.runc]) {
+      const b = ws.bundle(['sh', '-c', script], edit);
+      prepare?.(join(b, 'rootfs'));
+      const r = run(rt, b);
+      expect({ rt: rt.name, status: r.status, stderr: r.stderr }).toEqual({ rt: rt.name, status: 0, stderr: '' });
+      out[rt.name] = r.stdout;
+    }
+    expect(out['swarm-runtime'], 'swarm-runtime and runc print the same').toBe(out.runc);
+    return out['swarm-runtime']!;
+  }
+
+  it('brings lo up in a new network namespace, like runc', () => {
+    const out = both('cat /sys/class/net/lo/flags /sys/class/net/lo/operstate');
+    expect(out).toBe('0x9\nunknown\n'); // IFF_UP|IFF_LOOPBACK; lo's operstate is "unknown" once up
+  });
+
+  it("sets HOME from the user's /etc/passwd entry in the rootfs, else /, like runc", () => {
+    const noHome = (uid: number) => (c: Config) => {
+      c.process.env = (c.process.env ?? []).filter((e) => !e.startsWith('HOME='));
+      c.process.user = { uid, gid: uid };
+    };
+    const passwd = (rootfs: string) => writeFileSync(join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n');
+    expect(both('echo "HOME=$HOME"', noHome(1000), passwd)).toBe('HOME=/home/user\n');
+    expect(both('echo "HOME=$HOME"', noHome(1001), passwd)).toBe('HOME=/\n');
+    expect(both('echo "HOME=$HOME"', noHome(0), passwd)).toBe('HOME=/root\n');
+    // Given in process.env: kept.
+    expect(both('echo "HOME=$HOME"', (c) => c.process.env!.push('HOME=/custom'))).toBe('HOME=/custom\n');
+  });
+
+  it('creates a missing cwd (root-owned, 0755), also under a read-only root, like runc', () => {
+    const out = both('pwd; ls -ld /work/deep/er | tr -s " " | cut -d" " -f1,3; id -u', (c) => {
+      c.process.cwd = '/work/deep/er';
+      c.process.user = { uid: 1000, gid: 1000 };
+      c.root.readonly = true;
+    });
+    expect(out).toBe('/work/deep/er\ndrwxr-xr-x root\n1000\n');
+  });
+
+  it('makes the container process a session and process group leader, like runc', () => {
+    // Fields 5 and 6 of /proc/PID/stat: the process group and the session.
+    const out = both('read -r pid comm state ppid pgrp sid rest < /proc/$$/stat; echo "$$ $pgrp $sid"');
+    expect(out).toBe('1 1 1\n');
+  });
+
+  it('makes an exec\'d process a session and process group leader, like runc', () => {
+    const out: string[] = [];
+    for (const rt of [ws.ours, ws.runc]) {
+      const id = ws.id(rt);
+      expect(ws.exec(rt, ['run', '--detach', '--bundle', ws.bundle(['sleep', '100']), id], { detached: true }).status).toBe(0);
+      const r = ws.exec(rt, ['exec', id, 'sh', '-c', 'read -r pid comm state ppid pgrp sid rest < /proc/$$/stat; [ "$pgrp" = "$$" ] && [ "$sid" = "$$" ] && echo leader; echo "pgrp $pgrp"']);
+      expect([r.status, r.stderr]).toEqual([0, '']);
+      out.push(r.stdout.split('\n')[0]!);
+    }
+    expect(out).toEqual(['leader', 'leader']);
+  });
+
+  it('gives a tmpfs the mode of the directory it covers unless mode= is given', () => {
+    const prepare = (rootfs: string) => {
+      for (const d of ['t710', 't750']) {
+        mkdirSync(join(rootfs, d));
+        chmodSync(join(rootfs, d), d === 't710' ? 0o710 : 0o750);
+      }
+    };
+    const tmpfs = (dest: string, options: string[] = []) => ({ destination: dest, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', ...options] });
+    const out = both(
+      'stat -c "%n %a" /t710 /tnew',
+      (c) => c.mounts.push(tmpfs('/t710'), tmpfs('/tnew')),
+      prepare,
+    );
+    expect(out).toBe('/t710 710\n/tnew 1777\n');
+    // runc 1.1.5 chmods the tmpfs to the directory's mode even over mode=; newer runc (and we)
+    // let mode= win.
+    const b = ws.bundle(['stat', '-c', '%n %a', '/t750'], (c) => c.mounts.push(tmpfs('/t750', ['mode=700'])));
+    prepare(join(b, 'rootfs'));
+    const r = run(ws.ours, b);
+    expect([r.status, r.stderr, r.stdout]).toEqual([0, '', '/t750 700\n']);
+  });
+
+  it("hands the stdio pipes to the container's user, like runc", () => {
+    const out = both('stat -L -c "%u %g" /proc/self/fd/1 /proc/self/fd/2', (c) => {
+      c.process.user = { uid: 1000, gid: 1000 };
+    });
+    // Pipes: owner 1000, the group stays root's.
+    expect(out).toBe('1000 0\n1000 0\n');
+  });
+
+  it('mounts rbind recursively even when bind is listed too, like runc', () => {
+    const host = join(ws.dir, 'rbind-src');
+    mkdirSync(join(host, 'sub'), { recursive: true });
+    expect(spawnSync('mount', ['-t', 'tmpfs', 'tmpfs', join(host, 'sub')]).status).toBe(0);
+    hostMounts.push(join(host, 'sub'));
+    writeFileSync(join(host, 'sub/marker'), 'under the submount\n');
+    for (const options of [['rbind', 'bind'], ['bind', 'rbind']]) {
+      const out = both('cat /data/sub/marker', (c) => c.mounts.push({ destination: '/data', type: 'bind', source: host, options }));
+      expect(out).toBe('under the submount\n');
+    }
+  });
+
+  it('sets the domainname (runc 1.1.5 ignores the field), and refuses it without a uts namespace', () => {
+    const r = run(ws.ours, ws.bundle(['sh', '-c', 'cat /proc/sys/kernel/domainname; hostname'], (c) => {
+      c.hostname = 'h1';
+      c.domainname = 'example.org';
+    }));
+    expect([r.status, r.stderr, r.stdout]).toEqual([0, '', 'example.org\nh1\n']);
+    const refused = run(ws.ours, ws.bundle(['true'], (c) => {
+      c.domainname = 'example.org';
+      delete c.hostname;
+      c.linux.namespaces = c.linux.namespaces.filter((n) => n.type !== 'uts');
+    }));
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/: domainname: needs a uts namespace\n$/);
+  });
+
+  it('delete --force of a container that does not exist succeeds, like runc', () => {
+    for (const rt of [ws.ours, ws.runc]) {
+      expect(ws.exec(rt, ['delete', '--force', 'no-such-container']).status, rt.name).toBe(0);
+      expect(ws.exec(rt, ['delete', 'no-such-container']).status, rt.name).toBe(1);
+    }
+    expect(existsSync(join(ws.ours.root, 'no-such-container'))).toBe(false);
+  });
+});
