@@ -662,6 +662,46 @@ do_pivot_root (int rootfd, rt_error_t *err)
   return 0;
 }
 
+/* linux.sysctl, right after pivot_root: /proc/sys is the container's procfs (net.* of its network
+ * namespace, kernel.shm* of its ipc namespace) and still writable (readonlyPaths come next). The
+ * keys were checked against the namespaces with the spec; RESOLVE_BENEATH keeps each write under
+ * /proc/sys. A dotted key becomes a path ("net.ipv4.ip_forward" → net/ipv4/ip_forward); a key
+ * with slashes is a path already. */
+static int
+write_sysctls (const rt_spec_t *spec, rt_error_t *err)
+{
+  cleanup_close int dir = -1;
+  size_t i;
+  if (spec->n_sysctls == 0)
+    return 0;
+  dir = open ("/proc/sys", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0)
+    return rt_make_error (err, errno, "linux.sysctl: open /proc/sys");
+  for (i = 0; i < spec->n_sysctls; i++)
+    {
+      const rt_sysctl_t *sc = &spec->sysctls[i];
+      struct open_how how = { .flags = O_WRONLY | O_CLOEXEC,
+                              .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+      cleanup_free char *path = strdup (sc->key);
+      cleanup_close int fd = -1;
+      size_t len = strlen (sc->value);
+      char *p;
+      if (path == NULL)
+        return rt_make_error (err, errno, "strdup");
+      if (strchr (path, '/') == NULL)
+        for (p = path; *p; p++)
+          if (*p == '.')
+            *p = '/';
+      fd = (int) syscall (SYS_openat2, dir, path, &how, sizeof how);
+      if (fd < 0)
+        return rt_make_error (err, errno, "linux.sysctl: `%s`: open /proc/sys/%s", sc->key, path);
+      if (write (fd, sc->value, len) != (ssize_t) len)
+        return rt_make_error (err, errno, "linux.sysctl: `%s`: write `%s` to /proc/sys/%s", sc->key,
+                              sc->value, path);
+    }
+  return 0;
+}
+
 /* mkdir -p inside the container's root (after pivot_root: symlinks resolve inside it). */
 static int
 mkdir_in_container (const char *path, rt_error_t *err)
@@ -734,7 +774,7 @@ setup_rootfs (rt_init_ctx_t *ctx, rt_error_t *err)
     return -1;
   if (do_pivot_root (rootfd, err) < 0)
     return -1;
-  if (enter_cwd (ctx, err) < 0)
+  if (enter_cwd (ctx, err) < 0 || write_sysctls (spec, err) < 0)
     return -1;
   /* runc's order: read-only paths, then masked paths. */
   if (readonly_paths (spec->readonly_paths, err) < 0 || mask_paths (spec->masked_paths, err) < 0)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 static const char *const cap_names[] = {
   "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
@@ -672,6 +673,97 @@ parse_seccomp (ctx_t *c, json_object *linux_obj, rt_seccomp_t *sc)
   return 0;
 }
 
+/* ---- linux.sysctl ------------------------------------------------------------------------- */
+
+static int
+parse_sysctl (ctx_t *c, json_object *linux_obj, rt_spec_t *s)
+{
+  json_object *obj;
+  size_t n = 0;
+  if (get_object (c, linux_obj, "sysctl", "linux.sysctl", &obj) < 0)
+    return -1;
+  if (obj == NULL)
+    return 0;
+  s->sysctls = calloc ((size_t) json_object_object_length (obj) + 1, sizeof (rt_sysctl_t));
+  if (s->sysctls == NULL)
+    return rt_make_error (c->err, errno, "calloc");
+  json_object_object_foreach (obj, key, val)
+    {
+      if (!json_object_is_type (val, json_type_string))
+        return rt_make_error (c->err, 0, "%s: linux.sysctl: `%s`: the value must be a string",
+                              c->file, key);
+      s->sysctls[n].key = strdup (key);
+      s->sysctls[n].value = strdup (json_object_get_string (val));
+      s->n_sysctls = ++n;
+      if (s->sysctls[n - 1].key == NULL || s->sysctls[n - 1].value == NULL)
+        return rt_make_error (c->err, errno, "strdup");
+    }
+  return 0;
+}
+
+/* KEY in its dotted form: a key written with slashes ("net/ipv4/conf/eth0.100/forwarding") has
+ * its slashes and dots swapped, as runc reads it. */
+static void
+sysctl_dotted (const char *key, char *out, size_t len)
+{
+  bool slashes = strchr (key, '/') != NULL;
+  size_t i;
+  for (i = 0; key[i] != '\0' && i + 1 < len; i++)
+    out[i] = !slashes ? key[i] : key[i] == '/' ? '.' : key[i] == '.' ? '/' : key[i];
+  out[i] = '\0';
+}
+
+/* True when PATH is the network namespace this runtime runs in ("the host's", for runc). */
+static bool
+is_current_netns (const char *path)
+{
+  struct stat a, b;
+  return stat ("/proc/self/ns/net", &a) == 0 && stat (path, &b) == 0 && a.st_dev == b.st_dev
+         && a.st_ino == b.st_ino;
+}
+
+/* runc's rule: a sysctl is only written when the container has its own instance of it. IPC
+ * keys need an ipc namespace, net.* a network namespace other than the runtime's, and of the
+ * uts keys only kernel.domainname (kernel.hostname is the `hostname` field's). The rest is the
+ * host's, and refused. Keys may not climb out of /proc/sys. */
+static int
+check_sysctls (ctx_t *c, const rt_spec_t *s)
+{
+  static const char *const ipc_keys[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
+                                          "kernel.sem",    "kernel.shmall", "kernel.shmmax",
+                                          "kernel.shmmni", "kernel.shm_rmid_forced" };
+  size_t i, k;
+  for (i = 0; i < s->n_sysctls; i++)
+    {
+      const char *key = s->sysctls[i].key;
+      char dotted[256];
+      bool ipc = false;
+      const char *why = NULL;
+      sysctl_dotted (key, dotted, sizeof dotted);
+      for (k = 0; k < sizeof (ipc_keys) / sizeof (ipc_keys[0]); k++)
+        ipc = ipc || strcmp (dotted, ipc_keys[k]) == 0;
+      if (key[0] == '\0' || key[0] == '/' || key[0] == '.' || strstr (key, "..") != NULL
+          || strstr (key, "//") != NULL)
+        why = "is not a sysctl name";
+      else if (ipc || strncmp (dotted, "fs.mqueue.", 10) == 0)
+        why = s->ns[RT_NS_IPC].wanted ? NULL : "needs an ipc namespace";
+      else if (strncmp (dotted, "net.", 4) == 0)
+        why = !s->ns[RT_NS_NETWORK].wanted ? "needs a network namespace"
+              : s->ns[RT_NS_NETWORK].path != NULL && is_current_netns (s->ns[RT_NS_NETWORK].path)
+                  ? "is not allowed in the host's network namespace"
+                  : NULL;
+      else if (strcmp (dotted, "kernel.domainname") == 0)
+        why = s->ns[RT_NS_UTS].wanted ? NULL : "needs a uts namespace";
+      else if (strcmp (dotted, "kernel.hostname") == 0)
+        why = "conflicts with the hostname field";
+      else
+        why = "is not namespaced (it would change the host)";
+      if (why != NULL)
+        return rt_make_error (c->err, 0, "%s: linux.sysctl: `%s` %s", c->file, key, why);
+    }
+  return 0;
+}
+
 static int
 parse_linux (ctx_t *c, json_object *top, rt_spec_t *s)
 {
@@ -684,6 +776,8 @@ parse_linux (ctx_t *c, json_object *top, rt_spec_t *s)
       || parse_resources (c, linux_obj, s) < 0)
     return -1;
   if (parse_namespaces (c, linux_obj, s) < 0 || parse_seccomp (c, linux_obj, &s->seccomp) < 0)
+    return -1;
+  if (parse_sysctl (c, linux_obj, s) < 0 || check_sysctls (c, s) < 0)
     return -1;
   if (get_strv (c, linux_obj, "maskedPaths", "linux.maskedPaths", false, &s->masked_paths, NULL)
       < 0)
@@ -883,6 +977,12 @@ rt_spec_free (rt_spec_t *s)
   free_strv (s->masked_paths);
   free_strv (s->readonly_paths);
   free (s->rootfs_propagation);
+  for (i = 0; i < s->n_sysctls; i++)
+    {
+      free (s->sysctls[i].key);
+      free (s->sysctls[i].value);
+    }
+  free (s->sysctls);
   free (s->cgroups_path);
   free (s->annotations_json);
   rt_seccomp_release (&s->seccomp);

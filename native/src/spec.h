@@ -45,6 +45,13 @@ typedef struct
   uint64_t soft, hard;
 } rt_rlimit_t;
 
+/* One linux.sysctl entry: the key as written (dots or slashes) and its value. */
+typedef struct
+{
+  char *key;
+  char *value;
+} rt_sysctl_t;
+
 /* Capability sets as bit masks over 64 capabilities. */
 typedef struct
 {
@@ -97,6 +104,8 @@ typedef struct
   char **masked_paths;
   char **readonly_paths;
   char *rootfs_propagation;
+  rt_sysctl_t *sysctls; /* linux.sysctl, checked against the namespaces */
+  size_t n_sysctls;
   char *cgroups_path; /* linux.cgroupsPath as written, NULL if absent */
   rt_resources_t resources;
   char *annotations_json; /* the annotations object as JSON text, "{}" if none */

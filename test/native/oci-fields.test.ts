@@ -2,7 +2,7 @@
 // the same bundle under ours and under runc, a probe prints what the container sees, and the two
 // reports must match (where runc 1.1.5 supports the field; otherwise the effect alone is checked).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { missingPrerequisites, Workspace, type Config, type Runtime } from './bundle.js';
@@ -160,6 +160,67 @@ describe.skipIf(missing.length > 0)('swarm-runtime applies config.json fields li
     }));
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/: domainname: needs a uts namespace\n$/);
+  });
+
+  it('writes linux.sysctl in the container, like runc', () => {
+    const sysctl = {
+      'kernel.shmmax': '123456789',
+      'fs.mqueue.msg_max': '42',
+      'net.ipv4.ip_forward': '1',
+      'net/ipv4/conf/all/accept_redirects': '0',
+      'kernel.domainname': 'sysctl.example',
+    };
+    const out = both(
+      'cat /proc/sys/kernel/shmmax /proc/sys/fs/mqueue/msg_max /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/accept_redirects /proc/sys/kernel/domainname',
+      (c) => (c.linux.sysctl = sysctl),
+    );
+    expect(out).toBe('123456789\n42\n1\n0\nsysctl.example\n');
+    // The host's own values are untouched.
+    expect(readFileSync('/proc/sys/kernel/domainname', 'utf8')).not.toBe('sysctl.example\n');
+  });
+
+  it('refuses a sysctl the container has no namespace for, naming the key, like runc', () => {
+    const without = (type: string) => (c: Config) => (c.linux.namespaces = c.linux.namespaces.filter((n) => n.type !== type));
+    const cases: [string, Record<string, string>, (c: Config) => void, string][] = [
+      ['ipc key without an ipc namespace', { 'kernel.shmmax': '1' }, without('ipc'), '`kernel.shmmax` needs an ipc namespace'],
+      ['mqueue key without an ipc namespace', { 'fs.mqueue.msg_max': '1' }, without('ipc'), '`fs.mqueue.msg_max` needs an ipc namespace'],
+      ['net key without a network namespace', { 'net.ipv4.ip_forward': '1' }, without('network'), '`net.ipv4.ip_forward` needs a network namespace'],
+      [
+        "net key in the runtime's network namespace",
+        { 'net.ipv4.ip_forward': '1' },
+        (c) => (c.linux.namespaces = c.linux.namespaces.map((n) => (n.type === 'network' ? { type: 'network', path: `/proc/${process.pid}/ns/net` } : n))),
+        "`net.ipv4.ip_forward` is not allowed in the host's network namespace",
+      ],
+      ['a host-wide key', { 'vm.swappiness': '10' }, () => {}, '`vm.swappiness` is not namespaced (it would change the host)'],
+      ['kernel.hostname', { 'kernel.hostname': 'x' }, () => {}, '`kernel.hostname` conflicts with the hostname field'],
+      ['a key climbing out of /proc/sys', { 'net/../../../etc/x': '1' }, () => {}, '`net/../../../etc/x` is not a sysctl name'],
+    ];
+    for (const [what, sysctl, edit, message] of cases) {
+      for (const rt of [ws.ours, ws.runc]) {
+        const id = ws.id(rt);
+        const b = ws.bundle(['true'], (c) => {
+          c.linux.sysctl = sysctl;
+          edit(c);
+        });
+        const r = ws.exec(rt, ['create', '--bundle', b, id]);
+        expect({ what, rt: rt.name, status: r.status }).toEqual({ what, rt: rt.name, status: 1 });
+        if (rt === ws.ours) {
+          expect(r.stderr, what).toBe(`swarm-runtime: create ${id}: ${b}/config.json: linux.sysctl: ${message}\n`);
+          expect(existsSync(join(ws.ours.root, id)), what).toBe(false);
+        }
+      }
+    }
+    expect(readFileSync('/proc/sys/vm/swappiness', 'utf8')).not.toBe('10\n');
+  });
+
+  it('names the key when the kernel refuses a sysctl value, leaving nothing', () => {
+    const id = ws.id(ws.ours);
+    const b = ws.bundle(['true'], (c) => (c.linux.sysctl = { 'net.ipv4.ip_forward': 'yes' }));
+    const r = ws.exec(ws.ours, ['create', '--bundle', b, id]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`swarm-runtime: create ${id}: linux.sysctl: \`net.ipv4.ip_forward\`: write \`yes\` to /proc/sys/net/ipv4/ip_forward: Invalid argument\n`);
+    expect(existsSync(join(ws.ours.root, id))).toBe(false);
+    expect(ws.leftovers()).toEqual([]);
   });
 
   it('delete --force of a container that does not exist succeeds, like runc', () => {
