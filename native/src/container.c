@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "devices.h"
 #include "linux.h"
 #include "spec.h"
 #include "state.h"
@@ -102,7 +103,7 @@ run_first_child (int sync_fd, rt_init_ctx_t *ctx)
   rt_error_t err = { 0, NULL };
   pid_t pid;
   /* Join the cgroup first: the cgroup namespace unshared below is rooted where we are. */
-  if (ctx->cgroup_path != NULL && rt_cgroup_enter (ctx->cgroup_path, &err) < 0)
+  if (ctx->cgroup_path != NULL && rt_cgroup_enter (ctx->cgroup_path, ctx->cgroup_extra, &err) < 0)
     {
       sync_send (sync_fd, SYNC_ERROR, 0, &err);
       _exit (1);
@@ -265,12 +266,16 @@ kill_and_reap (pid_t pid)
 
 static int
 create_in_state_dir (const rt_create_opts_t *opts, const rt_spec_t *spec, const char *bundle,
-                     const char *rootfs, const char *cgroup_path, bool *cgroup_made, pid_t *pid,
-                     rt_error_t *err)
+                     const char *rootfs, const char *cgroup_path, unsigned cgroup_extra,
+                     bool *cgroup_made, pid_t *pid, rt_error_t *err)
 {
   cleanup_free char *dir = rt_state_dir (opts->root, opts->id);
   cleanup_close int fifo_fd = -1;
-  rt_init_ctx_t ctx = { .spec = spec, .rootfs = rootfs, .fifo_fd = -1, .cgroup_path = cgroup_path };
+  rt_init_ctx_t ctx = { .spec = spec,
+                        .rootfs = rootfs,
+                        .fifo_fd = -1,
+                        .cgroup_path = cgroup_path,
+                        .cgroup_extra = cgroup_extra };
   rt_state_t st = { 0 };
   char created[64];
 
@@ -281,7 +286,7 @@ create_in_state_dir (const rt_create_opts_t *opts, const rt_spec_t *spec, const 
     return -1;
   ctx.fifo_fd = fifo_fd;
   /* From here on a failure removes the cgroup (also when it failed half-way). */
-  if (rt_cgroup_create (cgroup_path, &spec->resources, cgroup_made, err) < 0)
+  if (rt_cgroup_create (cgroup_path, &spec->resources, cgroup_extra, cgroup_made, err) < 0)
     return -1;
   if (spawn_container (&ctx, pid, err) < 0)
     return -1;
@@ -294,6 +299,7 @@ create_in_state_dir (const rt_create_opts_t *opts, const rt_spec_t *spec, const 
   st.created = created;
   st.pid = *pid;
   st.cgroup_path = (char *) cgroup_path;
+  st.cgroup_extra = cgroup_extra;
   if (rt_proc_start_time (*pid, &st.start_time) < 0)
     return rt_make_error (err, errno, "read /proc/%d/stat", *pid);
   if (rt_state_write (opts->root, &st, err) < 0)
@@ -310,6 +316,7 @@ rt_container_create (const rt_create_opts_t *opts, pid_t *pid, rt_error_t *err)
   rt_spec_t *spec = NULL;
   rt_error_t ignored = { 0, NULL };
   bool cgroup_made = false;
+  unsigned cgroup_extra;
   int ret;
 
   *pid = 0;
@@ -347,19 +354,26 @@ rt_container_create (const rt_create_opts_t *opts, pid_t *pid, rt_error_t *err)
       rt_spec_free (spec);
       return -1;
     }
+  if (rt_devices_add_defaults (spec, err) < 0)
+    {
+      rt_spec_free (spec);
+      return -1;
+    }
   if (rt_state_dir_create (opts->root, opts->id, err) < 0)
     {
       rt_spec_free (spec);
       return -1;
     }
-  ret = create_in_state_dir (opts, spec, bundle, rootfs, cgroup_path, &cgroup_made, pid, err);
+  cgroup_extra = rt_cgroup_wanted (spec);
+  ret = create_in_state_dir (opts, spec, bundle, rootfs, cgroup_path, cgroup_extra, &cgroup_made,
+                             pid, err);
   if (ret < 0)
     {
       /* Nothing half-created remains: the init (if any), its cgroup and the state directory. */
       kill_and_reap (*pid);
       *pid = 0;
       if (cgroup_made)
-        rt_cgroup_destroy (cgroup_path, &ignored);
+        rt_cgroup_destroy (cgroup_path, cgroup_extra, &ignored);
       rt_error_release (&ignored);
       rt_state_dir_remove (opts->root, opts->id, &ignored);
       rt_error_release (&ignored);
@@ -554,7 +568,7 @@ rt_container_delete (const char *root, const char *id, bool force, rt_error_t *e
     }
   /* Whatever is left in the cgroup (children of an init without a PID namespace) goes too. */
   if (ret == 0 && st->cgroup_path != NULL)
-    ret = rt_cgroup_destroy (st->cgroup_path, err);
+    ret = rt_cgroup_destroy (st->cgroup_path, st->cgroup_extra, err);
   if (ret == 0)
     ret = rt_state_dir_remove (root, id, err);
   rt_state_free (st);

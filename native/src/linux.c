@@ -538,17 +538,96 @@ mount_all (int rootfd, const rt_spec_t *spec, bool *dev_is_tmpfs, rt_error_t *er
 
 /* ---- /dev ---------------------------------------------------------------------------------- */
 
-static int
-create_devices (int rootfd, rt_error_t *err)
+/* runc's default nodes (0666, root's); a linux.devices entry with the same path takes over. */
+static const rt_device_t default_devices[] = {
+  { "/dev/null", 'c', 1, 3, 0666, 0, 0 },    { "/dev/zero", 'c', 1, 5, 0666, 0, 0 },
+  { "/dev/full", 'c', 1, 7, 0666, 0, 0 },    { "/dev/random", 'c', 1, 8, 0666, 0, 0 },
+  { "/dev/urandom", 'c', 1, 9, 0666, 0, 0 }, { "/dev/tty", 'c', 5, 0, 0666, 0, 0 },
+};
+
+static bool
+spec_has_device (const rt_spec_t *spec, const char *path)
 {
-  static const struct
-  {
-    const char *name;
-    unsigned major, minor;
-  } devices[] = {
-    { "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 },
-    { "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
-  };
+  size_t i;
+  for (i = 0; i < spec->n_devices; i++)
+    if (strcmp (spec->devices[i].path, path) == 0)
+      return true;
+  return false;
+}
+
+/* A device node the kernel does not let us make (in a user namespace, mknod is refused): the
+ * host's node of the same path is bind-mounted over an empty file, as runc does. */
+static int
+bind_device (int rootfd, const rt_device_t *d, rt_error_t *err)
+{
+  cleanup_close int fd = ensure_path (rootfd, d->path, true, err);
+  if (fd < 0)
+    return -1;
+  return do_mount (d->path, fd, d->path, NULL, MS_BIND, NULL, err);
+}
+
+/* The directory DIR as a real (not O_PATH) descriptor, made when missing. */
+static int
+device_dir (int rootfd, char *dir, rt_error_t *err)
+{
+  cleanup_close int path_fd = -1;
+  char proc[64];
+  int fd;
+  path_fd = ensure_path (rootfd, dir[0] ? dir : "/", false, err);
+  if (path_fd < 0)
+    return -1;
+  /* ensure_path gives O_PATH; mknodat needs a real directory descriptor. */
+  fd_path (path_fd, proc, sizeof proc);
+  fd = open (proc, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  return fd < 0 ? rt_make_error (err, errno, "open %s in the rootfs", dir) : fd;
+}
+
+static int
+make_device (int rootfd, int devfd, const rt_device_t *d, bool bind, rt_error_t *err)
+{
+  cleanup_free char *dir = strdup (d->path);
+  cleanup_close int own_dirfd = -1;
+  int dirfd = devfd; /* the common case, /dev itself: no lookup */
+  const char *name;
+  char *slash;
+  mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
+  if (dir == NULL)
+    return rt_make_error (err, errno, "strdup");
+  if (bind)
+    return bind_device (rootfd, d, err);
+  slash = strrchr (dir, '/');
+  *slash = '\0';
+  name = slash + 1;
+  if (*name == '\0')
+    return rt_make_error (err, EINVAL, "linux.devices: `%s` has no file name", d->path);
+  if (strcmp (dir, "/dev") != 0)
+    {
+      own_dirfd = device_dir (rootfd, dir, err);
+      if (own_dirfd < 0)
+        return -1;
+      dirfd = own_dirfd;
+    }
+  if (mknodat (dirfd, name, type | d->mode, d->type == 'p' ? 0 : makedev (d->major, d->minor)) < 0)
+    {
+      if (errno == EEXIST)
+        return 0; /* runc leaves a node that is there */
+      if (errno == EPERM)
+        return bind_device (rootfd, d, err);
+      return rt_make_error (err, errno, "mknod %s", d->path);
+    }
+  /* mknod is subject to the umask: the mode is set again, then the owner. */
+  if (fchmodat (dirfd, name, d->mode, 0) < 0)
+    return rt_make_error (err, errno, "chmod %s", d->path);
+  if ((d->uid != 0 || d->gid != 0) && fchownat (dirfd, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
+    return rt_make_error (err, errno, "chown %s", d->path);
+  return 0;
+}
+
+/* The default nodes and linux.devices, on the container's own /dev (runc: unless /dev is a bind
+ * mount). In a user namespace every node is a bind mount of the host's. */
+static int
+create_devices (int rootfd, const rt_spec_t *spec, rt_error_t *err)
+{
   static const struct
   {
     const char *target, *name;
@@ -557,20 +636,18 @@ create_devices (int rootfd, rt_error_t *err)
     { "/proc/self/fd/0", "stdin" }, { "/proc/self/fd/1", "stdout" },
     { "/proc/self/fd/2", "stderr" },
   };
+  bool bind = spec->ns[RT_NS_USER].wanted;
   cleanup_close int devfd = open_in_root (rootfd, "/dev", O_DIRECTORY | O_RDONLY);
   size_t i;
   if (devfd < 0)
     return rt_make_error (err, errno, "open /dev in the rootfs");
-  for (i = 0; i < sizeof (devices) / sizeof (devices[0]); i++)
-    {
-      if (mknodat (devfd, devices[i].name, S_IFCHR | 0666,
-                   makedev (devices[i].major, devices[i].minor))
-          < 0)
-        return rt_make_error (err, errno, "mknod /dev/%s", devices[i].name);
-      /* mknod is subject to the umask. */
-      if (fchmodat (devfd, devices[i].name, 0666, 0) < 0)
-        return rt_make_error (err, errno, "chmod /dev/%s", devices[i].name);
-    }
+  for (i = 0; i < sizeof (default_devices) / sizeof (default_devices[0]); i++)
+    if (!spec_has_device (spec, default_devices[i].path)
+        && make_device (rootfd, devfd, &default_devices[i], bind, err) < 0)
+      return -1;
+  for (i = 0; i < spec->n_devices; i++)
+    if (make_device (rootfd, devfd, &spec->devices[i], bind, err) < 0)
+      return -1;
   for (i = 0; i < sizeof (links) / sizeof (links[0]); i++)
     if (symlinkat (links[i].target, devfd, links[i].name) < 0 && errno != EEXIST)
       return rt_make_error (err, errno, "symlink /dev/%s", links[i].name);
@@ -770,7 +847,7 @@ setup_rootfs (rt_init_ctx_t *ctx, rt_error_t *err)
     return rt_make_error (err, errno, "open the rootfs %s", ctx->rootfs);
   if (mount_all (rootfd, spec, &dev_is_tmpfs, err) < 0)
     return -1;
-  if (dev_is_tmpfs && create_devices (rootfd, err) < 0)
+  if (dev_is_tmpfs && create_devices (rootfd, spec, err) < 0)
     return -1;
   if (do_pivot_root (rootfd, err) < 0)
     return -1;

@@ -15,6 +15,7 @@ typedef struct
   const char *rootfs; /* absolute path of the root filesystem */
   int fifo_fd;        /* O_PATH descriptor of <state>/exec.fifo */
   const char *cgroup_path; /* joined before the namespaces are unshared; NULL: none */
+  unsigned cgroup_extra;   /* RT_CGROUP_* hierarchies joined beyond the base set */
   char *exec_path;    /* process.args[0] resolved in the container, filled by rt_init_process */
   rt_seccomp_filter_t *seccomp; /* built by rt_init_process, loaded (and freed) before exec */
   bool cwd_done;      /* the process is in process.cwd already (chdir'ed as root) */

@@ -78,6 +78,7 @@ typedef struct
   const char *file;
   rt_error_t *err;
   const char *pfx; /* "process." in config.json, "" in an exec --process file */
+  const char *rpfx; /* "linux.resources." in config.json, "" in an update --resources file */
 } ctx_t;
 
 /* A process field's name in a local buffer (each function using it declares `char fb[96]`). */
@@ -99,6 +100,26 @@ pfield (ctx_t *c, char *buf, size_t len, const char *fmt, ...)
   va_end (ap);
   return buf;
 }
+
+/* A linux.resources field's name: "linux.resources.NAME" in config.json, "NAME" in an update
+ * file. */
+static const char *
+rfield (ctx_t *c, char *buf, size_t len, const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+static const char *
+rfield (ctx_t *c, char *buf, size_t len, const char *fmt, ...)
+{
+  va_list ap;
+  int n = snprintf (buf, len, "%s", c->rpfx);
+  va_start (ap, fmt);
+  if (n >= 0 && (size_t) n < len)
+    vsnprintf (buf + n, len - (size_t) n, fmt, ap);
+  va_end (ap);
+  return buf;
+}
+
+#define RF(...) rfield (c, fb, sizeof fb, __VA_ARGS__)
 
 static int
 field_error (ctx_t *c, const char *field, const char *problem)
@@ -496,6 +517,162 @@ parse_namespaces (ctx_t *c, json_object *linux_obj, rt_spec_t *s)
   return 0;
 }
 
+/* ---- linux.devices and linux.resources.devices -------------------------------------------- */
+
+static int
+parse_device (ctx_t *c, json_object *e, size_t i, rt_device_t *d)
+{
+  char field[64];
+  cleanup_free char *type = NULL;
+  uint64_t v;
+  bool present;
+  if (e == NULL || !json_object_is_type (e, json_type_object))
+    return rt_make_error (c->err, 0, "%s: linux.devices[%zu]: must be an object", c->file, i);
+  snprintf (field, sizeof field, "linux.devices[%zu].path", i);
+  if (get_string (c, e, "path", field, true, &d->path) < 0)
+    return -1;
+  if (d->path[0] != '/')
+    return field_error (c, field, "must be an absolute path");
+  snprintf (field, sizeof field, "linux.devices[%zu].type", i);
+  if (get_string (c, e, "type", field, true, &type) < 0)
+    return -1;
+  if (strcmp (type, "c") != 0 && strcmp (type, "u") != 0 && strcmp (type, "b") != 0
+      && strcmp (type, "p") != 0)
+    return rt_make_error (c->err, 0, "%s: %s: unknown device type `%s` (c, u, b or p)", c->file,
+                          field, type);
+  d->type = type[0] == 'u' ? 'c' : type[0];
+  snprintf (field, sizeof field, "linux.devices[%zu].major", i);
+  if (get_uint (c, e, "major", field, d->type != 'p', 0xfff, NULL, &v) < 0)
+    return -1;
+  d->major = (uint32_t) v;
+  snprintf (field, sizeof field, "linux.devices[%zu].minor", i);
+  if (get_uint (c, e, "minor", field, d->type != 'p', 0xfffff, NULL, &v) < 0)
+    return -1;
+  d->minor = (uint32_t) v;
+  snprintf (field, sizeof field, "linux.devices[%zu].fileMode", i);
+  if (get_uint (c, e, "fileMode", field, false, 07777 | 0170000, &present, &v) < 0)
+    return -1;
+  d->mode = present ? (mode_t) (v & 07777) : 0666;
+  snprintf (field, sizeof field, "linux.devices[%zu].uid", i);
+  v = 0;
+  if (get_uint (c, e, "uid", field, false, UINT32_MAX - 1, NULL, &v) < 0)
+    return -1;
+  d->uid = (uid_t) v;
+  v = 0;
+  snprintf (field, sizeof field, "linux.devices[%zu].gid", i);
+  if (get_uint (c, e, "gid", field, false, UINT32_MAX - 1, NULL, &v) < 0)
+    return -1;
+  d->gid = (gid_t) v;
+  return 0;
+}
+
+static int
+parse_devices (ctx_t *c, json_object *linux_obj, rt_spec_t *s)
+{
+  json_object *arr = get (linux_obj, "devices");
+  size_t n, i;
+  if (arr == NULL || json_object_is_type (arr, json_type_null))
+    return 0;
+  if (!json_object_is_type (arr, json_type_array))
+    return field_error (c, "linux.devices", "must be an array");
+  n = json_object_array_length (arr);
+  s->devices = calloc (n + 1, sizeof (rt_device_t));
+  if (s->devices == NULL)
+    return rt_make_error (c->err, errno, "calloc");
+  for (i = 0; i < n; i++)
+    {
+      s->n_devices = i + 1;
+      if (parse_device (c, json_object_array_get_idx (arr, i), i, &s->devices[i]) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+/* A device number of a cgroup rule: absent or null (or -1) means any. */
+static int
+get_device_number (ctx_t *c, json_object *e, const char *key, const char *field, int64_t *out)
+{
+  json_object *v = get (e, key);
+  *out = -1;
+  if (v == NULL || json_object_is_type (v, json_type_null))
+    return 0;
+  if (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) < -1
+      || json_object_get_int64 (v) > UINT32_MAX)
+    return field_error (c, field, "must be a device number or -1");
+  *out = json_object_get_int64 (v);
+  return 0;
+}
+
+static int
+parse_device_rule (ctx_t *c, json_object *e, size_t i, rt_device_rule_t *r)
+{
+  char field[64];
+  cleanup_free char *type = NULL, *access = NULL;
+  const char *p;
+  if (e == NULL || !json_object_is_type (e, json_type_object))
+    return rt_make_error (c->err, 0, "%s: %sdevices[%zu]: must be an object", c->file, c->rpfx,
+                          i);
+  rfield (c, field, sizeof field, "devices[%zu].allow", i);
+  if (get (e, "allow") == NULL)
+    return field_error (c, field, "missing required field");
+  if (get_bool (c, e, "allow", field, &r->allow) < 0)
+    return -1;
+  rfield (c, field, sizeof field, "devices[%zu].type", i);
+  if (get_string (c, e, "type", field, false, &type) < 0)
+    return -1;
+  if (type != NULL && strcmp (type, "a") != 0 && strcmp (type, "c") != 0
+      && strcmp (type, "b") != 0)
+    return rt_make_error (c->err, 0, "%s: %s: unknown type `%s` (a, c or b)", c->file, field,
+                          type);
+  r->type = type ? type[0] : 'a';
+  rfield (c, field, sizeof field, "devices[%zu].major", i);
+  if (get_device_number (c, e, "major", field, &r->major) < 0)
+    return -1;
+  rfield (c, field, sizeof field, "devices[%zu].minor", i);
+  if (get_device_number (c, e, "minor", field, &r->minor) < 0)
+    return -1;
+  rfield (c, field, sizeof field, "devices[%zu].access", i);
+  if (get_string (c, e, "access", field, false, &access) < 0)
+    return -1;
+  /* runc refuses an empty access; "rwm" is every access. */
+  if (access == NULL || access[0] == '\0')
+    return field_error (c, field, "must not be empty");
+  for (p = access; *p; p++)
+    {
+      unsigned bit = *p == 'r' ? RT_DEV_READ : *p == 'w' ? RT_DEV_WRITE : *p == 'm' ? RT_DEV_MKNOD : 0;
+      if (bit == 0)
+        return rt_make_error (c->err, 0, "%s: %s: `%s` is not a combination of r, w and m",
+                              c->file, field, access);
+      r->access |= bit;
+    }
+  return 0;
+}
+
+static int
+parse_device_rules (ctx_t *c, json_object *res, rt_resources_t *r)
+{
+  json_object *arr = get (res, "devices");
+  size_t n, i;
+  if (arr == NULL || json_object_is_type (arr, json_type_null))
+    return 0;
+  if (!json_object_is_type (arr, json_type_array))
+    {
+      char fb[128];
+      return field_error (c, RF ("devices"), "must be an array");
+    }
+  n = json_object_array_length (arr);
+  r->devices = calloc (n + 1, sizeof (rt_device_rule_t));
+  if (r->devices == NULL)
+    return rt_make_error (c->err, errno, "calloc");
+  for (i = 0; i < n; i++)
+    {
+      r->n_devices = i + 1;
+      if (parse_device_rule (c, json_object_array_get_idx (arr, i), i, &r->devices[i]) < 0)
+        return -1;
+    }
+  return 0;
+}
+
 /* A signed integer field; *present tells whether it was given. */
 static int
 get_int (ctx_t *c, json_object *obj, const char *key, const char *field, bool *present,
@@ -512,43 +689,303 @@ get_int (ctx_t *c, json_object *obj, const char *key, const char *field, bool *p
   return 0;
 }
 
+
+/* Fields of linux.resources this runtime does not apply: refused, so that nothing is accepted
+ * and then ignored. */
 static int
-parse_resources (ctx_t *c, json_object *linux_obj, rt_spec_t *s)
+refuse_present (ctx_t *c, json_object *obj, const char *key, const char *name, const char *why)
 {
-  json_object *res, *mem, *cpu, *pids;
-  rt_resources_t *r = &s->resources;
-  if (get_object (c, linux_obj, "resources", "linux.resources", &res) < 0)
-    return -1;
-  if (res == NULL)
+  json_object *v = get (obj, key);
+  char fb[128];
+  if (v == NULL || json_object_is_type (v, json_type_null))
     return 0;
-  if (get_object (c, res, "memory", "linux.resources.memory", &mem) < 0
-      || get_object (c, res, "cpu", "linux.resources.cpu", &cpu) < 0
-      || get_object (c, res, "pids", "linux.resources.pids", &pids) < 0)
-    return -1;
-  if (get_int (c, mem, "limit", "linux.resources.memory.limit", &r->has_memory_limit,
-               &r->memory_limit)
-      < 0)
+  return field_error (c, RF ("%s", name), why);
+}
+
+static int
+parse_memory (ctx_t *c, json_object *mem, rt_resources_t *r)
+{
+  char fb[128];
+  bool present;
+  if (mem == NULL)
+    return 0;
+  if (get_int (c, mem, "limit", RF ("memory.limit"), &r->has_memory_limit, &r->memory_limit) < 0)
     return -1;
   if (r->has_memory_limit && r->memory_limit < -1)
-    return field_error (c, "linux.resources.memory.limit", "out of range");
-  if (get_int (c, cpu, "quota", "linux.resources.cpu.quota", &r->has_cpu_quota, &r->cpu_quota)
+    return field_error (c, RF ("memory.limit"), "out of range");
+  if (get_int (c, mem, "reservation", RF ("memory.reservation"), &r->has_memory_reservation,
+               &r->memory_reservation)
       < 0)
     return -1;
-  if (get_uint (c, cpu, "period", "linux.resources.cpu.period", false, 1000000,
-                &r->has_cpu_period, &r->cpu_period)
+  if (r->has_memory_reservation && r->memory_reservation < -1)
+    return field_error (c, RF ("memory.reservation"), "out of range");
+  if (get_int (c, mem, "swap", RF ("memory.swap"), &r->has_memory_swap, &r->memory_swap) < 0)
+    return -1;
+  if (r->has_memory_swap && r->memory_swap < -1)
+    return field_error (c, RF ("memory.swap"), "out of range");
+  if (r->has_memory_swap && r->memory_swap == 0)
+    r->has_memory_swap = false; /* 0 means "not set", as in runc */
+  if (get_uint (c, mem, "swappiness", RF ("memory.swappiness"), false, UINT64_MAX,
+                &r->has_swappiness, &r->swappiness)
       < 0)
     return -1;
-  if (get_uint (c, cpu, "shares", "linux.resources.cpu.shares", false, 262144,
-                &r->has_cpu_shares, &r->cpu_shares)
+  /* runc: -1 (as a uint64, 2^64-1) means "not set"; otherwise 0..100. */
+  if (r->has_swappiness && r->swappiness == UINT64_MAX)
+    r->has_swappiness = false;
+  if (r->has_swappiness && r->swappiness > 100)
+    return field_error (c, RF ("memory.swappiness"), "out of range (0..100)");
+  present = false;
+  if (get_bool (c, mem, "disableOOMKiller", RF ("memory.disableOOMKiller"), &present) < 0)
+    return -1;
+  r->disable_oom_killer = present;
+  if (refuse_present (c, mem, "kernel", "memory.kernel",
+                      "kernel memory limits are deprecated and not applied (runc ignores them)")
+          < 0
+      || refuse_present (c, mem, "kernelTCP", "memory.kernelTCP",
+                         "kernel memory limits are deprecated and not applied (runc ignores them)")
+             < 0)
+    return -1;
+  return 0;
+}
+
+static int
+parse_cpu (ctx_t *c, json_object *cpu, rt_resources_t *r)
+{
+  char fb[128];
+  if (cpu == NULL)
+    return 0;
+  if (get_int (c, cpu, "quota", RF ("cpu.quota"), &r->has_cpu_quota, &r->cpu_quota) < 0)
+    return -1;
+  if (get_uint (c, cpu, "period", RF ("cpu.period"), false, 1000000, &r->has_cpu_period,
+                &r->cpu_period)
+      < 0)
+    return -1;
+  if (r->has_cpu_period && r->cpu_period == 0)
+    r->has_cpu_period = false; /* 0 means "not set" */
+  if (get_uint (c, cpu, "shares", RF ("cpu.shares"), false, 262144, &r->has_cpu_shares,
+                &r->cpu_shares)
       < 0)
     return -1;
   if (r->has_cpu_shares && r->cpu_shares == 0)
     r->has_cpu_shares = false; /* 0 means "not set", as in runc */
-  if (get_int (c, pids, "limit", "linux.resources.pids.limit", &r->has_pids_limit,
-               &r->pids_limit)
+  if (get_int (c, cpu, "realtimeRuntime", RF ("cpu.realtimeRuntime"), &r->has_cpu_rt_runtime,
+               &r->cpu_rt_runtime)
       < 0)
     return -1;
+  if (get_uint (c, cpu, "realtimePeriod", RF ("cpu.realtimePeriod"), false, UINT32_MAX,
+                &r->has_cpu_rt_period, &r->cpu_rt_period)
+      < 0)
+    return -1;
+  if (get_int (c, cpu, "idle", RF ("cpu.idle"), &r->has_cpu_idle, &r->cpu_idle) < 0)
+    return -1;
+  if (r->has_cpu_idle && r->cpu_idle != 0 && r->cpu_idle != 1)
+    return field_error (c, RF ("cpu.idle"), "must be 0 or 1");
+  if (get_uint (c, cpu, "burst", RF ("cpu.burst"), false, UINT32_MAX, &r->has_cpu_burst,
+                &r->cpu_burst)
+      < 0)
+    return -1;
+  if (get_string (c, cpu, "cpus", RF ("cpu.cpus"), false, &r->cpuset_cpus) < 0
+      || get_string (c, cpu, "mems", RF ("cpu.mems"), false, &r->cpuset_mems) < 0)
+    return -1;
+  /* An empty string means "not set" (runc). */
+  if (r->cpuset_cpus != NULL && r->cpuset_cpus[0] == '\0')
+    {
+      free (r->cpuset_cpus);
+      r->cpuset_cpus = NULL;
+    }
+  if (r->cpuset_mems != NULL && r->cpuset_mems[0] == '\0')
+    {
+      free (r->cpuset_mems);
+      r->cpuset_mems = NULL;
+    }
   return 0;
+}
+
+/* weightDevice[] or a throttle list: {major, minor, ...}. */
+static int
+parse_blkio_devices (ctx_t *c, json_object *blkio, const char *key, bool throttle,
+                     rt_blkio_device_t **out, size_t *count)
+{
+  json_object *arr = get (blkio, key);
+  char fb[128];
+  size_t n, i;
+  if (arr == NULL || json_object_is_type (arr, json_type_null))
+    return 0;
+  if (!json_object_is_type (arr, json_type_array))
+    return field_error (c, RF ("blockIO.%s", key), "must be an array");
+  n = json_object_array_length (arr);
+  *out = calloc (n + 1, sizeof (rt_blkio_device_t));
+  if (*out == NULL)
+    return rt_make_error (c->err, errno, "calloc");
+  for (i = 0; i < n; i++)
+    {
+      json_object *e = json_object_array_get_idx (arr, i);
+      rt_blkio_device_t *d = &(*out)[i];
+      uint64_t v;
+      *count = i + 1;
+      if (e == NULL || !json_object_is_type (e, json_type_object))
+        return field_error (c, RF ("blockIO.%s[%zu]", key, i), "must be an object");
+      if (get_uint (c, e, "major", RF ("blockIO.%s[%zu].major", key, i), true, 0xfff, NULL, &v)
+          < 0)
+        return -1;
+      d->major = (int64_t) v;
+      if (get_uint (c, e, "minor", RF ("blockIO.%s[%zu].minor", key, i), true, 0xfffff, NULL, &v)
+          < 0)
+        return -1;
+      d->minor = (int64_t) v;
+      if (throttle)
+        {
+          if (get_uint (c, e, "rate", RF ("blockIO.%s[%zu].rate", key, i), true, UINT64_MAX,
+                        NULL, &d->rate)
+              < 0)
+            return -1;
+          continue;
+        }
+      if (get_uint (c, e, "weight", RF ("blockIO.%s[%zu].weight", key, i), false, 1000, NULL,
+                    &d->weight)
+              < 0
+          || get_uint (c, e, "leafWeight", RF ("blockIO.%s[%zu].leafWeight", key, i), false,
+                       1000, NULL, &d->leaf_weight)
+                 < 0)
+        return -1;
+    }
+  return 0;
+}
+
+static int
+parse_blkio (ctx_t *c, json_object *blkio, rt_resources_t *r)
+{
+  static const char *const throttles[RT_THROTTLE_KINDS] = {
+    [RT_THROTTLE_READ_BPS] = "throttleReadBpsDevice",
+    [RT_THROTTLE_WRITE_BPS] = "throttleWriteBpsDevice",
+    [RT_THROTTLE_READ_IOPS] = "throttleReadIOPSDevice",
+    [RT_THROTTLE_WRITE_IOPS] = "throttleWriteIOPSDevice",
+  };
+  char fb[128];
+  int t;
+  if (blkio == NULL)
+    return 0;
+  r->has_blkio = true;
+  if (get_uint (c, blkio, "weight", RF ("blockIO.weight"), false, 1000, NULL, &r->blkio_weight)
+          < 0
+      || get_uint (c, blkio, "leafWeight", RF ("blockIO.leafWeight"), false, 1000, NULL,
+                   &r->blkio_leaf_weight)
+             < 0)
+    return -1;
+  if (parse_blkio_devices (c, blkio, "weightDevice", false, &r->blkio_weight_devices,
+                           &r->n_blkio_weight_devices)
+      < 0)
+    return -1;
+  for (t = 0; t < RT_THROTTLE_KINDS; t++)
+    if (parse_blkio_devices (c, blkio, throttles[t], true, &r->throttle[t], &r->n_throttle[t]) < 0)
+      return -1;
+  return 0;
+}
+
+static int
+parse_hugepages (ctx_t *c, json_object *res, rt_resources_t *r)
+{
+  json_object *arr = get (res, "hugepageLimits");
+  char fb[128];
+  size_t n, i;
+  if (arr == NULL || json_object_is_type (arr, json_type_null))
+    return 0;
+  if (!json_object_is_type (arr, json_type_array))
+    return field_error (c, RF ("hugepageLimits"), "must be an array");
+  n = json_object_array_length (arr);
+  r->hugepages = calloc (n + 1, sizeof (rt_hugepage_limit_t));
+  if (r->hugepages == NULL)
+    return rt_make_error (c->err, errno, "calloc");
+  for (i = 0; i < n; i++)
+    {
+      json_object *e = json_object_array_get_idx (arr, i);
+      rt_hugepage_limit_t *h = &r->hugepages[i];
+      const char *p;
+      r->n_hugepages = i + 1;
+      if (get_string (c, e, "pageSize", RF ("hugepageLimits[%zu].pageSize", i), true,
+                      &h->page_size)
+              < 0
+          || get_uint (c, e, "limit", RF ("hugepageLimits[%zu].limit", i), true, UINT64_MAX, NULL,
+                       &h->limit)
+                 < 0)
+        return -1;
+      /* It becomes part of a file name: digits and a unit only. */
+      for (p = h->page_size; *p >= '0' && *p <= '9'; p++)
+        ;
+      if (p == h->page_size || (strcmp (p, "KB") != 0 && strcmp (p, "MB") != 0
+                                && strcmp (p, "GB") != 0))
+        return field_error (c, RF ("hugepageLimits[%zu].pageSize", i),
+                            "must be a size such as 2MB or 1GB");
+    }
+  return 0;
+}
+
+static int
+parse_unified (ctx_t *c, json_object *res, rt_resources_t *r)
+{
+  json_object *obj;
+  char fb[128];
+  size_t n = 0;
+  if (get_object (c, res, "unified", RF ("unified"), &obj) < 0)
+    return -1;
+  if (obj == NULL)
+    return 0;
+  r->unified = calloc ((size_t) json_object_object_length (obj) + 1, sizeof (rt_key_value_t));
+  if (r->unified == NULL)
+    return rt_make_error (c->err, errno, "calloc");
+  json_object_object_foreach (obj, key, val)
+    {
+      /* A file of the container's own cgroup directory: no path, no cgroup.* core files but
+       * the few runc allows. */
+      if (!json_object_is_type (val, json_type_string))
+        return field_error (c, RF ("unified.%s", key), "must be a string");
+      if (key[0] == '\0' || key[0] == '.' || strchr (key, '/') != NULL || strchr (key, '.') == NULL
+          || (strncmp (key, "cgroup.", 7) == 0 && strcmp (key, "cgroup.freeze") != 0
+              && strcmp (key, "cgroup.type") != 0))
+        return field_error (c, RF ("unified.%s", key), "is not a controller's file");
+      r->unified[n].key = strdup (key);
+      r->unified[n].value = strdup (json_object_get_string (val));
+      r->n_unified = ++n;
+      if (r->unified[n - 1].key == NULL || r->unified[n - 1].value == NULL)
+        return rt_make_error (c->err, errno, "strdup");
+    }
+  return 0;
+}
+
+/* An OCI LinuxResources object. */
+static int
+parse_resources_object (ctx_t *c, json_object *res, rt_resources_t *r)
+{
+  json_object *mem, *cpu, *pids, *blkio;
+  char fb[128];
+  if (get_object (c, res, "memory", RF ("memory"), &mem) < 0
+      || get_object (c, res, "cpu", RF ("cpu"), &cpu) < 0
+      || get_object (c, res, "pids", RF ("pids"), &pids) < 0
+      || get_object (c, res, "blockIO", RF ("blockIO"), &blkio) < 0)
+    return -1;
+  if (parse_memory (c, mem, r) < 0 || parse_cpu (c, cpu, r) < 0 || parse_blkio (c, blkio, r) < 0)
+    return -1;
+  if (get_int (c, pids, "limit", RF ("pids.limit"), &r->has_pids_limit, &r->pids_limit) < 0)
+    return -1;
+  if (parse_hugepages (c, res, r) < 0 || parse_unified (c, res, r) < 0)
+    return -1;
+  if (refuse_present (c, res, "network", "network",
+                      "net_cls and net_prio are not supported (this runtime does not join them)")
+          < 0
+      || refuse_present (c, res, "rdma", "rdma", "the rdma controller is not supported") < 0)
+    return -1;
+  return parse_device_rules (c, res, r);
+}
+
+static int
+parse_resources (ctx_t *c, json_object *linux_obj, rt_spec_t *s)
+{
+  json_object *res;
+  if (get_object (c, linux_obj, "resources", "linux.resources", &res) < 0)
+    return -1;
+  if (res == NULL)
+    return 0;
+  return parse_resources_object (c, res, &s->resources);
 }
 
 /* ---- linux.seccomp ------------------------------------------------------------------------- */
@@ -777,7 +1214,8 @@ parse_linux (ctx_t *c, json_object *top, rt_spec_t *s)
     return -1;
   if (parse_namespaces (c, linux_obj, s) < 0 || parse_seccomp (c, linux_obj, &s->seccomp) < 0)
     return -1;
-  if (parse_sysctl (c, linux_obj, s) < 0 || check_sysctls (c, s) < 0)
+  if (parse_sysctl (c, linux_obj, s) < 0 || check_sysctls (c, s) < 0
+      || parse_devices (c, linux_obj, s) < 0)
     return -1;
   if (get_strv (c, linux_obj, "maskedPaths", "linux.maskedPaths", false, &s->masked_paths, NULL)
       < 0)
@@ -884,7 +1322,7 @@ parse_file (const char *file, json_object **out, rt_error_t *err)
 int
 rt_spec_load (const char *file, rt_spec_t **out, rt_error_t *err)
 {
-  ctx_t c = { .file = file, .err = err, .pfx = "process." };
+  ctx_t c = { .file = file, .err = err, .pfx = "process.", .rpfx = "linux.resources." };
   json_object *top = NULL;
   rt_spec_t *s;
   int ret;
@@ -935,7 +1373,7 @@ clear_process (rt_spec_t *s)
 int
 rt_spec_load_process (const char *file, rt_spec_t *spec, rt_error_t *err)
 {
-  ctx_t c = { .file = file, .err = err, .pfx = "" };
+  ctx_t c = { .file = file, .err = err, .pfx = "", .rpfx = "linux.resources." };
   json_object *top = NULL;
   int ret;
   if (parse_file (file, &top, err) < 0)
@@ -946,6 +1384,48 @@ rt_spec_load_process (const char *file, rt_spec_t *spec, rt_error_t *err)
   else
     ret = parse_process_object (&c, top, spec);
   json_object_put (top);
+  return ret;
+}
+
+void
+rt_resources_release (rt_resources_t *r)
+{
+  size_t i;
+  int t;
+  free (r->cpuset_cpus);
+  free (r->cpuset_mems);
+  free (r->blkio_weight_devices);
+  for (t = 0; t < RT_THROTTLE_KINDS; t++)
+    free (r->throttle[t]);
+  for (i = 0; i < r->n_hugepages; i++)
+    free (r->hugepages[i].page_size);
+  free (r->hugepages);
+  for (i = 0; i < r->n_unified; i++)
+    {
+      free (r->unified[i].key);
+      free (r->unified[i].value);
+    }
+  free (r->unified);
+  free (r->devices);
+  memset (r, 0, sizeof *r);
+}
+
+int
+rt_resources_load (const char *file, rt_resources_t *out, rt_error_t *err)
+{
+  ctx_t c = { .file = file, .err = err, .pfx = "", .rpfx = "" };
+  json_object *top = NULL;
+  int ret;
+  memset (out, 0, sizeof *out);
+  if (parse_file (strcmp (file, "-") == 0 ? "/dev/stdin" : file, &top, err) < 0)
+    return -1;
+  if (!json_object_is_type (top, json_type_object))
+    ret = rt_make_error (err, 0, "%s: the top level must be an object", file);
+  else
+    ret = parse_resources_object (&c, top, out);
+  json_object_put (top);
+  if (ret < 0)
+    rt_resources_release (out);
   return ret;
 }
 
@@ -983,6 +1463,10 @@ rt_spec_free (rt_spec_t *s)
       free (s->sysctls[i].value);
     }
   free (s->sysctls);
+  for (i = 0; i < s->n_devices; i++)
+    free (s->devices[i].path);
+  free (s->devices);
+  rt_resources_release (&s->resources);
   free (s->cgroups_path);
   free (s->annotations_json);
   rt_seccomp_release (&s->seccomp);

@@ -149,6 +149,8 @@ rt_state_write (const char *root, const rt_state_t *st, rt_error_t *err)
   json_object_object_add (o, "startTime", json_object_new_uint64 (st->start_time));
   if (st->cgroup_path != NULL)
     json_object_object_add (o, "cgroupPath", json_object_new_string (st->cgroup_path));
+  if (st->cgroup_extra != 0)
+    json_object_object_add (o, "cgroupExtra", json_object_new_int64 (st->cgroup_extra));
   ann = json_tokener_parse (st->annotations_json ? st->annotations_json : "{}");
   json_object_object_add (o, "annotations", ann ? ann : json_object_new_object ());
   text = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN);
@@ -218,6 +220,8 @@ rt_state_read (const char *root, const char *id, rt_state_t **out, rt_error_t *e
   if (json_object_object_get_ex (o, "startTime", &v))
     st->start_time = json_object_get_uint64 (v);
   st->cgroup_path = dup_field (o, "cgroupPath");
+  if (json_object_object_get_ex (o, "cgroupExtra", &v))
+    st->cgroup_extra = (unsigned) json_object_get_int64 (v);
   json_object_put (o);
   if (st->id == NULL || st->bundle == NULL || st->oci_version == NULL || st->created == NULL
       || st->annotations_json == NULL || st->pid <= 0)

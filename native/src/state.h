@@ -20,6 +20,7 @@ typedef struct
   pid_t pid;
   unsigned long long start_time; /* /proc/PID/stat field 22 */
   char *cgroup_path;             /* relative to each hierarchy's root; NULL: none (old state) */
+  unsigned cgroup_extra;         /* RT_CGROUP_* hierarchies joined beyond the base set */
 } rt_state_t;
 
 enum rt_status

@@ -2,7 +2,7 @@
 // the same bundle under ours and under runc, a probe prints what the container sees, and the two
 // reports must match (where runc 1.1.5 supports the field; otherwise the effect alone is checked).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { missingPrerequisites, Workspace, type Config, type Runtime } from './bundle.js';
@@ -15,6 +15,10 @@ interface Result {
   stdout: string;
   stderr: string;
 }
+
+const CG = '/sys/fs/cgroup';
+/** Every cgroup made here lives under this parent, so that clean-up can find it. */
+const PARENT = `/swarm-rt-test-${process.pid}`;
 
 describe.skipIf(missing.length > 0)('swarm-runtime applies config.json fields like runc', () => {
   let ws: Workspace;
@@ -34,6 +38,16 @@ describe.skipIf(missing.length > 0)('swarm-runtime applies config.json fields li
     try {
       ws.cleanup();
       expect(ws.leftovers()).toEqual([]);
+      // The tests' cgroups live under PARENT in every hierarchy (runc makes them all); the
+      // containers are deleted, so only the empty parents remain.
+      const left: string[] = [];
+      for (const h of readdirSync(CG)) {
+        const p = join(CG, h, PARENT);
+        if (!existsSync(p)) continue;
+        for (const e of readdirSync(p, { withFileTypes: true })) if (e.isDirectory()) left.push(join(p, e.name));
+        spawnSync('rmdir', [p]);
+      }
+      expect(left).toEqual([]);
     } finally {
       ws.remove();
     }
@@ -223,6 +237,87 @@ describe.skipIf(missing.length > 0)('swarm-runtime applies config.json fields li
     expect(ws.leftovers()).toEqual([]);
   });
 
+  it('makes linux.devices nodes with their type, numbers, mode and owner, like runc', () => {
+    const out = both('stat -c "%A %u %g %t:%T %n" /dev/mydev /dev/sub/dir/blk /dev/fifo /dev/null', (c) => {
+      c.linux.devices = [
+        { path: '/dev/mydev', type: 'c', major: 1, minor: 5, fileMode: 0o640, uid: 1000, gid: 100 },
+        { path: '/dev/sub/dir/blk', type: 'b', major: 254, minor: 0, fileMode: 0o600 },
+        { path: '/dev/fifo', type: 'p', fileMode: 0o620 },
+        { path: '/dev/null', type: 'c', major: 1, minor: 3, fileMode: 0o600 }, // takes over the default node
+      ];
+      // runc's default rules leave out /dev/null when linux.devices takes it over (and so do we):
+      // the spec must allow it.
+      c.linux.resources = { devices: [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }] };
+    });
+    expect(out).toBe(
+      ['crw-r----- 1000 100 1:5 /dev/mydev', 'brw------- 0 0 fe:0 /dev/sub/dir/blk', 'prw--w---- 0 0 0:0 /dev/fifo', 'crw------- 0 0 1:3 /dev/null', ''].join('\n'),
+    );
+  });
+
+  // Opens only, of devices harmless to open (nothing is read or written): vcs (7:0) read-only
+  // is allowed, read-write not; fuse (10:229) read-write is allowed; loop-control (10:237) is not.
+  const DEVICE_PROBE = [
+    '( : < /dev/vcs ) 2>/dev/null && echo "vcs r ok" || echo "vcs r denied"',
+    '( : <> /dev/vcs ) 2>/dev/null && echo "vcs rw ok" || echo "vcs rw denied"',
+    '( : <> /dev/fuse ) 2>/dev/null && echo "fuse rw ok" || echo "fuse rw denied"',
+    '( : < /dev/loop-control ) 2>&1 | sed "s/.*: //"',
+    'echo x > /dev/null && echo "null ok"',
+  ].join('; ');
+  const DEVICE_PROBE_OUT = 'vcs r ok\nvcs rw denied\nfuse rw ok\nOperation not permitted\nnull ok\n';
+  const deviceRules = (path: string) => (c: Config) => {
+    c.linux.cgroupsPath = path;
+    c.linux.devices = [
+      { path: '/dev/vcs', type: 'c', major: 7, minor: 0, fileMode: 0o600 },
+      { path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o600 },
+      { path: '/dev/loop-control', type: 'c', major: 10, minor: 237, fileMode: 0o600 },
+    ];
+    c.linux.resources = {
+      devices: [
+        { allow: false, access: 'rwm' },
+        { allow: true, type: 'c', major: 7, minor: 0, access: 'r' },
+        { allow: true, type: 'c', major: 10, minor: 229, access: 'rw' },
+      ],
+    };
+  };
+
+  it('enforces linux.resources.devices with the devices cgroup, the same list as runc', () => {
+    const lists: Record<string, string[]> = {};
+    const outs: Record<string, string> = {};
+    for (const rt of [ws.ours, ws.runc]) {
+      const id = ws.id(rt);
+      const path = `${PARENT}/${id}`;
+      const b = ws.bundle(['sh', '-c', `${DEVICE_PROBE}; cat /proc/self/cgroup > /dev/null; sleep 100`], deviceRules(path));
+      const log = join(ws.dir, `${id}.log`);
+      const fd = openSync(log, 'w');
+      const r = ws.exec(rt, ['run', '--detach', '--bundle', b, id], { outFd: fd, detached: true });
+      closeSync(fd);
+      expect(r.status, rt.name).toBe(0);
+      for (let i = 0; i < 200 && !readFileSync(log, 'utf8').includes('null ok'); i++) sleepMs(10);
+      outs[rt.name] = readFileSync(log, 'utf8');
+      lists[rt.name] = readFileSync(`/sys/fs/cgroup/devices${path}/devices.list`, 'utf8').trim().split('\n').sort();
+      expect(ws.exec(rt, ['delete', '--force', id]).status).toBe(0);
+      expect(existsSync(`/sys/fs/cgroup/devices${path}`), `${rt.name} removes its devices cgroup`).toBe(false);
+    }
+    expect(outs['swarm-runtime']).toBe(outs.runc);
+    expect(outs['swarm-runtime']).toBe(DEVICE_PROBE_OUT);
+    expect(lists['swarm-runtime']).toEqual(lists.runc);
+    expect(lists['swarm-runtime']).toContain('c 7:0 r');
+    expect(lists['swarm-runtime']).not.toContain('a *:* rwm');
+  });
+
+  it('also attaches a BPF device program on the cgroup v2 tree, which enforces the rules by itself', () => {
+    const id = ws.id(ws.ours);
+    const path = `${PARENT}/${id}`;
+    const b = ws.bundle(['sleep', '100'], deviceRules(path));
+    expect(ws.exec(ws.ours, ['run', '--detach', '--bundle', b, id], { detached: true }).status).toBe(0);
+    // Lift the v1 list: only the BPF program on /sys/fs/cgroup/unified<path> is left to say no.
+    writeFileSync(`/sys/fs/cgroup/devices${path}/devices.allow`, 'a');
+    expect(readFileSync(`/sys/fs/cgroup/devices${path}/devices.list`, 'utf8')).toBe('a *:* rwm\n');
+    const r = ws.exec(ws.ours, ['exec', id, 'sh', '-c', DEVICE_PROBE]);
+    expect([r.status, r.stderr, r.stdout]).toEqual([0, '', DEVICE_PROBE_OUT]);
+    expect(ws.exec(ws.ours, ['delete', '--force', id]).status).toBe(0);
+  });
+
   it('delete --force of a container that does not exist succeeds, like runc', () => {
     for (const rt of [ws.ours, ws.runc]) {
       expect(ws.exec(rt, ['delete', '--force', 'no-such-container']).status, rt.name).toBe(0);
@@ -231,3 +326,7 @@ describe.skipIf(missing.length > 0)('swarm-runtime applies config.json fields li
     expect(existsSync(join(ws.ours.root, 'no-such-container'))).toBe(false);
   });
 });
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
