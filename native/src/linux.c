@@ -1,5 +1,6 @@
 #include "linux.h"
 
+#include "cgroup.h"
 #include "seccomp.h"
 
 #include <errno.h>
@@ -465,8 +466,182 @@ tmpfs_mode_from_target (int rootfd, const char *dest, mount_opts_t *o, rt_error_
   return 0;
 }
 
+/* ---- cgroup mounts ----------------------------------------------------------------------- */
+
+/* The line of /proc/self/cgroup ("N:controllers:path") that belongs to a v1 hierarchy whose
+ * superblock options are SUPER ("rw,cpu,cpuacct", "rw,name=systemd"): the path, or NULL. */
+static char *
+own_cgroup (const char *cgroups, const char *super)
+{
+  cleanup_free char *copy = strdup (cgroups);
+  char *line, *save = NULL;
+  if (copy == NULL)
+    return NULL;
+  for (line = strtok_r (copy, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+    {
+      char *ctrls = strchr (line, ':'), *path, *c, *csave = NULL;
+      if (ctrls == NULL || (path = strchr (++ctrls, ':')) == NULL)
+        continue;
+      *path++ = '\0';
+      for (c = strtok_r (ctrls, ",", &csave); c; c = strtok_r (NULL, ",", &csave))
+        {
+          const char *p = super;
+          size_t len = strlen (c);
+          for (; (p = strstr (p, c)) != NULL; p += len)
+            if ((p == super || p[-1] == ',') && (p[len] == ',' || p[len] == '\0'))
+              return strdup (path);
+        }
+    }
+  return NULL;
+}
+
+/* The whole (small) file PATH into a heap string, or NULL. */
+static char *
+slurp (const char *path)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = fopen (path, "re");
+  if (f == NULL)
+    return NULL;
+  if (getdelim (&buf, &len, '\0', f) < 0)
+    {
+      free (buf);
+      buf = NULL;
+    }
+  fclose (f);
+  return buf;
+}
+
+/* One v1 hierarchy into DEST/NAME: with a cgroup namespace a fresh mount of the hierarchy (the
+ * namespace roots it at the container's cgroup); without one a bind of the container's own
+ * directory. The hierarchies are read-only when the spec's mount is. */
 static int
-mount_one (int rootfd, const rt_mount_t *m, rt_error_t *err)
+mount_v1_hierarchy (int rootfd, const rt_mount_t *m, const mount_opts_t *o, bool cgroupns,
+                    const char *mountpoint, const char *super, const char *cgroups,
+                    rt_error_t *err)
+{
+  const char *name = strrchr (mountpoint, '/') + 1;
+  cleanup_free char *dest = NULL, *own = NULL, *source = NULL;
+  cleanup_close int fd = -1;
+  if (asprintf (&dest, "%s/%s", m->destination, name) < 0)
+    return rt_make_error (err, ENOMEM, "asprintf");
+  fd = ensure_path (rootfd, dest, false, err);
+  if (fd < 0)
+    return -1;
+  if (cgroupns)
+    {
+      const char *named = strstr (super, "name=");
+      char data[256];
+      unsigned long flags = MS_NOSUID | MS_NOEXEC | MS_NODEV | (o->flags & MS_RDONLY);
+      if (named != NULL)
+        snprintf (data, sizeof data, "%.*s", (int) strcspn (named, ","), named);
+      else
+        snprintf (data, sizeof data, "%s", name);
+      return do_mount (named != NULL ? named + 5 : "cgroup", fd, dest, "cgroup", flags, data, err);
+    }
+  own = own_cgroup (cgroups, super);
+  if (own == NULL)
+    return rt_make_error (err, ENOENT, "mount the cgroups: no cgroup of %s in /proc/self/cgroup",
+                          mountpoint);
+  if (asprintf (&source, "%s%s", mountpoint, own) < 0)
+    return rt_make_error (err, ENOMEM, "asprintf");
+  if (do_mount (source, fd, dest, NULL, MS_BIND | MS_REC, NULL, err) < 0)
+    return -1;
+  return remount_bind (rootfd, dest, o->flags, err);
+}
+
+/* runc's view of the cgroups on a v1 (or hybrid) host: a tmpfs (rw, mode 755, as runc leaves
+ * it) holding every v1 hierarchy the host mounts (not the hybrid's unified tree, as runc), each
+ * at the container's cgroup; co-mounted ones get their names as symlinks ("cpu" ->
+ * "cpu,cpuacct"). The container joined every hierarchy for this (RT_CGROUP_ALL). */
+static int
+mount_cgroup_v1 (int rootfd, const rt_spec_t *spec, const rt_mount_t *m, const mount_opts_t *o,
+                 rt_error_t *err)
+{
+  cleanup_free char *mountinfo = slurp ("/proc/self/mountinfo");
+  cleanup_free char *cgroups = slurp ("/proc/self/cgroup");
+  cleanup_close int fd = -1, dirfd = -1;
+  char *line, *save = NULL, proc[64];
+  if (mountinfo == NULL || cgroups == NULL)
+    return rt_make_error (err, errno, "mount the cgroups: read /proc/self/mountinfo");
+  fd = ensure_path (rootfd, m->destination, false, err);
+  if (fd < 0)
+    return -1;
+  if (do_mount ("tmpfs", fd, m->destination, "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV,
+                "mode=755", err)
+      < 0)
+    return -1;
+  for (line = strtok_r (mountinfo, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+    {
+      /* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPER */
+      char *f[5], *p = line, *sep = strstr (line, " - "), *type, *super;
+      size_t k;
+      if (sep == NULL)
+        continue;
+      for (k = 0; k < 5; k++)
+        f[k] = strsep (&p, " ");
+      type = sep + 3;
+      if (f[4] == NULL || strncmp (type, "cgroup ", 7) != 0
+          || strncmp (f[4], RT_CGROUP_ROOT "/", sizeof RT_CGROUP_ROOT) != 0
+          || strchr (f[4] + sizeof RT_CGROUP_ROOT, '/') != NULL)
+        continue;
+      super = strrchr (type, ' ') + 1;
+      if (mount_v1_hierarchy (rootfd, m, o, spec->ns[RT_NS_CGROUP].wanted, f[4], super, cgroups,
+                              err)
+          < 0)
+        return -1;
+      if (strchr (f[4], ',') != NULL)
+        {
+          const char *name = strrchr (f[4], '/') + 1;
+          cleanup_free char *parts = strdup (name);
+          char *part, *psave = NULL;
+          if (parts == NULL)
+            return rt_make_error (err, errno, "strdup");
+          if (dirfd < 0)
+            {
+              fd_path (fd, proc, sizeof proc);
+              dirfd = open (proc, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+              if (dirfd < 0)
+                return rt_make_error (err, errno, "open %s", m->destination);
+            }
+          for (part = strtok_r (parts, ",", &psave); part; part = strtok_r (NULL, ",", &psave))
+            if (symlinkat (name, dirfd, part) < 0 && errno != EEXIST)
+              return rt_make_error (err, errno, "symlink %s/%s", m->destination, part);
+        }
+    }
+  return 0;
+}
+
+/* A cgroup v2 host: cgroup2 itself (a cgroup namespace roots it at the container's cgroup).
+ * Where the kernel refuses (a user namespace without a cgroup namespace), a bind of the
+ * container's directory, as runc does. */
+static int
+mount_cgroup_v2 (int rootfd, const rt_init_ctx_t *ctx, const rt_mount_t *m, const mount_opts_t *o,
+                 rt_error_t *err)
+{
+  cleanup_close int fd = ensure_path (rootfd, m->destination, false, err);
+  cleanup_free char *source = NULL;
+  if (fd < 0)
+    return -1;
+  if (do_mount ("cgroup2", fd, m->destination, "cgroup2", o->flags, o->data[0] ? o->data : NULL,
+                err)
+      == 0)
+    return 0;
+  if (err->status != EPERM && err->status != EBUSY)
+    return -1;
+  rt_error_release (err);
+  if (asprintf (&source, "%s%s", RT_CGROUP_ROOT,
+                ctx->spec->ns[RT_NS_CGROUP].wanted && ctx->cgroup_path ? ctx->cgroup_path : "")
+      < 0)
+    return rt_make_error (err, ENOMEM, "asprintf");
+  if (do_mount (source, fd, m->destination, NULL, MS_BIND | MS_REC, NULL, err) < 0)
+    return -1;
+  return remount_bind (rootfd, m->destination, o->flags, err);
+}
+
+static int
+mount_one (int rootfd, const rt_init_ctx_t *ctx, const rt_mount_t *m, rt_error_t *err)
 {
   mount_opts_t o;
   cleanup_close int fd = -1;
@@ -474,9 +649,14 @@ mount_one (int rootfd, const rt_mount_t *m, rt_error_t *err)
   parse_mount_options (m->options, m->n_options, &o);
   if (strcmp (type, "bind") == 0)
     o.bind = true;
-  if (strcmp (type, "cgroup") == 0 || strcmp (type, "cgroup2") == 0)
-    return 0; /* not mounted yet (a later slice) */
-  if (o.bind)
+  if (strcmp (type, "cgroup") == 0)
+    {
+      if ((rt_cgroup_mode () == RT_CGROUP_V2 ? mount_cgroup_v2 (rootfd, ctx, m, &o, err)
+                                             : mount_cgroup_v1 (rootfd, ctx->spec, m, &o, err))
+          < 0)
+        return -1;
+    }
+  else if (o.bind)
     {
       if (mount_bind (rootfd, m, &o, err) < 0)
         return -1;
@@ -508,8 +688,9 @@ mount_one (int rootfd, const rt_mount_t *m, rt_error_t *err)
 }
 
 static int
-mount_all (int rootfd, const rt_spec_t *spec, bool *dev_is_tmpfs, rt_error_t *err)
+mount_all (int rootfd, const rt_init_ctx_t *ctx, bool *dev_is_tmpfs, rt_error_t *err)
 {
+  const rt_spec_t *spec = ctx->spec;
   size_t i;
   const rt_mount_t *m;
   *dev_is_tmpfs = false;
@@ -522,7 +703,7 @@ mount_all (int rootfd, const rt_spec_t *spec, bool *dev_is_tmpfs, rt_error_t *er
         m = &default_mounts[i];
       if (strcmp (m->destination, "/dev") == 0)
         *dev_is_tmpfs = m->type && strcmp (m->type, "tmpfs") == 0;
-      if (mount_one (rootfd, m, err) < 0)
+      if (mount_one (rootfd, ctx, m, err) < 0)
         return -1;
     }
   for (i = 0; i < spec->n_mounts; i++)
@@ -530,7 +711,7 @@ mount_all (int rootfd, const rt_spec_t *spec, bool *dev_is_tmpfs, rt_error_t *er
       m = &spec->mounts[i];
       if (is_default_destination (m->destination))
         continue;
-      if (mount_one (rootfd, m, err) < 0)
+      if (mount_one (rootfd, ctx, m, err) < 0)
         return -1;
     }
   return 0;
@@ -845,7 +1026,7 @@ setup_rootfs (rt_init_ctx_t *ctx, rt_error_t *err)
   rootfd = open (ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     return rt_make_error (err, errno, "open the rootfs %s", ctx->rootfs);
-  if (mount_all (rootfd, spec, &dev_is_tmpfs, err) < 0)
+  if (mount_all (rootfd, ctx, &dev_is_tmpfs, err) < 0)
     return -1;
   if (dev_is_tmpfs && create_devices (rootfd, spec, err) < 0)
     return -1;

@@ -318,6 +318,38 @@ describe.skipIf(missing.length > 0)('swarm-runtime applies config.json fields li
     expect(ws.exec(ws.ours, ['delete', '--force', id]).status).toBe(0);
   });
 
+  it('mounts the cgroups read-only at the container\'s own cgroup (with and without a cgroup namespace), like runc', () => {
+    const probe = [
+      // mount point, fstype, ro/rw, and the mount's root (sed below names the container's cgroup)
+      "awk '$5 ~ \"^/sys/fs/cgroup\" { for (i = 7; i <= NF; i++) if ($i == \"-\") { split($6, o, \",\"); print $5, $(i+1), o[1], $4; break } }' /proc/self/mountinfo | sort",
+      'ls /sys/fs/cgroup',
+      'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max',
+      '{ echo 5 > /sys/fs/cgroup/pids/pids.max; } 2>&1 | sed "s/.*: //"',
+    ].join('; ');
+    for (const cgroupns of [true, false]) {
+      const out: Record<string, string> = {};
+      for (const rt of [ws.ours, ws.runc]) {
+        const path = `${PARENT}/cgmount-${rt === ws.ours ? 'ours' : 'runc'}-${cgroupns}`;
+        const r = run(rt, ws.bundle(['sh', '-c', probe], (c) => {
+          c.linux.cgroupsPath = path;
+          c.linux.resources = { memory: { limit: 64 * 1024 * 1024 }, pids: { limit: 30 } };
+          c.linux.namespaces = c.linux.namespaces.filter((n) => n.type !== 'cgroup');
+          if (cgroupns) c.linux.namespaces.push({ type: 'cgroup' });
+          c.mounts.push({ destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] });
+        }));
+        expect({ rt: rt.name, status: r.status, stderr: r.stderr }).toEqual({ rt: rt.name, status: 0, stderr: '' });
+        out[rt.name] = r.stdout.replaceAll(path, '<cgroup>');
+      }
+      expect(out['swarm-runtime'], `cgroupns ${cgroupns}`).toBe(out.runc);
+      const lines = out['swarm-runtime']!.split('\n');
+      expect(lines).toContain('/sys/fs/cgroup tmpfs rw /');
+      expect(lines).toContain(`/sys/fs/cgroup/memory cgroup ro ${cgroupns ? '/' : '<cgroup>'}`);
+      expect(lines).toContain(`/sys/fs/cgroup/systemd cgroup ro ${cgroupns ? '/' : '<cgroup>'}`);
+      expect(lines).toContain('67108864');
+      expect(lines).toContain('Read-only file system');
+    }
+  });
+
   it('delete --force of a container that does not exist succeeds, like runc', () => {
     for (const rt of [ws.ours, ws.runc]) {
       expect(ws.exec(rt, ['delete', '--force', 'no-such-container']).status, rt.name).toBe(0);
