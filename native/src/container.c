@@ -17,62 +17,11 @@
 
 #include "cgroup.h"
 #include "devices.h"
+#include "hooks.h"
 #include "linux.h"
 #include "spec.h"
 #include "state.h"
-
-/* ---- the sync channel between create and the processes it forks ---------------------------- */
-
-enum
-{
-  SYNC_PID = 'P',   /* the init's pid, as the host sees it */
-  SYNC_READY = 'R', /* the init is set up and blocks on the exec fifo */
-  SYNC_ERROR = 'E', /* a step failed; status and text follow */
-};
-
-typedef struct
-{
-  char type;
-  int status;
-  pid_t pid;
-  char text[2048];
-} sync_msg_t;
-
-static void
-sync_send (int fd, char type, pid_t pid, const rt_error_t *err)
-{
-  sync_msg_t m;
-  memset (&m, 0, sizeof m);
-  m.type = type;
-  m.pid = pid;
-  if (err != NULL)
-    {
-      m.status = err->status;
-      snprintf (m.text, sizeof m.text, "%s", err->msg ? err->msg : "error");
-    }
-  /* Nothing to do if the parent is gone: it has already cleaned up. */
-  if (send (fd, &m, sizeof m, MSG_NOSIGNAL) < 0)
-    return;
-}
-
-/* Receives one message; EOF (the sender died) becomes an error. */
-static int
-sync_recv (int fd, sync_msg_t *m, const char *waiting_for, rt_error_t *err)
-{
-  ssize_t n;
-  do
-    n = recv (fd, m, sizeof *m, 0);
-  while (n < 0 && errno == EINTR);
-  if (n < 0)
-    return rt_make_error (err, errno, "read the sync socket");
-  if (n == 0)
-    return rt_make_error (err, 0, "the container process exited before %s", waiting_for);
-  if (n != (ssize_t) sizeof *m)
-    return rt_make_error (err, 0, "short message on the sync socket");
-  if (m->type == SYNC_ERROR)
-    return rt_make_error (err, m->status, "%s", m->text);
-  return 0;
-}
+#include "sync.h"
 
 /* ---- the processes inside -------------------------------------------------------------------- */
 
@@ -81,6 +30,7 @@ run_init (int sync_fd, rt_init_ctx_t *ctx)
 {
   rt_error_t err = { 0, NULL };
   char line[4096];
+  ctx->sync_fd = sync_fd;
   if (rt_init_container (ctx, &err) < 0)
     {
       sync_send (sync_fd, SYNC_ERROR, 0, &err);
@@ -184,18 +134,43 @@ make_exec_fifo (const char *dir, const rt_spec_t *spec, rt_error_t *err)
   return fd;
 }
 
-/* Reads the two messages of a successful create, the init's pid (from child 1, or from the init
- * itself without a PID namespace) and "ready" (from the init). They come from two processes, so
- * "ready" may overtake the pid: take them in either order. *pid is set as soon as it is known, so
- * that the caller can kill the init on failure. */
+/* prestart and createRuntime, in the runtime's namespaces once the init asked (its mounts are
+ * done, pivot_root is not): the state is "creating", with the init's host pid. */
 static int
-sync_pid_and_ready (int fd, pid_t *pid, rt_error_t *err)
+run_create_hooks (const rt_init_ctx_t *ctx, pid_t pid, rt_error_t *err)
 {
-  bool have_pid = false, ready = false;
+  const rt_spec_t *spec = ctx->spec;
+  cleanup_free char *state = NULL;
+  if (spec->hooks[RT_HOOK_PRESTART].n == 0 && spec->hooks[RT_HOOK_CREATE_RUNTIME].n == 0)
+    return 0;
+  state = rt_hook_state (spec->oci_version, ctx->id, "creating", pid, ctx->bundle,
+                         spec->annotations_json);
+  if (state == NULL)
+    return rt_make_error (err, ENOMEM, "hook state");
+  if (rt_hooks_run (&spec->hooks[RT_HOOK_PRESTART], RT_HOOK_PRESTART, state, err) < 0
+      || rt_hooks_run (&spec->hooks[RT_HOOK_CREATE_RUNTIME], RT_HOOK_CREATE_RUNTIME, state, err)
+             < 0)
+    return -1;
+  return 0;
+}
+
+/* Reads the messages of a successful create: the init's pid (from child 1, or from the init
+ * itself without a PID namespace), "hooks" when the spec has some (from the init, answered once
+ * the pid is known) and "ready" (from the init). They come from two processes, so the init's
+ * may overtake the pid: take them in any order. *pid is set as soon as it is known, so that the
+ * caller can kill the init on failure. */
+static int
+sync_pid_and_ready (int fd, const rt_init_ctx_t *ctx, pid_t *pid, rt_error_t *err)
+{
+  bool have_pid = false, ready = false, hooks_asked = false, hooks_done = false;
   sync_msg_t m;
   while (!have_pid || !ready)
     {
-      if (sync_recv (fd, &m, have_pid ? "it was ready" : "it reported its pid", err) < 0)
+      if (sync_recv (fd, &m, !have_pid ? "it reported its pid"
+                             : hooks_asked && !hooks_done ? "it ran the hooks"
+                                                          : "it was ready",
+                     err)
+          < 0)
         return -1;
       if (m.type == SYNC_PID && !have_pid)
         {
@@ -204,8 +179,17 @@ sync_pid_and_ready (int fd, pid_t *pid, rt_error_t *err)
         }
       else if (m.type == SYNC_READY && !ready)
         ready = true;
+      else if (m.type == SYNC_HOOKS && !hooks_asked)
+        hooks_asked = true;
       else
         return rt_make_error (err, 0, "unexpected message `%c` on the sync socket", m.type);
+      if (hooks_asked && !hooks_done && have_pid)
+        {
+          if (run_create_hooks (ctx, *pid, err) < 0)
+            return -1;
+          sync_send (fd, SYNC_CONTINUE, *pid, NULL);
+          hooks_done = true;
+        }
     }
   return 0;
 }
@@ -232,7 +216,7 @@ spawn_container (rt_init_ctx_t *ctx, pid_t *pid, rt_error_t *err)
       run_first_child (sv[1], ctx);
     }
   close (sv[1]);
-  ret = sync_pid_and_ready (sv[0], pid, err);
+  ret = sync_pid_and_ready (sv[0], ctx, pid, err);
   close (sv[0]);
   /* Child 1 exits once it forked the init; without a PID namespace it is the init itself, which
    * stays (blocked on the fifo) unless it failed. */
@@ -272,6 +256,9 @@ create_in_state_dir (const rt_create_opts_t *opts, const rt_spec_t *spec, const 
   cleanup_free char *dir = rt_state_dir (opts->root, opts->id);
   cleanup_close int fifo_fd = -1;
   rt_init_ctx_t ctx = { .spec = spec,
+                        .id = opts->id,
+                        .bundle = bundle,
+                        .sync_fd = -1,
                         .rootfs = rootfs,
                         .fifo_fd = -1,
                         .cgroup_path = cgroup_path,
@@ -300,6 +287,8 @@ create_in_state_dir (const rt_create_opts_t *opts, const rt_spec_t *spec, const 
   st.pid = *pid;
   st.cgroup_path = (char *) cgroup_path;
   st.cgroup_extra = cgroup_extra;
+  st.rootfs = (char *) rootfs;
+  st.post_hooks_json = spec->post_hooks_json;
   if (rt_proc_start_time (*pid, &st.start_time) < 0)
     return rt_make_error (err, errno, "read /proc/%d/stat", *pid);
   if (rt_state_write (opts->root, &st, err) < 0)
@@ -394,6 +383,26 @@ load_state (const char *root, const char *id, rt_state_t **st, enum rt_status *s
   return 0;
 }
 
+/* poststart (by `start`) or poststop (by `delete`), from the hooks kept in state.json, in the
+ * runtime's namespaces. */
+static int
+run_post_hooks (const rt_state_t *st, enum rt_hook_kind kind, const char *status, rt_error_t *err)
+{
+  rt_hook_list_t lists[RT_HOOK_KINDS];
+  cleanup_free char *state = NULL;
+  int ret;
+  if (rt_hooks_from_json (st->post_hooks_json, lists, err) < 0)
+    return -1;
+  state = rt_hook_state (st->oci_version, st->id, status, st->pid, st->bundle,
+                         st->annotations_json);
+  if (state == NULL)
+    ret = rt_make_error (err, ENOMEM, "hook state");
+  else
+    ret = rt_hooks_run (&lists[kind], kind, state, err);
+  rt_hooks_release (lists);
+  return ret;
+}
+
 /* Reads the byte the init writes once `start` opened the fifo; gives up if the init dies. */
 static int
 wait_exec_fifo (int fd, const rt_state_t *st, rt_error_t *err)
@@ -408,8 +417,16 @@ wait_exec_fifo (int fd, const rt_state_t *st, rt_error_t *err)
       if (n > 0 && (p.revents & POLLIN))
         {
           ssize_t r = read (fd, &byte, 1);
-          if (r == 1)
+          if (r == 1 && byte == '0')
             return 0;
+          if (r == 1)
+            {
+              /* A startContainer hook failed: its message follows, written at once. */
+              char msg[2048];
+              ssize_t k = read (fd, msg, sizeof msg - 1);
+              msg[k > 0 ? k : 0] = '\0';
+              return rt_make_error (err, 0, "%c%s", byte, msg);
+            }
           if (r < 0 && errno != EAGAIN && errno != EINTR)
             return rt_make_error (err, errno, "read the exec fifo");
         }
@@ -448,6 +465,12 @@ rt_container_start (const char *root, const char *id, rt_error_t *err)
     ret = wait_exec_fifo (fd, st, err);
   if (ret == 0 && unlink (fifo) < 0)
     ret = rt_make_error (err, errno, "unlink `%s`", fifo);
+  if (ret == 0 && st->post_hooks_json != NULL)
+    ret = run_post_hooks (st, RT_HOOK_POSTSTART, "running", err);
+  if (ret < 0 && st->post_hooks_json != NULL)
+    /* A failed startContainer or poststart hook stops the container (runtime.md, lifecycle
+     * steps 7 and 9); `delete` destroys it. */
+    kill (st->pid, SIGKILL);
   rt_state_free (st);
   return ret;
 }
@@ -571,6 +594,18 @@ rt_container_delete (const char *root, const char *id, bool force, rt_error_t *e
     ret = rt_cgroup_destroy (st->cgroup_path, st->cgroup_extra, err);
   if (ret == 0)
     ret = rt_state_dir_remove (root, id, err);
+  if (ret == 0 && st->post_hooks_json != NULL)
+    {
+      /* runtime.md: a failing poststop hook is a warning; delete goes on. */
+      rt_error_t hook_err = { 0, NULL };
+      if (run_post_hooks (st, RT_HOOK_POSTSTOP, "stopped", &hook_err) < 0)
+        {
+          char line[2048];
+          rt_error_format (&hook_err, line, sizeof line);
+          fprintf (stderr, "swarm-runtime: delete %s: warning: %s\n", id, line);
+          rt_error_release (&hook_err);
+        }
+    }
   rt_state_free (st);
   return ret;
 }

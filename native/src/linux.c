@@ -1,7 +1,9 @@
 #include "linux.h"
 
 #include "cgroup.h"
+#include "hooks.h"
 #include "seccomp.h"
+#include "sync.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +40,50 @@ static const int ns_clone_flags[RT_NS_COUNT] = {
 };
 
 /* ---- namespaces ---------------------------------------------------------------------------- */
+
+bool
+rt_needs_hook_sync (const rt_spec_t *spec)
+{
+  return spec->hooks[RT_HOOK_PRESTART].n > 0 || spec->hooks[RT_HOOK_CREATE_RUNTIME].n > 0
+         || spec->hooks[RT_HOOK_CREATE_CONTAINER].n > 0
+         || spec->hooks[RT_HOOK_START_CONTAINER].n > 0;
+}
+
+/* Runs the hooks of KIND in this process (the init: the container's namespaces) with the state
+ * of a container that is STATUS. */
+static int
+run_init_hooks (rt_init_ctx_t *ctx, enum rt_hook_kind kind, const char *status, rt_error_t *err)
+{
+  const rt_spec_t *spec = ctx->spec;
+  cleanup_free char *state = NULL;
+  if (spec->hooks[kind].n == 0)
+    return 0;
+  state = rt_hook_state (spec->oci_version, ctx->id, status, ctx->host_pid, ctx->bundle,
+                         spec->annotations_json);
+  if (state == NULL)
+    return rt_make_error (err, ENOMEM, "hook state");
+  return rt_hooks_run (&spec->hooks[kind], kind, state, err);
+}
+
+/* Mounts done, before pivot_root: `create` runs prestart and createRuntime (in the runtime's
+ * namespaces) and tells us our host pid; then the createContainer hooks run here, in the
+ * container's namespaces, from the rootfs (runc's cwd for them), their paths still the host's. */
+static int
+hook_sync (rt_init_ctx_t *ctx, int rootfd, rt_error_t *err)
+{
+  sync_msg_t m;
+  if (!rt_needs_hook_sync (ctx->spec))
+    return 0;
+  sync_send (ctx->sync_fd, SYNC_HOOKS, 0, NULL);
+  if (sync_recv (ctx->sync_fd, &m, "it ran the hooks", err) < 0)
+    return -1;
+  if (m.type != SYNC_CONTINUE)
+    return rt_make_error (err, 0, "unexpected message `%c` on the sync socket", m.type);
+  ctx->host_pid = m.pid;
+  if (fchdir (rootfd) < 0)
+    return rt_make_error (err, errno, "chdir to the rootfs");
+  return run_init_hooks (ctx, RT_HOOK_CREATE_CONTAINER, "creating", err);
+}
 
 bool
 rt_needs_second_fork (const rt_spec_t *spec)
@@ -1030,6 +1076,8 @@ setup_rootfs (rt_init_ctx_t *ctx, rt_error_t *err)
     return -1;
   if (dev_is_tmpfs && create_devices (rootfd, spec, err) < 0)
     return -1;
+  if (hook_sync (ctx, rootfd, err) < 0)
+    return -1;
   if (do_pivot_root (rootfd, err) < 0)
     return -1;
   if (enter_cwd (ctx, err) < 0 || write_sysctls (spec, err) < 0)
@@ -1424,6 +1472,16 @@ rt_exec_container (rt_init_ctx_t *ctx, rt_error_t *err)
   fd = open (path, O_WRONLY | O_CLOEXEC);
   if (fd < 0)
     return rt_make_error (err, errno, "open the exec fifo");
+  /* `start` is waiting: the startContainer hooks run now, and a failure goes to it through the
+   * fifo instead of the "0" it waits for. */
+  if (run_init_hooks (ctx, RT_HOOK_START_CONTAINER, "created", err) < 0)
+    {
+      char line[2048];
+      rt_error_format (err, line, sizeof line);
+      if (write (fd, line, strlen (line)) < 0)
+        return -1;
+      return -1;
+    }
   if (write (fd, "0", 1) != 1)
     return rt_make_error (err, errno, "write the exec fifo");
   return rt_exec_process (ctx, err);

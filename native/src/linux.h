@@ -12,6 +12,10 @@
 typedef struct
 {
   const rt_spec_t *spec;
+  const char *id;
+  const char *bundle;
+  int sync_fd;        /* the init's end of the sync socket (hooks: SYNC_HOOKS) */
+  pid_t host_pid;     /* the init's pid as the host sees it, once create told it (hooks) */
   const char *rootfs; /* absolute path of the root filesystem */
   int fifo_fd;        /* O_PATH descriptor of <state>/exec.fifo */
   const char *cgroup_path; /* joined before the namespaces are unshared; NULL: none */
@@ -20,6 +24,10 @@ typedef struct
   rt_seccomp_filter_t *seccomp; /* built by rt_init_process, loaded (and freed) before exec */
   bool cwd_done;      /* the process is in process.cwd already (chdir'ed as root) */
 } rt_init_ctx_t;
+
+/* True when the init must learn its host pid from create mid-way (SYNC_HOOKS): a prestart,
+ * createRuntime, createContainer or startContainer hook. */
+bool rt_needs_hook_sync (const rt_spec_t *spec);
 
 /* True when the container gets its own PID namespace (new or joined): the caller must fork once
  * more after rt_enter_namespaces so that the child lives in it. */

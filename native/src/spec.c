@@ -1241,6 +1241,146 @@ parse_linux (ctx_t *c, json_object *top, rt_spec_t *s)
   return 0;
 }
 
+/* ---- hooks ------------------------------------------------------------------------------- */
+
+static const char *const hook_names[RT_HOOK_KINDS] = {
+  [RT_HOOK_PRESTART] = "prestart",
+  [RT_HOOK_CREATE_RUNTIME] = "createRuntime",
+  [RT_HOOK_CREATE_CONTAINER] = "createContainer",
+  [RT_HOOK_START_CONTAINER] = "startContainer",
+  [RT_HOOK_POSTSTART] = "poststart",
+  [RT_HOOK_POSTSTOP] = "poststop",
+};
+
+const char *
+rt_hook_kind_name (enum rt_hook_kind k)
+{
+  return hook_names[k];
+}
+
+static int
+parse_hook (ctx_t *c, json_object *e, const char *kind, size_t i, rt_hook_t *h)
+{
+  char field[96];
+  uint64_t v = 0;
+  bool present;
+  if (e == NULL || !json_object_is_type (e, json_type_object))
+    return rt_make_error (c->err, 0, "%s: hooks.%s[%zu]: must be an object", c->file, kind, i);
+  snprintf (field, sizeof field, "hooks.%s[%zu].path", kind, i);
+  if (get_string (c, e, "path", field, true, &h->path) < 0)
+    return -1;
+  if (h->path[0] != '/')
+    return field_error (c, field, "must be an absolute path");
+  snprintf (field, sizeof field, "hooks.%s[%zu].args", kind, i);
+  if (get_strv (c, e, "args", field, false, &h->args, NULL) < 0)
+    return -1;
+  snprintf (field, sizeof field, "hooks.%s[%zu].env", kind, i);
+  if (get_strv (c, e, "env", field, false, &h->env, NULL) < 0)
+    return -1;
+  snprintf (field, sizeof field, "hooks.%s[%zu].timeout", kind, i);
+  if (get_uint (c, e, "timeout", field, false, 86400 * 365, &present, &v) < 0)
+    return -1;
+  if (present && v == 0)
+    return field_error (c, field, "must be greater than zero");
+  h->timeout = (int) v;
+  return 0;
+}
+
+static int
+parse_hooks_object (ctx_t *c, json_object *hooks, rt_hook_list_t lists[RT_HOOK_KINDS])
+{
+  int k;
+  for (k = 0; k < RT_HOOK_KINDS; k++)
+    {
+      json_object *arr = get (hooks, hook_names[k]);
+      char field[64];
+      size_t n, i;
+      if (arr == NULL || json_object_is_type (arr, json_type_null))
+        continue;
+      snprintf (field, sizeof field, "hooks.%s", hook_names[k]);
+      if (!json_object_is_type (arr, json_type_array))
+        return field_error (c, field, "must be an array");
+      n = json_object_array_length (arr);
+      lists[k].v = calloc (n + 1, sizeof (rt_hook_t));
+      if (lists[k].v == NULL)
+        return rt_make_error (c->err, errno, "calloc");
+      for (i = 0; i < n; i++)
+        {
+          lists[k].n = i + 1;
+          if (parse_hook (c, json_object_array_get_idx (arr, i), hook_names[k], i, &lists[k].v[i])
+              < 0)
+            return -1;
+        }
+    }
+  return 0;
+}
+
+/* hooks; poststart and poststop are also kept as JSON, for state.json: `start` and `delete` run
+ * them without the bundle. */
+static int
+parse_hooks (ctx_t *c, json_object *top, rt_spec_t *s)
+{
+  json_object *hooks, *post = NULL;
+  if (get_object (c, top, "hooks", "hooks", &hooks) < 0)
+    return -1;
+  if (hooks == NULL)
+    return 0;
+  if (parse_hooks_object (c, hooks, s->hooks) < 0)
+    return -1;
+  if (s->hooks[RT_HOOK_POSTSTART].n == 0 && s->hooks[RT_HOOK_POSTSTOP].n == 0)
+    return 0;
+  post = json_object_new_object ();
+  if (post == NULL)
+    return rt_make_error (c->err, ENOMEM, "json_object_new_object");
+  if (s->hooks[RT_HOOK_POSTSTART].n > 0)
+    json_object_object_add (post, "poststart", json_object_get (get (hooks, "poststart")));
+  if (s->hooks[RT_HOOK_POSTSTOP].n > 0)
+    json_object_object_add (post, "poststop", json_object_get (get (hooks, "poststop")));
+  s->post_hooks_json = strdup (json_object_to_json_string_ext (post, JSON_C_TO_STRING_PLAIN));
+  json_object_put (post);
+  if (s->post_hooks_json == NULL)
+    return rt_make_error (c->err, errno, "strdup");
+  return 0;
+}
+
+int
+rt_hooks_from_json (const char *json, rt_hook_list_t lists[RT_HOOK_KINDS], rt_error_t *err)
+{
+  ctx_t c = { .file = "state.json", .err = err, .pfx = "", .rpfx = "" };
+  json_object *o = json_tokener_parse (json);
+  int ret;
+  memset (lists, 0, RT_HOOK_KINDS * sizeof lists[0]);
+  if (o == NULL || !json_object_is_type (o, json_type_object))
+    {
+      json_object_put (o);
+      return rt_make_error (err, 0, "state.json: hooks: malformed");
+    }
+  ret = parse_hooks_object (&c, o, lists);
+  json_object_put (o);
+  if (ret < 0)
+    rt_hooks_release (lists);
+  return ret;
+}
+
+void
+rt_hooks_release (rt_hook_list_t lists[RT_HOOK_KINDS])
+{
+  size_t i;
+  int k;
+  for (k = 0; k < RT_HOOK_KINDS; k++)
+    {
+      for (i = 0; i < lists[k].n; i++)
+        {
+          free (lists[k].v[i].path);
+          free_strv (lists[k].v[i].args);
+          free_strv (lists[k].v[i].env);
+        }
+      free (lists[k].v);
+      lists[k].v = NULL;
+      lists[k].n = 0;
+    }
+}
+
 static int
 parse_annotations (ctx_t *c, json_object *top, rt_spec_t *s)
 {
@@ -1269,7 +1409,7 @@ parse_top (ctx_t *c, json_object *top, rt_spec_t *s)
       || get_string (c, top, "domainname", "domainname", false, &s->domainname) < 0)
     return -1;
   if (parse_mounts (c, top, s) < 0 || parse_linux (c, top, s) < 0
-      || parse_annotations (c, top, s) < 0)
+      || parse_annotations (c, top, s) < 0 || parse_hooks (c, top, s) < 0)
     return -1;
   return 0;
 }
@@ -1469,6 +1609,8 @@ rt_spec_free (rt_spec_t *s)
   rt_resources_release (&s->resources);
   free (s->cgroups_path);
   free (s->annotations_json);
+  rt_hooks_release (s->hooks);
+  free (s->post_hooks_json);
   rt_seccomp_release (&s->seccomp);
   free (s);
 }

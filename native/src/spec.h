@@ -77,6 +77,32 @@ typedef struct
 #define RT_DEV_READ 2u
 #define RT_DEV_WRITE 4u
 
+/* hooks (config.md "POSIX-platform Hooks"), in the order of the lifecycle. */
+enum rt_hook_kind
+{
+  RT_HOOK_PRESTART,
+  RT_HOOK_CREATE_RUNTIME,
+  RT_HOOK_CREATE_CONTAINER,
+  RT_HOOK_START_CONTAINER,
+  RT_HOOK_POSTSTART,
+  RT_HOOK_POSTSTOP,
+  RT_HOOK_KINDS,
+};
+
+typedef struct
+{
+  char *path;     /* absolute */
+  char **args;    /* NULL-terminated; NULL: { path } */
+  char **env;     /* NULL-terminated; NULL: the runtime's environment, as runc */
+  int timeout;    /* seconds; 0: none */
+} rt_hook_t;
+
+typedef struct
+{
+  rt_hook_t *v;
+  size_t n;
+} rt_hook_list_t;
+
 /* Capability sets as bit masks over 64 capabilities. */
 typedef struct
 {
@@ -196,6 +222,8 @@ typedef struct
   char *cgroups_path; /* linux.cgroupsPath as written, NULL if absent */
   rt_resources_t resources;
   char *annotations_json; /* the annotations object as JSON text, "{}" if none */
+  rt_hook_list_t hooks[RT_HOOK_KINDS];
+  char *post_hooks_json; /* {"poststart":[...],"poststop":[...]} for state.json; NULL: none */
   rt_seccomp_t seccomp;   /* linux.seccomp */
 } rt_spec_t;
 
@@ -210,6 +238,11 @@ void rt_resources_release (rt_resources_t *r);
 /* Replaces SPEC's process fields with those of FILE, an OCI process object (exec --process);
  * errors name the field without the "process." prefix. */
 int rt_spec_load_process (const char *file, rt_spec_t *spec, rt_error_t *err);
+
+/* The poststart and poststop hooks kept in state.json (post_hooks_json) into LISTS. */
+int rt_hooks_from_json (const char *json, rt_hook_list_t lists[RT_HOOK_KINDS], rt_error_t *err);
+void rt_hooks_release (rt_hook_list_t lists[RT_HOOK_KINDS]);
+const char *rt_hook_kind_name (enum rt_hook_kind k);
 
 /* Capability name (with the CAP_ prefix) to number, or -1. */
 int rt_cap_from_name (const char *name);

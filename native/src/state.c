@@ -151,6 +151,14 @@ rt_state_write (const char *root, const rt_state_t *st, rt_error_t *err)
     json_object_object_add (o, "cgroupPath", json_object_new_string (st->cgroup_path));
   if (st->cgroup_extra != 0)
     json_object_object_add (o, "cgroupExtra", json_object_new_int64 (st->cgroup_extra));
+  if (st->rootfs != NULL)
+    json_object_object_add (o, "rootfs", json_object_new_string (st->rootfs));
+  if (st->post_hooks_json != NULL)
+    {
+      json_object *hooks = json_tokener_parse (st->post_hooks_json);
+      if (hooks != NULL)
+        json_object_object_add (o, "hooks", hooks);
+    }
   ann = json_tokener_parse (st->annotations_json ? st->annotations_json : "{}");
   json_object_object_add (o, "annotations", ann ? ann : json_object_new_object ());
   text = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN);
@@ -222,6 +230,9 @@ rt_state_read (const char *root, const char *id, rt_state_t **out, rt_error_t *e
   st->cgroup_path = dup_field (o, "cgroupPath");
   if (json_object_object_get_ex (o, "cgroupExtra", &v))
     st->cgroup_extra = (unsigned) json_object_get_int64 (v);
+  st->rootfs = dup_field (o, "rootfs");
+  if (json_object_object_get_ex (o, "hooks", &v))
+    st->post_hooks_json = strdup (json_object_to_json_string_ext (v, JSON_C_TO_STRING_PLAIN));
   json_object_put (o);
   if (st->id == NULL || st->bundle == NULL || st->oci_version == NULL || st->created == NULL
       || st->annotations_json == NULL || st->pid <= 0)
@@ -243,6 +254,8 @@ rt_state_free (rt_state_t *st)
   free (st->oci_version);
   free (st->annotations_json);
   free (st->cgroup_path);
+  free (st->post_hooks_json);
+  free (st->rootfs);
   free (st->created);
   free (st);
 }

@@ -21,6 +21,8 @@ typedef struct
   unsigned long long start_time; /* /proc/PID/stat field 22 */
   char *cgroup_path;             /* relative to each hierarchy's root; NULL: none (old state) */
   unsigned cgroup_extra;         /* RT_CGROUP_* hierarchies joined beyond the base set */
+  char *post_hooks_json;         /* {"poststart":[...],"poststop":[...]}; NULL: none */
+  char *rootfs;                  /* the root filesystem's absolute path (list) */
 } rt_state_t;
 
 enum rt_status
