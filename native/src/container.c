@@ -58,7 +58,7 @@ run_first_child (int sync_fd, rt_init_ctx_t *ctx)
       sync_send (sync_fd, SYNC_ERROR, 0, &err);
       _exit (1);
     }
-  if (rt_enter_namespaces (ctx->spec, &err) < 0)
+  if (rt_apply_limits (ctx->spec, &err) < 0 || rt_enter_namespaces (ctx->spec, sync_fd, &err) < 0)
     {
       sync_send (sync_fd, SYNC_ERROR, 0, &err);
       _exit (1);
@@ -154,6 +154,36 @@ run_create_hooks (const rt_init_ctx_t *ctx, pid_t pid, rt_error_t *err)
   return 0;
 }
 
+static int
+write_id_map (pid_t pid, const char *file, const char *field, const rt_idmap_t *map, size_t n,
+              rt_error_t *err)
+{
+  char path[64], buf[340 * 36];
+  size_t len = 0, i;
+  cleanup_close int fd = -1;
+  for (i = 0; i < n && len < sizeof buf; i++)
+    len += (size_t) snprintf (buf + len, sizeof buf - len, "%u %u %u\n", map[i].container_id,
+                              map[i].host_id, map[i].size);
+  snprintf (path, sizeof path, "/proc/%d/%s", pid, file);
+  fd = open (path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return rt_make_error (err, errno, "%s: open %s", field, path);
+  /* The whole map in one write: the kernel takes one write per map file. */
+  if (write (fd, buf, len) != (ssize_t) len)
+    return rt_make_error (err, errno, "%s: write %s", field, path);
+  return 0;
+}
+
+/* Child 1 made its user namespace: its maps, written from the host (root here may map any ids,
+ * and setgroups stays allowed, so additionalGids work inside). */
+static int
+write_id_maps (const rt_spec_t *spec, pid_t pid, rt_error_t *err)
+{
+  if (write_id_map (pid, "uid_map", "linux.uidMappings", spec->uid_map, spec->n_uid_map, err) < 0)
+    return -1;
+  return write_id_map (pid, "gid_map", "linux.gidMappings", spec->gid_map, spec->n_gid_map, err);
+}
+
 /* Reads the messages of a successful create: the init's pid (from child 1, or from the init
  * itself without a PID namespace), "hooks" when the spec has some (from the init, answered once
  * the pid is known) and "ready" (from the init). They come from two processes, so the init's
@@ -181,6 +211,12 @@ sync_pid_and_ready (int fd, const rt_init_ctx_t *ctx, pid_t *pid, rt_error_t *er
         ready = true;
       else if (m.type == SYNC_HOOKS && !hooks_asked)
         hooks_asked = true;
+      else if (m.type == SYNC_USERMAP)
+        {
+          if (write_id_maps (ctx->spec, m.pid, err) < 0)
+            return -1;
+          sync_send (fd, SYNC_CONTINUE, m.pid, NULL);
+        }
       else
         return rt_make_error (err, 0, "unexpected message `%c` on the sync socket", m.type);
       if (hooks_asked && !hooks_done && have_pid)
@@ -825,7 +861,8 @@ run_exec_child (int sync_fd, rt_init_ctx_t *ctx, pid_t init, int ns_fds[RT_NS_CO
 {
   rt_error_t err = { 0, NULL };
   pid_t pid;
-  if (rt_cgroup_enter_as (init, &err) < 0 || rt_join_namespaces (ns_fds, &err) < 0)
+  if (rt_cgroup_enter_as (init, &err) < 0 || rt_apply_limits (ctx->spec, &err) < 0
+      || rt_join_namespaces (ns_fds, &err) < 0)
     {
       sync_send (sync_fd, SYNC_ERROR, 0, &err);
       _exit (1);

@@ -102,16 +102,42 @@ join_namespace (enum rt_ns_type t, const char *path, rt_error_t *err)
   return 0;
 }
 
+/* A new user namespace: create writes our uid_map and gid_map (from the host, where it may map
+ * any ids), then we become root in it, so that the namespaces unshared next are owned by it and
+ * the files the init makes belong to the container's root. */
+static int
+enter_new_userns (const rt_spec_t *spec, int sync_fd, rt_error_t *err)
+{
+  sync_msg_t m;
+  if (unshare (CLONE_NEWUSER) < 0)
+    return rt_make_error (err, errno, "unshare the user namespace");
+  sync_send (sync_fd, SYNC_USERMAP, getpid (), NULL);
+  if (sync_recv (sync_fd, &m, "it wrote the id maps", err) < 0)
+    return -1;
+  if (m.type != SYNC_CONTINUE)
+    return rt_make_error (err, 0, "unexpected message `%c` on the sync socket", m.type);
+  (void) spec;
+  if (setresgid (0, 0, 0) < 0)
+    return rt_make_error (err, errno, "linux.gidMappings: become gid 0 in the user namespace "
+                                      "(container gid 0 must be mapped)");
+  if (setresuid (0, 0, 0) < 0)
+    return rt_make_error (err, errno, "linux.uidMappings: become uid 0 in the user namespace "
+                                      "(container uid 0 must be mapped)");
+  return 0;
+}
+
 int
-rt_enter_namespaces (const rt_spec_t *spec, rt_error_t *err)
+rt_enter_namespaces (const rt_spec_t *spec, int sync_fd, rt_error_t *err)
 {
   int t, flags = 0;
-  /* Join first: a path may only be reachable from the current mount namespace. The cgroup
-   * namespace is unshared last (with the others); the caller has joined the container's cgroup
-   * already, so the namespace is rooted there. */
+  /* Join first, while we are the host's root: a path may only be reachable from the current
+   * mount namespace, and joining one owned by another user namespace needs our capabilities
+   * there. The user namespace comes next (joined, or new with its maps), so that the namespaces
+   * unshared last are owned by it. The cgroup namespace is unshared with those; the caller has
+   * joined the container's cgroup already, so the namespace is rooted there. */
   for (t = 0; t < RT_NS_COUNT; t++)
     {
-      if (!spec->ns[t].wanted)
+      if (!spec->ns[t].wanted || t == RT_NS_USER)
         continue;
       if (spec->ns[t].path != NULL)
         {
@@ -120,6 +146,16 @@ rt_enter_namespaces (const rt_spec_t *spec, rt_error_t *err)
         }
       else
         flags |= ns_clone_flags[t];
+    }
+  if (spec->ns[RT_NS_USER].wanted)
+    {
+      if (spec->ns[RT_NS_USER].path != NULL)
+        {
+          if (join_namespace (RT_NS_USER, spec->ns[RT_NS_USER].path, err) < 0)
+            return -1;
+        }
+      else if (enter_new_userns (spec, sync_fd, err) < 0)
+        return -1;
     }
   if (flags != 0 && unshare (flags) < 0)
     return rt_make_error (err, errno, "unshare namespaces (flags 0x%x)", (unsigned) flags);
@@ -311,13 +347,15 @@ create_missing (int rootfd, char *copy, const char *rest, bool is_file, int dept
     }
   if (parent < 0)
     return rt_make_error (err, errno, "open the parent of %s in the rootfs", copy);
-  if (create_component (parent, name, is_file) == 0 || errno != EEXIST)
+  if (create_component (parent, name, is_file) == 0)
     {
       int fd = open_in_root (rootfd, copy, O_PATH);
       if (fd < 0)
         return rt_make_error (err, errno, "create %s in the rootfs", copy);
       return fd;
     }
+  if (errno != EEXIST)
+    return rt_make_error (err, errno, "create %s in the rootfs", copy);
   /* EEXIST, yet it did not resolve: a dangling symlink. */
   if (depth >= 40)
     return rt_make_error (err, ELOOP, "create %s in the rootfs", copy);
@@ -391,17 +429,19 @@ fd_path (int fd, char *buf, size_t len)
 
 /* ---- mounts -------------------------------------------------------------------------------- */
 
+#define DEFAULT_MOUNT(d, t, s, n, ...)                                                          \
+  { .destination = d, .type = t, .source = s, .options = (char *[]){ __VA_ARGS__ }, .n_options = n }
+
 static const rt_mount_t default_mounts[] = {
-  { "/proc", "proc", "proc", (char *[]){ NULL }, 0 },
-  { "/dev", "tmpfs", "tmpfs",
-    (char *[]){ "nosuid", "strictatime", "mode=755", "size=65536k", NULL }, 4 },
-  { "/dev/pts", "devpts", "devpts",
-    (char *[]){ "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5", NULL },
-    6 },
-  { "/dev/shm", "tmpfs", "shm",
-    (char *[]){ "nosuid", "noexec", "nodev", "mode=1777", "size=65536k", NULL }, 5 },
-  { "/dev/mqueue", "mqueue", "mqueue", (char *[]){ "nosuid", "noexec", "nodev", NULL }, 3 },
-  { "/sys", "sysfs", "sysfs", (char *[]){ "nosuid", "noexec", "nodev", "ro", NULL }, 4 },
+  DEFAULT_MOUNT ("/proc", "proc", "proc", 0, NULL),
+  DEFAULT_MOUNT ("/dev", "tmpfs", "tmpfs", 4, "nosuid", "strictatime", "mode=755", "size=65536k",
+                 NULL),
+  DEFAULT_MOUNT ("/dev/pts", "devpts", "devpts", 6, "nosuid", "noexec", "newinstance",
+                 "ptmxmode=0666", "mode=0620", "gid=5", NULL),
+  DEFAULT_MOUNT ("/dev/shm", "tmpfs", "shm", 5, "nosuid", "noexec", "nodev", "mode=1777",
+                 "size=65536k", NULL),
+  DEFAULT_MOUNT ("/dev/mqueue", "mqueue", "mqueue", 3, "nosuid", "noexec", "nodev", NULL),
+  DEFAULT_MOUNT ("/sys", "sysfs", "sysfs", 4, "nosuid", "noexec", "nodev", "ro", NULL),
 };
 #define N_DEFAULT_MOUNTS (sizeof (default_mounts) / sizeof (default_mounts[0]))
 
@@ -437,13 +477,23 @@ do_mount (const char *source, int target_fd, const char *dest, const char *type,
   return 0;
 }
 
-/* Remounts the bind mount at DEST (opened afresh, so that the new mount is the one changed). */
+/* The init runs in a user namespace (new or joined): mounts it inherits carry locked flags. */
+static bool in_userns;
+
+static unsigned long statvfs_flags (const struct statvfs *sv);
+
+/* Remounts the bind mount at DEST (opened afresh, so that the new mount is the one changed). In a
+ * user namespace the flags the source mount has locked (nosuid, nodev, noexec, the atime mode)
+ * must be kept, or the kernel refuses the remount; they are added, as runc does. */
 static int
 remount_bind (int rootfd, const char *dest, unsigned long flags, rt_error_t *err)
 {
   cleanup_close int fd = open_in_root (rootfd, dest, O_PATH);
+  struct statvfs sv;
   if (fd < 0)
     return rt_make_error (err, errno, "open %s in the rootfs", dest);
+  if (in_userns && fstatvfs (fd, &sv) == 0)
+    flags |= statvfs_flags (&sv);
   return do_mount (NULL, fd, dest, NULL, MS_BIND | MS_REMOUNT | flags, NULL, err);
 }
 
@@ -765,11 +815,12 @@ mount_all (int rootfd, const rt_init_ctx_t *ctx, bool *dev_is_tmpfs, rt_error_t 
 
 /* ---- /dev ---------------------------------------------------------------------------------- */
 
-/* runc's default nodes (0666, root's); a linux.devices entry with the same path takes over. */
+/* runc's default nodes (0666, root's), in its order (the order of the bind mounts in a user
+ * namespace); a linux.devices entry with the same path takes over. */
 static const rt_device_t default_devices[] = {
-  { "/dev/null", 'c', 1, 3, 0666, 0, 0 },    { "/dev/zero", 'c', 1, 5, 0666, 0, 0 },
-  { "/dev/full", 'c', 1, 7, 0666, 0, 0 },    { "/dev/random", 'c', 1, 8, 0666, 0, 0 },
-  { "/dev/urandom", 'c', 1, 9, 0666, 0, 0 }, { "/dev/tty", 'c', 5, 0, 0666, 0, 0 },
+  { "/dev/null", 'c', 1, 3, 0666, 0, 0 }, { "/dev/random", 'c', 1, 8, 0666, 0, 0 },
+  { "/dev/full", 'c', 1, 7, 0666, 0, 0 }, { "/dev/tty", 'c', 5, 0, 0666, 0, 0 },
+  { "/dev/zero", 'c', 1, 5, 0666, 0, 0 }, { "/dev/urandom", 'c', 1, 9, 0666, 0, 0 },
 };
 
 static bool
@@ -886,20 +937,37 @@ create_devices (int rootfd, const rt_spec_t *spec, rt_error_t *err)
 
 /* ---- after pivot_root: masked and read-only paths, read-only root ----------------------------- */
 
+/* The mount flags a remount must keep: nosuid, nodev, noexec and, in a user namespace where the
+ * kernel locks it too, the atime mode. */
+static unsigned long
+statvfs_flags (const struct statvfs *sv)
+{
+  unsigned long f = 0;
+  if (sv->f_flag & ST_NOSUID)
+    f |= MS_NOSUID;
+  if (sv->f_flag & ST_NODEV)
+    f |= MS_NODEV;
+  if (sv->f_flag & ST_NOEXEC)
+    f |= MS_NOEXEC;
+  if (in_userns)
+    {
+      if (sv->f_flag & ST_NOATIME)
+        f |= MS_NOATIME;
+      if (sv->f_flag & ST_NODIRATIME)
+        f |= MS_NODIRATIME;
+      if (sv->f_flag & ST_RELATIME)
+        f |= MS_RELATIME;
+    }
+  return f;
+}
+
 static unsigned long
 locked_flags (const char *path)
 {
   struct statvfs sv;
-  unsigned long f = 0;
   if (statvfs (path, &sv) < 0)
     return 0;
-  if (sv.f_flag & ST_NOSUID)
-    f |= MS_NOSUID;
-  if (sv.f_flag & ST_NODEV)
-    f |= MS_NODEV;
-  if (sv.f_flag & ST_NOEXEC)
-    f |= MS_NOEXEC;
-  return f;
+  return statvfs_flags (&sv);
 }
 
 static int
@@ -1122,6 +1190,14 @@ set_oom_score_adj (const rt_spec_t *spec, rt_error_t *err)
   len = snprintf (buf, sizeof buf, "%d", spec->oom_score_adj);
   if (write (fd, buf, (size_t) len) != len)
     return rt_make_error (err, errno, "write /proc/self/oom_score_adj");
+  return 0;
+}
+
+int
+rt_apply_limits (const rt_spec_t *spec, rt_error_t *err)
+{
+  if (set_rlimits (spec, err) < 0 || set_oom_score_adj (spec, err) < 0)
+    return -1;
   return 0;
 }
 
@@ -1378,8 +1454,6 @@ rt_init_process (rt_init_ctx_t *ctx, rt_error_t *err)
    * group (which reads as 0 inside a PID namespace), and no controlling terminal of the host. */
   if (setsid () < 0)
     return rt_make_error (err, errno, "setsid");
-  if (set_rlimits (spec, err) < 0 || set_oom_score_adj (spec, err) < 0)
-    return -1;
   if (set_env (spec, err) < 0 || resolve_executable (ctx, err) < 0)
     return -1;
   if (spec->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -1442,6 +1516,7 @@ int
 rt_init_container (rt_init_ctx_t *ctx, rt_error_t *err)
 {
   const rt_spec_t *spec = ctx->spec;
+  in_userns = spec->ns[RT_NS_USER].wanted;
   if (spec->ns[RT_NS_NETWORK].wanted && spec->ns[RT_NS_NETWORK].path == NULL
       && bring_lo_up (err) < 0)
     return -1;

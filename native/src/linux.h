@@ -33,14 +33,20 @@ bool rt_needs_hook_sync (const rt_spec_t *spec);
  * more after rt_enter_namespaces so that the child lives in it. */
 bool rt_needs_second_fork (const rt_spec_t *spec);
 
-/* setns into the namespaces given by path, then unshare the new ones. */
-int rt_enter_namespaces (const rt_spec_t *spec, rt_error_t *err);
+/* setns into the namespaces given by path, then the user namespace (joined, or new: SYNC_USERMAP
+ * asks create on SYNC_FD to write the maps), then unshare the new ones. */
+int rt_enter_namespaces (const rt_spec_t *spec, int sync_fd, rt_error_t *err);
+
+/* process.rlimits and process.oomScoreAdj on the calling process, before it enters the
+ * container's namespaces (from a user namespace, raising a hard limit or lowering the score
+ * would be refused); the container's processes inherit them. */
+int rt_apply_limits (const rt_spec_t *spec, rt_error_t *err);
 
 /* Everything up to execve: root filesystem, hostname, then rt_init_process. Runs in the
  * container's init process. */
 int rt_init_container (rt_init_ctx_t *ctx, rt_error_t *err);
 
-/* The process settings, for the init and for `exec`: signals reset, rlimits, oom_score_adj, env,
+/* The process settings, for the init and for `exec`: signals reset, env,
  * args[0] resolved, no_new_privs, seccomp (built; loaded here without no_new_privs), user,
  * capabilities, cwd, umask, descriptors close-on-exec. */
 int rt_init_process (rt_init_ctx_t *ctx, rt_error_t *err);

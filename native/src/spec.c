@@ -437,6 +437,51 @@ parse_process (ctx_t *c, json_object *top, rt_spec_t *s)
   return parse_process_object (c, process, s);
 }
 
+/* uidMappings/gidMappings: [{containerID, hostID, size}]. The kernel takes at most 340 lines. */
+static int
+parse_idmap (ctx_t *c, json_object *obj, const char *key, const char *field, rt_idmap_t **out,
+             size_t *count)
+{
+  json_object *arr = get (obj, key);
+  size_t n, i;
+  *out = NULL;
+  *count = 0;
+  if (arr == NULL || json_object_is_type (arr, json_type_null))
+    return 0;
+  if (!json_object_is_type (arr, json_type_array))
+    return field_error (c, field, "must be an array");
+  n = json_object_array_length (arr);
+  if (n > 340)
+    return field_error (c, field, "more than 340 lines (the kernel's limit)");
+  *out = calloc (n + 1, sizeof (rt_idmap_t));
+  if (*out == NULL)
+    return rt_make_error (c->err, errno, "calloc");
+  for (i = 0; i < n; i++)
+    {
+      json_object *e = json_object_array_get_idx (arr, i);
+      char f[128];
+      uint64_t v;
+      *count = i + 1;
+      if (e == NULL || !json_object_is_type (e, json_type_object))
+        return rt_make_error (c->err, 0, "%s: %s[%zu]: must be an object", c->file, field, i);
+      snprintf (f, sizeof f, "%s[%zu].containerID", field, i);
+      if (get_uint (c, e, "containerID", f, true, UINT32_MAX - 1, NULL, &v) < 0)
+        return -1;
+      (*out)[i].container_id = (uint32_t) v;
+      snprintf (f, sizeof f, "%s[%zu].hostID", field, i);
+      if (get_uint (c, e, "hostID", f, true, UINT32_MAX - 1, NULL, &v) < 0)
+        return -1;
+      (*out)[i].host_id = (uint32_t) v;
+      snprintf (f, sizeof f, "%s[%zu].size", field, i);
+      if (get_uint (c, e, "size", f, true, UINT32_MAX, NULL, &v) < 0)
+        return -1;
+      if (v == 0)
+        return field_error (c, f, "must be greater than zero");
+      (*out)[i].size = (uint32_t) v;
+    }
+  return 0;
+}
+
 static int
 parse_mounts (ctx_t *c, json_object *top, rt_spec_t *s)
 {
@@ -472,6 +517,15 @@ parse_mounts (ctx_t *c, json_object *top, rt_spec_t *s)
       snprintf (field, sizeof field, "mounts[%zu].options", i);
       if (get_strv (c, e, "options", field, false, &m->options, &m->n_options) < 0)
         return -1;
+      snprintf (field, sizeof field, "mounts[%zu].uidMappings", i);
+      if (parse_idmap (c, e, "uidMappings", field, &m->uid_map, &m->n_uid_map) < 0)
+        return -1;
+      snprintf (field, sizeof field, "mounts[%zu].gidMappings", i);
+      if (parse_idmap (c, e, "gidMappings", field, &m->gid_map, &m->n_gid_map) < 0)
+        return -1;
+      if ((m->n_uid_map == 0) != (m->n_gid_map == 0))
+        return rt_make_error (c->err, 0, "%s: mounts[%zu]: uidMappings and gidMappings go together",
+                              c->file, i);
     }
   return 0;
 }
@@ -502,9 +556,6 @@ parse_namespaces (ctx_t *c, json_object *linux_obj, rt_spec_t *s)
       if (t == RT_NS_COUNT)
         return rt_make_error (c->err, 0, "%s: %s: unknown namespace type `%s`", c->file, field,
                               type);
-      if (t == RT_NS_USER)
-        return rt_make_error (c->err, 0, "%s: %s: user namespaces are not supported yet",
-                              c->file, field);
       if (s->ns[t].wanted)
         return rt_make_error (c->err, 0, "%s: %s: namespace `%s` listed twice", c->file, field,
                               type);
@@ -1214,6 +1265,22 @@ parse_linux (ctx_t *c, json_object *top, rt_spec_t *s)
     return -1;
   if (parse_namespaces (c, linux_obj, s) < 0 || parse_seccomp (c, linux_obj, &s->seccomp) < 0)
     return -1;
+  if (parse_idmap (c, linux_obj, "uidMappings", "linux.uidMappings", &s->uid_map, &s->n_uid_map)
+          < 0
+      || parse_idmap (c, linux_obj, "gidMappings", "linux.gidMappings", &s->gid_map,
+                      &s->n_gid_map)
+             < 0)
+    return -1;
+  /* runc's rules: mappings only with a user namespace; a new one needs both maps (a joined one
+   * has its own). */
+  if ((s->n_uid_map > 0 || s->n_gid_map > 0) && !s->ns[RT_NS_USER].wanted)
+    return field_error (c, "linux.uidMappings", "given without a user namespace");
+  if (s->ns[RT_NS_USER].wanted && s->ns[RT_NS_USER].path == NULL
+      && (s->n_uid_map == 0 || s->n_gid_map == 0))
+    return field_error (c, s->n_uid_map == 0 ? "linux.uidMappings" : "linux.gidMappings",
+                        "a new user namespace needs uid and gid mappings");
+  if (s->ns[RT_NS_USER].path != NULL && (s->n_uid_map > 0 || s->n_gid_map > 0))
+    return field_error (c, "linux.uidMappings", "given for a user namespace that is joined");
   if (parse_sysctl (c, linux_obj, s) < 0 || check_sysctls (c, s) < 0
       || parse_devices (c, linux_obj, s) < 0)
     return -1;
@@ -1590,10 +1657,14 @@ rt_spec_free (rt_spec_t *s)
       free (s->mounts[i].type);
       free (s->mounts[i].source);
       free_strv (s->mounts[i].options);
+      free (s->mounts[i].uid_map);
+      free (s->mounts[i].gid_map);
     }
   free (s->mounts);
   for (i = 0; i < RT_NS_COUNT; i++)
     free (s->ns[i].path);
+  free (s->uid_map);
+  free (s->gid_map);
   free_strv (s->masked_paths);
   free_strv (s->readonly_paths);
   free (s->rootfs_propagation);

@@ -30,6 +30,13 @@ typedef struct
   char *path;   /* join this one (setns) instead of making a new one */
 } rt_namespace_t;
 
+/* One line of a uid or gid map: container ids [container_id, container_id + size) are host ids
+ * [host_id, ...). */
+typedef struct
+{
+  uint32_t container_id, host_id, size;
+} rt_idmap_t;
+
 typedef struct
 {
   char *destination;
@@ -37,6 +44,10 @@ typedef struct
   char *source;
   char **options;
   size_t n_options;
+  rt_idmap_t *uid_map; /* mounts[].uidMappings (an idmapped mount); NULL: none */
+  size_t n_uid_map;
+  rt_idmap_t *gid_map;
+  size_t n_gid_map;
 } rt_mount_t;
 
 typedef struct
@@ -212,6 +223,10 @@ typedef struct
   rt_mount_t *mounts;
   size_t n_mounts;
   rt_namespace_t ns[RT_NS_COUNT];
+  rt_idmap_t *uid_map; /* linux.uidMappings (a new user namespace) */
+  size_t n_uid_map;
+  rt_idmap_t *gid_map; /* linux.gidMappings */
+  size_t n_gid_map;
   char **masked_paths;
   char **readonly_paths;
   char *rootfs_propagation;

@@ -2,7 +2,7 @@
 // the same bundle under ours and under runc, a probe prints what the container sees, and the two
 // reports must match (where runc 1.1.5 supports the field; otherwise the effect alone is checked).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { missingPrerequisites, Workspace, type Config, type Runtime } from './bundle.js';
@@ -348,6 +348,92 @@ describe.skipIf(missing.length > 0)('swarm-runtime applies config.json fields li
       expect(lines).toContain('67108864');
       expect(lines).toContain('Read-only file system');
     }
+  });
+
+  /** A user namespace mapping container ids 0-65535 to host ids 100000-165535. Its root must be
+   * able to reach the bundles: the scratch directory (mkdtemp's 0700) is opened up. */
+  const userns = (c: Config) => {
+    chmodSync(ws.dir, 0o711);
+    c.linux.namespaces.push({ type: 'user' });
+    c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    c.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+  };
+
+  it('runs a container in a user namespace with explicit mappings, like runc', () => {
+    const probe = [
+      'cat /proc/self/uid_map /proc/self/gid_map',
+      'id',
+      'stat -c "%n %u %g" /bin/busybox /dev/null /proc',
+      "grep -E '^Cap(Eff|Bnd)' /proc/self/status",
+      "awk '{ for (i = 7; i <= NF; i++) if ($i == \"-\") { split($6, o, \",\"); print $5, $(i+1), o[1]; break } }' /proc/self/mountinfo",
+      'touch /data/made-inside && stat -c "made %u %g" /data/made-inside',
+      'echo x > /dev/null && echo null ok',
+    ].join('; ');
+    const owners: Record<string, string> = {};
+    for (const [who, user] of [['root', { uid: 0, gid: 0 }], ['user', { uid: 1000, gid: 1000, additionalGids: [10, 100] }]] as const) {
+      const outs: Record<string, string> = {};
+      for (const rt of [ws.ours, ws.runc]) {
+        const data = join(ws.dir, `userns-data-${rt === ws.ours ? 'ours' : 'runc'}-${who}`);
+        mkdirSync(data);
+        chmodSync(data, 0o777);
+        const b = ws.bundle(['sh', '-c', probe], (c) => {
+          userns(c);
+          c.process.user = user;
+          c.mounts.push({ destination: '/data', type: 'bind', source: data, options: ['rbind', 'rw'] });
+        });
+        // The container's root may not make /data in a rootfs the host's root owns.
+        mkdirSync(join(b, 'rootfs/data'));
+        const r = run(rt, b);
+        expect({ rt: rt.name, who, status: r.status, stderr: r.stderr }).toEqual({ rt: rt.name, who, status: 0, stderr: '' });
+        outs[rt.name] = r.stdout;
+        const st = statSync(join(data, 'made-inside'));
+        owners[`${rt.name} ${who}`] = `${st.uid}:${st.gid}`;
+      }
+      expect(outs['swarm-runtime'], who).toBe(outs.runc);
+      expect(outs['swarm-runtime']).toContain('         0     100000      65536\n');
+      expect(outs['swarm-runtime']).toContain('/bin/busybox 65534 65534\n'); // the host's root is not mapped
+      expect(outs['swarm-runtime']).toContain('null ok\n');
+    }
+    expect(owners).toEqual({ 'swarm-runtime root': '100000:100000', 'runc root': '100000:100000', 'swarm-runtime user': '101000:101000', 'runc user': '101000:101000' });
+  });
+
+  it('execs into a user namespace container, like runc', () => {
+    const out: string[] = [];
+    for (const rt of [ws.ours, ws.runc]) {
+      const id = ws.id(rt);
+      expect(ws.exec(rt, ['run', '--detach', '--bundle', ws.bundle(['sleep', '100'], userns), id], { detached: true }).status).toBe(0);
+      const pid = ws.state(rt, id).pid;
+      const r = ws.exec(rt, ['exec', '--user', '1000:1000', id, 'sh', '-c', 'id; cat /proc/self/uid_map; readlink /proc/self/ns/user']);
+      expect([r.status, r.stderr]).toEqual([0, '']);
+      expect(r.stdout.trim().split('\n').pop()).toBe(readlinkSync(`/proc/${pid}/ns/user`));
+      out.push(r.stdout.split('\n').slice(0, 2).join('\n'));
+    }
+    expect(out[0]).toBe(out[1]);
+    expect(out[0]).toBe('uid=1000(user) gid=1000(user)\n         0     100000      65536');
+  });
+
+  it('refuses user namespace mappings that cannot work, naming the field', () => {
+    const cases: [(c: Config) => void, string][] = [
+      [(c) => (c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 10 }]), 'linux.uidMappings: given without a user namespace'],
+      [(c) => c.linux.namespaces.push({ type: 'user' }), 'linux.uidMappings: a new user namespace needs uid and gid mappings'],
+      [(c) => { userns(c); c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 0 }]; }, 'linux.uidMappings[0].size: must be greater than zero'],
+    ];
+    for (const [edit, message] of cases) {
+      const id = ws.id(ws.ours);
+      const b = ws.bundle(['true'], edit);
+      const r = ws.exec(ws.ours, ['create', '--bundle', b, id]);
+      expect([r.status, r.stderr]).toEqual([1, `swarm-runtime: create ${id}: ${b}/config.json: ${message}\n`]);
+    }
+    // Container uid 0 unmapped: the init cannot become root in it.
+    const id = ws.id(ws.ours);
+    const r = ws.exec(ws.ours, ['create', '--bundle', ws.bundle(['true'], (c) => {
+      userns(c);
+      c.linux.uidMappings = [{ containerID: 1, hostID: 100001, size: 65535 }];
+    }), id]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/linux\.uidMappings: become uid 0 in the user namespace \(container uid 0 must be mapped\): Invalid argument\n$/);
+    expect(existsSync(join(ws.ours.root, id))).toBe(false);
+    expect(ws.leftovers()).toEqual([]);
   });
 
   it('delete --force of a container that does not exist succeeds, like runc', () => {
