@@ -301,6 +301,7 @@ create_in_state_dir (const rt_create_opts_t *opts, const rt_spec_t *spec, const 
                         .cgroup_extra = cgroup_extra };
   rt_state_t st = { 0 };
   char created[64];
+  int ret;
 
   if (dir == NULL)
     return rt_make_error (err, ENOMEM, "asprintf");
@@ -311,7 +312,12 @@ create_in_state_dir (const rt_create_opts_t *opts, const rt_spec_t *spec, const 
   /* From here on a failure removes the cgroup (also when it failed half-way). */
   if (rt_cgroup_create (cgroup_path, &spec->resources, cgroup_extra, cgroup_made, err) < 0)
     return -1;
-  if (spawn_container (&ctx, pid, err) < 0)
+  ret = rt_open_mount_fds (spec, &ctx.mount_fds, err);
+  if (ret == 0)
+    ret = spawn_container (&ctx, pid, err);
+  /* The init has its copies (or failed); ours go. */
+  rt_close_mount_fds (spec, ctx.mount_fds);
+  if (ret < 0)
     return -1;
   if (now_rfc3339 (created, sizeof created) < 0)
     return rt_make_error (err, errno, "clock_gettime");

@@ -17,8 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
+#include <sys/wait.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -170,6 +173,10 @@ typedef struct
   unsigned long clear;    /* flags an option asked to turn off */
   unsigned long propagation;
   bool bind, rec;
+  bool copyup;            /* tmpcopyup */
+  bool idmap, ridmap;     /* idmap, ridmap */
+  uint64_t rec_set, rec_clr; /* "rro" and the like: mount_setattr(AT_RECURSIVE) attributes */
+  const char *unknown;    /* the first option that is not a mount flag (filesystem data) */
   char data[1024];        /* options passed to the filesystem */
 } mount_opts_t;
 
@@ -189,7 +196,33 @@ static const struct
   { "atime", true, MS_NOATIME },       { "nodiratime", false, MS_NODIRATIME },
   { "diratime", true, MS_NODIRATIME }, { "relatime", false, MS_RELATIME },
   { "norelatime", true, MS_RELATIME }, { "strictatime", false, MS_STRICTATIME },
-  { "nostrictatime", true, MS_STRICTATIME },
+  { "nostrictatime", true, MS_STRICTATIME }, { "nosymfollow", false, MS_NOSYMFOLLOW },
+  { "symfollow", true, MS_NOSYMFOLLOW }, { "lazytime", false, MS_LAZYTIME },
+  { "nolazytime", true, MS_LAZYTIME }, { "iversion", false, MS_I_VERSION },
+  { "noiversion", true, MS_I_VERSION }, { "silent", false, MS_SILENT },
+  { "loud", true, MS_SILENT },         { "remount", false, MS_REMOUNT },
+  { "defaults", false, 0 },
+};
+
+/* The recursive options of the runtime spec ("rro", "rnosuid", ...): mount_setattr attributes
+ * set (or cleared) on the mount and every mount below it. The atime mode is one field: setting
+ * one clears the others. */
+static const struct
+{
+  const char *name;
+  bool clear;
+  uint64_t attr;
+} rec_attrs[] = {
+  { "rro", false, MOUNT_ATTR_RDONLY },          { "rrw", true, MOUNT_ATTR_RDONLY },
+  { "rnosuid", false, MOUNT_ATTR_NOSUID },      { "rsuid", true, MOUNT_ATTR_NOSUID },
+  { "rnodev", false, MOUNT_ATTR_NODEV },        { "rdev", true, MOUNT_ATTR_NODEV },
+  { "rnoexec", false, MOUNT_ATTR_NOEXEC },      { "rexec", true, MOUNT_ATTR_NOEXEC },
+  { "rnodiratime", false, MOUNT_ATTR_NODIRATIME }, { "rdiratime", true, MOUNT_ATTR_NODIRATIME },
+  { "rnosymfollow", false, MOUNT_ATTR_NOSYMFOLLOW }, { "rsymfollow", true, MOUNT_ATTR_NOSYMFOLLOW },
+  { "rrelatime", false, MOUNT_ATTR_RELATIME },  { "rnoatime", false, MOUNT_ATTR_NOATIME },
+  { "rstrictatime", false, MOUNT_ATTR_STRICTATIME },
+  { "rnorelatime", true, MOUNT_ATTR_RELATIME }, { "ratime", true, MOUNT_ATTR_NOATIME },
+  { "rnostrictatime", true, MOUNT_ATTR_STRICTATIME },
 };
 
 static const struct
@@ -224,6 +257,39 @@ append_data (mount_opts_t *o, const char *opt)
   snprintf (o->data + len, sizeof o->data - len, "%s%s", len ? "," : "", opt);
 }
 
+static bool
+rec_attr_option (const char *opt, mount_opts_t *o)
+{
+  size_t k;
+  for (k = 0; k < sizeof (rec_attrs) / sizeof (rec_attrs[0]); k++)
+    if (strcmp (rec_attrs[k].name, opt) == 0)
+      {
+        uint64_t a = rec_attrs[k].attr;
+        bool atime = a == MOUNT_ATTR_RELATIME || a == MOUNT_ATTR_NOATIME
+                     || a == MOUNT_ATTR_STRICTATIME;
+        if (atime)
+          {
+            /* One of three values of the atime field: set it as a whole. */
+            o->rec_clr |= MOUNT_ATTR__ATIME;
+            o->rec_set &= ~(uint64_t) MOUNT_ATTR__ATIME;
+            if (!rec_attrs[k].clear)
+              o->rec_set |= a;
+          }
+        else if (rec_attrs[k].clear)
+          {
+            o->rec_clr |= a;
+            o->rec_set &= ~a;
+          }
+        else
+          {
+            o->rec_set |= a;
+            o->rec_clr &= ~a;
+          }
+        return true;
+      }
+  return false;
+}
+
 static void
 parse_mount_options (char **options, size_t n, mount_opts_t *o)
 {
@@ -245,6 +311,16 @@ parse_mount_options (char **options, size_t n, mount_opts_t *o)
           o->propagation = propagation_flag (opt);
           continue;
         }
+      if (strcmp (opt, "tmpcopyup") == 0 || strcmp (opt, "idmap") == 0
+          || strcmp (opt, "ridmap") == 0)
+        {
+          o->copyup = o->copyup || opt[0] == 't';
+          o->idmap = o->idmap || opt[0] == 'i';
+          o->ridmap = o->ridmap || opt[0] == 'r';
+          continue;
+        }
+      if (rec_attr_option (opt, o))
+        continue;
       for (k = 0; k < sizeof (mount_flags) / sizeof (mount_flags[0]); k++)
         if (strcmp (mount_flags[k].name, opt) == 0)
           {
@@ -257,10 +333,12 @@ parse_mount_options (char **options, size_t n, mount_opts_t *o)
             else
               o->flags |= mount_flags[k].flag;
           }
-      /* "tmpcopyup" and similar runtime-specific options are not filesystem data. */
-      if (!known && strcmp (opt, "tmpcopyup") != 0 && strcmp (opt, "idmap") != 0
-          && strcmp (opt, "ridmap") != 0)
-        append_data (o, opt);
+      if (!known)
+        {
+          if (o->unknown == NULL)
+            o->unknown = opt;
+          append_data (o, opt);
+        }
     }
 }
 
@@ -506,8 +584,11 @@ set_propagation (int rootfd, const char *dest, unsigned long propagation, rt_err
   return do_mount (NULL, fd, dest, NULL, propagation, NULL, err);
 }
 
+/* MOUNT_FD (>= 0): the source as a detached, idmapped tree create made (open_tree +
+ * mount_setattr on the host); it is moved onto the destination instead of a bind. */
 static int
-mount_bind (int rootfd, const rt_mount_t *m, const mount_opts_t *o, rt_error_t *err)
+mount_bind (int rootfd, const rt_mount_t *m, const mount_opts_t *o, int mount_fd,
+            rt_error_t *err)
 {
   cleanup_close int fd = -1;
   struct stat st;
@@ -519,7 +600,14 @@ mount_bind (int rootfd, const rt_mount_t *m, const mount_opts_t *o, rt_error_t *
   fd = ensure_path (rootfd, m->destination, !S_ISDIR (st.st_mode), err);
   if (fd < 0)
     return -1;
-  if (do_mount (src, fd, m->destination, NULL, MS_BIND | (o->rec ? MS_REC : 0), NULL, err) < 0)
+  if (mount_fd >= 0)
+    {
+      if (move_mount (mount_fd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        return rt_make_error (err, errno, "move the idmapped mount of %s onto %s", src,
+                              m->destination);
+    }
+  else if (do_mount (src, fd, m->destination, NULL, MS_BIND | (o->rec ? MS_REC : 0), NULL, err)
+           < 0)
     return -1;
   if ((o->flags & ~MS_REC) != 0
       && remount_bind (rootfd, m->destination, o->flags & ~MS_REC, err) < 0)
@@ -546,7 +634,8 @@ tmpfs_mode_from_target (int rootfd, const char *dest, mount_opts_t *o, rt_error_
 {
   cleanup_close int fd = -1;
   struct stat st;
-  char data[sizeof o->data];
+  char data[sizeof o->data + 16];
+  int n;
   if (strncmp (o->data, "mode=", 5) == 0 || strstr (o->data, ",mode=") != NULL)
     return 0;
   fd = open_in_root (rootfd, dest, O_PATH);
@@ -556,9 +645,11 @@ tmpfs_mode_from_target (int rootfd, const char *dest, mount_opts_t *o, rt_error_
     return rt_make_error (err, errno, "stat %s in the rootfs", dest);
   if (!S_ISDIR (st.st_mode))
     return 0;
-  snprintf (data, sizeof data, "mode=%04o%s%s", (unsigned) (st.st_mode & 07777),
-            o->data[0] ? "," : "", o->data);
-  memcpy (o->data, data, sizeof data);
+  n = snprintf (data, sizeof data, "mode=%04o%s%s", (unsigned) (st.st_mode & 07777),
+                o->data[0] ? "," : "", o->data);
+  if (n < 0 || (size_t) n >= sizeof o->data)
+    return rt_make_error (err, E2BIG, "the mount options of %s", dest);
+  memcpy (o->data, data, (size_t) n + 1);
   return 0;
 }
 
@@ -736,15 +827,153 @@ mount_cgroup_v2 (int rootfd, const rt_init_ctx_t *ctx, const rt_mount_t *m, cons
   return remount_bind (rootfd, m->destination, o->flags, err);
 }
 
+/* ---- tmpcopyup ----------------------------------------------------------------------------- */
+
+static int copy_tree (int from, int to, const char *where, int depth, rt_error_t *err);
+
+static int
+copy_file (int from, int to, const char *name, const struct stat *st, const char *where,
+           rt_error_t *err)
+{
+  cleanup_close int in = openat (from, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  cleanup_close int out = -1;
+  off_t left = st->st_size;
+  if (in < 0)
+    return rt_make_error (err, errno, "tmpcopyup %s: open %s", where, name);
+  out = openat (to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (out < 0)
+    return rt_make_error (err, errno, "tmpcopyup %s: create %s", where, name);
+  while (left > 0)
+    {
+      ssize_t n = sendfile (out, in, NULL, (size_t) left);
+      if (n <= 0)
+        return rt_make_error (err, n < 0 ? errno : EIO, "tmpcopyup %s: copy %s", where, name);
+      left -= n;
+    }
+  return 0;
+}
+
+/* One entry of a directory into its copy: directories (recursively), files, symlinks and
+ * device nodes, with their mode and owner. */
+static int
+copy_entry (int from, int to, const char *name, const char *where, int depth, rt_error_t *err)
+{
+  struct stat st;
+  if (fstatat (from, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return rt_make_error (err, errno, "tmpcopyup %s: stat %s", where, name);
+  if (S_ISDIR (st.st_mode))
+    {
+      cleanup_close int sub_from = -1, sub_to = -1;
+      if (mkdirat (to, name, 0700) < 0)
+        return rt_make_error (err, errno, "tmpcopyup %s: mkdir %s", where, name);
+      sub_from = openat (from, name, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      sub_to = openat (to, name, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub_from < 0 || sub_to < 0)
+        return rt_make_error (err, errno, "tmpcopyup %s: open %s", where, name);
+      if (copy_tree (sub_from, sub_to, where, depth + 1, err) < 0)
+        return -1;
+    }
+  else if (S_ISREG (st.st_mode))
+    {
+      if (copy_file (from, to, name, &st, where, err) < 0)
+        return -1;
+    }
+  else if (S_ISLNK (st.st_mode))
+    {
+      char target[PATH_MAX];
+      ssize_t n = readlinkat (from, name, target, sizeof target - 1);
+      if (n < 0)
+        return rt_make_error (err, errno, "tmpcopyup %s: readlink %s", where, name);
+      target[n] = '\0';
+      if (symlinkat (target, to, name) < 0)
+        return rt_make_error (err, errno, "tmpcopyup %s: symlink %s", where, name);
+    }
+  else if (mknodat (to, name, st.st_mode, st.st_rdev) < 0)
+    return rt_make_error (err, errno, "tmpcopyup %s: mknod %s", where, name);
+  if (fchownat (to, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+    return rt_make_error (err, errno, "tmpcopyup %s: chown %s", where, name);
+  if (!S_ISLNK (st.st_mode) && fchmodat (to, name, st.st_mode & 07777, 0) < 0)
+    return rt_make_error (err, errno, "tmpcopyup %s: chmod %s", where, name);
+  return 0;
+}
+
+static int
+copy_tree (int from, int to, const char *where, int depth, rt_error_t *err)
+{
+  DIR *d;
+  struct dirent *de;
+  int dup_fd, ret = 0;
+  if (depth > 64)
+    return rt_make_error (err, ELOOP, "tmpcopyup %s: too deep", where);
+  dup_fd = fcntl (from, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0)
+    return rt_make_error (err, errno, "tmpcopyup %s: dup", where);
+  d = fdopendir (dup_fd);
+  if (d == NULL)
+    {
+      close (dup_fd);
+      return rt_make_error (err, errno, "tmpcopyup %s: opendir", where);
+    }
+  while (ret == 0 && (errno = 0, de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
+      ret = copy_entry (from, to, de->d_name, where, depth, err);
+  closedir (d);
+  return ret;
+}
+
+/* tmpcopyup (runc's extension): what the directory held is copied into the tmpfs mounted over
+ * it. FROM is the directory, opened before the mount hid it. */
+static int
+tmpfs_copyup (int rootfd, int from, const char *dest, rt_error_t *err)
+{
+  cleanup_close int to = open_in_root (rootfd, dest, O_DIRECTORY | O_RDONLY);
+  if (to < 0)
+    return rt_make_error (err, errno, "tmpcopyup %s: open the tmpfs", dest);
+  return copy_tree (from, to, dest, 0, err);
+}
+
+/* The recursive options ("rro", ...), after the mount: mount_setattr(AT_RECURSIVE). */
+static int
+set_rec_attrs (int rootfd, const char *dest, const mount_opts_t *o, rt_error_t *err)
+{
+  cleanup_close int fd = -1;
+  struct mount_attr attr = { .attr_set = o->rec_set, .attr_clr = o->rec_clr };
+  if (o->rec_set == 0 && o->rec_clr == 0)
+    return 0;
+  fd = open_in_root (rootfd, dest, O_PATH);
+  if (fd < 0)
+    return rt_make_error (err, errno, "open %s in the rootfs", dest);
+  if (mount_setattr (fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+    return rt_make_error (err, errno, "set the recursive mount options of %s", dest);
+  return 0;
+}
+
+/* mounts[N] for an error message, or the destination for a default mount. */
+static long
+mount_index (const rt_spec_t *spec, const rt_mount_t *m)
+{
+  if (m >= spec->mounts && m < spec->mounts + spec->n_mounts)
+    return (long) (m - spec->mounts);
+  return -1;
+}
+
 static int
 mount_one (int rootfd, const rt_init_ctx_t *ctx, const rt_mount_t *m, rt_error_t *err)
 {
   mount_opts_t o;
-  cleanup_close int fd = -1;
+  cleanup_close int fd = -1, copy_from = -1;
   const char *type = m->type ? m->type : "";
+  long index = mount_index (ctx->spec, m);
   parse_mount_options (m->options, m->n_options, &o);
   if (strcmp (type, "bind") == 0)
     o.bind = true;
+  /* A bind mount takes no filesystem data: an option that is not a mount flag would be
+   * ignored by the kernel, so it is refused. */
+  if (o.bind && o.unknown != NULL)
+    return rt_make_error (err, 0, "mounts[%ld].options: `%s` is not an option of a bind mount",
+                          index, o.unknown);
+  if (o.copyup && (o.bind || strcmp (type, "tmpfs") != 0))
+    return rt_make_error (err, 0, "mounts[%ld].options: tmpcopyup is for tmpfs mounts", index);
   if (strcmp (type, "cgroup") == 0)
     {
       if ((rt_cgroup_mode () == RT_CGROUP_V2 ? mount_cgroup_v2 (rootfd, ctx, m, &o, err)
@@ -754,7 +983,8 @@ mount_one (int rootfd, const rt_init_ctx_t *ctx, const rt_mount_t *m, rt_error_t
     }
   else if (o.bind)
     {
-      if (mount_bind (rootfd, m, &o, err) < 0)
+      int mount_fd = index >= 0 && ctx->mount_fds != NULL ? ctx->mount_fds[index] : -1;
+      if (mount_bind (rootfd, m, &o, mount_fd, err) < 0)
         return -1;
     }
   else
@@ -764,6 +994,14 @@ mount_one (int rootfd, const rt_init_ctx_t *ctx, const rt_mount_t *m, rt_error_t
       fd = ensure_path (rootfd, m->destination, false, err);
       if (fd < 0)
         return -1;
+      if (o.copyup)
+        {
+          char proc[64];
+          fd_path (fd, proc, sizeof proc);
+          copy_from = open (proc, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+          if (copy_from < 0)
+            return rt_make_error (err, errno, "tmpcopyup %s: open", m->destination);
+        }
       if (do_mount (m->source ? m->source : type, fd, m->destination, type, o.flags,
                     o.data[0] ? o.data : NULL, err)
           < 0)
@@ -777,7 +1015,11 @@ mount_one (int rootfd, const rt_init_ctx_t *ctx, const rt_mount_t *m, rt_error_t
           else
             return -1;
         }
+      if (copy_from >= 0 && tmpfs_copyup (rootfd, copy_from, m->destination, err) < 0)
+        return -1;
     }
+  if (set_rec_attrs (rootfd, m->destination, &o, err) < 0)
+    return -1;
   if (o.propagation != 0 && set_propagation (rootfd, m->destination, o.propagation, err) < 0)
     return -1;
   return 0;
@@ -811,6 +1053,175 @@ mount_all (int rootfd, const rt_init_ctx_t *ctx, bool *dev_is_tmpfs, rt_error_t 
         return -1;
     }
   return 0;
+}
+
+/* ---- idmapped mounts, made on the host by create ------------------------------------------ */
+
+/* A user namespace holding MAP (uid and gid), for MOUNT_ATTR_IDMAP: a child unshares one and
+ * waits while we write its maps and open it, then exits. */
+static int
+idmap_userns (const rt_idmap_t *uid, size_t n_uid, const rt_idmap_t *gid, size_t n_gid,
+              const char *field, rt_error_t *err)
+{
+  int ready[2], hold[2], ns = -1, status;
+  char byte = 0, path[64];
+  pid_t child;
+  if (pipe2 (ready, O_CLOEXEC) < 0)
+    return rt_make_error (err, errno, "%s: pipe", field);
+  if (pipe2 (hold, O_CLOEXEC) < 0)
+    {
+      close (ready[0]);
+      close (ready[1]);
+      return rt_make_error (err, errno, "%s: pipe", field);
+    }
+  child = fork ();
+  if (child == 0)
+    {
+      close (ready[0]);
+      close (hold[1]);
+      if (unshare (CLONE_NEWUSER) < 0)
+        _exit (1);
+      if (write (ready[1], "1", 1) != 1)
+        _exit (1);
+      /* Until the parent closes its end. */
+      if (read (hold[0], &byte, 1) < 0)
+        _exit (1);
+      _exit (0);
+    }
+  close (ready[1]);
+  close (hold[0]);
+  if (child < 0)
+    {
+      rt_make_error (err, errno, "%s: fork", field);
+      goto out;
+    }
+  if (read (ready[0], &byte, 1) != 1)
+    {
+      rt_make_error (err, 0, "%s: the user namespace helper died", field);
+      goto out;
+    }
+  {
+    static const char *const files[] = { "uid_map", "gid_map" };
+    const rt_idmap_t *maps[] = { uid, gid };
+    size_t counts[] = { n_uid, n_gid }, k, i;
+    for (k = 0; k < 2; k++)
+      {
+        char buf[340 * 36];
+        size_t len = 0;
+        cleanup_close int fd = -1;
+        for (i = 0; i < counts[k]; i++)
+          len += (size_t) snprintf (buf + len, sizeof buf - len, "%u %u %u\n",
+                                    maps[k][i].container_id, maps[k][i].host_id, maps[k][i].size);
+        snprintf (path, sizeof path, "/proc/%d/%s", child, files[k]);
+        fd = open (path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write (fd, buf, len) != (ssize_t) len)
+          {
+            rt_make_error (err, errno, "%s: write %s", field, path);
+            goto out;
+          }
+      }
+  }
+  snprintf (path, sizeof path, "/proc/%d/ns/user", child);
+  ns = open (path, O_RDONLY | O_CLOEXEC);
+  if (ns < 0)
+    rt_make_error (err, errno, "%s: open %s", field, path);
+out:
+  close (ready[0]);
+  close (hold[1]);
+  if (child > 0)
+    while (waitpid (child, &status, 0) < 0 && errno == EINTR)
+      ;
+  return ns;
+}
+
+/* One idmapped bind: a detached copy of the source tree (open_tree), its ids mapped through a
+ * user namespace holding the mount's maps (or the container's). */
+static int
+open_idmapped (const rt_spec_t *spec, size_t i, const mount_opts_t *o, rt_error_t *err)
+{
+  const rt_mount_t *m = &spec->mounts[i];
+  const rt_idmap_t *uid = m->uid_map, *gid = m->gid_map;
+  size_t n_uid = m->n_uid_map, n_gid = m->n_gid_map;
+  struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP };
+  bool recursive = o->ridmap || (!o->idmap && o->rec);
+  char field[64];
+  cleanup_close int userns = -1;
+  int fd;
+  snprintf (field, sizeof field, "mounts[%zu]", i);
+  if (!o->bind && (m->type == NULL || strcmp (m->type, "bind") != 0))
+    return rt_make_error (err, 0, "%s: only bind mounts can be idmapped", field);
+  if (m->source == NULL)
+    return rt_make_error (err, 0, "%s: missing source", field);
+  if (n_uid == 0)
+    {
+      /* idmap without maps: the container's own (the spec allows it; without a user namespace
+       * there is nothing to map to). */
+      if (spec->n_uid_map == 0)
+        return rt_make_error (err, 0, "%s: idmap without uidMappings needs the container's user "
+                                      "namespace mappings",
+                              field);
+      uid = spec->uid_map;
+      n_uid = spec->n_uid_map;
+      gid = spec->gid_map;
+      n_gid = spec->n_gid_map;
+    }
+  userns = idmap_userns (uid, n_uid, gid, n_gid, field, err);
+  if (userns < 0)
+    return -1;
+  attr.userns_fd = (uint64_t) userns;
+  fd = open_tree (AT_FDCWD, m->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
+                                           | (o->rec ? AT_RECURSIVE : 0));
+  if (fd < 0)
+    return rt_make_error (err, errno, "%s: open_tree %s", field, m->source);
+  if (mount_setattr (fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr)
+      < 0)
+    {
+      int e = errno;
+      close (fd);
+      return rt_make_error (err, e, "%s: idmap %s (mount_setattr MOUNT_ATTR_IDMAP)", field,
+                            m->source);
+    }
+  return fd;
+}
+
+int
+rt_open_mount_fds (const rt_spec_t *spec, int **out, rt_error_t *err)
+{
+  int *fds = NULL;
+  size_t i;
+  *out = NULL;
+  for (i = 0; i < spec->n_mounts; i++)
+    {
+      const rt_mount_t *m = &spec->mounts[i];
+      mount_opts_t o;
+      parse_mount_options (m->options, m->n_options, &o);
+      if (m->n_uid_map == 0 && !o.idmap && !o.ridmap)
+        continue;
+      if (fds == NULL)
+        {
+          size_t k;
+          fds = malloc (spec->n_mounts * sizeof (int));
+          if (fds == NULL)
+            return rt_make_error (err, errno, "malloc");
+          for (k = 0; k < spec->n_mounts; k++)
+            fds[k] = -1;
+          *out = fds;
+        }
+      fds[i] = open_idmapped (spec, i, &o, err);
+      if (fds[i] < 0)
+        return -1;
+    }
+  return 0;
+}
+
+void
+rt_close_mount_fds (const rt_spec_t *spec, int *fds)
+{
+  size_t i;
+  for (i = 0; fds != NULL && i < spec->n_mounts; i++)
+    if (fds[i] >= 0)
+      close (fds[i]);
+  free (fds);
 }
 
 /* ---- /dev ---------------------------------------------------------------------------------- */

@@ -23,11 +23,19 @@ typedef struct
   char *exec_path;    /* process.args[0] resolved in the container, filled by rt_init_process */
   rt_seccomp_filter_t *seccomp; /* built by rt_init_process, loaded (and freed) before exec */
   bool cwd_done;      /* the process is in process.cwd already (chdir'ed as root) */
+  int *mount_fds;     /* per spec mount: an idmapped tree to move there, or -1; NULL: none */
 } rt_init_ctx_t;
 
 /* True when the init must learn its host pid from create mid-way (SYNC_HOOKS): a prestart,
  * createRuntime, createContainer or startContainer hook. */
 bool rt_needs_hook_sync (const rt_spec_t *spec);
+
+/* Idmapped bind mounts (mounts[].uidMappings, idmap, ridmap), made by create on the host where
+ * mount_setattr(MOUNT_ATTR_IDMAP) is allowed: one detached tree per such mount, moved into place
+ * by the init. *OUT (NULL when there are none) holds -1 for the other mounts; on failure what was
+ * opened stays in *OUT for rt_close_mount_fds. */
+int rt_open_mount_fds (const rt_spec_t *spec, int **out, rt_error_t *err);
+void rt_close_mount_fds (const rt_spec_t *spec, int *fds);
 
 /* True when the container gets its own PID namespace (new or joined): the caller must fork once
  * more after rt_enter_namespaces so that the child lives in it. */

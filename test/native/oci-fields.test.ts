@@ -2,7 +2,7 @@
 // the same bundle under ours and under runc, a probe prints what the container sees, and the two
 // reports must match (where runc 1.1.5 supports the field; otherwise the effect alone is checked).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { missingPrerequisites, Workspace, type Config, type Runtime } from './bundle.js';
@@ -434,6 +434,92 @@ describe.skipIf(missing.length > 0)('swarm-runtime applies config.json fields li
     expect(r.stderr).toMatch(/linux\.uidMappings: become uid 0 in the user namespace \(container uid 0 must be mapped\): Invalid argument\n$/);
     expect(existsSync(join(ws.ours.root, id))).toBe(false);
     expect(ws.leftovers()).toEqual([]);
+  });
+
+  it('idmaps a bind mount with its own mappings (mount_setattr MOUNT_ATTR_IDMAP)', () => {
+    const host = join(ws.dir, 'idmap-src');
+    mkdirSync(host);
+    writeFileSync(join(host, 'f'), 'owned by 1000\n');
+    writeFileSync(join(host, 'g'), 'owned by root\n');
+    chownSync(host, 1000, 1000);
+    chownSync(join(host, 'f'), 1000, 1000);
+    const b = ws.bundle(['sh', '-c', 'stat -c "%n %u %g" /data /data/f /data/g; touch /data/made && echo made'], (c) => {
+      c.process.user = { uid: 3000, gid: 3000 };
+      c.mounts.push({
+        destination: '/data',
+        type: 'bind',
+        source: host,
+        options: ['rbind', 'idmap'],
+        uidMappings: [{ containerID: 1000, hostID: 3000, size: 1 }],
+        gidMappings: [{ containerID: 1000, hostID: 3000, size: 1 }],
+      } as Config['mounts'][number]);
+    });
+    const r = run(ws.ours, b);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    // Disk 1000 is 3000 through the mount; root is not in its map.
+    expect(r.stdout).toBe('/data 3000 3000\n/data/f 3000 3000\n/data/g 65534 65534\nmade\n');
+    const st = statSync(join(host, 'made'));
+    expect(`${st.uid}:${st.gid}`).toBe('1000:1000'); // written back through the map
+  });
+
+  it("idmaps a bind mount with the container's user namespace mappings (idmap without its own)", () => {
+    const host = join(ws.dir, 'idmap-userns-src');
+    mkdirSync(host);
+    writeFileSync(join(host, 'f'), 'owned by root\n');
+    const probe = 'stat -c "%n %u %g" /data/f; touch /data/made && echo made';
+    const withIdmap = ws.bundle(['sh', '-c', probe], (c) => {
+      userns(c);
+      c.mounts.push({ destination: '/data', type: 'bind', source: host, options: ['rbind', 'idmap'] });
+    });
+    mkdirSync(join(withIdmap, 'rootfs/data'));
+    const r = run(ws.ours, withIdmap);
+    expect([r.status, r.stderr, r.stdout]).toEqual([0, '', '/data/f 0 0\nmade\n']);
+    const st = statSync(join(host, 'made'));
+    expect(`${st.uid}:${st.gid}`).toBe('0:0'); // the container's root writes as the disk's root
+    // Without a user namespace there is nothing to take the mapping from.
+    const id = ws.id(ws.ours);
+    const bad = ws.exec(ws.ours, ['create', '--bundle', ws.bundle(['true'], (c) => {
+      c.mounts.push({ destination: '/data', type: 'bind', source: host, options: ['rbind', 'idmap'] });
+    }), id]);
+    expect([bad.status, bad.stderr]).toEqual([1, `swarm-runtime: create ${id}: mounts[6]: idmap without uidMappings needs the container's user namespace mappings\n`]);
+    expect(ws.leftovers()).toEqual([]);
+  });
+
+  it('applies recursive mount options (rro) to the mounts below, like runc', () => {
+    const host = join(ws.dir, 'rro-src');
+    mkdirSync(join(host, 'sub'), { recursive: true });
+    expect(spawnSync('mount', ['-t', 'tmpfs', 'tmpfs', join(host, 'sub')]).status).toBe(0);
+    hostMounts.push(join(host, 'sub'));
+    const out = both('{ touch /data/x; touch /data/sub/x; } 2>&1 | sed "s/.*: //"; touch /plain/sub/y && echo plain writable', (c) => {
+      c.mounts.push({ destination: '/data', type: 'bind', source: host, options: ['rbind', 'rro'] });
+      c.mounts.push({ destination: '/plain', type: 'bind', source: host, options: ['rbind', 'ro'] });
+    });
+    expect(out).toBe('Read-only file system\nRead-only file system\nplain writable\n');
+  });
+
+  it('copies the directory into a tmpfs with tmpcopyup, like runc', () => {
+    const prepare = (rootfs: string) => {
+      mkdirSync(join(rootfs, 'seeded/deeper'), { recursive: true });
+      writeFileSync(join(rootfs, 'seeded/a'), 'a\n');
+      writeFileSync(join(rootfs, 'seeded/deeper/b'), 'b\n');
+      chmodSync(join(rootfs, 'seeded/deeper/b'), 0o640);
+      symlinkSync('a', join(rootfs, 'seeded/link'));
+    };
+    const out = both(
+      'cat /seeded/a /seeded/deeper/b /seeded/link; stat -c "%n %a" /seeded/deeper/b; awk \'$5 == "/seeded" { print $5, $9 }\' /proc/self/mountinfo; echo new > /seeded/c && cat /seeded/c',
+      (c) => c.mounts.push({ destination: '/seeded', type: 'tmpfs', source: 'tmpfs', options: ['tmpcopyup', 'nosuid'] }),
+      prepare,
+    );
+    expect(out).toBe('a\nb\na\n/seeded/deeper/b 640\n/seeded tmpfs\nnew\n');
+  });
+
+  it('refuses an option a bind mount would ignore', () => {
+    const id = ws.id(ws.ours);
+    const r = ws.exec(ws.ours, ['create', '--bundle', ws.bundle(['true'], (c) => {
+      c.mounts.push({ destination: '/data', type: 'bind', source: ws.dir, options: ['rbind', 'size=1m'] });
+    }), id]);
+    expect([r.status, r.stderr]).toEqual([1, `swarm-runtime: create ${id}: mounts[6].options: \`size=1m\` is not an option of a bind mount\n`]);
+    expect(existsSync(join(ws.ours.root, id))).toBe(false);
   });
 
   it('delete --force of a container that does not exist succeeds, like runc', () => {
