@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <json-c/json.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -184,6 +186,48 @@ write_id_maps (const rt_spec_t *spec, pid_t pid, rt_error_t *err)
   return write_id_map (pid, "gid_map", "linux.gidMappings", spec->gid_map, spec->n_gid_map, err);
 }
 
+/* SCMP_ACT_NOTIFY: the listener descriptor FD goes to the agent at linux.seccomp.listenerPath
+ * with the container process state (runtime-spec "containerProcessState": fds ["seccompFd"],
+ * the process's pid, listenerMetadata, the container's state), as runc sends it. */
+static int
+send_to_seccomp_agent (const rt_spec_t *spec, const char *id, const char *bundle, pid_t pid,
+                       pid_t init_pid, const char *status, int fd, rt_error_t *err)
+{
+  const char *path = spec->seccomp.listener_path;
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  cleanup_free char *state = rt_hook_state (spec->oci_version, id, status, init_pid, bundle,
+                                            spec->annotations_json);
+  cleanup_close int sock = -1;
+  json_object *o, *fds, *st;
+  const char *text;
+  int ret = 0;
+  if (state == NULL)
+    return rt_make_error (err, ENOMEM, "seccomp agent state");
+  if (strlen (path) >= sizeof addr.sun_path)
+    return rt_make_error (err, ENAMETOOLONG, "linux.seccomp.listenerPath `%s`", path);
+  memcpy (addr.sun_path, path, strlen (path) + 1);
+  sock = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (sock < 0)
+    return rt_make_error (err, errno, "linux.seccomp.listenerPath: socket");
+  if (connect (sock, (struct sockaddr *) &addr, sizeof addr) < 0)
+    return rt_make_error (err, errno, "linux.seccomp.listenerPath: connect to the seccomp agent at %s", path);
+  o = json_object_new_object ();
+  fds = json_object_new_array ();
+  st = json_tokener_parse (state);
+  json_object_object_add (o, "ociVersion", json_object_new_string (spec->oci_version));
+  json_object_array_add (fds, json_object_new_string ("seccompFd"));
+  json_object_object_add (o, "fds", fds);
+  json_object_object_add (o, "pid", json_object_new_int64 (pid));
+  if (spec->seccomp.listener_metadata != NULL && spec->seccomp.listener_metadata[0] != '\0')
+    json_object_object_add (o, "metadata", json_object_new_string (spec->seccomp.listener_metadata));
+  json_object_object_add (o, "state", st);
+  text = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+  if (send_with_fd (sock, text, strlen (text), fd) < 0)
+    ret = rt_make_error (err, errno, "linux.seccomp.listenerPath: send the notify descriptor to %s", path);
+  json_object_put (o);
+  return ret;
+}
+
 /* Reads the messages of a successful create: the init's pid (from child 1, or from the init
  * itself without a PID namespace), "hooks" when the spec has some (from the init, answered once
  * the pid is known) and "ready" (from the init). They come from two processes, so the init's
@@ -193,16 +237,30 @@ static int
 sync_pid_and_ready (int fd, const rt_init_ctx_t *ctx, pid_t *pid, rt_error_t *err)
 {
   bool have_pid = false, ready = false, hooks_asked = false, hooks_done = false;
+  cleanup_close int notify_fd = -1;
   sync_msg_t m;
   while (!have_pid || !ready)
     {
-      if (sync_recv (fd, &m, !have_pid ? "it reported its pid"
-                             : hooks_asked && !hooks_done ? "it ran the hooks"
-                                                          : "it was ready",
-                     err)
+      int passed = -1;
+      if (sync_recv_fd (fd, &m, &passed,
+                        !have_pid                    ? "it reported its pid"
+                        : hooks_asked && !hooks_done ? "it ran the hooks"
+                                                     : "it was ready",
+                        err)
           < 0)
-        return -1;
-      if (m.type == SYNC_PID && !have_pid)
+        {
+          if (passed >= 0)
+            close (passed);
+          return -1;
+        }
+      if (passed >= 0 && !(m.type == SYNC_SECCOMP && notify_fd == -1))
+        {
+          close (passed);
+          passed = -1;
+        }
+      if (m.type == SYNC_SECCOMP && passed >= 0)
+        notify_fd = passed;
+      else if (m.type == SYNC_PID && !have_pid)
         {
           *pid = m.pid;
           have_pid = true;
@@ -225,6 +283,16 @@ sync_pid_and_ready (int fd, const rt_init_ctx_t *ctx, pid_t *pid, rt_error_t *er
             return -1;
           sync_send (fd, SYNC_CONTINUE, *pid, NULL);
           hooks_done = true;
+        }
+      if (notify_fd >= 0 && have_pid)
+        {
+          if (send_to_seccomp_agent (ctx->spec, ctx->id, ctx->bundle, *pid, *pid, "creating",
+                                     notify_fd, err)
+              < 0)
+            return -1;
+          close (notify_fd);
+          notify_fd = -2; /* sent: no second one */
+          sync_send (fd, SYNC_CONTINUE, *pid, NULL);
         }
     }
   return 0;
@@ -853,6 +921,7 @@ static void __attribute__ ((noreturn))
 run_exec_process (int sync_fd, rt_init_ctx_t *ctx)
 {
   rt_error_t err = { 0, NULL };
+  ctx->sync_fd = sync_fd;
   if (rt_init_process (ctx, &err) == 0)
     rt_exec_process (ctx, &err);
   sync_send (sync_fd, SYNC_ERROR, 0, &err);
@@ -890,21 +959,38 @@ run_exec_child (int sync_fd, rt_init_ctx_t *ctx, pid_t init, int ns_fds[RT_NS_CO
 /* Reads until EOF: the pid (from the first child) and, if a step failed, the error. EOF without
  * an error means the process has exec'd. */
 static int
-sync_exec (int fd, pid_t *pid, rt_error_t *err)
+sync_exec (int fd, const rt_init_ctx_t *ctx, pid_t init, pid_t *pid, rt_error_t *err)
 {
   sync_msg_t m;
   bool failed = false;
+  cleanup_close int notify_fd = -1;
   for (;;)
     {
-      ssize_t n = recv (fd, &m, sizeof m, 0);
-      if (n < 0 && errno == EINTR)
-        continue;
+      int passed = -1;
+      ssize_t n;
+      /* The notify descriptor may come before the pid (two processes send): it waits. */
+      if (notify_fd >= 0 && *pid > 0)
+        {
+          if (send_to_seccomp_agent (ctx->spec, ctx->id, ctx->bundle, *pid, init, "running",
+                                     notify_fd, err)
+              < 0)
+            failed = true;
+          else
+            sync_send (fd, SYNC_CONTINUE, *pid, NULL);
+          close (notify_fd);
+          notify_fd = -1;
+        }
+      n = sync_read (fd, &m, &passed);
       if (n < 0)
         return rt_make_error (err, errno, "read the sync socket");
       if (n == 0)
         break;
       if (n != (ssize_t) sizeof m)
-        return rt_make_error (err, 0, "short message on the sync socket");
+        {
+          if (passed >= 0)
+            close (passed);
+          return rt_make_error (err, 0, "short message on the sync socket");
+        }
       if (m.type == SYNC_PID)
         *pid = m.pid;
       else if (m.type == SYNC_ERROR && !failed)
@@ -912,6 +998,13 @@ sync_exec (int fd, pid_t *pid, rt_error_t *err)
           failed = true;
           rt_make_error (err, m.status, "%s", m.text);
         }
+      else if (m.type == SYNC_SECCOMP && passed >= 0 && !failed && notify_fd < 0)
+        {
+          notify_fd = passed;
+          passed = -1;
+        }
+      if (passed >= 0)
+        close (passed);
     }
   if (failed)
     return -1;
@@ -940,7 +1033,7 @@ spawn_exec (rt_init_ctx_t *ctx, pid_t init, int ns_fds[RT_NS_COUNT], pid_t *pid,
       run_exec_child (sv[1], ctx, init, ns_fds);
     }
   close (sv[1]);
-  ret = sync_exec (sv[0], pid, err);
+  ret = sync_exec (sv[0], ctx, init, pid, err);
   close (sv[0]);
   while (waitpid (child, &status, 0) < 0 && errno == EINTR)
     ;
@@ -956,7 +1049,7 @@ static int
 exec_in (const rt_exec_opts_t *o, const rt_state_t *st, rt_spec_t *spec, int *exit_code,
          rt_error_t *err)
 {
-  rt_init_ctx_t ctx = { .spec = spec, .fifo_fd = -1 };
+  rt_init_ctx_t ctx = { .spec = spec, .id = o->id, .bundle = st->bundle, .sync_fd = -1, .fifo_fd = -1 };
   int ns_fds[RT_NS_COUNT];
   pid_t pid = 0;
   int ret;

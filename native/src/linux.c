@@ -1827,21 +1827,42 @@ reset_signals (rt_error_t *err)
   return 0;
 }
 
+/* SCMP_ACT_NOTIFY: the listener descriptor goes to `create` (or `exec`) over the sync socket;
+ * it forwards it to the agent at linux.seccomp.listenerPath, and we wait until it did. */
+static int
+send_notify_fd (rt_init_ctx_t *ctx, int fd, rt_error_t *err)
+{
+  sync_msg_t m;
+  int ret = sync_send_fd (ctx->sync_fd, SYNC_SECCOMP, fd, err);
+  close (fd);
+  if (ret < 0)
+    return -1;
+  if (sync_recv (ctx->sync_fd, &m, "it passed on the seccomp notify descriptor", err) < 0)
+    return -1;
+  if (m.type != SYNC_CONTINUE)
+    return rt_make_error (err, 0, "unexpected message `%c` on the sync socket", m.type);
+  return 0;
+}
+
 static int
 load_seccomp (rt_init_ctx_t *ctx, rt_error_t *err)
 {
-  int ret;
+  int ret, notify_fd = -1;
   if (ctx->seccomp == NULL)
     return 0;
-  ret = rt_seccomp_load (ctx->seccomp, err);
+  ret = rt_seccomp_load (ctx->seccomp, ctx->spec->seccomp.notify ? &notify_fd : NULL, err);
   rt_seccomp_free (ctx->seccomp);
   ctx->seccomp = NULL;
+  if (ret == 0 && notify_fd >= 0)
+    ret = send_notify_fd (ctx, notify_fd, err);
   return ret;
 }
 
 /* linux.seccomp is compiled here, where an error still reaches `create` (or `exec`). It is loaded
  * as late as the kernel allows: right before execve with no_new_privs; without it, before the
- * capabilities are dropped, while CAP_SYS_ADMIN is still held (runc's order). */
+ * capabilities are dropped, while CAP_SYS_ADMIN is still held (runc's order). A filter with
+ * SCMP_ACT_NOTIFY is loaded before the process reports ready instead (at the end of
+ * rt_init_process), so that its listener descriptor can still go out over the sync socket. */
 static int
 build_seccomp (rt_init_ctx_t *ctx, rt_error_t *err)
 {
@@ -1888,6 +1909,8 @@ rt_init_process (rt_init_ctx_t *ctx, rt_error_t *err)
   /* No descriptor of ours may reach the container process. */
   if (syscall (SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
     return rt_make_error (err, errno, "close_range");
+  if (spec->seccomp.notify && load_seccomp (ctx, err) < 0)
+    return -1;
   return 0;
 }
 

@@ -1,5 +1,7 @@
 #include "spec.h"
 
+#include <seccomp.h>
+
 #include <errno.h>
 #include <json-c/json.h>
 #include <limits.h>
@@ -1123,8 +1125,42 @@ parse_seccomp_rule (ctx_t *c, json_object *e, size_t i, rt_seccomp_rule_t *r)
   return 0;
 }
 
-/* linux.seccomp: defaultAction, defaultErrnoRet, architectures and syscalls are read; flags and
- * listenerPath are not acted on. */
+/* SCMP_ACT_NOTIFY needs an agent to send the listener descriptor to; runc refuses it as the
+ * default action too (the runtime's own syscalls after the load would wait on the agent). */
+static int
+check_notify (ctx_t *c, rt_seccomp_t *sc)
+{
+  if (sc->default_action == SCMP_ACT_NOTIFY)
+    return field_error (c, "linux.seccomp.defaultAction", "SCMP_ACT_NOTIFY cannot be the default action");
+  if (sc->notify && (sc->listener_path == NULL || sc->listener_path[0] == '\0'))
+    return field_error (c, "linux.seccomp.listenerPath", "needed by SCMP_ACT_NOTIFY");
+  return 0;
+}
+
+static int
+parse_seccomp_flags (ctx_t *c, json_object *obj, rt_seccomp_t *sc)
+{
+  cleanup_free char **flags = NULL;
+  size_t i;
+  if (get_strv (c, obj, "flags", "linux.seccomp.flags", false, &flags, NULL) < 0)
+    return -1;
+  for (i = 0; flags && flags[i]; i++)
+    {
+      const char *why;
+      unsigned f;
+      if (rt_seccomp_flag (flags[i], &f, &why) < 0)
+        rt_make_error (c->err, 0, "%s: linux.seccomp.flags[%zu]: %s `%s`", c->file, i, why,
+                       flags[i]);
+      else
+        sc->flags |= f;
+    }
+  for (i = 0; flags && flags[i]; i++)
+    free (flags[i]);
+  return c->err->msg != NULL ? -1 : 0;
+}
+
+/* linux.seccomp: defaultAction, defaultErrnoRet, architectures, syscalls, flags, listenerPath
+ * and listenerMetadata. */
 static int
 parse_seccomp (ctx_t *c, json_object *linux_obj, rt_seccomp_t *sc)
 {
@@ -1143,6 +1179,15 @@ parse_seccomp (ctx_t *c, json_object *linux_obj, rt_seccomp_t *sc)
                 &sc->architectures, NULL)
       < 0)
     return -1;
+  if (get_string (c, obj, "listenerPath", "linux.seccomp.listenerPath", false,
+                  &sc->listener_path)
+          < 0
+      || get_string (c, obj, "listenerMetadata", "linux.seccomp.listenerMetadata", false,
+                     &sc->listener_metadata)
+             < 0)
+    return -1;
+  if (parse_seccomp_flags (c, obj, sc) < 0)
+    return -1;
   calls = get (obj, "syscalls");
   if (calls == NULL || json_object_is_type (calls, json_type_null))
     return 0;
@@ -1157,8 +1202,10 @@ parse_seccomp (ctx_t *c, json_object *linux_obj, rt_seccomp_t *sc)
       sc->n_rules = i + 1;
       if (parse_seccomp_rule (c, json_object_array_get_idx (calls, i), i, &sc->rules[i]) < 0)
         return -1;
+      if (sc->rules[i].action == SCMP_ACT_NOTIFY)
+        sc->notify = true;
     }
-  return 0;
+  return check_notify (c, sc);
 }
 
 /* ---- linux.sysctl ------------------------------------------------------------------------- */

@@ -36,5 +36,10 @@ int sync_send_fd (int sock, char type, int fd, rt_error_t *err);
  * peer's error. *FD (when not NULL) gets a passed descriptor, or -1. */
 int sync_recv (int fd, sync_msg_t *m, const char *waiting_for, rt_error_t *err);
 int sync_recv_fd (int sock, sync_msg_t *m, int *fd, const char *waiting_for, rt_error_t *err);
+/* One packet as it comes: its length (0 at EOF), or -1 with errno. *FD as above. */
+ssize_t sync_read (int sock, sync_msg_t *m, int *fd);
+
+/* Sends PAYLOAD (LEN bytes) with descriptor FD on the stream socket SOCK (SCM_RIGHTS). */
+int send_with_fd (int sock, const void *payload, size_t len, int fd);
 
 #endif

@@ -18,6 +18,9 @@ export interface SeccompProfile {
   defaultErrnoRet?: number;
   architectures?: string[];
   syscalls?: { names: string[]; action: string; errnoRet?: number; args?: { index: number; value: number; valueTwo?: number; op: string }[] }[];
+  flags?: string[];
+  listenerPath?: string;
+  listenerMetadata?: string;
 }
 
 /** A fresh copy of the default profile. */
