@@ -1386,3 +1386,69 @@ rt_cgroup_print_stats (const char *id, const char *path, rt_error_t *err)
   dirs_free (&d);
   return ret;
 }
+
+/* ---- the freezer (pause, resume) ---------------------------------------------------------------- */
+
+/* Where the container's freezer is: cgroup.freeze of its v2 directory (on a hybrid host the
+ * unified tree's, which every container joins), else freezer.state of the v1 freezer hierarchy
+ * (joined on pure v1 hosts). */
+static char *
+freezer_dir (const char *path, bool *v2)
+{
+  enum rt_cgroup_mode mode = rt_cgroup_mode ();
+  char *dir = NULL;
+  *v2 = mode != RT_CGROUP_V1;
+  if (asprintf (&dir, "%s%s%s", RT_CGROUP_ROOT,
+                mode == RT_CGROUP_V2 ? "" : mode == RT_CGROUP_HYBRID ? "/unified" : "/freezer", path)
+      < 0)
+    return NULL;
+  return dir;
+}
+
+bool
+rt_cgroup_frozen (const char *path)
+{
+  bool v2;
+  cleanup_free char *dir = freezer_dir (path, &v2), *s = NULL;
+  if (dir == NULL)
+    return false;
+  s = read_file (dir, v2 ? "cgroup.freeze" : "freezer.state");
+  if (s == NULL)
+    return false;
+  return v2 ? s[0] == '1' : strncmp (s, "THAWED", 6) != 0;
+}
+
+int
+rt_cgroup_freeze (const char *path, bool frozen, rt_error_t *err)
+{
+  bool v2;
+  cleanup_free char *dir = freezer_dir (path, &v2);
+  int i;
+  if (dir == NULL)
+    return rt_make_error (err, ENOMEM, "asprintf");
+  if (write_file (dir, v2 ? "cgroup.freeze" : "freezer.state",
+                  v2 ? (frozen ? "1" : "0") : (frozen ? "FROZEN" : "THAWED"),
+                  frozen ? "freeze the cgroup" : "thaw the cgroup", err)
+      < 0)
+    return -1;
+  /* The kernel freezes asynchronously: wait until every task is (v2: cgroup.events says
+   * "frozen 1"; v1: the state is no longer FREEZING). */
+  for (i = 0; i < 2000; i++)
+    {
+      cleanup_free char *s = read_file (dir, v2 ? "cgroup.events" : "freezer.state");
+      bool done;
+      if (s == NULL)
+        return rt_make_error (err, errno, "read the freezer state of %s", dir);
+      if (v2)
+        {
+          char *line = strstr (s, "frozen ");
+          done = line != NULL && (line[7] == '1') == frozen;
+        }
+      else
+        done = strncmp (s, frozen ? "FROZEN" : "THAWED", 6) == 0;
+      if (done)
+        return 0;
+      usleep (i < 100 ? 1000 : 10000);
+    }
+  return rt_make_error (err, ETIMEDOUT, "%s the cgroup %s", frozen ? "freeze" : "thaw", dir);
+}

@@ -1,5 +1,6 @@
 #include "container.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -186,6 +187,27 @@ write_id_maps (const rt_spec_t *spec, pid_t pid, rt_error_t *err)
   return write_id_map (pid, "gid_map", "linux.gidMappings", spec->gid_map, spec->n_gid_map, err);
 }
 
+/* A connected unix stream socket to PATH; WHAT names it in errors. */
+static int
+connect_unix (const char *path, const char *what, rt_error_t *err)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  int sock;
+  if (strlen (path) >= sizeof addr.sun_path)
+    return rt_make_error (err, ENAMETOOLONG, "%s `%s`", what, path);
+  memcpy (addr.sun_path, path, strlen (path) + 1);
+  sock = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (sock < 0)
+    return rt_make_error (err, errno, "%s: socket", what);
+  if (connect (sock, (struct sockaddr *) &addr, sizeof addr) < 0)
+    {
+      int e = errno;
+      close (sock);
+      return rt_make_error (err, e, "%s: connect to %s", what, path);
+    }
+  return sock;
+}
+
 /* SCMP_ACT_NOTIFY: the listener descriptor FD goes to the agent at linux.seccomp.listenerPath
  * with the container process state (runtime-spec "containerProcessState": fds ["seccompFd"],
  * the process's pid, listenerMetadata, the container's state), as runc sends it. */
@@ -194,7 +216,6 @@ send_to_seccomp_agent (const rt_spec_t *spec, const char *id, const char *bundle
                        pid_t init_pid, const char *status, int fd, rt_error_t *err)
 {
   const char *path = spec->seccomp.listener_path;
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
   cleanup_free char *state = rt_hook_state (spec->oci_version, id, status, init_pid, bundle,
                                             spec->annotations_json);
   cleanup_close int sock = -1;
@@ -203,14 +224,9 @@ send_to_seccomp_agent (const rt_spec_t *spec, const char *id, const char *bundle
   int ret = 0;
   if (state == NULL)
     return rt_make_error (err, ENOMEM, "seccomp agent state");
-  if (strlen (path) >= sizeof addr.sun_path)
-    return rt_make_error (err, ENAMETOOLONG, "linux.seccomp.listenerPath `%s`", path);
-  memcpy (addr.sun_path, path, strlen (path) + 1);
-  sock = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sock = connect_unix (path, "linux.seccomp.listenerPath", err);
   if (sock < 0)
-    return rt_make_error (err, errno, "linux.seccomp.listenerPath: socket");
-  if (connect (sock, (struct sockaddr *) &addr, sizeof addr) < 0)
-    return rt_make_error (err, errno, "linux.seccomp.listenerPath: connect to the seccomp agent at %s", path);
+    return -1;
   o = json_object_new_object ();
   fds = json_object_new_array ();
   st = json_tokener_parse (state);
@@ -363,6 +379,8 @@ create_in_state_dir (const rt_create_opts_t *opts, const rt_spec_t *spec, const 
                         .id = opts->id,
                         .bundle = bundle,
                         .sync_fd = -1,
+                        .console_fd = -1,
+                        .preserve_fds = opts->preserve_fds,
                         .rootfs = rootfs,
                         .fifo_fd = -1,
                         .cgroup_path = cgroup_path,
@@ -381,10 +399,17 @@ create_in_state_dir (const rt_create_opts_t *opts, const rt_spec_t *spec, const 
   if (rt_cgroup_create (cgroup_path, &spec->resources, cgroup_extra, cgroup_made, err) < 0)
     return -1;
   ret = rt_open_mount_fds (spec, &ctx.mount_fds, err);
+  if (ret == 0 && opts->console_socket != NULL)
+    {
+      ctx.console_fd = connect_unix (opts->console_socket, "--console-socket", err);
+      ret = ctx.console_fd < 0 ? -1 : 0;
+    }
   if (ret == 0)
     ret = spawn_container (&ctx, pid, err);
   /* The init has its copies (or failed); ours go. */
   rt_close_mount_fds (spec, ctx.mount_fds);
+  if (ctx.console_fd >= 0)
+    close (ctx.console_fd);
   if (ret < 0)
     return -1;
   if (now_rfc3339 (created, sizeof created) < 0)
@@ -405,6 +430,20 @@ create_in_state_dir (const rt_create_opts_t *opts, const rt_spec_t *spec, const 
     return -1;
   if (opts->pid_file != NULL && write_pid_file (opts->pid_file, *pid, err) < 0)
     return -1;
+  return 0;
+}
+
+/* A terminal goes to --console-socket, and only there: this runtime does not keep a pty of its
+ * own to copy from (runc does, for a `run` in the foreground). */
+static int
+check_terminal (bool terminal, const char *console_socket, const char *field, rt_error_t *err)
+{
+  if (terminal && console_socket == NULL)
+    return rt_make_error (err, 0, "%s: needs --console-socket (swarm-runtime sends the pty's master "
+                                  "there; it does not relay a terminal itself)",
+                          field);
+  if (!terminal && console_socket != NULL)
+    return rt_make_error (err, 0, "--console-socket: %s is false", field);
   return 0;
 }
 
@@ -446,6 +485,11 @@ rt_container_create (const rt_create_opts_t *opts, pid_t *pid, rt_error_t *err)
       rt_spec_free (spec);
       return rt_make_error (err, 0, "%s: linux.namespaces: a new mount namespace is required",
                             config);
+    }
+  if (check_terminal (spec->terminal, opts->console_socket, "process.terminal", err) < 0)
+    {
+      rt_spec_free (spec);
+      return -1;
     }
   if (rt_cgroup_path (spec->cgroups_path, opts->id, &cgroup_path, err) < 0)
     {
@@ -697,7 +741,18 @@ rt_container_delete (const char *root, const char *id, bool force, rt_error_t *e
       else if (kill (st->pid, SIGKILL) < 0 && errno != ESRCH)
         ret = rt_make_error (err, errno, "kill %d", st->pid);
       else
-        ret = wait_gone (st, err);
+        {
+          /* A paused container: a v1 freezer holds even SIGKILL until it thaws (v2's lets it
+           * through; thawing is harmless there). */
+          if (status == RT_STATUS_PAUSED)
+            {
+              rt_error_t ignored = { 0, NULL };
+              if (st->cgroup_path != NULL && rt_cgroup_kill (st->cgroup_path, SIGKILL, &ignored) == 0)
+                rt_cgroup_freeze (st->cgroup_path, false, &ignored);
+              rt_error_release (&ignored);
+            }
+          ret = wait_gone (st, err);
+        }
     }
   /* Whatever is left in the cgroup (children of an init without a PID namespace) goes too. */
   if (ret == 0 && st->cgroup_path != NULL)
@@ -912,7 +967,27 @@ exec_spec (const rt_exec_opts_t *o, const rt_state_t *st, rt_spec_t **out, rt_er
     }
   if (o->user != NULL && parse_user (o->user, spec, err) < 0)
     return -1;
-  return 0;
+  if (o->tty)
+    spec->terminal = true;
+  /* --cap, as runc: into the bounding, effective, permitted and ambient sets (without
+   * process.capabilities, the default set is what they are added to). */
+  if (o->n_caps > 0 && !spec->caps.given)
+    {
+      spec->caps.given = true;
+      spec->caps.bounding = spec->caps.effective = spec->caps.permitted = rt_caps_docker_default ();
+    }
+  for (i = 0; i < o->n_caps; i++)
+    {
+      int cap = rt_cap_from_name (o->caps[i]);
+      if (cap < 0)
+        return rt_make_error (err, 0, "--cap: unknown capability `%s`", o->caps[i]);
+      spec->caps.bounding |= 1ULL << cap;
+      spec->caps.effective |= 1ULL << cap;
+      spec->caps.permitted |= 1ULL << cap;
+      spec->caps.ambient |= 1ULL << cap;
+    }
+  return check_terminal (spec->terminal, o->console_socket, o->tty ? "--tty" : "process.terminal",
+                         err);
 }
 
 /* The exec'd process: the process settings, then execve. Its end of the sync socket is
@@ -1049,7 +1124,13 @@ static int
 exec_in (const rt_exec_opts_t *o, const rt_state_t *st, rt_spec_t *spec, int *exit_code,
          rt_error_t *err)
 {
-  rt_init_ctx_t ctx = { .spec = spec, .id = o->id, .bundle = st->bundle, .sync_fd = -1, .fifo_fd = -1 };
+  rt_init_ctx_t ctx = { .spec = spec,
+                        .id = o->id,
+                        .bundle = st->bundle,
+                        .sync_fd = -1,
+                        .fifo_fd = -1,
+                        .console_fd = -1,
+                        .preserve_fds = o->preserve_fds };
   int ns_fds[RT_NS_COUNT];
   pid_t pid = 0;
   int ret;
@@ -1066,7 +1147,16 @@ exec_in (const rt_exec_opts_t *o, const rt_state_t *st, rt_spec_t *spec, int *ex
       rt_close_namespaces (ns_fds);
       return rt_make_error (err, errno, "prctl PR_SET_CHILD_SUBREAPER");
     }
-  ret = spawn_exec (&ctx, st->pid, ns_fds, &pid, err);
+  ret = 0;
+  if (o->console_socket != NULL)
+    {
+      ctx.console_fd = connect_unix (o->console_socket, "--console-socket", err);
+      ret = ctx.console_fd < 0 ? -1 : 0;
+    }
+  if (ret == 0)
+    ret = spawn_exec (&ctx, st->pid, ns_fds, &pid, err);
+  if (ctx.console_fd >= 0)
+    close (ctx.console_fd);
   rt_close_namespaces (ns_fds);
   if (ret < 0)
     return -1;
@@ -1261,4 +1351,369 @@ rt_container_ps (const char *root, const char *id, const char *format, char **ps
       return 0;
     }
   return print_ps_table (pids, n, ps_args, err);
+}
+
+/* ---- update ------------------------------------------------------------------------------------ */
+
+/* runc's memory values (units.RAMInBytes): a number with an optional binary unit, "512m",
+ * "1.5g", "100kb"; -1 is "unlimited". */
+static int
+parse_ram (const char *name, const char *v, int64_t *out, rt_error_t *err)
+{
+  static const char units[] = "kmgtp";
+  char *end;
+  double n;
+  const char *u;
+  if (strcmp (v, "-1") == 0)
+    {
+      *out = -1;
+      return 0;
+    }
+  errno = 0;
+  n = strtod (v, &end);
+  if (end == v || errno != 0 || n < 0)
+    return rt_make_error (err, 0, "--%s: `%s` is not a size", name, v);
+  if (*end == ' ')
+    end++;
+  if (*end != '\0')
+    {
+      char c = (char) (*end | 0x20);
+      u = strchr (units, c);
+      if (u == NULL || c == '\0')
+        return rt_make_error (err, 0, "--%s: `%s` is not a size", name, v);
+      n *= (double) (1ULL << (10 * (u - units + 1)));
+      end++;
+      if ((*end | 0x20) == 'i')
+        end++;
+      if ((*end | 0x20) == 'b')
+        end++;
+      if (*end != '\0')
+        return rt_make_error (err, 0, "--%s: `%s` is not a size", name, v);
+    }
+  *out = (int64_t) n;
+  return 0;
+}
+
+static int
+parse_num (const char *name, const char *v, bool is_signed, int64_t *out, rt_error_t *err)
+{
+  char *end;
+  long long n;
+  errno = 0;
+  n = strtoll (v, &end, 10);
+  if (*v == '\0' || *end != '\0' || errno != 0 || (!is_signed && n < 0))
+    return rt_make_error (err, 0, "--%s: `%s` is not %s number", name, v,
+                          is_signed ? "a" : "a non-negative");
+  *out = n;
+  return 0;
+}
+
+/* update's flags into R, as runc reads them: a value of 0 means "leave it". */
+static int
+update_from_flags (const rt_update_opts_t *o, rt_resources_t *r, rt_error_t *err)
+{
+  size_t i;
+  for (i = 0; i < o->n_flags; i++)
+    {
+      const char *name = o->flags[i].name, *v = o->flags[i].value;
+      int64_t n = 0;
+      if (strcmp (name, "memory") == 0 || strcmp (name, "memory-swap") == 0
+          || strcmp (name, "memory-reservation") == 0)
+        {
+          if (parse_ram (name, v, &n, err) < 0)
+            return -1;
+          if (n == 0)
+            continue;
+          if (name[6] == '\0')
+            r->has_memory_limit = true, r->memory_limit = n;
+          else if (name[7] == 's')
+            r->has_memory_swap = true, r->memory_swap = n;
+          else
+            r->has_memory_reservation = true, r->memory_reservation = n;
+        }
+      else if (strcmp (name, "kernel-memory") == 0 || strcmp (name, "kernel-memory-tcp") == 0)
+        return rt_make_error (err, 0, "--%s: kernel memory limits are deprecated and not applied",
+                              name);
+      else if (strcmp (name, "cpuset-cpus") == 0 || strcmp (name, "cpuset-mems") == 0)
+        {
+          char **field = name[7] == 'c' ? &r->cpuset_cpus : &r->cpuset_mems;
+          if (v[0] == '\0')
+            continue;
+          free (*field);
+          *field = strdup (v);
+          if (*field == NULL)
+            return rt_make_error (err, errno, "strdup");
+        }
+      else
+        {
+          bool is_signed = strcmp (name, "cpu-quota") == 0 || strcmp (name, "cpu-rt-runtime") == 0
+                           || strcmp (name, "pids-limit") == 0;
+          if (parse_num (name, v, is_signed, &n, err) < 0)
+            return -1;
+          if (n == 0)
+            continue;
+          if (strcmp (name, "cpu-quota") == 0)
+            r->has_cpu_quota = true, r->cpu_quota = n;
+          else if (strcmp (name, "cpu-period") == 0)
+            r->has_cpu_period = true, r->cpu_period = (uint64_t) n;
+          else if (strcmp (name, "cpu-share") == 0 || strcmp (name, "cpu-shares") == 0)
+            r->has_cpu_shares = true, r->cpu_shares = (uint64_t) n;
+          else if (strcmp (name, "cpu-rt-period") == 0)
+            r->has_cpu_rt_period = true, r->cpu_rt_period = (uint64_t) n;
+          else if (strcmp (name, "cpu-rt-runtime") == 0)
+            r->has_cpu_rt_runtime = true, r->cpu_rt_runtime = n;
+          else if (strcmp (name, "pids-limit") == 0)
+            r->has_pids_limit = true, r->pids_limit = n;
+          else if (strcmp (name, "blkio-weight") == 0)
+            r->has_blkio = true, r->blkio_weight = (uint64_t) n;
+        }
+    }
+  return 0;
+}
+
+int
+rt_container_update (const char *root, const char *id, const rt_update_opts_t *o,
+                     rt_error_t *err)
+{
+  rt_resources_t r;
+  rt_state_t *st = NULL;
+  enum rt_status status;
+  unsigned extra;
+  int ret = 0;
+  memset (&r, 0, sizeof r);
+  if (load_state (root, id, &st, &status, err) < 0)
+    return -1;
+  if (status == RT_STATUS_STOPPED)
+    ret = rt_make_error (err, 0, "cannot update a container that is stopped");
+  else if (st->cgroup_path == NULL)
+    ret = rt_make_error (err, 0, "the container has no cgroup");
+  else if (o->resources_file != NULL)
+    ret = rt_resources_load (o->resources_file, &r, err);
+  else
+    ret = update_from_flags (o, &r, err);
+  extra = st->cgroup_extra;
+  if (ret == 0)
+    ret = rt_cgroup_update (st->cgroup_path, &r, &extra, err);
+  /* A hierarchy joined for this update is removed with the others at delete. */
+  if (extra != st->cgroup_extra)
+    {
+      rt_error_t ignored = { 0, NULL };
+      st->cgroup_extra = extra;
+      if (rt_state_write (root, st, ret == 0 ? err : &ignored) < 0)
+        ret = -1;
+      rt_error_release (&ignored);
+    }
+  rt_resources_release (&r);
+  rt_state_free (st);
+  return ret;
+}
+
+/* ---- pause and resume --------------------------------------------------------------------------- */
+
+int
+rt_container_pause (const char *root, const char *id, bool freeze, rt_error_t *err)
+{
+  rt_state_t *st = NULL;
+  enum rt_status status;
+  int ret;
+  if (load_state (root, id, &st, &status, err) < 0)
+    return -1;
+  if (st->cgroup_path == NULL)
+    ret = rt_make_error (err, 0, "the container has no cgroup");
+  else if (freeze && status != RT_STATUS_RUNNING && status != RT_STATUS_CREATED)
+    ret = rt_make_error (err, 0, "cannot pause a container that is %s", rt_status_name (status));
+  else if (!freeze && status != RT_STATUS_PAUSED)
+    ret = rt_make_error (err, 0, "cannot resume a container that is %s", rt_status_name (status));
+  else
+    ret = rt_cgroup_freeze (st->cgroup_path, freeze, err);
+  rt_state_free (st);
+  return ret;
+}
+
+/* ---- list --------------------------------------------------------------------------------------- */
+
+/* The user name of UID in the host's /etc/passwd (static glibc has no NSS), or "#UID". */
+static void
+owner_name (uid_t uid, char *buf, size_t len)
+{
+  cleanup_free char *line = NULL;
+  size_t cap = 0;
+  FILE *f = fopen ("/etc/passwd", "re");
+  snprintf (buf, len, "#%u", (unsigned) uid);
+  if (f == NULL)
+    return;
+  while (getline (&line, &cap, f) > 0)
+    {
+      char *name = line, *p = strchr (line, ':'), *end;
+      if (p == NULL || (p = strchr (p + 1, ':')) == NULL)
+        continue;
+      if (strtoul (p + 1, &end, 10) == uid && *end == ':')
+        {
+          *strchr (line, ':') = '\0';
+          snprintf (buf, len, "%s", name);
+          break;
+        }
+    }
+  fclose (f);
+}
+
+/* Go's RFC3339Nano: the fraction of a second without its trailing zeros. */
+static void
+rfc3339_nano (const char *created, char *buf, size_t len)
+{
+  char *dot, *z;
+  snprintf (buf, len, "%s", created);
+  dot = strchr (buf, '.');
+  z = dot ? strchr (dot, 'Z') : NULL;
+  if (dot == NULL || z == NULL)
+    return;
+  while (z > dot + 1 && z[-1] == '0')
+    memmove (z - 1, z, strlen (z) + 1), z--;
+  if (z == dot + 1)
+    memmove (dot, z, strlen (z) + 1);
+}
+
+typedef struct
+{
+  rt_state_t *st;
+  enum rt_status status;
+  char owner[64];
+  char created[64];
+} list_entry_t;
+
+static int
+compare_entries (const void *a, const void *b)
+{
+  return strcmp (((const list_entry_t *) a)->st->id, ((const list_entry_t *) b)->st->id);
+}
+
+static int
+print_list (list_entry_t *e, size_t n, const char *format, bool quiet, rt_error_t *err)
+{
+  size_t i, k;
+  if (quiet)
+    {
+      for (i = 0; i < n; i++)
+        printf ("%s\n", e[i].st->id);
+    }
+  else if (format != NULL && strcmp (format, "json") == 0)
+    {
+      /* runc's encoder: a nil list is "null". */
+      json_object *arr = n > 0 ? json_object_new_array () : NULL;
+      for (i = 0; i < n; i++)
+        {
+          json_object *o = json_object_new_object (), *ann;
+          json_object_object_add (o, "ociVersion", json_object_new_string (e[i].st->oci_version));
+          json_object_object_add (o, "id", json_object_new_string (e[i].st->id));
+          json_object_object_add (o, "pid", json_object_new_int64 (e[i].status == RT_STATUS_STOPPED ? 0 : e[i].st->pid));
+          json_object_object_add (o, "status", json_object_new_string (rt_status_name (e[i].status)));
+          json_object_object_add (o, "bundle", json_object_new_string (e[i].st->bundle));
+          json_object_object_add (o, "rootfs", json_object_new_string (e[i].st->rootfs ? e[i].st->rootfs : ""));
+          json_object_object_add (o, "created", json_object_new_string (e[i].created));
+          ann = json_tokener_parse (e[i].st->annotations_json);
+          if (ann != NULL && json_object_object_length (ann) > 0)
+            json_object_object_add (o, "annotations", ann);
+          else
+            json_object_put (ann);
+          json_object_object_add (o, "owner", json_object_new_string (e[i].owner));
+          json_object_array_add (arr, o);
+        }
+      printf ("%s\n", arr ? json_object_to_json_string_ext (arr, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : "null");
+      json_object_put (arr);
+    }
+  else
+    {
+      /* Go's tabwriter as runc sets it up: each column as wide as its widest cell plus 3, at
+       * least 12; the last column unpadded. */
+      static const char *const header[6] = { "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER" };
+      size_t width[5];
+      char pid[24];
+      for (k = 0; k < 5; k++)
+        width[k] = strlen (header[k]);
+      for (i = 0; i < n; i++)
+        {
+          const char *cells[5] = { e[i].st->id, pid, rt_status_name (e[i].status), e[i].st->bundle, e[i].created };
+          snprintf (pid, sizeof pid, "%d", e[i].status == RT_STATUS_STOPPED ? 0 : e[i].st->pid);
+          for (k = 0; k < 5; k++)
+            if (strlen (cells[k]) > width[k])
+              width[k] = strlen (cells[k]);
+        }
+      for (k = 0; k < 5; k++)
+        width[k] = width[k] + 3 < 12 ? 12 : width[k] + 3;
+      for (k = 0; k < 5; k++)
+        printf ("%-*s", (int) width[k], header[k]);
+      printf ("%s\n", header[5]);
+      for (i = 0; i < n; i++)
+        {
+          snprintf (pid, sizeof pid, "%d", e[i].status == RT_STATUS_STOPPED ? 0 : e[i].st->pid);
+          const char *cells[5] = { e[i].st->id, pid, rt_status_name (e[i].status), e[i].st->bundle, e[i].created };
+          for (k = 0; k < 5; k++)
+            printf ("%-*s", (int) width[k], cells[k]);
+          printf ("%s\n", e[i].owner);
+        }
+    }
+  if (fflush (stdout) != 0)
+    return rt_make_error (err, errno, "write stdout");
+  return 0;
+}
+
+int
+rt_container_list (const char *root, const char *format, bool quiet, rt_error_t *err)
+{
+  list_entry_t *entries = NULL;
+  size_t n = 0, cap = 0, i;
+  struct dirent *de;
+  int ret = 0;
+  DIR *d;
+  if (format != NULL && strcmp (format, "table") != 0 && strcmp (format, "json") != 0)
+    return rt_make_error (err, 0, "--format: `%s` is not table or json", format);
+  d = opendir (root);
+  if (d == NULL && errno != ENOENT)
+    return rt_make_error (err, errno, "opendir %s", root);
+  while (d != NULL && (de = readdir (d)) != NULL)
+    {
+      rt_error_t skip = { 0, NULL };
+      struct stat sb;
+      rt_state_t *st;
+      if (de->d_name[0] == '.' || fstatat (dirfd (d), de->d_name, &sb, 0) < 0
+          || !S_ISDIR (sb.st_mode))
+        continue;
+      /* runc: a directory whose state cannot be read is reported and skipped. */
+      if (rt_state_read (root, de->d_name, &st, &skip) < 0)
+        {
+          char line[1024];
+          rt_error_format (&skip, line, sizeof line);
+          fprintf (stderr, "swarm-runtime: list: %s: %s\n", de->d_name, line);
+          rt_error_release (&skip);
+          continue;
+        }
+      if (n == cap)
+        {
+          list_entry_t *bigger = realloc (entries, (cap = cap ? cap * 2 : 16) * sizeof *entries);
+          if (bigger == NULL)
+            {
+              rt_state_free (st);
+              ret = rt_make_error (err, errno, "realloc");
+              break;
+            }
+          entries = bigger;
+        }
+      entries[n].st = st;
+      entries[n].status = rt_state_status (root, st);
+      owner_name (sb.st_uid, entries[n].owner, sizeof entries[n].owner);
+      rfc3339_nano (st->created, entries[n].created, sizeof entries[n].created);
+      n++;
+    }
+  if (d != NULL)
+    closedir (d);
+  if (ret == 0)
+    {
+      if (n > 1)
+        qsort (entries, n, sizeof *entries, compare_entries);
+      ret = print_list (entries, n, format, quiet, err);
+    }
+  for (i = 0; i < n; i++)
+    rt_state_free (entries[i].st);
+  free (entries);
+  return ret;
 }

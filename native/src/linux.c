@@ -21,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/sendfile.h>
+#include <termios.h>
 #include <sys/wait.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -248,6 +249,22 @@ propagation_flag (const char *name)
     if (strcmp (propagation_flags[i].name, name) == 0)
       return propagation_flags[i].flag;
   return 0;
+}
+
+size_t
+rt_mount_option_names (const char **out, size_t max)
+{
+  static const char *const extra[] = { "bind", "rbind", "tmpcopyup", "idmap", "ridmap" };
+  size_t n = 0, k;
+  for (k = 0; k < sizeof (mount_flags) / sizeof (mount_flags[0]) && n < max; k++)
+    out[n++] = mount_flags[k].name;
+  for (k = 0; k < sizeof (rec_attrs) / sizeof (rec_attrs[0]) && n < max; k++)
+    out[n++] = rec_attrs[k].name;
+  for (k = 0; k < sizeof (propagation_flags) / sizeof (propagation_flags[0]) && n < max; k++)
+    out[n++] = propagation_flags[k].name;
+  for (k = 0; k < sizeof (extra) / sizeof (extra[0]) && n < max; k++)
+    out[n++] = extra[k];
+  return n;
 }
 
 static void
@@ -1445,6 +1462,57 @@ do_pivot_root (int rootfd, rt_error_t *err)
   return 0;
 }
 
+/* process.terminal, as runc: a pty from the container's own devpts (its /dev/ptmx), the master
+ * sent to --console-socket (SCM_RIGHTS, with the name "/dev/ptmx"), the slave as stdin, stdout
+ * and stderr (the controlling terminal once the process has its session, in rt_init_process),
+ * and for the init bound over /dev/console. TIOCGPTPEER opens the slave through the master, not
+ * by a path a container could replace. */
+static int
+setup_console (rt_init_ctx_t *ctx, bool mount_console, rt_error_t *err)
+{
+  const rt_spec_t *spec = ctx->spec;
+  cleanup_close int master = -1, slave = -1;
+  int unlock = 0, n, fd;
+  char name[64];
+  master = open ("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0)
+    return rt_make_error (err, errno, "process.terminal: open /dev/ptmx");
+  if (ioctl (master, TIOCSPTLCK, &unlock) < 0 || ioctl (master, TIOCGPTN, &n) < 0)
+    return rt_make_error (err, errno, "process.terminal: unlock the pty");
+  snprintf (name, sizeof name, "/dev/pts/%d", n);
+  slave = ioctl (master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0)
+    return rt_make_error (err, errno, "process.terminal: open %s", name);
+  if (spec->console_height > 0 && spec->console_width > 0)
+    {
+      struct winsize ws = { .ws_row = (unsigned short) spec->console_height,
+                            .ws_col = (unsigned short) spec->console_width };
+      if (ioctl (master, TIOCSWINSZ, &ws) < 0)
+        return rt_make_error (err, errno, "process.consoleSize: TIOCSWINSZ");
+    }
+  if (mount_console)
+    {
+      /* /dev/console: an empty file (0666, whatever the umask) with the slave bound on it. */
+      mode_t old = umask (0);
+      fd = open ("/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
+      umask (old);
+      if (fd < 0)
+        return rt_make_error (err, errno, "process.terminal: create /dev/console");
+      close (fd);
+      if (mount (name, "/dev/console", NULL, MS_BIND, NULL) < 0)
+        return rt_make_error (err, errno, "process.terminal: bind %s on /dev/console", name);
+    }
+  if (send_with_fd (ctx->console_fd, "/dev/ptmx", 9, master) < 0)
+    return rt_make_error (err, errno, "--console-socket: send the pty's master");
+  close (ctx->console_fd);
+  ctx->console_fd = -1;
+  for (fd = 0; fd < 3; fd++)
+    if (dup2 (slave, fd) < 0)
+      return rt_make_error (err, errno, "process.terminal: dup2 the pty onto %d", fd);
+  ctx->console_done = true;
+  return 0;
+}
+
 /* linux.sysctl, right after pivot_root: /proc/sys is the container's procfs (net.* of its network
  * namespace, kernel.shm* of its ipc namespace) and still writable (readonlyPaths come next). The
  * keys were checked against the namespaces with the spec; RESOLVE_BENEATH keeps each write under
@@ -1559,7 +1627,13 @@ setup_rootfs (rt_init_ctx_t *ctx, rt_error_t *err)
     return -1;
   if (do_pivot_root (rootfd, err) < 0)
     return -1;
-  if (enter_cwd (ctx, err) < 0 || write_sysctls (spec, err) < 0)
+  if (enter_cwd (ctx, err) < 0)
+    return -1;
+  /* runc's order: the console after the mounts and pivot_root, before the read-only and masked
+   * paths. */
+  if (spec->terminal && setup_console (ctx, true, err) < 0)
+    return -1;
+  if (write_sysctls (spec, err) < 0)
     return -1;
   /* runc's order: read-only paths, then masked paths. */
   if (readonly_paths (spec->readonly_paths, err) < 0 || mask_paths (spec->masked_paths, err) < 0)
@@ -1886,6 +1960,14 @@ rt_init_process (rt_init_ctx_t *ctx, rt_error_t *err)
    * group (which reads as 0 inside a PID namespace), and no controlling terminal of the host. */
   if (setsid () < 0)
     return rt_make_error (err, errno, "setsid");
+  if (spec->terminal)
+    {
+      /* exec: the pty is made here, in the container's mount namespace. */
+      if (!ctx->console_done && setup_console (ctx, false, err) < 0)
+        return -1;
+      if (ioctl (0, TIOCSCTTY, 0) < 0)
+        return rt_make_error (err, errno, "process.terminal: make the pty the controlling terminal");
+    }
   if (set_env (spec, err) < 0 || resolve_executable (ctx, err) < 0)
     return -1;
   if (spec->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -1906,8 +1988,9 @@ rt_init_process (rt_init_ctx_t *ctx, rt_error_t *err)
   if (!ctx->cwd_done && chdir (spec->cwd) < 0)
     return rt_make_error (err, errno, "chdir %s", spec->cwd);
   umask (spec->has_umask ? spec->umask : 022);
-  /* No descriptor of ours may reach the container process. */
-  if (syscall (SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+  /* No descriptor of ours may reach the container process; --preserve-fds N keeps the caller's
+   * 3..3+N-1 (main made sure ours are above them). */
+  if (syscall (SYS_close_range, 3U + (unsigned) ctx->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
     return rt_make_error (err, errno, "close_range");
   if (spec->seccomp.notify && load_seccomp (ctx, err) < 0)
     return -1;

@@ -24,6 +24,9 @@ typedef struct
   rt_seccomp_filter_t *seccomp; /* built by rt_init_process, loaded (and freed) before exec */
   bool cwd_done;      /* the process is in process.cwd already (chdir'ed as root) */
   int *mount_fds;     /* per spec mount: an idmapped tree to move there, or -1; NULL: none */
+  int console_fd;     /* process.terminal: connected to --console-socket; -1: none */
+  bool console_done;  /* the pty is set up (the init does it before the root goes read-only) */
+  int preserve_fds;   /* descriptors 3..3+N-1 reach the container process */
 } rt_init_ctx_t;
 
 /* True when the init must learn its host pid from create mid-way (SYNC_HOOKS): a prestart,
@@ -36,6 +39,10 @@ bool rt_needs_hook_sync (const rt_spec_t *spec);
  * opened stays in *OUT for rt_close_mount_fds. */
 int rt_open_mount_fds (const rt_spec_t *spec, int **out, rt_error_t *err);
 void rt_close_mount_fds (const rt_spec_t *spec, int *fds);
+
+/* The mount options this runtime knows (mount flags, recursive ones, propagation, bind, rbind,
+ * tmpcopyup, idmap, ridmap), for `features`: up to MAX into OUT; returns how many. */
+size_t rt_mount_option_names (const char **out, size_t max);
 
 /* True when the container gets its own PID namespace (new or joined): the caller must fork once
  * more after rt_enter_namespaces so that the child lives in it. */

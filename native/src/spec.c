@@ -49,6 +49,14 @@ rt_ns_name (enum rt_ns_type t)
   return ns_names[t];
 }
 
+const char *
+rt_cap_name (int cap)
+{
+  if (cap < 0 || (size_t) cap >= sizeof (cap_names) / sizeof (cap_names[0]))
+    return NULL;
+  return cap_names[cap];
+}
+
 int
 rt_cap_from_name (const char *name)
 {
@@ -416,6 +424,23 @@ parse_process_object (ctx_t *c, json_object *process, rt_spec_t *s)
   if (get_bool (c, process, "noNewPrivileges", PF ("noNewPrivileges"), &s->no_new_privileges)
       < 0)
     return -1;
+  if (get_bool (c, process, "terminal", PF ("terminal"), &s->terminal) < 0)
+    return -1;
+  {
+    json_object *size;
+    uint64_t v;
+    if (get_object (c, process, "consoleSize", PF ("consoleSize"), &size) < 0)
+      return -1;
+    if (size != NULL)
+      {
+        if (get_uint (c, size, "height", PF ("consoleSize.height"), true, 65535, NULL, &v) < 0)
+          return -1;
+        s->console_height = (unsigned) v;
+        if (get_uint (c, size, "width", PF ("consoleSize.width"), true, 65535, NULL, &v) < 0)
+          return -1;
+        s->console_width = (unsigned) v;
+      }
+  }
   oom = get (process, "oomScoreAdj");
   if (oom != NULL)
     {
@@ -1620,6 +1645,8 @@ clear_process (rt_spec_t *s)
   s->gid = 0;
   s->has_umask = false;
   s->no_new_privileges = false;
+  s->terminal = false;
+  s->console_height = s->console_width = 0;
   s->has_oom_score_adj = false;
   memset (&s->caps, 0, sizeof s->caps);
 }

@@ -205,6 +205,8 @@ typedef struct
   char **args;
   char **env;
   char *cwd;
+  bool terminal;             /* process.terminal: a pty sent to --console-socket */
+  unsigned console_height, console_width; /* process.consoleSize; 0: not given */
   uid_t uid;
   gid_t gid;
   gid_t *additional_gids;
@@ -259,6 +261,8 @@ int rt_hooks_from_json (const char *json, rt_hook_list_t lists[RT_HOOK_KINDS], r
 void rt_hooks_release (rt_hook_list_t lists[RT_HOOK_KINDS]);
 const char *rt_hook_kind_name (enum rt_hook_kind k);
 
+/* Capability number to name (CAP_...), NULL past the last one known here. */
+const char *rt_cap_name (int cap);
 /* Capability name (with the CAP_ prefix) to number, or -1. */
 int rt_cap_from_name (const char *name);
 /* Docker's default capability set, as a mask. */

@@ -1,5 +1,7 @@
 #include "state.h"
 
+#include "cgroup.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,8 @@ rt_status_name (enum rt_status s)
       return "created";
     case RT_STATUS_RUNNING:
       return "running";
+    case RT_STATUS_PAUSED:
+      return "paused";
     case RT_STATUS_STOPPED:
     default:
       return "stopped";
@@ -336,6 +340,9 @@ rt_state_status (const char *root, const rt_state_t *st)
   if (!rt_state_alive (st))
     return RT_STATUS_STOPPED;
   snprintf (fifo, sizeof fifo, "%s/exec.fifo", dir ? dir : "");
+  /* A created container can be paused too (runc): the freezer comes first. */
+  if (st->cgroup_path != NULL && rt_cgroup_frozen (st->cgroup_path))
+    return RT_STATUS_PAUSED;
   if (access (fifo, F_OK) == 0)
     return RT_STATUS_CREATED;
   return RT_STATUS_RUNNING;

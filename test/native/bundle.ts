@@ -101,6 +101,12 @@ export class Workspace {
     return dir;
   }
 
+  /** Remembers ID (made by the caller) for clean-up. */
+  track(rt: Runtime, id: string): string {
+    this.containers.push({ rt, id });
+    return id;
+  }
+
   /** A fresh container id, remembered for clean-up. */
   id(rt: Runtime, prefix = 'c'): string {
     const id = `${prefix}-${process.pid}-${++this.n}`;
