@@ -23,6 +23,7 @@
 #include <sys/sendfile.h>
 #include <termios.h>
 #include <sys/wait.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -1970,6 +1971,11 @@ rt_init_process (rt_init_ctx_t *ctx, rt_error_t *err)
     }
   if (set_env (spec, err) < 0 || resolve_executable (ctx, err) < 0)
     return -1;
+  /* linux.personality and process.ioPriority (an RT class needs the capabilities still held). */
+  if (spec->has_personality && personality (spec->personality) < 0)
+    return rt_make_error (err, errno, "linux.personality: personality");
+  if (spec->ioprio >= 0 && syscall (SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, spec->ioprio) < 0)
+    return rt_make_error (err, errno, "process.ioPriority: ioprio_set");
   if (spec->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return rt_make_error (err, errno, "prctl PR_SET_NO_NEW_PRIVS");
   if (build_seccomp (ctx, err) < 0)

@@ -402,6 +402,62 @@ parse_user (ctx_t *c, json_object *process, rt_spec_t *s)
   return 0;
 }
 
+/* process.ioPriority: {class, priority} as ioprio_set(2) takes it, (class << 13) | priority. */
+static int
+parse_ioprio (ctx_t *c, json_object *process, rt_spec_t *s)
+{
+  static const char *const classes[] = { "IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE" };
+  json_object *obj;
+  cleanup_free char *class = NULL;
+  char fb[96];
+  uint64_t prio;
+  int k;
+  s->ioprio = -1;
+  if (get_object (c, process, "ioPriority", PF ("ioPriority"), &obj) < 0)
+    return -1;
+  if (obj == NULL)
+    return 0;
+  if (get_string (c, obj, "class", PF ("ioPriority.class"), true, &class) < 0
+      || get_uint (c, obj, "priority", PF ("ioPriority.priority"), true, 7, NULL, &prio) < 0)
+    return -1;
+  for (k = 0; k < 3; k++)
+    if (strcmp (classes[k], class) == 0)
+      {
+        s->ioprio = ((k + 1) << 13) | (int) prio;
+        return 0;
+      }
+  return rt_make_error (c->err, 0, "%s: %s: unknown class `%s`", c->file, PF ("ioPriority.class"),
+                        class);
+}
+
+/* Process fields this runtime does not apply, refused rather than ignored: the LSM labels (no
+ * AppArmor or SELinux here, and runc fails on them as well), the scheduler and the CPU affinity
+ * of exec'd processes. An empty label counts as absent. */
+static int
+refuse_process_fields (ctx_t *c, json_object *process)
+{
+  static const struct
+  {
+    const char *key, *why;
+  } fields[] = {
+    { "apparmorProfile", "AppArmor is not supported" },
+    { "selinuxLabel", "SELinux is not supported" },
+    { "scheduler", "not supported (sched_setattr is not applied)" },
+    { "execCPUAffinity", "not supported" },
+  };
+  size_t k;
+  char fb[96];
+  for (k = 0; k < sizeof (fields) / sizeof (fields[0]); k++)
+    {
+      json_object *v = get (process, fields[k].key);
+      if (v == NULL || json_object_is_type (v, json_type_null)
+          || (json_object_is_type (v, json_type_string) && json_object_get_string_len (v) == 0))
+        continue;
+      return field_error (c, PF (fields[k].key), fields[k].why);
+    }
+  return 0;
+}
+
 /* The fields of a process object (config.json's "process", or an exec --process file). */
 static int
 parse_process_object (ctx_t *c, json_object *process, rt_spec_t *s)
@@ -425,6 +481,8 @@ parse_process_object (ctx_t *c, json_object *process, rt_spec_t *s)
       < 0)
     return -1;
   if (get_bool (c, process, "terminal", PF ("terminal"), &s->terminal) < 0)
+    return -1;
+  if (parse_ioprio (c, process, s) < 0 || refuse_process_fields (c, process) < 0)
     return -1;
   {
     json_object *size;
@@ -1324,6 +1382,70 @@ check_sysctls (ctx_t *c, const rt_spec_t *s)
   return 0;
 }
 
+/* linux.personality: the LINUX or LINUX32 execution domain; the spec defines no flags yet. */
+static int
+parse_personality (ctx_t *c, json_object *linux_obj, rt_spec_t *s)
+{
+  json_object *obj;
+  cleanup_free char *domain = NULL;
+  cleanup_free char **flags = NULL;
+  size_t n = 0;
+  if (get_object (c, linux_obj, "personality", "linux.personality", &obj) < 0)
+    return -1;
+  if (obj == NULL)
+    return 0;
+  if (get_string (c, obj, "domain", "linux.personality.domain", true, &domain) < 0)
+    return -1;
+  if (strcmp (domain, "LINUX") == 0)
+    s->personality = 0x0000; /* PER_LINUX */
+  else if (strcmp (domain, "LINUX32") == 0)
+    s->personality = 0x0008; /* PER_LINUX32 */
+  else
+    return rt_make_error (c->err, 0, "%s: linux.personality.domain: unknown domain `%s`", c->file,
+                          domain);
+  if (get_strv (c, obj, "flags", "linux.personality.flags", false, &flags, &n) < 0)
+    return -1;
+  if (n > 0)
+    {
+      int ret = rt_make_error (c->err, 0, "%s: linux.personality.flags[0]: unknown flag `%s`",
+                               c->file, flags[0]);
+      size_t i;
+      for (i = 0; i < n; i++)
+        free (flags[i]);
+      return ret;
+    }
+  s->has_personality = true;
+  return 0;
+}
+
+/* linux fields this runtime does not apply: refused, naming them. */
+static int
+refuse_linux_fields (ctx_t *c, json_object *linux_obj)
+{
+  static const struct
+  {
+    const char *key, *why;
+  } fields[] = {
+    { "mountLabel", "SELinux is not supported" },
+    { "intelRdt", "Intel RDT (resctrl) is not supported" },
+    { "timeOffsets", "time namespaces are not supported" },
+    { "netDevices", "moving network devices into the container is not supported" },
+    { "memoryPolicy", "not supported (set_mempolicy is not applied)" },
+  };
+  size_t k;
+  for (k = 0; k < sizeof (fields) / sizeof (fields[0]); k++)
+    {
+      json_object *v = get (linux_obj, fields[k].key);
+      char field[64];
+      if (v == NULL || json_object_is_type (v, json_type_null)
+          || (json_object_is_type (v, json_type_string) && json_object_get_string_len (v) == 0))
+        continue;
+      snprintf (field, sizeof field, "linux.%s", fields[k].key);
+      return field_error (c, field, fields[k].why);
+    }
+  return 0;
+}
+
 static int
 parse_linux (ctx_t *c, json_object *top, rt_spec_t *s)
 {
@@ -1354,7 +1476,8 @@ parse_linux (ctx_t *c, json_object *top, rt_spec_t *s)
   if (s->ns[RT_NS_USER].path != NULL && (s->n_uid_map > 0 || s->n_gid_map > 0))
     return field_error (c, "linux.uidMappings", "given for a user namespace that is joined");
   if (parse_sysctl (c, linux_obj, s) < 0 || check_sysctls (c, s) < 0
-      || parse_devices (c, linux_obj, s) < 0)
+      || parse_devices (c, linux_obj, s) < 0 || parse_personality (c, linux_obj, s) < 0
+      || refuse_linux_fields (c, linux_obj) < 0)
     return -1;
   if (get_strv (c, linux_obj, "maskedPaths", "linux.maskedPaths", false, &s->masked_paths, NULL)
       < 0)
@@ -1646,6 +1769,7 @@ clear_process (rt_spec_t *s)
   s->has_umask = false;
   s->no_new_privileges = false;
   s->terminal = false;
+  s->ioprio = -1;
   s->console_height = s->console_width = 0;
   s->has_oom_score_adj = false;
   memset (&s->caps, 0, sizeof s->caps);

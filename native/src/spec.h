@@ -206,6 +206,7 @@ typedef struct
   char **env;
   char *cwd;
   bool terminal;             /* process.terminal: a pty sent to --console-socket */
+  int ioprio;                /* process.ioPriority as ioprio_set's value; -1: not given */
   unsigned console_height, console_width; /* process.consoleSize; 0: not given */
   uid_t uid;
   gid_t gid;
@@ -222,6 +223,8 @@ typedef struct
 
   char *hostname;
   char *domainname;
+  bool has_personality;      /* linux.personality */
+  unsigned long personality; /* PER_LINUX or PER_LINUX32 */
   rt_mount_t *mounts;
   size_t n_mounts;
   rt_namespace_t ns[RT_NS_COUNT];

@@ -522,6 +522,35 @@ describe.skipIf(missing.length > 0)('swarm-runtime applies config.json fields li
     expect(existsSync(join(ws.ours.root, id))).toBe(false);
   });
 
+  it('applies linux.personality and process.ioPriority (runc 1.1.5 ignores both)', () => {
+    const r = run(ws.ours, ws.bundle(['sh', '-c', 'uname -m; ionice -p $$'], (c) => {
+      c.linux.personality = { domain: 'LINUX32' };
+      (c.process as Record<string, unknown>).ioPriority = { class: 'IOPRIO_CLASS_IDLE', priority: 4 };
+    }));
+    expect([r.status, r.stderr, r.stdout]).toEqual([0, '', 'i686\nidle\n']);
+  });
+
+  it('refuses the fields it does not apply, naming them, instead of ignoring them', () => {
+    const cases: [(c: Config) => void, string][] = [
+      [(c) => ((c.process as Record<string, unknown>).apparmorProfile = 'docker-default'), 'process.apparmorProfile: AppArmor is not supported'],
+      [(c) => ((c.process as Record<string, unknown>).selinuxLabel = 'system_u:system_r:container_t:s0'), 'process.selinuxLabel: SELinux is not supported'],
+      [(c) => ((c.process as Record<string, unknown>).scheduler = { policy: 'SCHED_BATCH' }), 'process.scheduler: not supported (sched_setattr is not applied)'],
+      [(c) => (c.linux.mountLabel = 'system_u:object_r:container_file_t:s0'), 'linux.mountLabel: SELinux is not supported'],
+      [(c) => (c.linux.intelRdt = { closID: 'x' }), 'linux.intelRdt: Intel RDT (resctrl) is not supported'],
+      [(c) => (c.linux.timeOffsets = { monotonic: { secs: 1 } }), 'linux.timeOffsets: time namespaces are not supported'],
+      [(c) => (c.linux.personality = { domain: 'LINUX', flags: ['ADDR_NO_RANDOMIZE'] }), 'linux.personality.flags[0]: unknown flag `ADDR_NO_RANDOMIZE`'],
+    ];
+    for (const [edit, message] of cases) {
+      const id = ws.id(ws.ours);
+      const b = ws.bundle(['true'], edit);
+      const r = ws.exec(ws.ours, ['create', '--bundle', b, id]);
+      expect([r.status, r.stderr]).toEqual([1, `swarm-runtime: create ${id}: ${b}/config.json: ${message}\n`]);
+    }
+    // An empty label is no label.
+    const r = run(ws.ours, ws.bundle(['true'], (c) => ((c.process as Record<string, unknown>).apparmorProfile = '')));
+    expect([r.status, r.stderr]).toEqual([0, '']);
+  });
+
   it('delete --force of a container that does not exist succeeds, like runc', () => {
     for (const rt of [ws.ours, ws.runc]) {
       expect(ws.exec(rt, ['delete', '--force', 'no-such-container']).status, rt.name).toBe(0);
