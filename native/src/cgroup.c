@@ -1136,6 +1136,8 @@ rt_cgroup_update (const char *path, const rt_resources_t *r, unsigned *extra, rt
     ret = rt_make_error (err, errno, "update the cgroup: %s", d.dir[0]);
   if (ret == 0 && missing != 0)
     {
+      /* Recorded before anything is made, so that delete removes what a failure leaves. */
+      *extra |= missing;
       if (mode == RT_CGROUP_V2)
         ret = make_dirs (mode, &d, r, *extra | missing, err);
       else
@@ -1154,8 +1156,6 @@ rt_cgroup_update (const char *path, const rt_resources_t *r, unsigned *extra, rt
           if (ret == 0 || added.n > 0)
             dirs_free (&added);
         }
-      if (ret == 0)
-        *extra |= missing;
     }
   if (ret == 0)
     ret = ops_for (mode)->apply (&d, r, err);

@@ -370,7 +370,11 @@ describe.skipIf(missing.length > 0)('swarm-runtime applies config.json fields li
       'echo x > /dev/null && echo null ok',
     ].join('; ');
     const owners: Record<string, string> = {};
-    for (const [who, user] of [['root', { uid: 0, gid: 0 }], ['user', { uid: 1000, gid: 1000, additionalGids: [10, 100] }]] as const) {
+    const users: [string, Config['process']['user']][] = [
+      ['root', { uid: 0, gid: 0 }],
+      ['user', { uid: 1000, gid: 1000, additionalGids: [10, 100] }],
+    ];
+    for (const [who, user] of users) {
       const outs: Record<string, string> = {};
       for (const rt of [ws.ours, ws.runc]) {
         const data = join(ws.dir, `userns-data-${rt === ws.ours ? 'ours' : 'runc'}-${who}`);
