@@ -42,17 +42,23 @@ static const struct
 #define N_V1_EXTRA (sizeof (v1_extra) / sizeof (v1_extra[0]))
 #define MAX_HIERARCHIES 24
 
+/* The layout does not change while a command runs: it is detected once per process. */
 enum rt_cgroup_mode
 rt_cgroup_mode (void)
 {
+  static int cached = -1;
   struct statfs sf;
   struct stat st;
+  if (cached >= 0)
+    return (enum rt_cgroup_mode) cached;
   if (statfs (RT_CGROUP_ROOT, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC)
-    return RT_CGROUP_V2;
-  if (statfs (RT_CGROUP_ROOT "/unified", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC
-      && stat (RT_CGROUP_ROOT "/unified", &st) == 0)
-    return RT_CGROUP_HYBRID;
-  return RT_CGROUP_V1;
+    cached = RT_CGROUP_V2;
+  else if (statfs (RT_CGROUP_ROOT "/unified", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC
+           && stat (RT_CGROUP_ROOT "/unified", &st) == 0)
+    cached = RT_CGROUP_HYBRID;
+  else
+    cached = RT_CGROUP_V1;
+  return (enum rt_cgroup_mode) cached;
 }
 
 const char *
@@ -192,22 +198,22 @@ read_keyed (const char *dir, const char *file, const char *key)
   return -2;
 }
 
+/* mkdir -p, from the leaf up: the parents (/sys/fs/cgroup/<h>/swarm-runtime) exist but for the
+ * first container, so one mkdir per hierarchy is the usual cost. */
 static int
 mkdir_p (char *path, rt_error_t *err)
 {
-  char *p;
-  for (p = path + 1; *p; p++)
-    if (*p == '/')
-      {
-        *p = '\0';
-        if (mkdir (path, 0755) < 0 && errno != EEXIST)
-          {
-            int e = errno;
-            *p = '/';
-            return rt_make_error (err, e, "create the cgroup: mkdir %s", path);
-          }
-        *p = '/';
-      }
+  char *slash;
+  int ret;
+  if (mkdir (path, 0755) == 0 || errno == EEXIST)
+    return 0;
+  if (errno != ENOENT || (slash = strrchr (path, '/')) == NULL || slash == path)
+    return rt_make_error (err, errno, "create the cgroup: mkdir %s", path);
+  *slash = '\0';
+  ret = mkdir_p (path, err);
+  *slash = '/';
+  if (ret < 0)
+    return -1;
   if (mkdir (path, 0755) < 0 && errno != EEXIST)
     return rt_make_error (err, errno, "create the cgroup: mkdir %s", path);
   return 0;
@@ -246,16 +252,44 @@ has_name (const dirs_t *d, const char *name)
   return false;
 }
 
+/* Whether /sys/fs/cgroup/NAME is a directory (a symlink such as cpu -> cpu,cpuacct is its
+ * co-mounted target's), remembered per process for the names of the fixed sets: create, the
+ * first child and delete each look at them. */
+static bool
+hierarchy_mounted (const char *name)
+{
+  static struct
+  {
+    char name[32];
+    bool mounted;
+  } seen[MAX_HIERARCHIES];
+  static size_t n_seen;
+  char root[256];
+  struct stat st;
+  bool mounted;
+  size_t i;
+  for (i = 0; i < n_seen; i++)
+    if (strcmp (seen[i].name, name) == 0)
+      return seen[i].mounted;
+  snprintf (root, sizeof root, "%s/%s", RT_CGROUP_ROOT, name);
+  mounted = lstat (root, &st) == 0 && S_ISDIR (st.st_mode);
+  if (n_seen < MAX_HIERARCHIES && strlen (name) < sizeof seen[0].name)
+    {
+      snprintf (seen[n_seen].name, sizeof seen[n_seen].name, "%s", name);
+      seen[n_seen++].mounted = mounted;
+    }
+  return mounted;
+}
+
 /* Adds hierarchy NAME when it is mounted on this host (a directory under /sys/fs/cgroup; a
  * symlink such as cpu -> cpu,cpuacct is its co-mounted target's). */
 static int
 add_hierarchy (dirs_t *d, const char *name, const char *path, rt_error_t *err)
 {
   char root[256];
-  struct stat st;
-  snprintf (root, sizeof root, "%s/%s", RT_CGROUP_ROOT, name);
-  if (has_name (d, name) || lstat (root, &st) < 0 || !S_ISDIR (st.st_mode))
+  if (has_name (d, name) || !hierarchy_mounted (name))
     return 0;
+  snprintf (root, sizeof root, "%s/%s", RT_CGROUP_ROOT, name);
   if (d->n == MAX_HIERARCHIES)
     return rt_make_error (err, E2BIG, "more than %d cgroup hierarchies", MAX_HIERARCHIES);
   d->name[d->n] = strdup (name);
