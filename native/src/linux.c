@@ -111,7 +111,7 @@ join_namespace (enum rt_ns_type t, const char *path, rt_error_t *err)
  * any ids), then we become root in it, so that the namespaces unshared next are owned by it and
  * the files the init makes belong to the container's root. */
 static int
-enter_new_userns (const rt_spec_t *spec, int sync_fd, rt_error_t *err)
+enter_new_userns (int sync_fd, rt_error_t *err)
 {
   sync_msg_t m;
   if (unshare (CLONE_NEWUSER) < 0)
@@ -121,7 +121,6 @@ enter_new_userns (const rt_spec_t *spec, int sync_fd, rt_error_t *err)
     return -1;
   if (m.type != SYNC_CONTINUE)
     return rt_make_error (err, 0, "unexpected message `%c` on the sync socket", m.type);
-  (void) spec;
   if (setresgid (0, 0, 0) < 0)
     return rt_make_error (err, errno, "linux.gidMappings: become gid 0 in the user namespace "
                                       "(container gid 0 must be mapped)");
@@ -159,7 +158,7 @@ rt_enter_namespaces (const rt_spec_t *spec, int sync_fd, rt_error_t *err)
           if (join_namespace (RT_NS_USER, spec->ns[RT_NS_USER].path, err) < 0)
             return -1;
         }
-      else if (enter_new_userns (spec, sync_fd, err) < 0)
+      else if (enter_new_userns (sync_fd, err) < 0)
         return -1;
     }
   if (flags != 0 && unshare (flags) < 0)
