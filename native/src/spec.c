@@ -3,6 +3,7 @@
 #include <seccomp.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *const cap_names[] = {
   "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
@@ -1685,7 +1687,17 @@ parse_file (const char *file, json_object **out, rt_error_t *err)
   *out = NULL;
   enum json_tokener_error jerr;
   size_t len = 0;
-  FILE *f = fopen (file, "re");
+  FILE *f;
+  /* "-" is stdin, read from descriptor 0 (a socket cannot be reopened through /dev/stdin). */
+  if (strcmp (file, "-") == 0)
+    {
+      int fd = fcntl (0, F_DUPFD_CLOEXEC, 3);
+      f = fd < 0 ? NULL : fdopen (fd, "r");
+      if (f == NULL && fd >= 0)
+        close (fd);
+    }
+  else
+    f = fopen (file, "re");
   if (f == NULL)
     return rt_make_error (err, errno, "open %s", file);
   if (getdelim (&text, &len, '\0', f) < 0 && (!feof (f) || (text = strdup ("")) == NULL))
@@ -1822,7 +1834,7 @@ rt_resources_load (const char *file, rt_resources_t *out, rt_error_t *err)
   json_object *top = NULL;
   int ret;
   memset (out, 0, sizeof *out);
-  if (parse_file (strcmp (file, "-") == 0 ? "/dev/stdin" : file, &top, err) < 0)
+  if (parse_file (file, &top, err) < 0)
     return -1;
   if (!json_object_is_type (top, json_type_object))
     ret = rt_make_error (err, 0, "%s: the top level must be an object", file);

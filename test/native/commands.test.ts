@@ -207,6 +207,10 @@ describe.skipIf(missing.length > 0)('swarm-runtime commands', () => {
     const running = ws.id(ws.ours, 'upd');
     runDetached(ws.ours, ws.bundle(['sleep', '100']), running);
     expect(ws.exec(ws.ours, ['update', '--memory', 'lots', running]).stderr).toBe(`swarm-runtime: update ${running}: --memory: \`lots\` is not a size\n`);
+    // --resources - reads stdin.
+    const fromStdin = spawnSync(ws.ours.bin, ['--root', ws.ours.root, 'update', '-r', '-', running], { input: JSON.stringify({ pids: { limit: 7 } }), encoding: 'utf8' });
+    expect([fromStdin.status, fromStdin.stderr]).toEqual([0, '']);
+    expect(readFileSync(join(CG, V2 ? '' : 'pids', `/swarm-runtime/${running}`, 'pids.max'), 'utf8')).toBe('7\n');
     writeFileSync(res, JSON.stringify({ memory: { limit: 'big' } }));
     expect(ws.exec(ws.ours, ['update', '-r', res, running]).stderr).toBe(`swarm-runtime: update ${running}: ${res}: memory.limit: must be an integer\n`);
   });
@@ -330,6 +334,27 @@ describe.skipIf(missing.length > 0)('swarm-runtime commands', () => {
     const [init, exec] = outs[0]!.split('\n--- exec\n');
     expect(init).toMatch(/^\/dev\/ptmx\nhello\n\/dev\/pts\/0\n30 100\nc\nstdio is the tty\ngot hello\n$/);
     expect(exec).toMatch(/^\/dev\/ptmx\nthere\n\/dev\/pts\/1\n\d+ \d+\nc\nstdio is the tty\ngot there\n$/);
+  });
+
+  it('gives `run` a pty too, and `run` in the foreground waits for the process, like runc with --detach', async () => {
+    const outs: string[] = [];
+    for (const rt of [ws.ours, ws.runc]) {
+      const tag = rt === ws.ours ? 'ours' : 'runc';
+      const id = ws.id(rt, 'runtty');
+      const b = ws.bundle(['sh', '-c', 'tty; echo done'], (c) => (c.process.terminal = true));
+      const rec = await receiver(`run-${tag}`);
+      const r = ws.exec(rt, ['run', '--detach', '--console-socket', rec.socket, '--bundle', b, id], { detached: true });
+      expect([rt.name, r.status]).toEqual([rt.name, 0]);
+      outs.push(await rec.done);
+    }
+    expect(outs[0]).toBe(outs[1]);
+    expect(outs[0]).toBe('/dev/ptmx\n/dev/pts/0\ndone\n');
+    // runc refuses a console socket in the foreground; ours hands the master over and waits.
+    const id = ws.id(ws.ours, 'runtty');
+    const rec = await receiver('run-fg');
+    const r = ws.exec(ws.ours, ['run', '--console-socket', rec.socket, '--bundle', ws.bundle(['sh', '-c', 'tty; exit 3'], (c) => (c.process.terminal = true)), id]);
+    expect([r.status, r.stderr]).toEqual([3, '']);
+    expect(await rec.done).toBe('/dev/ptmx\n/dev/pts/0\n');
   });
 
   it('refuses a terminal without --console-socket, and a console socket without a terminal', () => {
