@@ -1,6 +1,7 @@
 // swarm-runtime's cgroups (v1, hybrid and v2 hosts): limits written to the right files (the same
 // values as runc), the init joined before its cgroup namespace, an OOM-killed memory hog, a fork
 // bomb held at the pids limit, `kill --all`, `stats`, and no cgroup left after delete.
+import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -66,11 +67,16 @@ interface Stats {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The unified tree of a hybrid host: the runtime enables hugetlb there for hugepage limits. */
+const UNIFIED_CONTROL = join(CG, 'unified/cgroup.subtree_control');
+
 describe.skipIf(missing.length > 0)('swarm-runtime cgroups', () => {
   let ws: Workspace;
+  let hugetlbWasOn = true;
 
   beforeAll(() => {
     ws = new Workspace();
+    if (existsSync(UNIFIED_CONTROL)) hugetlbWasOn = readFileSync(UNIFIED_CONTROL, 'utf8').split(/\s+/).includes('hugetlb');
   });
 
   afterEach(() => {
@@ -92,6 +98,8 @@ describe.skipIf(missing.length > 0)('swarm-runtime cgroups', () => {
       expect(left).toEqual([]);
     } finally {
       ws.remove();
+      // Leave the host's unified tree as the tests found it.
+      if (!hugetlbWasOn && existsSync(UNIFIED_CONTROL)) spawnSync('sh', ['-c', `echo -hugetlb > ${UNIFIED_CONTROL}`]);
     }
   });
 
