@@ -14,6 +14,8 @@ typedef struct
   const char *id;
   const char *bundle;   /* NULL means the current directory */
   const char *pid_file; /* NULL for none */
+  const char *console_socket; /* process.terminal: where the pty's master goes; NULL: none */
+  int preserve_fds;     /* descriptors 3..3+N-1 stay open in the container process */
 } rt_create_opts_t;
 
 int rt_container_create (const rt_create_opts_t *opts, pid_t *pid, rt_error_t *err);
@@ -38,8 +40,13 @@ typedef struct
   const char *cwd;          /* --cwd */
   char **env;               /* --env K=V, appended to the process's env */
   size_t n_env;
+  char **caps;              /* --cap CAP: added to the bounding, effective, permitted, ambient sets */
+  size_t n_caps;
   const char *user;         /* --user UID[:GID] */
   const char *pid_file;
+  const char *console_socket;
+  int preserve_fds;
+  bool tty;                 /* --tty: process.terminal */
   bool detach;
 } rt_exec_opts_t;
 
@@ -50,6 +57,33 @@ int rt_container_exec (const rt_exec_opts_t *opts, int *exit_code, rt_error_t *e
  * `ps PS_ARGS` (default -ef) whose PID is the container's, as runc ps. */
 int rt_container_ps (const char *root, const char *id, const char *format, char **ps_args,
                      rt_error_t *err);
+
+/* One update flag as runc names it ("memory", "cpu-quota", ...) and its value. */
+typedef struct
+{
+  const char *name;
+  const char *value;
+} rt_update_flag_t;
+
+typedef struct
+{
+  const char *resources_file; /* --resources FILE ("-": stdin); the flags are ignored then, as runc */
+  rt_update_flag_t *flags;
+  size_t n_flags;
+} rt_update_opts_t;
+
+/* Writes new limits to the cgroup of a created, running or paused container. */
+int rt_container_update (const char *root, const char *id, const rt_update_opts_t *o,
+                         rt_error_t *err);
+/* pause (FREEZE) or resume a running container. */
+int rt_container_pause (const char *root, const char *id, bool freeze, rt_error_t *err);
+/* The containers under ROOT, as runc's list: a table (FORMAT "table" or NULL), JSON, or the ids
+ * alone (QUIET). */
+int rt_container_list (const char *root, const char *format, bool quiet, rt_error_t *err);
+/* What this runtime supports, as runc's `features` JSON. */
+int rt_print_features (rt_error_t *err);
+/* A default config.json in BUNDLE (NULL: the current directory), as `runc spec`. */
+int rt_write_default_spec (const char *bundle, bool rootless, rt_error_t *err);
 
 /* "TERM", "SIGTERM" or "15"; -1 if unknown. */
 int rt_parse_signal (const char *name);

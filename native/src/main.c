@@ -1,15 +1,20 @@
 /* swarm-runtime: tswarm's OCI runtime (command table).
  *
- * The command line follows the OCI runtime-tools command-line-interface: global options, then
- *   create <id> [--bundle DIR] [--pid-file FILE]   start <id>   state <id>
- *   kill [--all] <id> [SIGNAL]   delete [--force] <id>
- *   run <id> [--bundle DIR] [--pid-file F] [--detach]   stats <id> (cgroup usage as JSON)
+ * The command line follows the OCI runtime-tools command-line-interface and runc's: global
+ * options, then
+ *   create <id> [--bundle DIR] [--pid-file F] [--console-socket S] [--preserve-fds N]
+ *   start <id>   state <id>   kill [--all] <id> [SIGNAL]   delete [--force] <id>
+ *   run <id> [--bundle DIR] [--pid-file F] [--detach] [--console-socket S] [--preserve-fds N]
  *   exec [--process F] [--detach] [--pid-file F] [--cwd D] [--env K=V]... [--user UID[:GID]]
- *        <id> [--] CMD [ARGS...]
- *   ps [--format table|json] <id> [--] [PS ARGS...]
+ *        [--cap CAP]... [--tty] [--console-socket S] [--preserve-fds N] <id> [--] CMD [ARGS...]
+ *   ps [--format table|json] <id> [--] [PS ARGS...]   stats <id> (cgroup usage as JSON)
+ *   update [--resources FILE|-] [--memory N] ... <id>   pause <id>   resume <id>
+ *   list [--format table|json] [--quiet]   features   spec [--bundle DIR] [--rootless]
  * Errors are printed as one line, "swarm-runtime: COMMAND ID: what failed: why", exit code 1;
  * bad usage exits 2. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,12 +39,17 @@ typedef struct
   const char *bundle;
   const char *pid_file;
   const char *signal;
-  bool force, detach, all;
+  const char *console_socket;
+  int preserve_fds;
+  bool force, detach, all, tty, quiet, rootless;
   /* exec and ps */
   const char *process_file, *cwd, *user, *format;
   char **env; /* --env values (argv pointers), n_env of them */
   size_t n_env;
+  char **caps; /* exec --cap values, n_caps of them */
+  size_t n_caps;
   char **rest; /* after the id: exec's command, ps's arguments to ps(1) */
+  rt_update_opts_t update;
 } cli_t;
 
 static int
@@ -47,8 +57,9 @@ usage (const char *problem)
 {
   if (problem)
     fprintf (stderr, "swarm-runtime: %s\n", problem);
-  fprintf (stderr, "usage: swarm-runtime [--root DIR] COMMAND [OPTIONS] ID\n"
-                   "commands: create, start, state, kill, delete, run, exec, ps, stats; --version\n");
+  fprintf (stderr, "usage: swarm-runtime [--root DIR] COMMAND [OPTIONS] [ID]\n"
+                   "commands: create, start, state, kill, delete, run, exec, ps, stats, update, "
+                   "pause, resume, list, features, spec; --version\n");
   return 2;
 }
 
@@ -72,10 +83,24 @@ report (const cli_t *cli, int ret, rt_error_t *err)
   return 1;
 }
 
+static rt_create_opts_t
+create_opts (const cli_t *cli)
+{
+  rt_create_opts_t o = {
+    .root = cli->root,
+    .id = cli->id,
+    .bundle = cli->bundle,
+    .pid_file = cli->pid_file,
+    .console_socket = cli->console_socket,
+    .preserve_fds = cli->preserve_fds,
+  };
+  return o;
+}
+
 static int
 cmd_create (cli_t *cli, rt_error_t *err)
 {
-  rt_create_opts_t o = { cli->root, cli->id, cli->bundle, cli->pid_file };
+  rt_create_opts_t o = create_opts (cli);
   pid_t pid;
   return rt_container_create (&o, &pid, err);
 }
@@ -115,7 +140,7 @@ static int exit_code_of_run;
 static int
 cmd_run (cli_t *cli, rt_error_t *err)
 {
-  rt_create_opts_t o = { cli->root, cli->id, cli->bundle, cli->pid_file };
+  rt_create_opts_t o = create_opts (cli);
   return rt_container_run (&o, cli->detach, &exit_code_of_run, err);
 }
 
@@ -130,8 +155,13 @@ cmd_exec (cli_t *cli, rt_error_t *err)
     .cwd = cli->cwd,
     .env = cli->env,
     .n_env = cli->n_env,
+    .caps = cli->caps,
+    .n_caps = cli->n_caps,
     .user = cli->user,
     .pid_file = cli->pid_file,
+    .console_socket = cli->console_socket,
+    .preserve_fds = cli->preserve_fds,
+    .tty = cli->tty,
     .detach = cli->detach,
   };
   return rt_container_exec (&o, &exit_code_of_run, err);
@@ -143,18 +173,64 @@ cmd_ps (cli_t *cli, rt_error_t *err)
   return rt_container_ps (cli->root, cli->id, cli->format, cli->rest, err);
 }
 
+static int
+cmd_update (cli_t *cli, rt_error_t *err)
+{
+  return rt_container_update (cli->root, cli->id, &cli->update, err);
+}
+
+static int
+cmd_pause (cli_t *cli, rt_error_t *err)
+{
+  return rt_container_pause (cli->root, cli->id, true, err);
+}
+
+static int
+cmd_resume (cli_t *cli, rt_error_t *err)
+{
+  return rt_container_pause (cli->root, cli->id, false, err);
+}
+
+static int
+cmd_list (cli_t *cli, rt_error_t *err)
+{
+  return rt_container_list (cli->root, cli->format, cli->quiet, err);
+}
+
+static int
+cmd_features (cli_t *cli, rt_error_t *err)
+{
+  (void) cli;
+  return rt_print_features (err);
+}
+
+static int
+cmd_spec (cli_t *cli, rt_error_t *err)
+{
+  return rt_write_default_spec (cli->bundle, cli->rootless, err);
+}
+
+enum
+{
+  TAKES_SIGNAL = 1, /* a second positional argument: the signal (kill) */
+  TAKES_REST = 2,   /* everything after the id is the command's (exec) or ps's (ps) */
+  NO_ID = 4,        /* no container id (list, features, spec) */
+};
+
 static const struct
 {
   const char *name;
   int (*fn) (cli_t *, rt_error_t *);
-  bool takes_signal;
-  bool takes_rest; /* everything after the id is the command's (exec) or ps's (ps) */
+  int flags;
 } commands[] = {
-  { "create", cmd_create, false, false }, { "start", cmd_start, false, false },
-  { "state", cmd_state, false, false },   { "kill", cmd_kill, true, false },
-  { "delete", cmd_delete, false, false }, { "run", cmd_run, false, false },
-  { "stats", cmd_stats, false, false },   { "exec", cmd_exec, false, true },
-  { "ps", cmd_ps, false, true },
+  { "create", cmd_create, 0 },      { "start", cmd_start, 0 },
+  { "state", cmd_state, 0 },        { "kill", cmd_kill, TAKES_SIGNAL },
+  { "delete", cmd_delete, 0 },      { "run", cmd_run, 0 },
+  { "stats", cmd_stats, 0 },        { "exec", cmd_exec, TAKES_REST },
+  { "ps", cmd_ps, TAKES_REST },     { "update", cmd_update, 0 },
+  { "pause", cmd_pause, 0 },        { "resume", cmd_resume, 0 },
+  { "list", cmd_list, NO_ID },      { "features", cmd_features, NO_ID },
+  { "spec", cmd_spec, NO_ID },
 };
 
 /* "--opt VALUE" or "--opt=VALUE"; advances *i past the value. */
@@ -175,12 +251,44 @@ option_value (int argc, char **argv, int *i, const char *name, const char **out)
   return true;
 }
 
-/* exec's and ps's own options. */
 static bool
-exec_ps_option (int argc, char **argv, int *i, cli_t *cli)
+is (const cli_t *cli, const char *command)
+{
+  return strcmp (cli->command, command) == 0;
+}
+
+/* update's options, as runc names them (--cpu-share is runc's; --cpu-shares is accepted too). */
+static bool
+update_option (int argc, char **argv, int *i, cli_t *cli)
+{
+  static const char *const names[] = {
+    "--memory",        "--memory-swap",  "--memory-reservation", "--kernel-memory",
+    "--kernel-memory-tcp", "--cpu-quota", "--cpu-period",        "--cpu-share",
+    "--cpu-shares",    "--cpu-rt-period", "--cpu-rt-runtime",    "--pids-limit",
+    "--cpuset-cpus",   "--cpuset-mems",  "--blkio-weight",
+  };
+  const char *v;
+  size_t k;
+  if (option_value (argc, argv, i, "--resources", &cli->update.resources_file)
+      || option_value (argc, argv, i, "-r", &cli->update.resources_file))
+    return true;
+  for (k = 0; k < sizeof (names) / sizeof (names[0]); k++)
+    if (option_value (argc, argv, i, names[k], &v))
+      {
+        rt_update_flag_t *f = &cli->update.flags[cli->update.n_flags++];
+        f->name = names[k] + 2;
+        f->value = v;
+        return true;
+      }
+  return false;
+}
+
+/* The options of exec, ps, list, update and spec. */
+static bool
+command_option (int argc, char **argv, int *i, cli_t *cli)
 {
   const char *v;
-  if (strcmp (cli->command, "exec") == 0)
+  if (is (cli, "exec"))
     {
       if (option_value (argc, argv, i, "--process", &cli->process_file)
           || option_value (argc, argv, i, "-p", &cli->process_file)
@@ -193,34 +301,92 @@ exec_ps_option (int argc, char **argv, int *i, cli_t *cli)
           cli->env[cli->n_env++] = (char *) v;
           return true;
         }
+      if (option_value (argc, argv, i, "--cap", &v) || option_value (argc, argv, i, "-c", &v))
+        {
+          cli->caps[cli->n_caps++] = (char *) v;
+          return true;
+        }
+      if (strcmp (argv[*i], "--tty") == 0 || strcmp (argv[*i], "-t") == 0)
+        {
+          cli->tty = true;
+          return true;
+        }
     }
-  if (strcmp (cli->command, "ps") == 0)
-    return option_value (argc, argv, i, "--format", &cli->format);
+  if (is (cli, "ps") || is (cli, "list"))
+    {
+      if (option_value (argc, argv, i, "--format", &cli->format)
+          || option_value (argc, argv, i, "-f", &cli->format))
+        return true;
+    }
+  if (is (cli, "list") && (strcmp (argv[*i], "--quiet") == 0 || strcmp (argv[*i], "-q") == 0))
+    {
+      cli->quiet = true;
+      return true;
+    }
+  if (is (cli, "update"))
+    return update_option (argc, argv, i, cli);
+  if (is (cli, "spec") && strcmp (argv[*i], "--rootless") == 0)
+    {
+      cli->rootless = true;
+      return true;
+    }
   return false;
+}
+
+/* "COMMAND: BEFORE`ARG`AFTER" (ARG quoted when given). */
+static int
+bad_usage (const cli_t *cli, const char *before, const char *arg, const char *after)
+{
+  char msg[512];
+  snprintf (msg, sizeof msg, "%s: %s%s%s%s%s", cli->command, before, arg ? "`" : "", arg ? arg : "",
+            arg ? "`" : "", after);
+  return usage (msg);
+}
+
+/* --preserve-fds N: a count of descriptors from 3 on. */
+static int
+parse_preserve_fds (const cli_t *cli, const char *v, int *out)
+{
+  char *end;
+  long n;
+  errno = 0;
+  n = strtol (v, &end, 10);
+  if (*v == '\0' || *end != '\0' || errno != 0 || n < 0 || n > 1024)
+    return bad_usage (cli, "--preserve-fds: ", v, " is not a count of descriptors");
+  *out = (int) n;
+  return 0;
 }
 
 /* Command options and positional arguments, in any order; for exec and ps, everything after the
  * id (a leading "--" dropped) belongs to the command or to ps. */
 static int
-parse_command (int argc, char **argv, int i, cli_t *cli, bool takes_signal, bool takes_rest)
+parse_command (int argc, char **argv, int i, cli_t *cli, int flags)
 {
-  const char *ignored;
+  const char *ignored, *v;
   for (; i < argc; i++)
     {
       const char *a = argv[i];
-      if (takes_rest && cli->id != NULL)
+      if ((flags & TAKES_REST) && cli->id != NULL)
         {
           if (strcmp (a, "--") == 0)
             i++;
           cli->rest = argv + i;
           break;
         }
-      if (exec_ps_option (argc, argv, &i, cli))
+      if (command_option (argc, argv, &i, cli))
         continue;
+      if (option_value (argc, argv, &i, "--preserve-fds", &v))
+        {
+          if (parse_preserve_fds (cli, v, &cli->preserve_fds) != 0)
+            return 2;
+          continue;
+        }
       if (option_value (argc, argv, &i, "--bundle", &cli->bundle)
           || option_value (argc, argv, &i, "-b", &cli->bundle)
           || option_value (argc, argv, &i, "--pid-file", &cli->pid_file)
-          || option_value (argc, argv, &i, "--console-socket", &ignored))
+          || option_value (argc, argv, &i, "--console-socket", &cli->console_socket))
+        continue;
+      if (option_value (argc, argv, &i, "--criu", &ignored))
         continue;
       if (strcmp (a, "--force") == 0 || strcmp (a, "-f") == 0)
         cli->force = true;
@@ -231,43 +397,63 @@ parse_command (int argc, char **argv, int i, cli_t *cli, bool takes_signal, bool
       else if (strcmp (a, "--no-pivot") == 0)
         continue;
       else if (a[0] == '-' && a[1] != '\0')
-        {
-          char msg[256];
-          snprintf (msg, sizeof msg, "%s: unknown option `%s`", cli->command, a);
-          return usage (msg);
-        }
-      else if (cli->id == NULL)
+        return bad_usage (cli, "unknown option ", a, "");
+      else if (cli->id == NULL && !(flags & NO_ID))
         cli->id = a;
-      else if (takes_signal && cli->signal == NULL)
+      else if ((flags & TAKES_SIGNAL) && cli->signal == NULL)
         cli->signal = a;
       else
-        {
-          char msg[256];
-          snprintf (msg, sizeof msg, "%s: unexpected argument `%s`", cli->command, a);
-          return usage (msg);
-        }
+        return bad_usage (cli, "unexpected argument ", a, "");
     }
-  if (cli->id == NULL)
-    {
-      char msg[128];
-      snprintf (msg, sizeof msg, "%s: missing container id", cli->command);
-      return usage (msg);
-    }
+  if (cli->id == NULL && !(flags & NO_ID))
+    return bad_usage (cli, "missing container id", NULL, "");
   return 0;
 }
 
-/* --root and --pid-file are relative to where we were started; they must survive the chdir into
- * the bundle. */
-static char *
-absolute_root (const char *root)
+/* --preserve-fds N: a descriptor among 3..3+N-1 the caller left closed is filled with
+ * /dev/null, so that none of the runtime's own (sockets, the fifo) lands there and reaches the
+ * container. */
+static int
+fill_preserved (int n)
 {
-  char cwd[4096];
+  int fd;
+  for (fd = 3; fd < 3 + n; fd++)
+    if (fcntl (fd, F_GETFD) < 0)
+      {
+        int null = open ("/dev/null", O_RDWR);
+        if (null < 0)
+          return -1;
+        if (null != fd && (dup2 (null, fd) < 0 || close (null) < 0))
+          return -1;
+      }
+  return 0;
+}
+
+/* --root, --pid-file and --console-socket are relative to where we were started; they must
+ * survive the chdir into the bundle. */
+static char *
+absolute (const char *path)
+{
+  char cwd[PATH_MAX];
   char *out = NULL;
-  if (root[0] == '/')
-    return strdup (root);
-  if (getcwd (cwd, sizeof cwd) == NULL || asprintf (&out, "%s/%s", cwd, root) < 0)
+  if (path[0] == '/')
+    return strdup (path);
+  if (getcwd (cwd, sizeof cwd) == NULL || asprintf (&out, "%s/%s", cwd, path) < 0)
     return NULL;
   return out;
+}
+
+/* Makes *PATH absolute (a heap string in *OWNED); false on ENOMEM. */
+static bool
+make_absolute (const char **path, char **owned)
+{
+  if (*path == NULL)
+    return true;
+  *owned = absolute (*path);
+  if (*owned == NULL)
+    return false;
+  *path = *owned;
+  return true;
 }
 
 int
@@ -276,8 +462,9 @@ main (int argc, char **argv)
   cli_t cli = { .root = RT_DEFAULT_ROOT };
   rt_error_t err = { 0, NULL };
   const char *ignored;
-  char *root, *pid_file = NULL;
-  cleanup_free char **env = NULL; /* exec --env */
+  cleanup_free char *root = NULL, *pid_file = NULL, *console_socket = NULL;
+  cleanup_free char **env = NULL, **caps = NULL;
+  cleanup_free rt_update_flag_t *update_flags = NULL;
   size_t c;
   int i, ret;
 
@@ -309,35 +496,24 @@ main (int argc, char **argv)
       return usage (msg);
     }
   cli.env = env = calloc ((size_t) argc, sizeof (char *));
-  if (env == NULL)
+  cli.caps = caps = calloc ((size_t) argc, sizeof (char *));
+  cli.update.flags = update_flags = calloc ((size_t) argc, sizeof (rt_update_flag_t));
+  if (env == NULL || caps == NULL || update_flags == NULL)
     {
       fprintf (stderr, "swarm-runtime: %s: %s\n", cli.command, strerror (errno));
       return 1;
     }
-  ret = parse_command (argc, argv, i + 1, &cli, commands[c].takes_signal, commands[c].takes_rest);
+  ret = parse_command (argc, argv, i + 1, &cli, commands[c].flags);
   if (ret != 0)
     return ret;
-  root = absolute_root (cli.root);
-  if (root == NULL)
+  if (!make_absolute (&cli.root, &root) || !make_absolute (&cli.pid_file, &pid_file)
+      || !make_absolute (&cli.console_socket, &console_socket)
+      || fill_preserved (cli.preserve_fds) < 0)
     {
-      fprintf (stderr, "swarm-runtime: %s: --root: %s\n", cli.command, strerror (errno));
+      fprintf (stderr, "swarm-runtime: %s: %s\n", cli.command, strerror (errno));
       return 1;
     }
-  cli.root = root;
-  if (cli.pid_file != NULL)
-    {
-      pid_file = absolute_root (cli.pid_file);
-      if (pid_file == NULL)
-        {
-          fprintf (stderr, "swarm-runtime: %s: --pid-file: %s\n", cli.command, strerror (errno));
-          free (root);
-          return 1;
-        }
-      cli.pid_file = pid_file;
-    }
   ret = report (&cli, commands[c].fn (&cli, &err), &err);
-  free (root);
-  free (pid_file);
   if (ret == 0 && (strcmp (cli.command, "run") == 0 || strcmp (cli.command, "exec") == 0))
     return exit_code_of_run;
   return ret;

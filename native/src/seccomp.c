@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <seccomp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +45,13 @@ rt_seccomp_action (const char *name, bool has_errno_ret, uint32_t errno_ret, uin
     }
   if (strcmp (name, "SCMP_ACT_NOTIFY") == 0)
     {
-      *why = "SCMP_ACT_NOTIFY is not supported yet";
-      return -1;
+      if (has_errno_ret)
+        {
+          *why = "errnoRet is only valid with SCMP_ACT_ERRNO and SCMP_ACT_TRACE";
+          return -1;
+        }
+      *out = SCMP_ACT_NOTIFY;
+      return 0;
     }
   for (i = 0; i < sizeof (simple) / sizeof (simple[0]); i++)
     if (strcmp (simple[i].name, name) == 0)
@@ -60,6 +66,26 @@ rt_seccomp_action (const char *name, bool has_errno_ret, uint32_t errno_ret, uin
       }
   *why = "unknown action";
   return -1;
+}
+
+int
+rt_seccomp_flag (const char *name, unsigned *out, const char **why)
+{
+  *why = NULL;
+  if (strcmp (name, "SECCOMP_FILTER_FLAG_TSYNC") == 0)
+    *out = RT_SECCOMP_FLAG_TSYNC;
+  else if (strcmp (name, "SECCOMP_FILTER_FLAG_LOG") == 0)
+    *out = RT_SECCOMP_FLAG_LOG;
+  else if (strcmp (name, "SECCOMP_FILTER_FLAG_SPEC_ALLOW") == 0)
+    *out = RT_SECCOMP_FLAG_SPEC_ALLOW;
+  else
+    {
+      *why = strcmp (name, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV") == 0
+                 ? "not supported (libseccomp 2.5 has no attribute for it)"
+                 : "unknown flag";
+      return -1;
+    }
+  return 0;
 }
 
 int
@@ -96,6 +122,8 @@ rt_seccomp_release (rt_seccomp_t *s)
 {
   size_t i;
   free_strv (s->architectures);
+  free (s->listener_path);
+  free (s->listener_metadata);
   for (i = 0; i < s->n_rules; i++)
     {
       free_strv (s->rules[i].names);
@@ -211,6 +239,26 @@ rt_seccomp_build (const rt_seccomp_t *profile, rt_seccomp_filter_t **out, rt_err
       rt_seccomp_free (f);
       return rt_make_error (err, -ret, "seccomp: clear the no_new_privs attribute");
     }
+  {
+    /* linux.seccomp.flags: the kernel's SECCOMP_FILTER_FLAG_* through libseccomp's attributes. */
+    static const struct
+    {
+      unsigned flag;
+      enum scmp_filter_attr attr;
+    } attrs[] = {
+      { RT_SECCOMP_FLAG_TSYNC, SCMP_FLTATR_CTL_TSYNC },
+      { RT_SECCOMP_FLAG_LOG, SCMP_FLTATR_CTL_LOG },
+      { RT_SECCOMP_FLAG_SPEC_ALLOW, SCMP_FLTATR_CTL_SSB },
+    };
+    size_t k;
+    for (k = 0; k < sizeof (attrs) / sizeof (attrs[0]); k++)
+      if ((profile->flags & attrs[k].flag)
+          && (ret = seccomp_attr_set (f->ctx, attrs[k].attr, 1)) < 0)
+        {
+          rt_seccomp_free (f);
+          return rt_make_error (err, -ret, "seccomp: linux.seccomp.flags: set the filter attribute");
+        }
+  }
   for (i = 0; profile->architectures && profile->architectures[i]; i++)
     if (add_arch (f->ctx, profile->architectures[i], err) < 0)
       {
@@ -228,11 +276,25 @@ rt_seccomp_build (const rt_seccomp_t *profile, rt_seccomp_filter_t **out, rt_err
 }
 
 int
-rt_seccomp_load (rt_seccomp_filter_t *f, rt_error_t *err)
+rt_seccomp_load (rt_seccomp_filter_t *f, int *notify_fd, rt_error_t *err)
 {
   int ret = seccomp_load (f->ctx);
+  if (notify_fd != NULL)
+    *notify_fd = -1;
   if (ret < 0)
     return rt_make_error (err, -ret, "seccomp: load the filter");
+  if (notify_fd != NULL)
+    {
+      /* libseccomp keeps the listener descriptor of a loaded filter with SCMP_ACT_NOTIFY rules;
+       * it is ours once the context is released (the caller frees the filter). */
+      ret = seccomp_notify_fd (f->ctx);
+      if (ret >= 0)
+        {
+          *notify_fd = fcntl (ret, F_DUPFD_CLOEXEC, 3);
+          if (*notify_fd < 0)
+            return rt_make_error (err, errno, "seccomp: dup the notify descriptor");
+        }
+    }
   return 0;
 }
 

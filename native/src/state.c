@@ -1,5 +1,7 @@
 #include "state.h"
 
+#include "cgroup.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,8 @@ rt_status_name (enum rt_status s)
       return "created";
     case RT_STATUS_RUNNING:
       return "running";
+    case RT_STATUS_PAUSED:
+      return "paused";
     case RT_STATUS_STOPPED:
     default:
       return "stopped";
@@ -149,6 +153,16 @@ rt_state_write (const char *root, const rt_state_t *st, rt_error_t *err)
   json_object_object_add (o, "startTime", json_object_new_uint64 (st->start_time));
   if (st->cgroup_path != NULL)
     json_object_object_add (o, "cgroupPath", json_object_new_string (st->cgroup_path));
+  if (st->cgroup_extra != 0)
+    json_object_object_add (o, "cgroupExtra", json_object_new_int64 (st->cgroup_extra));
+  if (st->rootfs != NULL)
+    json_object_object_add (o, "rootfs", json_object_new_string (st->rootfs));
+  if (st->post_hooks_json != NULL)
+    {
+      json_object *hooks = json_tokener_parse (st->post_hooks_json);
+      if (hooks != NULL)
+        json_object_object_add (o, "hooks", hooks);
+    }
   ann = json_tokener_parse (st->annotations_json ? st->annotations_json : "{}");
   json_object_object_add (o, "annotations", ann ? ann : json_object_new_object ());
   text = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN);
@@ -218,6 +232,11 @@ rt_state_read (const char *root, const char *id, rt_state_t **out, rt_error_t *e
   if (json_object_object_get_ex (o, "startTime", &v))
     st->start_time = json_object_get_uint64 (v);
   st->cgroup_path = dup_field (o, "cgroupPath");
+  if (json_object_object_get_ex (o, "cgroupExtra", &v))
+    st->cgroup_extra = (unsigned) json_object_get_int64 (v);
+  st->rootfs = dup_field (o, "rootfs");
+  if (json_object_object_get_ex (o, "hooks", &v))
+    st->post_hooks_json = strdup (json_object_to_json_string_ext (v, JSON_C_TO_STRING_PLAIN));
   json_object_put (o);
   if (st->id == NULL || st->bundle == NULL || st->oci_version == NULL || st->created == NULL
       || st->annotations_json == NULL || st->pid <= 0)
@@ -239,6 +258,8 @@ rt_state_free (rt_state_t *st)
   free (st->oci_version);
   free (st->annotations_json);
   free (st->cgroup_path);
+  free (st->post_hooks_json);
+  free (st->rootfs);
   free (st->created);
   free (st);
 }
@@ -319,6 +340,9 @@ rt_state_status (const char *root, const rt_state_t *st)
   if (!rt_state_alive (st))
     return RT_STATUS_STOPPED;
   snprintf (fifo, sizeof fifo, "%s/exec.fifo", dir ? dir : "");
+  /* A created container can be paused too (runc): the freezer comes first. */
+  if (st->cgroup_path != NULL && rt_cgroup_frozen (st->cgroup_path))
+    return RT_STATUS_PAUSED;
   if (access (fifo, F_OK) == 0)
     return RT_STATUS_CREATED;
   return RT_STATUS_RUNNING;

@@ -20,12 +20,16 @@ typedef struct
   pid_t pid;
   unsigned long long start_time; /* /proc/PID/stat field 22 */
   char *cgroup_path;             /* relative to each hierarchy's root; NULL: none (old state) */
+  unsigned cgroup_extra;         /* RT_CGROUP_* hierarchies joined beyond the base set */
+  char *post_hooks_json;         /* {"poststart":[...],"poststop":[...]}; NULL: none */
+  char *rootfs;                  /* the root filesystem's absolute path (list) */
 } rt_state_t;
 
 enum rt_status
 {
   RT_STATUS_CREATED,
   RT_STATUS_RUNNING,
+  RT_STATUS_PAUSED,
   RT_STATUS_STOPPED,
 };
 
@@ -52,7 +56,8 @@ int rt_proc_start_time (pid_t pid, unsigned long long *out);
 bool rt_pid_running (pid_t pid);
 /* True while the recorded process still runs (same pid and start time, not a zombie). */
 bool rt_state_alive (const rt_state_t *st);
-/* created / running / stopped, from the process and the exec fifo. */
+/* created / running / paused / stopped, from the process, the exec fifo and the cgroup's
+ * freezer. */
 enum rt_status rt_state_status (const char *root, const rt_state_t *st);
 
 /* Prints the OCI state JSON on stdout. */

@@ -18,6 +18,9 @@ export interface SeccompProfile {
   defaultErrnoRet?: number;
   architectures?: string[];
   syscalls?: { names: string[]; action: string; errnoRet?: number; args?: { index: number; value: number; valueTwo?: number; op: string }[] }[];
+  flags?: string[];
+  listenerPath?: string;
+  listenerMetadata?: string;
 }
 
 /** A fresh copy of the default profile. */
@@ -96,6 +99,12 @@ export class Workspace {
     edit?.(c);
     writeFileSync(join(dir, 'config.json'), JSON.stringify(c, null, 2));
     return dir;
+  }
+
+  /** Remembers ID (made by the caller) for clean-up. */
+  track(rt: Runtime, id: string): string {
+    this.containers.push({ rt, id });
+    return id;
   }
 
   /** A fresh container id, remembered for clean-up. */

@@ -1,6 +1,7 @@
 // swarm-runtime's cgroups (v1, hybrid and v2 hosts): limits written to the right files (the same
 // values as runc), the init joined before its cgroup namespace, an OOM-killed memory hog, a fork
 // bomb held at the pids limit, `kill --all`, `stats`, and no cgroup left after delete.
+import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -66,11 +67,16 @@ interface Stats {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The unified tree of a hybrid host: the runtime enables hugetlb there for hugepage limits. */
+const UNIFIED_CONTROL = join(CG, 'unified/cgroup.subtree_control');
+
 describe.skipIf(missing.length > 0)('swarm-runtime cgroups', () => {
   let ws: Workspace;
+  let hugetlbWasOn = true;
 
   beforeAll(() => {
     ws = new Workspace();
+    if (existsSync(UNIFIED_CONTROL)) hugetlbWasOn = readFileSync(UNIFIED_CONTROL, 'utf8').split(/\s+/).includes('hugetlb');
   });
 
   afterEach(() => {
@@ -92,6 +98,8 @@ describe.skipIf(missing.length > 0)('swarm-runtime cgroups', () => {
       expect(left).toEqual([]);
     } finally {
       ws.remove();
+      // Leave the host's unified tree as the tests found it.
+      if (!hugetlbWasOn && existsSync(UNIFIED_CONTROL)) spawnSync('sh', ['-c', `echo -hugetlb > ${UNIFIED_CONTROL}`]);
     }
   });
 
@@ -160,6 +168,104 @@ describe.skipIf(missing.length > 0)('swarm-runtime cgroups', () => {
         ? ['memory.max=33554432', 'cpu.max=50000 100000', `cpu.weight=${1 + Math.floor(((512 - 2) * 9999) / 262142)}`, 'pids.max=20']
         : ['memory.limit_in_bytes=33554432', 'cpu.cfs_quota_us=50000', 'cpu.cfs_period_us=100000', 'cpu.shares=512', 'pids.max=20'],
     );
+  });
+
+  it('writes cpuset, memory reservation/swap/swappiness/OOM killer and block I/O throttles to the same files as runc', () => {
+    const values: Record<string, string[]> = {};
+    const inside: Record<string, string> = {};
+    const resources = {
+      memory: { limit: 32 * 1024 * 1024, reservation: 16 * 1024 * 1024, swap: 64 * 1024 * 1024, swappiness: 10, disableOOMKiller: true },
+      cpu: { cpus: '0', mems: '0', shares: 256 },
+      pids: { limit: 40 },
+      blockIO: {
+        throttleReadBpsDevice: [{ major: 254, minor: 0, rate: 1048576 }],
+        throttleWriteIOPSDevice: [{ major: 254, minor: 0, rate: 100 }],
+      },
+    };
+    for (const rt of [ws.ours, ws.runc]) {
+      const id = ws.id(rt, 'res');
+      const b = bundle(['sh', '-c', "grep -E '^(Cpus|Mems)_allowed_list' /proc/self/status; sleep 100"], (c) => {
+        c.linux.cgroupsPath = `${PARENT}/${id}`;
+        c.linux.resources = resources;
+      });
+      const { path, log } = start(rt, b, id);
+      for (let i = 0; i < 200 && !readFileSync(log, 'utf8').includes('Mems'); i++) sleepMs(10);
+      inside[rt.name] = readFileSync(log, 'utf8');
+      const files: [string, string][] = V2
+        ? [['memory', 'memory.max'], ['memory', 'memory.low'], ['memory', 'memory.swap.max'], ['cpuset', 'cpuset.cpus'], ['cpuset', 'cpuset.mems'], ['io', 'io.max']]
+        : [
+            ['memory', 'memory.limit_in_bytes'],
+            ['memory', 'memory.soft_limit_in_bytes'],
+            ['memory', 'memory.memsw.limit_in_bytes'],
+            ['memory', 'memory.swappiness'],
+            ['cpuset', 'cpuset.cpus'],
+            ['cpuset', 'cpuset.mems'],
+            ['blkio', 'blkio.throttle.read_bps_device'],
+            ['blkio', 'blkio.throttle.write_iops_device'],
+          ];
+      values[rt.name] = files.map(([ctl, f]) => `${f}=${read(ctl, path, f)}`);
+      if (!V2) values[rt.name]!.push(read('memory', path, 'memory.oom_control').split('\n')[0]!);
+      // The init is in the cpuset and blkio cgroups too.
+      const pid = String(ws.state(rt, id).pid);
+      if (!V2) for (const h of ['cpuset', 'blkio']) expect(read(h, path, 'cgroup.procs').split('\n'), `${rt.name} ${h}`).toContain(pid);
+      expect(ws.exec(rt, ['delete', '--force', id]).status).toBe(0);
+      expect(existing(path), `${rt.name} left cgroups`).toEqual([]);
+    }
+    expect(values['swarm-runtime']).toEqual(values.runc);
+    expect(inside['swarm-runtime']).toBe(inside.runc);
+    expect(inside['swarm-runtime']).toBe('Cpus_allowed_list:\t0\nMems_allowed_list:\t0\n');
+    if (!V2)
+      expect(values['swarm-runtime']).toEqual([
+        'memory.limit_in_bytes=33554432',
+        'memory.soft_limit_in_bytes=16777216',
+        'memory.memsw.limit_in_bytes=67108864',
+        'memory.swappiness=10',
+        'cpuset.cpus=0',
+        'cpuset.mems=0',
+        'blkio.throttle.read_bps_device=254:0 1048576',
+        'blkio.throttle.write_iops_device=254:0 100',
+        'oom_kill_disable 1',
+      ]);
+  });
+
+  it('applies hugepage limits, cpu.idle and cpu burst (runc 1.1.5 cannot here), and refuses what the host lacks, naming the field', () => {
+    const id = ws.id(ws.ours, 'huge');
+    const path = `${PARENT}/${id}`;
+    const hybridHugetlb = !V2 && !existsSync(join(CG, 'hugetlb'));
+    start(ws.ours, bundle(['sleep', '100'], (c) => {
+      c.linux.cgroupsPath = path;
+      c.linux.resources = { hugepageLimits: [{ pageSize: '2MB', limit: 4 * 1024 * 1024 }], cpu: { idle: 1, burst: 1000 } };
+    }), id);
+    // This host's hugetlb controller is not a v1 hierarchy: it is in the unified tree.
+    const hugeFile = V2 || hybridHugetlb ? join(V2 ? CG : join(CG, 'unified'), path, 'hugetlb.2MB.max') : join(CG, 'hugetlb', path, 'hugetlb.2MB.limit_in_bytes');
+    expect(readFileSync(hugeFile, 'utf8').trim()).toBe(String(4 * 1024 * 1024));
+    expect(read('cpu', path, 'cpu.idle')).toBe('1');
+    if (!V2) expect(read('cpu', path, 'cpu.cfs_burst_us')).toBe('1000');
+    expect(ws.exec(ws.ours, ['delete', '--force', id]).status).toBe(0);
+    expect(existing(path)).toEqual([]);
+    if (hybridHugetlb) expect(existsSync(join(CG, 'unified', path))).toBe(false);
+
+    const refusals: [string, Record<string, unknown>, RegExp][] = [
+      // No weights under this I/O scheduler (neither blkio.weight nor blkio.bfq.weight).
+      ['blkio weight', { blockIO: { weight: 500 } }, /set the blkio weight: open .*blkio\.weight: No such file or directory/],
+      ['kernel memory', { memory: { kernel: 1 << 20 } }, /linux\.resources\.memory\.kernel: kernel memory limits are deprecated/],
+      ['net_cls', { network: { classID: 1 } }, /linux\.resources\.network: net_cls and net_prio are not supported/],
+      ['unified on v1', { unified: { 'memory.high': '1000000' } }, /linux\.resources\.unified: needs cgroup v2/],
+      ['a bad page size', { hugepageLimits: [{ pageSize: '2MB/../x', limit: 1 }] }, /hugepageLimits\[0\]\.pageSize: must be a size/],
+    ];
+    for (const [what, res, message] of refusals) {
+      if (V2 && what === 'unified on v1') continue;
+      const bad = ws.id(ws.ours, 'refuse');
+      const r = ws.exec(ws.ours, ['create', '--bundle', bundle(['true'], (c) => {
+        c.linux.cgroupsPath = `${PARENT}/${bad}`;
+        c.linux.resources = res;
+      }), bad]);
+      expect({ what, status: r.status }).toEqual({ what, status: 1 });
+      expect(r.stderr.trim().split('\n'), what).toHaveLength(1);
+      expect(r.stderr, what).toMatch(message);
+      expect(existing(`${PARENT}/${bad}`), what).toEqual([]);
+      expect(existsSync(join(ws.ours.root, bad)), what).toBe(false);
+    }
   });
 
   it('joins the cgroup before unsharing the cgroup namespace: the container sees its cgroup as /, like runc', () => {
@@ -339,3 +445,7 @@ describe.skipIf(missing.length > 0)('swarm-runtime cgroups', () => {
     expect(existsSync(join(ws.ours.root, id))).toBe(false);
   });
 });
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}

@@ -183,9 +183,8 @@ describe.skipIf(missing.length > 0)('swarm-monitor', () => {
     });
   }
 
-  // swarm-runtime takes --console-socket once it makes terminals; runc does today.
-  it('gives a terminal container a pty and logs what it writes there as stdout (runc)', async () => {
-    const rt = ws.runc;
+  it.each(['ours', 'runc'] as const)('gives a terminal container a pty and logs what it writes there as stdout (%s)', async (which) => {
+    const rt = which === 'ours' ? ws.ours : ws.runc;
     const bundle = ws.bundle(['sh', '-c', 'tty; [ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-three-are-terminals; echo to-stderr >&2'], (c) => {
       c.process.terminal = true;
     });

@@ -1,7 +1,8 @@
 // linux.seccomp under swarm-runtime and runc: our default profile (native/seccomp/default.json) and
 // small profiles for each action and argument comparison; the reports inside must match, and bad
 // profiles fail in one line naming the field.
-import { existsSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defaultSeccomp, missingPrerequisites, Workspace, type Config, type Runtime, type SeccompProfile } from './bundle.js';
@@ -157,6 +158,78 @@ describe.skipIf(missing.length > 0)('swarm-runtime seccomp', () => {
     );
   });
 
+  it('sends the SCMP_ACT_NOTIFY descriptor to the agent at listenerPath (create and exec), like runc', async () => {
+    const agent = join(ws.dir, 'seccomp-agent');
+    const built = spawnSync('gcc', ['-O2', '-o', agent, join(import.meta.dirname, 'helpers/seccomp-agent.c')], { encoding: 'utf8' });
+    expect(built.status, built.stderr).toBe(0);
+    const results: Record<string, { out: string; exec: string; log: string[] }> = {};
+    for (const rt of [ws.ours, ws.runc]) {
+      const sock = join(ws.dir, `agent-${rt === ws.ours ? 'ours' : 'runc'}.sock`);
+      const log = join(ws.dir, `agent-${rt === ws.ours ? 'ours' : 'runc'}.log`);
+      const child = spawn(agent, [sock, log, '2'], { stdio: 'ignore' });
+      const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+      try {
+        for (let i = 0; i < 200 && !existsSync(sock); i++) await sleep(10);
+        const id = ws.id(rt);
+        const outFile = join(ws.dir, `${id}.out`);
+        const bundle = ws.bundle(['sh', '-c', 'mkdir /tmp/by-init 2>&1 | sed "s/.*: //"; echo init done; sleep 100'], (c) => {
+          c.root.readonly = false;
+          c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_NOTIFY' }], listenerPath: sock, listenerMetadata: 'meta-1' };
+        });
+        const fd = openSync(outFile, 'w');
+        const r = ws.exec(rt, ['run', '--detach', '--bundle', bundle, id], { outFd: fd, detached: true });
+        closeSync(fd);
+        expect(r.status, rt.name).toBe(0);
+        for (let i = 0; i < 300 && !readFileSync(outFile, 'utf8').includes('init done'); i++) await sleep(10);
+        const e = ws.exec(rt, ['exec', id, 'sh', '-c', 'mkdir /tmp/by-exec 2>&1 | sed "s/.*: //"; ls /tmp']);
+        expect([e.status, e.stderr], rt.name).toEqual([0, '']);
+        expect(ws.exec(rt, ['delete', '--force', id]).status).toBe(0);
+        await Promise.race([exited, sleep(10_000)]);
+        const lines = readFileSync(log, 'utf8').trim().split('\n');
+        results[rt.name] = {
+          out: readFileSync(outFile, 'utf8'),
+          exec: e.stdout,
+          log: lines.map((l) => {
+            if (!l.startsWith('{')) return l;
+            const j = JSON.parse(l) as { fds: string[]; metadata: string; pid: number; state: { id: string; bundle: string; pid: number } };
+            return `state fds=${j.fds.join(',')} metadata=${j.metadata} id=${j.state.id === id} bundle=${j.state.bundle === bundle} pid=${j.pid > 0} init=${j.state.pid > 0}`;
+          }),
+        };
+      } finally {
+        child.kill('SIGKILL');
+      }
+    }
+    expect(results['swarm-runtime']).toEqual(results.runc);
+    expect(results['swarm-runtime']!.out).toBe('Invalid cross-device link\ninit done\n');
+    expect(results['swarm-runtime']!.exec).toBe('Invalid cross-device link\n');
+    const log = results['swarm-runtime']!.log;
+    expect(log.filter((l) => l.startsWith('state'))).toEqual([
+      'state fds=seccompFd metadata=meta-1 id=true bundle=true pid=true init=true',
+      'state fds=seccompFd metadata=meta-1 id=true bundle=true pid=true init=true',
+    ]);
+    expect(log.filter((l) => l.startsWith('syscall')).length).toBe(2);
+  });
+
+  it('applies linux.seccomp.flags: SECCOMP_FILTER_FLAG_LOG logs the errno action (runc 1.1.5 refuses flags)', () => {
+    // swapon (167) is used by no other test: its audit line marks this one.
+    const marker = 'syscall=167 compat=0';
+    const count = () => spawnSync('dmesg', [], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(marker)).length;
+    const profile = (flags?: string[]) => (c: Config) => {
+      c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['swapon'], action: 'SCMP_ACT_ERRNO', errnoRet: 77 }], ...(flags ? { flags } : {}) };
+    };
+    const before = count();
+    let r = run(ws.ours, ws.bundle(['sh', '-c', 'swapon /dev/null; grep Seccomp: /proc/self/status'], profile()));
+    expect([r.status, r.stdout]).toEqual([0, 'Seccomp:\t2\n']);
+    expect(count()).toBe(before); // errno actions are not logged by default
+    r = run(ws.ours, ws.bundle(['sh', '-c', 'swapon /dev/null; grep Seccomp: /proc/self/status'], profile(['SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_TSYNC'])));
+    expect([r.status, r.stdout]).toEqual([0, 'Seccomp:\t2\n']);
+    expect(r.stderr).toMatch(/swapon: \/dev\/null: File descriptor in bad state/); // errno 77
+    for (let i = 0; i < 50 && count() === before; i++) sleepMs(20);
+    expect(count()).toBe(before + 1);
+    const runc = run(ws.runc, ws.bundle(['true'], profile(['SECCOMP_FILTER_FLAG_LOG'])));
+    expect(runc.status).toBe(1);
+  });
+
   it('reports a bad profile in one line naming the field, and leaves nothing', () => {
     const cases: [string, (p: SeccompProfile) => void, string][] = [
       ['bad default action', (p) => (p.defaultAction = 'SCMP_ACT_MAYBE'), 'linux.seccomp.defaultAction: unknown action `SCMP_ACT_MAYBE`'],
@@ -165,7 +238,14 @@ describe.skipIf(missing.length > 0)('swarm-runtime seccomp', () => {
       ['bad op', (p) => (p.syscalls![7]!.args![0]!.op = 'SCMP_CMP_ALMOST'), 'linux.seccomp.syscalls[7].args[0].op: unknown operator `SCMP_CMP_ALMOST`'],
       ['bad index', (p) => (p.syscalls![7]!.args![0]!.index = 6), 'linux.seccomp.syscalls[7].args[0].index: out of range'],
       ['no names', (p) => (p.syscalls![1]!.names = []), 'linux.seccomp.syscalls[1].names: must not be empty'],
-      ['notify', (p) => (p.syscalls![1]!.action = 'SCMP_ACT_NOTIFY'), 'linux.seccomp.syscalls[1].action: SCMP_ACT_NOTIFY is not supported yet `SCMP_ACT_NOTIFY`'],
+      ['notify without a listener', (p) => p.syscalls!.push({ names: ['mkdir'], action: 'SCMP_ACT_NOTIFY' }), 'linux.seccomp.listenerPath: needed by SCMP_ACT_NOTIFY'],
+      ['notify as the default', (p) => Object.assign(p, { defaultAction: 'SCMP_ACT_NOTIFY', listenerPath: '/x' }), 'linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action'],
+      ['unknown flag', (p) => Object.assign(p, { flags: ['SECCOMP_FILTER_FLAG_FAST'] }), 'linux.seccomp.flags[0]: unknown flag `SECCOMP_FILTER_FLAG_FAST`'],
+      [
+        'flag libseccomp 2.5 lacks',
+        (p) => Object.assign(p, { flags: ['SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'] }),
+        'linux.seccomp.flags[0]: not supported (libseccomp 2.5 has no attribute for it) `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`',
+      ],
     ];
     for (const [what, edit, message] of cases) {
       const profile = defaultSeccomp();
@@ -178,3 +258,9 @@ describe.skipIf(missing.length > 0)('swarm-runtime seccomp', () => {
     }
   });
 });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}

@@ -136,7 +136,7 @@ describe.skipIf(MISSING.length > 0)('RuntimeExecutor', () => {
       };
       expect(config.process.env).toEqual(['HOSTNAME=box1', 'PATH=/bin', 'GREETING=hi']);
       expect(config.process.capabilities.bounding).toContain('CAP_NET_RAW');
-      expect(config.linux.resources).toEqual({ memory: { limit: 64 << 20 }, cpu: { quota: 50_000, period: 100_000 }, pids: { limit: 50 } });
+      expect(config.linux.resources).toEqual({ memory: { limit: 64 << 20 }, cpu: { quota: 50_000, period: 100_000 }, pids: { limit: 50 }, devices: [{ allow: false, access: 'rwm' }] });
       expect(config.linux.seccomp?.defaultAction).toBe('SCMP_ACT_ALLOW');
 
       await ex.start(info.id);

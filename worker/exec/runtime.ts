@@ -371,7 +371,6 @@ export class RuntimeExecutor implements Executor {
 
   async prepare(spec: ContainerSpec): Promise<ContainerInfo> {
     checkSpec(spec);
-    if (spec.tty === true && this.runtime === 'swarm-runtime') throw new InvalidArgumentError('tty', 'a terminal is not supported by swarm-runtime yet (it has no --console-socket); runc and crun have one');
     const log = spec.log ?? logConfig('', {}); // always bounded
     checkLogConfig(log);
     if (spec.network === 'bridge' && this.network === undefined) throw new InvalidArgumentError('network', 'bridge networking needs an executor with a bridge driver');

@@ -62,12 +62,12 @@ describe('container config', () => {
     expect(c.process.env).toEqual(['HOSTNAME=web-1', 'PATH=/bin', 'MODE=spec']);
     expect([...c.process.capabilities.bounding].sort()).toEqual([...DEFAULT_CAPABILITIES].sort());
     expect(c.hostname).toBe('web-1');
-    expect(c.linux.resources).toEqual({ memory: { limit: 1 << 26 }, cpu: { quota: 150_000, period: 100_000 }, pids: { limit: 64 } });
+    expect(c.linux.resources).toEqual({ memory: { limit: 1 << 26 }, cpu: { quota: 150_000, period: 100_000 }, pids: { limit: 64 }, devices: [{ allow: false, access: 'rwm' }] });
     expect(c.linux.cgroupsPath).toBe('/tswarm/c1');
-    expect(c.linux.namespaces.map((n) => n.type)).toEqual(['pid', 'network', 'ipc', 'uts', 'mount']);
+    expect(c.linux.namespaces.map((n) => n.type)).toEqual(['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup']);
     // the spec's /dev/shm replaces the standard one
-    expect(c.mounts.map((m) => m.destination)).toEqual(['/proc', '/dev', '/dev/pts', '/dev/mqueue', '/sys', '/dev/shm']);
-    expect(c.mounts[5]).toEqual({ destination: '/dev/shm', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'noexec', 'size=1024', 'mode=1777'] });
+    expect(c.mounts.map((m) => m.destination)).toEqual(['/proc', '/dev', '/dev/pts', '/dev/mqueue', '/sys', '/sys/fs/cgroup', '/dev/shm']);
+    expect(c.mounts[6]).toEqual({ destination: '/dev/shm', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'noexec', 'size=1024', 'mode=1777'] });
     expect(c.annotations).toEqual({ 'io.tswarm.image': image.reference });
     expect(c.linux.seccomp).toBeUndefined();
   });

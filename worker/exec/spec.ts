@@ -61,7 +61,7 @@ export interface OciConfig {
   linux: {
     namespaces: { type: string; path?: string }[];
     cgroupsPath: string;
-    resources: { memory?: { limit: number }; cpu?: { quota: number; period: number }; pids?: { limit: number } };
+    resources: { memory?: { limit: number }; cpu?: { quota: number; period: number }; pids?: { limit: number }; devices: DeviceRule[] };
     maskedPaths: string[];
     readonlyPaths: string[];
     seccomp?: unknown;
@@ -69,6 +69,22 @@ export interface OciConfig {
   };
   annotations: Record<string, string>;
 }
+
+/** A device cgroup rule (linux.resources.devices). */
+export interface DeviceRule {
+  allow: boolean;
+  type?: 'a' | 'b' | 'c';
+  major?: number;
+  minor?: number;
+  access: string;
+}
+
+/**
+ * Every device denied, as `runc spec` and Docker start: the runtime then allows its default
+ * nodes (null, zero, full, random, urandom, tty, ptmx, pts), so a container cannot open the
+ * host's disks through a node it makes with CAP_MKNOD.
+ */
+const DEVICE_RULES: DeviceRule[] = [{ allow: false, access: 'rwm' }];
 
 /** Where swarm-init is mounted in a container with `init` (Docker's path for its init). */
 export const INIT_PATH = '/sbin/docker-init';
@@ -242,7 +258,7 @@ export function resolveUser(user: string | undefined, passwd: string, group: str
   return extra.length > 0 ? { uid, gid, additionalGids: extra } : { uid, gid };
 }
 
-/** The standard filesystems, as `runc spec` writes them (without the cgroup mount); /dev/shm of `shmBytes`. */
+/** The standard filesystems, as `runc spec` writes them; /dev/shm of `shmBytes`. */
 function standardMounts(shmBytes: number): OciMount[] {
   return [
     { destination: '/proc', type: 'proc', source: 'proc', options: [] },
@@ -251,6 +267,8 @@ function standardMounts(shmBytes: number): OciMount[] {
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shmBytes}`] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    // The container's own cgroups, read-only (its cgroup namespace roots them at its cgroup).
+    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
   ];
 }
 
@@ -298,7 +316,7 @@ export function buildConfig(input: ConfigInput): OciConfig {
   const user = resolveUser(spec.user ?? image.config?.User, input.passwd, input.group, spec.groups);
   const cwd = spec.dir ?? (image.config?.WorkingDir ? image.config.WorkingDir : '/');
   if (!path.isAbsolute(cwd)) throw new InvalidArgumentError('dir', `the image's WorkingDir is not absolute: ${JSON.stringify(cwd)}`);
-  const resources: OciConfig['linux']['resources'] = {};
+  const resources: OciConfig['linux']['resources'] = { devices: DEVICE_RULES.map((r) => ({ ...r })) };
   const l = spec.limits ?? {};
   if (l.memoryBytes !== undefined) resources.memory = { limit: l.memoryBytes };
   if (l.nanoCpus !== undefined) resources.cpu = { quota: Math.round((l.nanoCpus * CFS_PERIOD) / 1e9), period: CFS_PERIOD };
@@ -340,7 +358,9 @@ export function buildConfig(input: ConfigInput): OciConfig {
     hostname,
     mounts,
     linux: {
-      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      // A cgroup namespace of its own, as Docker gives on cgroup v2 (private): the container sees
+      // its own cgroup as the root of /sys/fs/cgroup.
+      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }],
       cgroupsPath: input.cgroupsPath,
       resources,
       maskedPaths: MASKED_PATHS,
