@@ -2,11 +2,12 @@
 // ways and heal, processes can be killed and restarted with their logs kept, and nothing is left
 // behind, also when the owning process is interrupted or killed.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { HOST_STATE_MOUNT, isAlive, Lab, labLeftovers, sweepStaleLabs, type LabHost } from './lab.js';
+import { OURS, Workspace } from '../native/bundle.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const probe = join(here, 'probe.mjs');
@@ -124,6 +125,36 @@ describe('lab cleanup', () => {
     await lab.destroy();
     expect(labLeftovers(lab.id)).toEqual([]);
     for (const pid of pids) expect(isAlive(pid)).toBe(false);
+  });
+
+  it("removes the containers its hosts' runtime made, though they live in namespaces of their own", async () => {
+    const ws = new Workspace();
+    const lab = await Lab.create({ hosts: 1 });
+    try {
+      const h = lab.hosts[0]!;
+      const bundle = ws.bundle(['sleep', '3600'], (c) => {
+        c.linux.cgroupsPath = `/tswarm-lab-test/${lab.id}`;
+      });
+      // (The container would hold a pipe for stdout open: /dev/null instead.)
+      const r = await h.exec('sh', ['-c', `${OURS} run --detach --bundle ${bundle} lab-c1 >/dev/null 2>&1`]);
+      expect(r.code, r.stderr).toBe(0);
+      const state = JSON.parse((await h.exec(OURS, ['state', 'lab-c1'])).stdout) as { pid: number };
+      expect(isAlive(state.pid)).toBe(true);
+      await lab.destroy();
+      expect(isAlive(state.pid)).toBe(false);
+      expect(existsSync(`/sys/fs/cgroup/pids/tswarm-lab-test/${lab.id}`) || existsSync(`/sys/fs/cgroup/tswarm-lab-test/${lab.id}`)).toBe(false);
+    } finally {
+      await lab.destroy();
+      for (const d of ['/sys/fs/cgroup', ...readdirSync('/sys/fs/cgroup').map((x) => join('/sys/fs/cgroup', x))]) {
+        try {
+          rmdirSync(join(d, 'tswarm-lab-test'));
+        } catch {
+          // absent (or not a hierarchy)
+        }
+      }
+      ws.cleanup();
+      ws.remove();
+    }
   });
 
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGKILL'] as const) {

@@ -114,9 +114,62 @@ function netnsInode(name: string): string | undefined {
   }
 }
 
+/** The cgroup hierarchies of this machine: the v2 root, or each v1 hierarchy (and a hybrid's unified tree). */
+function cgroupHierarchies(): string[] {
+  const root = '/sys/fs/cgroup';
+  if (existsSync(join(root, 'cgroup.procs'))) return [root];
+  return readdirSync(root)
+    .map((d) => join(root, d))
+    .filter((d) => existsSync(join(d, 'cgroup.procs')));
+}
+
 /**
- * Removes everything a lab record lists: processes in its namespaces (network namespaces, and the
- * mount namespaces of host anchors), the namespaces, the state directory, the record itself.
+ * The containers a host's runtime made (their state under the host's /run/swarm-runtime, read
+ * through its anchor's root): every process in their cgroups killed, the cgroups removed. Their
+ * processes live in namespaces of their own, which the namespace scan does not see: without this,
+ * a lab torn down by a signal (a Ctrl-C of the demo) left its containers running.
+ */
+function removeContainers(anchorPid: number): void {
+  const dir = `/proc/${anchorPid}/root/run/swarm-runtime`;
+  let ids: string[];
+  try {
+    ids = readdirSync(dir);
+  } catch {
+    return;
+  }
+  const hierarchies = cgroupHierarchies();
+  for (const id of ids) {
+    let cgroupPath: unknown;
+    try {
+      cgroupPath = (JSON.parse(readFileSync(join(dir, id, 'state.json'), 'utf8')) as { cgroupPath?: unknown }).cgroupPath;
+    } catch {
+      continue;
+    }
+    if (typeof cgroupPath !== 'string' || !cgroupPath.startsWith('/') || cgroupPath.split('/').includes('..')) continue;
+    const dirs = hierarchies.map((h) => join(h, cgroupPath)).filter((d) => existsSync(d));
+    const procs = (): number[] =>
+      dirs.flatMap((d) => {
+        try {
+          return readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+        } catch {
+          return [];
+        }
+      });
+    for (let round = 0; round < 2; round++) killAndWait(new Set(procs()));
+    for (const d of dirs) {
+      try {
+        rmdirSync(d);
+      } catch {
+        // still busy or gone: the suite's teardown sweeps empty parents
+      }
+    }
+  }
+}
+
+/**
+ * Removes everything a lab record lists: the containers of its hosts, processes in its namespaces
+ * (network namespaces, and the mount namespaces of host anchors), the namespaces, the state
+ * directory, the record itself.
  * Idempotent, synchronous, never throws.
  */
 function teardown(record: LabRecord): void {
@@ -134,6 +187,8 @@ function teardown(record: LabRecord): void {
     const mnt = namespaceOf(pid, 'mnt');
     if (net && nets.has(net) && mnt && mnt !== namespaceOf('self', 'mnt')) mnts.add(mnt);
   }
+  // The containers first, while the anchors still show their hosts' /run.
+  for (const pid of anchorPids) if (mnts.has(namespaceOf(pid, 'mnt') ?? '')) removeContainers(pid);
   // Twice: a process may fork between the scan and the kill.
   for (let round = 0; round < 2; round++) {
     killAndWait(new Set([...pidsInNamespaces('net', nets), ...pidsInNamespaces('mnt', mnts)]));
@@ -469,7 +524,10 @@ export class Lab {
     const child = spawn(
       'setpriv',
       ['--pdeathsig', 'KILL', '--', 'nsenter', `--net=/run/netns/${ns}`, '--', 'unshare', '--uts', '--mount', '--propagation', 'private', '--kill-child', 'sh', '-c', script],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      // A process group of its own: a Ctrl-C (SIGINT to the terminal's foreground group) must not
+      // end the anchor before the clean-up has used its namespaces to delete the host's
+      // containers; the death signal still ends it with its parent.
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     return new Promise((resolve, reject) => {
       let out = '';
