@@ -253,9 +253,13 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
   const ep = spec.endpoint;
   if (ep) {
     checkEnum(ep.mode, [EndpointSpec_ResolutionMode.RESOLUTION_MODE_VIP, EndpointSpec_ResolutionMode.RESOLUTION_MODE_DNSRR], 'vip, dnsrr', `${field}.endpoint.mode`);
+    // Service discovery (a VIP, or DNS round robin) comes with overlay networks: until then the
+    // default is all there is, and dnsrr would be recorded and not done.
+    if (ep.mode === EndpointSpec_ResolutionMode.RESOLUTION_MODE_DNSRR) fail(`${field}.endpoint.mode`, 'dnsrr (DNS round robin) needs service discovery, which comes with overlay networks; not supported yet');
     const published = new Set<string>();
     ep.ports.forEach((port, i) => {
       const f = `${field}.endpoint.ports[${i}]`;
+      if (port.name !== '') fail(`${f}.name`, 'named ports are not supported (the name would be kept and used for nothing)');
       checkEnum(port.protocol, [PortConfig_Protocol.PROTOCOL_TCP, PortConfig_Protocol.PROTOCOL_UDP, PortConfig_Protocol.PROTOCOL_SCTP], 'tcp, udp, sctp', `${f}.protocol`);
       checkEnum(port.publishMode, [PortConfig_PublishMode.PUBLISH_MODE_INGRESS, PortConfig_PublishMode.PUBLISH_MODE_HOST], 'ingress, host', `${f}.publishMode`);
       if (port.targetPort < 1 || port.targetPort > 65535) fail(`${f}.targetPort`, `${port.targetPort} is not a port (1-65535)`);

@@ -4,6 +4,7 @@
 // test/options/guard.test.ts enumerates the fields of the .proto files and fails when a field has
 // no entry here, so that no option can again be accepted and silently dropped.
 import type { ServiceSpec } from '../../proto/gen/tswarm/specs.js';
+import { EndpointSpec_ResolutionMode, PortConfig_Protocol, PortConfig_PublishMode } from '../../proto/gen/tswarm/types.js';
 
 /** The services the probes run in: each is one container with the flags of its group. */
 export type ProbeService = 'root' | 'user' | 'init';
@@ -142,6 +143,46 @@ export const FIELDS: Record<string, Coverage> = {
   'forceUpdate': { test: { file: LAB, name: 'rolls the tasks out again on --force, with nothing else changed' } },
   'logDriver.name': { test: { file: LAB, name: 'keeps no log for a --log-driver none service' } },
   'logDriver.options': { test: { file: 'test/logs-rotation-lab.test.ts', name: 'keeps a container writing 100 MB within max-size=1m x max-file=3, and --tail shows its last lines' } },
+};
+
+const CONTROL = 'manager/controlapi/control.test.ts';
+const ORCH = 'manager/orchestrator/orchestrator.test.ts';
+
+/** The fields of ServiceSpec outside its TaskSpec (above), with the same rule. */
+export const SERVICE_FIELDS: Record<string, Coverage> = {
+  'annotations.name': { test: { file: CONTROL, name: 'creates a service and finds it by id, name and id prefix' } },
+  'annotations.labels': { test: { file: CONTROL, name: 'creates a service and finds it by id, name and id prefix' } },
+  'replicated.replicas': { test: { file: RECONCILE, name: 'creates one task per slot, as the contract with the allocator and scheduler says' } },
+  'global': { test: { file: RECONCILE, name: 'one task per ready, active node that matches the constraints' } },
+  'replicatedJob.maxConcurrent': { test: { file: ORCH, name: 'runs a replicated job to its total completions, at most max_concurrent at a time' } },
+  'replicatedJob.totalCompletions': { test: { file: ORCH, name: 'runs a replicated job to its total completions, at most max_concurrent at a time' } },
+  'globalJob': { test: { file: RECONCILE, name: 'global job: once per eligible node, joining nodes included; completed nodes do not run again' } },
+  'update.parallelism': { test: { file: RECONCILE, name: 'start-first: the new task runs before the old one is shut down; parallelism 0 does all at once' } },
+  'update.delayMs': { test: { file: RECONCILE, name: 'waits for the monitor period and the delay between batches' } },
+  'update.failureAction': { test: { file: RECONCILE, name: 'failure action rollback: swaps to the previous spec and rolls back with the rollback config' } },
+  'update.monitorMs': { test: { file: RECONCILE, name: 'waits for the monitor period and the delay between batches' } },
+  'update.maxFailureRatio': { test: { file: RECONCILE, name: 'pauses on failures beyond the ratio, and resumes on a new spec version' } },
+  'update.order': { test: { file: RECONCILE, name: 'start-first: the new task runs before the old one is shut down; parallelism 0 does all at once' } },
+  'rollback.parallelism': { test: { file: RECONCILE, name: 'failure action rollback: swaps to the previous spec and rolls back with the rollback config' } },
+  'rollback.delayMs': { test: { file: RECONCILE, name: 'failure action rollback: swaps to the previous spec and rolls back with the rollback config' } },
+  'rollback.failureAction': { test: { file: RECONCILE, name: 'failure action rollback: swaps to the previous spec and rolls back with the rollback config' } },
+  'rollback.monitorMs': { test: { file: RECONCILE, name: 'failure action rollback: swaps to the previous spec and rolls back with the rollback config' } },
+  'rollback.maxFailureRatio': { test: { file: RECONCILE, name: 'failure action rollback: swaps to the previous spec and rolls back with the rollback config' } },
+  'rollback.order': { test: { file: RECONCILE, name: 'failure action rollback: swaps to the previous spec and rolls back with the rollback config' } },
+  'endpoint.mode': {
+    refused: (s) => {
+      s.endpoint = { mode: EndpointSpec_ResolutionMode.RESOLUTION_MODE_DNSRR, ports: [] };
+    },
+  },
+  'endpoint.ports.name': {
+    refused: (s) => {
+      s.endpoint = { mode: EndpointSpec_ResolutionMode.RESOLUTION_MODE_VIP, ports: [{ name: 'web', protocol: PortConfig_Protocol.PROTOCOL_TCP, targetPort: 80, publishedPort: 8080, publishMode: PortConfig_PublishMode.PUBLISH_MODE_HOST }] };
+    },
+  },
+  'endpoint.ports.protocol': { test: { file: ORCH_LAB, name: 'publishes a host-mode port on each worker, reachable from another host; a third replica stays pending; nothing left after removal' } },
+  'endpoint.ports.targetPort': { test: { file: ORCH_LAB, name: 'publishes a host-mode port on each worker, reachable from another host; a third replica stays pending; nothing left after removal' } },
+  'endpoint.ports.publishedPort': { test: { file: ORCH_LAB, name: 'publishes a host-mode port on each worker, reachable from another host; a third replica stays pending; nothing left after removal' } },
+  'endpoint.ports.publishMode': { test: { file: ORCH_LAB, name: 'publishes a host-mode port on each worker, reachable from another host; a third replica stays pending; nothing left after removal' } },
 };
 
 /** Effects of the user service that root cannot show: capabilities of a non-root user. */
