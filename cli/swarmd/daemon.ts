@@ -21,6 +21,7 @@ import { parseEtcdUrl } from '../../manager/store/etcd-backend.js';
 import { joinCluster, ManagerClient } from './join.js';
 import { Agent } from '../../worker/agent/agent.js';
 import { DirLock } from '../../common/dir-lock.js';
+import { LoopLagMonitor } from '../../common/loop-lag.js';
 import { defaultSpawner, RuntimeExecutor } from '../../worker/exec/runtime.js';
 import { ImageStore } from '../../worker/image/store.js';
 import { RegistryImageResolver } from './image-resolver.js';
@@ -159,6 +160,7 @@ export class Daemon {
   private stopped = false;
   private agent: Agent | undefined;
   private lock: DirLock | undefined;
+  private lag: LoopLagMonitor | undefined;
 
   constructor(private readonly options: DaemonOptions) {}
 
@@ -217,6 +219,8 @@ export class Daemon {
     this.lock = await DirLock.acquire(dataDir, 'swarmd');
     this.nodeId = loadOrCreateNodeId(dataDir);
     const log = (this.log = this.options.logger(this.nodeId));
+    this.lag = new LoopLagMonitor(log);
+    this.lag.start();
     this.settings = loadSettings(this.settingsPath);
 
     if (this.options.init?.forceNewCluster) await this.forceNewCluster(this.options.init);
@@ -468,6 +472,7 @@ export class Daemon {
     );
     rmSync(this.options.socket, { force: true });
     this.lock?.release();
+    this.lag?.stop();
     await this.manager?.stop();
     this.log?.info('swarmd stopped');
   }
