@@ -11,6 +11,9 @@ export interface LoopLag {
   maxMs: number;
 }
 
+/** The histogram's timer period: its samples are the time between two firings, so this much is no lag. */
+const RESOLUTION_MS = 10;
+
 export class LoopLagMonitor {
   private readonly histogram: IntervalHistogram;
   private timer: NodeJS.Timeout | undefined;
@@ -19,7 +22,7 @@ export class LoopLagMonitor {
     private readonly log: Logger,
     private readonly windowMs = 10_000,
   ) {
-    this.histogram = monitorEventLoopDelay({ resolution: 10 });
+    this.histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   }
 
   start(): void {
@@ -30,8 +33,8 @@ export class LoopLagMonitor {
 
   /** The window so far (and a new one started). */
   take(): LoopLag {
-    // The histogram counts nanoseconds; its resolution is included in every sample.
-    const ms = (ns: number): number => Math.round(ns / 1e4) / 100;
+    // The histogram counts nanoseconds, the timer's period included in every sample.
+    const ms = (ns: number): number => Math.max(0, Math.round(ns / 1e4) / 100 - RESOLUTION_MS);
     const lag = { p50Ms: ms(this.histogram.percentile(50)), p99Ms: ms(this.histogram.percentile(99)), maxMs: ms(this.histogram.max) };
     this.histogram.reset();
     return lag;

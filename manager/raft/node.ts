@@ -9,6 +9,7 @@
 import { ConfChange, ConfChange_Type, EntryType, MessageType, type ConfState, type Entry, type HardState, type RaftMessage, type SnapshotMetadata } from '../../proto/gen/tswarm/raft.js';
 import { LeadershipLostError, RaftError, StoppedError } from './errors.js';
 import { RaftCore } from './core/raft.js';
+import { PieceBytes } from './core/bytes.js';
 import type { PersistedState, RaftConfig, Ready, SoftState, Status } from './core/types.js';
 
 /** What the node needs from durable storage (RaftDisk implements it). */
@@ -18,6 +19,24 @@ export interface RaftStorage {
   /** sync() off the event loop (see RaftNodeOptions.asyncSync). */
   syncAsync?(done: (err: Error | null) => void): void;
   saveSnapshot(metadata: SnapshotMetadata, data: Uint8Array): void;
+  /**
+   * saveSnapshot in two halves, for snapshots taken across turns of the event loop (see
+   * RaftNodeOptions.defer): the file written off the loop, then committed; a file not committed
+   * is discarded. Optional: all three or none.
+   */
+  writeSnapshot?(metadata: SnapshotMetadata, pieces: readonly Uint8Array[], size: number, done: (err: Error | null) => void): { abort(): void };
+  commitSnapshot?(metadata: SnapshotMetadata): void;
+  discardSnapshot?(metadata: SnapshotMetadata): void;
+}
+
+/**
+ * A state machine's state as of one moment, handed out in pieces: each call to next() does a
+ * bounded amount of work and returns the next pieces, undefined once all are out. The state may
+ * change between calls; what the pieces hold does not (they are the state at the moment the
+ * source was made).
+ */
+export interface SnapshotSource {
+  next(): Uint8Array[] | undefined;
 }
 
 /** The replicated state machine. apply() must be deterministic: every replica applies the same entries in the same order. */
@@ -25,6 +44,8 @@ export interface StateMachine<R = unknown> {
   apply(data: Uint8Array, index: number): R;
   /** The whole state, for a snapshot. */
   snapshot(): Uint8Array;
+  /** The whole state as of now, in pieces (snapshot() joined), taken across turns of the loop. Optional. */
+  snapshotSource?(): SnapshotSource;
   /** Replaces the whole state with a snapshot's. */
   restore(data: Uint8Array): void;
 }
@@ -54,6 +75,23 @@ export interface RaftNodeOptions<R> {
   asyncSync?: boolean;
   /** The storage failed: the node has stopped; the process should restart and recover. */
   onFatal?: (err: Error) => void;
+  /**
+   * Runs a function on a later turn of the event loop (setImmediate). With it, and a state machine
+   * and storage that support it, a snapshot is taken in pieces across turns and its file written
+   * off the loop: a large store's snapshot taken in one go stopped the loop for longer than an
+   * election timeout. Without it (the simulation), snapshots are taken in one go.
+   */
+  defer?: (fn: () => void) => void;
+}
+
+/** A snapshot being taken across turns of the event loop (see maybeSnapshot). */
+interface SnapshotJob {
+  metadata: SnapshotMetadata;
+  source: SnapshotSource;
+  pieces: Uint8Array[];
+  size: number;
+  /** Aborts the file being written, once the pieces are all taken. */
+  write?: { abort(): void };
 }
 
 interface PendingProposal<R> {
@@ -89,6 +127,9 @@ export class RaftNode<R = unknown> {
   private persisting = false;
   private readonly asyncSync: boolean;
   private readonly onFatal: ((err: Error) => void) | undefined;
+  private readonly defer: ((fn: () => void) => void) | undefined;
+  /** The snapshot being taken across turns, if any: there is one at a time. */
+  private snapshotJob: SnapshotJob | undefined;
 
   /** The index of the last entry applied to the state machine. */
   appliedIndex: number;
@@ -107,6 +148,7 @@ export class RaftNode<R = unknown> {
     this.onConfChange = opts.onConfChange;
     this.asyncSync = opts.asyncSync === true && typeof opts.storage.syncAsync === 'function';
     this.onFatal = opts.onFatal;
+    this.defer = opts.defer;
     this.durableTerm = opts.state.hardState.term;
     this.durableVote = opts.state.hardState.vote;
     const snap = opts.state.snapshot;
@@ -201,6 +243,8 @@ export class RaftNode<R = unknown> {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.snapshotJob?.write?.abort();
+    this.snapshotJob = undefined;
     this.failProposals(new StoppedError(this.id));
     this.failReads(new StoppedError(this.id));
   }
@@ -343,13 +387,73 @@ export class RaftNode<R = unknown> {
   private maybeSnapshot(): void {
     if (this.snapshotEntries <= 0 || this.appliedIndex - this.lastSnapshotIndex < this.snapshotEntries) return;
     if (this.appliedIndex <= this.core.log.snapshotIndex) return; // a leader's snapshot was installed meanwhile
+    if (this.snapshotJob) return; // one at a time; the next comes after it
     const index = this.appliedIndex;
     const confState = { ...this.confState, addresses: Object.fromEntries([...this.addresses].map(([id, a]) => [String(id), a])) };
-    const snap = this.core.createSnapshot(index, confState, this.sm.snapshot());
-    this.storage.saveSnapshot(snap.metadata, snap.data);
+    const st = this.storage;
+    if (this.defer && this.sm.snapshotSource && st.writeSnapshot && st.commitSnapshot && st.discardSnapshot) {
+      const term = this.core.log.term(index);
+      if (term === undefined) return;
+      this.snapshotJob = { metadata: { index, term, confState }, source: this.sm.snapshotSource(), pieces: [], size: 0 };
+      this.defer(() => this.snapshotStep());
+      return;
+    }
+    const data = this.sm.snapshot();
+    const snap = this.core.createSnapshot(index, confState, data);
+    this.storage.saveSnapshot(snap.metadata, data);
+    this.snapshotTaken(index);
+  }
+
+  /** The log is compacted up to a snapshot now durable at `index`. */
+  private snapshotTaken(index: number): void {
     this.lastSnapshotIndex = index;
     const compactTo = Math.min(index - this.keepEntries, this.core.log.stable);
     if (compactTo > this.core.log.snapshotIndex) this.core.compact(compactTo);
+  }
+
+  /**
+   * One step of the snapshot job: the state machine's next pieces, one turn at a time; once all
+   * are out, the file is written off the loop (storage.writeSnapshot), then committed on the loop
+   * (its WAL record) and made the core's snapshot, which the leader sends from; the log is
+   * compacted. A snapshot installed from the leader meanwhile makes this one moot: its file goes.
+   */
+  private snapshotStep(): void {
+    const job = this.snapshotJob;
+    if (!job || this.stopped) return;
+    const pieces = job.source.next();
+    if (pieces !== undefined) {
+      for (const p of pieces) {
+        job.pieces.push(p);
+        job.size += p.length;
+      }
+      this.defer!(() => this.snapshotStep());
+      return;
+    }
+    const st = this.storage;
+    try {
+      job.write = st.writeSnapshot!(job.metadata, job.pieces, job.size, (err) => {
+        if (this.snapshotJob !== job) return; // stopped meanwhile
+        this.snapshotJob = undefined;
+        if (err) return this.fail(err);
+        const { index } = job.metadata;
+        if (index <= this.core.log.snapshotIndex || index <= this.lastSnapshotIndex) {
+          st.discardSnapshot!(job.metadata);
+          return;
+        }
+        try {
+          st.commitSnapshot!(job.metadata);
+        } catch (commitErr) {
+          return this.fail(commitErr as Error);
+        }
+        this.core.createSnapshot(index, job.metadata.confState!, new PieceBytes(job.pieces));
+        this.snapshotTaken(index);
+        // Another snapshot may be due already.
+        this.maybeSnapshot();
+      });
+    } catch (err) {
+      this.snapshotJob = undefined;
+      this.fail(err as Error);
+    }
   }
 
   private failProposals(err: Error): void {

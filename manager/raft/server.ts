@@ -110,6 +110,7 @@ export class RaftServer<R = unknown> {
       stateMachine: opts.stateMachine,
       send: (msgs) => this.transport.send(msgs),
       asyncSync: true,
+      defer: (fn) => setImmediate(fn),
       onFatal: (err) => {
         opts.log?.fatal({ err: err.message }, 'raft: storage failed; stopping (restart the process to recover from disk)');
         void this.stop();

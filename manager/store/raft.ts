@@ -9,6 +9,7 @@ export function storeStateMachine(store: MemoryStore): StateMachine<ApplyResult>
   return {
     apply: (data, index) => store.apply(data, index),
     snapshot: () => store.snapshot(),
+    snapshotSource: () => store.snapshotSource(),
     restore: (data) => store.restore(data),
   };
 }

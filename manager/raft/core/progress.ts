@@ -4,6 +4,8 @@
 //   unacknowledged messages;
 // - snapshot: the peer needs a snapshot; chunks are sent one at a time, each acknowledged.
 
+import type { SnapshotBytes } from './bytes.js';
+
 export type ProgressState = 'probe' | 'replicate' | 'snapshot';
 
 /** A bounded FIFO of the last indexes of in-flight append messages. */
@@ -57,7 +59,7 @@ export class Progress {
   /** Ticks since the last chunk was sent (resent after a heartbeat interval without an ack). */
   snapshotIdleTicks = 0;
   /** The snapshot being sent (kept even if the leader takes a newer one meanwhile). */
-  sendingSnapshot: { metadata: { index: number; term: number }; data: Uint8Array } | undefined;
+  sendingSnapshot: { metadata: { index: number; term: number }; data: SnapshotBytes } | undefined;
 
   constructor(
     next: number,

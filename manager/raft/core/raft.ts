@@ -14,7 +14,8 @@ import { ConfChangeError, NotLeaderError, ProposalDroppedError, RaftError, TooLa
 import { RaftLog } from './log.js';
 import { Progress } from './progress.js';
 import { randomInt } from './rand.js';
-import type { PeerStatus, PersistedState, RaftConfig, ReadState, Ready, Role, Snapshot, SoftState, Status } from './types.js';
+import type { SnapshotBytes } from './bytes.js';
+import type { LocalSnapshot, PeerStatus, PersistedState, RaftConfig, ReadState, Ready, Role, Snapshot, SoftState, Status } from './types.js';
 
 const EMPTY = Buffer.alloc(0);
 const TRANSFER_CONTEXT = Buffer.from('transfer');
@@ -95,7 +96,7 @@ export class RaftCore {
   private leadTransferee = 0;
 
   /** The latest snapshot: sent to followers that need entries already compacted. */
-  private snapshot: Snapshot | undefined;
+  private snapshot: LocalSnapshot | undefined;
   /** A snapshot installed from the leader, for the next Ready. */
   private installedSnapshot: Snapshot | undefined;
   private incoming: IncomingSnapshot | undefined;
@@ -300,7 +301,7 @@ export class RaftCore {
    * Records a snapshot of the state machine taken at `index` (applied by the driver, with
    * `confState` the membership after applying it). The log is not compacted: see compact().
    */
-  createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
+  createSnapshot(index: number, confState: ConfState, data: SnapshotBytes): LocalSnapshot {
     if (index > this.log.applied) throw new RaftError(`raft: snapshot at ${index} is beyond the applied index ${this.log.applied}`);
     if (this.snapshot && index <= this.snapshot.metadata.index) return this.snapshot;
     const term = this.log.term(index);
@@ -383,7 +384,7 @@ export class RaftCore {
     return { voters: [...this.voters].sort((a, b) => a - b), learners: [...this.learners].sort((a, b) => a - b), addresses: {} };
   }
 
-  latestSnapshot(): Snapshot | undefined {
+  latestSnapshot(): LocalSnapshot | undefined {
     return this.snapshot;
   }
 

@@ -1,5 +1,6 @@
 // The core's inputs and outputs. The core is a deterministic state machine: messages, ticks and
 // proposals in; a Ready out (what to persist, send and apply), acknowledged with advance().
+import type { SnapshotBytes } from './bytes.js';
 import type { ConfState, Entry, HardState, RaftMessage, SnapshotMetadata } from '../../../proto/gen/tswarm/raft.js';
 import type { Random } from './rand.js';
 
@@ -57,6 +58,12 @@ export const DEFAULT_CORE_CONFIG: Omit<RaftConfig, 'id' | 'random'> = {
 export interface Snapshot {
   metadata: SnapshotMetadata;
   data: Uint8Array;
+}
+
+/** The leader's own latest snapshot, which it sends from (its data possibly in pieces: bytes.ts). */
+export interface LocalSnapshot {
+  metadata: SnapshotMetadata;
+  data: SnapshotBytes;
 }
 
 /** What the driver recovered from disk (or, for a new node, its bootstrap state). */

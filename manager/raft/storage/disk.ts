@@ -161,22 +161,56 @@ export class RaftDisk {
    * current snapshot's, is refused (IllegalStateError).
    */
   saveSnapshot(metadata: SnapshotMetadata, data: Uint8Array): void {
+    this.checkSnapshot(metadata);
+    this.snaps.save(metadata, data);
+    this.commitSnapshot(metadata);
+  }
+
+  /**
+   * The first half of saveSnapshot, off the event loop: writes the snapshot file from `pieces`
+   * (`size` bytes) durably and calls back; nothing else changes until commitSnapshot. The file
+   * alone counts for nothing (no WAL record names it), so a crash or an abort before the commit
+   * loses only the work.
+   */
+  writeSnapshot(metadata: SnapshotMetadata, pieces: readonly Uint8Array[], size: number, done: (err: Error | null) => void): { abort(): void } {
+    this.checkSnapshot(metadata);
+    return this.snaps.saveStreamed(metadata, pieces, size, (err) => done(err));
+  }
+
+  /**
+   * The second half: the WAL record of the snapshot written by writeSnapshot (synced with anything
+   * queued), the release of the WAL segments it covers, the pruning of old snapshot files. Refused
+   * as saveSnapshot refuses (a newer snapshot was installed meanwhile, say): then the caller drops
+   * the file with discardSnapshot.
+   */
+  commitSnapshot(metadata: SnapshotMetadata): void {
+    this.checkSnapshot(metadata);
+    const { index, term } = metadata;
+    // A compaction when the log holds the snapshot's entry with its term; else an installed
+    // snapshot, which replays as "drop the whole log" only if the replay can still see the entry
+    // it conflicts with: so an install releases the segments below its index, not at it.
+    const compaction = this.log.termOf(index) === term;
+    this.wal.appendSnapshot(metadata);
+    this.wal.sync();
+    this.log.snapshot(index, term);
+    this.wal.release(compaction ? index : index - 1);
+    this.snaps.prune(2);
+  }
+
+  /** Removes a snapshot file that writeSnapshot made and that will not be committed. */
+  discardSnapshot(metadata: SnapshotMetadata): void {
+    if (this.log.snapIndex === metadata.index) return; // it is the committed one
+    this.snaps.remove(metadata);
+  }
+
+  /** saveSnapshot's refusals, before anything is written. */
+  private checkSnapshot(metadata: SnapshotMetadata): void {
     this.check();
     const { index, term } = metadata;
     if (!Number.isSafeInteger(index) || index < 1) throw new InvalidArgumentError('metadata.index', `${index} is not a positive integer`);
     if (!Number.isSafeInteger(term) || term < 0) throw new InvalidArgumentError('metadata.term', `${term} is not a non-negative integer`);
     const problem = this.log.checkSnapshot(index, term);
     if (problem !== undefined) throw new IllegalStateError(`snapshot refused: ${problem}`);
-    // A compaction when the log holds the snapshot's entry with its term; else an installed
-    // snapshot, which replays as "drop the whole log" only if the replay can still see the entry
-    // it conflicts with: so an install releases the segments below its index, not at it.
-    const compaction = this.log.termOf(index) === term;
-    this.snaps.save(metadata, data);
-    this.wal.appendSnapshot(metadata);
-    this.wal.sync();
-    this.log.snapshot(index, term);
-    this.wal.release(compaction ? index : index - 1);
-    this.snaps.prune(2);
   }
 
   /** The WAL segments, oldest first (for tests and diagnostics). */

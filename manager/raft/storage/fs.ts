@@ -18,6 +18,7 @@ import {
   fdatasync,
   fdatasyncSync,
   fstatSync,
+  fsync as fsyncCb,
   fsyncSync,
   ftruncateSync,
   mkdirSync,
@@ -30,6 +31,8 @@ import {
   unlinkSync,
   write as writeCb,
   writeSync,
+  writev as writevCb,
+  rename as renameCb,
 } from 'node:fs';
 import { dirname, posix, resolve } from 'node:path';
 import { IllegalStateError, TswarmError } from '../../../common/errors.js';
@@ -92,10 +95,26 @@ export interface RaftFs {
    * A crash can leave `path.tmp` behind; the owner of the directory removes it on start.
    */
   writeAtomic(path: string, data: Uint8Array | readonly Uint8Array[]): void;
+  /**
+   * writeAtomic in pieces, off the calling thread: the writes, the fsync, the rename and the
+   * directory's fsync run in the thread pool, so that a file of a hundred megabytes costs the event
+   * loop nothing. Optional: the in-memory file system has none (callers use writeAtomic).
+   */
+  openAtomicStream?(path: string): AtomicStream;
   /** Removes a file; a missing file is not an error. Not durable before `syncDir`. */
   remove(path: string): void;
   /** Makes the creations, removals and renames in the directory durable. */
   syncDir(dir: string): void;
+}
+
+/** A file being written as writeAtomic writes one, in pieces; nothing is at `path` before commit. */
+export interface AtomicStream {
+  /** Appends `chunks` in order; `done` once written (not yet durable). One call at a time. */
+  write(chunks: readonly Uint8Array[], done: (err: Error | null) => void): void;
+  /** fsync, rename over the path, fsync of the directory; `done` once it is all durable. */
+  commit(done: (err: Error | null) => void): void;
+  /** Closes and removes what was written (after a failure, or when the file is no longer wanted). */
+  abort(): void;
 }
 
 /** A file-system call failed; names the operation and the path, keeps the system error as `cause`. */
@@ -338,6 +357,18 @@ export class NodeFs implements RaftFs {
     this.syncDir(dirname(path));
   }
 
+  openAtomicStream(path: string): AtomicStream {
+    return new NodeAtomicStream(path, (dir, done) => this.syncDirAsync(dir, done));
+  }
+
+  /** syncDir in the thread pool. */
+  private syncDirAsync(dir: string, done: (err: Error | null) => void): void {
+    openCb(dir, 'r', (err, fd) => {
+      if (err) return done(new StorageIoError('open', dir, err));
+      fsyncCb(fd, (syncErr) => closeCb(fd, () => done(syncErr ? new StorageIoError('fsync', dir, syncErr) : null)));
+    });
+  }
+
   remove(path: string): void {
     try {
       unlinkSync(path);
@@ -353,6 +384,74 @@ export class NodeFs implements RaftFs {
       io('fsync', dir, () => fsyncSync(fd));
     } finally {
       closeSync(fd);
+    }
+  }
+}
+
+/** writev takes at most IOV_MAX (1024 on Linux) buffers a call. */
+const IOV_MAX = 1024;
+
+/** NodeFs's AtomicStream: `<path>.tmp`, written with writev in the thread pool, then renamed. */
+class NodeAtomicStream implements AtomicStream {
+  private readonly tmp: string;
+  private fd: number | undefined;
+  private position = 0;
+
+  constructor(
+    private readonly path: string,
+    private readonly syncDir: (dir: string, done: (err: Error | null) => void) => void,
+  ) {
+    this.tmp = `${path}.tmp`;
+    // Opening is one quick syscall; the writes are what takes time.
+    this.fd = io('open', this.tmp, () => openSync(this.tmp, 'w', 0o600));
+  }
+
+  write(chunks: readonly Uint8Array[], done: (err: Error | null) => void): void {
+    const fd = this.fd;
+    if (fd === undefined) return done(new IllegalStateError(`write ${this.tmp}: the stream is closed`));
+    const next = (from: number, offset: number): void => {
+      if (from >= chunks.length) return done(null);
+      // A partial writev leaves `offset` bytes of chunks[from] written: resume inside it.
+      const batch = chunks.slice(from, from + IOV_MAX).map((c, i) => (i === 0 && offset > 0 ? c.subarray(offset) : c));
+      writevCb(fd, batch as NodeJS.ArrayBufferView[], this.position, (err, written) => {
+        if (err) return done(new StorageIoError('write', this.tmp, err));
+        this.position += written;
+        let i = from;
+        let left = written + offset;
+        while (i < chunks.length && left >= chunks[i]!.length) left -= chunks[i++]!.length;
+        next(i, left);
+      });
+    };
+    next(0, 0);
+  }
+
+  commit(done: (err: Error | null) => void): void {
+    const fd = this.fd;
+    if (fd === undefined) return done(new IllegalStateError(`commit ${this.tmp}: the stream is closed`));
+    fsyncCb(fd, (syncErr) => {
+      if (syncErr) {
+        this.abort();
+        return done(new StorageIoError('fsync', this.tmp, syncErr));
+      }
+      this.fd = undefined;
+      closeCb(fd, (closeErr) => {
+        if (closeErr) return done(new StorageIoError('close', this.tmp, closeErr));
+        renameCb(this.tmp, this.path, (renameErr) => {
+          if (renameErr) return done(new StorageIoError('rename', this.tmp, renameErr));
+          this.syncDir(dirname(this.path), done);
+        });
+      });
+    });
+  }
+
+  abort(): void {
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd !== undefined) closeSync(fd);
+    try {
+      unlinkSync(this.tmp);
+    } catch {
+      // gone already
     }
   }
 }
