@@ -40,6 +40,9 @@ import { RaftServer } from './raft/server.js';
 import { MemoryStore, type ApplyResult } from './store/memory.js';
 import { RaftProposer, storeStateMachine } from './store/raft.js';
 import { Sealer } from './store/sealing.js';
+
+/** Raft snapshots every this many applied entries unless the cluster says otherwise (SwarmKit's default). */
+const DEFAULT_SNAPSHOT_INTERVAL = 10_000;
 import { EtcdBackend } from './store/etcd-backend.js';
 
 export class ManagerError extends TswarmError {}
@@ -192,7 +195,7 @@ export class Manager implements LeaderLocator {
         heartbeatPeriodMs: 1000,
         taskHistoryRetentionLimit: 5,
         nodeCertExpiryMs: 90 * 24 * 3600 * 1000,
-        snapshotIntervalEntries: 10_000,
+        snapshotIntervalEntries: DEFAULT_SNAPSHOT_INTERVAL,
         defaultAddressPool: ['10.0.0.0/8'],
         subnetSize: 24,
         vxlanUdpPort: 4789,
@@ -248,6 +251,8 @@ export class Manager implements LeaderLocator {
       clientChannelOptions: TLS_CHANNEL_OPTIONS,
       authorize: (call) => peerIdentity(call)?.role === 'manager',
       log: this.opts.log.child({ component: 'raft' }),
+      // The cluster's setting (swarmctl cluster update --snapshot-interval), read at each check.
+      snapshotEntries: () => this.store.list('cluster')[0]?.spec?.snapshotIntervalEntries || DEFAULT_SNAPSHOT_INTERVAL,
     });
     this.store.setProposer(new RaftProposer(this.raft));
     this.registerServices();

@@ -341,4 +341,6 @@ export function validateClusterSpec(spec: ClusterSpec | undefined, field = 'spec
   }
   if (spec.taskHistoryRetentionLimit > 10_000) fail(`${field}.taskHistoryRetentionLimit`, 'is at most 10000');
   if (spec.nodeCertExpiryMs !== 0 && spec.nodeCertExpiryMs < 3600_000) fail(`${field}.nodeCertExpiryMs`, 'is at least one hour');
+  // Fewer than 100 entries between snapshots would snapshot the whole store almost every write.
+  if (spec.snapshotIntervalEntries !== 0 && spec.snapshotIntervalEntries < 100) fail(`${field}.snapshotIntervalEntries`, `${spec.snapshotIntervalEntries} is below the minimum of 100`);
 }

@@ -60,8 +60,8 @@ export interface RaftNodeOptions<R> {
   stateMachine: StateMachine<R>;
   /** Hands messages to the transport; must not throw. */
   send: (messages: RaftMessage[]) => void;
-  /** Take a snapshot after this many applied entries (0: never). */
-  snapshotEntries?: number;
+  /** Take a snapshot after this many applied entries (0: never); a function is asked each time (the cluster's setting). */
+  snapshotEntries?: number | (() => number);
   /** Entries kept behind a snapshot, so slightly slow followers catch up without one. */
   keepEntries?: number;
   onSoftState?: (s: SoftState) => void;
@@ -109,7 +109,7 @@ export class RaftNode<R = unknown> {
   private readonly storage: RaftStorage;
   private readonly sm: StateMachine<R>;
   private readonly sendOut: (messages: RaftMessage[]) => void;
-  private readonly snapshotEntries: number;
+  private readonly snapshotEntries: () => number;
   private readonly keepEntries: number;
   private readonly onSoftState: ((s: SoftState) => void) | undefined;
   private readonly onConfChange: ((cc: ConfChange, state: ConfState) => void) | undefined;
@@ -142,7 +142,8 @@ export class RaftNode<R = unknown> {
     this.storage = opts.storage;
     this.sm = opts.stateMachine;
     this.sendOut = opts.send;
-    this.snapshotEntries = opts.snapshotEntries ?? 0;
+    const every = opts.snapshotEntries ?? 0;
+    this.snapshotEntries = typeof every === 'function' ? every : () => every;
     this.keepEntries = opts.keepEntries ?? 0;
     this.onSoftState = opts.onSoftState;
     this.onConfChange = opts.onConfChange;
@@ -385,7 +386,8 @@ export class RaftNode<R = unknown> {
   }
 
   private maybeSnapshot(): void {
-    if (this.snapshotEntries <= 0 || this.appliedIndex - this.lastSnapshotIndex < this.snapshotEntries) return;
+    const every = this.snapshotEntries();
+    if (every <= 0 || this.appliedIndex - this.lastSnapshotIndex < every) return;
     if (this.appliedIndex <= this.core.log.snapshotIndex) return; // a leader's snapshot was installed meanwhile
     if (this.snapshotJob) return; // one at a time; the next comes after it
     const index = this.appliedIndex;

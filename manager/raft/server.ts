@@ -43,7 +43,7 @@ export interface RaftServerOptions<R> {
   tickMs?: number;
   electionTick?: number;
   heartbeatTick?: number;
-  snapshotEntries?: number;
+  snapshotEntries?: number | (() => number);
   keepEntries?: number;
   serverCredentials?: grpc.ServerCredentials;
   /** Who may open a Raft stream to this node (e.g. manager certificates only); everyone if unset. */
@@ -116,7 +116,9 @@ export class RaftServer<R = unknown> {
         void this.stop();
       },
       snapshotEntries: opts.snapshotEntries ?? 10_000,
-      keepEntries: opts.keepEntries ?? 500,
+      // etcd's figure (SwarmKit keeps 500): at thousands of writes a second, 500 entries is a
+      // fraction of a second, and a follower that falls that far behind needs a whole snapshot.
+      keepEntries: opts.keepEntries ?? 5_000,
       onConfChange: (cc) => {
         if (cc.addr) this.addrs.set(cc.nodeId, cc.addr);
         if (cc.type === ConfChange_Type.TYPE_REMOVE) this.transport.removePeer(cc.nodeId);

@@ -14,8 +14,8 @@ import { StoreError } from './memory.js';
 
 export interface EtcdLogOptions {
   prefix?: string;
-  /** Write a store snapshot to etcd after this many applied requests (0: never). */
-  snapshotEvery?: number;
+  /** Write a store snapshot to etcd after this many applied requests (0: never); a function is asked each time. */
+  snapshotEvery?: number | (() => number);
 }
 
 export class EtcdLog implements Proposer {
@@ -75,7 +75,8 @@ export class EtcdLog implements Proposer {
       this.results.set(revision, result);
       if (this.results.size > 10_000) this.results.delete(this.results.keys().next().value!);
     }
-    if (this.opts.snapshotEvery && revision - this.lastSnapshot >= this.opts.snapshotEvery) {
+    const every = typeof this.opts.snapshotEvery === 'function' ? this.opts.snapshotEvery() : (this.opts.snapshotEvery ?? 0);
+    if (every > 0 && revision - this.lastSnapshot >= every) {
       this.lastSnapshot = revision;
       void this.client.put(this.snapKey).value(Buffer.from(this.store.snapshot())).catch(() => undefined);
     }
