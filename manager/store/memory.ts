@@ -595,9 +595,12 @@ export class MemoryStore implements ReadView {
             i = 0;
             continue;
           }
-          out.push(this.framed(kind, objects[i++]!));
-          // The clock is read every 64 objects: a cached piece costs far less than reading it.
-          if ((i & 63) === 0 && performance.now() >= deadline) break;
+          const obj = objects[i++]!;
+          const cached = this.encodings.has(obj);
+          out.push(this.framed(kind, obj));
+          // The clock is read after every encoding made (an object may be large) and every 64
+          // cached pieces (a cached piece costs far less than reading the clock).
+          if ((!cached || (i & 63) === 0) && performance.now() >= deadline) break;
         }
         return out;
       },

@@ -25,6 +25,8 @@ export interface LabClusterOptions {
   heartbeatPeriod?: string;
   /** Extra swarmd flags for every host. */
   swarmdArgs?: string[];
+  /** Node flags for every swarmd (e.g. --cpu-prof --cpu-prof-dir=DIR, for a post-mortem). */
+  nodeArgs?: string[];
 }
 
 /** A task as `swarmctl service ps --format json` prints it. */
@@ -85,6 +87,7 @@ export class LabCluster {
     managers: string[],
     workers: string[],
     private readonly swarmdArgs: string[],
+    private readonly nodeArgs: string[] = [],
   ) {
     this.managers = managers;
     this.workers = workers;
@@ -95,7 +98,7 @@ export class LabCluster {
     const managers = Array.from({ length: options.managers ?? 1 }, (_, i) => `m${i + 1}`);
     const workers = Array.from({ length: options.workers ?? 2 }, (_, i) => `w${i + 1}`);
     const lab = await Lab.create({ hosts: [...managers, ...workers, ...(options.spares ?? [])] });
-    const c = new LabCluster(lab, managers, workers, options.swarmdArgs ?? []);
+    const c = new LabCluster(lab, managers, workers, options.swarmdArgs ?? [], options.nodeArgs ?? []);
     try {
       await c.startRegistry();
       await c.swarmd('m1', ['init', '--advertise-addr', c.addr('m1')]).waitForLog(/swarmd started/, 20_000);
@@ -126,6 +129,7 @@ export class LabCluster {
   /** Starts swarmd on a host with `args` (none: resume from its state directory). */
   swarmd(name: string, args: string[]): LabProcess {
     const p = this.host(name).start(`swarmd-${++this.runs}`, process.execPath, [
+      ...this.nodeArgs,
       dist('cli/swarmd.js'),
       '--log-format',
       'json',

@@ -103,6 +103,11 @@ export interface RaftFs {
   openAtomicStream?(path: string): AtomicStream;
   /** Removes a file; a missing file is not an error. Not durable before `syncDir`. */
   remove(path: string): void;
+  /**
+   * remove() in the thread pool, for files whose removal can take a while (a snapshot of tens of
+   * megabytes: freeing its blocks). `done` gets the error, if any. Optional.
+   */
+  removeAsync?(path: string, done: (err: Error | null) => void): void;
   /** Makes the creations, removals and renames in the directory durable. */
   syncDir(dir: string): void;
 }
@@ -375,6 +380,10 @@ export class NodeFs implements RaftFs {
     } catch (err) {
       if (errorCode(err) !== 'ENOENT') throw new StorageIoError('unlink', path, err);
     }
+  }
+
+  removeAsync(path: string, done: (err: Error | null) => void): void {
+    unlinkCb(path, (err) => done(err && errorCode(err) !== 'ENOENT' ? new StorageIoError('unlink', path, err) : null));
   }
 
   syncDir(dir: string): void {

@@ -215,11 +215,18 @@ export class SnapshotStore {
     this.fs.remove(this.pathFor(metadata.term, metadata.index));
   }
 
-  /** Removes all but the newest `keep` snapshot files. Not fsynced: an undone removal is harmless. */
+  /**
+   * Removes all but the newest `keep` snapshot files. Not fsynced: an undone removal is harmless.
+   * In the thread pool where the file system can (freeing a large file's blocks took tens of
+   * milliseconds of the event loop); a failure there is left for the next prune.
+   */
   prune(keep = 2): string[] {
     const files = this.list();
     const old = files.slice(0, Math.max(0, files.length - keep)).map((f) => f.path);
-    for (const path of old) this.fs.remove(path);
+    for (const path of old) {
+      if (this.fs.removeAsync) this.fs.removeAsync(path, () => undefined);
+      else this.fs.remove(path);
+    }
     return old;
   }
 
