@@ -147,7 +147,7 @@ async function pairedRuns(cluster: ControlApiCluster, ledger: Ledger, procs: Pro
       for (const c of controlRuns) {
         const note = leaderNote(cluster, logs, ...span(c.r));
         notes.set(c.side, [...(notes.get(c.side) ?? []), note]);
-        console.log(`    ${`${c.side}, round ${c.round + 1}:`.padEnd(36)} ${note.text}${c.r.firstError ? `; first error: ${c.r.firstError}` : ''}`);
+        console.log(`    ${`${c.side}, round ${c.round + 1}:`.padEnd(38)} ${note.text}${c.r.firstError ? `; first error: ${c.r.firstError}` : ''}`);
       }
 
       const label = (name: string): string => `${name}, ${clients === 1 ? '1 client' : '64 clients'}:`.padEnd(44);

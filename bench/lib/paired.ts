@@ -22,7 +22,7 @@ export async function measured(label: string, run: () => Promise<LoadResult>): P
   const before = cpuCounters();
   const r = await run();
   const cpu = cpuSince(before);
-  console.log(`  ${label.padEnd(32)} ${fmt(r)}  machine busy ${(cpu.busy * 100).toFixed(0)}%, steal ${(cpu.steal * 100).toFixed(1)}%`);
+  console.log(`  ${label.padEnd(36)} ${fmt(r)}  machine busy ${(cpu.busy * 100).toFixed(0)}%, steal ${(cpu.steal * 100).toFixed(1)}%`);
   return r;
 }
 

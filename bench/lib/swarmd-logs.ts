@@ -34,7 +34,7 @@ export interface Leadership {
 }
 
 export interface LeaderFigures {
-  /** The hosts that led during the span, in order. */
+  /** The hosts that led during the span, in order (one re-elected after another's term counts again). */
   leaders: string[];
   /** The leader's lag windows overlapping the span (while it led). */
   windows: number;
@@ -122,7 +122,8 @@ export function leaderDuring(logs: readonly SwarmdLog[], from: number, to: numbe
     for (const e of log.leader) if (e.leader !== 0) firstLed.set(e.term, Math.min(firstLed.get(e.term) ?? Infinity, e.at));
   }
   const changes = [...firstLed.values()].filter((at) => at > from && at <= to).length;
-  return { leaders: [...new Set(spans.map((s) => s.host))], windows, p99Ms, maxMs, changes, termFrom: termAt(logs, from), termTo: termAt(logs, to) };
+  const leaders = spans.map((s) => s.host).filter((h, i, all) => h !== all[i - 1]);
+  return { leaders, windows, p99Ms, maxMs, changes, termFrom: termAt(logs, from), termTo: termAt(logs, to) };
 }
 
 /** Whether every manager that led in [from, to] has logged the lag window that covers its end. */
