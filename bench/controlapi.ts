@@ -249,6 +249,7 @@ try {
   const logs = cluster.logs();
   console.log(`control API: Raft term ${termAt(logs, Date.now())} at the end; ${leaderDuring(logs, 0, Date.now()).changes} leaderships since the cluster was made (the first included)`);
   console.log(`control API: ${ledger.check(await cluster.count())}; ${ledger.failed} writes failed`);
+  console.log(`(the benchmark took ${((performance.now() - t0) / 60_000).toFixed(1)} minutes)`);
   if (argv['cpu-prof-dir']) await cluster.stop();
 } catch (err) {
   cluster.printLogTails();
