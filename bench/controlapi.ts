@@ -97,6 +97,24 @@ function snapshotSpacing(cluster: ControlApiCluster, hosts: string[]): number | 
   return steps.length ? median(steps) : undefined;
 }
 
+/** The leader's figures beside every control API run of a load, printed; by side. */
+async function printLeaderNotes(cluster: ControlApiCluster, sides: { side: string; runs: LoadResult[] }[]): Promise<Map<string, LeaderNote[]>> {
+  const span = (r: LoadResult): [number, number] => [r.startedAt!, r.startedAt! + r.seconds * 1000];
+  const all = sides.flatMap((s) => s.runs);
+  // The lag window that covers the last run's end comes up to 10 s after it.
+  const logs = await cluster.logsThrough(Math.min(...all.map((r) => span(r)[0])), Math.max(...all.map((r) => span(r)[1])));
+  const notes = new Map<string, LeaderNote[]>();
+  for (const { side, runs } of sides) {
+    notes.set(side, []);
+    for (const [round, r] of runs.entries()) {
+      const note = leaderNote(cluster, logs, ...span(r));
+      notes.get(side)!.push(note);
+      console.log(`    ${`${side}, round ${round + 1}:`.padEnd(38)} ${note.text}${r.firstError ? `; first error: ${r.firstError}` : ''}`);
+    }
+  }
+  return notes;
+}
+
 /** The paired rounds: the control API, the raw Raft KV and etcd, 1 client then 64. */
 async function pairedRuns(cluster: ControlApiCluster, ledger: Ledger, procs: Procs): Promise<void> {
   const ours = argv['skip-raft'] ? undefined : new OurRaft(procs);
@@ -139,17 +157,7 @@ async function pairedRuns(cluster: ControlApiCluster, ledger: Ledger, procs: Pro
       console.log(clients === 1 ? '1 client, sequential:' : '64 concurrent clients:');
       const runs = await alternate(clients, sides, rounds);
 
-      // The lag windows that cover the last run's end come up to 10 s after it.
-      const controlRuns = sides.flatMap((s, i) => (s.name.startsWith('control API') ? runs[i]!.map((r, round) => ({ side: s.name, round, r })) : []));
-      const span = (r: LoadResult): [number, number] => [r.startedAt!, r.startedAt! + r.seconds * 1000];
-      const logs = await cluster.logsThrough(Math.min(...controlRuns.map((c) => span(c.r)[0])), Math.max(...controlRuns.map((c) => span(c.r)[1])));
-      const notes = new Map<string, LeaderNote[]>();
-      for (const c of controlRuns) {
-        const note = leaderNote(cluster, logs, ...span(c.r));
-        notes.set(c.side, [...(notes.get(c.side) ?? []), note]);
-        console.log(`    ${`${c.side}, round ${c.round + 1}:`.padEnd(38)} ${note.text}${c.r.firstError ? `; first error: ${c.r.firstError}` : ''}`);
-      }
-
+      const notes = await printLeaderNotes(cluster, sides.flatMap((s, i) => (s.name.startsWith('control API') ? [{ side: s.name, runs: runs[i]! }] : [])));
       const label = (name: string): string => `${name}, ${clients === 1 ? '1 client' : '64 clients'}:`.padEnd(44);
       const m = runs.map(medians);
       for (const [i, s] of sides.entries()) {
