@@ -13,6 +13,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { cpuCounters, cpuSince, fmt, percentile, pooled, runLoad, sleep, type LoadResult } from './lib/load.js';
+import { alternate } from './lib/paired.js';
 import { EtcdCluster, OurRaft, Procs } from './lib/raft.js';
 
 const argv = yargs(hideBin(process.argv))
@@ -69,28 +70,13 @@ async function killAndTime(ours: OurRaft): Promise<number> {
 
 type Put = (k: string, v: Buffer) => Promise<void>;
 
-/** One run of a load, with the machine's busy and steal shares during it printed after. */
-async function measured(label: string, put: Put, clients: number, seconds: number): Promise<LoadResult> {
-  const before = cpuCounters();
-  const r = await runLoad(put, clients, seconds);
-  const cpu = cpuSince(before);
-  console.log(`  ${label.padEnd(32)} ${fmt(r)}  machine busy ${(cpu.busy * 100).toFixed(0)}%, steal ${(cpu.steal * 100).toFixed(1)}%`);
-  return r;
-}
-
-/**
- * `rounds` alternating runs of the same load on every side (ABBA order), after an untimed
- * warm-up of each side; each side pooled. The warm-up matters for us: a fresh Node process runs
- * these loads about a third slower until V8 has optimised the hot paths, and the etcd3 client
- * warms up the same way.
- */
+/** `rounds` alternating runs of the same load on every side (bench/lib/paired.ts); each side pooled. */
 async function paired(clients: number, sides: { name: string; put: Put }[]): Promise<LoadResult[]> {
-  for (const side of sides) await runLoad(side.put, clients, argv['warm-up-seconds']);
-  const runs = sides.map(() => [] as LoadResult[]);
-  for (let round = 0; round < argv.rounds; round++) {
-    const order = round % 2 === 0 ? sides.map((_, i) => i) : sides.map((_, i) => i).reverse();
-    for (const i of order) runs[i]!.push(await measured(`${sides[i]!.name}, round ${round + 1}`, sides[i]!.put, clients, argv.seconds));
-  }
+  const runs = await alternate(
+    clients,
+    sides.map((s) => ({ name: s.name, run: (c: number, seconds: number) => runLoad(s.put, c, seconds) })),
+    { rounds: argv.rounds, seconds: argv.seconds, warmUpSeconds: argv['warm-up-seconds'] },
+  );
   return runs.map(pooled);
 }
 

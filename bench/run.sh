@@ -4,7 +4,7 @@
 #   bench/run.sh raft-cpu [--trials 6] [--seconds 5] [--clients 1]
 #   bench/run.sh runtime [--count 200] [--rounds 3] [--no-options]
 #   bench/run.sh containers [--count 100] [--parallel 4] [--network bridge|none]
-#   bench/run.sh controlapi [--seconds 10] [--kind secret|config] [--payload-bytes 1024] [--via-follower]
+#   bench/run.sh controlapi [--rounds 4] [--seconds 8] [--warm-up-seconds 3] [--via-follower] [--steady-seconds 600] [--report-every 60] [--snapshot-interval N] [--kind secret|config]
 #   bench/run.sh scheduler [--nodes 5000] [--tasks 10000] [--managers 1|3] [--phase pending|services|both] [--trials 3]
 #   bench/run.sh orchestration [--replicas 100] [--trials 3] [--skip-docker] [--skip-ours] [--lost-worker-trials 5] [--logs DIR]
 set -euo pipefail

@@ -47,9 +47,10 @@ export class Procs {
 }
 
 /** CPU time (user + system) the processes have used so far, ms; a process gone counts 0. */
-export function cpuMillisOf(children: Iterable<ChildProcess>): number {
+export function cpuMillisOf(children: Iterable<{ pid?: number | undefined }>): number {
   let ms = 0;
   for (const c of children) {
+    if (c.pid === undefined) continue;
     try {
       // Fields after the command name (which may hold ") "): state is the 1st, utime the 12th,
       // stime the 13th, in clock ticks of 10 ms.
