@@ -7,7 +7,7 @@ import { callerOf, leaderService, LOCAL_ADMIN, managersOnly, type LeaderLocator 
 function call(subject: Record<string, string> | undefined, forwardedFor?: string): grpc.ServerUnaryCall<unknown, unknown> {
   const metadata = new grpc.Metadata();
   if (forwardedFor !== undefined) metadata.set('x-tswarm-forwarded-for', forwardedFor);
-  return { metadata, getAuthContext: () => (subject ? { sslPeerCertificate: { subject } } : {}) } as unknown as grpc.ServerUnaryCall<unknown, unknown>;
+  return { metadata, getDeadline: () => Infinity, getAuthContext: () => (subject ? { sslPeerCertificate: { subject } } : {}) } as unknown as grpc.ServerUnaryCall<unknown, unknown>;
 }
 
 const manager = { CN: 'mgr1', OU: 'swarm-manager', O: 'c1' };

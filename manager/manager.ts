@@ -39,6 +39,7 @@ import { Scheduler } from './scheduler/shell.js';
 import { RaftServer } from './raft/server.js';
 import { MemoryStore, type ApplyResult } from './store/memory.js';
 import { RaftProposer, storeStateMachine } from './store/raft.js';
+import { BatchingProposer } from './store/batching.js';
 import { Sealer } from './store/sealing.js';
 import { EtcdBackend } from './store/etcd-backend.js';
 
@@ -227,7 +228,7 @@ export class Manager implements LeaderLocator {
   async start(peers: Map<number, string> = new Map(), bootstrap = false): Promise<void> {
     if (this.opts.store) {
       this.etcd = new EtcdBackend(this.opts.store, this.store, this.opts.advertiseAddr, this.opts.log.child({ component: 'etcd' }));
-      this.store.setProposer(this.etcd.log);
+      this.store.setProposer(new BatchingProposer(this.etcd.log));
       this.registerServices();
       await this.etcd.start();
       this.membership.start();
@@ -249,7 +250,8 @@ export class Manager implements LeaderLocator {
       authorize: (call) => peerIdentity(call)?.role === 'manager',
       log: this.opts.log.child({ component: 'raft' }),
     });
-    this.store.setProposer(new RaftProposer(this.raft));
+    // Transactions proposed together go as one log entry (store/batching.ts).
+    this.store.setProposer(new BatchingProposer(new RaftProposer(this.raft)));
     this.registerServices();
     await this.raft.start();
     this.membership.start();
