@@ -63,9 +63,9 @@ export async function retryWhileNotProposed<T>(call: () => Promise<T>, opts: Lea
     try {
       return await call();
     } catch (err) {
-      const pause = backoffMs(attempt);
-      if (!isNotProposed(err) || now() + pause > until) throw err;
-      await sleep(pause);
+      const left = until - now();
+      if (!isNotProposed(err) || left <= 0) throw err;
+      await sleep(Math.min(backoffMs(attempt), left));
     }
   }
 }

@@ -162,9 +162,9 @@ export function leaderService(def: grpc.ServiceDefinition, handlers: Record<stri
           outcome = addr ? await forward(call, caller, addr, hops, until) : { status: unavailableNotProposed(NO_LEADER) };
         }
         if ('res' in outcome || !isNotProposed(outcome.status)) return outcome;
-        const pause = backoffMs(attempt);
-        if (Date.now() + pause >= until) return outcome;
-        await new Promise((r) => setTimeout(r, pause));
+        const left = until - Date.now();
+        if (left <= 0) return outcome;
+        await new Promise((r) => setTimeout(r, Math.min(backoffMs(attempt), left)));
       }
     };
 
