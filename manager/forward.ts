@@ -97,7 +97,7 @@ export function leaderService(def: grpc.ServiceDefinition, handlers: Record<stri
   const clientFor = (addr: string): grpc.Client => {
     let c = clients.get(addr);
     if (!c) {
-      c = new grpc.Client(addr, locator.credentials(), { ...TLS_CHANNEL_OPTIONS, 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 });
+      c = new grpc.Client(addr, locator.credentials(), { ...TLS_CHANNEL_OPTIONS, 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20, 'grpc.enable_channelz': 0 });
       clients.set(addr, c);
     }
     return c;

@@ -147,7 +147,9 @@ export class Manager implements LeaderLocator {
 
   isLeader(): boolean {
     if (this.etcd) return this.etcd.isLeader;
-    return this.raft?.status().role === 'leader';
+    // Not status(): that copies every peer's progress and the membership, and every leader-only
+    // call asks this.
+    return this.raft?.node.isLeader() ?? false;
   }
 
   /**
