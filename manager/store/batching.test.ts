@@ -172,15 +172,17 @@ describe('apply of a batch entry', () => {
     expect(stores[0]!.version).toBe(2);
   });
 
-  it('refuses a nested batch, and an entry with both actions and a batch, the same way everywhere', () => {
+  it('refuses a nested batch, a malformed request (alone), and an entry with both actions and a batch', () => {
     const store = new MemoryStore();
     const nested = StoreRequest.encode({ actions: [], unixMs: 0, batch: [Buffer.from(request([]))] }).finish();
-    const r = store.apply(encodeBatch([request([create(secret('ok'))]), nested]), 1) as { ok: true; batch: ApplyResult[] };
-    expect(r.batch.map((v) => v.ok)).toEqual([true, false]);
+    const malformed = Uint8Array.from([0x0a, 0x05, 0x01]); // a field 1 of 5 bytes, cut after one
+    const r = store.apply(encodeBatch([request([create(secret('ok'))]), nested, malformed, request([create(secret('after'))])]), 1) as { ok: true; batch: ApplyResult[] };
+    expect(r.batch.map((v) => v.ok)).toEqual([true, false, false, true]);
+    expect((r.batch[2] as { error: StoreError }).error.message).toMatch(/^store: request 2 of the batch in entry 1 is malformed/);
     const both = StoreRequest.encode({ actions: [create(secret('x'))], unixMs: 0, batch: [Buffer.from(request([]))] }).finish();
     const refused = store.apply(both, 2);
     expect(refused.ok).toBe(false);
-    expect(store.list('secret').map((s) => s.spec?.annotations?.name)).toEqual(['ok']);
+    expect(store.list('secret').map((s) => s.spec?.annotations?.name).sort()).toEqual(['after', 'ok']);
     expect(store.version).toBe(2);
   });
 });

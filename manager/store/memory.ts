@@ -447,12 +447,15 @@ export class MemoryStore implements ReadView {
     this.version = index;
     if (req.actions.length > 0) return { ok: false, error: new StoreError(`store: entry ${index} carries both actions and a batch; applied neither`) };
     const batch = req.batch.map((bytes, i): ApplyResult => {
-      const one = StoreRequest.decode(bytes);
-      if (one.batch.length > 0) {
-        this.version = index;
-        return { ok: false, error: new StoreError(`store: request ${i} of the batch in entry ${index} carries a batch of its own; not applied`) };
+      try {
+        const one = StoreRequest.decode(bytes);
+        if (one.batch.length > 0) return { ok: false, error: new StoreError(`store: request ${i} of the batch in entry ${index} carries a batch of its own; not applied`) };
+        return this.applyRequest(one, index);
+      } catch (err) {
+        // Refused before it changed anything (a request is decoded and checked whole first), the
+        // same way on every manager; the others of the entry keep their verdicts.
+        return { ok: false, error: new StoreError(`store: request ${i} of the batch in entry ${index} is malformed: ${err instanceof Error ? err.message : String(err)}`, { cause: err }) };
       }
-      return this.applyRequest(one, index);
     });
     return { ok: true, version: index, batch };
   }
