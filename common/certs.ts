@@ -268,8 +268,49 @@ export function checkManagerIdentity(clusterId?: () => string | undefined): (hos
   };
 }
 
-/** The verified certificate identity of the caller of a gRPC call; undefined without one. */
-export function peerIdentity(call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } }): NodeIdentity | undefined {
+/** A server-side gRPC call, as far as peerIdentity needs it. */
+export interface AuthenticatedCall {
+  getAuthContext(): { sslPeerCertificate?: PeerCertificate };
+}
+
+/**
+ * Each connection's caller, parsed at its first call. The peer certificate of a TLS connection is
+ * fixed for its life (HTTP/2 forbids renegotiation, and Node's http2 turns it off), and a renewed
+ * certificate comes with a new connection, so the identity is a property of the connection:
+ * `getPeerCertificate()` builds a new object of the whole certificate at every call, which cost the
+ * leader about a twentieth of its time under load. Keyed weakly: an entry goes with its session.
+ */
+const identities = new WeakMap<object, NodeIdentity | undefined>();
+
+/**
+ * The HTTP/2 session a grpc-js server call arrived on. grpc-js (1.10 and later) does not expose it:
+ * the handler's call object holds the intercepting call in `call`, which reaches (through
+ * `nextCall` when interceptors wrap it) the one that holds the HTTP/2 `stream`. Undefined when that
+ * shape is not there (another grpc-js, or a test double): the caller is then parsed per call.
+ * manager/forward.test.ts pins the shape against the grpc-js in use.
+ */
+export function sessionOf(call: object): object | undefined {
+  let c: unknown = (call as { call?: unknown }).call;
+  for (let depth = 0; depth < 8 && typeof c === 'object' && c !== null; depth++) {
+    const stream = (c as { stream?: unknown }).stream;
+    if (typeof stream === 'object' && stream !== null) {
+      const session = (stream as { session?: unknown }).session;
+      return typeof session === 'object' && session !== null ? session : undefined;
+    }
+    c = (c as { nextCall?: unknown }).nextCall;
+  }
+  return undefined;
+}
+
+/**
+ * The verified certificate identity of the caller of a gRPC call; undefined without one. Parsed
+ * once per connection (see `identities`).
+ */
+export function peerIdentity(call: AuthenticatedCall): NodeIdentity | undefined {
+  const session = sessionOf(call);
+  if (session && identities.has(session)) return identities.get(session);
   const cert = call.getAuthContext().sslPeerCertificate;
-  return cert ? identityOf(cert) : undefined;
+  const who = cert ? identityOf(cert) : undefined;
+  if (session) identities.set(session, who);
+  return who;
 }

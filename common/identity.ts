@@ -1,16 +1,16 @@
 // Node identity: a random id made on a node's first start and kept in its data directory.
 // The id is 25 lowercase base-36 characters (about 128 bits), like SwarmKit's; the cluster CA will
 // put it in the node's certificate.
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorruptFileError } from './errors.js';
+import { poolRandomBytes } from './random.js';
 
 export const ID_PATTERN = /^[0-9a-z]{25}$/;
 
 /** A new random object id (nodes, services, tasks...). */
 export function newId(): string {
-  const n = BigInt(`0x${randomBytes(16).toString('hex')}`);
+  const n = BigInt(`0x${poolRandomBytes(16).toString('hex')}`);
   return n.toString(36).padStart(25, '0').slice(-25);
 }
 

@@ -39,6 +39,7 @@ import { Scheduler } from './scheduler/shell.js';
 import { RaftServer } from './raft/server.js';
 import { MemoryStore, type ApplyResult } from './store/memory.js';
 import { RaftProposer, storeStateMachine } from './store/raft.js';
+import { BatchingProposer } from './store/batching.js';
 import { Sealer } from './store/sealing.js';
 
 /** Raft snapshots every this many applied entries unless the cluster says otherwise (SwarmKit's default). */
@@ -149,7 +150,9 @@ export class Manager implements LeaderLocator {
 
   isLeader(): boolean {
     if (this.etcd) return this.etcd.isLeader;
-    return this.raft?.status().role === 'leader';
+    // Not status(): that copies every peer's progress and the membership, and every leader-only
+    // call asks this.
+    return this.raft?.node.isLeader() ?? false;
   }
 
   /**
@@ -230,7 +233,7 @@ export class Manager implements LeaderLocator {
   async start(peers: Map<number, string> = new Map(), bootstrap = false): Promise<void> {
     if (this.opts.store) {
       this.etcd = new EtcdBackend(this.opts.store, this.store, this.opts.advertiseAddr, this.opts.log.child({ component: 'etcd' }));
-      this.store.setProposer(this.etcd.log);
+      this.store.setProposer(new BatchingProposer(this.etcd.log));
       this.registerServices();
       await this.etcd.start();
       this.membership.start();
@@ -254,7 +257,8 @@ export class Manager implements LeaderLocator {
       // The cluster's setting (swarmctl cluster update --snapshot-interval), read at each check.
       snapshotEntries: () => this.store.list('cluster')[0]?.spec?.snapshotIntervalEntries || DEFAULT_SNAPSHOT_INTERVAL,
     });
-    this.store.setProposer(new RaftProposer(this.raft));
+    // Transactions proposed together go as one log entry (store/batching.ts).
+    this.store.setProposer(new BatchingProposer(new RaftProposer(this.raft)));
     this.registerServices();
     await this.raft.start();
     this.membership.start();

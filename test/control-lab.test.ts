@@ -1,5 +1,6 @@
 // The control plane on five lab hosts, with real swarmd processes: three managers (one init, two
-// joined with the manager token) and two workers. Kill -9 of the leader, restart and rejoin; bad
+// joined with the manager token) and two workers. Kill -9 of the leader (a write sent during the
+// election waits for it and is applied once), restart and rejoin; bad
 // and rotated tokens; a worker's certificate at the control API; the quorum guard of demote; and
 // quorum loss repaired with --force-new-cluster, keeping the services.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -117,6 +118,9 @@ describe('control plane on five lab hosts', () => {
     const old = await leaderHost('m1');
     const others = ['m1', 'm2', 'm3'].filter((m) => m !== old);
     await procs.get(old)!.kill9();
+    // A write sent at once, while the others elect a new leader: the follower waits for the
+    // election (nothing was proposed), then forwards it; it is applied once.
+    const during = ok(others[1]!, 'secret', 'create', 'during-election', '/etc/hostname');
     const next = await until('a new leader', async () => {
       const l = await leaderHost(others[0]!);
       return l !== old ? l : undefined;
@@ -124,6 +128,8 @@ describe('control plane on five lab hosts', () => {
     expect(others).toContain(next);
     expect(await ok(others[0]!, 'service', 'ls', '--format', 'json')).toContain('"web"');
     expect(await ok(others[1]!, 'secret', 'ls', '--format', 'json')).toContain('db-password');
+    expect((await during).trim()).toMatch(/^[0-9a-z]{25}$/);
+    expect((await ok(others[0]!, 'secret', 'ls')).match(/during-election/g)).toHaveLength(1);
     await ok(others[1]!, 'service', 'create', '--detach', '--name', 'after-failover', '--image', 'busybox');
     // Restarted from its data directory, it rejoins by itself and catches up.
     await swarmdOn(old, []).waitForLog(/swarmd started/, 20_000);

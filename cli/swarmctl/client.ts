@@ -5,6 +5,7 @@ import { connect } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { TLS_CHANNEL_OPTIONS, checkManagerIdentity, loadNodeCerts, type NodeCerts } from '../../common/certs.js';
 import { TswarmError } from '../../common/errors.js';
+import { retryWhileNotProposed } from '../../common/leader-retry.js';
 
 export class ConnectError extends TswarmError {
   constructor(
@@ -73,19 +74,35 @@ async function probe(address: string, timeoutMs: number): Promise<void> {
   });
 }
 
+type ClientClass<C> = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => C;
+
 /**
- * Makes a client of the given generated service class and calls `fn` with it; waits at most
- * timeoutMs for the connection, and closes the client afterwards.
+ * One connection to swarmd for a whole command: the target is probed and the channel opened at the
+ * first call, and every later call of the command reuses it (a `service create` that waits for
+ * convergence makes hundreds of calls; a channel each cost a TCP and TLS handshake each). close()
+ * at the end of the command.
  */
-export async function withClient<C extends grpc.Client, R>(
-  ClientClass: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => C,
-  target: Target,
-  fn: (client: C) => Promise<R>,
-  timeoutMs = 3_000,
-): Promise<R> {
-  await probe(target.address, timeoutMs);
-  const client = new ClientClass(target.address, target.credentials ?? grpc.credentials.createInsecure(), target.credentials ? TLS_CHANNEL_OPTIONS : {});
-  try {
+export class Connection<C extends grpc.Client> {
+  private client: C | undefined;
+  private ready: Promise<C> | undefined;
+
+  constructor(
+    private readonly ClientClass: ClientClass<C>,
+    private readonly target: Target,
+    private readonly timeoutMs = 3_000,
+  ) {}
+
+  /** The connected client; waits at most timeoutMs for the connection, the first time. */
+  get(): Promise<C> {
+    this.ready ??= this.connect();
+    return this.ready;
+  }
+
+  private async connect(): Promise<C> {
+    const { target, timeoutMs } = this;
+    await probe(target.address, timeoutMs);
+    const client = new this.ClientClass(target.address, target.credentials ?? grpc.credentials.createInsecure(), target.credentials ? TLS_CHANNEL_OPTIONS : {});
+    this.client = client;
     await new Promise<void>((resolve, reject) => {
       client.waitForReady(Date.now() + timeoutMs, (err) => {
         if (!err) resolve();
@@ -93,10 +110,67 @@ export async function withClient<C extends grpc.Client, R>(
         else reject(new ConnectError(target.address, err));
       });
     });
-    return await fn(client);
-  } finally {
-    client.close();
+    return client;
   }
+
+  close(): void {
+    this.client?.close();
+  }
+}
+
+/**
+ * Makes a client of the given generated service class and calls `fn` with it; waits at most
+ * timeoutMs for the connection, and closes the client afterwards.
+ */
+export async function withClient<C extends grpc.Client, R>(ClientClass: ClientClass<C>, target: Target, fn: (client: C) => Promise<R>, timeoutMs = 3_000): Promise<R> {
+  const conn = new Connection(ClientClass, target, timeoutMs);
+  try {
+    return await fn(await conn.get());
+  } finally {
+    conn.close();
+  }
+}
+
+/**
+ * A call that swarmd answered with an error. The gRPC status is kept (`code`, `details`) for
+ * whoever needs to branch on it; the message is the details, which name the field or object.
+ */
+export class RpcError extends TswarmError {
+  readonly code: grpc.status;
+  readonly details: string;
+
+  constructor(
+    readonly method: string,
+    err: grpc.ServiceError,
+  ) {
+    super(err.details || err.message, { cause: err });
+    this.code = err.code;
+    this.details = err.details;
+  }
+}
+
+/**
+ * Calls one unary method on the connection: a call answered "not proposed" (no leader; see
+ * common/leader-retry.ts) is made again while a leader is elected, for up to 5 s; any other
+ * failure is an RpcError at once, its code intact.
+ */
+export async function callUnary<C extends grpc.Client, Res>(conn: Connection<C>, method: string, req: unknown, timeoutMs = 10_000): Promise<Res> {
+  const client = await conn.get();
+  const fn = (client as unknown as Record<string, UnaryMethod<Res>>)[method];
+  if (typeof fn !== 'function') throw new TswarmError(`${method}: no such method`);
+  try {
+    return await retryWhileNotProposed(
+      () => new Promise<Res>((resolve, reject) => fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (e, r) => (e ? reject(e) : resolve(r)))),
+    );
+  } catch (err) {
+    throw isServiceError(err) ? new RpcError(method, err) : err;
+  }
+}
+
+type UnaryMethod<Res> = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void;
+
+function isServiceError(err: unknown): err is grpc.ServiceError {
+  return err instanceof Error && typeof (err as Partial<grpc.ServiceError>).code === 'number' && (err as Partial<grpc.ServiceError>).metadata instanceof grpc.Metadata;
 }
 
 /** Promisifies one unary call. */

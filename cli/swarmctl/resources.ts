@@ -11,7 +11,7 @@ import type { Cluster, Config, Network, Node, Secret, Service, Task } from '../.
 import { TswarmError } from '../../common/errors.js';
 import { stateName, stateRank } from '../../common/task-state.js';
 import { EXIT_USAGE, reportFatal } from '../util.js';
-import { targetFrom, withClient, type Target } from './client.js';
+import { callUnary, Connection, targetFrom, type Target } from './client.js';
 import { logsCommand } from './logs.js';
 import { imageRequestOptions, printWarnings, readRegistryAuth } from './registry-auth.js';
 import { buildServiceSpec, createOptions, durationMs, FlagError, referencedObjects, setReplicas, SPEC_UPDATE_FLAGS, unresolvedRefs, updateOptions, updateServiceSpec, type Flags, type Refs } from './service-spec.js';
@@ -26,16 +26,18 @@ interface GlobalArgs {
 
 class CommandError extends TswarmError {}
 
-/** Calls one control API method; a gRPC error becomes its message (which names the field). */
-type UnaryMethod<Res> = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void;
+/** The command's connections to the control API, one per target (a command has one), closed by act(). */
+const connections = new Map<string, Connection<ControlClient>>();
 
+/**
+ * Calls one control API method over the command's one connection; a call that found no leader is
+ * made again once one is elected (callUnary). A failure is an RpcError: its message names the
+ * field or object, its code is the gRPC status.
+ */
 function rpc<Res>(target: Target, method: Exclude<keyof ControlClient, keyof grpc.Client>, req: unknown): Promise<Res> {
-  return withClient(ControlClient, target, (c) => {
-    const fn = (c[method] as unknown as UnaryMethod<Res>).bind(c);
-    return new Promise<Res>((resolve, reject) =>
-      fn(req, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (e, r) => (e ? reject(new CommandError(e.details || e.message)) : resolve(r))),
-    );
-  });
+  let conn = connections.get(target.address);
+  if (!conn) connections.set(target.address, (conn = new Connection(ControlClient, target)));
+  return callUnary<ControlClient, Res>(conn, method, req);
 }
 
 function table(rows: string[][]): string {
@@ -85,13 +87,20 @@ async function setRoles(argv: GlobalArgs, refs: string[], role: NodeRole): Promi
 async function act(fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
+    closeConnections();
   } catch (err) {
+    closeConnections();
     if (err instanceof FlagError) {
       process.stderr.write(`swarmctl: ${err.message}\n`);
       process.exit(EXIT_USAGE);
     }
     reportFatal('swarmctl', err);
   }
+}
+
+function closeConnections(): void {
+  for (const c of connections.values()) c.close();
+  connections.clear();
 }
 
 /** Finds the secrets and configs the flags name, by name, id or id prefix (an unknown one: "secret X not found"). */
@@ -138,7 +147,13 @@ const registryOptions = {
 /** The global options, which yargs does not type inside nested command builders. */
 const g = (a: unknown): GlobalArgs => a as GlobalArgs;
 
-const tgt = (a: GlobalArgs): Target => targetFrom(a);
+/** The command's target, made once (its certificates read once). */
+const targets = new WeakMap<GlobalArgs, Target>();
+const tgt = (a: GlobalArgs): Target => {
+  let t = targets.get(a);
+  if (!t) targets.set(a, (t = targetFrom(a)));
+  return t;
+};
 
 export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y

@@ -139,14 +139,21 @@ function loadSettings(path: string): NodeSettings | undefined {
   return saved as NodeSettings;
 }
 
+/**
+ * Without channelz: grpc-js keeps its statistics (per call, per message, per connection) for a
+ * channelz service that swarmd does not serve; nothing reads them, and every call of the control
+ * API paid for them.
+ */
+const SERVER_OPTIONS = { 'grpc.enable_channelz': 0 } as const;
+
 export class Daemon {
   /**
    * Two servers: the local socket (root only) carries the control API; the TCP listener (mutual
    * TLS once the node has a certificate) carries what other nodes call: Raft, the CA, membership
    * and the control API for manager certificates.
    */
-  private readonly localServer = new grpc.Server();
-  private readonly remoteServer = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
+  private readonly localServer = new grpc.Server(SERVER_OPTIONS);
+  private readonly remoteServer = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': 64 << 20 });
   private log: Logger | undefined;
   private nodeId = '';
   private readonly listenAddrs: string[] = [];

@@ -13,7 +13,8 @@ import { makeJoinToken } from '../ca/ca.js';
 import { leaderService, managersOnly, type LeaderLocator } from '../forward.js';
 import { openRegistryAuth, sealRegistryAuth, type Sealer } from '../store/sealing.js';
 import { pinImage, validateRegistryAuth, type ImageResolver } from './image-pinning.js';
-import { ConfChangeError, NotLeaderError } from '../raft/errors.js';
+import { ConfChangeError, LeadershipLostError, NotLeaderError, ProposalDroppedError, StoppedError } from '../raft/errors.js';
+import { notProposed } from '../../common/leader-retry.js';
 import { ExistsError, NameConflictError, NotFoundError, VersionConflictError, nameOf, type Kind, type MemoryStore, type ObjectTypes } from '../store/memory.js';
 import { validateClusterSpec, validateConfigSpec, validateNetworkSpec, validateNodeSpec, validateSecretSpec, validateServiceSpec } from './validate.js';
 
@@ -283,8 +284,23 @@ export function toGrpcError(err: unknown): Partial<grpc.StatusObject> {
   else if (err instanceof NameConflictError || err instanceof ExistsError) code = grpc.status.ALREADY_EXISTS;
   else if (err instanceof VersionConflictError) code = grpc.status.ABORTED;
   else if (err instanceof AmbiguousError || err instanceof RefusedError) code = grpc.status.FAILED_PRECONDITION;
-  else if (err instanceof NotLeaderError || err instanceof ConfChangeError) code = grpc.status.UNAVAILABLE;
+  else if (err instanceof NotLeaderError || err instanceof ConfChangeError || err instanceof ProposalDroppedError) code = grpc.status.UNAVAILABLE;
+  // The outcome is unknown (the write may yet be applied): unavailable, and not marked as a call
+  // that may be made again.
+  else if (err instanceof LeadershipLostError || err instanceof StoppedError) code = grpc.status.UNAVAILABLE;
   return { code, details };
+}
+
+/**
+ * The Control service's statuses: toGrpcError's, with the not-proposed mark
+ * (common/leader-retry.ts) when the log refused the call's proposal on the spot — NotLeaderError
+ * (this manager no longer leads) or ProposalDroppedError (a leadership transfer is under way). Every
+ * Control method proposes at most once, as its last step, so nothing of such a call was proposed,
+ * and it is made again on the new leader (forward.ts, swarmctl).
+ */
+export function controlStatus(err: unknown): Partial<grpc.StatusObject> {
+  const status = toGrpcError(err);
+  return err instanceof NotLeaderError || err instanceof ProposalDroppedError ? notProposed(status) : status;
 }
 
 /** A handler of the control API: takes the request, returns the response. */
@@ -361,5 +377,5 @@ export function controlHandlers(api: ControlApi): Record<string, Handler> {
 export function addControlService(server: grpc.Server, api: ControlApi, locator: LeaderLocator, local: boolean): void {
   const handlers = controlHandlers(api);
   const authed = Object.fromEntries(Object.entries(handlers).map(([name, fn]) => [name, (req: unknown) => Promise.resolve().then(() => fn(req as never))]));
-  server.addService(ControlService, leaderService(ControlService, authed, locator, { leaderOnly: () => true, authorize: managersOnly, local, toStatus: toGrpcError }));
+  server.addService(ControlService, leaderService(ControlService, authed, locator, { leaderOnly: () => true, authorize: managersOnly, local, toStatus: controlStatus }));
 }

@@ -1,6 +1,6 @@
 // Bad specs are refused with one error naming the field and the rule.
 import { describe, expect, it } from 'vitest';
-import type { ServiceSpec } from '../../proto/gen/tswarm/specs.js';
+import { SecretSpec, type ServiceSpec } from '../../proto/gen/tswarm/specs.js';
 import {
   EndpointSpec_ResolutionMode, Mount_Type, PortConfig_Protocol, PortConfig_PublishMode, RestartPolicy_Condition, UpdateConfig_FailureAction, UpdateConfig_Order,
   type Mount, type PortConfig, type UpdateConfig,
@@ -147,6 +147,16 @@ describe('other specs', () => {
     expect(errorOf(() => validateSecretSpec({ annotations: { name: 'db-pass', labels: {} }, data: Buffer.alloc(600 << 10) })).rule).toMatch(/exceed/);
     expect(errorOf(() => validateConfigSpec({ annotations: { name: 'a b', labels: {} }, data: Buffer.from('x') })).field).toBe('spec.annotations.name');
     expect(() => validateSecretSpec({ annotations: { name: 'db-pass', labels: {} }, data: Buffer.from('s3cret') })).not.toThrow();
+  });
+
+  it("measures a secret's whole encoded size exactly, labels included, without encoding its data", () => {
+    const labels = Object.fromEntries(Array.from({ length: 80 }, (_, i) => [`k${i}`, 'v'.repeat(60)]));
+    for (const data of [Buffer.alloc(500 << 10), Buffer.alloc(100)]) {
+      const spec = { annotations: { name: 'big', labels }, data };
+      const size = SecretSpec.encode(spec).finish().length;
+      if (size <= (500 << 10) + 4096) expect(() => validateSecretSpec(spec)).not.toThrow();
+      else expect(errorOf(() => validateSecretSpec(spec)).message).toBe(`spec: ${size} bytes exceed the maximum of ${(500 << 10) + 4096} bytes`);
+    }
   });
 
   it('checks networks: driver, subnet, gateway, mtu', () => {

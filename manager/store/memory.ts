@@ -74,8 +74,12 @@ export class ExistsError extends StoreError {
 /** A watch asked to resume from a version whose events are no longer kept. */
 export class WatchCompactedError extends StoreError {}
 
-/** What apply() returns to the proposer: the verdict every manager reached for the request. */
-export type ApplyResult = { ok: true; version: number } | { ok: false; error: StoreError };
+/**
+ * What apply() returns to the proposer: the verdict every manager reached for the request. For an
+ * entry that carries several requests (StoreRequest.batch, made by BatchingProposer), `batch`
+ * holds each one's verdict in order, and `version` is the entry's index.
+ */
+export type ApplyResult = { ok: true; version: number; batch?: ApplyResult[] } | { ok: false; error: StoreError };
 
 /** Hands a request to the replicated log; resolves with apply()'s result on this manager. */
 export interface Proposer {
@@ -365,7 +369,7 @@ export class MemoryStore implements ReadView {
     const tx = new Tx(this);
     fn(tx);
     if (tx.actions.length === 0) return this.version;
-    const data = StoreRequest.encode({ actions: tx.actions, unixMs: this.now() }).finish();
+    const data = StoreRequest.encode({ actions: tx.actions, unixMs: this.now(), batch: [] }).finish();
     if (data.length > this.maxRequestBytes) {
       throw new InvalidArgumentError('transaction', `${data.length} bytes exceed the ${this.maxRequestBytes}-byte limit of one log entry; use batch()`);
     }
@@ -396,7 +400,7 @@ export class MemoryStore implements ReadView {
       const actions = tx.actions;
       tx = new Tx(this);
       size = 0;
-      const p: Promise<void> = this.proposer!.propose(StoreRequest.encode({ actions, unixMs: this.now() }).finish())
+      const p: Promise<void> = this.proposer!.propose(StoreRequest.encode({ actions, unixMs: this.now(), batch: [] }).finish())
         .then(
           (result) => {
             if (!result.ok) errors.push(result.error);
@@ -435,9 +439,32 @@ export class MemoryStore implements ReadView {
 
   // ---------------------------------------------------------------- the state machine side
 
-  /** Applies one committed request at log index `index`, identically on every manager. */
+  /**
+   * Applies one committed entry at log index `index`, identically on every manager: a request, or
+   * a batch of them, each applied in order as if it were an entry of its own at this index (a
+   * conflict fails that request alone; see BatchingProposer).
+   */
   apply(data: Uint8Array, index: number): ApplyResult {
     const req = StoreRequest.decode(data);
+    if (req.batch.length === 0) return this.applyRequest(req, index);
+    this.version = index;
+    if (req.actions.length > 0) return { ok: false, error: new StoreError(`store: entry ${index} carries both actions and a batch; applied neither`) };
+    const batch = req.batch.map((bytes, i): ApplyResult => {
+      try {
+        const one = StoreRequest.decode(bytes);
+        if (one.batch.length > 0) return { ok: false, error: new StoreError(`store: request ${i} of the batch in entry ${index} carries a batch of its own; not applied`) };
+        return this.applyRequest(one, index);
+      } catch (err) {
+        // Refused before it changed anything (a request is decoded and checked whole first), the
+        // same way on every manager; the others of the entry keep their verdicts.
+        return { ok: false, error: new StoreError(`store: request ${i} of the batch in entry ${index} is malformed: ${err instanceof Error ? err.message : String(err)}`, { cause: err }) };
+      }
+    });
+    return { ok: true, version: index, batch };
+  }
+
+  /** Applies one request (a transaction) at `index`, or refuses all of it. */
+  private applyRequest(req: StoreRequest, index: number): ApplyResult {
     const error = this.check(req);
     if (error) {
       this.version = index;

@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import type { Service } from '../../proto/gen/tswarm/objects.js';
 import { RegistryAuth } from '../../proto/gen/tswarm/types.js';
 import { CorruptFileError, TswarmError } from '../../common/errors.js';
+import { poolRandomBytes } from '../../common/random.js';
 
 const VERSION = 1;
 const IV_BYTES = 12;
@@ -57,7 +58,9 @@ export class Sealer {
 
   /** version || iv || tag || ciphertext; `context` (e.g. the object id) is bound as associated data. */
   seal(plain: Uint8Array, context: string): Buffer {
-    const iv = randomBytes(IV_BYTES);
+    // A random 96-bit IV per message (NIST SP 800-38D §8.2.2): unique under the key with
+    // overwhelming probability for far more messages than a cluster seals.
+    const iv = poolRandomBytes(IV_BYTES);
     const c = createCipheriv('aes-256-gcm', this.key, iv);
     c.setAAD(Buffer.from(context));
     const body = Buffer.concat([c.update(plain), c.final()]);

@@ -1,6 +1,8 @@
 // The store suite, run on each backend: transactions, version conflicts, unique names, indexes,
-// watches resuming from a version, batching, snapshot and restore. The Raft backend is three
-// in-process managers with real disks and gRPC on loopback; every manager's store must agree.
+// watches resuming from a version, batching (store.batch, and transactions proposed together
+// sharing a log entry), snapshot and restore. Every backend proposes through a BatchingProposer,
+// as the manager does. The Raft backend is three in-process managers with real disks and gRPC on
+// loopback; every manager's store must agree.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +14,7 @@ import { RaftServer } from '../raft/server.js';
 import { LocalProposer } from './local.js';
 import { MemoryStore, NameConflictError, VersionConflictError, WatchCompactedError, type ApplyResult } from './memory.js';
 import { RaftProposer, storeStateMachine } from './raft.js';
+import { BatchingProposer } from './batching.js';
 import { EtcdLog } from './etcd.js';
 import { startEtcd, type EtcdServer } from '../../test/etcd/etcd.js';
 
@@ -49,7 +52,7 @@ function localBackend(): Backend {
     replicas: () => [store],
     setup: () => {
       store = new MemoryStore({ eventHistory: 50 });
-      store.setProposer(new LocalProposer(store));
+      store.setProposer(new BatchingProposer(new LocalProposer(store)));
       return Promise.resolve();
     },
     teardown: () => Promise.resolve(),
@@ -73,7 +76,7 @@ function raftBackend(): Backend {
       for (const id of [1, 2, 3]) {
         const store = new MemoryStore({ eventHistory: 50 });
         const raft = new RaftServer<ApplyResult>({ id, dataDir: join(root, `m${id}`), listenAddr: peers.get(id)!, peers, bootstrapVoters: [1, 2, 3], stateMachine: storeStateMachine(store), tickMs: 10 });
-        store.setProposer(new RaftProposer(raft));
+        store.setProposer(new BatchingProposer(new RaftProposer(raft)));
         stores.push(store);
         servers.push(raft);
       }
@@ -112,7 +115,7 @@ function etcdBackend(): Backend {
       for (let i = 0; i < 2; i++) {
         const store = new MemoryStore({ eventHistory: 50 });
         const log = new EtcdLog(etcd.client(), store);
-        store.setProposer(log);
+        store.setProposer(new BatchingProposer(log));
         await log.start();
         stores.push(store);
         logs.push(log);
@@ -184,6 +187,38 @@ describe.each([localBackend(), raftBackend(), etcdBackend()])('store on $name', 
     const rejected = results.find((r) => r.status === 'rejected')!;
     expect(rejected.reason).toBeInstanceOf(VersionConflictError);
     expect((rejected.reason as Error).message).toMatch(/out of sequence/);
+  });
+
+  it('applies transactions proposed together as one entry, each to its own verdict, identically on every replica', async () => {
+    const s = service('together');
+    await b.store().update((tx) => tx.create('service', s));
+    const read = b.store().get('service', s.id)!;
+    const before = b.store().version;
+    const results = await Promise.allSettled([
+      // The log is idle: this one goes at once, alone; the rest, proposed in the same turn, share the next entry.
+      b.store().update((tx) => tx.create('service', service('alone'))),
+      b.store().update((tx) => tx.update('service', { ...read, specVersion: 2 })),
+      b.store().update((tx) => tx.update('service', { ...read, specVersion: 3 })), // based on the version the one before replaced
+      b.store().update((tx) => tx.create('service', service('twin'))),
+      b.store().update((tx) => tx.create('service', service('twin'))), // the name the one before took
+      b.store().update((tx) => tx.create('task', task(s.id, 'n', 1))),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+    expect((results[2] as PromiseRejectedResult).reason).toBeInstanceOf(VersionConflictError);
+    expect((results[4] as PromiseRejectedResult).reason).toBeInstanceOf(NameConflictError);
+    const versions = results.map((r) => (r.status === 'fulfilled' ? r.value : 0));
+    expect(versions[0]).toBeGreaterThan(before);
+    // The four that applied in the second entry share its index.
+    expect(new Set([versions[1], versions[3], versions[5]]).size).toBe(1);
+    expect(versions[1]).toBeGreaterThan(versions[0]!);
+    expect(b.store().get('service', s.id)?.specVersion).toBe(2);
+    expect(b.store().get('service', s.id)?.meta?.version).toBe(versions[1]);
+    await b.settle();
+    for (const r of b.replicas()) {
+      expect(r.byName('service', 'twin')?.id).toBe(b.store().byName('service', 'twin')?.id);
+      expect(r.get('service', s.id)).toEqual(b.store().get('service', s.id));
+      expect(Buffer.from(r.snapshot()).equals(Buffer.from(b.store().snapshot()))).toBe(true);
+    }
   });
 
   it('streams changes to watches and resumes from a version', async () => {

@@ -101,6 +101,13 @@ export interface StoreRequest {
    * every manager applies the same values.
    */
   unixMs: number;
+  /**
+   * A log entry that carries several independent transactions proposed together (see
+   * manager/store/batching.ts): each an encoded StoreRequest without a batch of its own, applied in
+   * this order at this entry's index, each to its own verdict, exactly as if each were an entry of
+   * its own. An entry with a batch has no actions of its own.
+   */
+  batch: Buffer[];
 }
 
 export interface StoreSnapshot {
@@ -402,7 +409,7 @@ export const StoreAction: MessageFns<StoreAction> = {
 };
 
 function createBaseStoreRequest(): StoreRequest {
-  return { actions: [], unixMs: 0 };
+  return { actions: [], unixMs: 0, batch: [] };
 }
 
 export const StoreRequest: MessageFns<StoreRequest> = {
@@ -412,6 +419,9 @@ export const StoreRequest: MessageFns<StoreRequest> = {
     }
     if (message.unixMs !== 0) {
       writer.uint32(16).int64(message.unixMs);
+    }
+    for (const v of message.batch) {
+      writer.uint32(26).bytes(v!);
     }
     return writer;
   },
@@ -445,6 +455,14 @@ export const StoreRequest: MessageFns<StoreRequest> = {
             message.unixMs = longToNumber(reader.int64());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.batch.push(Buffer.from(reader.bytes()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -465,6 +483,9 @@ export const StoreRequest: MessageFns<StoreRequest> = {
         : isSet(object.unix_ms)
         ? globalThis.Number(object.unix_ms)
         : 0,
+      batch: globalThis.Array.isArray(object?.batch)
+        ? object.batch.map((e: any) => Buffer.from(bytesFromBase64(e)))
+        : [],
     };
   },
 
@@ -476,6 +497,9 @@ export const StoreRequest: MessageFns<StoreRequest> = {
     if (message.unixMs !== 0) {
       obj.unixMs = Math.round(message.unixMs);
     }
+    if (message.batch?.length) {
+      obj.batch = message.batch.map((e) => base64FromBytes(e));
+    }
     return obj;
   },
 
@@ -486,6 +510,7 @@ export const StoreRequest: MessageFns<StoreRequest> = {
     const message = createBaseStoreRequest();
     message.actions = object.actions?.map((e) => StoreAction.fromPartial(e)) || [];
     message.unixMs = object.unixMs ?? 0;
+    message.batch = object.batch?.map((e) => e) || [];
     return message;
   },
 };
@@ -574,6 +599,14 @@ export const StoreSnapshot: MessageFns<StoreSnapshot> = {
     return message;
   },
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
