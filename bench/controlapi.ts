@@ -1,10 +1,11 @@
 // Control API benchmark: writes through the whole path of a real cluster (gRPC with mutual TLS,
 // authorization, validation, the store's transaction, Raft with fsync, apply) on three managers on
-// three lab hosts (bench/lib/controlapi-cluster.ts), against the raw Raft KV and etcd measured as
-// bench/raft.ts does, in the same invocation.
+// three lab hosts (bench/lib/controlapi-cluster.ts), against, in the same invocation: the raw Raft
+// KV and etcd on loopback without TLS, measured as bench/raft.ts does, and etcd on the same lab hosts
+// with mutual TLS (bench/lib/etcd-lab.ts), the like-for-like anchor.
 //   node dist/bench/controlapi.js [--rounds 4] [--seconds 8] [--warm-up-seconds 3] [--kind secret|config]
 //        [--payload-bytes 1024] [--via-follower] [--steady-seconds 0] [--report-every 60] [--snapshot-interval N]
-//        [--skip-raft] [--skip-etcd] [--cpu-prof-dir D] [--logs-dir D]
+//        [--skip-raft] [--skip-etcd] [--skip-etcd-lab] [--cpu-prof-dir D] [--logs-dir D]
 // The three clusters run side by side and each load (1 client, 64 clients) alternates between
 // them round after round (bench/lib/paired.ts); each run prints the machine's busy and steal. Each
 // side's figures are the medians of its rounds. Beside the control API's runs: the leader's event
@@ -18,6 +19,7 @@ import { hideBin } from 'yargs/helpers';
 import { ControlApiCluster, type ClientResult } from './lib/controlapi-cluster.js';
 import { cpuCounters, cpuSince, fmt, median, medians, runLoad, sleep, type LoadResult } from './lib/load.js';
 import { alternate, type Side } from './lib/paired.js';
+import { EtcdLab } from './lib/etcd-lab.js';
 import { EtcdCluster, OurRaft, Procs } from './lib/raft.js';
 import { leaderDuring, leadersDuring, termAt, type SwarmdLog } from './lib/swarmd-logs.js';
 
@@ -35,7 +37,8 @@ const argv = yargs(hideBin(process.argv))
   .option('cpu-prof-dir', { type: 'string', describe: 'write V8 CPU profiles of the three swarmd processes here (node --cpu-prof; they are stopped with SIGTERM at the end)' })
   .option('logs-dir', { type: 'string', describe: 'copy the swarmd logs of the three hosts here before the lab is torn down' })
   .option('skip-raft', { type: 'boolean', default: false })
-  .option('skip-etcd', { type: 'boolean', default: false })
+  .option('skip-etcd', { type: 'boolean', default: false, describe: 'leave out etcd on loopback' })
+  .option('skip-etcd-lab', { type: 'boolean', default: false, describe: 'leave out etcd on the lab hosts with mutual TLS' })
   .parseSync();
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
@@ -119,20 +122,23 @@ async function printLeaderNotes(cluster: ControlApiCluster, sides: { side: strin
 async function pairedRuns(cluster: ControlApiCluster, ledger: Ledger, procs: Procs): Promise<void> {
   const ours = argv['skip-raft'] ? undefined : new OurRaft(procs);
   const etcd = argv['skip-etcd'] ? undefined : new EtcdCluster(procs);
+  let etcdLab: EtcdLab | undefined;
   try {
     await ours?.leaderOf();
     await etcd?.ready();
+    etcdLab = argv['skip-etcd-lab'] ? undefined : await EtcdLab.create(cluster.lab, procs.root);
 
     // What each cluster costs the machine while another is measured (all stay up).
     const idleSeconds = 3;
     const idleBefore = cpuCounters();
-    const cpu0 = [cluster.cpuMillis(), ours?.cpuMillis() ?? 0, etcd?.cpuMillis() ?? 0];
+    const cpu0 = [cluster.cpuMillis(), ours?.cpuMillis() ?? 0, etcd?.cpuMillis() ?? 0, etcdLab?.cpuMillis() ?? 0];
     await sleep(idleSeconds * 1000);
     const share = (now: number, before: number): string => `${((now - before) / idleSeconds / 10).toFixed(1)}%`;
     console.log(
       `idle: the swarmd managers use ${share(cluster.cpuMillis(), cpu0[0]!)} of one CPU` +
         (ours ? `, the raw Raft replicas ${share(ours.cpuMillis(), cpu0[1]!)}` : '') +
         (etcd ? `, etcd's members ${share(etcd.cpuMillis(), cpu0[2]!)}` : '') +
+        (etcdLab ? `, the lab etcd's ${share(etcdLab.cpuMillis(), cpu0[3]!)}` : '') +
         ` (machine busy ${(cpuSince(idleBefore).busy * 100).toFixed(0)}%)`,
     );
 
@@ -148,6 +154,7 @@ async function pairedRuns(cluster: ControlApiCluster, ledger: Ledger, procs: Pro
     const anchors: Side[] = [
       ...(ours ? [{ name: 'raw Raft', run: (c: number, s: number) => runLoad(ours.put, c, s) }] : []),
       ...(etcd ? [{ name: 'etcd 3.4', run: (c: number, s: number) => runLoad(etcd.put, c, s) }] : []),
+      ...(etcdLab ? [{ name: 'etcd 3.4, lab, TLS', run: (c: number, s: number) => etcdLab!.run(c, s, `r${++runNo}`) }] : []),
     ];
     const rounds = { rounds: argv.rounds, seconds: argv.seconds, warmUpSeconds: argv['warm-up-seconds'] };
     const summary: string[] = [];
@@ -173,7 +180,7 @@ async function pairedRuns(cluster: ControlApiCluster, ledger: Ledger, procs: Pro
         ratios.push(`ratio (control API / ${a.name}), ${clients === 1 ? '1 client' : '64 clients'}: throughput ${(ctl.opsPerSec / am.opsPerSec).toFixed(2)}×, p99 ${(ctl.p99 / am.p99).toFixed(2)}× (below 1 is better)`);
       }
       if (ours && etcd) {
-        const [r, e] = m.slice(-2) as [LoadResult, LoadResult];
+        const [r, e] = m.slice(sides.length - anchors.length, sides.length - anchors.length + 2) as [LoadResult, LoadResult];
         ratios.push(`ratio (raw Raft / etcd), ${clients === 1 ? '1 client' : '64 clients'}: throughput ${(r.opsPerSec / e.opsPerSec).toFixed(2)}×, p99 ${(r.p99 / e.p99).toFixed(2)}×`);
       }
     }
@@ -183,6 +190,7 @@ async function pairedRuns(cluster: ControlApiCluster, ledger: Ledger, procs: Pro
   } finally {
     ours?.close();
     etcd?.close();
+    await etcdLab?.close();
   }
 }
 
@@ -225,7 +233,7 @@ async function steadyRun(cluster: ControlApiCluster, ledger: Ledger): Promise<vo
 
 console.log(
   `Control API benchmark: create${argv.kind === 'secret' ? 'Secret' : 'Config'} (${argv['payload-bytes']} B, unique names) on 3 managers on 3 lab hosts, mutual TLS, fsync on; ` +
-    `raw Raft and etcd as bench/raft.ts; ${argv.rounds} rounds of ${argv.seconds} s per load and side after a ${argv['warm-up-seconds']} s warm-up` +
+    `raw Raft and etcd as bench/raft.ts (loopback, no TLS); etcd on the lab hosts with mutual TLS; ${argv.rounds} rounds of ${argv.seconds} s per load and side after a ${argv['warm-up-seconds']} s warm-up` +
     (argv['steady-seconds'] ? `; then a steady run of ${argv['steady-seconds']} s` : ''),
 );
 const procs = new Procs('tswarm-bench-controlapi-');

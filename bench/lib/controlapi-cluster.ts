@@ -5,7 +5,6 @@
 // only from inside the lab. Also what the benchmark reads about the cluster: who leads, the swarmd
 // logs (lag, leader changes), the snapshots, the objects stored. Everything goes with destroy().
 import { copyFileSync, mkdirSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { Lab, type LabHost } from '../../test/lab/lab.js';
 import { dist } from '../../test/util/dist.js';
@@ -13,6 +12,7 @@ import type { Cluster, Node } from '../../proto/gen/tswarm/objects.js';
 import { NodeRole, ReachabilityState } from '../../proto/gen/tswarm/types.js';
 import { sleep, type LoadResult } from './load.js';
 import { cpuMillisOf } from './raft.js';
+import { runLabClient } from './lab-client.js';
 import { SnapshotWatch } from './snapshot-watch.js';
 import { lagLoggedThrough, parseSwarmdLog, termAt, type SwarmdLog } from './swarmd-logs.js';
 
@@ -193,24 +193,8 @@ export class ControlApiCluster {
     return Number(lines.find((j) => j.type === 'count')?.count);
   }
 
-  /** Runs the load generator on `host` and hands over its JSON lines as they come; all of them at the end. */
-  private async client(host: LabHost, args: string[], timeoutMs: number, onLine?: (j: Record<string, unknown>) => void): Promise<Record<string, unknown>[]> {
-    const child = host.spawnInside(process.execPath, args, {}, ['ignore', 'pipe', 'pipe']);
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    const lines: Record<string, unknown>[] = [];
-    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
-    for await (const line of createInterface({ input: child.stdout! })) {
-      if (!line.startsWith('{')) continue;
-      const j = JSON.parse(line) as Record<string, unknown>;
-      lines.push(j);
-      onLine?.(j);
-    }
-    const code = await exited;
-    clearTimeout(timer);
-    if (code !== 0) throw new Error(`the load generator on ${host.name} failed (${code ?? 'killed'}): ${stderr.trim()}`);
-    return lines;
+  private client(host: LabHost, args: string[], timeoutMs: number, onLine?: (j: Record<string, unknown>) => void): Promise<Record<string, unknown>[]> {
+    return runLabClient(host, args, timeoutMs, onLine);
   }
 
   /** SIGTERM to every swarmd: a CPU profile is written when the process exits on its own. */
