@@ -4,6 +4,9 @@ import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { TLS_CHANNEL_OPTIONS, checkManagerIdentity, loadNodeCerts, type NodeCerts } from '../../common/certs.js';
+
+/** The largest answer swarmctl takes: the forwarding between managers allows 64 MiB. */
+const MAX_ANSWER_BYTES = 64 << 20;
 import { TswarmError } from '../../common/errors.js';
 import { retryWhileNotProposed } from '../../common/leader-retry.js';
 
@@ -101,7 +104,9 @@ export class Connection<C extends grpc.Client> {
   private async connect(): Promise<C> {
     const { target, timeoutMs } = this;
     await probe(target.address, timeoutMs);
-    const client = new this.ClientClass(target.address, target.credentials ?? grpc.credentials.createInsecure(), target.credentials ? TLS_CHANNEL_OPTIONS : {});
+    // Lists of a large store exceed gRPC's default 4 MiB (100,000 secrets are about 5 MB).
+    const sizes = { 'grpc.max_receive_message_length': MAX_ANSWER_BYTES };
+    const client = new this.ClientClass(target.address, target.credentials ?? grpc.credentials.createInsecure(), target.credentials ? { ...TLS_CHANNEL_OPTIONS, ...sizes } : sizes);
     this.client = client;
     await new Promise<void>((resolve, reject) => {
       client.waitForReady(Date.now() + timeoutMs, (err) => {
