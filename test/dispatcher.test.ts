@@ -6,9 +6,9 @@
 // - a status report is answered only once the store has committed it;
 // - a service's registry credential goes only to the nodes with a task of it to run.
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AssignmentChange_Action, AssignmentsMessage_Type, DispatcherClient, type AssignmentsMessage, type SessionMessage } from '../proto/gen/tswarm/dispatcher.js';
-import { Node, Service, Task } from '../proto/gen/tswarm/objects.js';
+import { Node, Service, Task, type Secret } from '../proto/gen/tswarm/objects.js';
 import { NodeRole, NodeState, TaskState, type RegistryAuth } from '../proto/gen/tswarm/types.js';
 import { NodeCertProvider, TLS_CHANNEL_OPTIONS } from '../common/certs.js';
 import { createLogger } from '../common/logger.js';
@@ -272,6 +272,75 @@ describe('dispatcher registry credentials', () => {
     expect(msgs.flatMap(credentials)[2]).toEqual([AssignmentChange_Action.ACTION_REMOVE, 'private', undefined]);
     // Never the credential of a service whose tasks are on other nodes.
     expect(msgs.flatMap(credentials).map(([, id]) => id)).not.toContain('elsewhere');
+    session.cancel();
+    assignments.cancel();
+  });
+});
+
+describe('dispatcher secrets', () => {
+  const store = new MemoryStore();
+  store.setProposer(new HoldingProposer(store));
+  const sealer = Sealer.random();
+  const dispatcher = new Dispatcher(store, sealer, log, () => undefined, { heartbeatPeriodMs: 60_000, batchMs: 5 });
+  let client: DispatcherClient;
+  let close: (() => Promise<void>) | undefined;
+  const secret = (id: string, text: string): Secret => ({ id, spec: { annotations: { name: id, labels: {} }, data: sealer.seal(Buffer.from(text), `secret:${id}`) } });
+  const secretsIn = (m: AssignmentsMessage): [AssignmentChange_Action, string, string][] =>
+    m.changes.flatMap((c) => (c.assignment?.item?.$case === 'secret' ? [[c.action, c.assignment.item.secret.id, Buffer.from(c.assignment.item.secret.spec?.data ?? []).toString()]] : []));
+
+  beforeAll(async () => {
+    await store.update((tx) => {
+      tx.create('node', Node.fromPartial({ id: 'w1', role: NodeRole.NODE_ROLE_WORKER, status: { state: NodeState.NODE_STATE_READY, message: '', addr: '' } }));
+      tx.create('secret', secret('db-password', 'hunter2'));
+      tx.create(
+        'task',
+        Task.fromPartial({
+          id: 't1',
+          serviceId: 's1',
+          slot: 1,
+          nodeId: 'w1',
+          desiredState: TaskState.TASK_STATE_RUNNING,
+          status: { state: TaskState.TASK_STATE_ASSIGNED, message: '', timestampUnixMs: 1 },
+          spec: { container: { secrets: [{ secretId: 'db-password' }, { secretId: 'api-key' }] } },
+        }),
+      );
+    });
+    ({ client, close } = await serve(dispatcher));
+  });
+
+  afterAll(async () => {
+    await close?.();
+  });
+
+  it('sends a node the secrets its tasks use, opened; an unrelated secret is no news to it, a missing one is when it comes; a sync opens only what it sends', async () => {
+    dispatcher.start();
+    const opened = vi.spyOn(sealer, 'open');
+    const session = client.session({ sessionId: '' });
+    session.on('error', () => undefined);
+    const first = await new Promise<SessionMessage>((resolve) => session.once('data', resolve));
+    const msgs: AssignmentsMessage[] = [];
+    const assignments = client.assignments({ sessionId: first.sessionId });
+    assignments.on('error', () => undefined);
+    assignments.on('data', (m: AssignmentsMessage) => msgs.push(m));
+    await until('the complete set', () => msgs.length >= 1);
+    expect(secretsIn(msgs[0]!)).toEqual([[AssignmentChange_Action.ACTION_UPDATE, 'db-password', 'hunter2']]);
+    expect(opened).toHaveBeenCalledTimes(1);
+
+    // The task's status moves (a new version, nothing new for the node): the secret is not opened again.
+    await store.update((tx) => tx.update('task', { ...tx.get('task', 't1')!, status: { ...tx.get('task', 't1')!.status!, state: TaskState.TASK_STATE_RUNNING, timestampUnixMs: 2 } }));
+    // Secrets no task of the node uses: nothing is sent, nothing opened.
+    await store.update((tx) => {
+      for (let i = 0; i < 50; i++) tx.create('secret', secret(`other-${i}`, 'x'));
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(msgs).toHaveLength(1);
+    expect(opened).toHaveBeenCalledTimes(1);
+
+    // The secret the task waited for: sent once it exists.
+    await store.update((tx) => tx.create('secret', secret('api-key', 'sesame')));
+    await until('the missing secret', () => msgs.flatMap(secretsIn).length === 2);
+    expect(msgs.flatMap(secretsIn)[1]).toEqual([AssignmentChange_Action.ACTION_UPDATE, 'api-key', 'sesame']);
+    expect(opened).toHaveBeenCalledTimes(2);
     session.cancel();
     assignments.cancel();
   });

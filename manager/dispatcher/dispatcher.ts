@@ -42,7 +42,8 @@ function stableForm(t: Task): string {
 /** An item of a node's assignment set, with what tells whether the node has it already (see syncAssignments). */
 interface Wanted {
   version: number;
-  change: AssignmentChange;
+  /** Made only when it is sent: a secret is opened (decrypted) for the node then, not at every sync. */
+  change: () => AssignmentChange;
   /** For items whose version moves without news for the node (a task's is computed from it). */
   stable?: string;
 }
@@ -71,6 +72,8 @@ interface Session {
   streams: Set<grpc.ServerWritableStream<unknown, AssignmentsMessage>>;
   /** What was sent to the node: assignment key → object version, and for a task its stable form (see syncAssignments). */
   sent: Map<string, Sent>;
+  /** Secrets and configs (`secret/ID`, `config/ID`) its tasks use that the store lacks: their creation is news to this node. */
+  missing: Set<string>;
   sessionStream: grpc.ServerWritableStream<unknown, SessionMessage> | undefined;
 }
 
@@ -122,7 +125,10 @@ export class Dispatcher implements LeaderComponent {
           // A credential given or replaced: news only to the nodes with tasks of the service.
           for (const nodeId of new Set(this.store.findTasks({ serviceId: e.object.id }).map((t) => t.nodeId))) this.sessionsOf(nodeId).forEach((s) => this.scheduleSync(s));
         } else {
-          for (const s of this.sessions.values()) this.scheduleSync(s);
+          // A secret or config is news only to the nodes that were sent it or whose tasks wait for
+          // it: not to every node at every create (thousands a second under a write load).
+          const key = `${e.kind}/${e.object.id}`;
+          for (const s of this.sessions.values()) if (s.sent.has(key) || s.missing.has(key)) this.scheduleSync(s);
         }
       }
     })();
@@ -203,14 +209,16 @@ export class Dispatcher implements LeaderComponent {
    * RUNNING, the secrets and configs they use and the registry credentials of their services
    * (what a node no longer needs is withdrawn by the next sync, as anything absent from the set).
    */
-  private assignmentSet(nodeId: string): Map<string, Wanted> {
+  private assignmentSet(s: Session): Map<string, Wanted> {
+    const nodeId = s.nodeId;
     const out = new Map<string, Wanted>();
+    s.missing.clear();
     const secrets = new Set<string>();
     const configs = new Set<string>();
     const services = new Set<string>();
     for (const t of this.store.findTasks({ nodeId })) {
       if (stateRank(t.status?.state ?? TaskState.TASK_STATE_NEW) < stateRank(TaskState.TASK_STATE_ASSIGNED)) continue;
-      out.set(`task/${t.id}`, { version: t.meta?.version ?? 0, change: { action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'task', task: t } } } });
+      out.set(`task/${t.id}`, { version: t.meta?.version ?? 0, change: () => ({ action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'task', task: t } } }) });
       if (stateRank(t.desiredState) <= stateRank(TaskState.TASK_STATE_RUNNING)) {
         for (const r of t.spec?.container?.secrets ?? []) secrets.add(r.secretId);
         for (const r of t.spec?.container?.configs ?? []) configs.add(r.configId);
@@ -234,43 +242,52 @@ export class Dispatcher implements LeaderComponent {
       out.set(`registry-credential/${id}`, {
         version: svc.meta?.version ?? 0,
         stable: createHash('sha256').update(svc.registryAuth).digest('hex'),
-        change: { action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'registryCredential', registryCredential: { serviceId: id, auth } } } },
+        change: () => ({ action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'registryCredential', registryCredential: { serviceId: id, auth } } } }),
       });
     }
     for (const id of secrets) {
-      const s = this.store.get('secret', id);
-      if (!s?.spec) continue;
-      // Sealed in the store; opened for the node that needs it (over mutual TLS).
-      const data = this.sealer.open(s.spec.data, `secret:${s.id}`);
-      out.set(`secret/${id}`, { version: s.meta?.version ?? 0, change: { action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'secret', secret: { ...s, spec: { ...s.spec, data } } } } } });
+      const secret = this.store.get('secret', id);
+      const spec = secret?.spec;
+      if (!secret || !spec) {
+        s.missing.add(`secret/${id}`);
+        continue;
+      }
+      // Sealed in the store; opened for the node that needs it (over mutual TLS), when it is sent.
+      const change = (): AssignmentChange => {
+        const data = this.sealer.open(spec.data, `secret:${secret.id}`);
+        return { action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'secret', secret: { ...secret, spec: { ...spec, data } } } } };
+      };
+      out.set(`secret/${id}`, { version: secret.meta?.version ?? 0, change });
     }
     for (const id of configs) {
       const c = this.store.get('config', id);
-      if (c) out.set(`config/${id}`, { version: c.meta?.version ?? 0, change: { action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'config', config: c } } } });
+      if (!c) s.missing.add(`config/${id}`);
+      else out.set(`config/${id}`, { version: c.meta?.version ?? 0, change: () => ({ action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'config', config: c } } }) });
     }
     return out;
   }
 
   private syncAssignments(s: Session, complete: boolean): void {
     if (!this.running || s.streams.size === 0) return;
-    const want = this.assignmentSet(s.nodeId);
+    const want = this.assignmentSet(s);
     const changes: AssignmentChange[] = [];
     const sent = new Map<string, Sent>();
     for (const [key, { version, change, stable: given }] of want) {
       const before = s.sent.get(key);
-      const item = change.assignment?.item;
       if (before?.version === version) {
         sent.set(key, before);
-        if (complete) changes.push(change);
+        if (complete) changes.push(change());
         continue;
       }
+      const made = change();
+      const item = made.assignment?.item;
       // Most versions of a task differ only in the status the node itself reported (five times
       // per task on its way to RUNNING): as SwarmKit's dispatcher does, those are not sent back.
       // A new session's complete set carries the statuses, for an agent to see what the manager
       // is missing.
       const stable = item?.$case === 'task' ? stableForm(item.task) : given;
       sent.set(key, { version, ...(stable !== undefined ? { stable } : {}) });
-      if (complete || before === undefined || stable === undefined || before.stable !== stable) changes.push(change);
+      if (complete || before === undefined || stable === undefined || before.stable !== stable) changes.push(made);
     }
     if (!complete) {
       for (const key of s.sent.keys()) {
@@ -384,7 +401,7 @@ export class Dispatcher implements LeaderComponent {
         if (typeof n === 'string') return endStream(call, { code: grpc.status.PERMISSION_DENIED, details: n });
         const old = this.sessions.get(n.node.id);
         if (old) this.closeSession(old, 'replaced by a new session');
-        const s: Session = { id: newId(), nodeId: n.node.id, lastHeartbeat: Date.now(), streams: new Set(), sent: new Map(), sessionStream: call };
+        const s: Session = { id: newId(), nodeId: n.node.id, lastHeartbeat: Date.now(), streams: new Set(), sent: new Map(), missing: new Set(), sessionStream: call };
         this.sessions.set(n.node.id, s);
         call.on('cancelled', () => {
           if (this.sessions.get(s.nodeId) === s) s.sessionStream = undefined;
