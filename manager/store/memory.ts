@@ -6,6 +6,7 @@
 // etcd). Every manager applies committed requests in log order through apply(), which re-checks
 // versions and names deterministically, so all stores agree; the proposer's promise resolves with
 // that verdict. An object's meta.version is the log index of its last write.
+import { BigSet, OrderedShardedMap, ShardedMap } from './sharded.js';
 import { StoreAction, StoreAction_Kind, StoreRequest, StoreSnapshot, StoreObject } from '../../proto/gen/tswarm/store.js';
 import type { Cluster, Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
 import type { TaskState } from '../../proto/gen/tswarm/types.js';
@@ -288,17 +289,19 @@ function lengthPrefix(tag: number, length: number): Uint8Array {
 }
 
 export class MemoryStore implements ReadView {
-  private readonly tables = new Map<Kind, Map<string, AnyObject>>(KINDS.map((k) => [k, new Map()]));
-  private readonly names = new Map<Kind, Map<string, string>>(KINDS.map((k) => [k, new Map()]));
+  // Sharded (sharded.ts): a table or index of hundreds of thousands of entries must not rehash
+  // all of them at once on the event loop.
+  private readonly tables = new Map<Kind, OrderedShardedMap<AnyObject>>(KINDS.map((k) => [k, new OrderedShardedMap()]));
+  private readonly names = new Map<Kind, ShardedMap<string>>(KINDS.map((k) => [k, new ShardedMap()]));
   /**
    * Each stored object's piece of a snapshot (its StoreObject encoding framed as field 2 of
    * StoreSnapshot: tag, length, bytes), made by the first snapshot that needs it.
    */
-  private readonly encodings = new WeakMap<AnyObject, Uint8Array>();
-  private readonly labels = new Map<Kind, Map<string, Set<string>>>(KINDS.map((k) => [k, new Map()]));
-  private readonly tasksByService = new Map<string, Set<string>>();
-  private readonly tasksByNode = new Map<string, Set<string>>();
-  private readonly tasksByDesired = new Map<TaskState, Set<string>>();
+  private readonly encodings = new Map<Kind, ShardedMap<{ obj: AnyObject; piece: Uint8Array }>>(KINDS.map((k) => [k, new ShardedMap()]));
+  private readonly labels = new Map<Kind, ShardedMap<BigSet>>(KINDS.map((k) => [k, new ShardedMap()]));
+  private readonly tasksByService = new Map<string, BigSet>();
+  private readonly tasksByNode = new Map<string, BigSet>();
+  private readonly tasksByDesired = new Map<TaskState, BigSet>();
   private events: StoreEvent[] = [];
   private readonly watches = new Set<Watch>();
   private readonly eventHistory: number;
@@ -326,7 +329,7 @@ export class MemoryStore implements ReadView {
   }
 
   list<K extends Kind>(kind: K): ObjectTypes[K][] {
-    return [...this.tables.get(kind)!.values()] as ObjectTypes[K][];
+    return this.tables.get(kind)!.valuesArray() as ObjectTypes[K][];
   }
 
   byName<K extends Kind>(kind: K, name: string): ObjectTypes[K] | undefined {
@@ -345,10 +348,10 @@ export class MemoryStore implements ReadView {
 
   /** Tasks by service, node and desired state (all given criteria must hold), from the indexes. */
   findTasks(q: TaskQuery): Task[] {
-    const sets: Set<string>[] = [];
-    if (q.serviceId !== undefined) sets.push(this.tasksByService.get(q.serviceId) ?? new Set());
-    if (q.nodeId !== undefined) sets.push(this.tasksByNode.get(q.nodeId) ?? new Set());
-    if (q.desiredState !== undefined) sets.push(this.tasksByDesired.get(q.desiredState) ?? new Set());
+    const sets: BigSet[] = [];
+    if (q.serviceId !== undefined) sets.push(this.tasksByService.get(q.serviceId) ?? new BigSet());
+    if (q.nodeId !== undefined) sets.push(this.tasksByNode.get(q.nodeId) ?? new BigSet());
+    if (q.desiredState !== undefined) sets.push(this.tasksByDesired.get(q.desiredState) ?? new BigSet());
     if (sets.length === 0) return this.list('task');
     sets.sort((a, b) => a.size - b.size);
     const [first, ...rest] = sets;
@@ -478,6 +481,7 @@ export class MemoryStore implements ReadView {
       if (a.kind === StoreAction_Kind.KIND_REMOVE) {
         this.unindex(kind, old!);
         table.delete(obj.id);
+        this.encodings.get(kind)!.delete(obj.id);
         events.push({ kind, action: 'remove', object: old!, version: index });
         continue;
       }
@@ -529,7 +533,7 @@ export class MemoryStore implements ReadView {
     const lidx = this.labels.get(kind)!;
     for (const [k, v] of Object.entries(labelsOf(kind, obj))) {
       let set = lidx.get(`${k}=${v}`);
-      if (!set) lidx.set(`${k}=${v}`, (set = new Set()));
+      if (!set) lidx.set(`${k}=${v}`, (set = new BigSet()));
       set.add(obj.id);
     }
     if (kind === 'task') {
@@ -602,7 +606,7 @@ export class MemoryStore implements ReadView {
    */
   snapshotSource(budgetMs = 5): { next(): Uint8Array[] | undefined } {
     const head = StoreSnapshot.encode({ version: this.version, objects: [] }).finish();
-    const lists = KINDS.map((kind) => ({ kind, objects: [...this.tables.get(kind)!.values()] }));
+    const lists = KINDS.map((kind) => ({ kind, objects: this.tables.get(kind)!.valuesArray() }));
     let started = false;
     let k = 0;
     let i = 0;
@@ -623,7 +627,7 @@ export class MemoryStore implements ReadView {
             continue;
           }
           const obj = objects[i++]!;
-          const cached = this.encodings.has(obj);
+          const cached = this.encodings.get(kind)!.get(obj.id)?.obj === obj;
           out.push(this.framed(kind, obj));
           // The clock is read after every encoding made (an object may be large) and every 64
           // cached pieces (a cached piece costs far less than reading the clock).
@@ -636,15 +640,16 @@ export class MemoryStore implements ReadView {
 
   /** An object's snapshot piece: field 2 of StoreSnapshot (tag, length, StoreObject bytes). */
   private framed(kind: Kind, obj: AnyObject): Uint8Array {
-    let piece = this.encodings.get(obj);
-    if (!piece) {
-      const bytes = StoreObject.encode(toStoreObject(kind, obj)).finish();
-      const prefix = lengthPrefix(0x12, bytes.length);
-      piece = new Uint8Array(prefix.length + bytes.length);
-      piece.set(prefix, 0);
-      piece.set(bytes, prefix.length);
-      this.encodings.set(obj, piece);
-    }
+    const cache = this.encodings.get(kind)!;
+    const entry = cache.get(obj.id);
+    // The object of an id is replaced by each update: a piece made for an older one is made again.
+    if (entry?.obj === obj) return entry.piece;
+    const bytes = StoreObject.encode(toStoreObject(kind, obj)).finish();
+    const prefix = lengthPrefix(0x12, bytes.length);
+    const piece = new Uint8Array(prefix.length + bytes.length);
+    piece.set(prefix, 0);
+    piece.set(bytes, prefix.length);
+    cache.set(obj.id, { obj, piece });
     return piece;
   }
 
@@ -655,6 +660,7 @@ export class MemoryStore implements ReadView {
       this.tables.get(kind)!.clear();
       this.names.get(kind)!.clear();
       this.labels.get(kind)!.clear();
+      this.encodings.get(kind)!.clear();
     }
     this.tasksByService.clear();
     this.tasksByNode.clear();
@@ -670,13 +676,20 @@ export class MemoryStore implements ReadView {
   }
 }
 
-function addTo<K>(m: Map<K, Set<string>>, key: K, id: string): void {
+/** An index: a key's set of ids (a Map of a few keys, or a ShardedMap of many). */
+interface IndexMap<K> {
+  get(key: K): BigSet | undefined;
+  set(key: K, value: BigSet): unknown;
+  delete(key: K): boolean;
+}
+
+function addTo<K>(m: IndexMap<K>, key: K, id: string): void {
   let s = m.get(key);
-  if (!s) m.set(key, (s = new Set()));
+  if (!s) m.set(key, (s = new BigSet()));
   s.add(id);
 }
 
-function removeFrom<K>(m: Map<K, Set<string>>, key: K, id: string): void {
+function removeFrom<K>(m: IndexMap<K>, key: K, id: string): void {
   const s = m.get(key);
   if (!s) return;
   s.delete(id);
