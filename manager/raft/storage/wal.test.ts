@@ -466,6 +466,41 @@ describe('WAL', () => {
     }
   });
 
+  it('on real files: released segments are removed in the thread pool, oldest first, and the log still replays', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'raft-wal-'));
+    try {
+      const fs = new NodeFs();
+      const removals: string[] = [];
+      const removeAsync = fs.removeAsync.bind(fs);
+      fs.removeAsync = (path, done) => {
+        removals.push(path);
+        removeAsync(path, done);
+      };
+      const wal = Wal.open(fs, recoverWal(fs, root), { segmentBytes: 16 * 1024 });
+      for (let i = 1; i <= 120; i++) {
+        wal.appendEntry(entry(i, 1, 'd'.repeat(1000)));
+        wal.sync();
+      }
+      const before = wal.listSegments().map((s) => s.path);
+      wal.appendSnapshot({ index: 100, term: 1, confState: undefined });
+      wal.sync();
+      const removed = wal.release(100);
+      expect(removed.length).toBeGreaterThan(2);
+      expect(removed).toEqual(before.slice(0, removed.length));
+      // The WAL forgets them at once; the files go one after the other, oldest first.
+      expect(wal.listSegments().map((s) => s.path)).toEqual(before.slice(removed.length));
+      for (let k = 0; k < 200 && removed.some((p) => existsSync(p)); k++) await new Promise((r) => setTimeout(r, 10));
+      expect(removed.filter((p) => existsSync(p))).toEqual([]);
+      expect(removals).toEqual(removed);
+      wal.close();
+      const rec = recoverWal(fs, root);
+      expect(rec.snapshot?.metadata.index).toBe(100);
+      expect(rec.log.lastIndex).toBe(120);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it('refuses every call after a failed write or fsync', () => {
     let fail = false;
     const fs = new MemFs((op) => {
