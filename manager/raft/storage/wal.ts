@@ -797,8 +797,8 @@ export class Wal {
    * segment's blocks took 25-40 ms of the event loop each, and a snapshot under load releases
    * several at once (half a second of a leader's loop, measured). One at a time, oldest first, as
    * the synchronous way did: what a crash leaves is the newest of the released segments, next to
-   * the ones kept, all below a synced snapshot record, which the next start reads and drops as
-   * before.
+   * the ones kept, all below a synced snapshot record; the next start reads past them (as after a
+   * crash between two synchronous removals) and the next release removes them.
    */
   private removeReleased(): void {
     if (this.removing || !this.fs.removeAsync) return;
