@@ -104,23 +104,28 @@ console.log(
     ` (machine busy ${(cpuSince(idleBefore).busy * 100).toFixed(0)}%)`,
 );
 
-console.log('1 client, sequential:');
-const [ours1, unary1, etcd1] = await paired(1, sides);
-console.log('64 concurrent clients:');
-const [ours64, unary64, etcd64] = await paired(64, sides);
-etcd?.close();
+// --rounds 0: no throughput runs (e.g. failover trials alone), and so no figures to print.
+if (argv.rounds > 0) {
+  console.log('1 client, sequential:');
+  const [ours1, unary1, etcd1] = await paired(1, sides);
+  console.log('64 concurrent clients:');
+  const [ours64, unary64, etcd64] = await paired(64, sides);
+  etcd?.close();
 
-console.log('');
-console.log(`tswarm raft, 1 client:    ${fmt(ours1!)}`);
-console.log(`tswarm raft, 64 clients:  ${fmt(ours64!)}`);
-console.log(`tswarm raft, unary calls, 1 client:    ${fmt(unary1!)}`);
-console.log(`tswarm raft, unary calls, 64 clients:  ${fmt(unary64!)}`);
-if (etcd1 && etcd64) {
-  console.log(`etcd 3.4,    1 client:    ${fmt(etcd1)}`);
-  console.log(`etcd 3.4,    64 clients:  ${fmt(etcd64)}`);
-  console.log(`ratio (tswarm / etcd) throughput: 1 client ${(ours1!.opsPerSec / etcd1.opsPerSec).toFixed(2)}×, 64 clients ${(ours64!.opsPerSec / etcd64.opsPerSec).toFixed(2)}×`);
-  console.log(`ratio (tswarm / etcd) p99 latency: 1 client ${(ours1!.p99 / etcd1.p99).toFixed(2)}×, 64 clients ${(ours64!.p99 / etcd64.p99).toFixed(2)}× (below 1 is better)`);
-  console.log(`with unary calls: throughput 1 client ${(unary1!.opsPerSec / etcd1.opsPerSec).toFixed(2)}×, 64 clients ${(unary64!.opsPerSec / etcd64.opsPerSec).toFixed(2)}×; p99 1 client ${(unary1!.p99 / etcd1.p99).toFixed(2)}×, 64 clients ${(unary64!.p99 / etcd64.p99).toFixed(2)}×`);
+  console.log('');
+  console.log(`tswarm raft, 1 client:    ${fmt(ours1!)}`);
+  console.log(`tswarm raft, 64 clients:  ${fmt(ours64!)}`);
+  console.log(`tswarm raft, unary calls, 1 client:    ${fmt(unary1!)}`);
+  console.log(`tswarm raft, unary calls, 64 clients:  ${fmt(unary64!)}`);
+  if (etcd1 && etcd64) {
+    console.log(`etcd 3.4,    1 client:    ${fmt(etcd1)}`);
+    console.log(`etcd 3.4,    64 clients:  ${fmt(etcd64)}`);
+    console.log(`ratio (tswarm / etcd) throughput: 1 client ${(ours1!.opsPerSec / etcd1.opsPerSec).toFixed(2)}×, 64 clients ${(ours64!.opsPerSec / etcd64.opsPerSec).toFixed(2)}×`);
+    console.log(`ratio (tswarm / etcd) p99 latency: 1 client ${(ours1!.p99 / etcd1.p99).toFixed(2)}×, 64 clients ${(ours64!.p99 / etcd64.p99).toFixed(2)}× (below 1 is better)`);
+    console.log(`with unary calls: throughput 1 client ${(unary1!.opsPerSec / etcd1.opsPerSec).toFixed(2)}×, 64 clients ${(unary64!.opsPerSec / etcd64.opsPerSec).toFixed(2)}×; p99 1 client ${(unary1!.p99 / etcd1.p99).toFixed(2)}×, 64 clients ${(unary64!.p99 / etcd64.p99).toFixed(2)}×`);
+  }
+} else {
+  etcd?.close();
 }
 
 const failovers: number[] = [];
