@@ -59,6 +59,22 @@ export interface Config {
   [k: string]: unknown;
 }
 
+/**
+ * Removes the tests' cgroup parent `parent` (a path below each hierarchy) from every hierarchy
+ * under /sys/fs/cgroup, and returns the cgroups still inside it: containers a test failed to delete.
+ */
+export function removeCgroupParents(parent: string): string[] {
+  const root = '/sys/fs/cgroup';
+  const left: string[] = [];
+  for (const h of readdirSync(root)) {
+    const p = join(root, h, parent);
+    if (!existsSync(p)) continue;
+    for (const e of readdirSync(p, { withFileTypes: true })) if (e.isDirectory()) left.push(join(p, e.name));
+    spawnSync('rmdir', [p]);
+  }
+  return left;
+}
+
 export interface Runtime {
   name: string;
   bin: string;

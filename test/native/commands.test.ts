@@ -4,7 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { missingPrerequisites, Workspace, type Config, type Runtime } from './bundle.js';
+import { missingPrerequisites, removeCgroupParents, Workspace, type Config, type Runtime } from './bundle.js';
 
 const missing = missingPrerequisites();
 if (missing.length > 0) console.warn(`native commands tests skipped; missing: ${missing.join(', ')}`);
@@ -32,14 +32,7 @@ describe.skipIf(missing.length > 0)('swarm-runtime commands', () => {
     try {
       ws.cleanup();
       expect(ws.leftovers()).toEqual([]);
-      const left: string[] = [];
-      for (const h of readdirSync(CG)) {
-        const p = join(CG, h, PARENT);
-        if (!existsSync(p)) continue;
-        for (const e of readdirSync(p, { withFileTypes: true })) if (e.isDirectory()) left.push(join(p, e.name));
-        spawnSync('rmdir', [p]);
-      }
-      expect(left).toEqual([]);
+      expect(removeCgroupParents(PARENT)).toEqual([]);
     } finally {
       ws.remove();
     }

@@ -2,10 +2,10 @@
 // the same bundle under ours and under runc, a probe prints what the container sees, and the two
 // reports must match (where runc 1.1.5 supports the field; otherwise the effect alone is checked).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { missingPrerequisites, Workspace, type Config, type Runtime } from './bundle.js';
+import { missingPrerequisites, removeCgroupParents, Workspace, type Config, type Runtime } from './bundle.js';
 
 const missing = missingPrerequisites();
 if (missing.length > 0) console.warn(`native oci-fields tests skipped; missing: ${missing.join(', ')}`);
@@ -16,7 +16,6 @@ interface Result {
   stderr: string;
 }
 
-const CG = '/sys/fs/cgroup';
 /** Every cgroup made here lives under this parent, so that clean-up can find it. */
 const PARENT = `/swarm-rt-test-${process.pid}`;
 
@@ -40,14 +39,7 @@ describe.skipIf(missing.length > 0)('swarm-runtime applies config.json fields li
       expect(ws.leftovers()).toEqual([]);
       // The tests' cgroups live under PARENT in every hierarchy (runc makes them all); the
       // containers are deleted, so only the empty parents remain.
-      const left: string[] = [];
-      for (const h of readdirSync(CG)) {
-        const p = join(CG, h, PARENT);
-        if (!existsSync(p)) continue;
-        for (const e of readdirSync(p, { withFileTypes: true })) if (e.isDirectory()) left.push(join(p, e.name));
-        spawnSync('rmdir', [p]);
-      }
-      expect(left).toEqual([]);
+      expect(removeCgroupParents(PARENT)).toEqual([]);
     } finally {
       ws.remove();
     }
