@@ -68,6 +68,19 @@ async function until(what: string, fn: () => boolean, ms = 5_000): Promise<void>
   }
 }
 
+/** A session of worker w1 and its assignments stream, once the complete set has come; errors ignored. */
+async function openAssignments(client: DispatcherClient): Promise<{ session: grpc.ClientReadableStream<SessionMessage>; assignments: grpc.ClientReadableStream<AssignmentsMessage>; msgs: AssignmentsMessage[] }> {
+  const session = client.session({ sessionId: '' });
+  session.on('error', () => undefined);
+  const first = await new Promise<SessionMessage>((resolve) => session.once('data', resolve));
+  const msgs: AssignmentsMessage[] = [];
+  const assignments = client.assignments({ sessionId: first.sessionId });
+  assignments.on('error', () => undefined);
+  assignments.on('data', (m: AssignmentsMessage) => msgs.push(m));
+  await until('the complete set', () => msgs.length >= 1);
+  return { session, assignments, msgs };
+}
+
 const task = (id: string, state = TaskState.TASK_STATE_ASSIGNED): Task =>
   Task.fromPartial({ id, serviceId: 's1', slot: 1, nodeId: 'w1', desiredState: TaskState.TASK_STATE_RUNNING, status: { state, message: '', timestampUnixMs: 1 } });
 
@@ -243,14 +256,7 @@ describe('dispatcher registry credentials', () => {
 
   it("sends a service's credential only to nodes with a task of it to run, opened; again only when replaced; withdraws it when they have none", async () => {
     dispatcher.start();
-    const session = client.session({ sessionId: '' });
-    session.on('error', () => undefined);
-    const first = await new Promise<SessionMessage>((resolve) => session.once('data', resolve));
-    const msgs: AssignmentsMessage[] = [];
-    const assignments = client.assignments({ sessionId: first.sessionId });
-    assignments.on('error', () => undefined);
-    assignments.on('data', (m: AssignmentsMessage) => msgs.push(m));
-    await until('the complete set', () => msgs.length >= 1);
+    const { session, assignments, msgs } = await openAssignments(client);
     // Only the credential of the service with a task here; in clear (over mutual TLS), whole.
     expect(credentials(msgs[0]!)).toEqual([[AssignmentChange_Action.ACTION_UPDATE, 'private', 'alice']]);
     const item = msgs[0]!.changes.find((c) => c.assignment?.item?.$case === 'registryCredential')!.assignment!.item!;
@@ -315,14 +321,7 @@ describe('dispatcher secrets', () => {
   it('sends a node the secrets its tasks use, opened; an unrelated secret is no news to it, a missing one is when it comes; a sync opens only what it sends', async () => {
     dispatcher.start();
     const opened = vi.spyOn(sealer, 'open');
-    const session = client.session({ sessionId: '' });
-    session.on('error', () => undefined);
-    const first = await new Promise<SessionMessage>((resolve) => session.once('data', resolve));
-    const msgs: AssignmentsMessage[] = [];
-    const assignments = client.assignments({ sessionId: first.sessionId });
-    assignments.on('error', () => undefined);
-    assignments.on('data', (m: AssignmentsMessage) => msgs.push(m));
-    await until('the complete set', () => msgs.length >= 1);
+    const { session, assignments, msgs } = await openAssignments(client);
     expect(secretsIn(msgs[0]!)).toEqual([[AssignmentChange_Action.ACTION_UPDATE, 'db-password', 'hunter2']]);
     expect(opened).toHaveBeenCalledTimes(1);
 
