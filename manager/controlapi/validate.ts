@@ -15,6 +15,7 @@ import { dnsOptionProblem, hostsLineProblem, isHostName } from '../../common/dns
 import { isIP } from 'node:net';
 import { logConfig, LogDriverError } from '../../common/log-driver.js';
 import { parseConstraints } from '../constraint/constraint.js';
+import { varintSize } from '../../common/varint.js';
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const LABEL_KEY_RE = /^[^\s=]+$/;
@@ -279,13 +280,6 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
 
 const NO_DATA = Buffer.alloc(0);
 
-/** The length of `n` as a protobuf varint. */
-function varintBytes(n: number): number {
-  let len = 1;
-  for (let v = n; v >= 0x80; v = Math.floor(v / 128)) len++;
-  return len;
-}
-
 /** Secrets and configs share their rules: a valid name, data that is not empty and at most 500 KiB. */
 function validateDataSpec(spec: SecretSpec | ConfigSpec | undefined, field: string): void {
   if (!spec) fail(field, 'is required');
@@ -295,7 +289,7 @@ function validateDataSpec(spec: SecretSpec | ConfigSpec | undefined, field: stri
   // not copied into an encoding: the rest's encoding, plus field 2's tag (one byte), length
   // (a varint) and bytes. Exact, and a tenth of the work for a small secret.
   const rest = SecretSpecCodec.encode({ annotations: spec.annotations, data: NO_DATA }).finish().length;
-  checkSize(rest + 1 + varintBytes(spec.data.length) + spec.data.length, MAX_SECRET_BYTES + 4096, field);
+  checkSize(rest + 1 + varintSize(spec.data.length) + spec.data.length, MAX_SECRET_BYTES + 4096, field);
   checkSize(spec.data.length, MAX_SECRET_BYTES, `${field}.data`);
 }
 

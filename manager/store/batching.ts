@@ -20,6 +20,7 @@
 // every transaction in it what it means for one.
 import { IllegalStateError } from '../../common/errors.js';
 import type { ApplyResult, Proposer } from './memory.js';
+import { varintSize, writeVarint } from '../../common/varint.js';
 
 export interface BatchingOptions {
   /** The largest entry the log takes, in bytes (Raft's maxProposalBytes, etcd's request limit): 1.5 MiB. */
@@ -43,18 +44,9 @@ interface Waiting {
 /** Protobuf field 3 (StoreRequest.batch), length-delimited. */
 const BATCH_TAG = (3 << 3) | 2;
 
-function varintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
-}
-
 /** The bytes one request adds to a batch entry: the tag, its length as a varint, the request. */
 export function batchedSize(request: Uint8Array): number {
-  return 1 + varintLength(request.length) + request.length;
+  return 1 + varintSize(request.length) + request.length;
 }
 
 /**
@@ -68,12 +60,7 @@ export function encodeBatch(requests: readonly Uint8Array[]): Uint8Array {
   let at = 0;
   for (const r of requests) {
     out[at++] = BATCH_TAG;
-    let n = r.length;
-    while (n >= 0x80) {
-      out[at++] = (n & 0x7f) | 0x80;
-      n = Math.floor(n / 128);
-    }
-    out[at++] = n;
+    at = writeVarint(out, at, r.length);
     out.set(r, at);
     at += r.length;
   }

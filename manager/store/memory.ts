@@ -11,6 +11,7 @@ import { StoreAction, StoreAction_Kind, StoreRequest, StoreSnapshot, StoreObject
 import type { Cluster, Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
 import type { TaskState } from '../../proto/gen/tswarm/types.js';
 import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
+import { varintSize, writeVarint } from '../../common/varint.js';
 
 export interface ObjectTypes {
   cluster: Cluster;
@@ -278,14 +279,10 @@ export interface WatchOptions {
 
 /** A protobuf tag byte followed by `length` as a varint. */
 function lengthPrefix(tag: number, length: number): Uint8Array {
-  const out = [tag];
-  let n = length;
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return Uint8Array.from(out);
+  const out = new Uint8Array(1 + varintSize(length));
+  out[0] = tag;
+  writeVarint(out, 1, length);
+  return out;
 }
 
 export class MemoryStore implements ReadView {

@@ -17,6 +17,7 @@ import { CorruptFileError, IllegalStateError } from '../../../common/errors.js';
 import { type Entry, entryTypeToNumber, type HardState, type SnapshotMetadata, WalRecord } from '../../../proto/gen/tswarm/raft.js';
 import { crc32 } from './crc32.js';
 import type { FileHandle, RaftFs } from './fs.js';
+import { varintSize, writeVarint } from '../../../common/varint.js';
 
 /** Frame header: payload length and checksum. */
 export const RECORD_HEADER_BYTES = 8;
@@ -288,25 +289,6 @@ export class RecordBuffer {
     this.buf.writeUInt32LE(crc32(this.buf.subarray(start, end)), header + 4);
     this.length = end;
   }
-}
-
-function varintSize(v: number): number {
-  let n = 1;
-  while (v >= 128) {
-    v = Math.floor(v / 128);
-    n++;
-  }
-  return n;
-}
-
-function writeVarint(buf: Uint8Array, p: number, v: number): number {
-  // Division rather than bit operations: values go up to 2^53, past 32-bit shifts.
-  while (v >= 128) {
-    buf[p++] = (v % 128) | 128;
-    v = Math.floor(v / 128);
-  }
-  buf[p++] = v;
-  return p;
 }
 
 /** What makes an entry unwritable (non-integer or out-of-range fields, an unknown type, too big), or undefined. */
