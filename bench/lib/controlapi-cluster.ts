@@ -177,7 +177,7 @@ export class ControlApiCluster {
       loadClient, '--addr', `${to.address}:${PORT}`, '--cert-dir', join(this.lab.hosts[0]!.stateDir, 'certs'), '--clients', String(o.clients), '--seconds', String(o.seconds),
       '--kind', this.kind, '--payload-bytes', String(this.payloadBytes), '--prefix', o.prefix, ...(o.report ? ['--report-every', String(o.report.everySeconds)] : []),
     ];
-    const lines = await this.client(from, args, o.seconds * 1000 + 120_000, (j) => {
+    const lines = await runLabClient(from, args, o.seconds * 1000 + 120_000, (j) => {
       if (j.type === 'interval') o.report?.onReport(j as unknown as LoadResult);
     });
     const res = lines.find((j) => j.type === 'result') as ClientResult | undefined;
@@ -189,12 +189,8 @@ export class ControlApiCluster {
   async count(): Promise<number> {
     const leader = await this.leader();
     const args = [loadClient, '--addr', `${leader.address}:${PORT}`, '--cert-dir', join(this.lab.hosts[0]!.stateDir, 'certs'), '--kind', this.kind, '--count'];
-    const lines = await this.client(leader, args, 180_000);
+    const lines = await runLabClient(leader, args, 180_000);
     return Number(lines.find((j) => j.type === 'count')?.count);
-  }
-
-  private client(host: LabHost, args: string[], timeoutMs: number, onLine?: (j: Record<string, unknown>) => void): Promise<Record<string, unknown>[]> {
-    return runLabClient(host, args, timeoutMs, onLine);
   }
 
   /** SIGTERM to every swarmd: a CPU profile is written when the process exits on its own. */

@@ -90,12 +90,6 @@ export class ControlApi {
     throw new NotFoundError(kind, ref);
   }
 
-  /** The objects of a kind that match the filters, in the order of listOrder. */
-  list<K extends Kind>(kind: K, f: ListFilters | undefined): ObjectTypes[K][] {
-    const keep = this.listFilter(kind, f);
-    return this.listCandidates(kind, f).filter(keep);
-  }
-
   /**
    * The objects a list looks at, as they are now: the table's, in the order they were created
    * (the order of the log: the store's tables keep it, and a restored snapshot too), or, for tasks
