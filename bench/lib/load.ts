@@ -47,7 +47,7 @@ export async function runOps(
   const startedAt = Date.now();
   const end = performance.now() + seconds * 1000;
   const t0 = performance.now();
-  const interval = opts.report && intervalReporter(opts.report.onReport, lat, () => errors, errorsBy, opts.classify !== undefined);
+  const interval = opts.report && intervalReporter(opts.report.onReport, lat, () => errors, errorsBy, opts.classify !== undefined, t0, startedAt);
   // A tick near the end leaves the rest to the last report, so no report covers a sliver.
   const every = opts.report?.everyMs ?? 0;
   const timer = interval && setInterval(() => (performance.now() < end - every / 2 ? interval() : undefined), every);
@@ -84,12 +84,15 @@ function intervalReporter(
   errors: () => number,
   errorsBy: Readonly<Record<string, number>>,
   classified: boolean,
+  startTime: number,
+  startedAt: number,
 ): () => void {
   let mark = 0;
   let markErrors = 0;
   let markBy: Record<string, number> = {};
-  let markTime = performance.now();
-  let markAt = Date.now();
+  // The first interval starts with the run, on the same clock readings, so its start is the run's.
+  let markTime = startTime;
+  let markAt = startedAt;
   return () => {
     const now = performance.now();
     // Latencies are pushed in completion order: the interval's are those after the mark.
