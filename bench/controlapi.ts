@@ -35,6 +35,7 @@ const argv = yargs(hideBin(process.argv))
   .option('report-every', { type: 'number', default: 60, describe: 'seconds between the steady run\'s reports' })
   .option('snapshot-interval', { type: 'number', describe: 'set the cluster spec\'s snapshot_interval_entries first (swarmctl cluster update --snapshot-interval)' })
   .option('cpu-prof-dir', { type: 'string', describe: 'write V8 CPU profiles of the three swarmd processes here (node --cpu-prof; they are stopped with SIGTERM at the end)' })
+  .option('node-flags', { type: 'string', describe: 'more flags for node before swarmd\'s script, space-separated (e.g. --node-flags=--trace-gc, with the =; their output goes to the swarmd logs)' })
   .option('logs-dir', { type: 'string', describe: 'copy the swarmd logs of the three hosts here before the lab is torn down' })
   .option('skip-raft', { type: 'boolean', default: false })
   .option('skip-etcd', { type: 'boolean', default: false, describe: 'leave out etcd on loopback' })
@@ -44,7 +45,7 @@ const argv = yargs(hideBin(process.argv))
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
 
 const kinds = `${argv.kind}s`;
-const nodeFlags = argv['cpu-prof-dir'] ? ['--cpu-prof', `--cpu-prof-dir=${argv['cpu-prof-dir']}`] : [];
+const nodeFlags = [...(argv['cpu-prof-dir'] ? ['--cpu-prof', `--cpu-prof-dir=${argv['cpu-prof-dir']}`] : []), ...(argv['node-flags']?.split(' ').filter(Boolean) ?? [])];
 const ms = (x: number): string => `${x.toFixed(x < 10 ? 1 : 0)} ms`;
 
 /**

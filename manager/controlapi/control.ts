@@ -13,7 +13,7 @@ import { makeJoinToken } from '../ca/ca.js';
 import { leaderService, managersOnly, type LeaderLocator } from '../forward.js';
 import { openRegistryAuth, sealRegistryAuth, type Sealer } from '../store/sealing.js';
 import { pinImage, validateRegistryAuth, type ImageResolver } from './image-pinning.js';
-import { encodeList, passEncoded, type Encoder } from './list.js';
+import { encodeList, passEncoded, type Encoder, type Indexed } from './list.js';
 import { ConfChangeError, LeadershipLostError, NotLeaderError, ProposalDroppedError, StoppedError } from '../raft/errors.js';
 import { notProposed } from '../../common/leader-retry.js';
 import { ExistsError, NameConflictError, NotFoundError, VersionConflictError, nameOf, type Kind, type MemoryStore, type ObjectTypes } from '../store/memory.js';
@@ -40,9 +40,12 @@ export interface ImageOptions {
 }
 
 /** The first two items that `match` accepts (enough to tell one from several). */
-function firstTwo<T>(items: readonly T[], match: (o: T) => boolean): T[] {
+function firstTwo<T>(count: number, at: (i: number) => T, match: (o: T) => boolean): T[] {
   const out: T[] = [];
-  for (const o of items) if (match(o) && out.push(o) === 2) break;
+  for (let i = 0; i < count; i++) {
+    const o = at(i);
+    if (match(o) && out.push(o) === 2) break;
+  }
   return out;
 }
 
@@ -78,14 +81,15 @@ export class ControlApi {
     if (byId) return byId;
     const indexed = this.store.byName(kind, ref);
     if (indexed) return indexed;
-    const all = this.store.list(kind);
+    const all = this.store.scan(kind);
     // Nodes answer to their hostname too (as in Docker), unless a name is set; tasks to their
     // name. The other kinds' names are unique, and the index above has them.
     const named = (o: ObjectTypes[K]): string | undefined => nameOf(kind, o) || (kind === 'node' ? (o as Node).description?.hostname : undefined);
-    const byName = kind === 'node' || kind === 'task' ? firstTwo(all, (o) => named(o) === ref) : [];
+    const byName = kind === 'node' || kind === 'task' ? firstTwo(all.length, all.at, (o) => named(o) === ref) : [];
     if (byName.length === 1) return byName[0]!;
-    const byPrefix = firstTwo(all, (o) => o.id.startsWith(ref));
-    if (byPrefix.length === 1) return byPrefix[0]!;
+    // By id prefix: ids only, nothing decoded but the match.
+    const byPrefix = firstTwo(all.length, all.idAt, (id) => id.startsWith(ref));
+    if (byPrefix.length === 1) return this.store.get(kind, byPrefix[0]!)!;
     if (byPrefix.length > 1 || byName.length > 1) throw new AmbiguousError(`${kind} "${ref}" is ambiguous: it matches more than one object`);
     throw new NotFoundError(kind, ref);
   }
@@ -97,12 +101,12 @@ export class ControlApi {
    * move between nodes). No sort of a whole table: at 100,000 objects it alone held the loop for
    * over 100 ms.
    */
-  listCandidates<K extends Kind>(kind: K, f: ListFilters | undefined): ObjectTypes[K][] {
+  listCandidates<K extends Kind>(kind: K, f: ListFilters | undefined): Indexed<ObjectTypes[K]> {
     if (kind === 'task' && (f?.serviceIds.length === 1 || f?.nodeIds.length === 1)) {
       const tasks = this.store.findTasks({ serviceId: f.serviceIds[0], nodeId: f.nodeIds[0] }) as ObjectTypes[K][];
       return tasks.sort((a, b) => (a.meta?.createdAtUnixMs ?? 0) - (b.meta?.createdAtUnixMs ?? 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     }
-    return this.store.list(kind);
+    return this.store.scan(kind);
   }
 
   /** Whether an object of the kind matches the filters (all of them; each list in a filter is an "or"). */

@@ -32,6 +32,12 @@ export interface Encoder<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
 }
 
+/** What a list encodes: an array, or a store's TableScan (objects decoded one at a time). */
+export interface Indexed<T> {
+  readonly length: number;
+  at(i: number): T | undefined;
+}
+
 /**
  * A list response (a message whose field 1 repeats the objects, as every List*Response of the
  * control API) of the `items` that `keep` accepts, each as `map` makes it, in their order. Runs in
@@ -39,7 +45,7 @@ export interface Encoder<T> {
  * answer, as the generated encoder does it (an array per object kept the young generation full of
  * survivors: scavenges of 20 ms).
  */
-export async function encodeList<T>(items: readonly T[], keep: (o: T) => boolean, type: Encoder<T>, map: (o: T) => T = (o) => o): Promise<EncodedMessage> {
+export async function encodeList<T>(items: Indexed<T>, keep: (o: T) => boolean, type: Encoder<T>, map: (o: T) => T = (o) => o): Promise<EncodedMessage> {
   const writer = new BinaryWriter();
   let sliceStart = performance.now();
   for (let i = 0; i < items.length; i++) {
@@ -47,7 +53,7 @@ export async function encodeList<T>(items: readonly T[], keep: (o: T) => boolean
       await new Promise((resolve) => setImmediate(resolve));
       sliceStart = performance.now();
     }
-    const o = items[i]!;
+    const o = items.at(i)!;
     if (keep(o)) type.encode(map(o), writer.uint32((1 << 3) | 2).fork()).join();
   }
   return new EncodedMessage(Buffer.from(writer.finish().buffer));

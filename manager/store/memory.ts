@@ -7,11 +7,11 @@
 // versions and names deterministically, so all stores agree; the proposer's promise resolves with
 // that verdict. An object's meta.version is the log index of its last write.
 import { BigSet, OrderedShardedMap, ShardedMap } from './sharded.js';
-import { StoreAction, StoreAction_Kind, StoreRequest, StoreSnapshot, StoreObject } from '../../proto/gen/tswarm/store.js';
+import { Held, PieceArena, fromStoreObject, pieceOf, readSnapshot, toStoreObject } from './pieces.js';
+import { StoreAction, StoreAction_Kind, StoreRequest, StoreSnapshot } from '../../proto/gen/tswarm/store.js';
 import type { Cluster, Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
 import type { TaskState } from '../../proto/gen/tswarm/types.js';
 import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
-import { varintSize, writeVarint } from '../../common/varint.js';
 
 export interface ObjectTypes {
   cluster: Cluster;
@@ -99,22 +99,25 @@ export interface StoreEvent {
   version: number;
 }
 
+/**
+ * An event as the store keeps it for watches that resume: the stored versions (Held) rather than
+ * decoded objects. A decoded object kept for thousands of events would live long enough to reach
+ * the old generation and die there, which costs the GC as much as keeping it for good.
+ */
+interface KeptEvent {
+  kind: Kind;
+  action: EventAction;
+  held: Held;
+  old?: Held;
+  version: number;
+}
+
 export interface StoreOptions {
   /** Events kept for watches that resume from a version. */
   eventHistory?: number;
   /** Largest encoded request update() proposes (Raft refuses larger proposals). */
   maxRequestBytes?: number;
   now?: () => number;
-}
-
-function toStoreObject(kind: Kind, obj: AnyObject): StoreObject {
-  return { object: { $case: kind, [kind]: obj } as StoreObject['object'] };
-}
-
-function fromStoreObject(o: StoreObject | undefined): { kind: Kind; obj: AnyObject } {
-  const v = o?.object;
-  if (!v) throw new InvalidArgumentError('action.object', 'must be set');
-  return { kind: v.$case, obj: (v as unknown as Record<string, AnyObject>)[v.$case]! };
 }
 
 export function nameOf(kind: Kind, obj: AnyObject): string | undefined {
@@ -277,29 +280,30 @@ export interface WatchOptions {
   filter?: (e: StoreEvent) => boolean;
 }
 
-/** A protobuf tag byte followed by `length` as a varint. */
-function lengthPrefix(tag: number, length: number): Uint8Array {
-  const out = new Uint8Array(1 + varintSize(length));
-  out[0] = tag;
-  writeVarint(out, 1, length);
-  return out;
+/**
+ * A kind's objects as they were when it was made, in creation order, decoded one at a time as
+ * they are asked for and not kept decoded: a scan of a table that may be large (a list answer, a
+ * lookup by id prefix) neither decodes nor revives the whole table at once.
+ */
+export interface TableScan<T> {
+  readonly length: number;
+  idAt(i: number): string;
+  at(i: number): T;
 }
 
 export class MemoryStore implements ReadView {
   // Sharded (sharded.ts): a table or index of hundreds of thousands of entries must not rehash
   // all of them at once on the event loop.
-  private readonly tables = new Map<Kind, OrderedShardedMap<AnyObject>>(KINDS.map((k) => [k, new OrderedShardedMap()]));
+  // Each object held decoded while in use, else as its snapshot piece (pieces.ts).
+  private readonly tables = new Map<Kind, OrderedShardedMap<Held>>(KINDS.map((k) => [k, new OrderedShardedMap()]));
+  private arena = new PieceArena();
   private readonly names = new Map<Kind, ShardedMap<string>>(KINDS.map((k) => [k, new ShardedMap()]));
-  /**
-   * Each stored object's piece of a snapshot (its StoreObject encoding framed as field 2 of
-   * StoreSnapshot: tag, length, bytes), made by the first snapshot that needs it.
-   */
-  private readonly encodings = new Map<Kind, ShardedMap<{ obj: AnyObject; piece: Uint8Array }>>(KINDS.map((k) => [k, new ShardedMap()]));
   private readonly labels = new Map<Kind, ShardedMap<BigSet>>(KINDS.map((k) => [k, new ShardedMap()]));
   private readonly tasksByService = new Map<string, BigSet>();
   private readonly tasksByNode = new Map<string, BigSet>();
   private readonly tasksByDesired = new Map<TaskState, BigSet>();
-  private events: StoreEvent[] = [];
+  /** The last events, for watches that resume from a version (their objects as pieces: see KeptEvent). */
+  private events: KeptEvent[] = [];
   private readonly watches = new Set<Watch>();
   private readonly eventHistory: number;
   private readonly maxRequestBytes: number;
@@ -322,11 +326,27 @@ export class MemoryStore implements ReadView {
   // ---------------------------------------------------------------- reads
 
   get<K extends Kind>(kind: K, id: string): ObjectTypes[K] | undefined {
-    return this.tables.get(kind)!.get(id) as ObjectTypes[K] | undefined;
+    return this.tables.get(kind)!.get(id)?.open(true) as ObjectTypes[K] | undefined;
   }
 
+  /** Every object of the kind, decoded (and kept decoded a while): for tables that stay small, or reads that need them all. */
   list<K extends Kind>(kind: K): ObjectTypes[K][] {
-    return this.tables.get(kind)!.valuesArray() as ObjectTypes[K][];
+    return this.tables.get(kind)!.valuesArray().map((h) => h.open(true)) as ObjectTypes[K][];
+  }
+
+  /** The kind's objects as of now, decoded one by one on demand (see TableScan). */
+  scan<K extends Kind>(kind: K): TableScan<ObjectTypes[K]> {
+    const held = this.tables.get(kind)!.valuesArray();
+    return { length: held.length, idAt: (i) => held[i]!.id, at: (i) => held[i]!.open(false) as ObjectTypes[K] };
+  }
+
+  /**
+   * How many objects of the kind are stored, how many of them are held decoded, and how many have
+   * their pieces in a mostly dead slab that the sweeper has yet to empty (pieces.ts).
+   */
+  residency(kind: Kind): { objects: number; decoded: number; inSparseSlabs: number } {
+    const held = this.tables.get(kind)!.valuesArray();
+    return { objects: held.length, decoded: held.filter((h) => h.obj !== undefined).length, inSparseSlabs: held.filter((h) => h.inSparse(this.arena)).length };
   }
 
   byName<K extends Kind>(kind: K, name: string): ObjectTypes[K] | undefined {
@@ -471,15 +491,18 @@ export class MemoryStore implements ReadView {
       return { ok: false, error };
     }
     const events: StoreEvent[] = [];
+    const kept: KeptEvent[] = [];
     for (const a of req.actions) {
       const { kind, obj } = fromStoreObject(a.object);
       const table = this.tables.get(kind)!;
-      const old = table.get(obj.id);
+      const before = table.get(obj.id);
+      const old = before?.open(false);
+      before?.release();
       if (a.kind === StoreAction_Kind.KIND_REMOVE) {
         this.unindex(kind, old!);
         table.delete(obj.id);
-        this.encodings.get(kind)!.delete(obj.id);
         events.push({ kind, action: 'remove', object: old!, version: index });
+        kept.push({ kind, action: 'remove', held: before!, version: index });
         continue;
       }
       const stored = {
@@ -487,12 +510,16 @@ export class MemoryStore implements ReadView {
         meta: { version: index, createdAtUnixMs: old?.meta?.createdAtUnixMs ?? req.unixMs, updatedAtUnixMs: req.unixMs },
       } as AnyObject;
       if (old) this.unindex(kind, old);
-      table.set(obj.id, stored);
+      // Held as its piece from the start: a write is not a read (pieces.ts); the decoded object
+      // goes to the watches and dies young.
+      const held = this.arena.hold(obj.id, pieceOf(kind, stored));
+      table.set(obj.id, held);
       this.index(kind, stored);
       events.push(old ? { kind, action: 'update', object: stored, old, version: index } : { kind, action: 'create', object: stored, version: index });
+      kept.push({ kind, action: old ? 'update' : 'create', held, old: before, version: index });
     }
     this.version = index;
-    this.publish(events);
+    this.publish(events, kept);
     return { ok: true, version: index };
   }
 
@@ -501,7 +528,7 @@ export class MemoryStore implements ReadView {
     const seen = new Map<string, AnyObject | null>();
     const cur = (kind: Kind, id: string): AnyObject | undefined => {
       const s = seen.get(`${kind}/${id}`);
-      return s === undefined ? this.get(kind, id) : (s ?? undefined);
+      return s === undefined ? this.tables.get(kind)!.get(id)?.open(false) : (s ?? undefined);
     };
     const names = new Map<string, string>();
     for (const a of req.actions) {
@@ -554,8 +581,8 @@ export class MemoryStore implements ReadView {
     }
   }
 
-  private publish(events: StoreEvent[]): void {
-    this.events.push(...events);
+  private publish(events: StoreEvent[], kept: KeptEvent[]): void {
+    this.events.push(...kept);
     // Trim in steps, not on every event: keeps at least eventHistory events, at most 1.25 times that.
     if (this.events.length > this.eventHistory * 1.25) this.events = this.events.slice(-this.eventHistory);
     for (const w of this.watches) for (const e of events) w.push(e);
@@ -574,7 +601,9 @@ export class MemoryStore implements ReadView {
       if (opts.fromVersion < this.version && opts.fromVersion + 1 < oldest) {
         throw new WatchCompactedError(`store: events after version ${opts.fromVersion} are no longer kept (oldest kept: ${oldest}); list again and watch from ${this.version}`);
       }
-      for (const e of this.events) if (e.version > opts.fromVersion) w.push(e);
+      for (const e of this.events) {
+        if (e.version > opts.fromVersion) w.push({ kind: e.kind, action: e.action, object: e.held.open(false), old: e.old?.open(false), version: e.version });
+      }
     }
     this.watches.add(w);
     return w;
@@ -582,11 +611,7 @@ export class MemoryStore implements ReadView {
 
   // ---------------------------------------------------------------- snapshots
 
-  /**
-   * The store as a StoreSnapshot message: snapshotSource()'s pieces, joined. Stored objects are
-   * immutable (an update stores a new one), so each object's framed encoding is kept beside it (a
-   * WeakMap: it goes with the object) and a snapshot encodes only what changed since the last one.
-   */
+  /** The store as a StoreSnapshot message: snapshotSource()'s pieces, joined. */
   snapshot(): Uint8Array {
     const source = this.snapshotSource(Infinity);
     const pieces: Uint8Array[] = [];
@@ -596,16 +621,16 @@ export class MemoryStore implements ReadView {
 
   /**
    * The store as of now, as StoreSnapshot pieces handed out a few milliseconds' worth at a time
-   * (`budgetMs` per call): the objects are listed now (they are immutable, so the list is the
-   * state at this version), encoded and framed as they are handed out. The leader takes its
-   * snapshots this way across turns of its event loop (RaftNode): at 100,000 objects, encoding and
-   * joining them in one go stopped the loop for over half a second.
+   * (`budgetMs` per call): the stored versions are listed now (each is immutable, so the list is
+   * the state at this version), and their pieces (pieces.ts) handed out as views into the arena,
+   * which keeps them valid. The leader takes its snapshots this way across turns of its event
+   * loop (RaftNode): at 100,000 objects, encoding and joining them in one go stopped the loop for
+   * over half a second.
    */
   snapshotSource(budgetMs = 5): { next(): Uint8Array[] | undefined } {
     const head = StoreSnapshot.encode({ version: this.version, objects: [] }).finish();
-    const lists = KINDS.map((kind) => ({ kind, objects: this.tables.get(kind)!.valuesArray() }));
+    const held = KINDS.flatMap((kind) => this.tables.get(kind)!.valuesArray());
     let started = false;
-    let k = 0;
     let i = 0;
     return {
       next: (): Uint8Array[] | undefined => {
@@ -613,58 +638,58 @@ export class MemoryStore implements ReadView {
           started = true;
           return [head];
         }
-        if (k >= lists.length) return undefined;
+        if (i >= held.length) return undefined;
         const out: Uint8Array[] = [];
         const deadline = performance.now() + budgetMs;
-        while (k < lists.length) {
-          const { kind, objects } = lists[k]!;
-          if (i >= objects.length) {
-            k++;
-            i = 0;
-            continue;
-          }
-          const obj = objects[i++]!;
-          const cached = this.encodings.get(kind)!.get(obj.id)?.obj === obj;
-          out.push(this.framed(kind, obj));
-          // The clock is read after every encoding made (an object may be large) and every 64
-          // cached pieces (a cached piece costs far less than reading the clock).
-          if ((!cached || (i & 63) === 0) && performance.now() >= deadline) break;
+        while (i < held.length) {
+          out.push(held[i++]!.piece);
+          // A piece costs far less than reading the clock.
+          if ((i & 255) === 0 && performance.now() >= deadline) break;
         }
         return out;
       },
     };
   }
 
-  /** An object's snapshot piece: field 2 of StoreSnapshot (tag, length, StoreObject bytes). */
-  private framed(kind: Kind, obj: AnyObject): Uint8Array {
-    const cache = this.encodings.get(kind)!;
-    const entry = cache.get(obj.id);
-    // The object of an id is replaced by each update: a piece made for an older one is made again.
-    if (entry?.obj === obj) return entry.piece;
-    const bytes = StoreObject.encode(toStoreObject(kind, obj)).finish();
-    const prefix = lengthPrefix(0x12, bytes.length);
-    const piece = new Uint8Array(prefix.length + bytes.length);
-    piece.set(prefix, 0);
-    piece.set(bytes, prefix.length);
-    cache.set(obj.id, { obj, piece });
-    return piece;
+  /** Where the sweeper's clock hand is: a kind, and a position in its table. */
+  private hand = { k: 0, position: 0 };
+
+  /**
+   * A turn of the sweeper, for `budgetMs`: decoded objects not read since its last pass are
+   * dropped (their pieces stay), and pieces in mostly dead slabs move (pieces.ts says why). The
+   * manager calls it every 100 ms; a pass over 300,000 objects takes a few turns. Returns whether
+   * this turn finished a pass.
+   */
+  sweep(budgetMs = 2): boolean {
+    const deadline = performance.now() + budgetMs;
+    for (let visited = 0; ; visited++) {
+      const table = this.tables.get(KINDS[this.hand.k]!)!;
+      if (this.hand.position >= table.positions) {
+        this.hand = { k: (this.hand.k + 1) % KINDS.length, position: 0 };
+        if (this.hand.k === 0) return true;
+        continue;
+      }
+      // The clock is read every 256 objects, and after each piece moved (a copy of up to 64 KiB).
+      const moved = table.valueAt(this.hand.position++)?.sweep(this.arena) === 'moved';
+      if ((moved || (visited & 255) === 255) && performance.now() >= deadline) return false;
+    }
   }
 
-  /** Replaces everything with a snapshot's contents. Watches are closed: their consumers re-list. */
+  /** Replaces everything with a snapshot's contents, kept as pieces. Watches are closed: their consumers re-list. */
   restore(data: Uint8Array): void {
-    const snap = StoreSnapshot.decode(data);
+    const snap = readSnapshot(data);
     for (const kind of KINDS) {
       this.tables.get(kind)!.clear();
       this.names.get(kind)!.clear();
       this.labels.get(kind)!.clear();
-      this.encodings.get(kind)!.clear();
     }
     this.tasksByService.clear();
     this.tasksByNode.clear();
     this.tasksByDesired.clear();
-    for (const o of snap.objects) {
-      const { kind, obj } = fromStoreObject(o);
-      this.tables.get(kind)!.set(obj.id, obj);
+    this.hand = { k: 0, position: 0 };
+    this.arena = new PieceArena();
+    for (const { kind, obj, piece } of snap.objects) {
+      this.tables.get(kind)!.set(obj.id, this.arena.hold(obj.id, piece));
       this.index(kind, obj);
     }
     this.version = snap.version;

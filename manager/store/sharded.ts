@@ -78,22 +78,17 @@ export class ShardedMap<V> implements Iterable<[string, V]> {
   }
 }
 
-interface Slot<V> {
-  readonly key: string;
-  value: V;
-  /** False once the key is removed (a key set again gets a new slot). */
-  live: boolean;
-}
-
 /**
- * A ShardedMap that iterates in insertion order: the slots in an array beside it, in the order
- * their keys were set (a slot is shared by the map and the array, so an update is seen by both and
- * iteration is a scan of the array). Removals leave dead slots; the array is compacted when they
- * are more than half of it (one pass, amortized over as many removals).
+ * A ShardedMap that iterates in insertion order: keys and values in two arrays, in the order their
+ * keys were set, and each key's position in a ShardedMap (a number: no object per entry, which the
+ * GC would have to mark; see pieces.ts). Removals leave holes; the arrays are compacted when the
+ * holes are more than half of them (one pass that renumbers the live keys, amortized over as many
+ * removals).
  */
 export class OrderedShardedMap<V> implements Iterable<[string, V]> {
-  private readonly map = new ShardedMap<Slot<V>>();
-  private slots: Slot<V>[] = [];
+  private readonly map = new ShardedMap<number>();
+  private slotKeys: (string | undefined)[] = [];
+  private slotValues: (V | undefined)[] = [];
   private dead = 0;
 
   get size(): number {
@@ -101,7 +96,8 @@ export class OrderedShardedMap<V> implements Iterable<[string, V]> {
   }
 
   get(key: string): V | undefined {
-    return this.map.get(key)?.value;
+    const p = this.map.get(key);
+    return p === undefined ? undefined : this.slotValues[p];
   }
 
   has(key: string): boolean {
@@ -109,55 +105,93 @@ export class OrderedShardedMap<V> implements Iterable<[string, V]> {
   }
 
   set(key: string, value: V): this {
-    const slot = this.map.get(key);
-    if (slot) {
-      slot.value = value;
+    const p = this.map.get(key);
+    if (p !== undefined) {
+      this.slotValues[p] = value;
       return this;
     }
-    const fresh: Slot<V> = { key, value, live: true };
-    this.map.set(key, fresh);
-    this.slots.push(fresh);
+    this.map.set(key, this.slotValues.length);
+    this.slotKeys.push(key);
+    this.slotValues.push(value);
     return this;
   }
 
   delete(key: string): boolean {
-    const slot = this.map.get(key);
-    if (!slot) return false;
+    const p = this.map.get(key);
+    if (p === undefined) return false;
     this.map.delete(key);
-    slot.live = false;
+    this.slotKeys[p] = undefined;
+    this.slotValues[p] = undefined;
     this.dead++;
-    if (this.dead > 1024 && this.dead * 2 > this.slots.length) {
-      this.slots = this.slots.filter((s) => s.live);
-      this.dead = 0;
-    }
+    if (this.dead > 1024 && this.dead * 2 > this.slotValues.length) this.compact();
     return true;
+  }
+
+  /** New arrays without the holes (an iteration under way keeps the old ones). */
+  private compact(): void {
+    const keys: string[] = [];
+    const values: V[] = [];
+    for (let p = 0; p < this.slotValues.length; p++) {
+      const key = this.slotKeys[p];
+      if (key === undefined) continue;
+      this.map.set(key, keys.length);
+      keys.push(key);
+      values.push(this.slotValues[p]!);
+    }
+    this.slotKeys = keys;
+    this.slotValues = values;
+    this.dead = 0;
   }
 
   clear(): void {
     this.map.clear();
-    for (const s of this.slots) s.live = false;
-    this.slots = [];
+    this.slotKeys = [];
+    this.slotValues = [];
     this.dead = 0;
+  }
+
+  /**
+   * The number of positions (live or removed) a scan by position goes over; with valueAt, for a
+   * scan across turns of the event loop. A compaction renumbers the positions (a scan that spans
+   * one may skip or revisit some values).
+   */
+  get positions(): number {
+    return this.slotValues.length;
+  }
+
+  /** The value at a position, or undefined if its key was removed (or the position is past the end). */
+  valueAt(position: number): V | undefined {
+    return this.slotValues[position];
   }
 
   /** The values in insertion order, as an array (a scan: no lookup per value). */
   valuesArray(): V[] {
     const out: V[] = [];
-    for (const s of this.slots) if (s.live) out.push(s.value);
+    for (const v of this.slotValues) if (v !== undefined) out.push(v);
     return out;
   }
 
+  /**
+   * The entries in insertion order. An iteration goes over the arrays as they were when it began
+   * (a compaction meanwhile replaces them) and skips the keys removed since; a value changed since
+   * is seen as it is now.
+   */
   *entries(): IterableIterator<[string, V]> {
-    // The array as it is now: a compaction meanwhile replaces it, it does not change it.
-    for (const s of this.slots) if (s.live) yield [s.key, s.value];
+    const keys = this.slotKeys;
+    for (let p = 0; p < keys.length; p++) {
+      const key = keys[p];
+      if (key === undefined) continue;
+      const v = this.get(key);
+      if (v !== undefined) yield [key, v];
+    }
   }
 
   *values(): IterableIterator<V> {
-    for (const s of this.slots) if (s.live) yield s.value;
+    for (const [, v] of this.entries()) yield v;
   }
 
   *keys(): IterableIterator<string> {
-    for (const s of this.slots) if (s.live) yield s.key;
+    for (const [k] of this.entries()) yield k;
   }
 
   [Symbol.iterator](): IterableIterator<[string, V]> {
