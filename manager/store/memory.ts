@@ -287,8 +287,8 @@ export interface WatchOptions {
  */
 export interface TableScan<T> {
   readonly length: number;
-  idAt(i: number): string;
-  at(i: number): T;
+  readonly idAt: (i: number) => string;
+  readonly at: (i: number) => T;
 }
 
 export class MemoryStore implements ReadView {
