@@ -38,7 +38,7 @@ class Slab {
   used = 0;
   /** Bytes of pieces still held by a table (not removed or replaced). */
   live = 0;
-  constructor(readonly bytes: Uint8Array) {}
+  constructor(readonly bytes: Buffer) {}
 }
 
 /** Slabs of this size; a piece over a quarter of it gets a slab of its own. */
@@ -104,6 +104,15 @@ export class Held {
   /** The snapshot piece (a view into the arena: no copy). */
   get piece(): Uint8Array {
     return this.slab.bytes.subarray(this.offset, this.offset + this.length);
+  }
+
+  get size(): number {
+    return this.length;
+  }
+
+  /** Copies the piece into `target` at `at` (no view made: a snapshot copies hundreds of thousands). */
+  copyTo(target: Buffer, at: number): void {
+    this.slab.bytes.copy(target, at, this.offset, this.offset + this.length);
   }
 
   /** The object, decoded from the piece if need be; `keep` keeps it decoded (and marks it used). */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IllegalStateError } from '../../../common/errors.js';
 import { crc32, crc32Js } from './crc32.js';
-import { MemFs, NodeFs, StorageIoError } from './fs.js';
+import { bulkWritesUnderWay, MemFs, NodeFs, smallSyncsInline, StorageIoError } from './fs.js';
 import { randInt, randomBytes, seededRandom } from './testing.js';
 
 const bytes = (s: string): Uint8Array => Buffer.from(s);
@@ -196,6 +196,27 @@ describe('NodeFs', () => {
     expect(order).toEqual(['returned', 'small synced']);
     expect(readFileSync(path).length).toBe(5 + 64 * 1024);
     h.close();
+  });
+
+  it('syncs small writes on the thread pool while a bulk file is written (the disk is busy), and counts each bulk write once', async () => {
+    const fs = new NodeFs();
+    const root = tmp();
+    expect(bulkWritesUnderWay()).toBe(0);
+    const stream = fs.openAtomicStream(join(root, 'snap'));
+    expect(bulkWritesUnderWay()).toBe(1);
+    expect(smallSyncsInline()).toBe(false);
+    await new Promise<void>((resolve, reject) => stream.write([new Uint8Array(1 << 20)], (err) => (err ? reject(err) : resolve())));
+    expect(smallSyncsInline()).toBe(false);
+    await new Promise<void>((resolve, reject) => stream.commit((err) => (err ? reject(err) : resolve())));
+    expect(bulkWritesUnderWay()).toBe(0);
+    const zeroed = new Promise<Error | null>((resolve) => fs.writeZerosAsync(join(root, 'seg'), 4 << 20, resolve));
+    expect(bulkWritesUnderWay()).toBe(1);
+    expect(smallSyncsInline()).toBe(false);
+    expect(await zeroed).toBeNull();
+    const aborted = fs.openAtomicStream(join(root, 'other'));
+    aborted.abort();
+    aborted.abort();
+    expect(bulkWritesUnderWay()).toBe(0);
   });
 
   it('writeAtomic replaces the file whole and leaves no temporary file behind', () => {
