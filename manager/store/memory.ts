@@ -7,7 +7,7 @@
 // versions and names deterministically, so all stores agree; the proposer's promise resolves with
 // that verdict. An object's meta.version is the log index of its last write.
 import { BigSet, OrderedShardedMap, ShardedMap } from './sharded.js';
-import { Held, PieceArena, fromStoreObject, pieceOf, readSnapshot, toStoreObject } from './pieces.js';
+import { Held, PieceArena, PieceRuns, fromStoreObject, pieceOf, readSnapshot, toStoreObject } from './pieces.js';
 import { StoreAction, StoreAction_Kind, StoreRequest, StoreSnapshot } from '../../proto/gen/tswarm/store.js';
 import type { Cluster, Config, Network, Node, Secret, Service, Task } from '../../proto/gen/tswarm/objects.js';
 import type { TaskState } from '../../proto/gen/tswarm/types.js';
@@ -622,16 +622,16 @@ export class MemoryStore implements ReadView {
   /**
    * The store as of now, as StoreSnapshot bytes handed out a few milliseconds' worth at a time
    * (`budgetMs` per call): the stored versions are listed now (a copy of each table's array of
-   * them; each is immutable, so the list is the state at this version), and each call copies the
-   * pieces (pieces.ts) of as many as its budget allows into one buffer. The leader takes its
-   * snapshots this way across turns of its event loop (RaftNode): at 100,000 objects, encoding
-   * and joining them in one go stopped the loop for over half a second. One buffer a turn, not a
-   * view per piece: the snapshot is kept (to send to followers) until the next, and 600,000 views
-   * were 57 MB of objects for the GC to mark.
+   * them; each is immutable, so the list is the state at this version), and each call hands out
+   * the pieces (pieces.ts) of as many as its budget allows, as views of runs of them in the
+   * arena (PieceRuns). The leader takes its snapshots this way across turns of its event loop
+   * (RaftNode): at 100,000 objects, encoding and joining them in one go stopped the loop for over
+   * half a second.
    */
   snapshotSource(budgetMs = 5): { next(): Uint8Array[] | undefined } {
     const head = StoreSnapshot.encode({ version: this.version, objects: [] }).finish();
     const lists = KINDS.map((kind) => this.tables.get(kind)!.positionsSnapshot());
+    const runs = new PieceRuns();
     let started = false;
     let k = 0;
     let i = 0;
@@ -641,9 +641,8 @@ export class MemoryStore implements ReadView {
           started = true;
           return [head];
         }
-        const turn: Held[] = [];
-        let bytes = 0;
         const deadline = performance.now() + budgetMs;
+        let added = 0;
         while (k < lists.length) {
           const list = lists[k]!;
           if (i >= list.length) {
@@ -653,19 +652,12 @@ export class MemoryStore implements ReadView {
           }
           const h = list[i++];
           if (h === undefined) continue;
-          turn.push(h);
-          bytes += h.size;
-          // A piece costs far less than reading the clock; the copy below costs about as much as this loop.
-          if ((turn.length & 255) === 0 && performance.now() >= deadline - budgetMs / 2) break;
+          h.addTo(runs);
+          // A piece costs far less than reading the clock.
+          if ((++added & 1023) === 0 && performance.now() >= deadline) break;
         }
-        if (turn.length === 0) return undefined;
-        const out = Buffer.allocUnsafe(bytes);
-        let at = 0;
-        for (const h of turn) {
-          h.copyTo(out, at);
-          at += h.size;
-        }
-        return [out];
+        const out = runs.take();
+        return out.length > 0 ? out : undefined;
       },
     };
   }
