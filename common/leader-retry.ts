@@ -16,7 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 /** The trailer that marks an answer given before anything of the call was proposed. */
 export const NOT_PROPOSED_KEY = 'x-tswarm-not-proposed';
 
-/** How long a call waits for a leader, at most (an election takes 0.3 s or so; five is generous). */
+/** How long a call waits for a leader, at most (an election takes about 0.2 s after a crash, 1–2 s after a silent failure; five is generous). */
 export const LEADER_WAIT_MS = 5_000;
 
 /** A gRPC status that carries the mark. */

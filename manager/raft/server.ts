@@ -16,12 +16,21 @@ import { addRaftService, GrpcTransport } from './transport.js';
 import { RaftService } from '../../proto/gen/tswarm/raft.js';
 
 /**
- * Defaults for a LAN: a 40 ms tick, heartbeats every tick, elections after 6–12 ticks
- * (240–480 ms) of silence. A dead leader is replaced in about 0.3 s on average; a follower
- * tolerates five lost heartbeats in a row before it campaigns.
+ * Defaults for a LAN: a 40 ms tick, heartbeats every tick, elections after 25–50 ticks (1–2 s)
+ * of silence, as etcd's default 1 s; but 2–8 ticks (80–320 ms) after the transport reports the
+ * leader's connection broken, which is what a dead leader's process looks like (the kernel
+ * closes its sockets): a kill -9 of the leader is followed by a new one in about 0.2 s.
+ *
+ * Why 1 s of silence and not 240 ms (6 ticks, the default until 2026-12-07): a busy leader
+ * stops its event loop now and then, for V8's garbage collection above all, and with three
+ * managers holding a million 1 KiB secrets on two cores those stops reached 400–800 ms; the
+ * steady benchmark changed leaders 2 to 7 times in 10 minutes, each change costing the writes in
+ * flight their known outcome. A real failure that closes no socket (a host frozen or cut off)
+ * now takes 1–2 s to detect instead of 0.24–0.48 s (docs/raft.md, docs/benchmarks.md).
  */
 export const DEFAULT_TICK_MS = 40;
-export const DEFAULT_ELECTION_TICK = 6;
+export const DEFAULT_ELECTION_TICK = 25;
+export const DEFAULT_REPORTED_ELECTION_TICK = 6;
 export const DEFAULT_HEARTBEAT_TICK = 1;
 
 export interface RaftServerOptions<R> {
@@ -42,6 +51,7 @@ export interface RaftServerOptions<R> {
   stateMachine: StateMachine<R>;
   tickMs?: number;
   electionTick?: number;
+  reportedElectionTick?: number;
   heartbeatTick?: number;
   snapshotEntries?: number | (() => number);
   keepEntries?: number;
@@ -99,6 +109,7 @@ export class RaftServer<R = unknown> {
       config: {
         ...DEFAULT_CORE_CONFIG,
         electionTick: opts.electionTick ?? DEFAULT_ELECTION_TICK,
+        reportedElectionTick: Math.min(opts.reportedElectionTick ?? DEFAULT_REPORTED_ELECTION_TICK, opts.electionTick ?? DEFAULT_ELECTION_TICK),
         heartbeatTick: opts.heartbeatTick ?? DEFAULT_HEARTBEAT_TICK,
         ...opts.core,
         id: opts.id,

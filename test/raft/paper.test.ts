@@ -309,6 +309,39 @@ describe('pre-vote and check-quorum (thesis §9.6, §6.2)', () => {
     expect(told).toBeGreaterThanOrEqual(2 * heartbeatTick);
   });
 
+  it('with a long election timeout, a report still brings the campaign within two heartbeats and reportedElectionTick; the leader heard from again undoes it', () => {
+    const cfg = { electionTick: 25, reportedElectionTick: 6 };
+    const heartbeat = (n: RaftCore): void => {
+      n.step(message({ type: MessageType.MSG_HEARTBEAT, from: 2, to: 1, term: 1, commit: 0 }));
+      drain(n);
+    };
+    const ticksToCampaign = (seed: number, report: 'report' | 'report, then a heartbeat' | 'none'): number => {
+      const n = single(1, [1, 2, 3], { ...cfg, random: seededRandom(seed) });
+      heartbeat(n);
+      if (report !== 'none') n.reportDisconnected(2);
+      if (report === 'report, then a heartbeat') {
+        n.tick();
+        heartbeat(n);
+      }
+      for (let t = 1; t <= 4 * cfg.electionTick; t++) {
+        n.tick();
+        if (n.role !== 'follower') return t;
+      }
+      throw new Error('never campaigned');
+    };
+    const spread = new Set<number>();
+    for (let seed = 1; seed <= 20; seed++) {
+      const told = ticksToCampaign(seed, 'report');
+      expect(told, `seed ${seed}`).toBeGreaterThanOrEqual(2);
+      expect(told, `seed ${seed}`).toBeLessThan(2 + cfg.reportedElectionTick);
+      spread.add(told);
+      expect(ticksToCampaign(seed, 'none'), `seed ${seed}`).toBeGreaterThanOrEqual(cfg.electionTick);
+      expect(ticksToCampaign(seed, 'report, then a heartbeat'), `seed ${seed}`).toBeGreaterThanOrEqual(cfg.electionTick);
+    }
+    // The members keep their spread (a split vote needs equal waits).
+    expect(spread.size).toBeGreaterThan(2);
+  });
+
   it('after the report the lease holds for two heartbeat intervals, then pre-votes are granted', () => {
     const { electionTick, heartbeatTick } = DEFAULT_CORE_CONFIG;
     expect(electionTick).toBeGreaterThan(2 * heartbeatTick); // the grace is shorter than the lease

@@ -88,6 +88,8 @@ export class RaftCore {
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
+  /** The shortened timeout after a report about the leader's connection (reportDisconnected), until the leader is heard from. */
+  private reportedTimeout: number | undefined;
   private votes = new Map<number, boolean>();
   private readonly progress = new Map<number, Progress>();
   /** Scratch space of maybeCommit (sorted matches). */
@@ -113,6 +115,9 @@ export class RaftCore {
     if (cfg.id <= 0) throw new RaftError(`raft: node id must be positive, got ${cfg.id}`);
     if (cfg.heartbeatTick <= 0 || cfg.heartbeatTick >= cfg.electionTick) {
       throw new RaftError(`raft: heartbeatTick (${cfg.heartbeatTick}) must be positive and below electionTick (${cfg.electionTick})`);
+    }
+    if (cfg.reportedElectionTick <= 0 || cfg.reportedElectionTick > cfg.electionTick) {
+      throw new RaftError(`raft: reportedElectionTick (${cfg.reportedElectionTick}) must be positive and at most electionTick (${cfg.electionTick})`);
     }
     this.id = cfg.id;
     this.cfg = cfg;
@@ -243,13 +248,18 @@ export class RaftCore {
    * follower's leader, its process has most likely died: the kernel closed its sockets. Then two
    * heartbeat intervals of silence are enough to stop honouring its lease and start the election
    * clock's last stretch, instead of a whole election timeout: the node grants pre-votes once
-   * `electionTick` is reached and campaigns after the randomised rest. A live leader's next
-   * heartbeat (it sends one every `heartbeatTick`) resets the clock within those two intervals, so
-   * a report alone, or a link broken in one direction only, starts no election.
+   * `electionTick` is reached and campaigns after a randomised rest of up to
+   * `reportedElectionTick` (its randomised timeout scaled down to that range, so the members
+   * keep their spread). A live leader's next heartbeat (it sends one every `heartbeatTick`) resets
+   * the clock within those two intervals, and with it the shortened wait, so a report alone, or a
+   * link broken in one direction only, starts no election.
    */
   reportDisconnected(id: number): void {
     if (this.role !== 'follower' || id === 0 || id !== this.leader) return;
-    this.electionElapsed = Math.max(this.electionElapsed, this.cfg.electionTick - 2 * this.cfg.heartbeatTick);
+    const { electionTick, heartbeatTick, reportedElectionTick } = this.cfg;
+    this.electionElapsed = Math.max(this.electionElapsed, electionTick - 2 * heartbeatTick);
+    const rest = Math.floor(((this.randomizedElectionTimeout - electionTick) * reportedElectionTick) / electionTick);
+    this.reportedTimeout = Math.min(this.reportedTimeout ?? Infinity, electionTick + rest);
   }
 
   /**
@@ -437,6 +447,7 @@ export class RaftCore {
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout = randomInt(this.cfg.random, this.cfg.electionTick, 2 * this.cfg.electionTick);
+    this.reportedTimeout = undefined;
     this.votes = new Map();
     this.leadTransferee = 0;
     this.progress.clear();
@@ -460,6 +471,7 @@ export class RaftCore {
     this.leader = 0;
     this.electionElapsed = 0;
     this.randomizedElectionTimeout = randomInt(this.cfg.random, this.cfg.electionTick, 2 * this.cfg.electionTick);
+    this.reportedTimeout = undefined;
   }
 
   private becomeCandidate(): void {
@@ -489,9 +501,12 @@ export class RaftCore {
   // ---------------------------------------------------------------- ticks
 
   private tickElection(): void {
+    // The clock went back below where a report put it: the leader was heard from since.
+    if (this.reportedTimeout !== undefined && this.electionElapsed < this.cfg.electionTick - 2 * this.cfg.heartbeatTick) this.reportedTimeout = undefined;
     this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+    if (this.promotable() && this.electionElapsed >= (this.reportedTimeout ?? this.randomizedElectionTimeout)) {
       this.electionElapsed = 0;
+      this.reportedTimeout = undefined;
       this.hup(false);
     }
   }

@@ -13,6 +13,14 @@ export interface RaftConfig {
   electionTick: number;
   /** Ticks between leader heartbeats; must be less than electionTick. */
   heartbeatTick: number;
+  /**
+   * After the transport reports the leader's connection broken (RaftCore.reportDisconnected),
+   * the randomised part of the wait before campaigning, in [0, reportedElectionTick) ticks, after
+   * two heartbeat intervals of silence: a dead leader (its sockets closed) is replaced about as
+   * fast whatever electionTick is, so electionTick can be long enough to ride out a busy leader's
+   * stalls. At most electionTick.
+   */
+  reportedElectionTick: number;
   /** Pre-vote (thesis §9.6): a partitioned node does not disrupt the cluster when it returns. */
   preVote: boolean;
   /** Check-quorum (§6.2): a leader that has not heard from a quorum for an election timeout steps down, and followers ignore vote requests while they hear from a leader. */
@@ -44,6 +52,7 @@ export interface RaftConfig {
 export const DEFAULT_CORE_CONFIG: Omit<RaftConfig, 'id' | 'random'> = {
   electionTick: 10,
   heartbeatTick: 1,
+  reportedElectionTick: 10,
   preVote: true,
   checkQuorum: true,
   maxInflight: 256,
