@@ -58,7 +58,8 @@ describe('sealing', () => {
     store.setProposer(new RaftProposer(raft));
     await raft.start();
     try {
-      for (let i = 0; i < 100 && raft.status().role !== 'leader'; i++) await new Promise((r) => setTimeout(r, 10));
+      // A lone member elects itself after one election timeout (25–50 ticks of 10 ms here).
+      for (let i = 0; i < 500 && raft.status().role !== 'leader'; i++) await new Promise((r) => setTimeout(r, 10));
       const sealer = Sealer.random();
       const api = new ControlApi(store, sealer);
       const plain = 'correct horse battery staple';
@@ -73,6 +74,8 @@ describe('sealing', () => {
       const { service } = await api.createService(spec, { registryAuth, resolveImage: ResolveImage.RESOLVE_IMAGE_NEVER });
       for (let i = 5; i < 10; i++) await api.createConfig({ annotations: { name: `c${i}`, labels: {} }, data: Buffer.from('x') }); // and another snapshot
       expect(openRegistryAuth(sealer, store.get('service', service.id)!)).toEqual(registryAuth);
+      // The snapshots are written off the loop, after the writes that made them due: wait for one.
+      for (let i = 0; i < 500 && !filesUnder(join(dir, 'raft')).some((f) => f.endsWith('.snap')); i++) await new Promise((r) => setTimeout(r, 10));
       const files = filesUnder(join(dir, 'raft'));
       expect(files.some((f) => f.endsWith('.snap'))).toBe(true);
       for (const f of files) {
