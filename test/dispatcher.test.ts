@@ -14,7 +14,7 @@ import { NodeCertProvider, TLS_CHANNEL_OPTIONS } from '../common/certs.js';
 import { createLogger } from '../common/logger.js';
 import { createNodeKey, createRootCA, issueNodeCertificate, type RootCA } from '../manager/ca/ca.js';
 import { Dispatcher, DispatcherService } from '../manager/dispatcher/dispatcher.js';
-import { MemoryStore, type ApplyResult, type Proposer } from '../manager/store/memory.js';
+import { MemoryStore, type ApplyResult, type Proposer, type Tx } from '../manager/store/memory.js';
 import { sealRegistryAuth, Sealer } from '../manager/store/sealing.js';
 
 const log = createLogger({ node: 'test', component: 'test', level: 'silent' });
@@ -60,6 +60,29 @@ class HoldingProposer implements Proposer {
   }
 }
 
+/**
+ * A dispatcher over a store holding what `seed` writes, served over
+ * mutual TLS to the describe block that calls this: served in its beforeAll, closed in its afterAll.
+ */
+function servedDispatcher(opts: { leader?: string; heartbeatPeriodMs?: number; seed?: (tx: Tx) => void } = {}) {
+  const store = new MemoryStore();
+  const proposer = new HoldingProposer(store);
+  store.setProposer(proposer);
+  const sealer = Sealer.random();
+  const dispatcher = new Dispatcher(store, sealer, log, () => opts.leader, { heartbeatPeriodMs: opts.heartbeatPeriodMs ?? 60_000, batchMs: 5 });
+  const served = { store, proposer, sealer, dispatcher, client: undefined as unknown as DispatcherClient };
+  let close: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const seed = opts.seed;
+    if (seed) await store.update(seed);
+    ({ client: served.client, close } = await serve(dispatcher));
+  });
+  afterAll(async () => {
+    await close?.();
+  });
+  return served;
+}
+
 async function until(what: string, fn: () => boolean, ms = 5_000): Promise<void> {
   const end = Date.now() + ms;
   while (!fn()) {
@@ -85,28 +108,18 @@ const task = (id: string, state = TaskState.TASK_STATE_ASSIGNED): Task =>
   Task.fromPartial({ id, serviceId: 's1', slot: 1, nodeId: 'w1', desiredState: TaskState.TASK_STATE_RUNNING, status: { state, message: '', timestampUnixMs: 1 } });
 
 describe('dispatcher over mutual TLS', () => {
-  const store = new MemoryStore();
-  const proposer = new HoldingProposer(store);
-  store.setProposer(proposer);
-  const dispatcher = new Dispatcher(store, Sealer.random(), log, () => '10.0.0.9:4242', { heartbeatPeriodMs: 60_000, batchMs: 5 });
-  let client: DispatcherClient;
-  let close: (() => Promise<void>) | undefined;
-
-  beforeAll(async () => {
-    await store.update((tx) => {
+  const d = servedDispatcher({
+    leader: '10.0.0.9:4242',
+    seed: (tx) => {
       tx.create('node', Node.fromPartial({ id: 'w1', role: NodeRole.NODE_ROLE_WORKER, status: { state: NodeState.NODE_STATE_READY, message: '', addr: '' } }));
       tx.create('task', task('t1'));
       tx.create('task', task('t2'));
-    });
-    ({ client, close } = await serve(dispatcher));
+    },
   });
-
-  afterAll(async () => {
-    await close?.();
-  });
+  const { store, proposer, dispatcher } = d;
 
   it('not leading, refuses a session with UNAVAILABLE and the leader in the trailer, and the call ends', async () => {
-    const call = client.session({ sessionId: '' });
+    const call = d.client.session({ sessionId: '' });
     const err = await new Promise<grpc.ServiceError>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('the refused call hangs')), 3_000);
       call.on('error', (e: grpc.ServiceError) => (clearTimeout(t), resolve(e)));
@@ -118,12 +131,12 @@ describe('dispatcher over mutual TLS', () => {
 
   it('sends the complete set, then a removal, on one stream; answers a status report once it is committed, and does not send it back', async () => {
     dispatcher.start();
-    const session = client.session({ sessionId: '' });
+    const session = d.client.session({ sessionId: '' });
     const sessionErrors: grpc.ServiceError[] = [];
     session.on('error', (e: grpc.ServiceError) => sessionErrors.push(e));
     const first = await new Promise<SessionMessage>((resolve) => session.once('data', resolve));
     const msgs: AssignmentsMessage[] = [];
-    const assignments = client.assignments({ sessionId: first.sessionId });
+    const assignments = d.client.assignments({ sessionId: first.sessionId });
     const streamErrors: grpc.ServiceError[] = [];
     assignments.on('data', (m: AssignmentsMessage) => msgs.push(m));
     assignments.on('error', (e: grpc.ServiceError) => streamErrors.push(e));
@@ -142,7 +155,7 @@ describe('dispatcher over mutual TLS', () => {
     proposer.held = true;
     let answered = false;
     const reply = new Promise<grpc.ServiceError | null>((resolve) =>
-      client.updateTaskStatus(
+      d.client.updateTaskStatus(
         { sessionId: first.sessionId, updates: [{ taskId: 't1', status: { state: TaskState.TASK_STATE_RUNNING, message: 'running', err: '', pendingReason: '', timestampUnixMs: 2 } }] },
         (err) => {
           answered = true;
@@ -172,20 +185,9 @@ describe('dispatcher over mutual TLS', () => {
 });
 
 describe('dispatcher node liveness', () => {
-  const store = new MemoryStore();
-  store.setProposer(new HoldingProposer(store));
   // 100 ms heartbeats: a node is down after 300 ms without one.
-  const dispatcher = new Dispatcher(store, Sealer.random(), log, () => undefined, { heartbeatPeriodMs: 100, batchMs: 5 });
-  let client: DispatcherClient;
-  let close: (() => Promise<void>) | undefined;
-
-  beforeAll(async () => {
-    ({ client, close } = await serve(dispatcher));
-  });
-
-  afterAll(async () => {
-    await close?.();
-  });
+  const d = servedDispatcher({ heartbeatPeriodMs: 100 });
+  const { store, dispatcher } = d;
 
   const ready = (id: string): Node => Node.fromPartial({ id, role: NodeRole.NODE_ROLE_WORKER, status: { state: NodeState.NODE_STATE_READY, message: 'joined', addr: '' } });
   const stateOf = (id: string): NodeState | undefined => store.get('node', id)?.status?.state;
@@ -201,7 +203,7 @@ describe('dispatcher node liveness', () => {
 
   it('marks a node with a live session ready again at its next heartbeat', async () => {
     await store.update((tx) => tx.create('node', ready('w1')));
-    const session = client.session({ sessionId: '' });
+    const session = d.client.session({ sessionId: '' });
     session.on('error', () => undefined);
     const first = await new Promise<SessionMessage>((resolve) => session.once('data', resolve));
     await until('w1 ready', () => stateOf('w1') === NodeState.NODE_STATE_READY);
@@ -210,10 +212,10 @@ describe('dispatcher node liveness', () => {
       const n = tx.get('node', 'w1')!;
       tx.update('node', { ...n, status: { state: NodeState.NODE_STATE_DOWN, message: 'stale', addr: '' } });
     });
-    await new Promise<void>((resolve, reject) => client.heartbeat({ sessionId: first.sessionId }, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => d.client.heartbeat({ sessionId: first.sessionId }, (err) => (err ? reject(err) : resolve())));
     await until('w1 ready again', () => stateOf('w1') === NodeState.NODE_STATE_READY);
     // And heartbeats keep it up past several grace periods.
-    const beat = setInterval(() => client.heartbeat({ sessionId: first.sessionId }, () => undefined), 50);
+    const beat = setInterval(() => d.client.heartbeat({ sessionId: first.sessionId }, () => undefined), 50);
     await new Promise((r) => setTimeout(r, 700));
     clearInterval(beat);
     expect(stateOf('w1')).toBe(NodeState.NODE_STATE_READY);
@@ -222,12 +224,6 @@ describe('dispatcher node liveness', () => {
 });
 
 describe('dispatcher registry credentials', () => {
-  const store = new MemoryStore();
-  store.setProposer(new HoldingProposer(store));
-  const sealer = Sealer.random();
-  const dispatcher = new Dispatcher(store, sealer, log, () => undefined, { heartbeatPeriodMs: 60_000, batchMs: 5 });
-  let client: DispatcherClient;
-  let close: (() => Promise<void>) | undefined;
   const alice: RegistryAuth = { serverAddress: '10.0.0.1:5000', username: 'alice', password: 'wonderland', identityToken: '' };
   const bob: RegistryAuth = { ...alice, username: 'bob', password: 'builder' };
   const service = (id: string, auth: RegistryAuth | undefined, replicas = 1): Service =>
@@ -237,8 +233,8 @@ describe('dispatcher registry credentials', () => {
   const credentials = (m: AssignmentsMessage): [AssignmentChange_Action, string, string | undefined][] =>
     m.changes.flatMap((c) => (c.assignment?.item?.$case === 'registryCredential' ? [[c.action, c.assignment.item.registryCredential.serviceId, c.assignment.item.registryCredential.auth?.username]] : []));
 
-  beforeAll(async () => {
-    await store.update((tx) => {
+  const d = servedDispatcher({
+    seed: (tx) => {
       tx.create('node', Node.fromPartial({ id: 'w1', role: NodeRole.NODE_ROLE_WORKER, status: { state: NodeState.NODE_STATE_READY, message: '', addr: '' } }));
       tx.create('service', service('private', alice));
       tx.create('service', service('public', undefined));
@@ -246,17 +242,13 @@ describe('dispatcher registry credentials', () => {
       tx.create('task', taskOf('t1', 'private', 'w1'));
       tx.create('task', taskOf('t2', 'public', 'w1'));
       tx.create('task', taskOf('t3', 'elsewhere', 'w2'));
-    });
-    ({ client, close } = await serve(dispatcher));
+    },
   });
-
-  afterAll(async () => {
-    await close?.();
-  });
+  const { store, sealer, dispatcher } = d;
 
   it("sends a service's credential only to nodes with a task of it to run, opened; again only when replaced; withdraws it when they have none", async () => {
     dispatcher.start();
-    const { session, assignments, msgs } = await openAssignments(client);
+    const { session, assignments, msgs } = await openAssignments(d.client);
     // Only the credential of the service with a task here; in clear (over mutual TLS), whole.
     expect(credentials(msgs[0]!)).toEqual([[AssignmentChange_Action.ACTION_UPDATE, 'private', 'alice']]);
     const item = msgs[0]!.changes.find((c) => c.assignment?.item?.$case === 'registryCredential')!.assignment!.item!;
@@ -284,18 +276,12 @@ describe('dispatcher registry credentials', () => {
 });
 
 describe('dispatcher secrets', () => {
-  const store = new MemoryStore();
-  store.setProposer(new HoldingProposer(store));
-  const sealer = Sealer.random();
-  const dispatcher = new Dispatcher(store, sealer, log, () => undefined, { heartbeatPeriodMs: 60_000, batchMs: 5 });
-  let client: DispatcherClient;
-  let close: (() => Promise<void>) | undefined;
   const secret = (id: string, text: string): Secret => ({ id, spec: { annotations: { name: id, labels: {} }, data: sealer.seal(Buffer.from(text), `secret:${id}`) } });
   const secretsIn = (m: AssignmentsMessage): [AssignmentChange_Action, string, string][] =>
     m.changes.flatMap((c) => (c.assignment?.item?.$case === 'secret' ? [[c.action, c.assignment.item.secret.id, Buffer.from(c.assignment.item.secret.spec?.data ?? []).toString()]] : []));
 
-  beforeAll(async () => {
-    await store.update((tx) => {
+  const d = servedDispatcher({
+    seed: (tx) => {
       tx.create('node', Node.fromPartial({ id: 'w1', role: NodeRole.NODE_ROLE_WORKER, status: { state: NodeState.NODE_STATE_READY, message: '', addr: '' } }));
       tx.create('secret', secret('db-password', 'hunter2'));
       tx.create(
@@ -310,18 +296,14 @@ describe('dispatcher secrets', () => {
           spec: { container: { secrets: [{ secretId: 'db-password' }, { secretId: 'api-key' }] } },
         }),
       );
-    });
-    ({ client, close } = await serve(dispatcher));
+    },
   });
-
-  afterAll(async () => {
-    await close?.();
-  });
+  const { store, sealer, dispatcher } = d;
 
   it('sends a node the secrets its tasks use, opened; an unrelated secret is no news to it, a missing one is when it comes; a sync opens only what it sends', async () => {
     dispatcher.start();
     const opened = vi.spyOn(sealer, 'open');
-    const { session, assignments, msgs } = await openAssignments(client);
+    const { session, assignments, msgs } = await openAssignments(d.client);
     expect(secretsIn(msgs[0]!)).toEqual([[AssignmentChange_Action.ACTION_UPDATE, 'db-password', 'hunter2']]);
     expect(opened).toHaveBeenCalledTimes(1);
 
