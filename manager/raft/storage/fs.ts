@@ -169,7 +169,10 @@ const SMALL_SYNC_BYTES = 4096;
  * does it too), and a sync then waits for the disk's queue, on the loop. The steady benchmark saw
  * 130 ms ones there, right after snapshots.
  */
-const inlineSync = { bulkWrites: 0, poolUntil: 0, slowMs: 2, poolForMs: 10_000 };
+const inlineSync = { bulkWrites: 0, poolUntil: 0 };
+/** An inline sync slower than this sends the syncs to the pool for the next POOL_AFTER_SLOW_MS. */
+const SLOW_INLINE_SYNC_MS = 2;
+const POOL_AFTER_SLOW_MS = 10_000;
 
 /** Whether small syncs run on the event loop now (see inlineSync). */
 export function smallSyncsInline(): boolean {
@@ -251,7 +254,7 @@ class NodeFileHandle implements FileHandle {
           return done(err as Error);
         }
         const ended = performance.now();
-        if (ended - started > inlineSync.slowMs) inlineSync.poolUntil = ended + inlineSync.poolForMs;
+        if (ended - started > SLOW_INLINE_SYNC_MS) inlineSync.poolUntil = ended + POOL_AFTER_SLOW_MS;
         done(null);
       });
       return;
