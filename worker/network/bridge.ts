@@ -21,6 +21,7 @@ import {
   checkInterfaceName,
   emptyState,
   gatewayOf,
+  macOf,
   parseState,
   parseSubnet,
   release,
@@ -242,11 +243,6 @@ export function natRuleset(bridge: string, subnet: string, endpoints: Record<str
 export function vethNames(bridge: string, endpointId: string): { host: string; peer: string } {
   const h = createHash('sha256').update(`${bridge}\0${endpointId}`).digest('hex').slice(0, 12);
   return { host: `tsv${h}`, peer: `tsc${h}` };
-}
-
-/** A container's MAC from its IPv4 address: 02:42 and the address's four bytes (Docker's rule), so that a reused address keeps its MAC and no neighbour holds a stale one. */
-export function macOf(address: string): string {
-  return ['02', '42', ...address.split('.').map((b) => Number(b).toString(16).padStart(2, '0'))].join(':');
 }
 
 function nsPath(ns: string): string {

@@ -1,8 +1,12 @@
 // Address management of a bridge network, as pure functions over a small state record: parsing
 // and checking subnets and names, allocating and releasing endpoint addresses, and reading the
 // state file's text. No I/O here; bridge.ts persists the record and runs the commands.
+import { formatIPv4, macOf, parseIPv4 } from '../../common/ipv4.js';
 import { CorruptFileError, InvalidArgumentError } from '../../common/errors.js';
 import { parsePorts, portName, type PublishedPort } from './ports.js';
+
+// The IPv4 vocabulary lives in common/ (the managers allocate what the workers program); re-exported for this folder.
+export { formatIPv4, macOf, parseIPv4 };
 
 /** An IPv4 subnet in canonical form. */
 export interface Subnet {
@@ -32,19 +36,6 @@ export interface BridgeState {
   gateway: string;
   /** Endpoint id → attachment. */
   endpoints: Record<string, EndpointRecord>;
-}
-
-/** Parses a dotted quad; undefined when it is not one. */
-export function parseIPv4(s: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (m === null) return undefined;
-  const octets = m.slice(1).map(Number);
-  if (octets.some((o) => o > 255)) return undefined;
-  return octets.reduce((acc, o) => acc * 256 + o, 0);
-}
-
-export function formatIPv4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 }
 
 /**
