@@ -156,11 +156,12 @@ function simulatedNode(i: number): Node {
   const labels: Record<string, string> = { zone: `z${i % ZONES}`, rack: `r${i % 50}` };
   if (i % 3 === 0) labels.disk = 'ssd';
   return {
+    attachments: [],
     id,
     spec: { annotations: { name: id, labels }, desiredRole: NodeRole.NODE_ROLE_WORKER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE },
     description: {
       hostname: id,
-      engineVersion: 'bench',
+      engineVersion: 'bench', dataPathAddr: '', hostPrefixes: [],
       platform: { os: 'linux', architecture: 'amd64' },
       resources: { nanoCpus: 4e9, memoryBytes: 8 * GiB, pids: 0 },
     },

@@ -11,6 +11,8 @@
 //   Logs            manager certificates; on the leader (streams proxied by followers)
 //   LogBroker       node certificates; on the leader (docs/logs.md)
 // The local socket serves Control and Logs to root on this host.
+import { checkAddressPoolSpec, DEFAULT_ADDRESS_POOL, DEFAULT_SUBNET_SIZE, type AddressPoolSpec } from './allocator/networks.js';
+import { DEFAULT_DATA_PATH_PORT } from '../common/network.js';
 import * as grpc from '@grpc/grpc-js';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -185,7 +187,9 @@ export class Manager implements LeaderLocator {
   // ---------------------------------------------------------------- lifecycle
 
   /** Creates a new cluster in an empty data directory and starts it. */
-  async init(pki: NewClusterPki): Promise<void> {
+  /** `network`: the overlay networks' address pool and data-path port (swarmd init's flags); defaults as Docker's. */
+  async init(pki: NewClusterPki, network: { addressPool?: AddressPoolSpec; dataPathPort?: number } = {}): Promise<void> {
+    if (network.addressPool) checkAddressPoolSpec(network.addressPool);
     if (hasManagerState(this.opts.dataDir)) {
       throw new ManagerError(`${this.opts.dataDir} already holds a cluster's state; start swarmd without init to resume it`);
     }
@@ -201,9 +205,9 @@ export class Manager implements LeaderLocator {
         taskHistoryRetentionLimit: 5,
         nodeCertExpiryMs: 90 * 24 * 3600 * 1000,
         snapshotIntervalEntries: DEFAULT_SNAPSHOT_INTERVAL,
-        defaultAddressPool: ['10.0.0.0/8'],
-        subnetSize: 24,
-        vxlanUdpPort: 4789,
+        defaultAddressPool: [...(network.addressPool?.pools ?? DEFAULT_ADDRESS_POOL)],
+        subnetSize: network.addressPool?.subnetSize ?? DEFAULT_SUBNET_SIZE,
+        vxlanUdpPort: network.dataPathPort ?? DEFAULT_DATA_PATH_PORT,
       },
       rootCa: {
         caCert: Buffer.from(ca.certPem),
@@ -214,6 +218,7 @@ export class Manager implements LeaderLocator {
       nextRaftId: 2,
     };
     const node: Node = {
+      attachments: [],
       id: this.opts.nodeId,
       role: NodeRole.NODE_ROLE_MANAGER,
       spec: { annotations: { name: '', labels: {} }, desiredRole: NodeRole.NODE_ROLE_MANAGER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE },

@@ -1,8 +1,9 @@
 // The allocator over a MemoryStore: NEW tasks become PENDING, a burst in one transaction, and
-// tasks created while it was stopped are picked up when it starts again.
+// tasks created while it was stopped are picked up when it starts again; tasks get an address on
+// each of their overlay networks, nodes one of their own on the networks of their tasks.
 import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import type { Task } from '../../proto/gen/tswarm/objects.js';
+import { Network, Node, type Task } from '../../proto/gen/tswarm/objects.js';
 import { TaskState } from '../../proto/gen/tswarm/types.js';
 import { MemoryStore, type ApplyResult } from '../store/memory.js';
 import { LocalProposer } from '../store/local.js';
@@ -114,5 +115,88 @@ describe('Allocator', () => {
     expect(maxInFlight).toBe(2);
     // The task creation, four chunks (the second failed), and the failed chunk again.
     expect(proposals).toBe(6);
+  });
+});
+
+describe('Allocator, overlay addresses', () => {
+  let allocator: Allocator | undefined;
+  afterEach(async () => {
+    await allocator?.stop();
+    allocator = undefined;
+  });
+
+  const net = (id: string, subnet: string): Network => Network.fromPartial({ id, vni: 4096, spec: { annotations: { name: id, labels: {} }, driver: 'overlay' }, ipam: [{ subnet, gateway: subnet.replace(/0\/\d+$/, '1'), range: '' }] });
+  const on = (t: Task, ...networks: string[]): Task => ({ ...t, spec: { networks: networks.map((target) => ({ target, aliases: [] })), forceUpdate: 0 } });
+  const addresses = (store: MemoryStore, id: string): string[] => store.get('task', id)!.networks.map((a) => `${a.networkId}:${a.addresses.join(',')}`);
+
+  it('gives each task an address on each of its networks, in order; a full network leaves the task NEW with the reason, until an address is freed', async () => {
+    const { store } = countingStore();
+    await store.update((tx) => {
+      tx.create('network', net('front', '10.1.0.0/29')); // 5 addresses: .2 to .6
+      tx.create('network', net('back', '10.2.0.0/24'));
+    });
+    allocator = new Allocator(store, log);
+    allocator.start();
+    const ts = Array.from({ length: 6 }, () => on(newTask(), 'front', 'back'));
+    await store.update((tx) => ts.forEach((t) => tx.create('task', t)));
+    await until(() => ts.slice(0, 5).every((t) => stateOf(store, t.id) === TaskState.TASK_STATE_PENDING) && store.get('task', ts[5]!.id)!.status!.pendingReason !== '');
+    expect(addresses(store, ts[0]!.id)).toEqual(['front:10.1.0.2/29', 'back:10.2.0.2/24']);
+    expect(new Set(ts.slice(0, 5).map((t) => addresses(store, t.id)[0])).size).toBe(5);
+    const blocked = store.get('task', ts[5]!.id)!;
+    expect(blocked.status).toMatchObject({ state: TaskState.TASK_STATE_NEW, pendingReason: 'no free address on network front (10.1.0.0/29: all 5 held)' });
+    expect(blocked.networks).toEqual([]);
+    // One ends: its address is free, and the waiting task takes it.
+    const done = store.get('task', ts[2]!.id)!;
+    await store.update((tx) => tx.update('task', { ...done, status: { ...done.status!, state: TaskState.TASK_STATE_COMPLETE } }));
+    await until(() => stateOf(store, ts[5]!.id) === TaskState.TASK_STATE_PENDING);
+    expect(addresses(store, ts[5]!.id)[0]).toBe(`front:${done.networks[0]!.addresses[0]}`);
+  });
+
+  it('leaves a task whose network does not exist NEW, saying so, and places it once the network is made', async () => {
+    const { store } = countingStore();
+    allocator = new Allocator(store, log);
+    allocator.start();
+    const t = on(newTask(), 'later');
+    await store.update((tx) => tx.create('task', t));
+    await until(() => store.get('task', t.id)!.status!.pendingReason === 'network "later" not found');
+    await store.update((tx) => tx.create('network', net('later', '10.3.0.0/24')));
+    await until(() => stateOf(store, t.id) === TaskState.TASK_STATE_PENDING);
+  });
+
+  it('gives a node an address on the networks of its placed tasks and takes it back when the last one ends; a new leader hands out nothing twice', async () => {
+    const { store } = countingStore();
+    await store.update((tx) => {
+      tx.create('network', net('front', '10.1.0.0/24'));
+      tx.create('node', Node.fromPartial({ id: 'w1', attachments: [] }));
+    });
+    allocator = new Allocator(store, log);
+    allocator.start();
+    const a = on(newTask(), 'front');
+    const b = on(newTask(), 'front');
+    await store.update((tx) => [a, b].forEach((t) => tx.create('task', t)));
+    await until(() => [a, b].every((t) => stateOf(store, t.id) === TaskState.TASK_STATE_PENDING));
+    const place = async (id: string, state: TaskState): Promise<void> => {
+      const t = store.get('task', id)!;
+      await store.update((tx) => tx.update('task', { ...t, nodeId: 'w1', status: { ...t.status!, state } }));
+    };
+    await place(a.id, TaskState.TASK_STATE_ASSIGNED);
+    await place(b.id, TaskState.TASK_STATE_ASSIGNED);
+    await until(() => store.get('node', 'w1')!.attachments.length === 1);
+    const nodeAddress = store.get('node', 'w1')!.attachments[0]!.addresses[0]!;
+    const taken = [a, b].map((t) => store.get('task', t.id)!.networks[0]!.addresses[0]);
+    expect(taken).not.toContain(nodeAddress);
+    // Another leader: the pools come back from the store.
+    await allocator.stop();
+    allocator = new Allocator(store, log);
+    allocator.start();
+    const c = on(newTask(), 'front');
+    await store.update((tx) => tx.create('task', c));
+    await until(() => stateOf(store, c.id) === TaskState.TASK_STATE_PENDING);
+    expect([...taken, nodeAddress]).not.toContain(store.get('task', c.id)!.networks[0]!.addresses[0]);
+    // The node's tasks end: its address goes too.
+    await place(a.id, TaskState.TASK_STATE_SHUTDOWN);
+    expect(store.get('node', 'w1')!.attachments.length).toBe(1);
+    await place(b.id, TaskState.TASK_STATE_FAILED);
+    await until(() => store.get('node', 'w1')!.attachments.length === 0);
   });
 });

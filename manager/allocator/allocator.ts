@@ -1,20 +1,28 @@
 // The allocator on the leader: gives a new task what must be unique cluster-wide, then moves it
 // NEW → PENDING for the scheduler.
 //
-// Today there is nothing to allocate: overlay networks (addresses, network ids) come with the
-// overlay work, and host-mode published ports are unique per node, which the scheduler's host-port
-// filter enforces when it picks the node. So this is a small loop: after a burst of task events
-// (on the next tick), transactions of up to 1,000 tasks, several in flight (../scheduler/chunked.ts),
-// move every NEW task that is still wanted (desired state at most RUNNING) to PENDING. Tasks
-// already told to stop while NEW are left to the orchestrator.
-// On start it re-lists, so tasks created while no leader ran are picked up.
-import type { Task } from '../../proto/gen/tswarm/objects.js';
-import { TaskState } from '../../proto/gen/tswarm/types.js';
-import { stateRank } from '../../common/task-state.js';
+// What it gives: an address on every overlay network the task joins (networks.ts: AddressPool),
+// recorded in the task's `networks`; and every node an address of its own on each network it has
+// tasks on (`Node.attachments`; its sandbox's, for probes and, later, load balancing), released
+// when the node's last task there ends. A task's address is held until the task ends (a state
+// past RUNNING); everything lives in the store, so a new leader rebuilds the pools from it
+// (rebuild) and gives out no address twice. Host-mode published ports are unique per node, which
+// the scheduler's host-port filter enforces when it picks the node.
+//
+// A task whose network is missing, or full, stays NEW with the reason in `pendingReason` and is
+// tried again when an address is released or a network is created.
+//
+// The loop: after a burst of task events (on the next tick), transactions of up to 1,000 tasks,
+// several in flight (../scheduler/chunked.ts). Tasks already told to stop while NEW are left to
+// the orchestrator. On start it re-lists, so tasks created while no leader ran are picked up.
+import type { Network, Node, Task } from '../../proto/gen/tswarm/objects.js';
+import { TaskState, type NetworkAttachment } from '../../proto/gen/tswarm/types.js';
+import { isTerminalState, stateRank } from '../../common/task-state.js';
 import type { Logger } from '../../common/logger.js';
 import type { LeaderComponent } from '../leader.js';
-import { VersionConflictError, type MemoryStore, type StoreEvent, type Watch } from '../store/memory.js';
+import { VersionConflictError, type MemoryStore, type StoreEvent, type Tx, type Watch } from '../store/memory.js';
 import { writeChunked } from '../scheduler/chunked.js';
+import { AddressPool, addressingOf } from './networks.js';
 
 export interface AllocatorOptions {
   /** Delay before retrying after a failed write that was not a version conflict. Default 1 s. */
@@ -33,6 +41,15 @@ export function needsAllocation(t: Task): boolean {
   return (t.status?.state ?? TaskState.TASK_STATE_NEW) === TaskState.TASK_STATE_NEW && stateRank(t.desiredState) <= RUNNING;
 }
 
+/** Whether a task holds the addresses of its attachments: it has not ended. */
+function holdsAddresses(t: Task): boolean {
+  return t.networks.length > 0 && !isTerminalState(t.status?.state);
+}
+
+function networkName(n: Network): string {
+  return n.spec?.annotations?.name || n.id;
+}
+
 export class Allocator implements LeaderComponent {
   readonly name = 'allocator';
   private readonly log: Logger;
@@ -45,6 +62,12 @@ export class Allocator implements LeaderComponent {
   private running: Promise<void> | undefined;
   /** Tasks seen NEW since the last pass. */
   private queued = new Set<string>();
+  /** Tasks left NEW for want of a network or an address: tried again when one is freed or made. */
+  private blocked = new Set<string>();
+  /** Nodes whose own attachments may be stale (a task of theirs joined or left a network). */
+  private nodesQueued = new Set<string>();
+  /** Network id → its addresses, as the store holds them plus what this leader gave since. */
+  private pools = new Map<string, AddressPool>();
   private stopped = true;
 
   constructor(
@@ -62,10 +85,15 @@ export class Allocator implements LeaderComponent {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    const watch = this.store.watch({ kinds: ['task'], filter: (e: StoreEvent) => e.action !== 'remove' && needsAllocation(e.object as Task) });
+    const watch = this.store.watch({ kinds: ['task', 'network', 'node'], filter: (e: StoreEvent) => this.interesting(e) });
     this.watch = watch;
     void this.follow(watch);
-    for (const t of this.store.list('task')) if (needsAllocation(t)) this.queued.add(t.id);
+    this.rebuild();
+    for (const t of this.store.list('task')) {
+      if (needsAllocation(t)) this.queued.add(t.id);
+      if (t.nodeId && t.networks.length > 0) this.nodesQueued.add(t.nodeId);
+    }
+    for (const n of this.store.list('node')) if (n.attachments.length > 0) this.nodesQueued.add(n.id);
     this.kick(0);
   }
 
@@ -77,18 +105,92 @@ export class Allocator implements LeaderComponent {
     this.timer = undefined;
     await this.running;
     this.queued.clear();
+    this.blocked.clear();
+    this.nodesQueued.clear();
+    this.pools.clear();
+  }
+
+  /** The pools from the store: every network's, with the addresses tasks that have not ended and nodes hold. */
+  private rebuild(): void {
+    this.pools.clear();
+    for (const n of this.store.list('network')) this.poolOf(n);
+    for (const t of this.store.list('task')) if (holdsAddresses(t)) this.hold(t.networks);
+    for (const n of this.store.list('node')) this.hold(n.attachments);
+  }
+
+  private poolOf(n: Network): AddressPool | undefined {
+    let pool = this.pools.get(n.id);
+    if (!pool && n.ipam.length > 0) {
+      pool = new AddressPool(addressingOf(n));
+      this.pools.set(n.id, pool);
+    }
+    return pool;
+  }
+
+  private hold(attachments: readonly NetworkAttachment[]): void {
+    for (const a of attachments) for (const addr of a.addresses) this.pools.get(a.networkId)?.hold(addr);
+  }
+
+  /** Frees the addresses; with `retry`, the blocked tasks are tried again (one may fit now). */
+  private release(attachments: readonly NetworkAttachment[], retry = true): void {
+    if (attachments.length === 0) return;
+    for (const a of attachments) for (const addr of a.addresses) this.pools.get(a.networkId)?.release(addr);
+    if (!retry) return;
+    for (const id of this.blocked) this.queued.add(id);
+    this.blocked.clear();
+  }
+
+  private interesting(e: StoreEvent): boolean {
+    if (e.kind === 'network' || e.kind === 'node') return e.kind === 'network' || (e.action === 'remove' && (e.object as Node).attachments.length > 0);
+    const t = e.object as Task;
+    const old = e.old as Task | undefined;
+    if (e.action !== 'remove' && needsAllocation(t)) return true;
+    return t.networks.length > 0 || (old?.networks.length ?? 0) > 0;
   }
 
   private async follow(watch: Watch): Promise<void> {
     for await (const e of watch) {
       if (this.stopped || watch !== this.watch) break;
-      this.queued.add(e.object.id);
+      if (e.kind === 'network') this.networkEvent(e);
+      else if (e.kind === 'node') this.release((e.object as Node).attachments);
+      else this.taskEvent(e);
       this.kick(0);
     }
   }
 
+  private networkEvent(e: StoreEvent): void {
+    const n = e.object as Network;
+    if (e.action === 'remove') {
+      this.pools.delete(n.id);
+      return;
+    }
+    if (e.action === 'create' && this.poolOf(n)) {
+      for (const id of this.blocked) this.queued.add(id);
+      this.blocked.clear();
+    }
+  }
+
+  private taskEvent(e: StoreEvent): void {
+    const t = e.object as Task;
+    const old = e.old as Task | undefined;
+    if (e.action !== 'remove' && needsAllocation(t)) this.queued.add(t.id);
+    const held = e.action !== 'remove' && holdsAddresses(t);
+    const heldBefore = old !== undefined ? holdsAddresses(old) : e.action === 'remove' && holdsAddresses(t);
+    // Ended (or removed before it ended): its addresses are free, its node may leave the network.
+    if (heldBefore && !held) {
+      this.release((old ?? t).networks);
+      if ((old ?? t).nodeId) this.nodesQueued.add((old ?? t).nodeId);
+    }
+    // Placed, moved, or given its addresses on a node already chosen (a global service's task):
+    // the node joins the task's networks.
+    if (held && t.nodeId && (t.nodeId !== old?.nodeId || !heldBefore)) {
+      this.nodesQueued.add(t.nodeId);
+      if (old?.nodeId) this.nodesQueued.add(old.nodeId);
+    }
+  }
+
   private kick(delayMs: number): void {
-    if (this.stopped || this.timer || this.running || this.queued.size === 0) return;
+    if (this.stopped || this.timer || this.running || (this.queued.size === 0 && this.nodesQueued.size === 0)) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.running = this.pass().then((retryIn) => {
@@ -100,8 +202,10 @@ export class Allocator implements LeaderComponent {
 
   /**
    * Transactions of the queued tasks (see writeChunked: up to maxTransactionsInFlight proposed at
-   * once, so Raft commits them together); resolves with the delay before the next pass. The tasks
-   * of a transaction that failed, and of those not proposed, are queued again.
+   * once, so Raft commits them together), then one of the queued nodes' attachments; resolves
+   * with the delay before the next pass. The tasks of a transaction that failed, and of those not
+   * proposed, are queued again, and the pools rebuilt from the store (what the failed ones took
+   * is not held).
    */
   private async pass(): Promise<number> {
     const ids = [...this.queued];
@@ -111,22 +215,91 @@ export class Allocator implements LeaderComponent {
       for (const id of chunk) {
         const t = tx.get('task', id);
         if (!t || !needsAllocation(t)) continue;
-        tx.update('task', {
-          ...t,
-          status: { err: '', pendingReason: '', ...t.status, state: TaskState.TASK_STATE_PENDING, message: 'pending task scheduling', timestampUnixMs: now },
-        });
+        this.allocateTask(tx, t, now);
       }
       return 0;
     });
     if (this.stopped) return 0;
+    let failure = written.failure;
+    if (!failure && this.nodesQueued.size > 0) {
+      const nodes = [...this.nodesQueued];
+      this.nodesQueued.clear();
+      try {
+        await this.store.update((tx) => nodes.forEach((id) => this.reconcileNode(tx, id)));
+      } catch (err) {
+        failure = { err };
+        for (const id of nodes) this.nodesQueued.add(id);
+      }
+    }
+    if (this.stopped) return 0;
     for (const id of written.failed) this.queued.add(id);
-    if (!written.failure) return 0;
-    const { err } = written.failure;
+    if (!failure) return 0;
+    this.rebuild();
+    const { err } = failure;
     if (err instanceof VersionConflictError) {
-      this.log.debug({ err: err.message }, 'a task changed while it was allocated; again');
+      this.log.debug({ err: err.message }, 'a task or node changed while it was allocated; again');
       return 0;
     }
-    this.log.warn({ err }, `allocating tasks failed; retrying in ${this.retryMs} ms`);
+    this.log.warn({ err }, `allocating failed; retrying in ${this.retryMs} ms`);
     return this.retryMs;
+  }
+
+  /**
+   * Gives the task an address on each network of its spec and moves it to PENDING; or, when a
+   * network is missing or full, leaves it NEW with the reason (written only when it changes, so
+   * that a blocked task does not write at every pass).
+   */
+  private allocateTask(tx: Tx, t: Task, now: number): void {
+    const attachments: NetworkAttachment[] = [];
+    let reason = '';
+    for (const want of t.spec?.networks ?? []) {
+      const n = tx.get('network', want.target) ?? tx.byName('network', want.target);
+      const pool = n && this.poolOf(n);
+      if (!n || !pool) {
+        reason = `network "${want.target}" not found`;
+        break;
+      }
+      const address = pool.take();
+      if (address === undefined) {
+        reason = `no free address on network ${networkName(n)} (${n.ipam[0]?.subnet ?? ''}: all ${pool.capacity} held)`;
+        break;
+      }
+      attachments.push({ networkId: n.id, addresses: [address], aliases: want.aliases });
+    }
+    if (reason) {
+      this.release(attachments, false); // what this attempt took
+      this.blocked.add(t.id);
+      if (t.status?.pendingReason === reason) return;
+      tx.update('task', { ...t, status: { err: '', message: 'pending task allocation', timestampUnixMs: now, ...t.status, state: TaskState.TASK_STATE_NEW, pendingReason: reason } });
+      return;
+    }
+    tx.update('task', {
+      ...t,
+      networks: attachments,
+      status: { err: '', ...t.status, pendingReason: '', state: TaskState.TASK_STATE_PENDING, message: 'pending task scheduling', timestampUnixMs: now },
+    });
+  }
+
+  /** A node's own attachments made to match the networks of its tasks that have not ended. */
+  private reconcileNode(tx: Tx, id: string): void {
+    const node = tx.get('node', id);
+    if (!node) return;
+    const wanted = new Set<string>();
+    for (const t of this.store.findTasks({ nodeId: id })) if (holdsAddresses(t)) for (const a of t.networks) wanted.add(a.networkId);
+    const kept = node.attachments.filter((a) => wanted.has(a.networkId) && this.pools.has(a.networkId));
+    const gone = node.attachments.filter((a) => !kept.includes(a));
+    const added: NetworkAttachment[] = [];
+    for (const networkId of wanted) {
+      if (kept.some((a) => a.networkId === networkId)) continue;
+      const address = this.pools.get(networkId)?.take();
+      if (address === undefined) {
+        this.log.warn({ node: id, network: networkId }, 'no free address for the node on the network; its sandbox has none (probes and load balancing there wait)');
+        continue;
+      }
+      added.push({ networkId, addresses: [address], aliases: [] });
+    }
+    if (gone.length === 0 && added.length === 0) return;
+    tx.update('node', { ...node, attachments: [...kept, ...added] });
+    this.release(gone);
   }
 }

@@ -35,7 +35,7 @@ describe('CA service', () => {
 
   const join = async (token: string, nodeId: string) => {
     const key = await createNodeKey();
-    return { key, res: await ca.issue({ csr: Buffer.from(key.csrPem), token, nodeId, role: NodeRole.NODE_ROLE_WORKER, description: { hostname: 'h1', engineVersion: 'v' }, addr: '10.0.0.5:4242' }) };
+    return { key, res: await ca.issue({ csr: Buffer.from(key.csrPem), token, nodeId, role: NodeRole.NODE_ROLE_WORKER, description: { hostname: 'h1', engineVersion: 'v', dataPathAddr: '', hostPrefixes: [] }, addr: '10.0.0.5:4242' }) };
   };
 
   it('issues a certificate with the role the token stands for, and creates the node', async () => {

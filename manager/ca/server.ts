@@ -70,6 +70,7 @@ export class CaServer {
     if (this.store.get('node', req.nodeId)) throw new ExistsError('node', req.nodeId);
     const certPem = await this.sign(c, req.csr, req.nodeId, role);
     const node: Node = {
+      attachments: [],
       id: req.nodeId,
       role,
       spec: { annotations: { name: '', labels: {} }, desiredRole: role, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE },

@@ -6,8 +6,9 @@ import { matchesAll, parseConstraint, parseConstraints } from './constraint.js';
 const node = (over: Partial<Node> = {}): Node => ({
   id: 'n1',
   role: NodeRole.NODE_ROLE_WORKER,
+  attachments: [],
   spec: { annotations: { name: '', labels: { zone: 'a', 'disk.type': 'ssd' } }, desiredRole: NodeRole.NODE_ROLE_WORKER, availability: 0 as never },
-  description: { hostname: 'Worker-1', platform: { os: 'linux', architecture: 'amd64' }, engineVersion: '' },
+  description: { hostname: 'Worker-1', platform: { os: 'linux', architecture: 'amd64' }, engineVersion: '', dataPathAddr: '', hostPrefixes: [] },
   ...over,
 });
 

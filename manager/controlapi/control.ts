@@ -9,6 +9,8 @@ import { NodeRole, NodeState, type RegistryAuth } from '../../proto/gen/tswarm/t
 import type { ClusterSpec, ConfigSpec, NetworkSpec, NodeSpec, SecretSpec, ServiceSpec } from '../../proto/gen/tswarm/specs.js';
 import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
 import { newId } from '../../common/identity.js';
+import { isTerminalState } from '../../common/task-state.js';
+import { allocateNetwork, DEFAULT_ADDRESS_POOL, DEFAULT_SUBNET_SIZE } from '../allocator/networks.js';
 import { makeJoinToken } from '../ca/ca.js';
 import { leaderService, managersOnly, type LeaderLocator } from '../forward.js';
 import { openRegistryAuth, sealRegistryAuth, type Sealer } from '../store/sealing.js';
@@ -137,11 +139,12 @@ export class ControlApi {
    */
   async createService(spec: ServiceSpec | undefined, opts: ImageOptions = {}): Promise<ServiceResult> {
     validateServiceSpec(spec);
+    const withIds = this.withNetworkIds(spec!);
     if (opts.registryAuth) validateRegistryAuth(opts.registryAuth);
     const id = newId();
     const pinned = await pinImage(this.resolver, { mode: opts.resolveImage ?? ResolveImage.RESOLVE_IMAGE_ALWAYS, image: spec!.task!.container!.image, previous: undefined, rollback: false }, opts.registryAuth);
     const registryAuth = opts.registryAuth ? sealRegistryAuth(this.sealer, id, opts.registryAuth) : Buffer.alloc(0);
-    const service: Service = { id, spec: withImage(spec!, pinned.image), specVersion: 1, pendingDelete: false, registryAuth };
+    const service: Service = { id, spec: withImage(withIds, pinned.image), specVersion: 1, pendingDelete: false, registryAuth };
     await this.store.update((tx) => tx.create('service', service));
     return { service: this.store.get('service', service.id)!, warnings: pinned.warnings };
   }
@@ -160,22 +163,23 @@ export class ControlApi {
       next = current.previousSpec;
     }
     validateServiceSpec(next);
-    if (current.spec?.mode?.$case !== next!.mode?.$case) {
+    next = this.withNetworkIds(next!);
+    if (current.spec?.mode?.$case !== next.mode?.$case) {
       throw new InvalidArgumentError('spec.mode', `a service's mode cannot change (it is ${current.spec?.mode?.$case ?? 'unset'}); create a new service`);
     }
-    if (nameOf('service', current) !== next!.annotations?.name) throw new InvalidArgumentError('spec.annotations.name', 'renaming a service is not supported');
+    if (nameOf('service', current) !== next.annotations?.name) throw new InvalidArgumentError('spec.annotations.name', 'renaming a service is not supported');
     if (opts.registryAuth) validateRegistryAuth(opts.registryAuth);
     const auth = opts.registryAuth ?? openRegistryAuth(this.sealer, current);
     const pinned = await pinImage(
       this.resolver,
-      { mode: opts.resolveImage ?? ResolveImage.RESOLVE_IMAGE_ALWAYS, image: next!.task!.container!.image, previous: current.spec?.task?.container?.image, rollback: back },
+      { mode: opts.resolveImage ?? ResolveImage.RESOLVE_IMAGE_ALWAYS, image: next.task!.container!.image, previous: current.spec?.task?.container?.image, rollback: back },
       auth,
     );
     const updated: Service = {
       ...current,
       meta: { ...current.meta!, version },
       previousSpec: current.spec,
-      spec: withImage(next!, pinned.image),
+      spec: withImage(next, pinned.image),
       specVersion: current.specVersion + 1,
       registryAuth: opts.registryAuth ? sealRegistryAuth(this.sealer, current.id, opts.registryAuth) : current.registryAuth,
     };
@@ -190,18 +194,54 @@ export class ControlApi {
 
   // ---------------------------------------------------------------- networks, secrets, configs
 
+  /**
+   * Creates an overlay network with its subnet (given, or the next free one of the cluster's pool)
+   * and VNI, decided in the transaction that creates it: two creates at once cannot both take one
+   * (the second's transaction sees the first's network, or fails its name check).
+   */
   async createNetwork(spec: NetworkSpec | undefined): Promise<Network> {
     validateNetworkSpec(spec);
-    const n: Network = { id: newId(), spec: { ...spec!, driver: spec!.driver || 'overlay' }, driverState: {}, ipam: [] };
-    await this.store.update((tx) => tx.create('network', n));
-    return this.store.get('network', n.id)!;
+    const id = newId();
+    await this.store.update((tx) => {
+      const name = spec!.annotations!.name;
+      if (tx.byName('network', name)) throw new InvalidArgumentError('spec.annotations.name', `a network named "${name}" exists`);
+      const cluster = tx.list('cluster')[0]?.spec;
+      const pool = { pools: cluster?.defaultAddressPool.length ? cluster.defaultAddressPool : DEFAULT_ADDRESS_POOL, subnetSize: cluster?.subnetSize || DEFAULT_SUBNET_SIZE };
+      const a = allocateNetwork(spec!, tx.list('network'), tx.list('node'), pool);
+      tx.create('network', { id, spec: { ...spec!, driver: spec!.driver || 'overlay' }, ipam: [a.ipam], vni: a.vni, skippedSubnets: a.skippedSubnets });
+    });
+    return this.store.get('network', id)!;
   }
 
+  /** Refused while a service is attached to the network, or a task that has not ended holds an address on it. */
   async removeNetwork(ref: string): Promise<void> {
     const n = this.resolve('network', ref);
-    const users = this.store.list('service').filter((s) => s.spec?.task?.networks.some((a) => a.target === n.id || a.target === n.spec?.annotations?.name));
-    if (users.length > 0) throw new InvalidArgumentError('network', `${n.spec?.annotations?.name ?? n.id} is in use by service ${users.map((s) => s.spec?.annotations?.name).join(', ')}`);
+    const name = n.spec?.annotations?.name ?? n.id;
+    const services = this.store.list('service').filter((s) => s.spec?.task?.networks.some((a) => a.target === n.id));
+    if (services.length > 0) throw new InvalidArgumentError('network', `${name} is in use by service ${services.map((s) => s.spec?.annotations?.name).join(', ')}`);
+    const tasks = this.store.list('task').filter((t) => t.networks.some((a) => a.networkId === n.id) && !isTerminalState(t.status?.state));
+    if (tasks.length > 0) throw new InvalidArgumentError('network', `${name} is in use by task ${tasks.slice(0, 5).map((t) => t.id).join(', ')}${tasks.length > 5 ? ` and ${tasks.length - 5} more` : ''} (they are stopping)`);
     await this.store.update((tx) => tx.remove('network', n.id));
+  }
+
+  /**
+   * The spec with each network it attaches to named by id (as Docker stores it: a network renamed
+   * or re-created under the name is another network); one that does not exist is refused.
+   */
+  private withNetworkIds(spec: ServiceSpec): ServiceSpec {
+    const task = spec.task!;
+    if (task.networks.length === 0) return spec;
+    const networks = task.networks.map((a, i) => {
+      try {
+        return { ...a, target: this.resolve('network', a.target).id };
+      } catch (err) {
+        if (err instanceof NotFoundError || err instanceof AmbiguousError) throw new InvalidArgumentError(`spec.task.networks[${i}].target`, `network "${a.target}" ${err instanceof NotFoundError ? 'not found' : 'is ambiguous'}`);
+        throw err;
+      }
+    });
+    const twice = networks.findIndex((a, i) => networks.findIndex((b) => b.target === a.target) !== i);
+    if (twice >= 0) throw new InvalidArgumentError(`spec.task.networks[${twice}].target`, `"${task.networks[twice]!.target}" is the same network as another entry`);
+    return { ...spec, task: { ...task, networks } };
   }
 
   async createSecret(spec: SecretSpec | undefined): Promise<Secret> {

@@ -16,6 +16,8 @@ import { isIP } from 'node:net';
 import { logConfig, LogDriverError } from '../../common/log-driver.js';
 import { parseConstraints } from '../constraint/constraint.js';
 import { varintSize } from '../../common/varint.js';
+import { checkIpam } from '../allocator/networks.js';
+import { MIN_MTU, MTU_OPTION, specMtu, VXLAN_OVERHEAD } from '../../common/network.js';
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const LABEL_KEY_RE = /^[^\s=]+$/;
@@ -240,8 +242,6 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
     if (networks.has(n.target)) fail(`${field}.task.networks[${i}].target`, `"${n.target}" is attached twice`);
     networks.add(n.target);
   });
-  // Refused rather than recorded and silently not done (as ingress ports below).
-  if (task.networks.length > 0) fail(`${field}.task.networks`, 'attaching services to overlay networks is not supported yet; tasks use the node\'s bridge');
   if (task.logDriver) {
     try {
       logConfig(task.logDriver.name, task.logDriver.options);
@@ -301,37 +301,37 @@ export function validateConfigSpec(spec: ConfigSpec | undefined, field = 'spec')
   validateDataSpec(spec, field);
 }
 
-function parseCidr(text: string, field: string): { base: number; bits: number } {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
-  const octets = m ? m.slice(1, 5).map(Number) : [];
-  const bits = m ? Number(m[5]) : -1;
-  if (!m || octets.some((o) => o > 255) || bits > 32) fail(field, `"${text}" is not an IPv4 subnet in CIDR form (like 10.0.9.0/24)`);
-  const addr = octets.reduce((a, o) => a * 256 + o, 0);
-  return { base: addr, bits };
-}
-
-function parseIp(text: string, field: string): number {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  const octets = m ? m.slice(1, 5).map(Number) : [];
-  if (!m || octets.some((o) => o > 255)) fail(field, `"${text}" is not an IPv4 address`);
-  return octets.reduce((a, o) => a * 256 + o, 0);
-}
+/** Options of the overlay driver a network may set; anything else is refused, naming it. */
+const OVERLAY_OPTIONS = new Set([MTU_OPTION]);
 
 export function validateNetworkSpec(spec: NetworkSpec | undefined, field = 'spec'): void {
   if (!spec) fail(field, 'is required');
   checkSize(NetworkSpecCodec.encode(spec).finish().length, MAX_SPEC_BYTES, field);
   checkName(spec.annotations, `${field}.annotations`, 63);
-  if (spec.driver && !['overlay', 'bridge'].includes(spec.driver)) fail(`${field}.driver`, `"${spec.driver}" is not a driver (overlay or bridge)`);
-  if (spec.mtu !== 0 && (spec.mtu < 68 || spec.mtu > 65535)) fail(`${field}.mtu`, `${spec.mtu} must be between 68 and 65535`);
+  checkLabels(spec.annotations?.labels ?? {}, `${field}.annotations.labels`);
+  if (spec.driver === 'bridge') fail(`${field}.driver`, 'bridge networks are local to a node (swarmd --bridge NAME:SUBNET sets it); a cluster network is an overlay');
+  if (spec.driver && spec.driver !== 'overlay') fail(`${field}.driver`, `"${spec.driver}" is not a driver (overlay)`);
+  if (spec.ingress) fail(`${field}.ingress`, 'the ingress network (routing mesh) is not supported yet');
+  for (const [key, value] of Object.entries(spec.driverOptions)) {
+    const f = `${field}.driverOptions[${JSON.stringify(key)}]`;
+    if (key === 'encrypted') {
+      fail(f, 'encrypted overlays need IPsec (the kernel\'s ESP transforms, xfrm) or WireGuard, and the kernels tswarm is tested on have neither; not supported (see docs/network.md)');
+    }
+    if (!OVERLAY_OPTIONS.has(key)) fail(f, `is not an option of the overlay driver (known: ${[...OVERLAY_OPTIONS].join(', ')})`);
+    if (key === MTU_OPTION && !/^\d{1,5}$/.test(value)) fail(f, `must be a whole number of bytes, got ${JSON.stringify(value)}`);
+  }
+  const optMtu = spec.driverOptions[MTU_OPTION];
+  if (spec.mtu !== 0 && optMtu !== undefined && Number(optMtu) !== spec.mtu) fail(`${field}.mtu`, `${spec.mtu} differs from the driver option ${MTU_OPTION}=${optMtu}`);
+  const mtu = specMtu(spec);
+  if (mtu !== 0 && (mtu < MIN_MTU || mtu > 65535 - VXLAN_OVERHEAD)) fail(`${field}.mtu`, `${mtu} must be between ${MIN_MTU} and ${65535 - VXLAN_OVERHEAD} (and at most each node's underlay MTU − ${VXLAN_OVERHEAD})`);
+  if (spec.ipam.length > 1) fail(`${field}.ipam`, 'one IPv4 subnet per network');
   spec.ipam.forEach((ipam, i) => {
     const f = `${field}.ipam[${i}]`;
-    const net = parseCidr(ipam.subnet, `${f}.subnet`);
-    const size = 2 ** (32 - net.bits);
-    if (net.base % size !== 0) fail(`${f}.subnet`, `"${ipam.subnet}" has host bits set`);
-    if (ipam.gateway) {
-      const gw = parseIp(ipam.gateway, `${f}.gateway`);
-      if (gw < net.base || gw >= net.base + size) fail(`${f}.gateway`, `${ipam.gateway} is outside ${ipam.subnet}`);
+    if (!ipam.subnet) {
+      if (ipam.gateway || ipam.range) fail(`${f}.subnet`, 'is required with a gateway or an ip-range');
+      return;
     }
+    checkIpam(ipam, f);
   });
 }
 

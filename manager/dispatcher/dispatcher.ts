@@ -5,8 +5,10 @@
 //   Heartbeat        every period (the cluster's heartbeatPeriodMs); 3 missed periods: the node
 //                    is marked down (its tasks are then replaced by the orchestrators)
 //   Assignments      a stream: first the complete set of the node's tasks (state ASSIGNED or
-//                    later) with the secrets and configs they use and the registry credentials
-//                    of their services, then incremental changes
+//                    later) with the secrets and configs they use, the registry credentials
+//                    of their services, the overlay networks they are on (with the node's own
+//                    address there) and each network's peers on other nodes (address and the
+//                    node's data-path address: the static VXLAN entries), then incremental changes
 //   UpdateTaskStatus the agent's observations, batched into one store transaction per burst;
 //                    states only move forward
 //
@@ -15,21 +17,23 @@
 import * as grpc from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import { DispatcherService, type AssignmentChange, type AssignmentsMessage, type HeartbeatResponse, type SessionMessage, type UpdateTaskStatusRequest } from '../../proto/gen/tswarm/dispatcher.js';
-import { AssignmentChange_Action, AssignmentsMessage_Type, RegistryCredential } from '../../proto/gen/tswarm/dispatcher.js';
-import { Config, Secret, Task, type Node } from '../../proto/gen/tswarm/objects.js';
+import { AssignmentChange_Action, AssignmentsMessage_Type, NetworkAssignment, NetworkPeer, RegistryCredential } from '../../proto/gen/tswarm/dispatcher.js';
+import { Config, Network, Secret, Task, type Node } from '../../proto/gen/tswarm/objects.js';
 import { NodeState, NodeRole, TaskState, type RegistryAuth, type TaskStatus } from '../../proto/gen/tswarm/types.js';
 import type { NodeIdentity } from '../../common/certs.js';
 import { IllegalStateError } from '../../common/errors.js';
 import { newId } from '../../common/identity.js';
-import { stateRank } from '../../common/task-state.js';
+import { isTerminalState, stateRank } from '../../common/task-state.js';
+import { DEFAULT_DATA_PATH_PORT } from '../../common/network.js';
 import type { Logger } from '../../common/logger.js';
 import { callerOf, endStream } from '../forward.js';
 import type { LeaderComponent } from '../leader.js';
 import type { MemoryStore } from '../store/memory.js';
 import { openRegistryAuth, type Sealer } from '../store/sealing.js';
+import { NetworkEndpoints } from './network-endpoints.js';
 
 interface Sent {
-  version: number;
+  version?: number;
   /** A task's fields but its status and meta, as JSON; computed when its version moves. */
   stable?: string;
 }
@@ -41,7 +45,8 @@ function stableForm(t: Task): string {
 
 /** An item of a node's assignment set, with what tells whether the node has it already (see syncAssignments). */
 interface Wanted {
-  version: number;
+  /** The object's version; undefined for items made of several objects (compared by `stable`). */
+  version?: number;
   /** Made only when it is sent: a secret is opened (decrypted) for the node then, not at every sync. */
   change: () => AssignmentChange;
   /** For items whose version moves without news for the node (a task's is computed from it). */
@@ -59,6 +64,10 @@ function removal(kind: string, id: string): NonNullable<NonNullable<AssignmentCh
       return { $case: 'config', config: Config.fromPartial({ id }) };
     case 'registry-credential':
       return { $case: 'registryCredential', registryCredential: RegistryCredential.fromPartial({ serviceId: id }) };
+    case 'network':
+      return { $case: 'network', network: NetworkAssignment.fromPartial({ network: Network.fromPartial({ id }) }) };
+    case 'peer':
+      return { $case: 'peer', peer: NetworkPeer.fromPartial({ id }) };
     default:
       throw new IllegalStateError(`unknown assignment kind ${JSON.stringify(kind)} (key ${kind}/${id})`);
   }
@@ -88,6 +97,7 @@ export class Dispatcher implements LeaderComponent {
   readonly name = 'dispatcher';
   private running = false;
   private readonly sessions = new Map<string, Session>();
+  private readonly endpoints = new NetworkEndpoints();
   private startedAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private watchLoop: Promise<void> | undefined;
@@ -113,14 +123,31 @@ export class Dispatcher implements LeaderComponent {
     this.running = true;
     this.startedAt = Date.now();
     this.timer = setInterval(() => void this.checkHeartbeats(), Math.max(100, Math.floor(this.periodMs / 2)));
-    const watch = this.store.watch({ kinds: ['task', 'secret', 'config', 'service'] });
+    const watch = this.store.watch({ kinds: ['task', 'secret', 'config', 'service', 'network', 'node'] });
     this.stopWatch = () => watch.close();
+    this.endpoints.clear();
+    for (const t of this.store.list('task')) if (t.networks.length > 0) this.endpoints.setTask(t.id, t);
+    for (const n of this.store.list('node')) if (n.attachments.length > 0) this.endpoints.setNode(n.id, n);
     this.watchLoop = (async () => {
       for await (const e of watch) {
         if (e.kind === 'task') {
           const t = e.object as Task;
           const old = e.old as Task | undefined;
           for (const nodeId of new Set([t.nodeId, old?.nodeId ?? ''])) this.sessionsOf(nodeId).forEach((s) => this.scheduleSync(s));
+          if (t.networks.length > 0 || (old?.networks.length ?? 0) > 0) this.networksChanged(this.endpoints.setTask(t.id, e.action === 'remove' ? undefined : t));
+        } else if (e.kind === 'node') {
+          const n = e.object as Node;
+          const old = e.old as Node | undefined;
+          const changed = this.endpoints.setNode(n.id, e.action === 'remove' ? undefined : n);
+          // A node's own address on a network is in its network assignment; its data-path address
+          // is in every peer of it.
+          if (changed.length > 0) this.sessionsOf(n.id).forEach((s) => this.scheduleSync(s));
+          if (n.description?.dataPathAddr !== old?.description?.dataPathAddr || n.status?.addr !== old?.status?.addr) {
+            for (const a of [...n.attachments, ...this.store.findTasks({ nodeId: n.id }).flatMap((t) => t.networks)]) changed.push(a.networkId);
+          }
+          this.networksChanged(changed);
+        } else if (e.kind === 'network') {
+          this.networksChanged([e.object.id]);
         } else if (e.kind === 'service') {
           // A credential given or replaced: news only to the nodes with tasks of the service.
           for (const nodeId of new Set(this.store.findTasks({ serviceId: e.object.id }).map((t) => t.nodeId))) this.sessionsOf(nodeId).forEach((s) => this.scheduleSync(s));
@@ -145,6 +172,13 @@ export class Dispatcher implements LeaderComponent {
     this.sessions.clear();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     await this.flush();
+  }
+
+  /** The nodes on these networks resync (their peer tables, or the network itself, changed). */
+  private networksChanged(ids: readonly string[]): void {
+    if (ids.length === 0) return;
+    const keys = ids.map((id) => `network/${id}`);
+    for (const s of this.sessions.values()) if (keys.some((k) => s.sent.has(k))) this.scheduleSync(s);
   }
 
   private sessionsOf(nodeId: string): Session[] {
@@ -216,9 +250,12 @@ export class Dispatcher implements LeaderComponent {
     const secrets = new Set<string>();
     const configs = new Set<string>();
     const services = new Set<string>();
+    const networks = new Set<string>();
     for (const t of this.store.findTasks({ nodeId })) {
       if (stateRank(t.status?.state ?? TaskState.TASK_STATE_NEW) < stateRank(TaskState.TASK_STATE_ASSIGNED)) continue;
       out.set(`task/${t.id}`, { version: t.meta?.version ?? 0, change: () => ({ action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'task', task: t } } }) });
+      // Until its container is gone, a task stopping is still on its networks.
+      if (!isTerminalState(t.status?.state)) for (const a of t.networks) networks.add(a.networkId);
       if (stateRank(t.desiredState) <= stateRank(TaskState.TASK_STATE_RUNNING)) {
         for (const r of t.spec?.container?.secrets ?? []) secrets.add(r.secretId);
         for (const r of t.spec?.container?.configs ?? []) configs.add(r.configId);
@@ -264,7 +301,46 @@ export class Dispatcher implements LeaderComponent {
       if (!c) s.missing.add(`config/${id}`);
       else out.set(`config/${id}`, { version: c.meta?.version ?? 0, change: () => ({ action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'config', config: c } } }) });
     }
+    this.networkAssignments(nodeId, networks, out);
     return out;
+  }
+
+  /**
+   * The networks of the node's tasks, each with the node's own address there, and their peers:
+   * every endpoint of those networks on another node, with that node's data-path address. Items
+   * are compared by their stable form (a peer's address and VTEP; a network's version and the
+   * node's address), so only what changed is sent.
+   */
+  private networkAssignments(nodeId: string, networks: ReadonlySet<string>, out: Map<string, Wanted>): void {
+    if (networks.size === 0) return;
+    const self = this.store.get('node', nodeId);
+    const dataPathPort = this.store.list('cluster')[0]?.spec?.vxlanUdpPort || DEFAULT_DATA_PATH_PORT;
+    const vteps = new Map<string, string>();
+    const vtepOf = (id: string): string => {
+      let v = vteps.get(id);
+      if (v === undefined) {
+        const n = this.store.get('node', id);
+        v = n?.description?.dataPathAddr || n?.status?.addr || '';
+        vteps.set(id, v);
+      }
+      return v;
+    };
+    for (const id of networks) {
+      const network = this.store.get('network', id);
+      if (!network) continue;
+      const nodeAddress = self?.attachments.find((a) => a.networkId === id)?.addresses[0] ?? '';
+      out.set(`network/${id}`, {
+        stable: `${network.meta?.version ?? 0} ${nodeAddress} ${dataPathPort}`,
+        change: () => ({ action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'network', network: { network, nodeAddress, dataPathPort } } } }),
+      });
+      for (const [endpointId, e] of this.endpoints.of(id)) {
+        if (e.nodeId === nodeId) continue;
+        const vtep = vtepOf(e.nodeId);
+        if (!vtep) continue;
+        const peer: NetworkPeer = { id: `${id}:${endpointId}`, networkId: id, address: e.address, vtep };
+        out.set(`peer/${peer.id}`, { stable: `${e.address} ${vtep}`, change: () => ({ action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'peer', peer } } }) });
+      }
+    }
   }
 
   private syncAssignments(s: Session, complete: boolean): void {
@@ -274,7 +350,7 @@ export class Dispatcher implements LeaderComponent {
     const sent = new Map<string, Sent>();
     for (const [key, { version, change, stable: given }] of want) {
       const before = s.sent.get(key);
-      if (before?.version === version) {
+      if (version !== undefined && before?.version === version) {
         sent.set(key, before);
         if (complete) changes.push(change());
         continue;
@@ -286,13 +362,14 @@ export class Dispatcher implements LeaderComponent {
       // A new session's complete set carries the statuses, for an agent to see what the manager
       // is missing.
       const stable = item?.$case === 'task' ? stableForm(item.task) : given;
-      sent.set(key, { version, ...(stable !== undefined ? { stable } : {}) });
+      sent.set(key, { ...(version !== undefined ? { version } : {}), ...(stable !== undefined ? { stable } : {}) });
       if (complete || before === undefined || stable === undefined || before.stable !== stable) changes.push(made);
     }
     if (!complete) {
       for (const key of s.sent.keys()) {
         if (want.has(key)) continue;
-        const [kind, id] = key.split('/') as [string, string];
+        const slash = key.indexOf('/');
+        const [kind, id] = [key.slice(0, slash), key.slice(slash + 1)];
         // Whole messages with defaults: a bare { id } has undefined numbers, which protobuf
         // encoding refuses (it failed the stream, and with it the node's session).
         const item = removal(kind, id);

@@ -37,10 +37,11 @@ export interface NodeOptions {
 
 export function node(id: string, o: NodeOptions = {}): Node {
   return {
+    attachments: [],
     id,
     meta: { version: 1, createdAtUnixMs: 0, updatedAtUnixMs: 0 },
     spec: { annotations: { name: id, labels: o.labels ?? {} }, desiredRole: NodeRole.NODE_ROLE_WORKER, availability: o.availability ?? NodeAvailability.NODE_AVAILABILITY_ACTIVE },
-    description: { hostname: id, engineVersion: '' },
+    description: { hostname: id, engineVersion: '', dataPathAddr: '', hostPrefixes: [] },
     status: { state: o.state ?? NodeState.NODE_STATE_READY, message: '', addr: '' },
     role: NodeRole.NODE_ROLE_WORKER,
   };

@@ -20,7 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Config, Node, Secret, Task } from "./objects.js";
+import { Config, Network, Node, Secret, Task } from "./objects.js";
 import { NodeDescription, RegistryAuth, TaskStatus } from "./types.js";
 
 export const protobufPackage = "tswarm.v1";
@@ -78,10 +78,39 @@ export interface AssignmentsRequest {
 }
 
 export interface Assignment {
-  item?: { $case: "task"; task: Task } | { $case: "secret"; secret: Secret } | { $case: "config"; config: Config } | {
-    $case: "registryCredential";
-    registryCredential: RegistryCredential;
-  } | undefined;
+  item?:
+    | { $case: "task"; task: Task }
+    | { $case: "secret"; secret: Secret }
+    | { $case: "config"; config: Config }
+    | { $case: "registryCredential"; registryCredential: RegistryCredential }
+    | { $case: "network"; network: NetworkAssignment }
+    | { $case: "peer"; peer: NetworkPeer }
+    | undefined;
+}
+
+/** A network the node has tasks on, with the node's own address on it. */
+export interface NetworkAssignment {
+  network?:
+    | Network
+    | undefined;
+  /** CIDR; empty until the allocator gave one */
+  nodeAddress: string;
+  /** the cluster's VXLAN UDP port (swarmd init --data-path-port) */
+  dataPathPort: number;
+}
+
+/**
+ * An endpoint on another node of a network this node is on: what its sandbox's static VXLAN
+ * entries are made of (the MAC is derived from the address). Its id is the network's and the
+ * endpoint's (a task id, or "node:" and a node id).
+ */
+export interface NetworkPeer {
+  id: string;
+  networkId: string;
+  /** IPv4, no prefix */
+  address: string;
+  /** the data-path address of the endpoint's node */
+  vtep: string;
 }
 
 /** The registry credential of a service, sent only to the nodes with a task of it to run. */
@@ -969,6 +998,12 @@ export const Assignment: MessageFns<Assignment> = {
       case "registryCredential":
         RegistryCredential.encode(message.item.registryCredential, writer.uint32(34).fork()).join();
         break;
+      case "network":
+        NetworkAssignment.encode(message.item.network, writer.uint32(42).fork()).join();
+        break;
+      case "peer":
+        NetworkPeer.encode(message.item.peer, writer.uint32(50).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1021,6 +1056,22 @@ export const Assignment: MessageFns<Assignment> = {
             };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.item = { $case: "network", network: NetworkAssignment.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.item = { $case: "peer", peer: NetworkPeer.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1045,6 +1096,10 @@ export const Assignment: MessageFns<Assignment> = {
         ? { $case: "registryCredential", registryCredential: RegistryCredential.fromJSON(object.registryCredential) }
         : isSet(object.registry_credential)
         ? { $case: "registryCredential", registryCredential: RegistryCredential.fromJSON(object.registry_credential) }
+        : isSet(object.network)
+        ? { $case: "network", network: NetworkAssignment.fromJSON(object.network) }
+        : isSet(object.peer)
+        ? { $case: "peer", peer: NetworkPeer.fromJSON(object.peer) }
         : undefined,
     };
   },
@@ -1059,6 +1114,10 @@ export const Assignment: MessageFns<Assignment> = {
       obj.config = Config.toJSON(message.item.config);
     } else if (message.item?.$case === "registryCredential") {
       obj.registryCredential = RegistryCredential.toJSON(message.item.registryCredential);
+    } else if (message.item?.$case === "network") {
+      obj.network = NetworkAssignment.toJSON(message.item.network);
+    } else if (message.item?.$case === "peer") {
+      obj.peer = NetworkPeer.toJSON(message.item.peer);
     }
     return obj;
   },
@@ -1096,7 +1155,251 @@ export const Assignment: MessageFns<Assignment> = {
         }
         break;
       }
+      case "network": {
+        if (object.item?.network !== undefined && object.item?.network !== null) {
+          message.item = { $case: "network", network: NetworkAssignment.fromPartial(object.item.network) };
+        }
+        break;
+      }
+      case "peer": {
+        if (object.item?.peer !== undefined && object.item?.peer !== null) {
+          message.item = { $case: "peer", peer: NetworkPeer.fromPartial(object.item.peer) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseNetworkAssignment(): NetworkAssignment {
+  return { network: undefined, nodeAddress: "", dataPathPort: 0 };
+}
+
+export const NetworkAssignment: MessageFns<NetworkAssignment> = {
+  encode(message: NetworkAssignment, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.network !== undefined) {
+      Network.encode(message.network, writer.uint32(10).fork()).join();
+    }
+    if (message.nodeAddress !== "") {
+      writer.uint32(18).string(message.nodeAddress);
+    }
+    if (message.dataPathPort !== 0) {
+      writer.uint32(24).uint32(message.dataPathPort);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetworkAssignment {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetworkAssignment();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.network = Network.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nodeAddress = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.dataPathPort = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NetworkAssignment {
+    return {
+      network: isSet(object.network) ? Network.fromJSON(object.network) : undefined,
+      nodeAddress: isSet(object.nodeAddress)
+        ? globalThis.String(object.nodeAddress)
+        : isSet(object.node_address)
+        ? globalThis.String(object.node_address)
+        : "",
+      dataPathPort: isSet(object.dataPathPort)
+        ? globalThis.Number(object.dataPathPort)
+        : isSet(object.data_path_port)
+        ? globalThis.Number(object.data_path_port)
+        : 0,
+    };
+  },
+
+  toJSON(message: NetworkAssignment): unknown {
+    const obj: any = {};
+    if (message.network !== undefined) {
+      obj.network = Network.toJSON(message.network);
+    }
+    if (message.nodeAddress !== "") {
+      obj.nodeAddress = message.nodeAddress;
+    }
+    if (message.dataPathPort !== 0) {
+      obj.dataPathPort = Math.round(message.dataPathPort);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<NetworkAssignment>): NetworkAssignment {
+    return NetworkAssignment.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NetworkAssignment>): NetworkAssignment {
+    const message = createBaseNetworkAssignment();
+    message.network = (object.network !== undefined && object.network !== null)
+      ? Network.fromPartial(object.network)
+      : undefined;
+    message.nodeAddress = object.nodeAddress ?? "";
+    message.dataPathPort = object.dataPathPort ?? 0;
+    return message;
+  },
+};
+
+function createBaseNetworkPeer(): NetworkPeer {
+  return { id: "", networkId: "", address: "", vtep: "" };
+}
+
+export const NetworkPeer: MessageFns<NetworkPeer> = {
+  encode(message: NetworkPeer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.networkId !== "") {
+      writer.uint32(18).string(message.networkId);
+    }
+    if (message.address !== "") {
+      writer.uint32(26).string(message.address);
+    }
+    if (message.vtep !== "") {
+      writer.uint32(34).string(message.vtep);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetworkPeer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetworkPeer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.networkId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.vtep = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NetworkPeer {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      networkId: isSet(object.networkId)
+        ? globalThis.String(object.networkId)
+        : isSet(object.network_id)
+        ? globalThis.String(object.network_id)
+        : "",
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      vtep: isSet(object.vtep) ? globalThis.String(object.vtep) : "",
+    };
+  },
+
+  toJSON(message: NetworkPeer): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.networkId !== "") {
+      obj.networkId = message.networkId;
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.vtep !== "") {
+      obj.vtep = message.vtep;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<NetworkPeer>): NetworkPeer {
+    return NetworkPeer.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NetworkPeer>): NetworkPeer {
+    const message = createBaseNetworkPeer();
+    message.id = object.id ?? "";
+    message.networkId = object.networkId ?? "";
+    message.address = object.address ?? "";
+    message.vtep = object.vtep ?? "";
     return message;
   },
 };

@@ -20,6 +20,7 @@ import {
   nodeRoleToJSON,
   nodeRoleToNumber,
   NodeStatus,
+  SkippedSubnet,
   TaskState,
   taskStateFromJSON,
   taskStateToJSON,
@@ -51,6 +52,11 @@ export interface Node {
     | undefined;
   /** the role the node's certificate carries now */
   role: NodeRole;
+  /**
+   * The node's own address on each overlay network it has tasks on (its sandbox's), given by
+   * the allocator and released when its last task there ends.
+   */
+  attachments: NetworkAttachment[];
 }
 
 export interface Service {
@@ -125,14 +131,14 @@ export interface Network {
   spec?:
     | NetworkSpec
     | undefined;
-  /** The driver's allocated state, e.g. the VXLAN id and the subnet chosen. */
-  driverState: { [key: string]: string };
+  /**
+   * The addressing in force: the spec's, or a subnet allocated from the cluster's pool, with its
+   * gateway (the subnet's first address unless given).
+   */
   ipam: IPAMConfig[];
-}
-
-export interface Network_DriverStateEntry {
-  key: string;
-  value: string;
+  /** the VXLAN id, allocated by the manager from 4096 up */
+  vni: number;
+  skippedSubnets: SkippedSubnet[];
 }
 
 export interface Secret {
@@ -184,6 +190,7 @@ function createBaseNode(): Node {
     status: undefined,
     managerStatus: undefined,
     role: NodeRole.NODE_ROLE_WORKER,
+    attachments: [],
   };
 }
 
@@ -209,6 +216,9 @@ export const Node: MessageFns<Node> = {
     }
     if (message.role !== NodeRole.NODE_ROLE_WORKER) {
       writer.uint32(56).int32(nodeRoleToNumber(message.role));
+    }
+    for (const v of message.attachments) {
+      NetworkAttachment.encode(v!, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -282,6 +292,14 @@ export const Node: MessageFns<Node> = {
             message.role = nodeRoleFromJSON(reader.int32());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.attachments.push(NetworkAttachment.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -307,6 +325,9 @@ export const Node: MessageFns<Node> = {
         ? ManagerStatus.fromJSON(object.manager_status)
         : undefined,
       role: isSet(object.role) ? nodeRoleFromJSON(object.role) : NodeRole.NODE_ROLE_WORKER,
+      attachments: globalThis.Array.isArray(object?.attachments)
+        ? object.attachments.map((e: any) => NetworkAttachment.fromJSON(e))
+        : [],
     };
   },
 
@@ -333,6 +354,9 @@ export const Node: MessageFns<Node> = {
     if (message.role !== NodeRole.NODE_ROLE_WORKER) {
       obj.role = nodeRoleToJSON(message.role);
     }
+    if (message.attachments?.length) {
+      obj.attachments = message.attachments.map((e) => NetworkAttachment.toJSON(e));
+    }
     return obj;
   },
 
@@ -354,6 +378,7 @@ export const Node: MessageFns<Node> = {
       ? ManagerStatus.fromPartial(object.managerStatus)
       : undefined;
     message.role = object.role ?? NodeRole.NODE_ROLE_WORKER;
+    message.attachments = object.attachments?.map((e) => NetworkAttachment.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1236,7 +1261,7 @@ export const ServiceAnnotations_LabelsEntry: MessageFns<ServiceAnnotations_Label
 };
 
 function createBaseNetwork(): Network {
-  return { id: "", meta: undefined, spec: undefined, driverState: {}, ipam: [] };
+  return { id: "", meta: undefined, spec: undefined, ipam: [], vni: 0, skippedSubnets: [] };
 }
 
 export const Network: MessageFns<Network> = {
@@ -1250,11 +1275,14 @@ export const Network: MessageFns<Network> = {
     if (message.spec !== undefined) {
       NetworkSpec.encode(message.spec, writer.uint32(26).fork()).join();
     }
-    globalThis.Object.entries(message.driverState).forEach(([key, value]: [string, string]) => {
-      Network_DriverStateEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
-    });
     for (const v of message.ipam) {
       IPAMConfig.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.vni !== 0) {
+      writer.uint32(48).uint32(message.vni);
+    }
+    for (const v of message.skippedSubnets) {
+      SkippedSubnet.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -1296,23 +1324,28 @@ export const Network: MessageFns<Network> = {
             message.spec = NetworkSpec.decode(reader, reader.uint32());
             continue;
           }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            const entry4 = Network_DriverStateEntry.decode(reader, reader.uint32());
-            if (entry4.value !== undefined) {
-              message.driverState[entry4.key] = entry4.value;
-            }
-            continue;
-          }
           case 5: {
             if (tag !== 42) {
               break;
             }
 
             message.ipam.push(IPAMConfig.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.vni = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.skippedSubnets.push(SkippedSubnet.decode(reader, reader.uint32()));
             continue;
           }
         }
@@ -1332,34 +1365,13 @@ export const Network: MessageFns<Network> = {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       meta: isSet(object.meta) ? Meta.fromJSON(object.meta) : undefined,
       spec: isSet(object.spec) ? NetworkSpec.fromJSON(object.spec) : undefined,
-      driverState: isObject(object.driverState)
-        ? (globalThis.Object.entries(object.driverState) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.driver_state)
-        ? (globalThis.Object.entries(object.driver_state) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
       ipam: globalThis.Array.isArray(object?.ipam) ? object.ipam.map((e: any) => IPAMConfig.fromJSON(e)) : [],
+      vni: isSet(object.vni) ? globalThis.Number(object.vni) : 0,
+      skippedSubnets: globalThis.Array.isArray(object?.skippedSubnets)
+        ? object.skippedSubnets.map((e: any) => SkippedSubnet.fromJSON(e))
+        : globalThis.Array.isArray(object?.skipped_subnets)
+        ? object.skipped_subnets.map((e: any) => SkippedSubnet.fromJSON(e))
+        : [],
     };
   },
 
@@ -1374,17 +1386,14 @@ export const Network: MessageFns<Network> = {
     if (message.spec !== undefined) {
       obj.spec = NetworkSpec.toJSON(message.spec);
     }
-    if (message.driverState) {
-      const entries = globalThis.Object.entries(message.driverState) as [string, string][];
-      if (entries.length > 0) {
-        obj.driverState = {};
-        entries.forEach(([k, v]) => {
-          obj.driverState[k] = v;
-        });
-      }
-    }
     if (message.ipam?.length) {
       obj.ipam = message.ipam.map((e) => IPAMConfig.toJSON(e));
+    }
+    if (message.vni !== 0) {
+      obj.vni = Math.round(message.vni);
+    }
+    if (message.skippedSubnets?.length) {
+      obj.skippedSubnets = message.skippedSubnets.map((e) => SkippedSubnet.toJSON(e));
     }
     return obj;
   },
@@ -1399,101 +1408,9 @@ export const Network: MessageFns<Network> = {
     message.spec = (object.spec !== undefined && object.spec !== null)
       ? NetworkSpec.fromPartial(object.spec)
       : undefined;
-    message.driverState = (globalThis.Object.entries(object.driverState ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
     message.ipam = object.ipam?.map((e) => IPAMConfig.fromPartial(e)) || [];
-    return message;
-  },
-};
-
-function createBaseNetwork_DriverStateEntry(): Network_DriverStateEntry {
-  return { key: "", value: "" };
-}
-
-export const Network_DriverStateEntry: MessageFns<Network_DriverStateEntry> = {
-  encode(message: Network_DriverStateEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.key !== "") {
-      writer.uint32(10).string(message.key);
-    }
-    if (message.value !== "") {
-      writer.uint32(18).string(message.value);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): Network_DriverStateEntry {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseNetwork_DriverStateEntry();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.key = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.value = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): Network_DriverStateEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: Network_DriverStateEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<Network_DriverStateEntry>): Network_DriverStateEntry {
-    return Network_DriverStateEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Network_DriverStateEntry>): Network_DriverStateEntry {
-    const message = createBaseNetwork_DriverStateEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
+    message.vni = object.vni ?? 0;
+    message.skippedSubnets = object.skippedSubnets?.map((e) => SkippedSubnet.fromPartial(e)) || [];
     return message;
   },
 };

@@ -462,6 +462,16 @@ export interface NodeDescription {
   /** capacity of the node */
   resources?: Resources | undefined;
   engineVersion: string;
+  /**
+   * The address other nodes send this node's overlay (VXLAN) traffic to, and the outer source
+   * address of what it sends (swarmd --data-path-addr; default: its advertise address).
+   */
+  dataPathAddr: string;
+  /**
+   * The IPv4 networks of the node's addresses and routes (CIDR), the default route excepted: the
+   * manager allocates no overlay subnet that overlaps one of them.
+   */
+  hostPrefixes: string[];
 }
 
 export interface ManagerStatus {
@@ -962,11 +972,21 @@ export interface NetworkAttachmentConfig {
   aliases: string[];
 }
 
+/** A task's (or a node's) place on a network, given by the allocator. */
 export interface NetworkAttachment {
   networkId: string;
-  /** CIDR form */
+  /** CIDR form; the MAC is derived from the first (common/ipv4.ts) */
   addresses: string[];
   aliases: string[];
+}
+
+/**
+ * A subnet of the address pool the manager passed over when it allocated a network's, and why
+ * (it overlaps an address or route of a node); shown by `network inspect`.
+ */
+export interface SkippedSubnet {
+  subnet: string;
+  reason: string;
 }
 
 export interface IPAMConfig {
@@ -2131,7 +2151,14 @@ export const NodeStatus: MessageFns<NodeStatus> = {
 };
 
 function createBaseNodeDescription(): NodeDescription {
-  return { hostname: "", platform: undefined, resources: undefined, engineVersion: "" };
+  return {
+    hostname: "",
+    platform: undefined,
+    resources: undefined,
+    engineVersion: "",
+    dataPathAddr: "",
+    hostPrefixes: [],
+  };
 }
 
 export const NodeDescription: MessageFns<NodeDescription> = {
@@ -2147,6 +2174,12 @@ export const NodeDescription: MessageFns<NodeDescription> = {
     }
     if (message.engineVersion !== "") {
       writer.uint32(34).string(message.engineVersion);
+    }
+    if (message.dataPathAddr !== "") {
+      writer.uint32(42).string(message.dataPathAddr);
+    }
+    for (const v of message.hostPrefixes) {
+      writer.uint32(50).string(v!);
     }
     return writer;
   },
@@ -2196,6 +2229,22 @@ export const NodeDescription: MessageFns<NodeDescription> = {
             message.engineVersion = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.dataPathAddr = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.hostPrefixes.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2218,6 +2267,16 @@ export const NodeDescription: MessageFns<NodeDescription> = {
         : isSet(object.engine_version)
         ? globalThis.String(object.engine_version)
         : "",
+      dataPathAddr: isSet(object.dataPathAddr)
+        ? globalThis.String(object.dataPathAddr)
+        : isSet(object.data_path_addr)
+        ? globalThis.String(object.data_path_addr)
+        : "",
+      hostPrefixes: globalThis.Array.isArray(object?.hostPrefixes)
+        ? object.hostPrefixes.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.host_prefixes)
+        ? object.host_prefixes.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -2235,6 +2294,12 @@ export const NodeDescription: MessageFns<NodeDescription> = {
     if (message.engineVersion !== "") {
       obj.engineVersion = message.engineVersion;
     }
+    if (message.dataPathAddr !== "") {
+      obj.dataPathAddr = message.dataPathAddr;
+    }
+    if (message.hostPrefixes?.length) {
+      obj.hostPrefixes = message.hostPrefixes;
+    }
     return obj;
   },
 
@@ -2251,6 +2316,8 @@ export const NodeDescription: MessageFns<NodeDescription> = {
       ? Resources.fromPartial(object.resources)
       : undefined;
     message.engineVersion = object.engineVersion ?? "";
+    message.dataPathAddr = object.dataPathAddr ?? "";
+    message.hostPrefixes = object.hostPrefixes?.map((e) => e) || [];
     return message;
   },
 };
@@ -4120,6 +4187,91 @@ export const NetworkAttachment: MessageFns<NetworkAttachment> = {
     message.networkId = object.networkId ?? "";
     message.addresses = object.addresses?.map((e) => e) || [];
     message.aliases = object.aliases?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseSkippedSubnet(): SkippedSubnet {
+  return { subnet: "", reason: "" };
+}
+
+export const SkippedSubnet: MessageFns<SkippedSubnet> = {
+  encode(message: SkippedSubnet, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subnet !== "") {
+      writer.uint32(10).string(message.subnet);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SkippedSubnet {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSkippedSubnet();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subnet = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SkippedSubnet {
+    return {
+      subnet: isSet(object.subnet) ? globalThis.String(object.subnet) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: SkippedSubnet): unknown {
+    const obj: any = {};
+    if (message.subnet !== "") {
+      obj.subnet = message.subnet;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SkippedSubnet>): SkippedSubnet {
+    return SkippedSubnet.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SkippedSubnet>): SkippedSubnet {
+    const message = createBaseSkippedSubnet();
+    message.subnet = object.subnet ?? "";
+    message.reason = object.reason ?? "";
     return message;
   },
 };
