@@ -8,6 +8,7 @@ export function hostPlatformOf(): Platform {
   return { os: platform(), architecture: arch() === 'x64' ? 'amd64' : arch() };
 }
 
-export function nodeDescription(): NodeDescription {
-  return { hostname: hostname(), platform: hostPlatformOf(), engineVersion: VERSION };
+/** `network`: where its overlay traffic goes and what its addresses and routes cover (the worker finds them). */
+export function nodeDescription(network: { dataPathAddr: string; hostPrefixes: string[] } = { dataPathAddr: '', hostPrefixes: [] }): NodeDescription {
+  return { hostname: hostname(), platform: hostPlatformOf(), engineVersion: VERSION, ...network };
 }

@@ -75,7 +75,7 @@ describe('swarmd init and swarmctl', () => {
     ctl('service', 'create', '--detach', '--name', 'dup', '--image', 'busybox');
     expect(ctl('service', 'create', '--detach', '--name', 'dup', '--image', 'busybox')).toMatchObject({ code: 1, err: 'swarmctl: service name "dup" is already in use\n' });
     expect(ctl('service', 'inspect', 'nope')).toMatchObject({ code: 1, err: 'swarmctl: service nope not found\n' });
-    expect(ctl('network', 'create', 'n1', '--subnet', '10.0.0.1/24').err).toMatch(/^swarmctl: spec\.ipam\[0\]\.subnet: .* has host bits set/);
+    expect(ctl('network', 'create', 'n1', '--subnet', '10.0.0.1/24').err).toMatch(/^swarmctl: spec\.ipam\[0\]\.subnet: host bits must be zero: 10\.0\.0\.1\/24 \(did you mean 10\.0\.0\.0\/24\?\)/);
   });
 
   it('shows and rotates join tokens; never shows the root key', () => {

@@ -106,7 +106,7 @@ function closeConnections(): void {
 /** Finds the secrets and configs the flags name, by name, id or id prefix (an unknown one: "secret X not found"). */
 async function lookUpReferences(target: Target, flags: Flags): Promise<Refs> {
   const names = referencedObjects(flags);
-  const refs: Refs = { secrets: new Map(), configs: new Map() };
+  const refs: Refs = { secrets: new Map(), configs: new Map(), networks: new Map() };
   for (const n of names.secrets) {
     const { secret } = await rpc<{ secret: Secret }>(target, 'getSecret', { id: n });
     refs.secrets.set(n, { id: secret.id, name: secret.spec?.annotations?.name ?? n });
@@ -114,6 +114,10 @@ async function lookUpReferences(target: Target, flags: Flags): Promise<Refs> {
   for (const n of names.configs) {
     const { config } = await rpc<{ config: Config }>(target, 'getConfig', { id: n });
     refs.configs.set(n, { id: config.id, name: config.spec?.annotations?.name ?? n });
+  }
+  for (const n of names.networks) {
+    const { network } = await rpc<{ network: Network }>(target, 'getNetwork', { id: n });
+    refs.networks.set(n, { id: network.id, name: network.spec?.annotations?.name ?? n });
   }
   return refs;
 }
@@ -414,17 +418,42 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
     .command('secret <command>', 'Manage secrets', (c) => dataObjectCommands(c, 'secret'))
     .command('network <command>', 'Manage networks', (c) =>
       c
-        .command('create <name>', 'Create a network', (o) => o.option('driver', { type: 'string', default: 'overlay' }).option('subnet', { type: 'string' }), (a) =>
-          act(async () => {
-            const spec = { annotations: { name: a.name as string, labels: {} }, driver: a.driver, driverOptions: {}, ipam: a.subnet ? [{ subnet: a.subnet, gateway: '', range: '' }] : [], attachable: false, internal: false, ingress: false, mtu: 0 };
-            const r = await rpc<{ network: { id: string } }>(tgt(g(a)), 'createNetwork', { spec });
-            process.stdout.write(`${r.network.id}\n`);
-          }),
+        .command(
+          'create <name>',
+          'Create an overlay network',
+          (o) =>
+            o
+              .option('driver', { alias: 'd', type: 'string', default: 'overlay', describe: 'overlay (the only driver of cluster networks)' })
+              .option('subnet', { type: 'string', describe: 'IPv4 subnet, CIDR (default: the next free one of the cluster\'s address pool)' })
+              .option('gateway', { type: 'string', describe: 'The gateway address (default: the subnet\'s first)' })
+              .option('ip-range', { type: 'string', describe: 'Allocate tasks\' addresses from this part of the subnet, CIDR' })
+              .option('attachable', { type: 'boolean', default: false, describe: 'Standalone containers may join it' })
+              .option('internal', { type: 'boolean', default: false, describe: 'No way out of the network' })
+              .option('opt', { alias: 'o', type: 'string', array: true, describe: 'Driver option KEY=VALUE (com.docker.network.driver.mtu=N)' })
+              .option('label', { type: 'string', array: true, describe: 'KEY=VALUE (repeatable)' }),
+          (a) =>
+            act(async () => {
+              const subnet = a.subnet ?? '';
+              if (!subnet && (a.gateway || a['ip-range'])) throw new CommandError(`--${a.gateway ? 'gateway' : 'ip-range'}: needs --subnet`);
+              const driverOptions = parseLabels(a.opt, '--opt');
+              const spec = {
+                annotations: { name: a.name as string, labels: parseLabels(a.label, '--label') },
+                driver: a.driver,
+                driverOptions,
+                ipam: subnet ? [{ subnet, gateway: a.gateway ?? '', range: a['ip-range'] ?? '' }] : [],
+                attachable: a.attachable,
+                internal: a.internal,
+                ingress: false,
+                mtu: 0,
+              };
+              const r = await rpc<{ network: { id: string } }>(tgt(g(a)), 'createNetwork', { spec });
+              process.stdout.write(`${r.network.id}\n`);
+            }),
         )
         .command('ls', 'List networks', { quiet: { alias: 'q', type: 'boolean' } }, (a) =>
           act(async () => {
             const r = await rpc<{ networks: Network[] }>(tgt(g(a)), 'listNetworks', { filters: noFilters });
-            print(g(a), r.networks, ['ID', 'NAME', 'DRIVER'], (n: Network) => [n.id, n.spec?.annotations?.name ?? '', n.spec?.driver ?? '']);
+            print(g(a), r.networks, ['ID', 'NAME', 'DRIVER', 'SUBNET', 'VNI', 'SCOPE'], (n: Network) => [n.id, n.spec?.annotations?.name ?? '', n.spec?.driver ?? '', n.ipam[0]?.subnet ?? '', String(n.vni), 'swarm']);
           }),
         )
         .command('inspect <network>', 'Show a network', (o) => o.positional('network', { type: 'string', demandOption: true }), (a) =>

@@ -10,6 +10,7 @@ import { buildServiceSpec, FlagError, hostEntryFlags, referencedObjects, shellWo
 const refs: Refs = {
   secrets: new Map([['db-pass', { id: 'sec1', name: 'db-pass' }], ['sec2', { id: 'sec2', name: 'api-key' }]]),
   configs: new Map([['nginx.conf', { id: 'cfg1', name: 'nginx.conf' }]]),
+  networks: new Map([['front', { id: 'net1', name: 'front' }]]),
 };
 
 const create = (f: Flags): ServiceSpec => buildServiceSpec({ name: 'web', image: 'busybox', ...f }, refs);
@@ -164,7 +165,7 @@ describe('service create flags', () => {
     ['--publish one port twice', { publish: ['published=80,target=80,mode=host', 'published=80,target=81,mode=host'] }, '--publish', /port 80 is given twice/],
     ['--placement-pref other than spread', { 'placement-pref': ['binpack=node.labels.zone'] }, '--placement-pref', /spread=node\.labels\.NAME/],
     ['--network unknown key', { network: ['name=a,driver=overlay'] }, '--network', /unknown key "driver"/],
-    ['--network (no overlays yet)', { network: ['backend'] }, '--network', /overlay networks is not supported yet/],
+    ['--network twice', { network: ['backend', 'name=backend,alias=db'] }, '--network', /"backend" is attached already/],
     ['--sysctl of the whole host', { sysctl: ['kernel.pid_max=100000'] }, '--sysctl', /"kernel.pid_max" is not namespaced/],
     ['--sysctl without a value', { sysctl: ['net.ipv4.ip_forward'] }, '--sysctl', /must be KEY=VALUE/],
     ['--dns not an address', { dns: ['dns.example'] }, '--dns', /not an IP address/],
@@ -200,9 +201,15 @@ describe('service create flags', () => {
     expect(e.message).toBe(`${flag}: ${e.rule}`);
   });
 
+  it('attaches networks in order, with aliases; the manager resolves their names', () => {
+    const spec = buildServiceSpec({ name: 'web', image: 'busybox', network: ['front', 'name=back,alias=db,alias=store'] }, refs);
+    expect(spec.task?.networks).toEqual([{ target: 'front', aliases: [] }, { target: 'back', aliases: ['db', 'store'] }]);
+  });
+
   it('names the secrets and configs to look up; stand-ins let every flag be checked first', () => {
     const f: Flags = { name: 'web', image: 'busybox', secret: ['db-pass', 'source=sec2,target=k'], config: ['nginx.conf'] };
-    expect(referencedObjects(f)).toEqual({ secrets: ['db-pass', 'sec2'], configs: ['nginx.conf'] });
+    expect(referencedObjects(f)).toEqual({ secrets: ['db-pass', 'sec2'], configs: ['nginx.conf'], networks: [] });
+    expect(referencedObjects({ 'network-rm': ['front', 'back'] }).networks).toEqual(['front', 'back']);
     expect(buildServiceSpec(f, unresolvedRefs(f)).task?.container?.secrets.map((s) => s.secretName)).toEqual(['db-pass', 'sec2']);
     expect(flagError(() => referencedObjects({ secret: ['source=,target=x'] })).field).toBe('--secret');
   });
@@ -215,8 +222,15 @@ describe('service update flags', () => {
       mount: ['type=tmpfs,target=/cache'], secret: ['db-pass'], config: ['nginx.conf'], publish: ['published=8080,target=80,mode=host'],
       'cap-add': ['NET_ADMIN'], ulimit: ['nofile=100:200'], group: ['audio'], 'health-cmd': 'true', 'limit-memory': '256M', 'update-delay': '1s', args: ['sleep', '1d'],
       sysctl: ['net.core.somaxconn=1024'], dns: ['10.0.0.2'], 'dns-search': ['a.example'], 'dns-option': ['ndots:2'], 'host-entry': ['db:10.0.0.5'], 'log-opt': ['max-size=1m'],
+      network: ['net1'], // as the manager stores it: by id
     });
   const update = (f: Flags, spec = base()): ServiceSpec => updateServiceSpec(spec, f, refs, 'web');
+
+  it('adds and removes networks, a removed one by its name or its id', () => {
+    expect(update({ 'network-add': ['name=back,alias=db'] }).task?.networks).toEqual([{ target: 'net1', aliases: [] }, { target: 'back', aliases: ['db'] }]);
+    expect(update({ 'network-rm': ['front'] }).task?.networks).toEqual([]);
+    expect(update({ 'network-rm': ['net1'] }).task?.networks).toEqual([]);
+  });
 
   it('changes nothing that no flag names', () => {
     const before = base();
@@ -283,7 +297,7 @@ describe('service update flags', () => {
     ['--publish-rm of an unpublished port', { 'publish-rm': ['81'] }, '--publish-rm', /publishes no port with target 81/],
     ['--publish-rm syntax', { 'publish-rm': ['published=80'] }, '--publish-rm', /TARGET-PORT/],
     ['--network-rm', { 'network-rm': ['nope'] }, '--network-rm', /not attached to network "nope"/],
-    ['--network-add', { 'network-add': ['front'] }, '--network-add', /overlay networks is not supported yet/],
+    ['--network-add of an attached network', { 'network-add': ['net1'] }, '--network-add', /"net1" is attached already/],
     ['--sysctl-rm', { 'sysctl-rm': ['net.nope'] }, '--sysctl-rm', /sets no kernel parameter "net.nope"/],
     ['--dns-rm', { 'dns-rm': ['10.9.9.9'] }, '--dns-rm', /has no nameserver "10.9.9.9"/],
     ['--host-rm', { 'host-rm': ['db:10.0.0.6'] }, '--host-rm', /has no \/etc\/hosts entry "db:10.0.0.6"/],

@@ -168,6 +168,8 @@ export type Flags = Partial<Record<FlagName | '--', unknown>>;
 export interface Refs {
   secrets: Map<string, { id: string; name: string }>;
   configs: Map<string, { id: string; name: string }>;
+  /** The networks --network-rm names (a service's spec holds network ids). */
+  networks: Map<string, { id: string; name: string }>;
 }
 
 /** The last value given for a flag (pflag's rule: a repeated scalar flag takes the last one). */
@@ -468,17 +470,17 @@ function emptyContainer(image: string): ContainerSpec {
 
 const MODES = ['replicated', 'global', 'replicated-job', 'global-job'] as const;
 
-/** The secrets and configs the flags name (by name or id), for the shell to look up. */
-export function referencedObjects(f: Flags): { secrets: string[]; configs: string[] } {
+/** The secrets, configs and removed networks the flags name (by name or id), for the shell to look up. */
+export function referencedObjects(f: Flags): { secrets: string[]; configs: string[]; networks: string[] } {
   const sources = (ks: FlagName[], dflt: (n: string) => string): string[] => ks.flatMap((k) => many(f, k).map((t) => parseFileReference(t, `--${k}`, dflt).source));
-  return { secrets: [...new Set(sources(['secret', 'secret-add'], secretTarget))], configs: [...new Set(sources(['config', 'config-add'], configTarget))] };
+  return { secrets: [...new Set(sources(['secret', 'secret-add'], secretTarget))], configs: [...new Set(sources(['config', 'config-add'], configTarget))], networks: [...new Set(many(f, 'network-rm'))] };
 }
 
 /** Stand-ins for the objects `referencedObjects` names, to check every flag before any look-up. */
 export function unresolvedRefs(f: Flags): Refs {
-  const { secrets, configs } = referencedObjects(f);
+  const { secrets, configs, networks } = referencedObjects(f);
   const stand = (names: string[]): Map<string, { id: string; name: string }> => new Map(names.map((n) => [n, { id: n, name: n }]));
-  return { secrets: stand(secrets), configs: stand(configs) };
+  return { secrets: stand(secrets), configs: stand(configs), networks: stand(networks) };
 }
 
 /** `service create`: the spec the flags describe, with Docker's defaults for what they leave out. */
@@ -590,8 +592,11 @@ export function updateServiceSpec(current: ServiceSpec, f: Flags, refs: Refs, se
     spec.endpoint!.ports = ports.filter((x) => !match(x));
   }
   for (const net of many(f, 'network-rm')) {
-    if (!spec.task.networks.some((n) => n.target === net)) bad('--network-rm', `service ${service} is not attached to network "${net}"`);
-    spec.task.networks = spec.task.networks.filter((n) => n.target !== net);
+    // The spec names networks by id (the manager stores them so); the flag by name or id.
+    const id = refs.networks.get(net)?.id ?? net;
+    const attached = (n: { target: string }): boolean => n.target === id || n.target === net;
+    if (!spec.task.networks.some(attached)) bad('--network-rm', `service ${service} is not attached to network "${net}"`);
+    spec.task.networks = spec.task.networks.filter((n) => !attached(n));
   }
   for (const key of many(f, 'sysctl-rm')) {
     if (!(key in c.sysctls)) bad('--sysctl-rm', `service ${service} sets no kernel parameter "${key}"`);
@@ -811,8 +816,9 @@ function applyLists(
     });
   }
   for (const text of many(f, names.network)) {
-    parseNetwork(text, `--${names.network}`);
-    bad(`--${names.network}`, 'attaching services to overlay networks is not supported yet (tasks use the node\'s bridge)');
+    const attachment = parseNetwork(text, `--${names.network}`);
+    if (spec.task!.networks.some((n) => n.target === attachment.target)) bad(`--${names.network}`, `network "${attachment.target}" is attached already`);
+    spec.task!.networks.push(attachment);
   }
   for (const cap of many(f, 'cap-add').map((x) => capability(x, '--cap-add'))) {
     if (!c.capabilityAdd.includes(cap)) c.capabilityAdd.push(cap);

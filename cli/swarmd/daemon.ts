@@ -25,7 +25,10 @@ import { LoopLagMonitor } from '../../common/loop-lag.js';
 import { defaultSpawner, RuntimeExecutor } from '../../worker/exec/runtime.js';
 import { ImageStore } from '../../worker/image/store.js';
 import { RegistryImageResolver } from './image-resolver.js';
-import { BridgeDriver } from '../../worker/network/bridge.js';
+import { BridgeDriver, execRunner, type CommandRunner } from '../../worker/network/bridge.js';
+import { hasAddress, readHostPrefixes } from '../../worker/network/host-prefixes.js';
+import { OverlayDriver } from '../../worker/network/overlay.js';
+import type { AddressPoolSpec } from '../../manager/allocator/networks.js';
 import type { JoinResponse } from '../../proto/gen/tswarm/raft.js';
 
 /** `swarmd init`: create a new cluster with this node as its first manager. */
@@ -41,6 +44,10 @@ export interface InitSettings {
   forceNewCluster?: boolean;
   /** Keep the store in etcd (`etcd://HOST:PORT[,…][/PREFIX]`) instead of the embedded Raft. */
   store?: string | undefined;
+  /** Overlay networks' subnets come from these pools, in subnets of this length (default 10.0.0.0/8 in /24s). */
+  addressPool?: AddressPoolSpec | undefined;
+  /** The cluster's VXLAN UDP port (default 4789). */
+  dataPathPort?: number | undefined;
 }
 
 /** `swarmd join`: enter an existing cluster, as worker or manager as the token says. */
@@ -81,7 +88,15 @@ export interface AgentSettings {
   defaultRegistry: string;
   /** A bridge network for containers, `NAME:SUBNET`; none: containers get only lo. */
   bridge?: string | undefined;
+  /** The address this node's overlay (VXLAN) traffic leaves from and arrives at; default: its advertise address. */
+  dataPathAddr?: string | undefined;
 }
+
+/**
+ * Without --bridge, the bridge that gives overlay containers their way out (Docker's
+ * docker_gwbridge); it carries no container of its own.
+ */
+const EGRESS_BRIDGE = { name: 'tsw_gwbridge', subnet: '172.30.0.0/16' };
 
 /** What the node keeps in `<data-dir>/node.json` about its place in the cluster. */
 interface NodeSettings {
@@ -182,16 +197,19 @@ export class Daemon {
     // is kept next to the local socket: /run/tswarm by default, a tmpfs, which a reboot empties
     // as it ends the containers; their logs, root filesystems and volumes are on the disk.
     const runDir = dirname(this.options.socket);
-    let network: BridgeDriver | undefined;
-    if (settings.bridge) {
-      const [name, subnet] = settings.bridge.split(':');
-      network = new BridgeDriver({ stateDir: join(runDir, 'network'), name, subnet, ...(spawner ? { runner: spawner.runner, links: spawner.links } : {}) });
-      await network.create();
-    }
-    const executor = new RuntimeExecutor({ stateDir: join(dataDir, 'exec'), runDir: join(runDir, 'exec'), images, runtime: settings.runtime, spawner, ...(network ? { network } : {}) });
+    // The containers' bridge (--bridge), made now (a restarted worker's table holds the ports its
+    // containers publish); or else the overlays' way out, made by the executor when the first
+    // container of an overlay network that is not internal needs it.
+    const [name, subnet] = settings.bridge ? settings.bridge.split(':') : [EGRESS_BRIDGE.name, EGRESS_BRIDGE.subnet];
+    const runner = spawner ? spawner.runner : execRunner;
+    const network = new BridgeDriver({ stateDir: join(runDir, 'network'), name, subnet, runner, ...(spawner ? { links: spawner.links } : {}) });
+    if (settings.bridge) await network.create();
+    const dataPathAddr = await this.dataPathAddr(settings, runner);
+    const overlay = new OverlayDriver({ dataPathAddr, runner });
+    const executor = new RuntimeExecutor({ stateDir: join(dataDir, 'exec'), runDir: join(runDir, 'exec'), images, runtime: settings.runtime, spawner, network, overlay });
     const pruned = await executor.prune();
     if (pruned.length > 0) this.log!.info({ containers: pruned }, 'removed the logs and root filesystems of containers without a record (after a reboot)');
-    const description = nodeDescription();
+    const description = nodeDescription({ dataPathAddr, hostPrefixes: await readHostPrefixes(runner) });
     this.agent = new Agent({
       stateDir: join(dataDir, 'agent'),
       managers: () => this.settings?.managers ?? [],
@@ -200,13 +218,28 @@ export class Daemon {
       executor,
       images,
       defaultRegistry: settings.defaultRegistry,
-      network: network ? 'bridge' : 'none',
+      network: settings.bridge ? 'bridge' : 'none',
+      overlay,
+      egress: true,
       description,
       // A tmpfs too, so that secrets never reach a disk.
       secretsDir: join(runDir, 'secrets'),
       log: this.log!.child({ component: 'agent' }),
     });
     this.agent.start();
+  }
+
+  /** --data-path-addr, or the advertise address; it must be one of this host's (VXLAN's outer source is pinned to it). */
+  private async dataPathAddr(settings: AgentSettings, runner: CommandRunner): Promise<string> {
+    const flag = settings.dataPathAddr;
+    const advertised = this.settings?.advertiseAddr ?? '';
+    const addr = flag ?? (advertised.includes(':') ? advertised.slice(0, advertised.lastIndexOf(':')) : advertised);
+    const what = flag !== undefined ? '--data-path-addr' : `the advertise address (${advertised})`;
+    if (!addr) throw new DaemonError('--data-path-addr: required (this node has no advertise address to take it from)');
+    if (!hasAddress(await runner(['ip', '-j', '-4', 'addr', 'show']), addr)) {
+      throw new DaemonError(`${what}: ${addr} is not an IPv4 address of this host; overlay traffic must leave from an address the other nodes reach (give one with --data-path-addr)`);
+    }
+    return addr;
   }
 
   private get settingsPath(): string {
@@ -280,7 +313,7 @@ export class Daemon {
     this.client = new ManagerClient(this.certs, this.settings.managers);
     const manager = this.newManager(1);
     try {
-      await manager.init(pki);
+      await manager.init(pki, { ...(init.addressPool ? { addressPool: init.addressPool } : {}), ...(init.dataPathPort ? { dataPathPort: init.dataPathPort } : {}) });
       saveNodeCerts(dataDir, pki.certs);
       this.saveSettings();
     } catch (err) {

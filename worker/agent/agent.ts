@@ -14,7 +14,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { AssignmentsMessage } from '../../proto/gen/tswarm/dispatcher.js';
+import { AssignmentsMessage_Type, type AssignmentsMessage } from '../../proto/gen/tswarm/dispatcher.js';
 import type { Task } from '../../proto/gen/tswarm/objects.js';
 import { RegistryAuth, TaskState, type NodeDescription, type TaskStatus } from '../../proto/gen/tswarm/types.js';
 import { sameRegistry } from '../../common/image-reference.js';
@@ -23,11 +23,13 @@ import type { Logger } from '../../common/logger.js';
 import type { ContainerSpec, Executor } from '../exec/executor.js';
 import { RegistryClient } from '../image/distribution.js';
 import { imageReference, type ImageRecord, type ImageStore } from '../image/store.js';
-import { applyAssignments, TaskList, type AssignedData } from './assignments.js';
+import type { OverlayDriver } from '../network/overlay.js';
+import { applyAssignments, noAssignedData, TaskList, type AssignedData } from './assignments.js';
 import { containerSpec } from './container-spec.js';
 import { retry, TaskController } from './controller.js';
 import { writeConfigFiles, writeSecretFiles } from './files.js';
 import { LogAgent } from './logs.js';
+import { NetworkSandboxes } from './networks.js';
 import { parseImageRef, registryClientAuth } from './reference.js';
 import { StatusReporter } from './reporter.js';
 import { Session } from './session.js';
@@ -48,6 +50,10 @@ export interface AgentOptions {
   defaultRegistry: string;
   /** 'bridge' when the executor has a bridge network. */
   network: 'bridge' | 'none';
+  /** The overlay driver (the executor's too): the agent keeps its sandboxes to the assignments. */
+  overlay?: OverlayDriver;
+  /** Whether the executor has a bridge for overlay containers' way out (see NodeContext.egress). */
+  egress?: boolean;
   description: NodeDescription;
   /** Where task secrets are written as files before being bind-mounted at /run/secrets (use a tmpfs, e.g. under /run). */
   secretsDir: string;
@@ -63,12 +69,13 @@ export class Agent {
   private readonly tasks = new Map<string, TaskController>();
   /** Pulls in flight, shared by the tasks that start meanwhile; a finished pull is not kept (see pull). */
   private readonly pulls = new Map<string, Promise<ImageRecord>>();
-  private readonly data: AssignedData = { secrets: new Map(), configs: new Map(), registryCredentials: new Map() };
+  private readonly data: AssignedData = noAssignedData();
   private readonly taskList: TaskList;
   private readonly reporter: StatusReporter;
   private readonly session: Session;
   private readonly log: Logger;
   private readonly logAgent: LogAgent;
+  private readonly sandboxes: NetworkSandboxes | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     this.executor = opts.executor;
@@ -92,6 +99,7 @@ export class Agent {
       onEnded: () => this.logAgent.detach(),
     });
     this.reporter = new StatusReporter((updates) => this.session.updateTaskStatus(updates));
+    this.sandboxes = opts.overlay ? new NetworkSandboxes({ driver: opts.overlay, log: opts.log }) : undefined;
     mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
   }
 
@@ -108,6 +116,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.reporter.stop();
     await this.session.stop();
+    await this.sandboxes?.idle();
     this.taskList.flush();
     // Containers keep running under their monitors: a restarted agent re-adopts them.
   }
@@ -152,9 +161,12 @@ export class Agent {
     const now = new Set(this.data.registryCredentials.keys());
     for (const id of now) if (!before.has(id)) this.log.info({ service: id }, 'agent: registry credential received');
     for (const id of before) if (!now.has(id)) this.log.info({ service: id }, 'agent: registry credential withdrawn');
+    this.sandboxes?.want(this.data.networks, this.data.peers.values(), msg.type === AssignmentsMessage_Type.TYPE_COMPLETE);
     for (const id of changes.withdraw) await this.withdraw(id);
     for (const t of changes.track) this.track(t);
     this.taskList.scheduleSave();
+    // Containers withdrawn: a sandbox may have lost its last endpoint.
+    if (changes.withdraw.length > 0) this.sandboxes?.reconcile();
   }
 
   /** The image pulled (with the task's service's registry credential), the task's files written, the executor's spec built. */
@@ -165,7 +177,7 @@ export class Agent {
       ...writeSecretFiles(join(this.opts.secretsDir, task.id), c?.secrets ?? [], this.data.secrets),
       ...(c?.configs.length ? writeConfigFiles(join(this.configsDir, task.id), c.configs, this.data.configs) : []),
     ];
-    return containerSpec(task, image, { network: this.opts.network, fileMounts });
+    return containerSpec(task, image, { network: this.opts.network, ...(this.opts.overlay ? { overlays: this.data.networks, egress: this.opts.egress === true } : {}), fileMounts });
   }
 
   /**

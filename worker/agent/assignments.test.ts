@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { AssignmentChange_Action, AssignmentsMessage_Type, type AssignmentChange, type AssignmentsMessage } from '../../proto/gen/tswarm/dispatcher.js';
 import { Secret } from '../../proto/gen/tswarm/objects.js';
 import type { RegistryAuth } from '../../proto/gen/tswarm/types.js';
-import { applyAssignments, type AssignedData } from './assignments.js';
+import { applyAssignments, noAssignedData, type AssignedData } from './assignments.js';
 
 const alice: RegistryAuth = { serverAddress: '10.0.0.1:5000', username: 'alice', password: 'wonderland', identityToken: '' };
 const cred = (serviceId: string, auth: RegistryAuth | undefined, action = AssignmentChange_Action.ACTION_UPDATE): AssignmentChange => ({ action, assignment: { item: { $case: 'registryCredential', registryCredential: { serviceId, auth } } } });
@@ -12,7 +12,7 @@ const msg = (type: AssignmentsMessage_Type, changes: AssignmentChange[]): Assign
 
 describe('applyAssignments', () => {
   it('keeps registry credentials by service: set, replaced, withdrawn', () => {
-    const data: AssignedData = { secrets: new Map(), configs: new Map(), registryCredentials: new Map() };
+    const data: AssignedData = noAssignedData();
     applyAssignments(msg(AssignmentsMessage_Type.TYPE_INCREMENTAL, [cred('s1', alice)]), [], data);
     expect(data.registryCredentials.get('s1')).toEqual(alice);
     applyAssignments(msg(AssignmentsMessage_Type.TYPE_INCREMENTAL, [cred('s1', { ...alice, username: 'bob' })]), [], data);
@@ -22,7 +22,7 @@ describe('applyAssignments', () => {
   });
 
   it('replaces what it holds with a complete set (what was withdrawn while no session was up goes)', () => {
-    const data: AssignedData = { secrets: new Map([['old', Buffer.from('x')]]), configs: new Map(), registryCredentials: new Map([['gone', alice]]) };
+    const data: AssignedData = { ...noAssignedData(), secrets: new Map([['old', Buffer.from('x')]]), registryCredentials: new Map([['gone', alice]]) };
     const secret: AssignmentChange = { action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'secret', secret: Secret.fromPartial({ id: 'new', spec: { data: Buffer.from('y') } }) } } };
     applyAssignments(msg(AssignmentsMessage_Type.TYPE_COMPLETE, [secret, cred('s2', alice)]), [], data);
     expect([...data.secrets.keys()]).toEqual(['new']);

@@ -1,9 +1,10 @@
 // The node's assignments: what the dispatcher's Assignments stream says this node must hold
-// (tasks, and the secrets, configs and registry credentials they use), and the task list kept on disk so that a
-// restarted agent knows its tasks while no manager answers.
+// (tasks, and the secrets, configs and registry credentials they use, the overlay networks they
+// are on and those networks' peers), and the task list kept on disk so that a restarted agent
+// knows its tasks while no manager answers.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AssignmentChange_Action, AssignmentsMessage_Type, type AssignmentsMessage } from '../../proto/gen/tswarm/dispatcher.js';
+import { AssignmentChange_Action, AssignmentsMessage_Type, type AssignmentsMessage, type NetworkAssignment, type NetworkPeer } from '../../proto/gen/tswarm/dispatcher.js';
 import { Task } from '../../proto/gen/tswarm/objects.js';
 import type { RegistryAuth } from '../../proto/gen/tswarm/types.js';
 import { CorruptFileError } from '../../common/errors.js';
@@ -17,6 +18,15 @@ export interface AssignedData {
   configs: Map<string, Buffer>;
   /** By service id: what the service's images are pulled with (`--with-registry-auth`). */
   registryCredentials: Map<string, RegistryAuth>;
+  /** By network id: the overlay networks this node's tasks are on, with the node's address there. */
+  networks: Map<string, NetworkAssignment>;
+  /** By peer id (network and endpoint): the endpoints of those networks on other nodes. */
+  peers: Map<string, NetworkPeer>;
+}
+
+/** An empty AssignedData. */
+export function noAssignedData(): AssignedData {
+  return { secrets: new Map(), configs: new Map(), registryCredentials: new Map(), networks: new Map(), peers: new Map() };
 }
 
 /** What a message asks of the agent's tasks, in the message's order. */
@@ -28,7 +38,7 @@ export interface TaskChanges {
 }
 
 /**
- * Applies one AssignmentsMessage: the secrets, configs and registry credentials to `data` (first:
+ * Applies one AssignmentsMessage: the secrets, configs, registry credentials, networks and peers to `data` (first:
  * a task of the same message may be prepared at once), the tasks as changes for the agent. A
  * complete message withdraws every known task it does not list, and replaces the data whole.
  */
@@ -38,6 +48,8 @@ export function applyAssignments(msg: AssignmentsMessage, known: Iterable<string
     data.secrets.clear();
     data.configs.clear();
     data.registryCredentials.clear();
+    data.networks.clear();
+    data.peers.clear();
   }
   for (const ch of msg.changes) {
     const item = ch.assignment?.item;
@@ -52,6 +64,13 @@ export function applyAssignments(msg: AssignmentsMessage, known: Iterable<string
       const { serviceId, auth } = item.registryCredential;
       if (remove || !auth) data.registryCredentials.delete(serviceId);
       else data.registryCredentials.set(serviceId, auth);
+    } else if (item?.$case === 'network') {
+      const id = item.network.network?.id ?? '';
+      if (remove) data.networks.delete(id);
+      else data.networks.set(id, item.network);
+    } else if (item?.$case === 'peer') {
+      if (remove) data.peers.delete(item.peer.id);
+      else data.peers.set(item.peer.id, item.peer);
     }
   }
   const out: TaskChanges = { track: [], withdraw: [] };

@@ -2,7 +2,8 @@
 // Docker's swarm labels added, the log driver mapped, what the node cannot do refused naming the
 // field.
 import { describe, expect, it } from 'vitest';
-import { Task } from '../../proto/gen/tswarm/objects.js';
+import { Network, Task } from '../../proto/gen/tswarm/objects.js';
+import type { NetworkAssignment } from '../../proto/gen/tswarm/dispatcher.js';
 import { Mount_Type, PortConfig_Protocol, PortConfig_PublishMode } from '../../proto/gen/tswarm/types.js';
 import type { ImageRecord } from '../image/store.js';
 import { DEFAULT_LOG_MAX_BYTES, DEFAULT_LOG_MAX_FILES } from '../../common/log-driver.js';
@@ -61,10 +62,28 @@ describe('containerSpec', () => {
     for (const k of ['command', 'args', 'dir', 'user', 'groups', 'capAdd', 'capDrop', 'ulimits', 'stopSignal', 'sysctls', 'shmSizeBytes', 'dns', 'hosts', 'ports']) expect(spec, k).not.toHaveProperty(k);
   });
 
-  it('refuses networks and host ports without the bridge, naming the field', () => {
-    const withNet = task({}, { networks: [{ target: 'backend', aliases: [] }] });
-    expect(() => containerSpec(withNet, image, { network: 'bridge', fileMounts: [] })).toThrow(TaskSpecError);
-    expect(() => containerSpec(withNet, image, { network: 'bridge', fileMounts: [] })).toThrow(/^spec\.task\.networks: /);
+  it('puts the task on its overlay networks in order; the first decides the way out; refuses what the node lacks, naming the field', () => {
+    const net = (id: string, vni: number, subnet: string, internal = false): NetworkAssignment => ({
+      network: Network.fromPartial({ id, vni, spec: { annotations: { name: id, labels: {} }, driver: 'overlay', driverOptions: { 'com.docker.network.driver.mtu': '1400' }, internal }, ipam: [{ subnet, gateway: subnet.replace(/0\/24$/, '1'), range: '' }] }),
+      nodeAddress: subnet.replace(/0\/24$/, '200/24'),
+      dataPathPort: 4790,
+    });
+    const overlays = new Map([['front', net('front', 4096, '10.0.1.0/24')], ['back', net('back', 4097, '10.0.2.0/24', true)]]);
+    const addressOn: Record<string, string> = { front: '10.0.1.5/24', back: '10.0.2.5/24', other: '10.0.3.5/24' };
+    const on = (...ids: string[]): Task => Task.fromPartial({ ...task(), networks: ids.map((id) => ({ networkId: id, addresses: [addressOn[id]!], aliases: [] })) });
+    const spec = containerSpec(on('front', 'back'), image, { network: 'none', overlays, egress: true, fileMounts: [] });
+    expect(spec.overlays).toEqual([
+      { network: { id: 'front', vni: 4096, subnet: '10.0.1.0/24', gateway: '10.0.1.1', mtu: 1400, nodeAddress: '10.0.1.200/24', dataPathPort: 4790 }, address: '10.0.1.5/24' },
+      { network: { id: 'back', vni: 4097, subnet: '10.0.2.0/24', gateway: '10.0.2.1', mtu: 1400, nodeAddress: '10.0.2.200/24', dataPathPort: 4790 }, address: '10.0.2.5/24' },
+    ]);
+    expect(spec.network).toBe('bridge'); // front is not internal: out through the egress bridge
+    expect(containerSpec(on('back', 'front'), image, { network: 'bridge', overlays, egress: true, fileMounts: [] }).network).toBe('none');
+    expect(containerSpec(on('front'), image, { network: 'bridge', overlays, egress: false, fileMounts: [] }).network).toBe('none');
+    expect(() => containerSpec(on('front'), image, { network: 'bridge', fileMounts: [] })).toThrow(/^networks\[0\]: overlay networks need swarmd's overlay driver/);
+    expect(() => containerSpec(on('other'), image, { network: 'bridge', overlays, fileMounts: [] })).toThrow(TaskSpecError);
+  });
+
+  it('refuses host ports without the bridge, naming the field', () => {
     const port = { name: '', protocol: PortConfig_Protocol.PROTOCOL_TCP, targetPort: 80, publishedPort: 8080, publishMode: PortConfig_PublishMode.PUBLISH_MODE_HOST };
     const published = Task.fromPartial({ ...task(), endpoint: { spec: { ports: [port] }, ports: [] } });
     expect(hostPorts(published).map((p) => p.port)).toEqual([{ protocol: 'tcp', published: 8080, target: 80 }]);

@@ -7,7 +7,10 @@ import type { Task } from '../../proto/gen/tswarm/objects.js';
 import { Mount_Type, PortConfig_Protocol, PortConfig_PublishMode, type PortConfig } from '../../proto/gen/tswarm/types.js';
 import { TswarmError } from '../../common/errors.js';
 import { logConfig, LogDriverError, type LogConfig } from '../../common/log-driver.js';
-import type { ContainerSpec, Mount } from '../exec/executor.js';
+import type { ContainerSpec, Mount, OverlayEndpointSpec } from '../exec/executor.js';
+import type { OverlayNetwork } from '../network/overlay.js';
+import type { NetworkAssignment } from '../../proto/gen/tswarm/dispatcher.js';
+import { specMtu } from '../../common/network.js';
 import type { ImageRecord } from '../image/store.js';
 import type { PublishedPort } from '../network/ports.js';
 
@@ -45,12 +48,49 @@ export function hostPorts(task: Task): { config: PortConfig; port: PublishedPort
   return out;
 }
 
-/** What the node contributes to a container besides the task: its network and the task's files. */
+/** A network as the node programs it, from its assignment. */
+export function overlayNetworkOf(a: NetworkAssignment): OverlayNetwork {
+  const n = a.network;
+  const ipam = n?.ipam[0];
+  if (!n || !ipam) throw new TaskSpecError('networks', `network ${n?.spec?.annotations?.name ?? n?.id ?? '?'} came without its subnet`);
+  return {
+    id: n.id,
+    vni: n.vni,
+    subnet: ipam.subnet,
+    gateway: ipam.gateway,
+    mtu: specMtu(n.spec),
+    ...(a.nodeAddress ? { nodeAddress: a.nodeAddress } : {}),
+    ...(a.dataPathPort ? { dataPathPort: a.dataPathPort } : {}),
+  };
+}
+
+/** What the node contributes to a container besides the task: its networks and the task's files. */
 export interface NodeContext {
   /** 'bridge' when the executor has a bridge network. */
   network: 'bridge' | 'none';
+  /** The overlay networks assigned to the node (by id), when it has the overlay driver; undefined: it has none. */
+  overlays?: ReadonlyMap<string, NetworkAssignment>;
+  /**
+   * Whether the executor's bridge can give overlay containers their way out (swarmd's --bridge,
+   * or else its egress bridge, Docker's docker_gwbridge); a task on no overlay network uses the
+   * bridge only when `network` says so.
+   */
+  egress?: boolean;
   /** The task's secrets and configs as read-only bind mounts (files.ts). */
   fileMounts: Mount[];
+}
+
+/** The task's overlay endpoints, in its spec's order: each network with the address the allocator gave. */
+function overlayEndpoints(task: Task, node: NodeContext): OverlayEndpointSpec[] {
+  return task.networks.map((a, i) => {
+    const field = `networks[${i}]`;
+    if (!node.overlays) throw new TaskSpecError(field, 'overlay networks need swarmd\'s overlay driver, which this node runs without');
+    const assigned = node.overlays.get(a.networkId);
+    if (!assigned) throw new TaskSpecError(field, `network ${a.networkId} was not sent to this node with the task`);
+    const address = a.addresses[0];
+    if (!address) throw new TaskSpecError(field, `no address was allocated on network ${assigned.network?.spec?.annotations?.name ?? a.networkId}`);
+    return { network: overlayNetworkOf(assigned), address };
+  });
 }
 
 export function containerSpec(task: Task, image: ImageRecord, node: NodeContext): ContainerSpec {
@@ -61,10 +101,19 @@ export function containerSpec(task: Task, image: ImageRecord, node: NodeContext)
     return { type: m.type === Mount_Type.TYPE_VOLUME ? 'volume' : 'bind', source: m.source, target: m.target, readOnly: m.readOnly };
   });
   const ports = hostPorts(task).map((p) => p.port);
-  if (ports.length > 0 && node.network !== 'bridge') {
-    throw new TaskSpecError('spec.endpoint.ports', `published port ${ports[0]!.published}/${ports[0]!.protocol} (host mode) needs the bridge network, and this node runs containers without one (start swarmd with --bridge NAME:SUBNET)`);
+  const overlays = overlayEndpoints(task, node);
+  // The bridge gives the default route and the way out (Docker's docker_gwbridge), unless the
+  // task's first network is internal: the first network listed decides.
+  const internal = overlays.length > 0 && node.overlays?.get(overlays[0]!.network.id)?.network?.spec?.internal === true;
+  const network = overlays.length === 0 ? node.network : node.egress === true && !internal ? 'bridge' : 'none';
+  if (ports.length > 0 && network !== 'bridge') {
+    throw new TaskSpecError(
+      'spec.endpoint.ports',
+      internal
+        ? `published port ${ports[0]!.published}/${ports[0]!.protocol} (host mode) needs a way out of the container, and its first network is internal`
+        : `published port ${ports[0]!.published}/${ports[0]!.protocol} (host mode) needs the bridge network, and this node runs containers without one (start swarmd with --bridge NAME:SUBNET)`,
+    );
   }
-  if ((task.spec?.networks ?? []).length > 0) throw new TaskSpecError('spec.task.networks', 'overlay networks are not supported on this node yet');
   const dns = c?.dnsConfig;
   return {
     id: task.id,
@@ -81,7 +130,8 @@ export function containerSpec(task: Task, image: ImageRecord, node: NodeContext)
       ...(limits?.nanoCpus ? { nanoCpus: Number(limits.nanoCpus) } : {}),
       ...(limits?.pids ? { pids: Number(limits.pids) } : {}),
     },
-    network: node.network,
+    network,
+    ...(overlays.length > 0 ? { overlays } : {}),
     ...(ports.length > 0 ? { ports } : {}),
     mounts: [...mounts, ...node.fileMounts],
     readOnly: c?.readOnly ?? false,

@@ -9,6 +9,7 @@ import { TswarmError } from '../../common/errors.js';
 import type { LogConfig } from '../../common/log-driver.js';
 import type { ImageRecord } from '../image/store.js';
 import type { Attachment } from '../network/bridge.js';
+import type { OverlayAttachment, OverlayNetwork } from '../network/overlay.js';
 import type { PublishedPort } from '../network/ports.js';
 
 /** A failure of the OCI runtime or the monitor: carries the runtime's one-line message. */
@@ -85,8 +86,14 @@ export interface ContainerSpec {
   /** user, uid, user:group or uid:gid; names are looked up in the image's /etc/passwd and /etc/group. */
   user?: string;
   limits?: Limits;
-  /** 'bridge': a new network namespace on the executor's bridge; 'none' (default): a new one with only lo. */
+  /**
+   * 'bridge': a new network namespace on the executor's bridge, which gives the default route (and
+   * NAT to the outside); 'none' (default): no bridge. Either way the overlay endpoints below come
+   * first (eth0, eth1, ...), the bridge's interface after them.
+   */
   network?: 'bridge' | 'none';
+  /** Overlay network endpoints (worker/network/overlay.ts), in order: the first is eth0. */
+  overlays?: OverlayEndpointSpec[];
   /** Host-mode published ports (bridge network only): the host's port P on any of its addresses reaches the container's port. */
   ports?: PublishedPort[];
   mounts?: Mount[];
@@ -152,6 +159,13 @@ export interface ExitStatus {
   error?: string;
 }
 
+/** A container's place on an overlay network: the network as the node programs it, and its address there. */
+export interface OverlayEndpointSpec {
+  network: OverlayNetwork;
+  /** CIDR, inside the network's subnet. */
+  address: string;
+}
+
 export interface ContainerInfo {
   id: string;
   status: ContainerStatus;
@@ -164,6 +178,7 @@ export interface ContainerInfo {
   startedAt?: string;
   exit?: ExitStatus;
   network?: Attachment;
+  overlays?: OverlayAttachment[];
   bundle: string;
   logPath: string;
 }

@@ -34,6 +34,7 @@ import { logConfig, type LogConfig } from '../../common/log-driver.js';
 import { isMountPoint } from '../image/rootfs.js';
 import type { ImageStore } from '../image/store.js';
 import type { Attachment, BridgeDriver } from '../network/bridge.js';
+import type { OverlayAttachment, OverlayDriver } from '../network/overlay.js';
 import {
   NoSuchContainerError,
   RuntimeError,
@@ -75,6 +76,8 @@ export interface RuntimeExecutorOptions {
   monitorPath?: string;
   /** The bridge network for specs with network 'bridge'. */
   network?: BridgeDriver;
+  /** The overlay driver for specs with overlay endpoints. */
+  overlay?: OverlayDriver;
   /** Parent of the containers' cgroups (linux.cgroupsPath = <parent>/<id>); default /tswarm. */
   cgroupParent?: string;
   /** A seccomp profile file for linux.seccomp; default native/seccomp/default.json; null: none. */
@@ -109,6 +112,8 @@ interface ContainerRecord {
   stopSignal: string;
   network: 'bridge' | 'none';
   attachment?: Attachment;
+  /** The overlay endpoints made so far (detached by cleanup). */
+  overlays?: OverlayAttachment[];
   /** The monitor's log driver and bound; absent in records from before rotation (one unbounded file). */
   log?: LogConfig;
 }
@@ -220,6 +225,9 @@ function parseRecord(file: string, text: string): ContainerRecord {
   if (!RUNTIMES.includes(r.runtime as RuntimeName)) throw new CorruptFileError(file, `runtime: unknown ${JSON.stringify(r.runtime)}`);
   if (r.network !== 'bridge' && r.network !== 'none') throw new CorruptFileError(file, `network: unknown ${JSON.stringify(r.network)}`);
   if (r.log !== undefined && !isLogConfig(r.log)) throw new CorruptFileError(file, `log: not a log configuration: ${JSON.stringify(r.log)}`);
+  if (r.overlays !== undefined && (!Array.isArray(r.overlays) || r.overlays.some((o) => typeof o?.networkId !== 'string' || typeof o.address !== 'string' || typeof o.ifname !== 'string'))) {
+    throw new CorruptFileError(file, `overlays: not a list of overlay endpoints: ${JSON.stringify(r.overlays)}`);
+  }
   return r as ContainerRecord;
 }
 
@@ -247,6 +255,8 @@ export class RuntimeExecutor implements Executor {
   readonly monitorBin: string;
   private readonly images: ImageStore;
   private readonly network: BridgeDriver | undefined;
+  private readonly overlay: OverlayDriver | undefined;
+  private bridgeReady: Promise<void> | undefined;
   private readonly cgroupParent: string;
   private readonly seccompPath: string | null;
   private seccomp: unknown;
@@ -262,6 +272,7 @@ export class RuntimeExecutor implements Executor {
     this.runDir = path.resolve(opts.runDir ?? opts.stateDir);
     this.images = opts.images;
     this.network = opts.network;
+    this.overlay = opts.overlay;
     this.runtimeBin = opts.runtimePath ?? (this.runtime === 'swarm-runtime' ? nativeBinary('swarm-runtime') : findInPath(this.runtime));
     this.runtimeRoot = opts.runtimeRoot ?? defaultRoot(this.runtime);
     this.monitorBin = opts.monitorPath ?? nativeBinary('swarm-monitor');
@@ -377,6 +388,8 @@ export class RuntimeExecutor implements Executor {
     if ((spec.ports ?? []).length > 0 && spec.network !== 'bridge') {
       throw new InvalidArgumentError('ports', `published ports need the bridge network; this container's network is ${spec.network ?? 'none'}`);
     }
+    const overlays = spec.overlays ?? [];
+    if (overlays.length > 0 && this.overlay === undefined) throw new InvalidArgumentError('overlays', 'overlay networks need an executor with the overlay driver');
     for (const [i, m] of (spec.mounts ?? []).entries()) {
       if (m.type !== 'bind') continue;
       try {
@@ -447,12 +460,28 @@ export class RuntimeExecutor implements Executor {
       record.pidStartTime = procStartTime(ready.pid) ?? '';
       // (A crash before this save leaves a record without the monitor: remove() still finds the
       // runtime's container by its id, and the endpoint by the container's id.)
-      if (record.network === 'bridge') {
-        record.attachment = await this.network!.attach(spec.id, `/proc/${ready.pid}/ns/net`, { ports: spec.ports ?? [] });
-        // The container's own line, now that it has an address: written in place (the same
-        // inode), since the file is already bind-mounted into the created container.
-        writeFileSync(etcFiles.hosts, hostsFile(hostname, spec.hosts ?? [], record.attachment.address));
+      const netns = `/proc/${ready.pid}/ns/net`;
+      // The overlay endpoints first (eth0, ...), each network's sandbox made if missing; the record
+      // lists each as soon as it exists, so that cleanup detaches what a failure left.
+      for (const [i, ep] of overlays.entries()) {
+        await this.overlay!.ensure(ep.network);
+        record.overlays ??= [];
+        const made = await this.overlay!.attach(ep.network, spec.id, netns, { address: ep.address, ifname: `eth${i}` });
+        record.overlays.push(made);
       }
+      if (record.network === 'bridge') {
+        // Made once, when first needed (idempotent: a bridge the daemon made already is kept).
+        this.bridgeReady ??= this.network!.create().catch((err: unknown) => {
+          this.bridgeReady = undefined;
+          throw err;
+        });
+        await this.bridgeReady;
+        record.attachment = await this.network!.attach(spec.id, netns, { ports: spec.ports ?? [], ifname: `eth${overlays.length}` });
+      }
+      // The container's own line, now that it has an address (its first network's): written in
+      // place (the same inode), since the file is already bind-mounted into the created container.
+      const own = record.overlays?.[0]?.address.split('/')[0] ?? record.attachment?.address;
+      if (own !== undefined) writeFileSync(etcFiles.hosts, hostsFile(hostname, spec.hosts ?? [], own));
       this.saveRecord(record);
     } catch (err) {
       await this.cleanup(record).catch(() => undefined);
@@ -460,6 +489,7 @@ export class RuntimeExecutor implements Executor {
     }
     const info: ContainerInfo = { ...this.baseInfo(record), status: 'created', pid: record.pid };
     if (record.attachment !== undefined) info.network = record.attachment;
+    if (record.overlays !== undefined) info.overlays = record.overlays;
     return info;
   }
 
@@ -594,6 +624,7 @@ export class RuntimeExecutor implements Executor {
     }
     for (let i = 0; i < 500 && alive(r.monitorPid, r.monitorStartTime); i++) await sleep(10);
     if (r.network === 'bridge' && this.network !== undefined) await this.network.detach(r.id);
+    for (const o of r.overlays ?? []) await this.overlay?.detach(o.networkId, r.id);
     await this.images.removeRootfs(r.id);
     for (const f of logFileNames(this.paths(r.id).log, logFileCount(r))) await rm(f, { force: true });
     await rm(this.dir(r.id), { recursive: true, force: true });
@@ -618,6 +649,7 @@ export class RuntimeExecutor implements Executor {
     const extra: Partial<ContainerInfo> = {};
     if (r.startedAt !== undefined) extra.startedAt = r.startedAt;
     if (r.attachment !== undefined) extra.network = r.attachment;
+    if (r.overlays !== undefined) extra.overlays = r.overlays;
     const exited = this.readExit(r.id);
     if (exited !== undefined) return { ...base, ...extra, status: 'exited', pid: 0, exit: exitStatus(exited) };
     let status: ContainerStatus;
