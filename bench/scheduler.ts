@@ -157,6 +157,7 @@ function simulatedNode(i: number): Node {
   if (i % 3 === 0) labels.disk = 'ssd';
   return {
     attachments: [],
+    peerPaths: [],
     id,
     spec: { annotations: { name: id, labels }, desiredRole: NodeRole.NODE_ROLE_WORKER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE },
     description: {

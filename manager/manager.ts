@@ -219,6 +219,7 @@ export class Manager implements LeaderLocator {
     };
     const node: Node = {
       attachments: [],
+      peerPaths: [],
       id: this.opts.nodeId,
       role: NodeRole.NODE_ROLE_MANAGER,
       spec: { annotations: { name: '', labels: {} }, desiredRole: NodeRole.NODE_ROLE_MANAGER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE },

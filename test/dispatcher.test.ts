@@ -212,10 +212,10 @@ describe('dispatcher node liveness', () => {
       const n = tx.get('node', 'w1')!;
       tx.update('node', { ...n, status: { state: NodeState.NODE_STATE_DOWN, message: 'stale', addr: '' } });
     });
-    await new Promise<void>((resolve, reject) => d.client.heartbeat({ sessionId: first.sessionId }, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => d.client.heartbeat({ sessionId: first.sessionId, peerPaths: [] }, (err) => (err ? reject(err) : resolve())));
     await until('w1 ready again', () => stateOf('w1') === NodeState.NODE_STATE_READY);
     // And heartbeats keep it up past several grace periods.
-    const beat = setInterval(() => d.client.heartbeat({ sessionId: first.sessionId }, () => undefined), 50);
+    const beat = setInterval(() => d.client.heartbeat({ sessionId: first.sessionId, peerPaths: [] }, () => undefined), 50);
     await new Promise((r) => setTimeout(r, 700));
     clearInterval(beat);
     expect(stateOf('w1')).toBe(NodeState.NODE_STATE_READY);

@@ -103,6 +103,49 @@ describe('overlay networks across lab hosts', () => {
     expect(rm.stderr).toMatch(/front is in use by service web/);
   }, 150_000);
 
+  it('shows each node\'s overlay path to the other in node inspect: reachable, and unreachable within 10 s of a cut, with the error', async () => {
+    const pathTo = async (from: string, to: string): Promise<{ state: string; sinceUnixMs: number; lastError: string } | undefined> => {
+      const node = JSON.parse(await c.ok('m1', 'node', 'inspect', from)) as { peerPaths?: { nodeId: string; networkId: string; state: string; sinceUnixMs: number; lastError: string }[] };
+      const toId = (await c.nodes()).find((n) => n.description?.hostname === to)!.id;
+      return node.peerPaths?.find((p) => p.nodeId === toId && p.networkId === front.id);
+    };
+    await until('w1 → w2 reachable', async () => ((await pathTo('w1', 'w2'))?.state === 'STATE_REACHABLE' ? true : undefined), 20_000);
+    await until('w2 → w1 reachable', async () => ((await pathTo('w2', 'w1'))?.state === 'STATE_REACHABLE' ? true : undefined), 20_000);
+    c.lab.cut('w1', 'w2');
+    const cutAt = Date.now();
+    try {
+      const seen = await until('w1 → w2 unreachable', async () => {
+        const p = await pathTo('w1', 'w2');
+        return p?.state === 'STATE_UNREACHABLE' ? p : undefined;
+      }, 10_000);
+      expect(Date.now() - cutAt).toBeLessThan(10_000);
+      expect(seen.lastError).toMatch(/no answer from 10\.0\.0\.\d+ within 1 s/);
+      expect(seen.sinceUnixMs).toBeGreaterThanOrEqual(cutAt - 1000);
+    } finally {
+      c.lab.heal('w1', 'w2');
+    }
+    await until('w1 → w2 reachable again', async () => ((await pathTo('w1', 'w2'))?.state === 'STATE_REACHABLE' ? true : undefined), 20_000);
+  }, 90_000);
+
+  it('keeps a killed worker\'s containers connected, and reprograms what changed while it was down', async () => {
+    const web = await running('web', 2);
+    const onW2 = await until('web on w2', async () => {
+      for (const t of web) if ((await hostOf(t)) === 'w2') return t;
+      return undefined;
+    });
+    const onW1 = web.find((t) => t.id !== onW2.id)!;
+    await c.kill9('w2');
+    // Its container still answers over the overlay (the kernel's entries do not need swarmd).
+    expect((await inside(onW1, `ping -c 1 -W 2 ${addressOn(onW2, front)}`)).code).toBe(0);
+    // Meanwhile a new task on front lands on w1.
+    await c.ok('m1', 'service', 'create', '--detach', '--name', 'late', '--image', c.image, '--constraint', 'node.hostname==w1', '--network', 'front', '--', 'sleep', '600');
+    const [late] = await running('late', 1);
+    await c.restart('w2');
+    // w2 learns the new peer from its new session, and its old container reaches it.
+    await until('w2 reaches the task placed while it was down', async () => ((await inside(onW2, `ping -c 1 -W 1 ${addressOn(late!, front)}`)).code === 0 ? true : undefined), 30_000);
+    await c.ok('m1', 'service', 'rm', 'late');
+  }, 150_000);
+
   it('gives an internal network no way out, a container on two networks both, and keeps networks apart', async () => {
     await c.ok('m1', 'service', 'create', '--name', 'both', '--image', c.image, '--constraint', 'node.role==worker', '--network', 'back', '--network', 'front', '--', 'sleep', '600');
     await c.ok('m1', 'service', 'create', '--name', 'inner', '--image', c.image, '--constraint', 'node.role==worker', '--network', 'back', '--', 'sleep', '600');

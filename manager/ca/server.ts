@@ -71,6 +71,7 @@ export class CaServer {
     const certPem = await this.sign(c, req.csr, req.nodeId, role);
     const node: Node = {
       attachments: [],
+      peerPaths: [],
       id: req.nodeId,
       role,
       spec: { annotations: { name: '', labels: {} }, desiredRole: role, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE },

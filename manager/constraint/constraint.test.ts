@@ -7,6 +7,7 @@ const node = (over: Partial<Node> = {}): Node => ({
   id: 'n1',
   role: NodeRole.NODE_ROLE_WORKER,
   attachments: [],
+  peerPaths: [],
   spec: { annotations: { name: '', labels: { zone: 'a', 'disk.type': 'ssd' } }, desiredRole: NodeRole.NODE_ROLE_WORKER, availability: 0 as never },
   description: { hostname: 'Worker-1', platform: { os: 'linux', architecture: 'amd64' }, engineVersion: '', dataPathAddr: '', hostPrefixes: [] },
   ...over,

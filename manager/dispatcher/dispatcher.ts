@@ -16,10 +16,10 @@
 // UNAVAILABLE and the leader's address in the `leader` trailer, so that the agent goes there.
 import * as grpc from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
-import { DispatcherService, type AssignmentChange, type AssignmentsMessage, type HeartbeatResponse, type SessionMessage, type UpdateTaskStatusRequest } from '../../proto/gen/tswarm/dispatcher.js';
+import { DispatcherService, type AssignmentChange, type AssignmentsMessage, type HeartbeatRequest, type HeartbeatResponse, type SessionMessage, type UpdateTaskStatusRequest } from '../../proto/gen/tswarm/dispatcher.js';
 import { AssignmentChange_Action, AssignmentsMessage_Type, NetworkAssignment, NetworkPeer, RegistryCredential } from '../../proto/gen/tswarm/dispatcher.js';
 import { Config, Network, Secret, Task, type Node } from '../../proto/gen/tswarm/objects.js';
-import { NodeState, NodeRole, TaskState, type RegistryAuth, type TaskStatus } from '../../proto/gen/tswarm/types.js';
+import { NodeState, NodeRole, TaskState, type PeerPath, type RegistryAuth, type TaskStatus } from '../../proto/gen/tswarm/types.js';
 import type { NodeIdentity } from '../../common/certs.js';
 import { IllegalStateError } from '../../common/errors.js';
 import { newId } from '../../common/identity.js';
@@ -30,7 +30,7 @@ import { callerOf, endStream } from '../forward.js';
 import type { LeaderComponent } from '../leader.js';
 import type { MemoryStore } from '../store/memory.js';
 import { openRegistryAuth, type Sealer } from '../store/sealing.js';
-import { NetworkEndpoints } from './network-endpoints.js';
+import { NetworkEndpoints, nodeEndpointId } from './network-endpoints.js';
 
 interface Sent {
   version?: number;
@@ -71,6 +71,14 @@ function removal(kind: string, id: string): NonNullable<NonNullable<AssignmentCh
     default:
       throw new IllegalStateError(`unknown assignment kind ${JSON.stringify(kind)} (key ${kind}/${id})`);
   }
+}
+
+/** Whether two reports of a node's overlay paths say the same (order aside). */
+function samePaths(a: readonly PeerPath[], b: readonly PeerPath[]): boolean {
+  if (a.length !== b.length) return false;
+  const key = (p: PeerPath): string => JSON.stringify([p.networkId, p.nodeId, p.state, p.sinceUnixMs, p.lastError]);
+  const keys = new Set(a.map(key));
+  return b.every((p) => keys.has(key(p)));
 }
 
 interface Session {
@@ -337,7 +345,7 @@ export class Dispatcher implements LeaderComponent {
         if (e.nodeId === nodeId) continue;
         const vtep = vtepOf(e.nodeId);
         if (!vtep) continue;
-        const peer: NetworkPeer = { id: `${id}:${endpointId}`, networkId: id, address: e.address, vtep };
+        const peer: NetworkPeer = { id: `${id}:${endpointId}`, networkId: id, address: e.address, vtep, nodeId: e.nodeId, nodeAddress: endpointId === nodeEndpointId(e.nodeId) };
         out.set(`peer/${peer.id}`, { stable: `${e.address} ${vtep}`, change: () => ({ action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'peer', peer } } }) });
       }
     }
@@ -493,7 +501,7 @@ export class Dispatcher implements LeaderComponent {
         call.write({ sessionId: s.id, node: n.node, managers });
         this.log.info({ node: n.node.id, session: s.id }, 'dispatcher: session established');
       },
-      heartbeat: (call: grpc.ServerUnaryCall<{ sessionId: string }, HeartbeatResponse>, cb: grpc.sendUnaryData<HeartbeatResponse>) => {
+      heartbeat: (call: grpc.ServerUnaryCall<HeartbeatRequest, HeartbeatResponse>, cb: grpc.sendUnaryData<HeartbeatResponse>) => {
         if (!this.running) return cb(this.refuse());
         const n = this.nodeOf(call);
         if (typeof n === 'string') return cb({ code: grpc.status.PERMISSION_DENIED, details: n });
@@ -503,6 +511,16 @@ export class Dispatcher implements LeaderComponent {
         // A node heard from is up, whatever an earlier check wrote.
         if (n.node.status?.state !== NodeState.NODE_STATE_READY) {
           void this.setNodeStates([n.node.id], NodeState.NODE_STATE_READY, 'heartbeat').catch((err: Error) => this.log.warn({ err: err.message }, 'dispatcher: could not mark a node ready'));
+        }
+        // Its overlay paths, written only when one changed (not at every heartbeat).
+        if (!samePaths(n.node.peerPaths, call.request.peerPaths)) {
+          const paths = call.request.peerPaths;
+          void this.store
+            .update((tx) => {
+              const node = tx.get('node', n.node.id);
+              if (node && !samePaths(node.peerPaths, paths)) tx.update('node', { ...node, peerPaths: paths });
+            })
+            .catch((err: Error) => this.log.debug({ err: err.message }, 'dispatcher: could not record a node\'s overlay paths; with its next heartbeat'));
         }
         cb(null, { periodMs: this.periodMs });
       },

@@ -38,6 +38,7 @@ export interface NodeOptions {
 export function node(id: string, o: NodeOptions = {}): Node {
   return {
     attachments: [],
+    peerPaths: [],
     id,
     meta: { version: 1, createdAtUnixMs: 0, updatedAtUnixMs: 0 },
     spec: { annotations: { name: id, labels: o.labels ?? {} }, desiredRole: NodeRole.NODE_ROLE_WORKER, availability: o.availability ?? NodeAvailability.NODE_AVAILABILITY_ACTIVE },

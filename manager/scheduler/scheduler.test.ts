@@ -25,6 +25,7 @@ interface NodeOpts {
 function node(id: string, o: NodeOpts = {}): Node {
   return {
     attachments: [],
+    peerPaths: [],
     id,
     spec: { annotations: { name: '', labels: o.labels ?? {} }, desiredRole: NodeRole.NODE_ROLE_WORKER, availability: o.availability ?? NodeAvailability.NODE_AVAILABILITY_ACTIVE },
     description: { hostname: id, platform: { os: o.os ?? 'linux', architecture: o.arch ?? 'amd64' }, resources: { nanoCpus: (o.cpus ?? 4) * CPU, memoryBytes: o.memory ?? 8 * GB, pids: 0 }, engineVersion: '', dataPathAddr: '', hostPrefixes: [] },

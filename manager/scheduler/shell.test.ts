@@ -15,6 +15,7 @@ const GB = 1024 ** 3;
 function node(id: string, state = NodeState.NODE_STATE_READY, availability = NodeAvailability.NODE_AVAILABILITY_ACTIVE, memory = 8 * GB): Node {
   return {
     attachments: [],
+    peerPaths: [],
     id,
     spec: { annotations: { name: '', labels: {} }, desiredRole: NodeRole.NODE_ROLE_WORKER, availability },
     description: { hostname: id, platform: { os: 'linux', architecture: 'amd64' }, resources: { nanoCpus: 4e9, memoryBytes: memory, pids: 0 }, engineVersion: '', dataPathAddr: '', hostPrefixes: [] },

@@ -30,6 +30,7 @@ import { retry, TaskController } from './controller.js';
 import { writeConfigFiles, writeSecretFiles } from './files.js';
 import { LogAgent } from './logs.js';
 import { NetworkSandboxes } from './networks.js';
+import { PathProber, pathTargets } from './paths.js';
 import { parseImageRef, registryClientAuth } from './reference.js';
 import { StatusReporter } from './reporter.js';
 import { Session } from './session.js';
@@ -76,6 +77,7 @@ export class Agent {
   private readonly log: Logger;
   private readonly logAgent: LogAgent;
   private readonly sandboxes: NetworkSandboxes | undefined;
+  private readonly prober: PathProber | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     this.executor = opts.executor;
@@ -97,9 +99,12 @@ export class Agent {
         void this.reporter.flush();
       },
       onEnded: () => this.logAgent.detach(),
+      peerPaths: () => this.prober?.paths() ?? [],
     });
     this.reporter = new StatusReporter((updates) => this.session.updateTaskStatus(updates));
     this.sandboxes = opts.overlay ? new NetworkSandboxes({ driver: opts.overlay, log: opts.log }) : undefined;
+    const overlay = opts.overlay;
+    this.prober = overlay ? new PathProber({ probe: (net, from, to, ms) => overlay.probe(net, from, to, ms), log: opts.log }) : undefined;
     mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
   }
 
@@ -110,12 +115,14 @@ export class Agent {
   /** Loads the kept assignments and resumes their controllers, then connects. */
   start(): void {
     for (const t of this.taskList.load()) this.track(t);
+    this.prober?.start();
     this.session.start();
   }
 
   async stop(): Promise<void> {
     this.reporter.stop();
     await this.session.stop();
+    await this.prober?.stop();
     await this.sandboxes?.idle();
     this.taskList.flush();
     // Containers keep running under their monitors: a restarted agent re-adopts them.
@@ -162,6 +169,7 @@ export class Agent {
     for (const id of now) if (!before.has(id)) this.log.info({ service: id }, 'agent: registry credential received');
     for (const id of before) if (!now.has(id)) this.log.info({ service: id }, 'agent: registry credential withdrawn');
     this.sandboxes?.want(this.data.networks, this.data.peers.values(), msg.type === AssignmentsMessage_Type.TYPE_COMPLETE);
+    this.prober?.setTargets(pathTargets(this.data.networks, this.data.peers.values()));
     for (const id of changes.withdraw) await this.withdraw(id);
     for (const t of changes.track) this.track(t);
     this.taskList.scheduleSave();

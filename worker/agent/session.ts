@@ -2,6 +2,7 @@
 // heartbeats at the period the dispatcher asks for, the Assignments stream, and status updates
 // sent on the session. When the session ends it moves to another manager: first to the leader a
 // manager named (in the error's metadata), then through the known managers in turn.
+import type { PeerPath } from '../../proto/gen/tswarm/types.js';
 import * as grpc from '@grpc/grpc-js';
 import { DispatcherClient, type AssignmentsMessage, type SessionMessage, type TaskStatusUpdate } from '../../proto/gen/tswarm/dispatcher.js';
 import type { NodeDescription } from '../../proto/gen/tswarm/types.js';
@@ -24,6 +25,8 @@ export interface SessionOptions {
   onEstablished: (addr: string) => void;
   /** The session ended (before the next one is tried). */
   onEnded: () => void;
+  /** What each heartbeat reports of the node's overlay paths (paths.ts); none: nothing. */
+  peerPaths?: () => PeerPath[];
   log: Logger;
 }
 
@@ -125,7 +128,7 @@ export class Session {
         if (managers.length > 0) this.opts.onManagers?.(managers);
         this.opts.log.info({ manager: addr, session: m.sessionId }, 'agent: session established');
         const beat = (): void => {
-          client.heartbeat({ sessionId: this.sessionId }, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (err, res) => {
+          client.heartbeat({ sessionId: this.sessionId, peerPaths: this.opts.peerPaths?.() ?? [] }, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (err, res) => {
             if (err) return end(err);
             heartbeat = setTimeout(beat, Math.max(100, Number(res.periodMs) || 1000));
           });

@@ -199,6 +199,26 @@ export class OverlayDriver {
   }
 
   /**
+   * One probe of the path to another node through the network: an ICMP echo from this node's
+   * address on the network (`from`, the sandbox bridge's; not the gateway, which every node's
+   * bridge holds, so the answer would never come back) to the peer node's (`to`), over VXLAN.
+   * Resolves when answered within `timeoutMs` (whole seconds, at least 1); else a NetworkError
+   * saying what ping saw.
+   */
+  async probe(networkId: string, from: string, to: string, timeoutMs = 1000): Promise<void> {
+    checkIPv4('from', from);
+    checkIPv4('to', to);
+    const wait = String(Math.max(1, Math.round(timeoutMs / 1000)));
+    try {
+      await this.inNs(this.sandboxPath(networkId), ['ping', '-c', '1', '-n', '-q', '-W', wait, '-I', from, to]);
+    } catch (err) {
+      const text = err instanceof CommandError ? err.stderr : (err as Error).message;
+      const why = /0 received|100% packet loss|exit 1\b/.test(text) || text === '' ? `no answer from ${to} within ${wait} s` : text.split('\n').find((l) => l.trim() !== '') ?? text;
+      throw new NetworkError(networkId, why, { cause: err });
+    }
+  }
+
+  /**
    * The sandboxes present (namespaces under /run/netns with this driver's prefix): the network id
    * and the host veth names in each, so that a restarted worker can remove what is stale.
    */

@@ -21,7 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Config, Network, Node, Secret, Task } from "./objects.js";
-import { NodeDescription, RegistryAuth, TaskStatus } from "./types.js";
+import { NodeDescription, PeerPath, RegistryAuth, TaskStatus } from "./types.js";
 
 export const protobufPackage = "tswarm.v1";
 
@@ -54,6 +54,8 @@ export interface SessionMessage {
 
 export interface HeartbeatRequest {
   sessionId: string;
+  /** the node's overlay paths to its peers, all of them */
+  peerPaths: PeerPath[];
 }
 
 export interface HeartbeatResponse {
@@ -111,6 +113,10 @@ export interface NetworkPeer {
   address: string;
   /** the data-path address of the endpoint's node */
   vtep: string;
+  /** the endpoint's node */
+  nodeId: string;
+  /** the endpoint is the node's own address there (the one probed) */
+  nodeAddress: boolean;
 }
 
 /** The registry credential of a service, sent only to the nodes with a task of it to run. */
@@ -527,13 +533,16 @@ export const SessionMessage: MessageFns<SessionMessage> = {
 };
 
 function createBaseHeartbeatRequest(): HeartbeatRequest {
-  return { sessionId: "" };
+  return { sessionId: "", peerPaths: [] };
 }
 
 export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
   encode(message: HeartbeatRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.sessionId !== "") {
       writer.uint32(10).string(message.sessionId);
+    }
+    for (const v of message.peerPaths) {
+      PeerPath.encode(v!, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -559,6 +568,14 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             message.sessionId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.peerPaths.push(PeerPath.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -578,6 +595,11 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
         : isSet(object.session_id)
         ? globalThis.String(object.session_id)
         : "",
+      peerPaths: globalThis.Array.isArray(object?.peerPaths)
+        ? object.peerPaths.map((e: any) => PeerPath.fromJSON(e))
+        : globalThis.Array.isArray(object?.peer_paths)
+        ? object.peer_paths.map((e: any) => PeerPath.fromJSON(e))
+        : [],
     };
   },
 
@@ -585,6 +607,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     const obj: any = {};
     if (message.sessionId !== "") {
       obj.sessionId = message.sessionId;
+    }
+    if (message.peerPaths?.length) {
+      obj.peerPaths = message.peerPaths.map((e) => PeerPath.toJSON(e));
     }
     return obj;
   },
@@ -595,6 +620,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
   fromPartial(object: DeepPartial<HeartbeatRequest>): HeartbeatRequest {
     const message = createBaseHeartbeatRequest();
     message.sessionId = object.sessionId ?? "";
+    message.peerPaths = object.peerPaths?.map((e) => PeerPath.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1284,7 +1310,7 @@ export const NetworkAssignment: MessageFns<NetworkAssignment> = {
 };
 
 function createBaseNetworkPeer(): NetworkPeer {
-  return { id: "", networkId: "", address: "", vtep: "" };
+  return { id: "", networkId: "", address: "", vtep: "", nodeId: "", nodeAddress: false };
 }
 
 export const NetworkPeer: MessageFns<NetworkPeer> = {
@@ -1300,6 +1326,12 @@ export const NetworkPeer: MessageFns<NetworkPeer> = {
     }
     if (message.vtep !== "") {
       writer.uint32(34).string(message.vtep);
+    }
+    if (message.nodeId !== "") {
+      writer.uint32(42).string(message.nodeId);
+    }
+    if (message.nodeAddress !== false) {
+      writer.uint32(48).bool(message.nodeAddress);
     }
     return writer;
   },
@@ -1349,6 +1381,22 @@ export const NetworkPeer: MessageFns<NetworkPeer> = {
             message.vtep = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.nodeAddress = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1371,6 +1419,16 @@ export const NetworkPeer: MessageFns<NetworkPeer> = {
         : "",
       address: isSet(object.address) ? globalThis.String(object.address) : "",
       vtep: isSet(object.vtep) ? globalThis.String(object.vtep) : "",
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+      nodeAddress: isSet(object.nodeAddress)
+        ? globalThis.Boolean(object.nodeAddress)
+        : isSet(object.node_address)
+        ? globalThis.Boolean(object.node_address)
+        : false,
     };
   },
 
@@ -1388,6 +1446,12 @@ export const NetworkPeer: MessageFns<NetworkPeer> = {
     if (message.vtep !== "") {
       obj.vtep = message.vtep;
     }
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    if (message.nodeAddress !== false) {
+      obj.nodeAddress = message.nodeAddress;
+    }
     return obj;
   },
 
@@ -1400,6 +1464,8 @@ export const NetworkPeer: MessageFns<NetworkPeer> = {
     message.networkId = object.networkId ?? "";
     message.address = object.address ?? "";
     message.vtep = object.vtep ?? "";
+    message.nodeId = object.nodeId ?? "";
+    message.nodeAddress = object.nodeAddress ?? false;
     return message;
   },
 };

@@ -20,6 +20,7 @@ import {
   nodeRoleToJSON,
   nodeRoleToNumber,
   NodeStatus,
+  PeerPath,
   SkippedSubnet,
   TaskState,
   taskStateFromJSON,
@@ -57,6 +58,11 @@ export interface Node {
    * the allocator and released when its last task there ends.
    */
   attachments: NetworkAttachment[];
+  /**
+   * The overlay paths from this node to the others it shares a network with, as it reports them
+   * with its heartbeats (written when a state changes).
+   */
+  peerPaths: PeerPath[];
 }
 
 export interface Service {
@@ -191,6 +197,7 @@ function createBaseNode(): Node {
     managerStatus: undefined,
     role: NodeRole.NODE_ROLE_WORKER,
     attachments: [],
+    peerPaths: [],
   };
 }
 
@@ -219,6 +226,9 @@ export const Node: MessageFns<Node> = {
     }
     for (const v of message.attachments) {
       NetworkAttachment.encode(v!, writer.uint32(66).fork()).join();
+    }
+    for (const v of message.peerPaths) {
+      PeerPath.encode(v!, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -300,6 +310,14 @@ export const Node: MessageFns<Node> = {
             message.attachments.push(NetworkAttachment.decode(reader, reader.uint32()));
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.peerPaths.push(PeerPath.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -327,6 +345,11 @@ export const Node: MessageFns<Node> = {
       role: isSet(object.role) ? nodeRoleFromJSON(object.role) : NodeRole.NODE_ROLE_WORKER,
       attachments: globalThis.Array.isArray(object?.attachments)
         ? object.attachments.map((e: any) => NetworkAttachment.fromJSON(e))
+        : [],
+      peerPaths: globalThis.Array.isArray(object?.peerPaths)
+        ? object.peerPaths.map((e: any) => PeerPath.fromJSON(e))
+        : globalThis.Array.isArray(object?.peer_paths)
+        ? object.peer_paths.map((e: any) => PeerPath.fromJSON(e))
         : [],
     };
   },
@@ -357,6 +380,9 @@ export const Node: MessageFns<Node> = {
     if (message.attachments?.length) {
       obj.attachments = message.attachments.map((e) => NetworkAttachment.toJSON(e));
     }
+    if (message.peerPaths?.length) {
+      obj.peerPaths = message.peerPaths.map((e) => PeerPath.toJSON(e));
+    }
     return obj;
   },
 
@@ -379,6 +405,7 @@ export const Node: MessageFns<Node> = {
       : undefined;
     message.role = object.role ?? NodeRole.NODE_ROLE_WORKER;
     message.attachments = object.attachments?.map((e) => NetworkAttachment.fromPartial(e)) || [];
+    message.peerPaths = object.peerPaths?.map((e) => PeerPath.fromPartial(e)) || [];
     return message;
   },
 };

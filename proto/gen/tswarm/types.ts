@@ -981,6 +981,76 @@ export interface NetworkAttachment {
 }
 
 /**
+ * The overlay data path from one node to another through a network they share, as the first
+ * node's probes (an ICMP echo between the nodes' own addresses on the network, over VXLAN, every
+ * few seconds) last found it.
+ */
+export interface PeerPath {
+  /** the peer */
+  nodeId: string;
+  /** the network probed through */
+  networkId: string;
+  state: PeerPath_State;
+  /** when this state began (the probing node's clock) */
+  sinceUnixMs: number;
+  /** what the last failed probe saw; empty while reachable */
+  lastError: string;
+}
+
+export enum PeerPath_State {
+  STATE_UNKNOWN = "STATE_UNKNOWN",
+  STATE_REACHABLE = "STATE_REACHABLE",
+  STATE_UNREACHABLE = "STATE_UNREACHABLE",
+  UNRECOGNIZED = "UNRECOGNIZED",
+}
+
+export function peerPath_StateFromJSON(object: any): PeerPath_State {
+  switch (object) {
+    case 0:
+    case "STATE_UNKNOWN":
+      return PeerPath_State.STATE_UNKNOWN;
+    case 1:
+    case "STATE_REACHABLE":
+      return PeerPath_State.STATE_REACHABLE;
+    case 2:
+    case "STATE_UNREACHABLE":
+      return PeerPath_State.STATE_UNREACHABLE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return PeerPath_State.UNRECOGNIZED;
+  }
+}
+
+export function peerPath_StateToJSON(object: PeerPath_State): string {
+  switch (object) {
+    case PeerPath_State.STATE_UNKNOWN:
+      return "STATE_UNKNOWN";
+    case PeerPath_State.STATE_REACHABLE:
+      return "STATE_REACHABLE";
+    case PeerPath_State.STATE_UNREACHABLE:
+      return "STATE_UNREACHABLE";
+    case PeerPath_State.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export function peerPath_StateToNumber(object: PeerPath_State): number {
+  switch (object) {
+    case PeerPath_State.STATE_UNKNOWN:
+      return 0;
+    case PeerPath_State.STATE_REACHABLE:
+      return 1;
+    case PeerPath_State.STATE_UNREACHABLE:
+      return 2;
+    case PeerPath_State.UNRECOGNIZED:
+    default:
+      return -1;
+  }
+}
+
+/**
  * A subnet of the address pool the manager passed over when it allocated a network's, and why
  * (it overlaps an address or route of a node); shown by `network inspect`.
  */
@@ -4187,6 +4257,155 @@ export const NetworkAttachment: MessageFns<NetworkAttachment> = {
     message.networkId = object.networkId ?? "";
     message.addresses = object.addresses?.map((e) => e) || [];
     message.aliases = object.aliases?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBasePeerPath(): PeerPath {
+  return { nodeId: "", networkId: "", state: PeerPath_State.STATE_UNKNOWN, sinceUnixMs: 0, lastError: "" };
+}
+
+export const PeerPath: MessageFns<PeerPath> = {
+  encode(message: PeerPath, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nodeId !== "") {
+      writer.uint32(10).string(message.nodeId);
+    }
+    if (message.networkId !== "") {
+      writer.uint32(18).string(message.networkId);
+    }
+    if (message.state !== PeerPath_State.STATE_UNKNOWN) {
+      writer.uint32(24).int32(peerPath_StateToNumber(message.state));
+    }
+    if (message.sinceUnixMs !== 0) {
+      writer.uint32(32).int64(message.sinceUnixMs);
+    }
+    if (message.lastError !== "") {
+      writer.uint32(42).string(message.lastError);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PeerPath {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePeerPath();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.networkId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.state = peerPath_StateFromJSON(reader.int32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.sinceUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.lastError = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PeerPath {
+    return {
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+      networkId: isSet(object.networkId)
+        ? globalThis.String(object.networkId)
+        : isSet(object.network_id)
+        ? globalThis.String(object.network_id)
+        : "",
+      state: isSet(object.state) ? peerPath_StateFromJSON(object.state) : PeerPath_State.STATE_UNKNOWN,
+      sinceUnixMs: isSet(object.sinceUnixMs)
+        ? globalThis.Number(object.sinceUnixMs)
+        : isSet(object.since_unix_ms)
+        ? globalThis.Number(object.since_unix_ms)
+        : 0,
+      lastError: isSet(object.lastError)
+        ? globalThis.String(object.lastError)
+        : isSet(object.last_error)
+        ? globalThis.String(object.last_error)
+        : "",
+    };
+  },
+
+  toJSON(message: PeerPath): unknown {
+    const obj: any = {};
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    if (message.networkId !== "") {
+      obj.networkId = message.networkId;
+    }
+    if (message.state !== PeerPath_State.STATE_UNKNOWN) {
+      obj.state = peerPath_StateToJSON(message.state);
+    }
+    if (message.sinceUnixMs !== 0) {
+      obj.sinceUnixMs = Math.round(message.sinceUnixMs);
+    }
+    if (message.lastError !== "") {
+      obj.lastError = message.lastError;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PeerPath>): PeerPath {
+    return PeerPath.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PeerPath>): PeerPath {
+    const message = createBasePeerPath();
+    message.nodeId = object.nodeId ?? "";
+    message.networkId = object.networkId ?? "";
+    message.state = object.state ?? PeerPath_State.STATE_UNKNOWN;
+    message.sinceUnixMs = object.sinceUnixMs ?? 0;
+    message.lastError = object.lastError ?? "";
     return message;
   },
 };
