@@ -5,11 +5,13 @@
 // - a removal in the assignments reaches the worker without breaking the stream;
 // - a status report is answered only once the store has committed it;
 // - a service's registry credential goes only to the nodes with a task of it to run.
+// - a node is sent the overlay networks of its tasks and their endpoints on other nodes, and
+//   changes to them; its heartbeats' path states are recorded when they change.
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AssignmentChange_Action, AssignmentsMessage_Type, DispatcherClient, type AssignmentsMessage, type SessionMessage } from '../proto/gen/tswarm/dispatcher.js';
-import { Node, Service, Task, type Secret } from '../proto/gen/tswarm/objects.js';
-import { NodeRole, NodeState, TaskState, type RegistryAuth } from '../proto/gen/tswarm/types.js';
+import { Network, Node, Service, Task, type Secret } from '../proto/gen/tswarm/objects.js';
+import { NodeRole, NodeState, PeerPath_State, TaskState, type RegistryAuth } from '../proto/gen/tswarm/types.js';
 import { NodeCertProvider, TLS_CHANNEL_OPTIONS } from '../common/certs.js';
 import { createLogger } from '../common/logger.js';
 import { createNodeKey, createRootCA, issueNodeCertificate, type RootCA } from '../manager/ca/ca.js';
@@ -322,6 +324,97 @@ describe('dispatcher secrets', () => {
     await until('the missing secret', () => msgs.flatMap(secretsIn).length === 2);
     expect(msgs.flatMap(secretsIn)[1]).toEqual([AssignmentChange_Action.ACTION_UPDATE, 'api-key', 'sesame']);
     expect(opened).toHaveBeenCalledTimes(2);
+    session.cancel();
+    assignments.cancel();
+  });
+});
+
+describe('dispatcher overlay networks', () => {
+  const onFront = (id: string, nodeId: string, address: string, state = TaskState.TASK_STATE_RUNNING): Task =>
+    Task.fromPartial({ id, serviceId: 's1', slot: 1, nodeId, desiredState: TaskState.TASK_STATE_RUNNING, status: { state, message: '', timestampUnixMs: 1 }, networks: [{ networkId: 'front', addresses: [`${address}/24`], aliases: [] }] });
+  const node = (id: string, dataPathAddr: string, nodeAddress: string): Node =>
+    Node.fromPartial({
+      id,
+      role: NodeRole.NODE_ROLE_WORKER,
+      status: { state: NodeState.NODE_STATE_READY, message: '', addr: '' },
+      description: { hostname: id, dataPathAddr },
+      attachments: [{ networkId: 'front', addresses: [`${nodeAddress}/24`], aliases: [] }],
+    });
+  /** The network and peer items of a message: [action, what, detail]. */
+  const netItems = (m: AssignmentsMessage): [AssignmentChange_Action, string, string][] =>
+    m.changes.flatMap((c): [AssignmentChange_Action, string, string][] => {
+      const item = c.assignment?.item;
+      if (item?.$case === 'network') return [[c.action, `network ${item.network.network?.id ?? ''}`, item.network.nodeAddress]];
+      if (item?.$case === 'peer') return [[c.action, `peer ${item.peer.id}`, c.action === AssignmentChange_Action.ACTION_REMOVE ? '' : `${item.peer.address} via ${item.peer.vtep}${item.peer.nodeAddress ? ' (node)' : ''}`]];
+      return [];
+    });
+
+  const d = servedDispatcher({
+    seed: (tx) => {
+      tx.create('network', Network.fromPartial({ id: 'front', vni: 4096, spec: { annotations: { name: 'front', labels: {} }, driver: 'overlay' }, ipam: [{ subnet: '10.0.0.0/24', gateway: '10.0.0.1', range: '' }] }));
+      tx.create('node', node('w1', '10.77.0.12', '10.0.0.201'));
+      tx.create('node', node('w2', '10.77.0.13', '10.0.0.202'));
+      tx.create('task', onFront('t1', 'w1', '10.0.0.2'));
+      tx.create('task', onFront('t2', 'w2', '10.0.0.3'));
+    },
+  });
+  const { store, dispatcher } = d;
+
+  it("sends a node its tasks' networks with its own address, and the endpoints on other nodes; then only what changes", async () => {
+    dispatcher.start();
+    const { session, assignments, msgs } = await openAssignments(d.client);
+    const U = AssignmentChange_Action.ACTION_UPDATE;
+    expect(netItems(msgs[0]!).sort()).toEqual(
+      [
+        [U, 'network front', '10.0.0.201/24'],
+        [U, 'peer front:t2', '10.0.0.3 via 10.77.0.13'],
+        [U, 'peer front:node:w2', '10.0.0.202 via 10.77.0.13 (node)'],
+      ].sort(),
+    );
+    // Another task lands on w2: one peer more, nothing else.
+    await store.update((tx) => tx.create('task', onFront('t3', 'w2', '10.0.0.4', TaskState.TASK_STATE_ASSIGNED)));
+    await until('the new peer', () => msgs.length === 2);
+    expect(netItems(msgs[1]!)).toEqual([[U, 'peer front:t3', '10.0.0.4 via 10.77.0.13']]);
+    // t2 ends: its peer is withdrawn. w2's data path moves: its endpoints' VTEP changes.
+    await store.update((tx) => tx.update('task', { ...tx.get('task', 't2')!, status: { ...tx.get('task', 't2')!.status!, state: TaskState.TASK_STATE_SHUTDOWN } }));
+    await until('the removal', () => msgs.flatMap(netItems).some(([a]) => a === AssignmentChange_Action.ACTION_REMOVE));
+    expect(msgs.flatMap(netItems).filter(([a]) => a === AssignmentChange_Action.ACTION_REMOVE)).toEqual([[AssignmentChange_Action.ACTION_REMOVE, 'peer front:t2', '']]);
+    const before = msgs.length;
+    await store.update((tx) => tx.update('node', { ...tx.get('node', 'w2')!, description: { ...tx.get('node', 'w2')!.description!, dataPathAddr: '10.77.0.99' } }));
+    await until('the new VTEP', () => msgs.slice(before).flatMap(netItems).length === 2);
+    expect(msgs.slice(before).flatMap(netItems).sort()).toEqual(
+      [
+        [U, 'peer front:t3', '10.0.0.4 via 10.77.0.99'],
+        [U, 'peer front:node:w2', '10.0.0.202 via 10.77.0.99 (node)'],
+      ].sort(),
+    );
+    // Its own task ends: the network and every peer go.
+    await store.update((tx) => tx.update('task', { ...tx.get('task', 't1')!, status: { ...tx.get('task', 't1')!.status!, state: TaskState.TASK_STATE_COMPLETE } }));
+    await until('the network withdrawn', () => msgs.flatMap(netItems).some(([a, what]) => a === AssignmentChange_Action.ACTION_REMOVE && what === 'network front'));
+    session.cancel();
+    assignments.cancel();
+  });
+
+  it('records the path states a heartbeat carries, only when they change', async () => {
+    dispatcher.start();
+    const { session, assignments } = await openAssignments(d.client);
+    const first = await new Promise<SessionMessage>((resolve) => {
+      const s = d.client.session({ sessionId: '' });
+      s.on('error', () => undefined);
+      s.once('data', (m: SessionMessage) => {
+        resolve(m);
+        s.cancel();
+      });
+    });
+    const path = { nodeId: 'w2', networkId: 'front', state: PeerPath_State.STATE_UNREACHABLE, sinceUnixMs: 5, lastError: 'no answer from 10.0.0.202 within 1 s' };
+    const beat = (): Promise<void> => new Promise((resolve, reject) => d.client.heartbeat({ sessionId: first.sessionId, peerPaths: [path] }, (err) => (err ? reject(err) : resolve())));
+    await beat();
+    await until('the paths recorded', () => store.get('node', 'w1')!.peerPaths.length === 1);
+    expect(store.get('node', 'w1')!.peerPaths).toEqual([path]);
+    const version = store.get('node', 'w1')!.meta!.version;
+    await beat();
+    await beat();
+    expect(store.get('node', 'w1')!.meta!.version).toBe(version);
     session.cancel();
     assignments.cancel();
   });
