@@ -86,6 +86,19 @@ describe('overlay networks across lab hosts', () => {
       return r.code === 0 && r.stdout.includes('hello from') ? r.stdout : undefined;
     }, 10_000);
     expect(tcp.trim()).toBe(`hello from ${b!.id.slice(0, 12)}`);
+    // UDP too (busybox's nc has none: node's dgram, run in the two containers' network namespaces).
+    const server = `const s = require('node:dgram').createSocket('udp4'); s.on('message', (m, r) => s.send('echo ' + m, r.port, r.address)); s.bind(7001, () => console.log('ready')); setTimeout(() => process.exit(0), 15000);`;
+    const client = `const s = require('node:dgram').createSocket('udp4'); const t = setInterval(() => s.send('ping', 7001, '${addrB}'), 200); s.on('message', (m) => { console.log(String(m)); clearInterval(t); process.exit(0); }); setTimeout(() => process.exit(1), 10000);`;
+    const hostB = c.host(await hostOf(b!));
+    const pidB = (JSON.parse((await hostB.exec(RUNTIME, ['state', b!.id])).stdout) as { pid: number }).pid;
+    const echo = hostB.start('udp-echo', 'nsenter', ['-t', String(pidB), '-n', '--', process.execPath, '-e', server]);
+    try {
+      await echo.waitForLog(/ready/, 10_000);
+      const udp = await inNetns(a!, [process.execPath, '-e', client]);
+      expect(udp.stdout.trim()).toBe('echo ping');
+    } finally {
+      await echo.kill9();
+    }
     // The interface: the first network is eth0, at 1500 − 50; the bridge (eth1) gives the default route.
     const links = await inside(a!, 'cat /sys/class/net/eth0/mtu; ip -4 addr show eth0; ip route');
     expect(links.stdout).toMatch(/^1450\n/);
@@ -148,7 +161,7 @@ describe('overlay networks across lab hosts', () => {
 
   it('gives an internal network no way out, a container on two networks both, and keeps networks apart', async () => {
     await c.ok('m1', 'service', 'create', '--name', 'both', '--image', c.image, '--constraint', 'node.role==worker', '--network', 'back', '--network', 'front', '--', 'sleep', '600');
-    await c.ok('m1', 'service', 'create', '--name', 'inner', '--image', c.image, '--constraint', 'node.role==worker', '--network', 'back', '--', 'sleep', '600');
+    await c.ok('m1', 'service', 'create', '--name', 'inner', '--image', c.image, '--stop-grace-period', '1s', '--constraint', 'node.role==worker', '--network', 'back', '--', 'sleep', '600');
     const [both] = await running('both', 1);
     const [inner] = await running('inner', 1);
     const web = await running('web', 2);
@@ -158,14 +171,22 @@ describe('overlay networks across lab hosts', () => {
     expect(routes.stdout).not.toMatch(/default/); // its first network, back, is internal
     expect((await inside(both!, `ping -c 1 -W 2 ${addressOn(inner!, back)}`)).code).toBe(0);
     for (const w of web) expect((await inside(both!, `ping -c 1 -W 2 ${addressOn(w, front)}`)).code).toBe(0);
-    // inner is on back only: no way to front's tasks, none out.
-    expect((await inside(inner!, `ping -c 1 -W 1 ${addressOn(web[0]!, front)}`)).code).not.toBe(0);
-    expect((await inside(inner!, `ping -c 1 -W 1 ${c.addr('m1').split(':')[0]}`)).code).not.toBe(0);
+    // Attached to front too by an update: its new task has both, in the new order.
+    await c.ok('m1', 'service', 'update', '--network-add', 'front', 'inner');
+    const [inner2] = (await running('inner', 1)).filter((t) => t.id !== inner!.id);
+    expect(inner2!.networks!.map((a) => a.networkId)).toEqual([back.id, front.id]);
+    expect((await inside(inner2!, `ping -c 1 -W 2 ${addressOn(web[0]!, front)}`)).code).toBe(0);
+    await c.ok('m1', 'service', 'update', '--network-rm', 'front', 'inner');
+    // inner is on back only again: no way to front's tasks, none out.
+    const [inner3] = await running('inner', 1);
+    expect(inner3!.networks!.map((a) => a.networkId)).toEqual([back.id]);
+    expect((await inside(inner3!, `ping -c 1 -W 1 ${addressOn(web[0]!, front)}`)).code).not.toBe(0);
+    expect((await inside(inner3!, `ping -c 1 -W 1 ${c.addr('m1').split(':')[0]}`)).code).not.toBe(0);
   }, 150_000);
 
   it('reaches a task moved to another host at its new place, with its old entries gone everywhere; a host\'s last task of a network takes its sandbox', async () => {
     await c.ok('m1', 'service', 'rm', 'both', 'inner');
-    await c.ok('m1', 'service', 'create', '--name', 'mover', '--image', c.image, '--constraint', 'node.role==worker', '--network', 'back', '--', 'sleep', '600');
+    await c.ok('m1', 'service', 'create', '--name', 'mover', '--image', c.image, '--stop-grace-period', '1s', '--constraint', 'node.role==worker', '--network', 'back', '--', 'sleep', '600');
     await c.ok('m1', 'service', 'create', '--name', 'anchor', '--image', c.image, '--constraint', 'node.role==worker', '--replicas-max-per-node', '1', '--replicas', '2', '--network', 'back', '--', 'sleep', '600');
     const [m] = await running('mover', 1);
     const from = await hostOf(m!);

@@ -345,9 +345,10 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
                 if (!a.detach) await waitConverged(g(a), service.id, a.timeout);
                 return;
               }
-              const draft = updateServiceSpec(service.spec!, flags, unresolvedRefs(flags), a.service);
-              const image = imageRequestOptions(a, draft.task?.container?.image ?? '');
+              // The references looked up first: a --network-rm by name is checked against the
+              // service's networks, which its spec names by id.
               const spec = updateServiceSpec(service.spec!, flags, await lookUpReferences(tgt(g(a)), flags), a.service);
+              const image = imageRequestOptions(a, spec.task?.container?.image ?? '');
               const r = await rpc<{ warnings: string[] }>(tgt(g(a)), 'updateService', { serviceId: service.id, version: service.meta?.version ?? 0, spec, rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE, ...image });
               printWarnings(r.warnings);
               process.stdout.write(`${service.spec?.annotations?.name}\n`);
