@@ -7,6 +7,7 @@
 #   bench/run.sh controlapi [--rounds 4] [--seconds 8] [--warm-up-seconds 3] [--via-follower] [--steady-seconds 600] [--report-every 60] [--snapshot-interval N] [--kind secret|config]
 #   bench/run.sh scheduler [--nodes 5000] [--tasks 10000] [--managers 1|3] [--phase pending|services|both] [--trials 3]
 #   bench/run.sh orchestration [--replicas 100] [--trials 3] [--skip-docker] [--skip-ours] [--lost-worker-trials 5] [--logs DIR]
+#   bench/run.sh network [--seconds 5] [--exchanges 2000] [--trials 2] [--reach-trials 20] [--skip-docker] [--skip-ours]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: bench/run.sh NAME [ARGS...] (NAME: raft, runtime, controlapi)}

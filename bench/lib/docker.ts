@@ -1,20 +1,24 @@
 // Docker Swarm mode as a benchmark anchor: Debian's dockerd (docker.io) in a lab host of its own,
-// a one-node swarm, and the set-up's busybox image loaded with `docker import`.
+// a one-node swarm (or a manager and workers, one dockerd per lab host), and the set-up's busybox
+// image loaded with `docker import`.
 //
 // Contract: `DockerSwarm.create` installs docker.io with apt-get when `dockerd` is missing (one
-// `apt-get update` if the install fails), then starts dockerd inside a one-host lab (its own
+// `apt-get update` if the install fails), then starts dockerd inside each host of a lab (its own
 // network, mount and UTS namespaces: docker0, docker_gwbridge, the ingress sandbox, veths and
 // every iptables/nft rule dockerd adds live in that network namespace; its mounts in that mount
-// namespace; its data-root in the host's state directory). `destroy` removes everything, also
-// after a failure half-way: services and containers (`rm -f`), `swarm leave --force`, dockerd
-// (SIGTERM, then SIGKILL), every process left in dockerd's cgroup parent, the lab (which kills
-// containerd and the shims and deletes the namespaces and the state directory), then the cgroup
-// parent in every hierarchy. It checks that the machine's own nft ruleset and network devices are
-// what they were before, and says so when not.
+// namespace; its data-root in the host's state directory), `swarm init` on the first host and
+// `swarm join` on the others (`workers`), and returns once every node is Ready. `destroy` removes
+// everything, also after a failure half-way: services and containers (`rm -f`), `swarm leave
+// --force` (workers first), every dockerd (SIGTERM, then SIGKILL), every process left in the
+// dockerds' cgroup parent, the lab (which kills containerd and the shims and deletes the
+// namespaces and the state directory), then the cgroup parent in every hierarchy. It checks that
+// the machine's own nft ruleset and network devices are what they were before, and says so when
+// not. On SIGINT, SIGTERM or SIGHUP the lab tears itself down (test/lab/lab.ts), and the
+// containers, which live in namespaces of their own out of its reach, are killed by cgroup.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { HOST_STATE_MOUNT, Lab, type ExecResult, type LabHost, type LabProcess } from '../../test/lab/lab.js';
+import { HOST_STATE_MOUNT, Lab, sleepSync, type ExecResult, type LabHost, type LabProcess } from '../../test/lab/lab.js';
 
 export const DOCKERD = '/usr/sbin/dockerd';
 /** Debian's client, named by path: another `docker` may come first in PATH. */
@@ -74,8 +78,29 @@ function pidsIn(dirs: string[]): number[] {
   return [...pids];
 }
 
+export interface DockerSwarmOptions {
+  /** Hosts that join the swarm as workers (docker-w1, ...), each with a dockerd of its own; default 0. */
+  workers?: number;
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** SIGKILL to every process in the cgroups under `rel`; how many there were. */
+function killCgroup(rel: string): number {
+  const pids = pidsIn(cgroupDirs(rel));
+  for (const p of pids) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  return pids.length;
+}
+
 export class DockerSwarm {
-  private dockerd: LabProcess | undefined;
+  /** The dockerd of each host, by host name. */
+  private readonly dockerds = new Map<string, LabProcess>();
   private readonly before = machineNetState();
   /** What `destroy` found wrong (left-overs it could not remove); empty when clean. */
   readonly leftovers: string[] = [];
@@ -86,42 +111,60 @@ export class DockerSwarm {
     readonly cgroupParent: string,
   ) {}
 
+  /** The manager's host (the only one of a one-node swarm). */
   get host(): LabHost {
     return this.lab.host('docker');
+  }
+
+  /** The workers' hosts, in order. */
+  get workers(): LabHost[] {
+    return this.lab.hosts.filter((h) => h.name !== 'docker');
   }
 
   get sock(): string {
     return '/run/dk/docker.sock';
   }
 
+  /** Kills the containers by cgroup when a signal ends this process before `destroy` (the lab tears down the rest). */
+  private readonly onSignal = (sig: NodeJS.Signals): void => {
+    for (let round = 0; round < 3 && killCgroup(this.cgroupParent) > 0; round++) sleepSync(200);
+    for (const d of cgroupDirs(this.cgroupParent)) {
+      try {
+        rmdirSync(d);
+      } catch {
+        // still busy; a signal leaves no time to wait
+      }
+    }
+    // The lab's handler raised the signal again while this listener still held it; the last
+    // listener gone, raising it once more ends the process by its default action.
+    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+  };
+
   /** dockerd's version (from `dockerd --version`). */
   static version(): string {
     return (spawnSync(DOCKERD, ['--version'], { encoding: 'utf8' }).stdout ?? '').trim();
   }
 
-  static async create(): Promise<DockerSwarm> {
+  static async create(options: DockerSwarmOptions = {}): Promise<DockerSwarm> {
     ensureDocker();
-    const lab = await Lab.create({ hosts: ['docker'], subnetPrefix: '10.79.0' });
+    const workers = Array.from({ length: options.workers ?? 0 }, (_, i) => `docker-w${i + 1}`);
+    const lab = await Lab.create({ hosts: ['docker', ...workers], subnetPrefix: '10.79.0' });
     const d = new DockerSwarm(lab, `/tswarm-bench-docker-${process.pid}`);
+    for (const sig of SIGNALS) process.once(sig, d.onSignal);
     try {
-      const h = d.host;
-      // Short paths under the host's private /run (unix socket paths are limited to 108 bytes).
-      d.dockerd = h.start('dockerd', DOCKERD, [
-        '--data-root', `${HOST_STATE_MOUNT}/docker`,
-        '--exec-root', '/run/dk/x',
-        '--pidfile', '/run/dk/dockerd.pid',
-        '-H', `unix://${d.sock}`,
-        '--exec-opt', 'native.cgroupdriver=cgroupfs',
-        '--cgroup-parent', d.cgroupParent,
-        '--storage-driver', 'overlay2',
-        '--log-level', 'warn',
-      ]);
-      const end = Date.now() + 60_000;
-      while ((await d.docker('version')).code !== 0) {
-        if (!d.dockerd.running || Date.now() > end) throw new Error(`dockerd did not start:\n${d.dockerd.log().slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 250));
+      await Promise.all(lab.hosts.map((h) => d.startDockerd(h)));
+      await d.ok('swarm', 'init', '--advertise-addr', d.host.address);
+      if (workers.length > 0) {
+        const token = (await d.ok('swarm', 'join-token', 'worker', '-q')).trim();
+        for (const w of d.workers) await d.okOn(w, 'swarm', 'join', '--token', token, '--advertise-addr', w.address, `${d.host.address}:2377`);
+        const end = Date.now() + 60_000;
+        for (;;) {
+          const states = (await d.ok('node', 'ls', '--format', '{{.Status}}')).split('\n').filter(Boolean);
+          if (states.length === lab.hosts.length && states.every((s) => s === 'Ready')) break;
+          if (Date.now() > end) throw new Error(`the docker nodes are not all Ready after 60 s: ${states.join(', ')}`);
+          await new Promise((r) => setTimeout(r, 250));
+        }
       }
-      await d.ok('swarm', 'init', '--advertise-addr', h.address);
       return d;
     } catch (err) {
       await d.destroy();
@@ -129,26 +172,62 @@ export class DockerSwarm {
     }
   }
 
+  /** Starts a host's dockerd and waits until it answers. */
+  private async startDockerd(h: LabHost): Promise<void> {
+    // Short paths under the host's private /run (unix socket paths are limited to 108 bytes).
+    const p = h.start('dockerd', DOCKERD, [
+      '--data-root', `${HOST_STATE_MOUNT}/docker`,
+      '--exec-root', '/run/dk/x',
+      '--pidfile', '/run/dk/dockerd.pid',
+      '-H', `unix://${this.sock}`,
+      '--exec-opt', 'native.cgroupdriver=cgroupfs',
+      '--cgroup-parent', this.cgroupParent,
+      '--storage-driver', 'overlay2',
+      '--log-level', 'warn',
+    ]);
+    this.dockerds.set(h.name, p);
+    const end = Date.now() + 60_000;
+    while ((await this.dockerOn(h, 'version')).code !== 0) {
+      if (!p.running || Date.now() > end) throw new Error(`dockerd on ${h.name} did not start:\n${p.log().slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /** The docker client against the manager's dockerd. */
   docker(...args: string[]): Promise<ExecResult> {
-    return this.host.exec(DOCKER, ['-H', `unix://${this.sock}`, ...args], { timeoutMs: 300_000 });
+    return this.dockerOn(this.host, ...args);
+  }
+
+  /** The docker client against the dockerd of `h`. */
+  dockerOn(h: LabHost, ...args: string[]): Promise<ExecResult> {
+    return h.exec(DOCKER, ['-H', `unix://${this.sock}`, ...args], { timeoutMs: 300_000 });
   }
 
   async ok(...args: string[]): Promise<string> {
-    const r = await this.docker(...args);
-    if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed (${r.code}): ${r.stderr}${r.stdout}`);
+    return this.okOn(this.host, ...args);
+  }
+
+  async okOn(h: LabHost, ...args: string[]): Promise<string> {
+    const r = await this.dockerOn(h, ...args);
+    if (r.code !== 0) throw new Error(`docker ${args.join(' ')} on ${h.name} failed (${r.code}): ${r.stderr}${r.stdout}`);
     return r.stdout;
   }
 
   /**
-   * `docker import` of an OCI image layout's root filesystem as `tag`: the layers' tars in order,
-   * unpacked into one directory (whiteouts dropped) unless there is just one, which goes as is.
+   * `docker import` of an OCI image layout's root filesystem as `tag` on every host: the layers'
+   * tars in order, unpacked into one directory (whiteouts dropped) unless there is just one, which
+   * goes as is.
    */
   async importLayout(layout: string, tag: string): Promise<void> {
+    for (const h of this.lab.hosts) await this.importLayoutOn(h, layout, tag);
+  }
+
+  private async importLayoutOn(h: LabHost, layout: string, tag: string): Promise<void> {
     const blob = (digest: string): string => join(layout, 'blobs', ...digest.split(':'));
     const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     const manifest = JSON.parse(readFileSync(blob(index.manifests[0]!.digest), 'utf8')) as { layers: { digest: string }[] };
     const inside = `${HOST_STATE_MOUNT}/import`;
-    const outside = join(this.host.stateDir, 'import');
+    const outside = join(h.stateDir, 'import');
     let script: string;
     if (manifest.layers.length === 1) {
       script = `cp ${blob(manifest.layers[0]!.digest)} ${outside}.tgz`;
@@ -157,33 +236,27 @@ export class DockerSwarm {
     }
     const r = spawnSync('sh', ['-c', script], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`unpacking ${layout}: ${r.stderr}`);
-    await this.ok('import', '--change', 'ENV PATH=/bin', `${inside}.tgz`, tag);
+    await this.okOn(h, 'import', '--change', 'ENV PATH=/bin', `${inside}.tgz`, tag);
   }
 
   /** Removes everything (see the contract above); never throws, records what it could not remove in `leftovers`. */
   async destroy(): Promise<void> {
-    const quiet = async (...args: string[]): Promise<string> => (await this.docker(...args).catch(() => undefined))?.stdout ?? '';
-    if (this.dockerd?.running) {
-      const services = (await quiet('service', 'ls', '-q')).split('\n').filter(Boolean);
-      if (services.length > 0) await quiet('service', 'rm', ...services);
-      const containers = (await quiet('ps', '-aq')).split('\n').filter(Boolean);
-      if (containers.length > 0) await quiet('rm', '-f', ...containers);
-      await quiet('swarm', 'leave', '--force');
-      await this.dockerd.stop(30_000).catch(() => undefined);
+    const quiet = async (h: LabHost, ...args: string[]): Promise<string> => (await this.dockerOn(h, ...args).catch(() => undefined))?.stdout ?? '';
+    const up = (h: LabHost): boolean => this.dockerds.get(h.name)?.running ?? false;
+    if (up(this.host)) {
+      const services = (await quiet(this.host, 'service', 'ls', '-q')).split('\n').filter(Boolean);
+      if (services.length > 0) await quiet(this.host, 'service', 'rm', ...services);
     }
+    // Workers first: the manager leaving first would leave them waiting for it.
+    for (const h of [...this.workers, this.host].filter(up)) {
+      const containers = (await quiet(h, 'ps', '-aq')).split('\n').filter(Boolean);
+      if (containers.length > 0) await quiet(h, 'rm', '-f', ...containers);
+      await quiet(h, 'swarm', 'leave', '--force');
+    }
+    await Promise.all([...this.dockerds.values()].map((p) => p.stop(30_000).catch(() => undefined)));
     // Containers run in namespaces of their own, out of the lab's reach: kill them by cgroup.
-    for (let round = 0; round < 3; round++) {
-      const pids = pidsIn(cgroupDirs(this.cgroupParent));
-      if (pids.length === 0) break;
-      for (const p of pids) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    for (let round = 0; round < 3 && killCgroup(this.cgroupParent) > 0; round++) await new Promise((r) => setTimeout(r, 200));
+    for (const sig of SIGNALS) process.removeListener(sig, this.onSignal);
     await this.lab.destroy().catch((err: Error) => this.leftovers.push(`lab: ${err.message}`));
     for (const d of cgroupDirs(this.cgroupParent)) {
       try {
