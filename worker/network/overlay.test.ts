@@ -178,6 +178,8 @@ describe('overlay driver', () => {
     ].join('\n'));
     expect(await h.da.ensure(net)).toEqual({ mtu: UNDERLAY_MTU - 50 });
     expect(await h.da.ensure(net)).toEqual({ mtu: UNDERLAY_MTU - 50 }); // idempotent
+    // Bridged frames skip netfilter in the sandbox (where br_netfilter is loaded, as here).
+    if (existsSync('/proc/sys/net/bridge')) expect(sh(['nsenter', `--net=${h.da.sandboxPath(net.id)}`, '--', 'sysctl', '-n', 'net.bridge.bridge-nf-call-iptables']).trim()).toBe('0');
     await h.db.ensure(net);
     const ca = container(h, 'ca');
     const cb = container(h, 'cb');

@@ -272,6 +272,10 @@ export class OverlayDriver {
       if (present === undefined) {
         await this.runner(['ip', 'netns', 'add', name]);
         made = true;
+        // Frames the sandbox's bridge forwards are not passed through netfilter (br_netfilter,
+        // loaded on Docker's hosts, defaults to on in every namespace): nothing filters them
+        // here, and the hook costs every packet. -e: the keys are absent without br_netfilter.
+        await this.inNs(sbx, ['sysctl', '-q', '-e', '-w', 'net.bridge.bridge-nf-call-iptables=0', 'net.bridge.bridge-nf-call-ip6tables=0', 'net.bridge.bridge-nf-call-arptables=0']);
       }
       if (plan.before.length > 0) await this.inNs(sbx, ['ip', '-batch', '-'], lines(plan.before));
       // Made from the host namespace, so that its UDP socket is bound there; `netns` puts the device itself in the sandbox.
