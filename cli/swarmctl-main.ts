@@ -43,7 +43,7 @@ const cli = yargs(hostEntryFlags(followFlag(hideBin(process.argv))))
   .usage('$0 <command> [options]\n\nDrives a tswarm cluster.')
   .version(VERSION)
   .strict()
-  .parserConfiguration({ 'camel-case-expansion': false, 'populate--': true, 'greedy-arrays': false })
+  .parserConfiguration({ 'camel-case-expansion': false, 'populate--': true })
   .fail(failUsage)
   .option('socket', {
     alias: 's',

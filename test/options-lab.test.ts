@@ -198,10 +198,18 @@ describe('options in force inside containers', () => {
       [['--isolation', 'hyperv'], /--isolation: "hyperv" is not supported/],
       [['--sysctl', 'vm.swappiness=10'], /--sysctl: "vm.swappiness" is not namespaced/],
       [['--credential-spec', 'file://x'], /Unknown argument: credential-spec/],
-      [['--network', 'backend'], /--network: attaching services to overlay networks is not supported yet/],
     ] as const) {
       const r = await c.ctl('m1', 'service', 'create', '--name', 'refused', '--image', c.image, ...flags, '--', 'sleep', '1');
       expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(rule);
+    }
+    // Refused by the manager (exit 1), naming the field: an alias needs the embedded DNS; a network that does not exist.
+    for (const [flags, rule] of [
+      [['--network', 'name=nope,alias=db'], /spec\.task\.networks\[0\]\.aliases: network aliases are names in the embedded DNS/],
+      [['--network', 'nope'], /spec\.task\.networks\[0\]\.target: network "nope" not found/],
+    ] as const) {
+      const r = await c.ctl('m1', 'service', 'create', '--name', 'refused', '--image', c.image, ...flags, '--', 'sleep', '1');
+      expect(r.code).toBe(1);
       expect(r.stderr).toMatch(rule);
     }
     expect((await c.ctl('m1', 'service', 'inspect', 'refused')).code).toBe(1);

@@ -244,8 +244,8 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
             o
               .positional('node', { type: 'string', demandOption: true })
               .option('availability', { choices: ['active', 'pause', 'drain'] as const })
-              .option('label-add', { type: 'string', array: true })
-              .option('label-rm', { type: 'string', array: true }),
+              .option('label-add', { type: 'string', array: true, nargs: 1 })
+              .option('label-rm', { type: 'string', array: true, nargs: 1 }),
           (a) =>
             act(async () => {
               const { node } = await rpc<{ node: Node }>(tgt(g(a)), 'getNode', { id: a.node });
@@ -430,8 +430,9 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
               .option('ip-range', { type: 'string', describe: 'Allocate tasks\' addresses from this part of the subnet, CIDR' })
               .option('attachable', { type: 'boolean', default: false, describe: 'Standalone containers may join it' })
               .option('internal', { type: 'boolean', default: false, describe: 'No way out of the network' })
-              .option('opt', { alias: 'o', type: 'string', array: true, describe: 'Driver option KEY=VALUE (com.docker.network.driver.mtu=N)' })
-              .option('label', { type: 'string', array: true, describe: 'KEY=VALUE (repeatable)' }),
+              // One value per flag (nargs), so that the network's name may follow: --opt a=b NAME.
+              .option('opt', { alias: 'o', type: 'string', array: true, nargs: 1, describe: 'Driver option KEY=VALUE (com.docker.network.driver.mtu=N)' })
+              .option('label', { type: 'string', array: true, nargs: 1, describe: 'KEY=VALUE (repeatable)' }),
           (a) =>
             act(async () => {
               const subnet = a.subnet ?? '';

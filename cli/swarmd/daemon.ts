@@ -229,15 +229,20 @@ export class Daemon {
     this.agent.start();
   }
 
-  /** --data-path-addr, or the advertise address; it must be one of this host's (VXLAN's outer source is pinned to it). */
+  /**
+   * --data-path-addr, or the advertise address. VXLAN's outer source is pinned to it, so it must
+   * be one of this host's: given, it is checked now; taken from the advertise address (which may
+   * be one behind NAT, or a loopback alias), a warning now, and the overlay driver refuses it when
+   * a network is first used here, naming `dataPathAddr`.
+   */
   private async dataPathAddr(settings: AgentSettings, runner: CommandRunner): Promise<string> {
     const flag = settings.dataPathAddr;
     const advertised = this.settings?.advertiseAddr ?? '';
     const addr = flag ?? (advertised.includes(':') ? advertised.slice(0, advertised.lastIndexOf(':')) : advertised);
-    const what = flag !== undefined ? '--data-path-addr' : `the advertise address (${advertised})`;
     if (!addr) throw new DaemonError('--data-path-addr: required (this node has no advertise address to take it from)');
     if (!hasAddress(await runner(['ip', '-j', '-4', 'addr', 'show']), addr)) {
-      throw new DaemonError(`${what}: ${addr} is not an IPv4 address of this host; overlay traffic must leave from an address the other nodes reach (give one with --data-path-addr)`);
+      if (flag !== undefined) throw new DaemonError(`--data-path-addr: ${addr} is not an IPv4 address of this host; overlay traffic must leave from an address the other nodes reach`);
+      this.log!.warn({ dataPathAddr: addr }, 'the advertise address is not an address of this host: overlay networks will not work here until swarmd is started with --data-path-addr');
     }
     return addr;
   }

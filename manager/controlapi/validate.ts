@@ -241,6 +241,8 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
     if (!n.target) fail(`${field}.task.networks[${i}].target`, 'is required (a network name or id)');
     if (networks.has(n.target)) fail(`${field}.task.networks[${i}].target`, `"${n.target}" is attached twice`);
     networks.add(n.target);
+    // Refused rather than recorded and not in force: an alias is a name in the embedded DNS.
+    if (n.aliases.length > 0) fail(`${field}.task.networks[${i}].aliases`, 'network aliases are names in the embedded DNS, which comes with service discovery; not supported yet');
   });
   if (task.logDriver) {
     try {

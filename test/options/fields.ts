@@ -138,7 +138,7 @@ export const FIELDS: Record<string, Coverage> = {
   'placement.platforms.os': { test: { file: SCHED, name: 'matches the platforms of the placement' } },
   'placement.platforms.architecture': { test: { file: SCHED, name: 'matches the platforms of the placement' } },
   'placement.maxReplicasPerNode': { test: { file: SCHED, name: 'limits replicas per node, counting the tasks of the same service only' } },
-  'networks.target': { refused: (s) => s.task!.networks.push({ target: 'backend', aliases: [] }) },
+  'networks.target': { test: { file: 'test/overlay-lab.test.ts', name: 'connects tasks on two hosts by address (ICMP and TCP), at the underlay MTU less 50, with a way out; keeps the network while in use' } },
   'networks.aliases': { refused: (s) => s.task!.networks.push({ target: 'backend', aliases: ['db'] }) },
   'forceUpdate': { test: { file: LAB, name: 'rolls the tasks out again on --force, with nothing else changed' } },
   'logDriver.name': { test: { file: LAB, name: 'keeps no log for a --log-driver none service' } },

@@ -217,12 +217,12 @@ describe('readLog over rotated files', () => {
     const child = spawn(process.execPath, ['-e', script, log, '5'], { stdio: 'ignore' });
     try {
       for (let i = 0; i < 200 && !existsSync(`${log}.4`); i++) await sleep(5);
-      // Bounded by count, not time: a loaded CI machine lists slower, and what matters is that
-      // many listings raced many rotations.
+      // Bounded by counts, not time: a loaded CI machine lists and rotates slower, and what
+      // matters is that many listings raced many rotations (20 s is only the guard).
       let listings = 0;
       const firsts = new Set<number>();
       const end = Date.now() + 20_000;
-      while (listings < 60 && Date.now() < end) {
+      while ((listings < 60 || firsts.size <= 10) && Date.now() < end) {
         const files = await listLogFiles(log, 5);
         const seqs = files.map((f) => Number(readFileSync(f.fd, 'utf8').trim() || 'NaN'));
         for (const f of files) closeSync(f.fd);
@@ -234,7 +234,7 @@ describe('readLog over rotated files', () => {
         listings++;
         await new Promise((r) => setImmediate(r));
       }
-      expect(listings).toBe(60);
+      expect(listings).toBeGreaterThanOrEqual(60);
       expect(firsts.size).toBeGreaterThan(10); // the writer rotated between listings
     } finally {
       writeFileSync(`${log}.stop`, '');
