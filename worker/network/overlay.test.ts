@@ -360,6 +360,8 @@ describe('overlay driver', () => {
       ].sort((x, y) => (`tswoa${h.id}-${x.networkId}` < `tswoa${h.id}-${y.networkId}` ? -1 : 1)),
     );
     expect(await h.db.list()).toEqual([]);
+    // The outer packets skip connection tracking in the host namespace while a sandbox is there.
+    expect(inNs(h.a, ['nft', 'list', 'table', 'ip', 'tswarm-overlay'])).toMatch(/udp dport 4789 notrack/);
 
     expect(await h.da.detach(nets[0]!.id, 'e0')).toBe(true);
     expect(await h.da.detach(nets[0]!.id, 'e0')).toBe(false);
@@ -377,6 +379,7 @@ describe('overlay driver', () => {
     expect(links(h.a)).toEqual(['lo', 'ul']);
     expect(inNs(h.a, ['ip', '-d', 'link', 'show', 'type', 'vxlan']).trim()).toBe('');
     expect(inNs(h.a, ['ss', '-Huan', 'sport = :4789']).trim()).toBe('');
+    expect(inNs(h.a, ['nft', 'list', 'tables']).trim()).toBe('');
     // the machine's own namespace never had any of it
     for (const n of nets) expect(spawnSync('ip', ['link', 'show', 'dev', vxlanName(n.vni)]).status).not.toBe(0);
   });

@@ -26,6 +26,8 @@ import {
   hostVethName,
   netnsPath,
   networkIdOf,
+  NOTRACK_TABLE,
+  notrackRuleset,
   overlayMtu,
   parseFdb,
   parseLinks,
@@ -80,6 +82,8 @@ export class OverlayDriver {
   private readonly queues = new Map<string, SerialQueue>();
   /** What ensure() left in force, per network id (the network it was for, the MTU): attach needs it. */
   private readonly ensured = new Map<string, { key: string; vni: number; mtu: number }>();
+  /** The data-path ports NOTRACK_TABLE holds, as this driver last wrote it (empty: not written yet). */
+  private readonly untracked = new Set<number>();
 
   constructor(opts: OverlayOptions) {
     this.dataPathAddr = checkIPv4('dataPathAddr', opts.dataPathAddr);
@@ -189,13 +193,22 @@ export class OverlayDriver {
     }
   }
 
-  /** Removes the sandbox and everything in it (its vxlan device, bridge, veth pairs); none is no error. */
+  /**
+   * Removes the sandbox and everything in it (its vxlan device, bridge, veth pairs); none is no
+   * error. With the last sandbox goes the host's NOTRACK_TABLE.
+   */
   async remove(networkId: string): Promise<void> {
     checkNetworkId(networkId);
     await this.exclusive(networkId, async () => {
       this.ensured.delete(networkId);
       await this.removeSandbox(networkId);
     });
+    if (this.ensured.size === 0 && (await this.list()).length === 0) {
+      this.untracked.clear();
+      await this.host(['nft', 'delete', 'table', 'ip', NOTRACK_TABLE]).catch((err: unknown) => {
+        if (!(err instanceof CommandError && /No such file or directory/.test(err.stderr))) throw new NetworkError(networkId, `removing the table ${NOTRACK_TABLE}: ${(err as Error).message}`, { cause: err });
+      });
+    }
   }
 
   /**
@@ -281,6 +294,10 @@ export class OverlayDriver {
       // Made from the host namespace, so that its UDP socket is bound there; `netns` puts the device itself in the sandbox.
       if (plan.vxlan !== undefined) await this.host(['ip', '-batch', '-'], lines([plan.vxlan]));
       if (plan.after.length > 0) await this.inNs(sbx, ['ip', '-batch', '-'], lines(plan.after));
+      if (!this.untracked.has(want.dataPathPort)) {
+        await this.host(['nft', '-f', '-'], notrackRuleset([...this.untracked, want.dataPathPort]));
+        this.untracked.add(want.dataPathPort);
+      }
     } catch (err) {
       this.ensured.delete(n.id);
       if (made) await this.removeSandbox(n.id).catch(() => undefined);
