@@ -28,7 +28,10 @@ function bad(flag: string, rule: string): never {
 // ------------------------------------------------------------------------------------ the flags
 
 const str = (describe: string, alias?: string): Options => ({ type: 'string', describe, ...(alias ? { alias } : {}) });
-const list = (describe: string, alias?: string): Options => ({ type: 'string', array: true, describe, ...(alias ? { alias } : {}) });
+/** A repeatable flag: one value each time (nargs), so that what follows is not taken too (`--env-add A=1 web`). */
+const list = (describe: string, alias?: string): Options => ({ type: 'string', array: true, nargs: 1, describe, ...(alias ? { alias } : {}) });
+/** The command's arguments: every word up to the next flag. */
+const words = (describe: string): Options => ({ type: 'string', array: true, describe });
 const bool = (describe: string): Options => ({ type: 'boolean', describe });
 
 /** The flags that set one value, the same for create and update. No defaults: absent = not given. */
@@ -111,13 +114,13 @@ export const createOptions = {
   // `--host NAME:IP` after the command (as docker service create; see hostEntryFlags).
   'host-entry': list('An /etc/hosts entry NAME:IP (given as --host after the command)'),
   'log-opt': list('Log driver option KEY=VALUE (json-file: max-size, max-file)'),
-  args: list('Command arguments (or give them after --: service create ... -- httpd -f -p 80)'),
+  args: words('Command arguments (or give them after --: service create ... -- httpd -f -p 80)'),
 } as const satisfies Record<string, Options>;
 
 /** `service update` flags (besides --detach, --timeout and --rollback). */
 export const updateOptions = {
   image: str('Image reference'),
-  args: list('Command arguments (replace the current ones)'),
+  args: words('Command arguments (replace the current ones)'),
   force: bool('Roll the tasks out again even if nothing changed'),
   ...scalarOptions,
   'env-add': list('Add or replace an environment variable KEY=VALUE'),
