@@ -58,15 +58,6 @@ export function parsePrefix(field: string, cidr: string, { min = 0, max = 32 } =
   return { base, length };
 }
 
-/** An interface address `a.b.c.d/len` (host bits allowed): the address and its prefix. */
-export function parseInterfaceAddress(field: string, cidr: string): { address: number; prefix: Prefix } {
-  const m = /^([\d.]+)\/(\d{1,2})$/.exec(cidr);
-  const address = m === null ? undefined : parseIPv4(m[1]!);
-  const length = m === null ? NaN : Number(m[2]);
-  if (address === undefined || !(length >= 0 && length <= 32)) throw new InvalidArgumentError(field, `must be an IPv4 address with its prefix length, a.b.c.d/len, got ${JSON.stringify(cidr)}`);
-  return { address, prefix: { base: (address & maskOf(length)) >>> 0, length } };
-}
-
 export function contains(p: Prefix, address: number): boolean {
   return address >= p.base && address < p.base + sizeOf(p);
 }

@@ -25,8 +25,8 @@ import { LoopLagMonitor } from '../../common/loop-lag.js';
 import { defaultSpawner, RuntimeExecutor } from '../../worker/exec/runtime.js';
 import { ImageStore } from '../../worker/image/store.js';
 import { RegistryImageResolver } from './image-resolver.js';
-import { BridgeDriver, execRunner, type CommandRunner } from '../../worker/network/bridge.js';
-import { hasAddress, readHostPrefixes } from '../../worker/network/host-prefixes.js';
+import { BridgeDriver, execRunner } from '../../worker/network/bridge.js';
+import { readHostNetwork } from '../../worker/network/host-prefixes.js';
 import { OverlayDriver } from '../../worker/network/overlay.js';
 import type { AddressPoolSpec } from '../../manager/allocator/networks.js';
 import type { JoinResponse } from '../../proto/gen/tswarm/raft.js';
@@ -204,12 +204,13 @@ export class Daemon {
     const runner = spawner ? spawner.runner : execRunner;
     const network = new BridgeDriver({ stateDir: join(runDir, 'network'), name, subnet, runner, ...(spawner ? { links: spawner.links } : {}) });
     if (settings.bridge) await network.create();
-    const dataPathAddr = await this.dataPathAddr(settings, runner);
+    const host = await readHostNetwork(runner);
+    const dataPathAddr = this.dataPathAddr(settings, host.addresses);
     const overlay = new OverlayDriver({ dataPathAddr, runner });
     const executor = new RuntimeExecutor({ stateDir: join(dataDir, 'exec'), runDir: join(runDir, 'exec'), images, runtime: settings.runtime, spawner, network, overlay });
     const pruned = await executor.prune();
     if (pruned.length > 0) this.log!.info({ containers: pruned }, 'removed the logs and root filesystems of containers without a record (after a reboot)');
-    const description = nodeDescription({ dataPathAddr, hostPrefixes: await readHostPrefixes(runner) });
+    const description = nodeDescription({ dataPathAddr, hostPrefixes: host.prefixes });
     this.agent = new Agent({
       stateDir: join(dataDir, 'agent'),
       managers: () => this.settings?.managers ?? [],
@@ -235,12 +236,12 @@ export class Daemon {
    * be one behind NAT, or a loopback alias), a warning now, and the overlay driver refuses it when
    * a network is first used here, naming `dataPathAddr`.
    */
-  private async dataPathAddr(settings: AgentSettings, runner: CommandRunner): Promise<string> {
+  private dataPathAddr(settings: AgentSettings, hostAddresses: readonly string[]): string {
     const flag = settings.dataPathAddr;
     const advertised = this.settings?.advertiseAddr ?? '';
     const addr = flag ?? (advertised.includes(':') ? advertised.slice(0, advertised.lastIndexOf(':')) : advertised);
     if (!addr) throw new DaemonError('--data-path-addr: required (this node has no advertise address to take it from)');
-    if (!hasAddress(await runner(['ip', '-j', '-4', 'addr', 'show']), addr)) {
+    if (!hostAddresses.includes(addr)) {
       if (flag !== undefined) throw new DaemonError(`--data-path-addr: ${addr} is not an IPv4 address of this host; overlay traffic must leave from an address the other nodes reach`);
       this.log!.warn({ dataPathAddr: addr }, 'the advertise address is not an address of this host: overlay networks will not work here until swarmd is started with --data-path-addr');
     }

@@ -4,6 +4,7 @@
 // allocator hands to tasks and nodes. Everything allocated lives in the store (the network's
 // ipam and vni, the tasks' and nodes' attachments), so a new leader rebuilds the same state.
 import { InvalidArgumentError } from '../../common/errors.js';
+import { MAX_VNI } from '../../common/network.js';
 import { contains, formatIPv4, formatPrefix, ipv4, overlaps, parsePrefix, sizeOf, within, type Prefix } from '../../common/ipv4.js';
 import type { Network, Node } from '../../proto/gen/tswarm/objects.js';
 import type { NetworkSpec } from '../../proto/gen/tswarm/specs.js';
@@ -12,7 +13,6 @@ import type { IPAMConfig, SkippedSubnet } from '../../proto/gen/tswarm/types.js'
 
 /** Docker's: VNIs below 4096 are left to other uses (e.g. hand-made VXLANs). */
 export const FIRST_VNI = 4096;
-export const MAX_VNI = 0xffffff;
 export const DEFAULT_ADDRESS_POOL = ['10.0.0.0/8'];
 export const DEFAULT_SUBNET_SIZE = 24;
 /** How many skipped subnets a network records (the reason of each is the same kind of line). */

@@ -40,17 +40,20 @@ export function parseHostPrefixes(addrJson: string, routeJson: string): string[]
   return [...out].sort();
 }
 
-/** This node's prefixes (see parseHostPrefixes), read with ip(8) through `runner`. */
-export async function readHostPrefixes(runner: CommandRunner): Promise<string[]> {
+/** The IPv4 addresses of `ip -j -4 addr show` output, loopback's included. */
+export function parseHostAddresses(addrJson: string): string[] {
+  return (JSON.parse(addrJson) as IpAddrJson[]).flatMap((l) => (l.addr_info ?? []).flatMap((a) => (a.family === 'inet' && a.local !== undefined ? [a.local] : [])));
+}
+
+/**
+ * This node's network as it reports it and checks its data-path address against: the prefixes
+ * (see parseHostPrefixes) and the addresses, from one `ip addr` and one `ip route`.
+ */
+export async function readHostNetwork(runner: CommandRunner): Promise<{ prefixes: string[]; addresses: string[] }> {
   const [addrs, routes] = await Promise.all([runner(['ip', '-j', '-4', 'addr', 'show']), runner(['ip', '-j', '-4', 'route', 'show'])]);
   try {
-    return parseHostPrefixes(addrs, routes);
+    return { prefixes: parseHostPrefixes(addrs, routes), addresses: parseHostAddresses(addrs) };
   } catch (err) {
     throw new CommandError(['ip', '-j', '-4', 'addr|route', 'show'], `unreadable output: ${(err as Error).message}`, { cause: err });
   }
-}
-
-/** Whether `address` is one of this node's interface addresses (from `ip -j -4 addr show`). */
-export function hasAddress(addrJson: string, address: string): boolean {
-  return (JSON.parse(addrJson) as IpAddrJson[]).some((l) => (l.addr_info ?? []).some((a) => a.family === 'inet' && a.local === address));
 }

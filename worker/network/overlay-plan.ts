@@ -2,6 +2,7 @@
 // namespaces and devices, the MTU rule, the parsing of what ip(8) and bridge(8) print as JSON, and
 // what must be done to bring a sandbox, an endpoint or the static peer entries from what is
 // present to what is wanted, as ip/bridge batch lines. No I/O here; overlay.ts runs the lines.
+import { MAX_VNI, MIN_MTU, VXLAN_OVERHEAD } from '../../common/network.js';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { InvalidArgumentError } from '../../common/errors.js';
@@ -31,15 +32,8 @@ export interface OverlayPeer {
 }
 
 export const DEFAULT_SANDBOX_PREFIX = 'tswov';
-/** IANA's VXLAN port (RFC 7348). */
-export const DEFAULT_VXLAN_PORT = 4789;
-/** What VXLAN over IPv4 adds to a frame: outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
-export const VXLAN_OVERHEAD = 50;
-/** The smallest explicit MTU accepted (IPv6's minimum, so a later IPv6 overlay fits). */
-export const MIN_MTU = 1280;
 /** The smallest MTU the auto rule may give (IPv4's minimum datagram every host must accept). */
 export const MIN_AUTO_MTU = 576;
-export const MAX_VNI = 0xffffff;
 /** The sandbox's bridge: one per namespace, so a fixed name. */
 export const SANDBOX_BRIDGE = 'br0';
 

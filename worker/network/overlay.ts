@@ -7,6 +7,7 @@
 //
 // A thin shell over ip(8), bridge(8) and nsenter(1) through a CommandRunner; the names, checks,
 // MTU rule, parsing and plans are overlay-plan.ts. See docs/network.md.
+import { DEFAULT_DATA_PATH_PORT } from '../../common/network.js';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { InvalidArgumentError } from '../../common/errors.js';
@@ -21,7 +22,6 @@ import {
   checkPeers,
   checkSandboxPrefix,
   DEFAULT_SANDBOX_PREFIX,
-  DEFAULT_VXLAN_PORT,
   endpointLines,
   hostVethName,
   netnsPath,
@@ -87,7 +87,7 @@ export class OverlayDriver {
 
   constructor(opts: OverlayOptions) {
     this.dataPathAddr = checkIPv4('dataPathAddr', opts.dataPathAddr);
-    const port = opts.dataPathPort ?? DEFAULT_VXLAN_PORT;
+    const port = opts.dataPathPort ?? DEFAULT_DATA_PATH_PORT;
     if (!(Number.isInteger(port) && port >= 1 && port <= 65535)) throw new InvalidArgumentError('dataPathPort', `must be an integer from 1 to 65535, got ${port}`);
     this.dataPathPort = port;
     this.sandboxPrefix = checkSandboxPrefix(opts.sandboxPrefix ?? DEFAULT_SANDBOX_PREFIX);
