@@ -22,18 +22,18 @@
 //    overlay fails, the output says why and ours and the underlay are still printed.
 //
 //   node dist/bench/network.js [--seconds 5] [--exchanges 2000] [--trials 2] [--reach-trials 20] [--skip-docker] [--skip-ours]
-import * as grpc from '@grpc/grpc-js';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { ControlClient, ResolveImage, UpdateServiceRequest_Rollback, type GetRequest, type GetServiceResponse, type ListTasksResponse } from '../proto/gen/tswarm/control.js';
+import type { ControlClient } from '../proto/gen/tswarm/control.js';
 import type { Task } from '../proto/gen/tswarm/objects.js';
 import { TaskState } from '../proto/gen/tswarm/types.js';
-import { LabCluster, RUNTIME, type TaskJson } from '../test/lab/cluster.js';
+import { LabCluster, RUNTIME } from '../test/lab/cluster.js';
 import type { LabHost } from '../test/lab/lab.js';
 import { dist } from '../test/util/dist.js';
 import { DockerSwarm } from './lib/docker.js';
+import { controlClient, epochMs, nsenter, scale, taskPid, tasksOf, until, type Attached } from './lib/lab-api.js';
 import { cpuCounters, cpuSince, median, percentile, sleep } from './lib/load.js';
 import { describe, gbit, IPERF3, measurePath, writeIperfLayout, type NetPath, type PathResult } from './lib/netperf.js';
 
@@ -51,8 +51,6 @@ const NETWORK = 'benchnet';
 /** Nothing listens there: a refused connection proves the address answered. */
 const PROBE_PORT = 9;
 const DOCKER_IMAGE = 'tswarm-iperf3:latest';
-/** Wall-clock ms with a fraction, comparable across the processes of this machine. */
-const epochMs = (): number => performance.timeOrigin + performance.now();
 const ms = (x: number): string => `${x.toFixed(1)} ms`;
 
 /** Per trial: TCP connects to each address it is given (a line on stdin), prints {addr, at} at the first answer. */
@@ -121,35 +119,7 @@ async function underlayPath(client: LabHost, server: LabHost): Promise<NetPath> 
   };
 }
 
-/** Host programs in a container's network namespace (its init's pid, as this machine sees it). */
-const nsenter = (pid: number, argv: string[]): [string, string[]] => ['nsenter', ['-t', String(pid), '-n', '--', ...argv]];
-
 // ---- ours ----
-
-function call<Req, Res>(fn: (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: Res) => void) => unknown, req: Req): Promise<Res> {
-  return new Promise((resolve, reject) => fn(req, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(err) : resolve(res))));
-}
-
-async function tasksOf(client: ControlClient, serviceId: string): Promise<Task[]> {
-  const r = await call<object, ListTasksResponse>(client.listTasks.bind(client), { filters: { names: [], namePrefixes: [], idPrefixes: [], labels: {}, serviceIds: [serviceId], nodeIds: [], desiredStates: [] } });
-  return r.tasks;
-}
-
-async function scale(client: ControlClient, serviceId: string, replicas: number): Promise<void> {
-  const { service } = await call<GetRequest, GetServiceResponse>(client.getService.bind(client), { id: serviceId });
-  if (!service?.spec) throw new Error(`service ${serviceId} not found`);
-  const spec = { ...service.spec, mode: { $case: 'replicated' as const, replicated: { replicas } } };
-  await call(client.updateService.bind(client), { serviceId, version: service.meta?.version ?? 0, spec, rollback: UpdateServiceRequest_Rollback.ROLLBACK_NONE, resolveImage: ResolveImage.RESOLVE_IMAGE_NEVER });
-}
-
-/** The pid of a task's container on its host. */
-async function taskPid(host: LabHost, taskId: string): Promise<number> {
-  const r = await host.exec(RUNTIME, ['state', taskId]);
-  if (r.code !== 0) throw new Error(`${RUNTIME} state ${taskId} on ${host.name}: ${r.stderr}`);
-  return (JSON.parse(r.stdout) as { pid: number }).pid;
-}
-
-type Attached = TaskJson & { networks?: { networkId: string; addresses: string[] }[] };
 
 /** RUNNING → reachable, `n` trials, from a prober in the client container on w1 to a task on w2. */
 async function reachTrials(c: LabCluster, client: ControlClient, image: string, networkId: string, proberHost: LabHost, proberPid: number): Promise<Reach[]> {
@@ -207,19 +177,11 @@ async function reachTrials(c: LabCluster, client: ControlClient, image: string, 
   return out;
 }
 
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 type OurSide = Side & { reach(): Promise<Reach[]> };
 
 async function ours(): Promise<OurSide> {
   const c = await LabCluster.create({ managers: 1, workers: 2 });
-  const client = new ControlClient(`unix:/proc/${c.host('m1').anchorPid}/root/run/tswarm/swarmd.sock`, grpc.credentials.createInsecure());
+  const client = controlClient(c);
   const destroy = async (): Promise<void> => {
     client.close();
     await c.destroy();

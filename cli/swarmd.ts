@@ -2,6 +2,7 @@
 // swarmd: the tswarm daemon. `swarmd init` makes a new cluster, `swarmd join` enters one (as worker
 // or manager, as the token says), and plain `swarmd` resumes whatever the data directory holds.
 // The worker agent arrives with the orchestration issue.
+import { parseUpstream } from '../worker/network/dns-forward.js';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createLogger, LOG_FORMATS, LOG_LEVELS } from '../common/logger.js';
@@ -21,6 +22,7 @@ interface RunArgs {
   'default-registry': string | undefined;
   bridge: string | undefined;
   'data-path-addr': string | undefined;
+  dns: string[] | undefined;
   'data-dir': string;
   socket: string;
   'listen-addr': string | undefined;
@@ -34,7 +36,7 @@ async function run(argv: RunArgs, how: { init?: InitSettings; join?: JoinSetting
     socket: argv.socket,
     listenAddr: argv['listen-addr'],
     ...how,
-    agent: argv.agent ? { runtime: argv.runtime, defaultRegistry: argv['default-registry'] ?? '', bridge: argv.bridge, dataPathAddr: argv['data-path-addr'] } : undefined,
+    agent: argv.agent ? { runtime: argv.runtime, defaultRegistry: argv['default-registry'] ?? '', bridge: argv.bridge, dataPathAddr: argv['data-path-addr'], dns: argv.dns } : undefined,
     defaultRegistry: argv['default-registry'] ?? '',
     logger: (node) => createLogger({ node, component: 'swarmd', level: argv['log-level'], format: argv['log-format'] }),
   });
@@ -73,6 +75,7 @@ await yargs(hideBin(process.argv))
   .option('default-registry', { type: 'string', describe: 'Registry for images named without one (e.g. busybox), in place of Docker Hub: for the tasks\' pulls and the pinning of service images to digests' })
   .option('bridge', { type: 'string', describe: 'Give containers a bridge network: NAME:SUBNET, e.g. tsw0:172.31.0.0/16 (default: only lo)' })
   .option('data-path-addr', { type: 'string', describe: 'Address this node\'s overlay (VXLAN) traffic leaves from and arrives at: an IPv4 address of this host (default: the advertise address)' })
+  .option('dns', { type: 'string', array: true, nargs: 1, describe: 'A resolver (IP or IP:PORT, repeatable) the containers\' embedded DNS forwards names it does not know to (default: the nameservers of the host\'s /etc/resolv.conf)' })
   .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
   .option('log-format', { choices: LOG_FORMATS, default: 'auto' as const, describe: 'auto: text on a terminal, JSON otherwise' })
   .check((argv) => {
@@ -81,6 +84,7 @@ await yargs(hideBin(process.argv))
     if (argv.bridge !== undefined && !/^[A-Za-z0-9_.-]{1,15}:\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(argv.bridge)) throw new Error(`--bridge: "${argv.bridge}" must be NAME:SUBNET, e.g. tsw0:172.31.0.0/16`);
     if (argv['default-registry'] !== undefined && !/^https?:\/\/[^\s/]+\/?$/.test(argv['default-registry'])) throw new Error(`--default-registry: "${argv['default-registry']}" must be http(s)://HOST[:PORT]`);
     if (argv['data-path-addr'] !== undefined && parseIPv4(argv['data-path-addr']) === undefined) throw new Error(`--data-path-addr: "${argv['data-path-addr']}" must be an IPv4 address`);
+    for (const d of argv.dns ?? []) if (parseUpstream(d) === undefined) throw new Error(`--dns: "${d}" must be an IP address, IP:PORT or [IPv6]:PORT`);
     return true;
   })
   .command(

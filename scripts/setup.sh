@@ -6,7 +6,9 @@
 #     backend), docker-registry, busybox-static, attr and zstd (image store tests), apache2-utils
 #     (htpasswd: bcrypt password files for the registries of the auth tests), runc and crun
 #     (the executor's references), iputils-ping (DF pings: the overlay's MTU tests), iperf3
-#     (bench/network.ts), nodejs and npm if there is no Node.js at all
+#     (bench/network.ts), conntrack (the VIP load balancer flushes a withdrawn task's connections),
+#     dnsmasq-base (the upstream resolver of the service-discovery tests), nodejs and npm if
+#     there is no Node.js at all
 #   - npm packages (npm ci), the C build in native/, the TypeScript build in dist/
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +18,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root: the set-up installs Debian packages and the tests create network namespaces"
 
-packages=(iproute2 nftables util-linux protobuf-compiler gcc make libc6-dev libjson-c-dev libseccomp-dev ca-certificates etcd-server docker-registry busybox-static iputils-ping iperf3 attr zstd apache2-utils runc crun)
+packages=(iproute2 nftables util-linux protobuf-compiler gcc make libc6-dev libjson-c-dev libseccomp-dev ca-certificates etcd-server docker-registry busybox-static iputils-ping iperf3 conntrack dnsmasq-base attr zstd apache2-utils runc crun)
 command -v node >/dev/null || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do

@@ -15,7 +15,7 @@ import { NodeRole, NodeState, PeerPath_State, TaskState, type RegistryAuth } fro
 import { NodeCertProvider, TLS_CHANNEL_OPTIONS } from '../common/certs.js';
 import { createLogger } from '../common/logger.js';
 import { createNodeKey, createRootCA, issueNodeCertificate, type RootCA } from '../manager/ca/ca.js';
-import { Dispatcher, DispatcherService } from '../manager/dispatcher/dispatcher.js';
+import { Dispatcher, DispatcherService, STOP_GATE_MS } from '../manager/dispatcher/dispatcher.js';
 import { MemoryStore, type ApplyResult, type Proposer, type Tx } from '../manager/store/memory.js';
 import { sealRegistryAuth, Sealer } from '../manager/store/sealing.js';
 
@@ -214,10 +214,10 @@ describe('dispatcher node liveness', () => {
       const n = tx.get('node', 'w1')!;
       tx.update('node', { ...n, status: { state: NodeState.NODE_STATE_DOWN, message: 'stale', addr: '' } });
     });
-    await new Promise<void>((resolve, reject) => d.client.heartbeat({ sessionId: first.sessionId, peerPaths: [] }, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => d.client.heartbeat({ sessionId: first.sessionId, peerPaths: [], appliedSequence: 0 }, (err) => (err ? reject(err) : resolve())));
     await until('w1 ready again', () => stateOf('w1') === NodeState.NODE_STATE_READY);
     // And heartbeats keep it up past several grace periods.
-    const beat = setInterval(() => d.client.heartbeat({ sessionId: first.sessionId, peerPaths: [] }, () => undefined), 50);
+    const beat = setInterval(() => d.client.heartbeat({ sessionId: first.sessionId, peerPaths: [], appliedSequence: 0 }, () => undefined), 50);
     await new Promise((r) => setTimeout(r, 700));
     clearInterval(beat);
     expect(stateOf('w1')).toBe(NodeState.NODE_STATE_READY);
@@ -407,7 +407,7 @@ describe('dispatcher overlay networks', () => {
       });
     });
     const path = { nodeId: 'w2', networkId: 'front', state: PeerPath_State.STATE_UNREACHABLE, sinceUnixMs: 5, lastError: 'no answer from 10.0.0.202 within 1 s' };
-    const beat = (): Promise<void> => new Promise((resolve, reject) => d.client.heartbeat({ sessionId: first.sessionId, peerPaths: [path] }, (err) => (err ? reject(err) : resolve())));
+    const beat = (): Promise<void> => new Promise((resolve, reject) => d.client.heartbeat({ sessionId: first.sessionId, peerPaths: [path], appliedSequence: 0 }, (err) => (err ? reject(err) : resolve())));
     await beat();
     await until('the paths recorded', () => store.get('node', 'w1')!.peerPaths.length === 1);
     expect(store.get('node', 'w1')!.peerPaths).toEqual([path]);
@@ -415,6 +415,79 @@ describe('dispatcher overlay networks', () => {
     await beat();
     await beat();
     expect(store.get('node', 'w1')!.meta!.version).toBe(version);
+    session.cancel();
+    assignments.cancel();
+  });
+});
+
+describe('dispatcher service endpoints and the stop gate', () => {
+  const onFront = (id: string, address: string, slot: number): Task =>
+    Task.fromPartial({ id, serviceId: 'web', slot, nodeId: 'w1', desiredState: TaskState.TASK_STATE_RUNNING, status: { state: TaskState.TASK_STATE_RUNNING, message: '', timestampUnixMs: 1 }, networks: [{ networkId: 'front', addresses: [`${address}/24`], aliases: [] }] });
+  const d = servedDispatcher({
+    seed: (tx) => {
+      tx.create('network', Network.fromPartial({ id: 'front', vni: 4096, spec: { annotations: { name: 'front', labels: {} }, driver: 'overlay' }, ipam: [{ subnet: '10.0.0.0/24', gateway: '10.0.0.1', range: '' }] }));
+      tx.create('node', Node.fromPartial({ id: 'w1', role: NodeRole.NODE_ROLE_WORKER, status: { state: NodeState.NODE_STATE_READY, message: '', addr: '' }, description: { hostname: 'w1', dataPathAddr: '10.77.0.12' } }));
+      tx.create(
+        'service',
+        Service.fromPartial({ id: 'web', spec: { annotations: { name: 'web', labels: {} }, task: { networks: [{ target: 'front', aliases: ['www'] }] } }, endpoint: { virtualIps: [{ networkId: 'front', addr: '10.0.0.2/24' }], ports: [] } }),
+      );
+      tx.create('task', onFront('t1', '10.0.0.5', 1));
+      tx.create('task', onFront('t2', '10.0.0.6', 2));
+    },
+  });
+  const { store, dispatcher } = d;
+  /** The backends of the last service-endpoints item among the messages, and the desired state last sent for a task. */
+  const backends = (msgs: AssignmentsMessage[]): string[] | undefined =>
+    msgs
+      .flatMap((m) => m.changes.map((c) => c.assignment?.item))
+      .filter((i) => i?.$case === 'serviceEndpoints')
+      .map((i) => (i?.$case === 'serviceEndpoints' ? i.serviceEndpoints.backends.map((b) => b.taskId) : []))
+      .pop();
+  const desired = (msgs: AssignmentsMessage[], id: string): TaskState | undefined =>
+    msgs
+      .flatMap((m) => m.changes.map((c) => c.assignment?.item))
+      .filter((i) => i?.$case === 'task' && i.task.id === id)
+      .map((i) => (i?.$case === 'task' ? i.task.desiredState : undefined))
+      .pop();
+  const stop = async (id: string): Promise<void> => {
+    await store.update((tx) => tx.update('task', { ...tx.get('task', id)!, desiredState: TaskState.TASK_STATE_SHUTDOWN }));
+  };
+
+  it('sends the services of a node\'s networks with their VIP and serving tasks; holds a stop until the node acknowledged the backend\'s removal, or for STOP_GATE_MS at most', async () => {
+    dispatcher.start();
+    const session = d.client.session({ sessionId: '' });
+    session.on('error', () => undefined);
+    const { sessionId } = await new Promise<SessionMessage>((resolve) => session.once('data', resolve));
+    const msgs: AssignmentsMessage[] = [];
+    const assignments = d.client.assignments({ sessionId });
+    assignments.on('error', () => undefined);
+    assignments.on('data', (m: AssignmentsMessage) => msgs.push(m));
+    await until('the complete set', () => msgs.length >= 1);
+    const item = msgs[0]!.changes.map((c) => c.assignment?.item).find((i) => i?.$case === 'serviceEndpoints');
+    expect(item?.$case === 'serviceEndpoints' && item.serviceEndpoints).toMatchObject({ id: 'front:web', name: 'web', vip: '10.0.0.2', aliases: ['www'] });
+    expect(backends(msgs)).toEqual(['t1', 't2']);
+    expect(msgs.map((m) => m.sequence)).toEqual([1]);
+    const beat = (applied: number): Promise<void> => new Promise((resolve, reject) => d.client.heartbeat({ sessionId, peerPaths: [], appliedSequence: applied }, (err) => (err ? reject(err) : resolve())));
+
+    // t1 told to stop: out of the backends at once, its stop held until the node acknowledges that.
+    await stop('t1');
+    await until('t1 withdrawn from the backends', () => backends(msgs)?.join() === 't2');
+    const withdrawnIn = msgs.at(-1)!.sequence;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(desired(msgs, 't1')).toBe(TaskState.TASK_STATE_RUNNING);
+    await beat(withdrawnIn - 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(desired(msgs, 't1')).toBe(TaskState.TASK_STATE_RUNNING);
+    await beat(withdrawnIn);
+    await until('t1\'s stop sent', () => desired(msgs, 't1') === TaskState.TASK_STATE_SHUTDOWN, 1_000);
+
+    // t2 told to stop with no acknowledgement: sent after the gate's limit, not before.
+    const told = Date.now();
+    await stop('t2');
+    await until('t2 withdrawn', () => backends(msgs)?.length === 0);
+    await until('t2\'s stop sent', () => desired(msgs, 't2') === TaskState.TASK_STATE_SHUTDOWN, 5_000);
+    expect(Date.now() - told).toBeGreaterThanOrEqual(STOP_GATE_MS - 50);
+    expect(msgs.map((m) => m.sequence)).toEqual(msgs.map((_, i) => i + 1));
     session.cancel();
     assignments.cancel();
   });

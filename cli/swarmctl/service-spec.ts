@@ -61,6 +61,7 @@ const scalarOptions = {
   'rollback-max-failure-ratio': str('Failure rate tolerated during a rollback, 0 to 1 (default 0)'),
   'rollback-order': str('stop-first or start-first (default stop-first)'),
   hostname: str('Container hostname'),
+  'endpoint-mode': str('How clients find the service on its networks: vip (its name answers a virtual IP, balanced over its tasks; the default) or dnsrr (its name answers the tasks\' addresses)'),
   user: str('USER, UID, USER:GROUP or UID:GID', 'u'),
   workdir: str('Working directory in the container', 'w'),
   entrypoint: str("Replaces the image's ENTRYPOINT (split into words as a shell would)"),
@@ -662,6 +663,10 @@ function applyScalars(spec: ServiceSpec, f: Flags, creating: boolean): void {
   };
   const text = (v: string): string => v;
   set('hostname', text, (v) => (c.hostname = v));
+  set('endpoint-mode', (v, flag) => choice(v, flag, ['vip', 'dnsrr'] as const), (v) => {
+    const ep = (spec.endpoint ??= { mode: EndpointSpec_ResolutionMode.RESOLUTION_MODE_VIP, ports: [] });
+    ep.mode = v === 'dnsrr' ? EndpointSpec_ResolutionMode.RESOLUTION_MODE_DNSRR : EndpointSpec_ResolutionMode.RESOLUTION_MODE_VIP;
+  });
   set('user', (v, flag) => (v === '' || /^[^:\s]+(:[^:\s]+)?$/.test(v) ? v : bad(flag, `"${v}" must be USER, UID, USER:GROUP or UID:GID`)), (v) => (c.user = v));
   set('workdir', (v, flag) => (v === '' || v.startsWith('/') ? v : bad(flag, `"${v}" must be an absolute path`)), (v) => (c.dir = v));
   set('entrypoint', shellWords, (v) => (c.command = v));

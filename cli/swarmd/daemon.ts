@@ -28,6 +28,10 @@ import { RegistryImageResolver } from './image-resolver.js';
 import { BridgeDriver, execRunner } from '../../worker/network/bridge.js';
 import { readHostNetwork } from '../../worker/network/host-prefixes.js';
 import { OverlayDriver } from '../../worker/network/overlay.js';
+import { DnsProxy } from '../../worker/network/dns-proxy.js';
+import { LoadBalancer } from '../../worker/network/service-lb.js';
+import { ServiceDiscovery } from '../../worker/agent/discovery.js';
+import { parseResolvConf } from '../../worker/exec/container-files.js';
 import type { AddressPoolSpec } from '../../manager/allocator/networks.js';
 import type { JoinResponse } from '../../proto/gen/tswarm/raft.js';
 
@@ -90,6 +94,17 @@ export interface AgentSettings {
   bridge?: string | undefined;
   /** The address this node's overlay (VXLAN) traffic leaves from and arrives at; default: its advertise address. */
   dataPathAddr?: string | undefined;
+  /** The embedded DNS's upstream resolvers (IP or IP:PORT); default: the host's /etc/resolv.conf nameservers. */
+  dns?: string[] | undefined;
+}
+
+/** The nameservers of the host's /etc/resolv.conf (none when it has none). */
+function hostResolvers(): string[] {
+  try {
+    return parseResolvConf(readFileSync('/etc/resolv.conf', 'utf8')).nameservers;
+  } catch {
+    return [];
+  }
 }
 
 /**
@@ -181,6 +196,7 @@ export class Daemon {
   private roleChange: Promise<void> = Promise.resolve();
   private stopped = false;
   private agent: Agent | undefined;
+  private dnsProxy: DnsProxy | undefined;
   private lock: DirLock | undefined;
   private lag: LoopLagMonitor | undefined;
 
@@ -207,7 +223,14 @@ export class Daemon {
     const host = await readHostNetwork(runner);
     const dataPathAddr = this.dataPathAddr(settings, host.addresses);
     const overlay = new OverlayDriver({ dataPathAddr, runner });
-    const executor = new RuntimeExecutor({ stateDir: join(dataDir, 'exec'), runDir: join(runDir, 'exec'), images, runtime: settings.runtime, spawner, network, overlay });
+    // Service discovery: the embedded DNS answers from swarmd, through swarm-dnsproxy's sockets in
+    // the containers' namespaces; other names go to --dns or the host's resolvers (from here, the
+    // host's namespace, so a loopback resolver such as systemd-resolved's is reachable).
+    const upstream = settings.dns?.length ? settings.dns : hostResolvers();
+    const discovery = new ServiceDiscovery({ lb: new LoadBalancer(runner), upstream, log: this.log!.child({ component: 'discovery' }) });
+    this.dnsProxy = await DnsProxy.start({ onQuery: (q) => discovery.onQuery(q), log: this.log!.child({ component: 'dns-proxy' }) });
+    discovery.useProxy(this.dnsProxy);
+    const executor = new RuntimeExecutor({ stateDir: join(dataDir, 'exec'), runDir: join(runDir, 'exec'), images, runtime: settings.runtime, spawner, network, overlay, discovery });
     const pruned = await executor.prune();
     if (pruned.length > 0) this.log!.info({ containers: pruned }, 'removed the logs and root filesystems of containers without a record (after a reboot)');
     const description = nodeDescription({ dataPathAddr, hostPrefixes: host.prefixes });
@@ -221,6 +244,7 @@ export class Daemon {
       defaultRegistry: settings.defaultRegistry,
       network: settings.bridge ? 'bridge' : 'none',
       overlay,
+      discovery,
       egress: true,
       description,
       // A tmpfs too, so that secrets never reach a disk.
@@ -501,6 +525,7 @@ export class Daemon {
     if (this.statusTimer) clearTimeout(this.statusTimer);
     await this.roleChange;
     await this.agent?.stop();
+    await this.dnsProxy?.close();
     await Promise.all(
       [this.localServer, this.remoteServer].map(
         (server) =>

@@ -3,8 +3,8 @@
 // each of their overlay networks, nodes one of their own on the networks of their tasks.
 import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { Network, Node, type Task } from '../../proto/gen/tswarm/objects.js';
-import { TaskState } from '../../proto/gen/tswarm/types.js';
+import { Network, Node, Service, type Task } from '../../proto/gen/tswarm/objects.js';
+import { EndpointSpec_ResolutionMode, TaskState } from '../../proto/gen/tswarm/types.js';
 import { MemoryStore, type ApplyResult } from '../store/memory.js';
 import { LocalProposer } from '../store/local.js';
 import { Allocator } from './allocator.js';
@@ -198,5 +198,47 @@ describe('Allocator, overlay addresses', () => {
     expect(store.get('node', 'w1')!.attachments.length).toBe(1);
     await place(b.id, TaskState.TASK_STATE_FAILED);
     await until(() => store.get('node', 'w1')!.attachments.length === 0);
+  });
+
+  it('gives a service in vip mode a VIP on each of its networks, keeps it across changes and a new leader, and frees it when the service leaves the network, turns dnsrr or goes', async () => {
+    const { store } = countingStore();
+    await store.update((tx) => {
+      tx.create('network', net('front', '10.1.0.0/24'));
+      tx.create('network', net('back', '10.2.0.0/29')); // 5 addresses: .2 to .6
+    });
+    const svc = (networks: string[], mode = EndpointSpec_ResolutionMode.RESOLUTION_MODE_VIP): Service =>
+      Service.fromPartial({ id: 'web', spec: { annotations: { name: 'web', labels: {} }, task: { networks: networks.map((target) => ({ target, aliases: [] })) }, endpoint: { mode, ports: [] } } });
+    const vips = (): string[] => (store.get('service', 'web')?.endpoint?.virtualIps ?? []).map((v) => `${v.networkId}:${v.addr}`);
+    allocator = new Allocator(store, log);
+    allocator.start();
+    await store.update((tx) => tx.create('service', svc(['front', 'back'])));
+    await until(() => vips().length === 2);
+    expect(vips()).toEqual(['front:10.1.0.2/24', 'back:10.2.0.2/29']);
+    // A task on front does not get the VIP's address; a new leader (a fresh allocator) neither.
+    await allocator.stop();
+    allocator = new Allocator(store, log);
+    allocator.start();
+    const t = on(newTask(), 'front');
+    await store.update((tx) => tx.create('task', t));
+    await until(() => stateOf(store, t.id) === TaskState.TASK_STATE_PENDING);
+    expect(addresses(store, t.id)).toEqual(['front:10.1.0.3/24']);
+    // An update that keeps front keeps its VIP and frees back's; dnsrr frees all; vip again takes anew.
+    const update = async (next: Service): Promise<void> => {
+      await store.update((tx) => tx.update('service', { ...tx.get('service', 'web')!, spec: next.spec }));
+    };
+    await update(svc(['front']));
+    await until(() => vips().length === 1);
+    expect(vips()).toEqual(['front:10.1.0.2/24']);
+    await update(svc(['front'], EndpointSpec_ResolutionMode.RESOLUTION_MODE_DNSRR));
+    await until(() => vips().length === 0);
+    expect(store.get('service', 'web')?.endpoint?.spec?.mode).toBe(EndpointSpec_ResolutionMode.RESOLUTION_MODE_DNSRR);
+    await update(svc(['back']));
+    await until(() => vips().length === 1);
+    expect(vips()[0]).toMatch(/^back:10\.2\.0\.[2-6]\/29$/);
+    // Removed: its address is free again; the network's five addresses go to five tasks.
+    await store.update((tx) => tx.remove('service', 'web'));
+    const us = Array.from({ length: 5 }, () => on(newTask(), 'back'));
+    await store.update((tx) => us.forEach((u) => tx.create('task', u)));
+    await until(() => us.every((u) => stateOf(store, u.id) === TaskState.TASK_STATE_PENDING));
   });
 });

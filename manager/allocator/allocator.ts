@@ -4,7 +4,9 @@
 // What it gives: an address on every overlay network the task joins (networks.ts: AddressPool),
 // recorded in the task's `networks`; and every node an address of its own on each network it has
 // tasks on (`Node.attachments`; its sandbox's, for probes and, later, load balancing), released
-// when the node's last task there ends. A task's address is held until the task ends (a state
+// when the node's last task there ends; and every service in endpoint mode vip a virtual IP on each
+// overlay network it joins (`Service.endpoint.virtualIps`), released when it leaves the network,
+// turns to dnsrr or is removed. A task's address is held until the task ends (a state
 // past RUNNING); everything lives in the store, so a new leader rebuilds the pools from it
 // (rebuild) and gives out no address twice. Host-mode published ports are unique per node, which
 // the scheduler's host-port filter enforces when it picks the node.
@@ -15,8 +17,8 @@
 // The loop: after a burst of task events (on the next tick), transactions of up to 1,000 tasks,
 // several in flight (../scheduler/chunked.ts). Tasks already told to stop while NEW are left to
 // the orchestrator. On start it re-lists, so tasks created while no leader ran are picked up.
-import type { Network, Node, Task } from '../../proto/gen/tswarm/objects.js';
-import { TaskState, type NetworkAttachment } from '../../proto/gen/tswarm/types.js';
+import type { Network, Node, Service, Task } from '../../proto/gen/tswarm/objects.js';
+import { EndpointSpec_ResolutionMode, TaskState, type NetworkAttachment, type VirtualIP } from '../../proto/gen/tswarm/types.js';
 import { isTerminalState, stateRank } from '../../common/task-state.js';
 import type { Logger } from '../../common/logger.js';
 import type { LeaderComponent } from '../leader.js';
@@ -46,6 +48,17 @@ function holdsAddresses(t: Task): boolean {
   return t.networks.length > 0 && !isTerminalState(t.status?.state);
 }
 
+/** The networks a service wants a VIP on: those of its spec, in endpoint mode vip. */
+function vipNetworks(s: Service | undefined): string[] {
+  if (!s || s.spec?.endpoint?.mode === EndpointSpec_ResolutionMode.RESOLUTION_MODE_DNSRR) return [];
+  return (s.spec?.task?.networks ?? []).map((n) => n.target);
+}
+
+/** A service's VIPs as attachments (what the pools hold and release). */
+function vipAttachments(s: Service | undefined): NetworkAttachment[] {
+  return (s?.endpoint?.virtualIps ?? []).map((v) => ({ networkId: v.networkId, addresses: [v.addr], aliases: [] }));
+}
+
 function networkName(n: Network): string {
   return n.spec?.annotations?.name || n.id;
 }
@@ -66,6 +79,8 @@ export class Allocator implements LeaderComponent {
   private blocked = new Set<string>();
   /** Nodes whose own attachments may be stale (a task of theirs joined or left a network). */
   private nodesQueued = new Set<string>();
+  /** Services whose VIPs may be stale (created, or their networks or endpoint mode changed). */
+  private servicesQueued = new Set<string>();
   /** Network id → its addresses, as the store holds them plus what this leader gave since. */
   private pools = new Map<string, AddressPool>();
   private stopped = true;
@@ -85,7 +100,7 @@ export class Allocator implements LeaderComponent {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    const watch = this.store.watch({ kinds: ['task', 'network', 'node'], filter: (e: StoreEvent) => this.interesting(e) });
+    const watch = this.store.watch({ kinds: ['task', 'network', 'node', 'service'], filter: (e: StoreEvent) => this.interesting(e) });
     this.watch = watch;
     void this.follow(watch);
     this.rebuild();
@@ -94,6 +109,7 @@ export class Allocator implements LeaderComponent {
       if (t.nodeId && t.networks.length > 0) this.nodesQueued.add(t.nodeId);
     }
     for (const n of this.store.list('node')) if (n.attachments.length > 0) this.nodesQueued.add(n.id);
+    for (const svc of this.store.list('service')) this.servicesQueued.add(svc.id);
     this.kick(0);
   }
 
@@ -107,6 +123,7 @@ export class Allocator implements LeaderComponent {
     this.queued.clear();
     this.blocked.clear();
     this.nodesQueued.clear();
+    this.servicesQueued.clear();
     this.pools.clear();
   }
 
@@ -116,6 +133,7 @@ export class Allocator implements LeaderComponent {
     for (const n of this.store.list('network')) this.poolOf(n);
     for (const t of this.store.list('task')) if (holdsAddresses(t)) this.hold(t.networks);
     for (const n of this.store.list('node')) this.hold(n.attachments);
+    for (const svc of this.store.list('service')) this.hold(vipAttachments(svc));
   }
 
   private poolOf(n: Network): AddressPool | undefined {
@@ -141,6 +159,11 @@ export class Allocator implements LeaderComponent {
   }
 
   private interesting(e: StoreEvent): boolean {
+    if (e.kind === 'service') {
+      const [svc, old] = [e.object as Service, e.old as Service | undefined];
+      if (e.action === 'remove') return vipAttachments(svc).length > 0;
+      return e.action === 'create' || JSON.stringify(vipNetworks(svc)) !== JSON.stringify(vipNetworks(old)) || JSON.stringify(svc.endpoint?.virtualIps) !== JSON.stringify(old?.endpoint?.virtualIps);
+    }
     if (e.kind === 'network' || e.kind === 'node') return e.kind === 'network' || (e.action === 'remove' && (e.object as Node).attachments.length > 0);
     const t = e.object as Task;
     const old = e.old as Task | undefined;
@@ -153,6 +176,7 @@ export class Allocator implements LeaderComponent {
       if (this.stopped || watch !== this.watch) break;
       if (e.kind === 'network') this.networkEvent(e);
       else if (e.kind === 'node') this.release((e.object as Node).attachments);
+      else if (e.kind === 'service') this.serviceEvent(e);
       else this.taskEvent(e);
       this.kick(0);
     }
@@ -168,6 +192,12 @@ export class Allocator implements LeaderComponent {
       for (const id of this.blocked) this.queued.add(id);
       this.blocked.clear();
     }
+  }
+
+  private serviceEvent(e: StoreEvent): void {
+    const svc = e.object as Service;
+    if (e.action === 'remove') this.release(vipAttachments(svc));
+    else this.servicesQueued.add(svc.id);
   }
 
   private taskEvent(e: StoreEvent): void {
@@ -190,7 +220,7 @@ export class Allocator implements LeaderComponent {
   }
 
   private kick(delayMs: number): void {
-    if (this.stopped || this.timer || this.running || (this.queued.size === 0 && this.nodesQueued.size === 0)) return;
+    if (this.stopped || this.timer || this.running || (this.queued.size === 0 && this.nodesQueued.size === 0 && this.servicesQueued.size === 0)) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.running = this.pass().then((retryIn) => {
@@ -221,14 +251,20 @@ export class Allocator implements LeaderComponent {
     });
     if (this.stopped) return 0;
     let failure = written.failure;
-    if (!failure && this.nodesQueued.size > 0) {
+    if (!failure && (this.nodesQueued.size > 0 || this.servicesQueued.size > 0)) {
       const nodes = [...this.nodesQueued];
+      const services = [...this.servicesQueued];
       this.nodesQueued.clear();
+      this.servicesQueued.clear();
       try {
-        await this.store.update((tx) => nodes.forEach((id) => this.reconcileNode(tx, id)));
+        await this.store.update((tx) => {
+          services.forEach((id) => this.reconcileService(tx, id));
+          nodes.forEach((id) => this.reconcileNode(tx, id));
+        });
       } catch (err) {
         failure = { err };
         for (const id of nodes) this.nodesQueued.add(id);
+        for (const id of services) this.servicesQueued.add(id);
       }
     }
     if (this.stopped) return 0;
@@ -278,6 +314,39 @@ export class Allocator implements LeaderComponent {
       networks: attachments,
       status: { err: '', ...t.status, pendingReason: '', state: TaskState.TASK_STATE_PENDING, message: 'pending task scheduling', timestampUnixMs: now },
     });
+  }
+
+  /**
+   * A service's VIPs made to match its networks: one on each overlay network of its spec in
+   * endpoint mode vip, none in dnsrr. A network without a free address leaves the service without
+   * a VIP there (its name then answers nothing on that network, as with no running task) and is
+   * logged; tried again at the service's next change or the allocator's next start.
+   */
+  private reconcileService(tx: Tx, id: string): void {
+    const svc = tx.get('service', id);
+    if (!svc) return;
+    const wanted = vipNetworks(svc).filter((n) => this.pools.has(n));
+    const had = svc.endpoint?.virtualIps ?? [];
+    const kept = had.filter((v) => wanted.includes(v.networkId));
+    const gone = had.filter((v) => !kept.includes(v));
+    const virtualIps: VirtualIP[] = [];
+    for (const networkId of wanted) {
+      const have = kept.find((v) => v.networkId === networkId);
+      if (have) {
+        virtualIps.push(have);
+        continue;
+      }
+      const addr = this.pools.get(networkId)!.take();
+      if (addr === undefined) {
+        this.log.warn({ service: id, network: networkId }, 'no free address for the service\'s virtual IP on the network; its name answers nothing there');
+        continue;
+      }
+      virtualIps.push({ networkId, addr });
+    }
+    if (gone.length === 0 && virtualIps.length === had.length) return;
+    const spec = svc.spec?.endpoint ?? { mode: EndpointSpec_ResolutionMode.RESOLUTION_MODE_VIP, ports: [] };
+    tx.update('service', { ...svc, endpoint: { ports: [], ...svc.endpoint, spec, virtualIps } });
+    this.release(vipAttachments({ ...svc, endpoint: { spec, ports: [], virtualIps: gone } }));
   }
 
   /** A node's own attachments made to match the networks of its tasks that have not ended. */

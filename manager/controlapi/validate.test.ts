@@ -109,7 +109,7 @@ describe('validateServiceSpec', () => {
     ['a published port out of range', (s) => (s.endpoint = ep([port(80, 70000)])), 'spec.endpoint.ports[0].publishedPort', /not a port/],
     ['an ingress port', (s) => (s.endpoint = ep([{ ...port(80, 8080), publishMode: PortConfig_PublishMode.PUBLISH_MODE_INGRESS }])), 'spec.endpoint.ports[0].publishMode', /routing mesh/],
     ['a network attached twice', (s) => s.task!.networks.push({ target: 'backend', aliases: [] }, { target: 'backend', aliases: ['x'] }), 'spec.task.networks[1].target', /attached twice/],
-    ['a network alias (no DNS yet)', (s) => s.task!.networks.push({ target: 'backend', aliases: ['db'] }), 'spec.task.networks[0].aliases', /embedded DNS.*not supported yet/],
+    ['a network alias that is not a DNS name', (s) => s.task!.networks.push({ target: 'backend', aliases: ['db', 'no space'] }), 'spec.task.networks[0].aliases[1]', /"no space" is not a DNS name/],
     ['a host-wide sysctl', (s) => (s.task!.container!.sysctls = { 'vm.swappiness': '10' }), 'spec.task.container.sysctls', /"vm.swappiness" is not namespaced/],
     ['a sysctl without a value', (s) => (s.task!.container!.sysctls = { 'net.ipv4.ip_forward': '' }), 'spec.task.container.sysctls', /must be one line, not empty/],
     ['a negative shm size', (s) => (s.task!.container!.shmSizeBytes = -1), 'spec.task.container.shmSizeBytes', /must not be negative/],

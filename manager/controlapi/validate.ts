@@ -241,8 +241,10 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
     if (!n.target) fail(`${field}.task.networks[${i}].target`, 'is required (a network name or id)');
     if (networks.has(n.target)) fail(`${field}.task.networks[${i}].target`, `"${n.target}" is attached twice`);
     networks.add(n.target);
-    // Refused rather than recorded and not in force: an alias is a name in the embedded DNS.
-    if (n.aliases.length > 0) fail(`${field}.task.networks[${i}].aliases`, 'network aliases are names in the embedded DNS, which comes with service discovery; not supported yet');
+    // An alias is a name in the embedded DNS (worker/network/dns-names.ts): a DNS name.
+    n.aliases.forEach((a, j) => {
+      if (!DNS_NAME.test(a) || a.length > 253) fail(`${field}.task.networks[${i}].aliases[${j}]`, `"${a}" is not a DNS name (letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 253 characters)`);
+    });
   });
   if (task.logDriver) {
     try {
@@ -256,9 +258,6 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
   const ep = spec.endpoint;
   if (ep) {
     checkEnum(ep.mode, [EndpointSpec_ResolutionMode.RESOLUTION_MODE_VIP, EndpointSpec_ResolutionMode.RESOLUTION_MODE_DNSRR], 'vip, dnsrr', `${field}.endpoint.mode`);
-    // Service discovery (a VIP, or DNS round robin) comes with overlay networks: until then the
-    // default is all there is, and dnsrr would be recorded and not done.
-    if (ep.mode === EndpointSpec_ResolutionMode.RESOLUTION_MODE_DNSRR) fail(`${field}.endpoint.mode`, 'dnsrr (DNS round robin) needs service discovery, which comes with overlay networks; not supported yet');
     const published = new Set<string>();
     ep.ports.forEach((port, i) => {
       const f = `${field}.endpoint.ports[${i}]`;
@@ -281,6 +280,7 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
 }
 
 const NO_DATA = Buffer.alloc(0);
+const DNS_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
 
 /** Secrets and configs share their rules: a valid name, data that is not empty and at most 500 KiB. */
 function validateDataSpec(spec: SecretSpec | ConfigSpec | undefined, field: string): void {

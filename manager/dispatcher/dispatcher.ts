@@ -8,17 +8,25 @@
 //                    later) with the secrets and configs they use, the registry credentials
 //                    of their services, the overlay networks they are on (with the node's own
 //                    address there) and each network's peers on other nodes (address and the
-//                    node's data-path address: the static VXLAN entries), then incremental changes
+//                    node's data-path address: the static VXLAN entries) and each network's
+//                    services with their serving tasks (service-endpoints.ts: the node's DNS
+//                    answers and load balancers), then incremental changes, each message
+//                    numbered (`sequence`)
 //   UpdateTaskStatus the agent's observations, batched into one store transaction per burst;
 //                    states only move forward
+//
+// The stop gate: a task that serves a service leaves its backends on every node before its own
+// node is told to stop it. Its new desired state is held back from its node until every node that
+// was sent it as a backend has acknowledged (HeartbeatRequest.appliedSequence) a message without
+// it, or STOP_GATE_MS passed (a node that does not answer must not hold a rolling update).
 //
 // It meets the other components in the store only. On a follower every call is refused with
 // UNAVAILABLE and the leader's address in the `leader` trailer, so that the agent goes there.
 import * as grpc from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import { DispatcherService, type AssignmentChange, type AssignmentsMessage, type HeartbeatRequest, type HeartbeatResponse, type SessionMessage, type UpdateTaskStatusRequest } from '../../proto/gen/tswarm/dispatcher.js';
-import { AssignmentChange_Action, AssignmentsMessage_Type, NetworkAssignment, NetworkPeer, RegistryCredential } from '../../proto/gen/tswarm/dispatcher.js';
-import { Config, Network, Secret, Task, type Node } from '../../proto/gen/tswarm/objects.js';
+import { AssignmentChange_Action, AssignmentsMessage_Type, NetworkAssignment, NetworkPeer, RegistryCredential, ServiceEndpoints } from '../../proto/gen/tswarm/dispatcher.js';
+import { Config, Network, Secret, Task, type Node, type Service } from '../../proto/gen/tswarm/objects.js';
 import { NodeState, NodeRole, TaskState, type PeerPath, type RegistryAuth, type TaskStatus } from '../../proto/gen/tswarm/types.js';
 import type { NodeIdentity } from '../../common/certs.js';
 import { IllegalStateError } from '../../common/errors.js';
@@ -31,6 +39,10 @@ import type { LeaderComponent } from '../leader.js';
 import type { MemoryStore } from '../store/memory.js';
 import { openRegistryAuth, type Sealer } from '../store/sealing.js';
 import { NetworkEndpoints, nodeEndpointId } from './network-endpoints.js';
+import { ServiceDirectory } from './service-endpoints.js';
+
+/** How long a task's stop waits at most for the nodes to take it out of their backends. */
+export const STOP_GATE_MS = 2000;
 
 interface Sent {
   version?: number;
@@ -51,6 +63,8 @@ interface Wanted {
   change: () => AssignmentChange;
   /** For items whose version moves without news for the node (a task's is computed from it). */
   stable?: string;
+  /** A service-endpoints item's backends (task ids): what the stop gate waits to see withdrawn. */
+  backends?: readonly string[];
 }
 
 /** The removal of an assignment: the item's id, its other fields at their defaults. */
@@ -68,6 +82,8 @@ function removal(kind: string, id: string): NonNullable<NonNullable<AssignmentCh
       return { $case: 'network', network: NetworkAssignment.fromPartial({ network: Network.fromPartial({ id }) }) };
     case 'peer':
       return { $case: 'peer', peer: NetworkPeer.fromPartial({ id }) };
+    case 'service-endpoints':
+      return { $case: 'serviceEndpoints', serviceEndpoints: ServiceEndpoints.fromPartial({ id }) };
     default:
       throw new IllegalStateError(`unknown assignment kind ${JSON.stringify(kind)} (key ${kind}/${id})`);
   }
@@ -92,6 +108,13 @@ interface Session {
   /** Secrets and configs (`secret/ID`, `config/ID`) its tasks use that the store lacks: their creation is news to this node. */
   missing: Set<string>;
   sessionStream: grpc.ServerWritableStream<unknown, SessionMessage> | undefined;
+  /** The sequence of the last assignments message sent, and the last the node acknowledged. */
+  seq: number;
+  applied: number;
+  /** The tasks the node was last sent as backends of a service. */
+  backendsSent: Set<string>;
+  /** Tasks withdrawn from the node's backends → the message that withdrew them (until acknowledged). */
+  removedAt: Map<string, number>;
 }
 
 export interface DispatcherOptions {
@@ -106,6 +129,9 @@ export class Dispatcher implements LeaderComponent {
   private running = false;
   private readonly sessions = new Map<string, Session>();
   private readonly endpoints = new NetworkEndpoints();
+  private readonly directory = new ServiceDirectory();
+  /** Tasks whose stop is held by the gate → since when, and their node. */
+  private readonly gated = new Map<string, { nodeId: string; since: number }>();
   private startedAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private watchLoop: Promise<void> | undefined;
@@ -134,7 +160,14 @@ export class Dispatcher implements LeaderComponent {
     const watch = this.store.watch({ kinds: ['task', 'secret', 'config', 'service', 'network', 'node'] });
     this.stopWatch = () => watch.close();
     this.endpoints.clear();
-    for (const t of this.store.list('task')) if (t.networks.length > 0) this.endpoints.setTask(t.id, t);
+    this.directory.clear();
+    this.gated.clear();
+    for (const svc of this.store.list('service')) this.directory.setService(svc.id, svc);
+    for (const t of this.store.list('task')) {
+      if (t.networks.length === 0) continue;
+      this.endpoints.setTask(t.id, t);
+      this.directory.setTask(t.id, t);
+    }
     for (const n of this.store.list('node')) if (n.attachments.length > 0) this.endpoints.setNode(n.id, n);
     this.watchLoop = (async () => {
       for await (const e of watch) {
@@ -142,7 +175,10 @@ export class Dispatcher implements LeaderComponent {
           const t = e.object as Task;
           const old = e.old as Task | undefined;
           for (const nodeId of new Set([t.nodeId, old?.nodeId ?? ''])) this.sessionsOf(nodeId).forEach((s) => this.scheduleSync(s));
-          if (t.networks.length > 0 || (old?.networks.length ?? 0) > 0) this.networksChanged(this.endpoints.setTask(t.id, e.action === 'remove' ? undefined : t));
+          if (t.networks.length > 0 || (old?.networks.length ?? 0) > 0) {
+            const now = e.action === 'remove' ? undefined : t;
+            this.networksChanged([...this.endpoints.setTask(t.id, now), ...this.directory.setTask(t.id, now, t.serviceId)]);
+          }
         } else if (e.kind === 'node') {
           const n = e.object as Node;
           const old = e.old as Node | undefined;
@@ -157,6 +193,7 @@ export class Dispatcher implements LeaderComponent {
         } else if (e.kind === 'network') {
           this.networksChanged([e.object.id]);
         } else if (e.kind === 'service') {
+          this.networksChanged(this.directory.setService(e.object.id, e.action === 'remove' ? undefined : (e.object as Service)));
           // A credential given or replaced: news only to the nodes with tasks of the service.
           for (const nodeId of new Set(this.store.findTasks({ serviceId: e.object.id }).map((t) => t.nodeId))) this.sessionsOf(nodeId).forEach((s) => this.scheduleSync(s));
         } else {
@@ -185,7 +222,7 @@ export class Dispatcher implements LeaderComponent {
   /** The nodes on these networks resync (their peer tables, or the network itself, changed). */
   private networksChanged(ids: readonly string[]): void {
     if (ids.length === 0) return;
-    const keys = ids.map((id) => `network/${id}`);
+    const keys = [...new Set(ids)].map((id) => `network/${id}`);
     for (const s of this.sessions.values()) if (keys.some((k) => s.sent.has(k))) this.scheduleSync(s);
   }
 
@@ -348,7 +385,41 @@ export class Dispatcher implements LeaderComponent {
         const peer: NetworkPeer = { id: `${id}:${endpointId}`, networkId: id, address: e.address, vtep, nodeId: e.nodeId, nodeAddress: endpointId === nodeEndpointId(e.nodeId) };
         out.set(`peer/${peer.id}`, { stable: `${e.address} ${vtep}`, change: () => ({ action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'peer', peer } } }) });
       }
+      for (const item of this.directory.of(id)) {
+        out.set(`service-endpoints/${item.id}`, {
+          stable: JSON.stringify(ServiceEndpoints.toJSON(item)),
+          backends: item.backends.map((b) => b.taskId),
+          change: () => ({ action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'serviceEndpoints', serviceEndpoints: item } } }),
+        });
+      }
     }
+  }
+
+  /**
+   * Whether the stop of this task (its desired state past RUNNING, not yet sent to its node) is
+   * held: some node still has it as a backend, or has not acknowledged the message that withdrew
+   * it, and STOP_GATE_MS has not passed since the hold began.
+   */
+  private holdStop(t: Task, before: Sent | undefined, stable: string): boolean {
+    const release = (): boolean => {
+      this.gated.delete(t.id);
+      return false;
+    };
+    if (!before || before.stable === stable || stateRank(t.desiredState) <= stateRank(TaskState.TASK_STATE_RUNNING)) return release();
+    if (t.status?.state !== TaskState.TASK_STATE_RUNNING || !t.serviceId || t.networks.length === 0) return release();
+    const now = Date.now();
+    const since = this.gated.get(t.id)?.since ?? now;
+    if (now - since >= STOP_GATE_MS) {
+      if (this.gated.has(t.id)) this.log.warn({ task: t.id }, 'dispatcher: a task\'s stop went ahead before every node acknowledged its removal from the service\'s backends');
+      return release();
+    }
+    const waiting = [...this.sessions.values()].some((s) => s.backendsSent.has(t.id) || (s.removedAt.get(t.id) ?? 0) > s.applied);
+    if (!waiting) return release();
+    if (!this.gated.has(t.id)) {
+      this.gated.set(t.id, { nodeId: t.nodeId, since });
+      setTimeout(() => this.sessionsOf(t.nodeId).forEach((s) => this.scheduleSync(s)), STOP_GATE_MS).unref();
+    }
+    return true;
   }
 
   private syncAssignments(s: Session, complete: boolean): void {
@@ -356,6 +427,12 @@ export class Dispatcher implements LeaderComponent {
     const want = this.assignmentSet(s);
     const changes: AssignmentChange[] = [];
     const sent = new Map<string, Sent>();
+    // The backends this message leaves the node with; those withdrawn are withdrawn by this message.
+    const seq = s.seq + 1;
+    const backends = new Set<string>();
+    for (const w of want.values()) for (const id of w.backends ?? []) backends.add(id);
+    for (const id of s.backendsSent) if (!backends.has(id)) s.removedAt.set(id, seq);
+    s.backendsSent = backends;
     for (const [key, { version, change, stable: given }] of want) {
       const before = s.sent.get(key);
       if (version !== undefined && before?.version === version) {
@@ -370,6 +447,10 @@ export class Dispatcher implements LeaderComponent {
       // A new session's complete set carries the statuses, for an agent to see what the manager
       // is missing.
       const stable = item?.$case === 'task' ? stableForm(item.task) : given;
+      if (!complete && item?.$case === 'task' && this.holdStop(item.task, before, stable!)) {
+        sent.set(key, before!);
+        continue;
+      }
       sent.set(key, { ...(version !== undefined ? { version } : {}), ...(stable !== undefined ? { stable } : {}) });
       if (complete || before === undefined || stable === undefined || before.stable !== stable) changes.push(made);
     }
@@ -386,8 +467,16 @@ export class Dispatcher implements LeaderComponent {
     }
     s.sent = sent;
     if (!complete && changes.length === 0) return;
-    const msg: AssignmentsMessage = { type: complete ? AssignmentsMessage_Type.TYPE_COMPLETE : AssignmentsMessage_Type.TYPE_INCREMENTAL, appliesTo: '', resultsIn: newId(), changes };
+    s.seq = seq;
+    const msg: AssignmentsMessage = { type: complete ? AssignmentsMessage_Type.TYPE_COMPLETE : AssignmentsMessage_Type.TYPE_INCREMENTAL, appliesTo: '', resultsIn: newId(), changes, sequence: seq };
     for (const stream of s.streams) stream.write(msg);
+  }
+
+  /** The node put the service endpoints of message `seq` in force: stops held for it may go. */
+  private acknowledged(s: Session, seq: number): void {
+    s.applied = Math.min(seq, s.seq);
+    for (const [id, at] of s.removedAt) if (at <= s.applied) s.removedAt.delete(id);
+    for (const { nodeId } of this.gated.values()) this.sessionsOf(nodeId).forEach((x) => this.scheduleSync(x));
   }
 
   // ---------------------------------------------------------------- status updates
@@ -486,7 +575,19 @@ export class Dispatcher implements LeaderComponent {
         if (typeof n === 'string') return endStream(call, { code: grpc.status.PERMISSION_DENIED, details: n });
         const old = this.sessions.get(n.node.id);
         if (old) this.closeSession(old, 'replaced by a new session');
-        const s: Session = { id: newId(), nodeId: n.node.id, lastHeartbeat: Date.now(), streams: new Set(), sent: new Map(), missing: new Set(), sessionStream: call };
+        const s: Session = {
+          id: newId(),
+          nodeId: n.node.id,
+          lastHeartbeat: Date.now(),
+          streams: new Set(),
+          sent: new Map(),
+          missing: new Set(),
+          sessionStream: call,
+          seq: 0,
+          applied: 0,
+          backendsSent: new Set(),
+          removedAt: new Map(),
+        };
         this.sessions.set(n.node.id, s);
         call.on('cancelled', () => {
           if (this.sessions.get(s.nodeId) === s) s.sessionStream = undefined;
@@ -508,6 +609,7 @@ export class Dispatcher implements LeaderComponent {
         const s = this.sessions.get(n.node.id);
         if (!s || s.id !== call.request.sessionId) return cb({ code: grpc.status.NOT_FOUND, details: 'no such session; start a new one' });
         s.lastHeartbeat = Date.now();
+        if (call.request.appliedSequence > s.applied) this.acknowledged(s, call.request.appliedSequence);
         // A node heard from is up, whatever an earlier check wrote.
         if (n.node.status?.state !== NodeState.NODE_STATE_READY) {
           void this.setNodeStates([n.node.id], NodeState.NODE_STATE_READY, 'heartbeat').catch((err: Error) => this.log.warn({ err: err.message }, 'dispatcher: could not mark a node ready'));

@@ -12,7 +12,7 @@ import {
   type UpdateConfig,
 } from '../../proto/gen/tswarm/types.js';
 import { DEFAULT_UPDATE } from './update.js';
-import { reconcileService } from './reconcile.js';
+import { DRAIN_HANDOFF_MS, reconcileService } from './reconcile.js';
 import { reap } from './reaper.js';
 import { GAVE_UP, isGivenUp } from './restart.js';
 import { JOB_DESIRED_STATE, type Plan } from './tasks.js';
@@ -176,7 +176,7 @@ describe('restart supervisor', () => {
     expect(run(s, [old, replaced, late], { now: 9000 }).create).toHaveLength(1);
   });
 
-  it('replaces tasks whose node is down, drained or gone, at once and whatever the condition', () => {
+  it('replaces tasks whose node is down, drained or gone, at once and whatever the condition; a drained one stops once its replacement runs', () => {
     const s = service({ replicas: 3, restart: { condition: RestartPolicy_Condition.CONDITION_NONE, delayMs: 60_000 } });
     const nodes = [node('down', { state: NodeState.NODE_STATE_DOWN }), node('drained', { availability: NodeAvailability.NODE_AVAILABILITY_DRAIN }), node('n1')];
     const onDown = task(s, { slot: 1, nodeId: 'down' });
@@ -185,10 +185,27 @@ describe('restart supervisor', () => {
     const p = run(s, [onDown, onDrained, onGone], { nodes });
     expect(slots(p.create)).toEqual([1, 2, 3]);
     expect(p.create.every((t) => t.nodeId === '')).toBe(true);
-    expect([desired(p, onDown), desired(p, onDrained), desired(p, onGone)]).toEqual([SHUTDOWN, SHUTDOWN, SHUTDOWN]);
+    expect([desired(p, onDown), desired(p, onDrained), desired(p, onGone)]).toEqual([SHUTDOWN, undefined, SHUTDOWN]);
     // Only the task whose node left is marked: no agent will ever report it again.
     expect(p.update.find((u) => u.id === onDown.id)!.status!.state).toBe(RUNNING);
     expect(p.update.find((u) => u.id === onGone.id)!.status).toMatchObject({ state: TaskState.TASK_STATE_ORPHANED, message: 'node gone left the cluster' });
+  });
+
+  it('keeps a drained node\'s task serving until its replacement runs, or DRAIN_HANDOFF_MS passed', () => {
+    const s = service({ replicas: 1 });
+    const nodes = [node('drained', { availability: NodeAvailability.NODE_AVAILABILITY_DRAIN }), node('n1')];
+    const old = task(s, { slot: 1, nodeId: 'drained' });
+    const starting = task(s, { slot: 1, nodeId: 'n1', state: TaskState.TASK_STATE_STARTING, created: 100_000 });
+    // Its replacement not running yet: nothing changes; woken when the handoff's time is up.
+    const waiting = run(s, [old, starting], { nodes, now: 100_500 });
+    expect([waiting.create, waiting.update]).toEqual([[], []]);
+    expect(waiting.retryAt).toBe(100_000 + DRAIN_HANDOFF_MS);
+    // It runs: the drained one goes.
+    const ran = run(s, [old, { ...starting, status: { ...starting.status!, state: RUNNING } }], { nodes, now: 101_000 });
+    expect(desired(ran, old)).toBe(SHUTDOWN);
+    expect(ran.create).toEqual([]);
+    // It never runs: the drained one goes all the same after the handoff's time.
+    expect(desired(run(s, [old, starting], { nodes, now: 100_000 + DRAIN_HANDOFF_MS }), old)).toBe(SHUTDOWN);
   });
 });
 

@@ -3,7 +3,7 @@
 // (restart.ts) decides per unit (a slot, or a node for global modes) and the reaper (reaper.ts)
 // trims each unit's history. The cores never look at the clock or the store: the shell does.
 import type { Node, Service, Task } from '../../proto/gen/tswarm/objects.js';
-import { TaskState } from '../../proto/gen/tswarm/types.js';
+import { NodeAvailability, NodeState, TaskState } from '../../proto/gen/tswarm/types.js';
 import { assertNever } from '../../common/errors.js';
 import { markGivenUp, supervise } from './restart.js';
 import { matchesAll } from '../constraint/constraint.js';
@@ -11,6 +11,7 @@ import { reap } from './reaper.js';
 import { rollingUpdate, SpecMatcher, type UpdateUnit } from './update.js';
 import {
   constraintsOf,
+  createdAt,
   eligible,
   emptyPlan,
   isLive,
@@ -165,6 +166,18 @@ function preference(a: Task, b: Task): number {
 type UnitState = 'active' | 'done' | 'given-up';
 
 /**
+ * How long a drained node's task keeps serving while its replacement elsewhere does not run (it
+ * cannot be placed, or fails): then it stops all the same, as a drain must empty the node.
+ */
+export const DRAIN_HANDOFF_MS = 30_000;
+
+/** The task is on a node that is up and drained (its tasks move elsewhere). */
+function onDrainedNode(t: Task, nodes: ReadonlyMap<string, Node>): boolean {
+  const n = nodes.get(t.nodeId);
+  return n !== undefined && n.status?.state !== NodeState.NODE_STATE_DOWN && n.spec?.availability === NodeAvailability.NODE_AVAILABILITY_DRAIN;
+}
+
+/**
  * One unit (slot or node) with at least one live task: keeps one, shuts down extras, and applies
  * the restart supervisor to the one kept. `replacement` makes the unit's next task.
  */
@@ -187,6 +200,25 @@ function superviseUnit(
     if (clean.length > 0 && dirty.length > 0) {
       if (clean.some((t) => observed(t) === TaskState.TASK_STATE_RUNNING)) for (const t of dirty) b.desire(t, TaskState.TASK_STATE_SHUTDOWN);
       candidates = clean;
+    }
+  }
+  if (!job) {
+    // A drained node's task hands over as a start-first update does: it keeps serving until its
+    // replacement on another node runs (or DRAIN_HANDOFF_MS passed), so that a drain drops no
+    // request to the service (its stop then waits for the nodes' load balancers: the dispatcher's
+    // stop gate).
+    const leaving = candidates.filter((t) => onDrainedNode(t, nodes) && !isTerminal(t));
+    if (leaving.length > 0) {
+      const staying = candidates.filter((t) => !leaving.includes(t));
+      const handedOver = staying.some((t) => observed(t) === TaskState.TASK_STATE_RUNNING) || staying.some((t) => now - createdAt(t) >= DRAIN_HANDOFF_MS);
+      if (handedOver) for (const t of leaving) b.desire(t, TaskState.TASK_STATE_SHUTDOWN);
+      if (staying.length === 0) {
+        b.create(replacement());
+        b.wake(now + DRAIN_HANDOFF_MS);
+        return 'active';
+      }
+      if (!handedOver) b.wake(Math.min(...staying.map(createdAt)) + DRAIN_HANDOFF_MS);
+      candidates = staying;
     }
   }
   const sorted = [...candidates].sort(preference);

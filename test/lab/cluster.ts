@@ -23,8 +23,8 @@ export interface LabClusterOptions {
   drainManagers?: boolean;
   /** `cluster update --heartbeat-period` right after init (e.g. '1s'); default: the cluster's. */
   heartbeatPeriod?: string;
-  /** Extra swarmd flags for every host. */
-  swarmdArgs?: string[];
+  /** Extra swarmd flags for every host (a function: made from the lab, e.g. to name a lab host's address). */
+  swarmdArgs?: string[] | ((lab: Lab) => string[]);
   /** Node flags for every swarmd (e.g. --cpu-prof --cpu-prof-dir=DIR, for a post-mortem). */
   nodeArgs?: string[];
 }
@@ -98,7 +98,8 @@ export class LabCluster {
     const managers = Array.from({ length: options.managers ?? 1 }, (_, i) => `m${i + 1}`);
     const workers = Array.from({ length: options.workers ?? 2 }, (_, i) => `w${i + 1}`);
     const lab = await Lab.create({ hosts: [...managers, ...workers, ...(options.spares ?? [])] });
-    const c = new LabCluster(lab, managers, workers, options.swarmdArgs ?? [], options.nodeArgs ?? []);
+    const extra = typeof options.swarmdArgs === 'function' ? options.swarmdArgs(lab) : (options.swarmdArgs ?? []);
+    const c = new LabCluster(lab, managers, workers, extra, options.nodeArgs ?? []);
     try {
       await c.startRegistry();
       await c.swarmd('m1', ['init', '--advertise-addr', c.addr('m1')]).waitForLog(/swarmd started/, 20_000);

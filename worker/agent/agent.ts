@@ -29,6 +29,7 @@ import { containerSpec } from './container-spec.js';
 import { retry, TaskController } from './controller.js';
 import { writeConfigFiles, writeSecretFiles } from './files.js';
 import { LogAgent } from './logs.js';
+import type { ServiceDiscovery } from './discovery.js';
 import { NetworkSandboxes } from './networks.js';
 import { PathProber, pathTargets } from './paths.js';
 import { parseImageRef, registryClientAuth } from './reference.js';
@@ -53,6 +54,8 @@ export interface AgentOptions {
   network: 'bridge' | 'none';
   /** The overlay driver (the executor's too): the agent keeps its sandboxes to the assignments. */
   overlay?: OverlayDriver;
+  /** Service discovery (the executor's too): the agent gives it the services of its networks. */
+  discovery?: ServiceDiscovery;
   /** Whether the executor has a bridge for overlay containers' way out (see NodeContext.egress). */
   egress?: boolean;
   description: NodeDescription;
@@ -94,13 +97,16 @@ export class Agent {
       log: opts.log,
       onAssignments: (msg) => void this.applyAssignments(msg).catch((err: Error) => this.log.error({ err: err.message }, 'agent: could not apply assignments')),
       onEstablished: (addr) => {
+        this.opts.discovery?.resetSequence();
         this.logAgent.attach(addr);
         // Statuses observed while no session was up.
         void this.reporter.flush();
       },
       onEnded: () => this.logAgent.detach(),
       peerPaths: () => this.prober?.paths() ?? [],
+      appliedSequence: () => this.opts.discovery?.applied ?? 0,
     });
+    if (opts.discovery) opts.discovery.onApplied = () => this.session.nudge();
     this.reporter = new StatusReporter((updates) => this.session.updateTaskStatus(updates));
     this.sandboxes = opts.overlay ? new NetworkSandboxes({ driver: opts.overlay, log: opts.log }) : undefined;
     const overlay = opts.overlay;
@@ -114,7 +120,9 @@ export class Agent {
 
   /** Loads the kept assignments and resumes their controllers, then connects. */
   start(): void {
-    for (const t of this.taskList.load()) this.track(t);
+    const loaded = this.taskList.load();
+    for (const t of loaded) this.track(t);
+    if (this.opts.discovery) void this.readopt(loaded, this.opts.discovery);
     this.prober?.start();
     this.session.start();
   }
@@ -126,6 +134,23 @@ export class Agent {
     await this.sandboxes?.idle();
     this.taskList.flush();
     // Containers keep running under their monitors: a restarted agent re-adopts them.
+  }
+
+  /**
+   * After a restart of swarmd with its containers kept: those on overlay networks are attached to
+   * service discovery again (the DNS proxy's sockets went with the old swarmd).
+   */
+  private async readopt(tasks: readonly Task[], discovery: ServiceDiscovery): Promise<void> {
+    for (const t of tasks) {
+      if (isTerminalState(t.status?.state)) continue;
+      try {
+        const info = await this.executor.inspect(t.id);
+        if (info.status === 'exited' || info.pid <= 0 || !info.overlays?.length) continue;
+        await discovery.attach({ id: t.id, netns: `/proc/${info.pid}/ns/net`, networks: info.overlays.map((o) => o.networkId), upstream: t.spec?.container?.dnsConfig?.nameservers ?? [] });
+      } catch (err) {
+        this.log.debug({ task: t.id, err: (err as Error).message }, 'agent: a kept container was not attached to service discovery again');
+      }
+    }
   }
 
   // ---------------------------------------------------------------- tasks
@@ -170,6 +195,7 @@ export class Agent {
     for (const id of before) if (!now.has(id)) this.log.info({ service: id }, 'agent: registry credential withdrawn');
     this.sandboxes?.want(this.data.networks, this.data.peers.values(), msg.type === AssignmentsMessage_Type.TYPE_COMPLETE);
     this.prober?.setTargets(pathTargets(this.data.networks, this.data.peers.values()));
+    this.opts.discovery?.setServices(this.data.services.values(), msg.sequence);
     for (const id of changes.withdraw) await this.withdraw(id);
     for (const t of changes.track) this.track(t);
     this.taskList.scheduleSave();

@@ -8,7 +8,7 @@ import { applyAssignments, noAssignedData, type AssignedData } from './assignmen
 
 const alice: RegistryAuth = { serverAddress: '10.0.0.1:5000', username: 'alice', password: 'wonderland', identityToken: '' };
 const cred = (serviceId: string, auth: RegistryAuth | undefined, action = AssignmentChange_Action.ACTION_UPDATE): AssignmentChange => ({ action, assignment: { item: { $case: 'registryCredential', registryCredential: { serviceId, auth } } } });
-const msg = (type: AssignmentsMessage_Type, changes: AssignmentChange[]): AssignmentsMessage => ({ type, appliesTo: '', resultsIn: 'x', changes });
+const msg = (type: AssignmentsMessage_Type, changes: AssignmentChange[]): AssignmentsMessage => ({ type, appliesTo: '', resultsIn: 'x', changes, sequence: 1 });
 
 describe('applyAssignments', () => {
   it('keeps registry credentials by service: set, replaced, withdrawn', () => {

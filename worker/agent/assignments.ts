@@ -4,7 +4,7 @@
 // knows its tasks while no manager answers.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AssignmentChange_Action, AssignmentsMessage_Type, type AssignmentsMessage, type NetworkAssignment, type NetworkPeer } from '../../proto/gen/tswarm/dispatcher.js';
+import { AssignmentChange_Action, AssignmentsMessage_Type, type AssignmentsMessage, type NetworkAssignment, type NetworkPeer, type ServiceEndpoints } from '../../proto/gen/tswarm/dispatcher.js';
 import { Task } from '../../proto/gen/tswarm/objects.js';
 import type { RegistryAuth } from '../../proto/gen/tswarm/types.js';
 import { CorruptFileError } from '../../common/errors.js';
@@ -22,11 +22,13 @@ export interface AssignedData {
   networks: Map<string, NetworkAssignment>;
   /** By peer id (network and endpoint): the endpoints of those networks on other nodes. */
   peers: Map<string, NetworkPeer>;
+  /** By item id (network and service): the services of those networks, with their serving tasks. */
+  services: Map<string, ServiceEndpoints>;
 }
 
 /** An empty AssignedData. */
 export function noAssignedData(): AssignedData {
-  return { secrets: new Map(), configs: new Map(), registryCredentials: new Map(), networks: new Map(), peers: new Map() };
+  return { secrets: new Map(), configs: new Map(), registryCredentials: new Map(), networks: new Map(), peers: new Map(), services: new Map() };
 }
 
 /** What a message asks of the agent's tasks, in the message's order. */
@@ -50,6 +52,7 @@ export function applyAssignments(msg: AssignmentsMessage, known: Iterable<string
     data.registryCredentials.clear();
     data.networks.clear();
     data.peers.clear();
+    data.services.clear();
   }
   for (const ch of msg.changes) {
     const item = ch.assignment?.item;
@@ -71,6 +74,9 @@ export function applyAssignments(msg: AssignmentsMessage, known: Iterable<string
     } else if (item?.$case === 'peer') {
       if (remove) data.peers.delete(item.peer.id);
       else data.peers.set(item.peer.id, item.peer);
+    } else if (item?.$case === 'serviceEndpoints') {
+      if (remove) data.services.delete(item.serviceEndpoints.id);
+      else data.services.set(item.serviceEndpoints.id, item.serviceEndpoints);
     }
   }
   const out: TaskChanges = { track: [], withdraw: [] };

@@ -27,6 +27,8 @@ export interface SessionOptions {
   onEnded: () => void;
   /** What each heartbeat reports of the node's overlay paths (paths.ts); none: nothing. */
   peerPaths?: () => PeerPath[];
+  /** The sequence of the last assignments message whose service endpoints are in force (discovery.ts). */
+  appliedSequence?: () => number;
   log: Logger;
 }
 
@@ -37,6 +39,7 @@ export class Session {
   private preferred: string | undefined;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  private beatNow: (() => void) | undefined;
 
   constructor(private readonly opts: SessionOptions) {}
 
@@ -49,6 +52,11 @@ export class Session {
     this.wake?.();
     this.client?.close();
     await this.loop;
+  }
+
+  /** Sends a heartbeat now (what it reports changed: a task's stop may wait for it), not at the period. */
+  nudge(): void {
+    this.beatNow?.();
   }
 
   /** Sends status updates on the present session. */
@@ -109,6 +117,7 @@ export class Session {
       const end = (err?: unknown): void => {
         if (ended) return;
         ended = true;
+        this.beatNow = undefined;
         clearInterval(onStop);
         this.opts.onEnded();
         if (heartbeat) clearTimeout(heartbeat);
@@ -127,11 +136,28 @@ export class Session {
         const managers = m.managers.map((p) => p.addr).filter(Boolean);
         if (managers.length > 0) this.opts.onManagers?.(managers);
         this.opts.log.info({ manager: addr, session: m.sessionId }, 'agent: session established');
+        // One heartbeat in flight at a time; a nudge meanwhile sends another as soon as it is answered.
+        let inFlight = false;
+        let again = false;
         const beat = (): void => {
-          client.heartbeat({ sessionId: this.sessionId, peerPaths: this.opts.peerPaths?.() ?? [] }, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (err, res) => {
+          if (heartbeat) clearTimeout(heartbeat);
+          heartbeat = undefined;
+          inFlight = true;
+          const req = { sessionId: this.sessionId, peerPaths: this.opts.peerPaths?.() ?? [], appliedSequence: this.opts.appliedSequence?.() ?? 0 };
+          client.heartbeat(req, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (err, res) => {
+            inFlight = false;
             if (err) return end(err);
+            if (ended) return;
+            if (again) {
+              again = false;
+              return beat();
+            }
             heartbeat = setTimeout(beat, Math.max(100, Number(res.periodMs) || 1000));
           });
+        };
+        this.beatNow = () => {
+          if (inFlight) again = true;
+          else if (!ended) beat();
         };
         beat();
         assignments = client.assignments({ sessionId: this.sessionId });

@@ -46,6 +46,22 @@ export function resolvConf(host: ResolvConf, dns: Partial<ResolvConf> = {}): str
 }
 
 /**
+ * The resolv.conf of a container on an overlay network: the embedded DNS (127.0.0.11) only, as
+ * Docker writes it; the resolvers (the spec's --dns, or the host's) are its upstreams instead
+ * (worker/agent/discovery.ts). ndots:0 first, so that a bare service name is asked as it is
+ * before any search domain; the spec's options (or else the host's) after it.
+ */
+export function embeddedResolvConf(host: ResolvConf, dns: Partial<ResolvConf> = {}): string {
+  const search = dns.search?.length ? dns.search : host.search;
+  const options = ['ndots:0', ...(dns.options?.length ? dns.options : host.options).filter((o) => !o.startsWith('ndots:'))];
+  if (dns.options?.some((o) => o.startsWith('ndots:'))) options.splice(0, 1, ...dns.options.filter((o) => o.startsWith('ndots:')));
+  const lines = ['# written by tswarm: the embedded DNS (service names; other names go to --dns or the host\'s resolvers)', 'nameserver 127.0.0.11'];
+  if (search.length > 0) lines.push(`search ${search.join(' ')}`);
+  lines.push(`options ${options.join(' ')}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/**
  * The container's /etc/hosts: Docker's localhost lines, the extra lines ("IP NAME [ALIAS...]"),
  * then the container's own address with its host name, when it has one on a network.
  */

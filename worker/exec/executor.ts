@@ -140,6 +140,27 @@ export interface Ulimit {
   hard: number;
 }
 
+/** A container as service discovery takes it in (see ContainerDiscovery). */
+export interface DiscoveryMember {
+  id: string;
+  /** Its network namespace (a path). */
+  netns: string;
+  /** The overlay networks it is on, in its order (the first that knows a name answers). */
+  networks: readonly string[];
+  /** Its resolvers for other names (--dns); empty: the node's. */
+  upstream?: readonly string[];
+}
+
+/**
+ * Service discovery inside containers' namespaces (worker/agent/discovery.ts): the embedded DNS at
+ * 127.0.0.11 and the VIPs' load balancer, put in place by prepare before the container's process
+ * runs, taken away with the container.
+ */
+export interface ContainerDiscovery {
+  attach(c: DiscoveryMember): Promise<void>;
+  detach(id: string): Promise<void>;
+}
+
 export interface DnsConfig {
   nameservers?: string[];
   search?: string[];

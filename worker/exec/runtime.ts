@@ -47,10 +47,11 @@ import {
   type ExitStatus,
   type LogEntry,
   type LogOptions,
+  type ContainerDiscovery,
 } from './executor.js';
 import { checkLogConfig, isLogConfig, logFileNames, readLog } from './logs.js';
 import { Spawner, type SpawnResult } from './spawner.js';
-import { hostsFile, parseResolvConf, resolvConf } from './container-files.js';
+import { embeddedResolvConf, hostsFile, parseResolvConf, resolvConf } from './container-files.js';
 import { buildConfig, checkContainerId, checkSpec, checkVolumeName } from './spec.js';
 
 export const RUNTIMES = ['swarm-runtime', 'runc', 'crun'] as const;
@@ -78,6 +79,8 @@ export interface RuntimeExecutorOptions {
   network?: BridgeDriver;
   /** The overlay driver for specs with overlay endpoints. */
   overlay?: OverlayDriver;
+  /** Service discovery for containers on overlay networks: their resolv.conf then names 127.0.0.11. */
+  discovery?: ContainerDiscovery;
   /** Parent of the containers' cgroups (linux.cgroupsPath = <parent>/<id>); default /tswarm. */
   cgroupParent?: string;
   /** A seccomp profile file for linux.seccomp; default native/seccomp/default.json; null: none. */
@@ -114,6 +117,8 @@ interface ContainerRecord {
   attachment?: Attachment;
   /** The overlay endpoints made so far (detached by cleanup). */
   overlays?: OverlayAttachment[];
+  /** Attached to service discovery (detached by cleanup). */
+  discovery?: boolean;
   /** The monitor's log driver and bound; absent in records from before rotation (one unbounded file). */
   log?: LogConfig;
 }
@@ -256,6 +261,7 @@ export class RuntimeExecutor implements Executor {
   private readonly images: ImageStore;
   private readonly network: BridgeDriver | undefined;
   private readonly overlay: OverlayDriver | undefined;
+  private readonly discovery: ContainerDiscovery | undefined;
   private bridgeReady: Promise<void> | undefined;
   private readonly cgroupParent: string;
   private readonly seccompPath: string | null;
@@ -273,6 +279,7 @@ export class RuntimeExecutor implements Executor {
     this.images = opts.images;
     this.network = opts.network;
     this.overlay = opts.overlay;
+    this.discovery = opts.discovery;
     this.runtimeBin = opts.runtimePath ?? (this.runtime === 'swarm-runtime' ? nativeBinary('swarm-runtime') : findInPath(this.runtime));
     this.runtimeRoot = opts.runtimeRoot ?? defaultRoot(this.runtime);
     this.monitorBin = opts.monitorPath ?? nativeBinary('swarm-monitor');
@@ -323,7 +330,8 @@ export class RuntimeExecutor implements Executor {
     }
     writeFileSync(files.hostname, `${hostname}\n`, { mode: 0o644 });
     writeFileSync(files.hosts, hostsFile(hostname, spec.hosts ?? []), { mode: 0o644 });
-    writeFileSync(files.resolvConf, resolvConf(parseResolvConf(host), spec.dns), { mode: 0o644 });
+    const embedded = this.discovery !== undefined && (spec.overlays ?? []).length > 0;
+    writeFileSync(files.resolvConf, (embedded ? embeddedResolvConf : resolvConf)(parseResolvConf(host), spec.dns), { mode: 0o644 });
     return files;
   }
 
@@ -468,6 +476,11 @@ export class RuntimeExecutor implements Executor {
         record.overlays ??= [];
         const made = await this.overlay!.attach(ep.network, spec.id, netns, { address: ep.address, ifname: `eth${i}` });
         record.overlays.push(made);
+      }
+      // Its names and VIPs, before its process runs (the record says so, for cleanup).
+      if (overlays.length > 0 && this.discovery !== undefined) {
+        record.discovery = true;
+        await this.discovery.attach({ id: spec.id, netns, networks: overlays.map((o) => o.network.id), upstream: spec.dns?.nameservers ?? [] });
       }
       if (record.network === 'bridge') {
         // Made once, when first needed (idempotent: a bridge the daemon made already is kept).
@@ -624,6 +637,7 @@ export class RuntimeExecutor implements Executor {
     }
     for (let i = 0; i < 500 && alive(r.monitorPid, r.monitorStartTime); i++) await sleep(10);
     if (r.network === 'bridge' && this.network !== undefined) await this.network.detach(r.id);
+    if (r.discovery) await this.discovery?.detach(r.id);
     for (const o of r.overlays ?? []) await this.overlay?.detach(o.networkId, r.id);
     await this.images.removeRootfs(r.id);
     for (const f of logFileNames(this.paths(r.id).log, logFileCount(r))) await rm(f, { force: true });

@@ -21,7 +21,16 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Config, Network, Node, Secret, Task } from "./objects.js";
-import { NodeDescription, PeerPath, RegistryAuth, TaskStatus } from "./types.js";
+import {
+  EndpointSpec_ResolutionMode,
+  endpointSpec_ResolutionModeFromJSON,
+  endpointSpec_ResolutionModeToJSON,
+  endpointSpec_ResolutionModeToNumber,
+  NodeDescription,
+  PeerPath,
+  RegistryAuth,
+  TaskStatus,
+} from "./types.js";
 
 export const protobufPackage = "tswarm.v1";
 
@@ -56,6 +65,11 @@ export interface HeartbeatRequest {
   sessionId: string;
   /** the node's overlay paths to its peers, all of them */
   peerPaths: PeerPath[];
+  /**
+   * The sequence of the last assignments message whose service endpoints the node put in force
+   * (its DNS answers and load-balancer maps): what a task's stop waits for (see dispatcher.ts).
+   */
+  appliedSequence: number;
 }
 
 export interface HeartbeatResponse {
@@ -87,7 +101,41 @@ export interface Assignment {
     | { $case: "registryCredential"; registryCredential: RegistryCredential }
     | { $case: "network"; network: NetworkAssignment }
     | { $case: "peer"; peer: NetworkPeer }
+    | { $case: "serviceEndpoints"; serviceEndpoints: ServiceEndpoints }
     | undefined;
+}
+
+/**
+ * A service on a network this node is on, as the node's embedded DNS answers for it and as the
+ * load balancers of its containers on that network spread connections to its VIP. Its id is the
+ * network's and the service's ("<network id>:<service id>").
+ */
+export interface ServiceEndpoints {
+  id: string;
+  networkId: string;
+  serviceId: string;
+  /** the service's name */
+  name: string;
+  /** vip: the name answers the VIP; dnsrr: the backends */
+  mode: EndpointSpec_ResolutionMode;
+  /** IPv4, no prefix; empty in dnsrr mode (or not yet allocated) */
+  vip: string;
+  /** the service's network aliases on this network */
+  aliases: string[];
+  /** its tasks that serve now, ordered by slot then id */
+  backends: ServiceBackend[];
+}
+
+/** A task that serves: RUNNING, healthy if it has a healthcheck, and not told to stop. */
+export interface ServiceBackend {
+  taskId: string;
+  /** IPv4, no prefix: the task's on the network */
+  address: string;
+  slot: number;
+  /** NAME.SLOT.TASKID (global services: NAME.NODEID.TASKID), as Docker's */
+  name: string;
+  /** the container's hostname, when one was set */
+  hostname: string;
 }
 
 /** A network the node has tasks on, with the node's own address on it. */
@@ -180,6 +228,11 @@ export interface AssignmentsMessage {
   appliesTo: string;
   resultsIn: string;
   changes: AssignmentChange[];
+  /**
+   * Increases with every message of a session; the node acknowledges the service endpoints it put
+   * in force with HeartbeatRequest.applied_sequence.
+   */
+  sequence: number;
 }
 
 export enum AssignmentsMessage_Type {
@@ -533,7 +586,7 @@ export const SessionMessage: MessageFns<SessionMessage> = {
 };
 
 function createBaseHeartbeatRequest(): HeartbeatRequest {
-  return { sessionId: "", peerPaths: [] };
+  return { sessionId: "", peerPaths: [], appliedSequence: 0 };
 }
 
 export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
@@ -543,6 +596,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     }
     for (const v of message.peerPaths) {
       PeerPath.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.appliedSequence !== 0) {
+      writer.uint32(24).uint64(message.appliedSequence);
     }
     return writer;
   },
@@ -576,6 +632,14 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             message.peerPaths.push(PeerPath.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.appliedSequence = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -600,6 +664,11 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
         : globalThis.Array.isArray(object?.peer_paths)
         ? object.peer_paths.map((e: any) => PeerPath.fromJSON(e))
         : [],
+      appliedSequence: isSet(object.appliedSequence)
+        ? globalThis.Number(object.appliedSequence)
+        : isSet(object.applied_sequence)
+        ? globalThis.Number(object.applied_sequence)
+        : 0,
     };
   },
 
@@ -611,6 +680,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     if (message.peerPaths?.length) {
       obj.peerPaths = message.peerPaths.map((e) => PeerPath.toJSON(e));
     }
+    if (message.appliedSequence !== 0) {
+      obj.appliedSequence = Math.round(message.appliedSequence);
+    }
     return obj;
   },
 
@@ -621,6 +693,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     const message = createBaseHeartbeatRequest();
     message.sessionId = object.sessionId ?? "";
     message.peerPaths = object.peerPaths?.map((e) => PeerPath.fromPartial(e)) || [];
+    message.appliedSequence = object.appliedSequence ?? 0;
     return message;
   },
 };
@@ -1030,6 +1103,9 @@ export const Assignment: MessageFns<Assignment> = {
       case "peer":
         NetworkPeer.encode(message.item.peer, writer.uint32(50).fork()).join();
         break;
+      case "serviceEndpoints":
+        ServiceEndpoints.encode(message.item.serviceEndpoints, writer.uint32(58).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1098,6 +1174,17 @@ export const Assignment: MessageFns<Assignment> = {
             message.item = { $case: "peer", peer: NetworkPeer.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.item = {
+              $case: "serviceEndpoints",
+              serviceEndpoints: ServiceEndpoints.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1126,6 +1213,10 @@ export const Assignment: MessageFns<Assignment> = {
         ? { $case: "network", network: NetworkAssignment.fromJSON(object.network) }
         : isSet(object.peer)
         ? { $case: "peer", peer: NetworkPeer.fromJSON(object.peer) }
+        : isSet(object.serviceEndpoints)
+        ? { $case: "serviceEndpoints", serviceEndpoints: ServiceEndpoints.fromJSON(object.serviceEndpoints) }
+        : isSet(object.service_endpoints)
+        ? { $case: "serviceEndpoints", serviceEndpoints: ServiceEndpoints.fromJSON(object.service_endpoints) }
         : undefined,
     };
   },
@@ -1144,6 +1235,8 @@ export const Assignment: MessageFns<Assignment> = {
       obj.network = NetworkAssignment.toJSON(message.item.network);
     } else if (message.item?.$case === "peer") {
       obj.peer = NetworkPeer.toJSON(message.item.peer);
+    } else if (message.item?.$case === "serviceEndpoints") {
+      obj.serviceEndpoints = ServiceEndpoints.toJSON(message.item.serviceEndpoints);
     }
     return obj;
   },
@@ -1193,7 +1286,357 @@ export const Assignment: MessageFns<Assignment> = {
         }
         break;
       }
+      case "serviceEndpoints": {
+        if (object.item?.serviceEndpoints !== undefined && object.item?.serviceEndpoints !== null) {
+          message.item = {
+            $case: "serviceEndpoints",
+            serviceEndpoints: ServiceEndpoints.fromPartial(object.item.serviceEndpoints),
+          };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseServiceEndpoints(): ServiceEndpoints {
+  return {
+    id: "",
+    networkId: "",
+    serviceId: "",
+    name: "",
+    mode: EndpointSpec_ResolutionMode.RESOLUTION_MODE_VIP,
+    vip: "",
+    aliases: [],
+    backends: [],
+  };
+}
+
+export const ServiceEndpoints: MessageFns<ServiceEndpoints> = {
+  encode(message: ServiceEndpoints, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.networkId !== "") {
+      writer.uint32(18).string(message.networkId);
+    }
+    if (message.serviceId !== "") {
+      writer.uint32(26).string(message.serviceId);
+    }
+    if (message.name !== "") {
+      writer.uint32(34).string(message.name);
+    }
+    if (message.mode !== EndpointSpec_ResolutionMode.RESOLUTION_MODE_VIP) {
+      writer.uint32(40).int32(endpointSpec_ResolutionModeToNumber(message.mode));
+    }
+    if (message.vip !== "") {
+      writer.uint32(50).string(message.vip);
+    }
+    for (const v of message.aliases) {
+      writer.uint32(58).string(v!);
+    }
+    for (const v of message.backends) {
+      ServiceBackend.encode(v!, writer.uint32(66).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServiceEndpoints {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServiceEndpoints();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.networkId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.serviceId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.mode = endpointSpec_ResolutionModeFromJSON(reader.int32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.vip = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.aliases.push(reader.string());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.backends.push(ServiceBackend.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ServiceEndpoints {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      networkId: isSet(object.networkId)
+        ? globalThis.String(object.networkId)
+        : isSet(object.network_id)
+        ? globalThis.String(object.network_id)
+        : "",
+      serviceId: isSet(object.serviceId)
+        ? globalThis.String(object.serviceId)
+        : isSet(object.service_id)
+        ? globalThis.String(object.service_id)
+        : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      mode: isSet(object.mode)
+        ? endpointSpec_ResolutionModeFromJSON(object.mode)
+        : EndpointSpec_ResolutionMode.RESOLUTION_MODE_VIP,
+      vip: isSet(object.vip) ? globalThis.String(object.vip) : "",
+      aliases: globalThis.Array.isArray(object?.aliases)
+        ? object.aliases.map((e: any) => globalThis.String(e))
+        : [],
+      backends: globalThis.Array.isArray(object?.backends)
+        ? object.backends.map((e: any) => ServiceBackend.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ServiceEndpoints): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.networkId !== "") {
+      obj.networkId = message.networkId;
+    }
+    if (message.serviceId !== "") {
+      obj.serviceId = message.serviceId;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.mode !== EndpointSpec_ResolutionMode.RESOLUTION_MODE_VIP) {
+      obj.mode = endpointSpec_ResolutionModeToJSON(message.mode);
+    }
+    if (message.vip !== "") {
+      obj.vip = message.vip;
+    }
+    if (message.aliases?.length) {
+      obj.aliases = message.aliases;
+    }
+    if (message.backends?.length) {
+      obj.backends = message.backends.map((e) => ServiceBackend.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ServiceEndpoints>): ServiceEndpoints {
+    return ServiceEndpoints.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ServiceEndpoints>): ServiceEndpoints {
+    const message = createBaseServiceEndpoints();
+    message.id = object.id ?? "";
+    message.networkId = object.networkId ?? "";
+    message.serviceId = object.serviceId ?? "";
+    message.name = object.name ?? "";
+    message.mode = object.mode ?? EndpointSpec_ResolutionMode.RESOLUTION_MODE_VIP;
+    message.vip = object.vip ?? "";
+    message.aliases = object.aliases?.map((e) => e) || [];
+    message.backends = object.backends?.map((e) => ServiceBackend.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseServiceBackend(): ServiceBackend {
+  return { taskId: "", address: "", slot: 0, name: "", hostname: "" };
+}
+
+export const ServiceBackend: MessageFns<ServiceBackend> = {
+  encode(message: ServiceBackend, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.address !== "") {
+      writer.uint32(18).string(message.address);
+    }
+    if (message.slot !== 0) {
+      writer.uint32(24).uint64(message.slot);
+    }
+    if (message.name !== "") {
+      writer.uint32(34).string(message.name);
+    }
+    if (message.hostname !== "") {
+      writer.uint32(42).string(message.hostname);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServiceBackend {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServiceBackend();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.slot = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.hostname = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ServiceBackend {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      slot: isSet(object.slot) ? globalThis.Number(object.slot) : 0,
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
+    };
+  },
+
+  toJSON(message: ServiceBackend): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.slot !== 0) {
+      obj.slot = Math.round(message.slot);
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.hostname !== "") {
+      obj.hostname = message.hostname;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ServiceBackend>): ServiceBackend {
+    return ServiceBackend.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ServiceBackend>): ServiceBackend {
+    const message = createBaseServiceBackend();
+    message.taskId = object.taskId ?? "";
+    message.address = object.address ?? "";
+    message.slot = object.slot ?? 0;
+    message.name = object.name ?? "";
+    message.hostname = object.hostname ?? "";
     return message;
   },
 };
@@ -1651,7 +2094,7 @@ export const AssignmentChange: MessageFns<AssignmentChange> = {
 };
 
 function createBaseAssignmentsMessage(): AssignmentsMessage {
-  return { type: AssignmentsMessage_Type.TYPE_COMPLETE, appliesTo: "", resultsIn: "", changes: [] };
+  return { type: AssignmentsMessage_Type.TYPE_COMPLETE, appliesTo: "", resultsIn: "", changes: [], sequence: 0 };
 }
 
 export const AssignmentsMessage: MessageFns<AssignmentsMessage> = {
@@ -1667,6 +2110,9 @@ export const AssignmentsMessage: MessageFns<AssignmentsMessage> = {
     }
     for (const v of message.changes) {
       AssignmentChange.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.sequence !== 0) {
+      writer.uint32(40).uint64(message.sequence);
     }
     return writer;
   },
@@ -1716,6 +2162,14 @@ export const AssignmentsMessage: MessageFns<AssignmentsMessage> = {
             message.changes.push(AssignmentChange.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.sequence = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1744,6 +2198,7 @@ export const AssignmentsMessage: MessageFns<AssignmentsMessage> = {
       changes: globalThis.Array.isArray(object?.changes)
         ? object.changes.map((e: any) => AssignmentChange.fromJSON(e))
         : [],
+      sequence: isSet(object.sequence) ? globalThis.Number(object.sequence) : 0,
     };
   },
 
@@ -1761,6 +2216,9 @@ export const AssignmentsMessage: MessageFns<AssignmentsMessage> = {
     if (message.changes?.length) {
       obj.changes = message.changes.map((e) => AssignmentChange.toJSON(e));
     }
+    if (message.sequence !== 0) {
+      obj.sequence = Math.round(message.sequence);
+    }
     return obj;
   },
 
@@ -1773,6 +2231,7 @@ export const AssignmentsMessage: MessageFns<AssignmentsMessage> = {
     message.appliesTo = object.appliesTo ?? "";
     message.resultsIn = object.resultsIn ?? "";
     message.changes = object.changes?.map((e) => AssignmentChange.fromPartial(e)) || [];
+    message.sequence = object.sequence ?? 0;
     return message;
   },
 };

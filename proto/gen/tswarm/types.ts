@@ -1065,13 +1065,25 @@ export interface IPAMConfig {
   range: string;
 }
 
+/** What the allocator decided for a service's endpoint (Spec stays the user's). */
 export interface Endpoint {
   spec?:
     | EndpointSpec
     | undefined;
   /** with allocated published ports */
   ports: PortConfig[];
-  virtualIps: string[];
+  /** one per overlay network, in endpoint mode vip */
+  virtualIps: VirtualIP[];
+}
+
+/**
+ * A service's virtual IP on one network: the address its clients there connect to, balanced over
+ * its running tasks in each client's own network namespace.
+ */
+export interface VirtualIP {
+  networkId: string;
+  /** CIDR form, as the network's task addresses */
+  addr: string;
 }
 
 export interface EndpointSpec {
@@ -4609,7 +4621,7 @@ export const Endpoint: MessageFns<Endpoint> = {
       PortConfig.encode(v!, writer.uint32(18).fork()).join();
     }
     for (const v of message.virtualIps) {
-      writer.uint32(26).string(v!);
+      VirtualIP.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -4643,12 +4655,12 @@ export const Endpoint: MessageFns<Endpoint> = {
             message.ports.push(PortConfig.decode(reader, reader.uint32()));
             continue;
           }
-          case 3: {
-            if (tag !== 26) {
+          case 4: {
+            if (tag !== 34) {
               break;
             }
 
-            message.virtualIps.push(reader.string());
+            message.virtualIps.push(VirtualIP.decode(reader, reader.uint32()));
             continue;
           }
         }
@@ -4668,9 +4680,9 @@ export const Endpoint: MessageFns<Endpoint> = {
       spec: isSet(object.spec) ? EndpointSpec.fromJSON(object.spec) : undefined,
       ports: globalThis.Array.isArray(object?.ports) ? object.ports.map((e: any) => PortConfig.fromJSON(e)) : [],
       virtualIps: globalThis.Array.isArray(object?.virtualIps)
-        ? object.virtualIps.map((e: any) => globalThis.String(e))
+        ? object.virtualIps.map((e: any) => VirtualIP.fromJSON(e))
         : globalThis.Array.isArray(object?.virtual_ips)
-        ? object.virtual_ips.map((e: any) => globalThis.String(e))
+        ? object.virtual_ips.map((e: any) => VirtualIP.fromJSON(e))
         : [],
     };
   },
@@ -4684,7 +4696,7 @@ export const Endpoint: MessageFns<Endpoint> = {
       obj.ports = message.ports.map((e) => PortConfig.toJSON(e));
     }
     if (message.virtualIps?.length) {
-      obj.virtualIps = message.virtualIps;
+      obj.virtualIps = message.virtualIps.map((e) => VirtualIP.toJSON(e));
     }
     return obj;
   },
@@ -4698,7 +4710,96 @@ export const Endpoint: MessageFns<Endpoint> = {
       ? EndpointSpec.fromPartial(object.spec)
       : undefined;
     message.ports = object.ports?.map((e) => PortConfig.fromPartial(e)) || [];
-    message.virtualIps = object.virtualIps?.map((e) => e) || [];
+    message.virtualIps = object.virtualIps?.map((e) => VirtualIP.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseVirtualIP(): VirtualIP {
+  return { networkId: "", addr: "" };
+}
+
+export const VirtualIP: MessageFns<VirtualIP> = {
+  encode(message: VirtualIP, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.networkId !== "") {
+      writer.uint32(10).string(message.networkId);
+    }
+    if (message.addr !== "") {
+      writer.uint32(18).string(message.addr);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VirtualIP {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVirtualIP();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.networkId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.addr = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VirtualIP {
+    return {
+      networkId: isSet(object.networkId)
+        ? globalThis.String(object.networkId)
+        : isSet(object.network_id)
+        ? globalThis.String(object.network_id)
+        : "",
+      addr: isSet(object.addr) ? globalThis.String(object.addr) : "",
+    };
+  },
+
+  toJSON(message: VirtualIP): unknown {
+    const obj: any = {};
+    if (message.networkId !== "") {
+      obj.networkId = message.networkId;
+    }
+    if (message.addr !== "") {
+      obj.addr = message.addr;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<VirtualIP>): VirtualIP {
+    return VirtualIP.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<VirtualIP>): VirtualIP {
+    const message = createBaseVirtualIP();
+    message.networkId = object.networkId ?? "";
+    message.addr = object.addr ?? "";
     return message;
   },
 };
