@@ -44,7 +44,7 @@ describe('service discovery and VIP load balancing across lab hosts', () => {
   };
 
   beforeAll(async () => {
-    c = await LabCluster.create({ managers: 1, workers: 2, drainManagers: false, swarmdArgs: (lab) => ['--dns', lab.host('m1').address] });
+    c = await LabCluster.create({ managers: 1, workers: 2, drainManagers: false, spares: ['x'], swarmdArgs: (lab) => ['--dns', lab.host('m1').address] });
     const m1 = c.host('m1');
     dnsmasq = m1.start('dnsmasq', 'dnsmasq', ['--keep-in-foreground', '--no-resolv', '--no-hosts', '--bind-interfaces', `--listen-address=${m1.address}`, '--port=53', `--address=/${OUTSIDE.name}/${OUTSIDE.addr}`, '--pid-file=', '--user=root', '--log-facility=-']);
     await c.ok('m1', 'network', 'create', '--driver', 'overlay', 'front');
@@ -162,6 +162,39 @@ describe('service discovery and VIP load balancing across lab hosts', () => {
       await loop.kill9();
     }
   }, 400_000);
+
+  it('answers a published port on every node, one without the task included, and the task sees the client\'s own address', async () => {
+    // The server answers GET /cgi-bin/ip with the address the request came from (busybox httpd's CGI).
+    const cgi = "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p 80 -h /www";
+    await c.ok('m1', 'service', 'create', '--detach', '--name', 'pub', '--publish', 'published=8080,target=80', '--image', c.image, '--constraint', 'node.hostname==w2', '--', 'sh', '-c', cgi);
+    await c.converged('pub', 1, 90_000);
+    const x = c.host('x');
+    // A client on a lab host outside the cluster: host x's Node, GET through NODE:8080.
+    const get = `const s = require('net').connect(8080, process.argv[1], () => s.write('GET /cgi-bin/ip HTTP/1.0\\r\\n\\r\\n')); let b = ''; s.on('data', (d) => (b += d)); s.on('end', () => { console.log(b.trim().split('\\n').pop().trim()); process.exit(0); }); s.on('error', (e) => { console.log('error ' + e.message); process.exit(1); }); setTimeout(() => { console.log('timeout'); process.exit(1); }, 3000);`;
+    for (const node of ['m1', 'w1', 'w2']) {
+      const addr = c.host(node).address;
+      const answer = await until(`${node}:8080 answers`, async () => {
+        const r = await x.exec(process.execPath, ['-e', get, addr]);
+        return r.code === 0 ? r.stdout.trim() : undefined;
+      }, 30_000);
+      // busybox httpd gives the address in its IPv4-mapped IPv6 form.
+      expect(answer.replace(/^\[::ffff:(.*)\]$/, '$1'), `through ${node}`).toBe(x.address);
+    }
+    // A port picked from 30000-32767 when none is named, shown by inspect.
+    await c.ok('m1', 'service', 'create', '--detach', '--name', 'auto', '--publish', 'target=80', '--image', c.image, '--constraint', 'node.hostname==w1', '--', 'sh', '-c', cgi);
+    const auto = JSON.parse(await c.ok('m1', 'service', 'inspect', 'auto')) as { endpoint?: { ports?: { publishedPort: number; publishMode: string }[] } };
+    const picked = auto.endpoint?.ports?.[0]?.publishedPort ?? 0;
+    expect(picked).toBeGreaterThanOrEqual(30000);
+    expect(picked).toBeLessThanOrEqual(32767);
+    // Bad input: a port another service publishes, a port out of range.
+    const taken = await c.ctl('m1', 'service', 'create', '--name', 'y', '--publish', 'published=8080,target=81', '--image', c.image, '--', 'true');
+    expect(taken.code).not.toBe(0);
+    expect(taken.stderr.trim().split('\n')).toHaveLength(1);
+    expect(taken.stderr).toMatch(/spec\.endpoint\.ports\[0\]\.publishedPort: port 8080\/tcp is already published by service pub/);
+    const range = await c.ctl('m1', 'service', 'create', '--name', 'y', '--publish', 'published=70000,target=80', '--image', c.image, '--', 'true');
+    expect(range.code).not.toBe(0);
+    expect(range.stderr).toMatch(/published=70000 must be a port number \(1-65535\)/);
+  }, 150_000);
 
   it('refuses an endpoint mode with a typo and a bad alias, naming them', async () => {
     const typo = await c.ctl('m1', 'service', 'create', '--name', 'x', '--endpoint-mode', 'dnsr', '--image', c.image, '--', 'true');

@@ -195,7 +195,8 @@ describe('swarmd init and swarmctl', () => {
 
     // Bad values: one line naming the flag (usage, exit 2) or the spec field (the server's rule, exit 1).
     expect(ctl('service', 'create', '--detach', '--name', 'y', '--image', 'busybox', '--limit-memory', 'lots')).toMatchObject({ code: 2, err: 'swarmctl: --limit-memory: "lots" must be a size in bytes, e.g. 512k, 64M, 1G\n' });
-    expect(ctl('service', 'create', '--detach', '--name', 'y', '--image', 'busybox', '-p', '8080:80').err).toMatch(/^swarmctl: --publish: "8080:80" publishes through the routing mesh .* published=8080,target=80,mode=host\n$/);
+    expect(ctl('service', 'create', '--detach', '--name', 'y', '--image', 'busybox', '-p', '8080:80/sctp')).toMatchObject({ code: 1, err: 'swarmctl: spec.endpoint.ports[0].protocol: sctp is not forwarded by the routing mesh; publish it in host mode\n' });
+    expect(ctl('service', 'create', '--detach', '--name', 'y', '--image', 'busybox', '-p', 'x:80')).toMatchObject({ code: 2 });
     expect(ctl('service', 'create', '--detach', '--name', 'y', '--image', 'busybox', '--mode', 'daemon')).toMatchObject({ code: 2, err: 'swarmctl: --mode: "daemon" must be one of replicated, global, replicated-job, global-job\n' });
     expect(ctl('service', 'create', '--detach', '--name', 'y', '--image', 'busybox', '--reserve-memory', '128M', '--limit-memory', '64M'))
       .toMatchObject({ code: 1, err: 'swarmctl: spec.task.resources.reservations.memoryBytes: must not exceed the memory limit\n' });

@@ -102,7 +102,7 @@ export const createOptions = {
   mount: list('type=bind|volume|tmpfs,source=..,target=..[,readonly][,tmpfs-size=64M][,tmpfs-mode=1777]'),
   secret: list('A secret as a file in /run/secrets: NAME, or source=NAME[,target=FILE][,mode=0400][,uid=N][,gid=N]'),
   config: list('A config as a file (default /NAME): NAME, or source=NAME[,target=PATH][,mode=0444][,uid=N][,gid=N]'),
-  publish: list('published=8080,target=80[,protocol=tcp|udp|sctp],mode=host (host mode only: no routing mesh yet)', 'p'),
+  publish: list('published=8080,target=80[,protocol=tcp|udp|sctp][,mode=ingress|host], or 8080:80[/udp]: ingress (the default) answers on every node (the routing mesh), host only where a task runs', 'p'),
   network: list('Network to attach: NAME, or name=NAME[,alias=A]'),
   'cap-add': list('Add Linux capabilities (NET_ADMIN or CAP_NET_ADMIN, ALL)'),
   'cap-drop': list('Drop Linux capabilities'),
@@ -359,14 +359,17 @@ export function parseMount(text: string, flag: string): Mount {
  * not have yet: they are refused with the long form to use instead.
  */
 export function parsePort(text: string, flag: string): PortConfig {
+  const protocolOf = (p: string): PortConfig_Protocol => (p === 'udp' ? PortConfig_Protocol.PROTOCOL_UDP : p === 'sctp' ? PortConfig_Protocol.PROTOCOL_SCTP : PortConfig_Protocol.PROTOCOL_TCP);
   if (!text.includes('=')) {
+    // Docker's short form, [PUBLISHED:]TARGET[/PROTOCOL], in ingress mode (no PUBLISHED: one is picked).
     const m = /^(?:([0-9]+):)?([0-9]+)(?:\/(tcp|udp|sctp))?$/.exec(text);
-    const hint = m ? `published=${m[1] ?? m[2]},target=${m[2]}${m[3] ? `,protocol=${m[3]}` : ''},mode=host` : 'published=8080,target=80,mode=host';
-    bad(flag, `"${text}" publishes through the routing mesh (ingress), which tswarm does not have yet; publish in host mode: ${hint}`);
+    if (!m) bad(flag, `"${text}" must be [PUBLISHED:]TARGET[/PROTOCOL] or published=P,target=T[,protocol=tcp|udp|sctp][,mode=ingress|host]`);
+    const [published, target] = [Number(m[1] ?? 0), Number(m[2])];
+    if (published > 65535 || target < 1 || target > 65535) bad(flag, `"${text}": ports are 1-65535`);
+    return { name: '', protocol: protocolOf(m[3] ?? 'tcp'), targetPort: target, publishedPort: published, publishMode: PortConfig_PublishMode.PUBLISH_MODE_INGRESS };
   }
   const kv = keyValues(text, flag, ['published', 'target', 'protocol', 'mode']);
   const mode = choice(kv.get('mode') ?? 'ingress', `${flag} mode`, ['host', 'ingress'] as const);
-  if (mode === 'ingress') bad(flag, `"${text}": mode=ingress (the default) needs the routing mesh, which tswarm does not have yet; add mode=host`);
   const port = (k: string, min: number): number => {
     const v = kv.get(k) ?? '';
     const n = Number(v);
@@ -374,15 +377,16 @@ export function parsePort(text: string, flag: string): PortConfig {
     return n;
   };
   if (!kv.has('target')) bad(flag, `"${text}" needs target=PORT (the container's port)`);
-  // Picking a free port on each node is not done: a host-mode port names its published port.
-  if (!kv.has('published')) bad(flag, `"${text}" needs published=PORT (the port on the node)`);
+  // Picking a free port on each node is not done: a host-mode port names its published port. In
+  // ingress mode the managers pick one from 30000-32767.
+  if (!kv.has('published') && mode === 'host') bad(flag, `"${text}" needs published=PORT (the port on the node)`);
   const protocol = choice(kv.get('protocol') ?? 'tcp', `${flag} protocol`, ['tcp', 'udp', 'sctp'] as const);
   return {
     name: '',
-    protocol: protocol === 'tcp' ? PortConfig_Protocol.PROTOCOL_TCP : protocol === 'udp' ? PortConfig_Protocol.PROTOCOL_UDP : PortConfig_Protocol.PROTOCOL_SCTP,
+    protocol: protocolOf(protocol),
     targetPort: port('target', 1),
-    publishedPort: port('published', 1),
-    publishMode: PortConfig_PublishMode.PUBLISH_MODE_HOST,
+    publishedPort: kv.has('published') ? port('published', 1) : 0,
+    publishMode: mode === 'host' ? PortConfig_PublishMode.PUBLISH_MODE_HOST : PortConfig_PublishMode.PUBLISH_MODE_INGRESS,
   };
 }
 

@@ -30,6 +30,7 @@ import { readHostNetwork } from '../../worker/network/host-prefixes.js';
 import { OverlayDriver } from '../../worker/network/overlay.js';
 import { DnsProxy } from '../../worker/network/dns-proxy.js';
 import { LoadBalancer } from '../../worker/network/service-lb.js';
+import { MeshTable } from '../../worker/network/mesh.js';
 import { ServiceDiscovery } from '../../worker/agent/discovery.js';
 import { parseResolvConf } from '../../worker/exec/container-files.js';
 import type { AddressPoolSpec } from '../../manager/allocator/networks.js';
@@ -227,7 +228,7 @@ export class Daemon {
     // the containers' namespaces; other names go to --dns or the host's resolvers (from here, the
     // host's namespace, so a loopback resolver such as systemd-resolved's is reachable).
     const upstream = settings.dns?.length ? settings.dns : hostResolvers();
-    const discovery = new ServiceDiscovery({ lb: new LoadBalancer(runner), upstream, log: this.log!.child({ component: 'discovery' }) });
+    const discovery = new ServiceDiscovery({ lb: new LoadBalancer(runner), mesh: new MeshTable(runner), upstream, log: this.log!.child({ component: 'discovery' }) });
     this.dnsProxy = await DnsProxy.start({ onQuery: (q) => discovery.onQuery(q), log: this.log!.child({ component: 'dns-proxy' }) });
     discovery.useProxy(this.dnsProxy);
     const executor = new RuntimeExecutor({ stateDir: join(dataDir, 'exec'), runDir: join(runDir, 'exec'), images, runtime: settings.runtime, spawner, network, overlay, discovery });

@@ -25,6 +25,7 @@ import type { LeaderComponent } from '../leader.js';
 import { VersionConflictError, type MemoryStore, type StoreEvent, type Tx, type Watch } from '../store/memory.js';
 import { writeChunked } from '../scheduler/chunked.js';
 import { AddressPool, addressingOf } from './networks.js';
+import { ingressPorts } from './ports.js';
 
 export interface AllocatorOptions {
   /** Delay before retrying after a failed write that was not a version conflict. Default 1 s. */
@@ -164,7 +165,7 @@ export class Allocator implements LeaderComponent {
       if (e.action === 'remove') return vipAttachments(svc).length > 0;
       return e.action === 'create' || JSON.stringify(vipNetworks(svc)) !== JSON.stringify(vipNetworks(old)) || JSON.stringify(svc.endpoint?.virtualIps) !== JSON.stringify(old?.endpoint?.virtualIps);
     }
-    if (e.kind === 'network' || e.kind === 'node') return e.kind === 'network' || (e.action === 'remove' && (e.object as Node).attachments.length > 0);
+    if (e.kind === 'network' || e.kind === 'node') return e.kind === 'network' || e.action === 'create' || (e.action === 'remove' && (e.object as Node).attachments.length > 0);
     const t = e.object as Task;
     const old = e.old as Task | undefined;
     if (e.action !== 'remove' && needsAllocation(t)) return true;
@@ -175,6 +176,7 @@ export class Allocator implements LeaderComponent {
     for await (const e of watch) {
       if (this.stopped || watch !== this.watch) break;
       if (e.kind === 'network') this.networkEvent(e);
+      else if (e.kind === 'node' && e.action === 'create') this.nodesQueued.add(e.object.id);
       else if (e.kind === 'node') this.release((e.object as Node).attachments);
       else if (e.kind === 'service') this.serviceEvent(e);
       else this.taskEvent(e);
@@ -191,6 +193,8 @@ export class Allocator implements LeaderComponent {
     if (e.action === 'create' && this.poolOf(n)) {
       for (const id of this.blocked) this.queued.add(id);
       this.blocked.clear();
+      // The routing mesh's network is on every node.
+      if (n.spec?.ingress) for (const node of this.store.list('node')) this.nodesQueued.add(node.id);
     }
   }
 
@@ -302,6 +306,16 @@ export class Allocator implements LeaderComponent {
       }
       attachments.push({ networkId: n.id, addresses: [address], aliases: want.aliases });
     }
+    // A task of a service publishing in ingress mode is on the ingress network too (last: its
+    // spec's networks keep their interface order), where the routing mesh reaches it.
+    if (!reason && ingressPorts(t.endpoint?.spec).length > 0) {
+      const ingress = tx.list('network').find((n) => n.spec?.ingress);
+      const pool = ingress && this.poolOf(ingress);
+      const address = pool?.take();
+      if (!ingress || !pool) reason = 'the ingress network (the routing mesh\'s) not found';
+      else if (address === undefined) reason = `no free address on network ${networkName(ingress)} (${ingress.ipam[0]?.subnet ?? ''}: all ${pool.capacity} held)`;
+      else attachments.push({ networkId: ingress.id, addresses: [address], aliases: [] });
+    }
     if (reason) {
       this.release(attachments, false); // what this attempt took
       this.blocked.add(t.id);
@@ -355,6 +369,10 @@ export class Allocator implements LeaderComponent {
     if (!node) return;
     const wanted = new Set<string>();
     for (const t of this.store.findTasks({ nodeId: id })) if (holdsAddresses(t)) for (const a of t.networks) wanted.add(a.networkId);
+    // Every node is on the routing mesh's network, with or without tasks there: it forwards the
+    // published ports it receives to the tasks through it.
+    const ingress = tx.list('network').find((n) => n.spec?.ingress);
+    if (ingress) wanted.add(ingress.id);
     const kept = node.attachments.filter((a) => wanted.has(a.networkId) && this.pools.has(a.networkId));
     const gone = node.attachments.filter((a) => !kept.includes(a));
     const added: NetworkAttachment[] = [];

@@ -11,6 +11,7 @@ import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
 import { newId } from '../../common/identity.js';
 import { isTerminalState } from '../../common/task-state.js';
 import { allocateNetwork, DEFAULT_ADDRESS_POOL, DEFAULT_SUBNET_SIZE } from '../allocator/networks.js';
+import { allocatePorts, ingressPorts, INGRESS_NETWORK } from '../allocator/ports.js';
 import { makeJoinToken } from '../ca/ca.js';
 import { leaderService, managersOnly, type LeaderLocator } from '../forward.js';
 import { openRegistryAuth, sealRegistryAuth, type Sealer } from '../store/sealing.js';
@@ -18,7 +19,7 @@ import { pinImage, validateRegistryAuth, type ImageResolver } from './image-pinn
 import { encodeList, passEncoded, type Encoder, type Indexed } from './list.js';
 import { ConfChangeError, LeadershipLostError, NotLeaderError, ProposalDroppedError, StoppedError } from '../raft/errors.js';
 import { notProposed } from '../../common/leader-retry.js';
-import { ExistsError, NameConflictError, NotFoundError, VersionConflictError, nameOf, type Kind, type MemoryStore, type ObjectTypes } from '../store/memory.js';
+import { ExistsError, NameConflictError, NotFoundError, VersionConflictError, nameOf, type Kind, type MemoryStore, type ObjectTypes, type Tx } from '../store/memory.js';
 import { validateClusterSpec, validateConfigSpec, validateNetworkSpec, validateNodeSpec, validateSecretSpec, validateServiceSpec } from './validate.js';
 
 /** An id or unique id prefix or name matched nothing, or more than one object. */
@@ -145,7 +146,7 @@ export class ControlApi {
     const pinned = await pinImage(this.resolver, { mode: opts.resolveImage ?? ResolveImage.RESOLVE_IMAGE_ALWAYS, image: spec!.task!.container!.image, previous: undefined, rollback: false }, opts.registryAuth);
     const registryAuth = opts.registryAuth ? sealRegistryAuth(this.sealer, id, opts.registryAuth) : Buffer.alloc(0);
     const service: Service = { id, spec: withImage(withIds, pinned.image), specVersion: 1, pendingDelete: false, registryAuth };
-    await this.store.update((tx) => tx.create('service', service));
+    await this.store.update((tx) => tx.create('service', this.withEndpoint(tx, service)));
     return { service: this.store.get('service', service.id)!, warnings: pinned.warnings };
   }
 
@@ -183,8 +184,36 @@ export class ControlApi {
       specVersion: current.specVersion + 1,
       registryAuth: opts.registryAuth ? sealRegistryAuth(this.sealer, current.id, opts.registryAuth) : current.registryAuth,
     };
-    await this.store.update((tx) => tx.update('service', updated));
+    await this.store.update((tx) => tx.update('service', this.withEndpoint(tx, updated)));
     return { service: this.store.get('service', current.id)!, warnings: pinned.warnings };
+  }
+
+  /**
+   * The service with its published ports allocated (ports.ts), in the transaction that writes it:
+   * two services cannot take one port. The first ingress-mode port makes the `ingress` network
+   * the routing mesh runs over (as Docker's, but when first needed: a cluster that publishes
+   * nothing has none).
+   */
+  private withEndpoint(tx: Tx, s: Service): Service {
+    const spec = s.spec?.endpoint;
+    if (!spec && !s.endpoint) return s;
+    const ports = allocatePorts(s.id, spec?.ports ?? [], s.endpoint?.ports ?? [], tx.list('service'));
+    if (ingressPorts(spec).length > 0) this.ingressNetwork(tx);
+    return { ...s, endpoint: { virtualIps: [], ...s.endpoint, ...(spec ? { spec } : {}), ports } };
+  }
+
+  /** The ingress network, made if missing. */
+  private ingressNetwork(tx: Tx): Network {
+    const found = tx.list('network').find((n) => n.spec?.ingress);
+    if (found) return found;
+    if (tx.byName('network', INGRESS_NETWORK)) throw new InvalidArgumentError('spec.endpoint.ports', `ingress publishing needs the network "${INGRESS_NETWORK}", and a network of that name that is not the routing mesh's exists; remove it or publish in host mode`);
+    const spec: NetworkSpec = { annotations: { name: INGRESS_NETWORK, labels: {} }, driver: 'overlay', driverOptions: {}, ipam: [], attachable: false, internal: false, ingress: true, mtu: 0 };
+    const cluster = tx.list('cluster')[0]?.spec;
+    const pool = { pools: cluster?.defaultAddressPool.length ? cluster.defaultAddressPool : DEFAULT_ADDRESS_POOL, subnetSize: cluster?.subnetSize || DEFAULT_SUBNET_SIZE };
+    const a = allocateNetwork(spec, tx.list('network'), tx.list('node'), pool);
+    const n: Network = { id: newId(), spec, ipam: [a.ipam], vni: a.vni, skippedSubnets: a.skippedSubnets };
+    tx.create('network', n);
+    return n;
   }
 
   async removeService(ref: string): Promise<void> {
@@ -217,7 +246,7 @@ export class ControlApi {
   async removeNetwork(ref: string): Promise<void> {
     const n = this.resolve('network', ref);
     const name = n.spec?.annotations?.name ?? n.id;
-    const services = this.store.list('service').filter((s) => s.spec?.task?.networks.some((a) => a.target === n.id));
+    const services = this.store.list('service').filter((s) => s.spec?.task?.networks.some((a) => a.target === n.id) || (n.spec?.ingress && ingressPorts(s.spec?.endpoint).length > 0));
     if (services.length > 0) throw new InvalidArgumentError('network', `${name} is in use by service ${services.map((s) => s.spec?.annotations?.name).join(', ')}`);
     const tasks = this.store.list('task').filter((t) => t.networks.some((a) => a.networkId === n.id) && !isTerminalState(t.status?.state));
     if (tasks.length > 0) throw new InvalidArgumentError('network', `${name} is in use by task ${tasks.slice(0, 5).map((t) => t.id).join(', ')}${tasks.length > 5 ? ` and ${tasks.length - 5} more` : ''} (they are stopping)`);

@@ -107,7 +107,7 @@ describe('validateServiceSpec', () => {
     ['an unknown mount type', (s) => s.task!.container!.mounts.push(mnt('TYPE_NPIPE' as never, '', '/t')), 'spec.task.container.mounts[0].type', /bind, volume, tmpfs/],
     ['a target port out of range', (s) => (s.endpoint = ep([port(0, 8080)])), 'spec.endpoint.ports[0].targetPort', /not a port/],
     ['a published port out of range', (s) => (s.endpoint = ep([port(80, 70000)])), 'spec.endpoint.ports[0].publishedPort', /not a port/],
-    ['an ingress port', (s) => (s.endpoint = ep([{ ...port(80, 8080), publishMode: PortConfig_PublishMode.PUBLISH_MODE_INGRESS }])), 'spec.endpoint.ports[0].publishMode', /routing mesh/],
+    ['an ingress port with dnsrr', (s) => (s.endpoint = { ...ep([{ ...port(80, 8080), publishMode: PortConfig_PublishMode.PUBLISH_MODE_INGRESS }]), mode: EndpointSpec_ResolutionMode.RESOLUTION_MODE_DNSRR }), 'spec.endpoint.ports[0].publishMode', /cannot be used with endpoint mode dnsrr/],
     ['a network attached twice', (s) => s.task!.networks.push({ target: 'backend', aliases: [] }, { target: 'backend', aliases: ['x'] }), 'spec.task.networks[1].target', /attached twice/],
     ['a network alias that is not a DNS name', (s) => s.task!.networks.push({ target: 'backend', aliases: ['db', 'no space'] }), 'spec.task.networks[0].aliases[1]', /"no space" is not a DNS name/],
     ['a host-wide sysctl', (s) => (s.task!.container!.sysctls = { 'vm.swappiness': '10' }), 'spec.task.container.sysctls', /"vm.swappiness" is not namespaced/],

@@ -273,8 +273,12 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, field = 'spec
         if (published.has(key)) fail(`${f}.publishedPort`, `${port.publishedPort} is published twice`);
         published.add(key);
       }
-      // No routing mesh yet: refused rather than recorded and silently not done.
-      if (port.publishMode === PortConfig_PublishMode.PUBLISH_MODE_INGRESS) fail(`${f}.publishMode`, 'ingress publishing (the routing mesh) is not supported yet; publish in host mode');
+      // The routing mesh forwards to the tasks' addresses: a service without a VIP has them too,
+      // but Docker refuses the pair (its mesh balances through the VIP); so do we, alike.
+      if (port.publishMode === PortConfig_PublishMode.PUBLISH_MODE_INGRESS && ep.mode === EndpointSpec_ResolutionMode.RESOLUTION_MODE_DNSRR) {
+        fail(`${f}.publishMode`, 'ingress publishing (the routing mesh) cannot be used with endpoint mode dnsrr; publish in host mode, or use endpoint mode vip');
+      }
+      if (port.publishMode === PortConfig_PublishMode.PUBLISH_MODE_INGRESS && port.protocol === PortConfig_Protocol.PROTOCOL_SCTP) fail(`${f}.protocol`, 'sctp is not forwarded by the routing mesh; publish it in host mode');
     });
   }
 }

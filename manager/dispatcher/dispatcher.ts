@@ -162,6 +162,7 @@ export class Dispatcher implements LeaderComponent {
     this.endpoints.clear();
     this.directory.clear();
     this.gated.clear();
+    this.directory.setIngress(this.store.list('network').find((n) => n.spec?.ingress)?.id);
     for (const svc of this.store.list('service')) this.directory.setService(svc.id, svc);
     for (const t of this.store.list('task')) {
       if (t.networks.length === 0) continue;
@@ -191,7 +192,13 @@ export class Dispatcher implements LeaderComponent {
           }
           this.networksChanged(changed);
         } else if (e.kind === 'network') {
-          this.networksChanged([e.object.id]);
+          const n = e.object as Network;
+          if (n.spec?.ingress) {
+            // The routing mesh's network is every node's: each syncs to take it (or leave it).
+            this.directory.setIngress(e.action === 'remove' ? undefined : n.id);
+            for (const s of this.sessions.values()) this.scheduleSync(s);
+          }
+          this.networksChanged([n.id]);
         } else if (e.kind === 'service') {
           this.networksChanged(this.directory.setService(e.object.id, e.action === 'remove' ? undefined : (e.object as Service)));
           // A credential given or replaced: news only to the nodes with tasks of the service.
@@ -346,6 +353,9 @@ export class Dispatcher implements LeaderComponent {
       if (!c) s.missing.add(`config/${id}`);
       else out.set(`config/${id}`, { version: c.meta?.version ?? 0, change: () => ({ action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'config', config: c } } }) });
     }
+    // Every node is on the routing mesh's network: it forwards the published ports it receives.
+    const ingress = this.store.list('network').find((n) => n.spec?.ingress);
+    if (ingress) networks.add(ingress.id);
     this.networkAssignments(nodeId, networks, out);
     return out;
   }

@@ -13,6 +13,7 @@ import type { Service, Task } from '../../proto/gen/tswarm/objects.js';
 import type { ServiceBackend, ServiceEndpoints } from '../../proto/gen/tswarm/dispatcher.js';
 import { EndpointSpec_ResolutionMode, TaskState } from '../../proto/gen/tswarm/types.js';
 import { stateRank } from '../../common/task-state.js';
+import { ingressPorts, isIngress } from '../allocator/ports.js';
 
 const RUNNING = stateRank(TaskState.TASK_STATE_RUNNING);
 
@@ -26,11 +27,10 @@ export function taskName(serviceName: string, t: Task): string {
   return `${serviceName}.${t.slot > 0 ? t.slot : t.nodeId}.${t.id}`;
 }
 
-function networksOf(s: Service): string[] {
-  return (s.spec?.task?.networks ?? []).map((n) => n.target);
-}
-
 export class ServiceDirectory {
+  /** The routing mesh's network: the services publishing in ingress mode are on it, with their ports. */
+  private ingress: string | undefined;
+
   private readonly services = new Map<string, Service>();
   /** Service id → its serving tasks. */
   private readonly backends = new Map<string, Map<string, Task>>();
@@ -39,11 +39,26 @@ export class ServiceDirectory {
   /** `<network id>:<service id>` → the item, made when first read after a change. */
   private readonly items = new Map<string, ServiceEndpoints>();
 
+  /** The ingress network, once it exists; the networks whose items changed. */
+  setIngress(id: string | undefined): string[] {
+    if (id === this.ingress) return [];
+    const services = [...this.services.values()];
+    for (const s of services) this.setService(s.id, undefined);
+    this.ingress = id;
+    return [...new Set(services.flatMap((s) => this.setService(s.id, s)))];
+  }
+
+  private networksOf(s: Service): string[] {
+    const out = (s.spec?.task?.networks ?? []).map((n) => n.target);
+    if (this.ingress && ingressPorts(s.spec?.endpoint).length > 0) out.push(this.ingress);
+    return out;
+  }
+
   /** A service as it is now (undefined: removed); the networks whose items changed. */
   setService(id: string, s: Service | undefined): string[] {
     const before = this.services.get(id);
-    const was = before ? networksOf(before) : [];
-    const now = s ? networksOf(s) : [];
+    const was = before ? this.networksOf(before) : [];
+    const now = s ? this.networksOf(s) : [];
     for (const n of was) {
       this.byNetwork.get(n)?.delete(id);
       if (this.byNetwork.get(n)?.size === 0) this.byNetwork.delete(n);
@@ -79,7 +94,7 @@ export class ServiceDirectory {
       if (tasks!.size === 0) this.backends.delete(serviceId);
     }
     const s = this.services.get(serviceId);
-    const changed = s ? networksOf(s) : [];
+    const changed = s ? this.networksOf(s) : [];
     for (const n of changed) this.items.delete(`${n}:${serviceId}`);
     return changed;
   }
@@ -101,6 +116,7 @@ export class ServiceDirectory {
     this.backends.clear();
     this.byNetwork.clear();
     this.items.clear();
+    this.ingress = undefined;
   }
 
   private make(networkId: string, s: Service): ServiceEndpoints {
@@ -115,6 +131,7 @@ export class ServiceDirectory {
       backends.push({ taskId: t.id, address, slot: t.slot, name: taskName(name, t), hostname: t.spec?.container?.hostname ?? '' });
     }
     backends.sort((a, b) => a.slot - b.slot || (a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0));
-    return { id: `${networkId}:${s.id}`, networkId, serviceId: s.id, name, mode, vip, aliases: [...aliases], backends };
+    const ports = networkId === this.ingress ? (s.endpoint?.ports ?? []).filter((p) => isIngress(p) && p.publishedPort > 0) : [];
+    return { id: `${networkId}:${s.id}`, networkId, serviceId: s.id, name, mode, vip, aliases: [...aliases], backends, ports };
   }
 }

@@ -146,7 +146,8 @@ export class Agent {
       try {
         const info = await this.executor.inspect(t.id);
         if (info.status === 'exited' || info.pid <= 0 || !info.overlays?.length) continue;
-        await discovery.attach({ id: t.id, netns: `/proc/${info.pid}/ns/net`, networks: info.overlays.map((o) => o.networkId), upstream: t.spec?.container?.dnsConfig?.nameservers ?? [] });
+        const interfaces = Object.fromEntries(info.overlays.map((o) => [o.networkId, o.ifname]));
+        await discovery.attach({ id: t.id, netns: `/proc/${info.pid}/ns/net`, networks: info.overlays.map((o) => o.networkId), upstream: t.spec?.container?.dnsConfig?.nameservers ?? [], interfaces });
       } catch (err) {
         this.log.debug({ task: t.id, err: (err as Error).message }, 'agent: a kept container was not attached to service discovery again');
       }
@@ -195,7 +196,13 @@ export class Agent {
     for (const id of before) if (!now.has(id)) this.log.info({ service: id }, 'agent: registry credential withdrawn');
     this.sandboxes?.want(this.data.networks, this.data.peers.values(), msg.type === AssignmentsMessage_Type.TYPE_COMPLETE);
     this.prober?.setTargets(pathTargets(this.data.networks, this.data.peers.values()));
-    this.opts.discovery?.setServices(this.data.services.values(), msg.sequence);
+    if (this.opts.discovery) {
+      // The routing mesh's network and the nodes on it (each one's own address there).
+      const ingress = [...this.data.networks.values()].find((a) => a.network?.spec?.ingress);
+      const nodes = ingress ? [ingress.nodeAddress, ...[...this.data.peers.values()].filter((p) => p.networkId === ingress.network?.id && p.nodeAddress).map((p) => p.address)] : [];
+      this.opts.discovery.setIngress(ingress ? { networkId: ingress.network!.id, nodes: nodes.filter(Boolean).map((a) => a.split('/')[0]!) } : undefined);
+      this.opts.discovery.setServices(this.data.services.values(), msg.sequence);
+    }
     for (const id of changes.withdraw) await this.withdraw(id);
     for (const t of changes.track) this.track(t);
     this.taskList.scheduleSave();

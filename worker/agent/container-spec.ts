@@ -61,6 +61,7 @@ export function overlayNetworkOf(a: NetworkAssignment): OverlayNetwork {
     mtu: specMtu(n.spec),
     ...(a.nodeAddress ? { nodeAddress: a.nodeAddress } : {}),
     ...(a.dataPathPort ? { dataPathPort: a.dataPathPort } : {}),
+    ...(n.spec?.ingress ? { ingress: true } : {}),
   };
 }
 

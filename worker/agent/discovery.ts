@@ -18,7 +18,10 @@ import type { ContainerDiscovery, DiscoveryMember } from '../exec/executor.js';
 import { buildNames, decide, servfail, type NetworkNames } from '../network/dns-names.js';
 import { forward, parseUpstream, type Upstream } from '../network/dns-forward.js';
 import type { DnsProxy, ProxyQuery } from '../network/dns-proxy.js';
-import { withdrawn, type LbState, type LoadBalancer } from '../network/service-lb.js';
+import { meshMark, withdrawn, type LbState, type LoadBalancer, type MeshNode } from '../network/service-lb.js';
+import type { MeshPort, MeshTable } from '../network/mesh.js';
+import { macOf } from '../../common/ipv4.js';
+import { PortConfig_Protocol } from '../../proto/gen/tswarm/types.js';
 
 /** Containers' tables written at once in a pass. */
 const CONCURRENCY = 4;
@@ -31,6 +34,8 @@ export const TCP_DRAIN_MS = 10_000;
 
 export interface DiscoveryOptions {
   lb: LoadBalancer;
+  /** The routing mesh's table in this node's namespace; none: the node forwards no published port. */
+  mesh?: MeshTable;
   /** The node's resolvers, for containers that set no --dns: `IP` or `IP:PORT`. */
   upstream: readonly string[];
   log: Logger;
@@ -41,6 +46,7 @@ interface Member {
   key: number;
   netns: string;
   networks: readonly string[];
+  interfaces: Readonly<Record<string, string>>;
   upstream: readonly Upstream[];
   udpPort: number;
   tcpPort: number;
@@ -53,6 +59,8 @@ interface Member {
 export class ServiceDiscovery implements ContainerDiscovery {
   private proxy: DnsProxy | undefined;
   private items: ServiceEndpoints[] = [];
+  /** The routing mesh's network and its nodes, when there is one. */
+  private ingress: { networkId: string; nodes: MeshNode[] } | undefined;
   private tables: ReadonlyMap<string, NetworkNames> = new Map();
   private readonly members = new Map<string, Member>();
   private readonly byKey = new Map<number, Member>();
@@ -87,10 +95,16 @@ export class ServiceDiscovery implements ContainerDiscovery {
     this.epoch++;
   }
 
+  /** The routing mesh's network and its nodes' addresses there (this one's included); undefined: none. */
+  setIngress(i: { networkId: string; nodes: readonly string[] } | undefined): void {
+    this.ingress = i && { networkId: i.networkId, nodes: [...new Set(i.nodes)].sort().map((address) => ({ address, mac: macOf(address), mark: meshMark(address) })) };
+  }
+
   /** The services of the node's networks now, as of message `seq`. */
   setServices(items: Iterable<ServiceEndpoints>, seq: number): void {
     this.items = [...items];
-    this.tables = buildNames(this.items);
+    // The ingress network has no names (as Docker's): services meet on their own networks.
+    this.tables = buildNames(this.items.filter((s) => s.networkId !== this.ingress?.networkId));
     this.wanted = Math.max(this.wanted, seq);
     this.schedule();
   }
@@ -101,7 +115,7 @@ export class ServiceDiscovery implements ContainerDiscovery {
     const key = this.nextKey++;
     const ports = await this.proxy.attach(key, c.netns);
     const upstream = (c.upstream ?? []).map(parseUpstream).filter((u): u is Upstream => u !== undefined);
-    const m: Member = { id: c.id, key, netns: c.netns, networks: [...c.networks], upstream: upstream.length > 0 ? upstream : this.upstream, udpPort: ports.udpPort, tcpPort: ports.tcpPort, applied: undefined, queue: Promise.resolve() };
+    const m: Member = { id: c.id, key, netns: c.netns, networks: [...c.networks], interfaces: { ...(c.interfaces ?? {}) }, upstream: upstream.length > 0 ? upstream : this.upstream, udpPort: ports.udpPort, tcpPort: ports.tcpPort, applied: undefined, queue: Promise.resolve() };
     this.members.set(c.id, m);
     this.byKey.set(key, m);
     try {
@@ -140,7 +154,22 @@ export class ServiceDiscovery implements ContainerDiscovery {
     const vips = this.items
       .filter((s) => s.vip && m.networks.includes(s.networkId))
       .map((s) => ({ vip: s.vip, backends: s.backends.map((b) => b.address) }));
-    return { dnsUdpPort: m.udpPort, dnsTcpPort: m.tcpPort, vips };
+    const ifname = this.ingress ? m.interfaces[this.ingress.networkId] : undefined;
+    return { dnsUdpPort: m.udpPort, dnsTcpPort: m.tcpPort, vips, ...(ifname && this.ingress ? { ingress: { ifname, nodes: this.ingress.nodes } } : {}) };
+  }
+
+  /** The published ports this node forwards: the ingress network's services' ports, to their serving tasks there. */
+  private meshPorts(): MeshPort[] {
+    if (!this.ingress) return [];
+    const out: MeshPort[] = [];
+    for (const s of this.items) {
+      if (s.networkId !== this.ingress.networkId) continue;
+      for (const p of s.ports) {
+        const protocol = p.protocol === PortConfig_Protocol.PROTOCOL_UDP ? 'udp' : p.protocol === PortConfig_Protocol.PROTOCOL_SCTP ? 'sctp' : 'tcp';
+        out.push({ protocol, published: p.publishedPort, target: p.targetPort, backends: s.backends.map((b) => b.address) });
+      }
+    }
+    return out;
   }
 
   /** Writes the member's table if it differs from what it holds; flushes the withdrawn backends' connections. */
@@ -184,6 +213,13 @@ export class ServiceDiscovery implements ContainerDiscovery {
     const [target, epoch] = [this.wanted, this.epoch];
     const members = [...this.members.values()];
     let failed = false;
+    if (this.opts.mesh) {
+      const ports = this.meshPorts();
+      await (this.ingress ? this.opts.mesh.apply(ports) : this.opts.mesh.remove()).catch((err: Error) => {
+        failed = true;
+        this.opts.log.warn({ err: err.message }, 'discovery: the routing mesh\'s table could not be written; again at the next change');
+      });
+    }
     for (let i = 0; i < members.length; i += CONCURRENCY) {
       await Promise.all(
         members.slice(i, i + CONCURRENCY).map((m) =>

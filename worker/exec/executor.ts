@@ -149,6 +149,8 @@ export interface DiscoveryMember {
   networks: readonly string[];
   /** Its resolvers for other names (--dns); empty: the node's. */
   upstream?: readonly string[];
+  /** Its interface on each of those networks (network id → name in the container). */
+  interfaces?: Readonly<Record<string, string>>;
 }
 
 /**

@@ -480,7 +480,8 @@ export class RuntimeExecutor implements Executor {
       // Its names and VIPs, before its process runs (the record says so, for cleanup).
       if (overlays.length > 0 && this.discovery !== undefined) {
         record.discovery = true;
-        await this.discovery.attach({ id: spec.id, netns, networks: overlays.map((o) => o.network.id), upstream: spec.dns?.nameservers ?? [] });
+        const interfaces = Object.fromEntries(overlays.map((o, i) => [o.network.id, `eth${i}`]));
+        await this.discovery.attach({ id: spec.id, netns, networks: overlays.map((o) => o.network.id), upstream: spec.dns?.nameservers ?? [], interfaces });
       }
       if (record.network === 'bridge') {
         // Made once, when first needed (idempotent: a bridge the daemon made already is kept).

@@ -23,6 +23,8 @@ export interface OverlayNetwork {
   nodeAddress?: string;
   /** The VXLAN UDP port (the cluster's, on every node alike); default: the driver's. */
   dataPathPort?: number;
+  /** The routing mesh's network: its sandbox is also linked to the host (see ingressLinkPlan). */
+  ingress?: boolean;
 }
 
 /** An address on the network (a container's or a node's) and the data-path address of its node. */
@@ -48,6 +50,7 @@ export interface CheckedNetwork {
   /** This node's address on the network (without prefix length) and the bridge's MAC derived from it. */
   node?: { address: string; mac: string };
   dataPathPort?: number;
+  ingress?: boolean;
 }
 
 /** A network id we accept: it is part of a namespace's file name and of hashed device names. */
@@ -100,7 +103,7 @@ export function checkNetwork(net: OverlayNetwork): CheckedNetwork {
   if (!(Number.isInteger(net.mtu) && net.mtu >= 0)) throw new InvalidArgumentError('mtu', `must be 0 (auto) or an integer from ${MIN_MTU}, got ${net.mtu}`);
   if (net.dataPathPort !== undefined && !(Number.isInteger(net.dataPathPort) && net.dataPathPort >= 1 && net.dataPathPort <= 65535))
     throw new InvalidArgumentError('dataPathPort', `must be an integer from 1 to 65535, got ${net.dataPathPort}`);
-  const checked: CheckedNetwork = { id, vni: net.vni, subnet, gateway: net.gateway, mtu: net.mtu, ...(net.dataPathPort !== undefined ? { dataPathPort: net.dataPathPort } : {}) };
+  const checked: CheckedNetwork = { id, vni: net.vni, subnet, gateway: net.gateway, mtu: net.mtu, ...(net.dataPathPort !== undefined ? { dataPathPort: net.dataPathPort } : {}), ...(net.ingress ? { ingress: true } : {}) };
   if (net.nodeAddress !== undefined) {
     const { address } = checkHostAddress('nodeAddress', net.nodeAddress, subnet, net.gateway);
     checked.node = { address, mac: macOf(address) };
@@ -436,3 +439,26 @@ export function notrackRuleset(ports: readonly number[]): string {
   ].join('\n');
 }
 
+
+/**
+ * The ingress sandbox's link to the host: a veth pair (the host's end `tswig0`, the sandbox's
+ * `hl0`) on a link-local /30, a route on the host to the ingress subnet through the sandbox, the
+ * sandbox's default route back to the host, and forwarding on in both. A published port's packet
+ * is DNAT'd on the host to a task's ingress address (worker/network/mesh.ts) and routed through
+ * here onto the overlay; the task's reply comes back the same way, so the host's conntrack undoes
+ * the DNAT: no SNAT anywhere, the task sees the client's address.
+ */
+export const INGRESS_LINK = { host: 'tswig0', sandbox: 'hl0', hostAddress: '169.254.253.1', sandboxAddress: '169.254.253.2', prefixLength: 30 } as const;
+
+export function ingressLinkPlan(n: CheckedNetwork, sandboxName: string): { host: string[]; sandbox: string[] } {
+  const L = INGRESS_LINK;
+  return {
+    host: [
+      `link add ${L.host} type veth peer name ${L.sandbox} netns ${sandboxName}`,
+      `addr add ${L.hostAddress}/${L.prefixLength} dev ${L.host}`,
+      `link set ${L.host} up`,
+      `route replace ${n.subnet.cidr} via ${L.sandboxAddress} dev ${L.host}`,
+    ],
+    sandbox: [`addr add ${L.sandboxAddress}/${L.prefixLength} dev ${L.sandbox}`, `link set ${L.sandbox} up`, `route replace default via ${L.hostAddress} dev ${L.sandbox}`],
+  };
+}

@@ -24,6 +24,8 @@ import {
   DEFAULT_SANDBOX_PREFIX,
   endpointLines,
   hostVethName,
+  ingressLinkPlan,
+  INGRESS_LINK,
   netnsPath,
   networkIdOf,
   NOTRACK_TABLE,
@@ -294,6 +296,7 @@ export class OverlayDriver {
       // Made from the host namespace, so that its UDP socket is bound there; `netns` puts the device itself in the sandbox.
       if (plan.vxlan !== undefined) await this.host(['ip', '-batch', '-'], lines([plan.vxlan]));
       if (plan.after.length > 0) await this.inNs(sbx, ['ip', '-batch', '-'], lines(plan.after));
+      if (n.ingress) await this.ensureIngressLink(n, name, sbx);
       if (!this.untracked.has(want.dataPathPort)) {
         await this.host(['nft', '-f', '-'], notrackRuleset([...this.untracked, want.dataPathPort]));
         this.untracked.add(want.dataPathPort);
@@ -364,6 +367,24 @@ export class OverlayDriver {
     return this.runner(this.netns === undefined ? argv : ['nsenter', `--net=${this.netns}`, '--', ...argv], input);
   }
 
+  /** The ingress sandbox's link to the host (ingressLinkPlan), made if missing; forwarding on in both. */
+  private async ensureIngressLink(n: CheckedNetwork, name: string, sbx: string): Promise<void> {
+    const present = await this.host(['ip', '-j', 'link', 'show', 'dev', INGRESS_LINK.host]).then(
+      () => true,
+      () => false,
+    );
+    if (!present) {
+      const plan = ingressLinkPlan(n, name);
+      await this.host(['ip', '-batch', '-'], lines(plan.host.slice(0, 3)));
+      await this.inNs(sbx, ['ip', '-batch', '-'], lines(plan.sandbox));
+      await this.host(['ip', '-batch', '-'], lines(plan.host.slice(3)));
+    } else {
+      await this.host(['ip', 'route', 'replace', n.subnet.cidr, 'via', INGRESS_LINK.sandboxAddress, 'dev', INGRESS_LINK.host]);
+    }
+    await this.inNs(sbx, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    await this.host(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+  }
+
   private inNs(netns: string, argv: string[], input?: string): Promise<string> {
     return this.runner(['nsenter', `--net=${netns}`, '--', ...argv], input);
   }
@@ -377,7 +398,7 @@ export class OverlayDriver {
 
 // What makes two descriptions of a network the same sandbox.
 function networkKey(n: CheckedNetwork): string {
-  return JSON.stringify([n.vni, n.subnet.cidr, n.gateway, n.mtu, n.node?.address ?? null, n.dataPathPort ?? null]);
+  return JSON.stringify([n.vni, n.subnet.cidr, n.gateway, n.mtu, n.node?.address ?? null, n.dataPathPort ?? null, n.ingress === true]);
 }
 
 function lines(ls: readonly string[]): string {

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CommandError, type CommandRunner } from './bridge.js';
-import { LoadBalancer, ruleset, withdrawn, type LbState } from './service-lb.js';
+import { LoadBalancer, meshMark, meshRoutes, parseMeshRules, ruleset, withdrawn, type LbState } from './service-lb.js';
 
 const root = process.getuid?.() === 0;
 const state: LbState = { dnsUdpPort: 40000, dnsTcpPort: 40001, vips: [{ vip: '10.0.0.9', backends: ['10.0.0.5', '10.0.0.6'] }, { vip: '10.0.0.2', backends: [] }] };
@@ -19,6 +19,23 @@ describe('service load balancer rules', () => {
     // Made, deleted and made again: one transaction that works whether the table exists or not.
     expect(text.split('\n').slice(0, 3)).toEqual(['table ip tswarm-svc {}', 'delete table ip tswarm-svc', 'table ip tswarm-svc {']);
     expect(ruleset({ ...state, vips: [] })).not.toContain('filter-output');
+  });
+
+  it('on the ingress network, marks each connection with the node it came through and routes its replies back there', () => {
+    const nodes = [{ address: '10.255.0.3', mac: '02:42:0a:ff:00:03', mark: meshMark('10.255.0.3') }, { address: '10.255.0.2', mac: '02:42:0a:ff:00:02', mark: meshMark('10.255.0.2') }];
+    expect(meshMark('10.255.0.2')).toBe(0x10002);
+    const text = ruleset({ ...state, ingress: { ifname: 'eth1', nodes } });
+    expect(text).toContain(`iifname "eth1" ct state new ct mark set ether saddr map { 02:42:0a:ff:00:02 : ${0x10002}, 02:42:0a:ff:00:03 : ${0x10003} }`);
+    expect(text).toContain('type route hook output priority mangle; policy accept;');
+    expect(text).toContain('ct mark != 0 meta mark set ct mark');
+    // Rules added where missing, gone nodes' rules deleted, every table's route replaced.
+    expect(parseMeshRules('[{"priority":0,"table":"local"},{"priority":1000,"fwmark":"0x10002","table":"65538"},{"priority":1000,"fwmark":"0x10009","table":"65545"}]')).toEqual([0x10002, 0x10009]);
+    expect(meshRoutes({ ...state, ingress: { ifname: 'eth1', nodes } }, [0x10002, 0x10009]).split('\n').filter(Boolean)).toEqual([
+      `rule del fwmark ${0x10009} table ${0x10009} priority 1000`,
+      `rule add fwmark ${0x10003} table ${0x10003} priority 1000`,
+      `route replace default via 10.255.0.3 dev eth1 table ${0x10003}`,
+      `route replace default via 10.255.0.2 dev eth1 table ${0x10002}`,
+    ]);
   });
 
   it('names the backends a change withdrew', () => {

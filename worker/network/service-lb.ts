@@ -25,11 +25,28 @@ export interface VipBackends {
   backends: readonly string[];
 }
 
+/** A node on the routing mesh, as a task on the ingress network sends replies back to it. */
+export interface MeshNode {
+  /** Its address on the ingress network (its sandbox's bridge, whose MAC its forwarded packets carry). */
+  address: string;
+  mac: string;
+  /** The connection mark, and routing table, of connections that came in through it. */
+  mark: number;
+}
+
 export interface LbState {
   /** The proxy's ports in the container's namespace (swarm-dnsproxy). */
   dnsUdpPort: number;
   dnsTcpPort: number;
   vips: readonly VipBackends[];
+  /** The container is on the ingress network, through this interface: replies go back to the node a request came in on. */
+  ingress?: { ifname: string; nodes: readonly MeshNode[] };
+}
+
+/** The mark (and routing table) of a mesh node: from the low 16 bits of its ingress address, above the kernel's tables. */
+export function meshMark(address: string): number {
+  const [, , c, d] = address.split('.').map(Number) as [number, number, number, number];
+  return 0x10000 + c * 256 + d;
 }
 
 /** The table as `nft -f` input: made if missing, deleted, made again (one transaction). */
@@ -61,8 +78,49 @@ export function ruleset(s: LbState): string {
       '  }',
     );
   }
+  const mesh = s.ingress && s.ingress.nodes.length > 0 ? s.ingress : undefined;
+  if (mesh) {
+    // A connection that came in on the ingress interface is marked with the node it came through
+    // (the source MAC: that node's sandbox bridge routed it); its replies carry the mark, and the
+    // mark's routing table sends them back through that node (routes(), below).
+    const map = [...mesh.nodes].sort((a, b) => a.mark - b.mark).map((n) => `${n.mac} : ${n.mark}`).join(', ');
+    lines.push(
+      '  chain mesh-mark {',
+      '    type filter hook prerouting priority mangle; policy accept;',
+      `    iifname "${mesh.ifname}" ct state new ct mark set ether saddr map { ${map} }`,
+      '  }',
+      '  chain mesh-route {',
+      '    type route hook output priority mangle; policy accept;',
+      '    ct mark != 0 meta mark set ct mark',
+      '  }',
+    );
+  }
   lines.push('}', '');
   return lines.join('\n');
+}
+
+/** The mesh rules present (from `ip -j rule show`): their marks. */
+export function parseMeshRules(json: string): number[] {
+  const rules = JSON.parse(json || '[]') as { priority?: number; fwmark?: string; table?: string }[];
+  return rules.filter((r) => r.priority === MESH_RULE_PRIORITY && r.fwmark !== undefined).map((r) => Number(r.fwmark));
+}
+
+const MESH_RULE_PRIORITY = 1000;
+
+/**
+ * `ip -batch` lines: per mesh node, a rule from its mark to its table (added when missing) and
+ * the table's default route through the node; the rules of nodes gone, deleted.
+ */
+export function meshRoutes(s: LbState, present: readonly number[]): string {
+  const mesh = s.ingress;
+  const out: string[] = [];
+  const wanted = new Set((mesh?.nodes ?? []).map((n) => n.mark));
+  for (const m of present) if (!wanted.has(m)) out.push(`rule del fwmark ${m} table ${m} priority ${MESH_RULE_PRIORITY}`);
+  for (const n of mesh?.nodes ?? []) {
+    if (!present.includes(n.mark)) out.push(`rule add fwmark ${n.mark} table ${n.mark} priority ${MESH_RULE_PRIORITY}`);
+    out.push(`route replace default via ${n.address} dev ${mesh!.ifname} table ${n.mark}`);
+  }
+  return out.length > 0 ? `${out.join('\n')}\n` : '';
 }
 
 /** The backends `before` had that `after` has not (their connections are to be flushed). */
@@ -78,6 +136,10 @@ export class LoadBalancer {
   /** Puts `s` in force in the namespace (one transaction). */
   async apply(netns: string, s: LbState): Promise<void> {
     await this.runner(['nsenter', `--net=${netns}`, '--', 'nft', '-f', '-'], ruleset(s));
+    if (!s.ingress) return;
+    const present = parseMeshRules(await this.runner(['nsenter', `--net=${netns}`, '--', 'ip', '-j', 'rule', 'show']));
+    const routes = meshRoutes(s, present);
+    if (routes) await this.runner(['nsenter', `--net=${netns}`, '--', 'ip', '-batch', '-'], routes);
   }
 
   /**

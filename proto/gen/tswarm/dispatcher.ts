@@ -28,6 +28,7 @@ import {
   endpointSpec_ResolutionModeToNumber,
   NodeDescription,
   PeerPath,
+  PortConfig,
   RegistryAuth,
   TaskStatus,
 } from "./types.js";
@@ -124,6 +125,11 @@ export interface ServiceEndpoints {
   aliases: string[];
   /** its tasks that serve now, ordered by slot then id */
   backends: ServiceBackend[];
+  /**
+   * On the ingress network only: the service's ingress-mode published ports (the routing mesh:
+   * every node forwards each to a backend's address here, at its target port).
+   */
+  ports: PortConfig[];
 }
 
 /** A task that serves: RUNNING, healthy if it has a healthcheck, and not told to stop. */
@@ -1310,6 +1316,7 @@ function createBaseServiceEndpoints(): ServiceEndpoints {
     vip: "",
     aliases: [],
     backends: [],
+    ports: [],
   };
 }
 
@@ -1338,6 +1345,9 @@ export const ServiceEndpoints: MessageFns<ServiceEndpoints> = {
     }
     for (const v of message.backends) {
       ServiceBackend.encode(v!, writer.uint32(66).fork()).join();
+    }
+    for (const v of message.ports) {
+      PortConfig.encode(v!, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -1419,6 +1429,14 @@ export const ServiceEndpoints: MessageFns<ServiceEndpoints> = {
             message.backends.push(ServiceBackend.decode(reader, reader.uint32()));
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.ports.push(PortConfig.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1455,6 +1473,7 @@ export const ServiceEndpoints: MessageFns<ServiceEndpoints> = {
       backends: globalThis.Array.isArray(object?.backends)
         ? object.backends.map((e: any) => ServiceBackend.fromJSON(e))
         : [],
+      ports: globalThis.Array.isArray(object?.ports) ? object.ports.map((e: any) => PortConfig.fromJSON(e)) : [],
     };
   },
 
@@ -1484,6 +1503,9 @@ export const ServiceEndpoints: MessageFns<ServiceEndpoints> = {
     if (message.backends?.length) {
       obj.backends = message.backends.map((e) => ServiceBackend.toJSON(e));
     }
+    if (message.ports?.length) {
+      obj.ports = message.ports.map((e) => PortConfig.toJSON(e));
+    }
     return obj;
   },
 
@@ -1500,6 +1522,7 @@ export const ServiceEndpoints: MessageFns<ServiceEndpoints> = {
     message.vip = object.vip ?? "";
     message.aliases = object.aliases?.map((e) => e) || [];
     message.backends = object.backends?.map((e) => ServiceBackend.fromPartial(e)) || [];
+    message.ports = object.ports?.map((e) => PortConfig.fromPartial(e)) || [];
     return message;
   },
 };
