@@ -8,7 +8,12 @@
 //    address on w2, in alternating rounds; the same through Docker's VIP (IPVS) for reference.
 //    The server is a Node program in the task's network namespace (nsenter), not the task's own
 //    process, so that both paths end at the same accept loop. Goal: VIP ≥ 0.9× direct.
-// 3. Convergence: a prober in w1's container connects to a service's VIP every 2 ms; per trial
+// 3. The routing mesh: iperf3 (1 and 4 streams) and a 1-byte ping-pong from a lab host outside
+//    the cluster (x) to a service published in ingress mode (5201 and 7007) whose one task runs on
+//    w2, through m1 (no task there: the packet crosses the overlay) and through w2 itself; the
+//    anchor is the underlay between two lab hosts outside the cluster (x to y: a host reached
+//    without any of it). Goal: through a node without the task ≥ 0.9× the anchor's throughput.
+// 4. Convergence: a prober in w1's container connects to a service's VIP every 2 ms; per trial
 //    the service is scaled 0 → 1 (pinned to w2, busybox httpd), and the time from the RUNNING the
 //    worker reported (its status timestamp) to the first connection the task accepted through
 //    the VIP is taken. Goal: p99 < 100 ms.
@@ -16,7 +21,7 @@
 // Both sides use the busybox + iperf3 image of bench/network.ts and the host's Node for the
 // measuring programs. Docker's side is removed before the convergence trials.
 //
-//   node dist/bench/discovery.js [--queries 2000] [--seconds 3] [--rounds 3] [--trials 20] [--skip-docker]
+//   node dist/bench/discovery.js [--queries 2000] [--seconds 3] [--rounds 3] [--mesh-rounds 2] [--mesh-seconds 4] [--trials 20] [--skip-docker]
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import yargs from 'yargs';
@@ -24,11 +29,12 @@ import { hideBin } from 'yargs/helpers';
 import type { Task } from '../proto/gen/tswarm/objects.js';
 import { TaskState } from '../proto/gen/tswarm/types.js';
 import { LabCluster } from '../test/lab/cluster.js';
+import { dist } from '../test/util/dist.js';
 import type { LabHost, LabProcess } from '../test/lab/lab.js';
 import { DockerSwarm } from './lib/docker.js';
 import { controlClient, nsenter, scale, taskPid, tasksOf, until, type Attached } from './lib/lab-api.js';
 import { cpuCounters, cpuSince, median, percentile, sleep } from './lib/load.js';
-import { writeIperfLayout } from './lib/netperf.js';
+import { describe, gbit, IPERF3, measurePath, PING_PORT, writeIperfLayout, type NetPath, type PathResult } from './lib/netperf.js';
 
 const argv = yargs(hideBin(process.argv))
   .strict()
@@ -36,6 +42,8 @@ const argv = yargs(hideBin(process.argv))
   .option('seconds', { type: 'number', default: 3, describe: 'each connection-rate test' })
   .option('rounds', { type: 'number', default: 3 })
   .option('trials', { type: 'number', default: 20, describe: 'convergence trials' })
+  .option('mesh-rounds', { type: 'number', default: 2 })
+  .option('mesh-seconds', { type: 'number', default: 4, describe: 'each iperf3 test through the mesh' })
   .option('skip-docker', { type: 'boolean', default: false })
   .parseSync();
 
@@ -125,7 +133,7 @@ async function run(side: Side, what: string, argvs: string[], timeoutMs = 60_000
 }
 
 async function ours(): Promise<{ side: Side; c: LabCluster }> {
-  const c = await LabCluster.create({ managers: 1, workers: 2 });
+  const c = await LabCluster.create({ managers: 1, workers: 2, spares: ['x', 'y'] });
   try {
     await c.ok('m1', 'network', 'create', '--driver', 'overlay', NETWORK);
     const networkId = (JSON.parse(await c.ok('m1', 'network', 'inspect', NETWORK)) as { id: string }).id;
@@ -209,13 +217,66 @@ interface Figures {
 async function measure(side: Side, figures: Figures, round: number): Promise<void> {
   const dns = await run(side, 'dns', [DNS_CLIENT, side.serviceName, String(argv.queries)]);
   figures.dns.push({ p50: dns.p50!, p99: dns.p99! });
-  const vip = await run(side, 'vip', [RATE_CLIENT, side.vip, String(argv.seconds)]);
-  const direct = await run(side, 'direct', [RATE_CLIENT, side.taskAddr, String(argv.seconds)]);
-  figures.vip.push(vip.perSecond!);
-  figures.direct.push(direct.perSecond!);
+  // Alternating short runs, so that the machine's other load lands on both alike.
+  const each = Math.max(1, Math.round(argv.seconds / 3));
+  const vips: number[] = [];
+  const directs: number[] = [];
+  let failed = 0;
+  for (let k = 0; k < 3; k++) {
+    const vip = await run(side, 'vip', [RATE_CLIENT, side.vip, String(each)]);
+    const direct = await run(side, 'direct', [RATE_CLIENT, side.taskAddr, String(each)]);
+    vips.push(vip.perSecond!);
+    directs.push(direct.perSecond!);
+    failed += vip.failed! + direct.failed!;
+  }
+  figures.vip.push(median(vips));
+  figures.direct.push(median(directs));
   console.log(
-    `${side.name} round ${round}: DNS p50 ${us(dns.p50!)}, p99 ${us(dns.p99!)}; connections/s through the VIP ${vip.perSecond!.toFixed(0)} (${vip.failed} failed), straight ${direct.perSecond!.toFixed(0)} (${direct.failed} failed)`,
+    `${side.name} round ${round}: DNS p50 ${us(dns.p50!)}, p99 ${us(dns.p99!)}; connections/s through the VIP ${vips.map((v) => v.toFixed(0)).join('/')}, straight ${directs.map((v) => v.toFixed(0)).join('/')} (${failed} failed)`,
   );
+}
+
+/** The routing mesh's paths (see the top) and the anchor, `mesh-rounds` rounds; medians per path. */
+async function mesh(c: LabCluster): Promise<Map<string, PathResult[]>> {
+  const m1 = c.host('m1');
+  const layout = join(c.lab.root, 'iperf3-image');
+  writeIperfLayout(layout);
+  const push = await m1.exec(process.execPath, [dist('scripts/push-image.js'), layout, `http://${m1.address}:5000`, 'library/iperf3:latest'], { timeoutMs: 60_000 });
+  if (push.code !== 0) throw new Error(`pushing the iperf3 image: ${push.stderr}`);
+  const image = `${m1.address}:5000/library/iperf3:latest`;
+  await c.ok('m1', 'service', 'create', '--detach', '--name', 'meshed', '--image', image, '--publish', 'published=5201,target=5201', '--publish', `published=${PING_PORT},target=${PING_PORT}`, '--constraint', 'node.hostname==w2', '--', IPERF3, '-s');
+  const [task] = await c.converged('meshed', 1, 90_000);
+  const [x, y, w2] = [c.host('x'), c.host('y'), c.host('w2')];
+  const pid = await taskPid(w2, task!.id);
+  const viaHost = (name: string, entry: LabHost): NetPath => ({
+    name,
+    serverAddress: entry.address,
+    iperf: (a, timeoutMs) => x.exec(IPERF3, a, { timeoutMs }),
+    runAtClient: ([cmd, ...a], timeoutMs) => x.exec(cmd!, a, { timeoutMs }),
+    startAtServer: (n, a) => w2.start(n, ...nsenter(pid, a)),
+  });
+  const anchorServer = y.start('iperf3-anchor', IPERF3, ['-s', '--forceflush']);
+  await anchorServer.waitForLog(/Server listening/, 10_000);
+  const paths: NetPath[] = [
+    { name: 'underlay x → y', serverAddress: y.address, iperf: (a, timeoutMs) => x.exec(IPERF3, a, { timeoutMs }), runAtClient: ([cmd, ...a], timeoutMs) => x.exec(cmd!, a, { timeoutMs }), startAtServer: (n, [cmd, ...a]) => y.start(n, cmd!, a) },
+    viaHost('mesh x → m1 (no task) → w2', m1),
+    viaHost('mesh x → w2 (the task\'s node)', w2),
+  ];
+  const out = new Map<string, PathResult[]>();
+  try {
+    // The first request through a node may meet its table still being written: wait for an answer.
+    await until('the mesh answers through m1', async () => (await x.exec(IPERF3, ['-c', m1.address, '-t', '1', '-J'], { timeoutMs: 20_000 })).code === 0, 60_000);
+    for (let round = 1; round <= argv['mesh-rounds']; round++) {
+      for (const p of paths) {
+        const r = await measurePath(p, argv['mesh-seconds'], 1000);
+        console.log(describe(`${p.name} round ${round}`, r));
+        out.set(p.name, [...(out.get(p.name) ?? []), r]);
+      }
+    }
+  } finally {
+    await anchorServer.kill9();
+  }
+  return out;
 }
 
 /** RUNNING → the first connection accepted through the VIP, `trials` times. */
@@ -273,6 +334,7 @@ async function main(): Promise<void> {
   let d: Side | undefined;
   const servers: LabProcess[] = [];
   let conv: number[] = [];
+  let meshed: Map<string, PathResult[]> | undefined;
   try {
     o = await ours();
     if (!argv['skip-docker']) d = await docker().catch((err: unknown) => void console.log(`docker: the anchor failed: ${(err as Error).message}`));
@@ -289,6 +351,7 @@ async function main(): Promise<void> {
     for (const s of servers) await s.kill9();
     await d?.destroy();
     d = undefined;
+    if (argv['mesh-rounds'] > 0) meshed = await mesh(o.c);
     if (argv.trials > 0) conv = await convergence(o.c);
   } finally {
     for (const s of servers) await s.kill9().catch(() => undefined);
@@ -308,7 +371,18 @@ async function main(): Promise<void> {
   }
   const [ot, dk] = [f('tswarm'), f('docker')];
   if (ot && dk) {
-    console.log(`DNS p50 tswarm / docker: ${(median(ot.dns.map((r) => r.p50)) / median(dk.dns.map((r) => r.p50))).toFixed(2)}× (lower is faster); connections/s through the VIP tswarm / docker: ${(median(ot.vip) / median(dk.vip)).toFixed(2)}×`);
+    const vipRatio = median(dk.vip) > 0 ? `${(median(ot.vip) / median(dk.vip)).toFixed(2)}×` : "not measured (Docker's VIP completed no connection from its client container)";
+    console.log(`DNS p50 tswarm / docker: ${(median(ot.dns.map((r) => r.p50)) / median(dk.dns.map((r) => r.p50))).toFixed(2)}× (lower is faster); connections/s through the VIP tswarm / docker: ${vipRatio}`);
+  }
+  if (meshed) {
+    const med = (name: string, f: (r: PathResult) => number): number => median((meshed.get(name) ?? []).map(f));
+    const [anchor, far, near] = [...meshed.keys()] as [string, string, string];
+    for (const [what, f] of [['1 stream', (r: PathResult) => r.one.bitsPerSecond], ['4 streams', (r: PathResult) => r.four.bitsPerSecond]] as const) {
+      const ratio = med(far, f) / med(anchor, f);
+      console.log(`routing mesh ${what}: through a node without the task ${gbit(med(far, f))}, through the task's node ${gbit(med(near, f))}, underlay ${gbit(med(anchor, f))}; without the task / underlay ${ratio.toFixed(2)}× (goal ≥ 0.9×: ${ratio >= 0.9 ? 'met' : 'not met'})`);
+    }
+    const rtt = (name: string): number => med(name, (r) => r.rtt.p50);
+    console.log(`routing mesh ping-pong p50: through a node without the task ${us(rtt(far))}, through the task's node ${us(rtt(near))}, underlay ${us(rtt(anchor))}`);
   }
   if (conv.length > 0) {
     const p99 = percentile(conv, 0.99);

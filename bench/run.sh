@@ -8,7 +8,7 @@
 #   bench/run.sh scheduler [--nodes 5000] [--tasks 10000] [--managers 1|3] [--phase pending|services|both] [--trials 3]
 #   bench/run.sh orchestration [--replicas 100] [--trials 3] [--skip-docker] [--skip-ours] [--lost-worker-trials 5] [--logs DIR]
 #   bench/run.sh network [--seconds 5] [--exchanges 2000] [--trials 2] [--reach-trials 20] [--skip-docker] [--skip-ours]
-#   bench/run.sh discovery [--queries 2000] [--seconds 3] [--rounds 3] [--trials 20] [--skip-docker]
+#   bench/run.sh discovery [--queries 2000] [--seconds 3] [--rounds 3] [--mesh-rounds 2] [--mesh-seconds 4] [--trials 20] [--skip-docker]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: bench/run.sh NAME [ARGS...] (NAME: raft, runtime, controlapi)}

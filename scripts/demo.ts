@@ -1,8 +1,12 @@
-// The main job: a local cluster on four lab hosts with a service running. A registry on manager1
-// holds the busybox image the set-up built; `swarmd init` on manager1, manager2 joins with the
-// manager token, two workers with the worker token (mutual TLS, the token checked against the
-// cluster's root); a replicated service is created through the follower and converges on real
-// containers on the two workers; a worker's certificate is refused by the control API.
+// The main job: a local cluster on four lab hosts running a two-service application. A registry
+// on manager1 holds the busybox image the set-up built; `swarmd init` on manager1, manager2 joins
+// with the manager token, two workers with the worker token (mutual TLS, the token checked against
+// the cluster's root); an overlay network `app`; a web service (busybox httpd, 4 replicas, port
+// 8080 published through the routing mesh) created through the follower converges on real
+// containers on the two workers; a client service on the same network reaches it by its name
+// (the embedded DNS and the service's VIP); a request from manager2 to manager1:8080 (the managers
+// are drained: no task of the service runs on either) is answered by a task, which sees the
+// client's own address; a worker's certificate is refused by the control API.
 //   node dist/scripts/demo.js [--exit]    (--exit: tear down at once instead of waiting for Ctrl-C)
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -62,7 +66,14 @@ try {
   }
   for (const m of ['manager1', 'manager2']) await manager.exec(process.execPath, [swarmctl, 'node', 'update', m, '--availability', 'drain']);
   await show(manager, ['node', 'ls']);
-  await show(lab.host('manager2'), ['service', 'create', '--detach', '--name', 'web', '--image', image, '--replicas', '4', '--', 'httpd', '-f', '-p', '8080'], 'on manager2 (a follower: forwarded to the leader)');
+  await show(manager, ['network', 'create', '--driver', 'overlay', 'app']);
+  // The web server answers GET /cgi-bin/who with the task that served and the address it saw.
+  const web = "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho served by $(hostname) to $REMOTE_ADDR\\n' > /www/cgi-bin/who && chmod +x /www/cgi-bin/who && exec httpd -f -p 80 -h /www";
+  await show(
+    lab.host('manager2'),
+    ['service', 'create', '--detach', '--name', 'web', '--image', image, '--replicas', '4', '--network', 'app', '--publish', 'published=8080,target=80', '--', 'sh', '-c', web],
+    'on manager2 (a follower: forwarded to the leader)',
+  );
   // Convergence, as the tasks move through their states.
   const started = Date.now();
   let last = '';
@@ -80,6 +91,30 @@ try {
     await new Promise((res) => setTimeout(res, 100));
   }
   await show(manager, ['service', 'ps', 'web']);
+  const inspected = JSON.parse(await manager.exec(process.execPath, [swarmctl, 'service', 'inspect', 'web']).then((r) => r.stdout)) as { endpoint?: { virtualIps?: { addr: string }[]; ports?: { publishedPort: number; targetPort: number }[] } };
+  console.log(`web: VIP ${inspected.endpoint?.virtualIps?.map((v) => v.addr).join(', ')} on app; published ${inspected.endpoint?.ports?.map((p) => `${p.publishedPort}->${p.targetPort}`).join(', ')} on every node`);
+  // The client: another service on the network, asking for `web` by name every second.
+  await show(manager, ['service', 'create', '--detach', '--name', 'client', '--image', image, '--network', 'app', '--', 'sh', '-c', "while true; do printf 'GET /cgi-bin/who HTTP/1.0\\r\\n\\r\\n' | nc -w 2 web 80 | tail -n 1; sleep 1; done"]);
+  for (let i = 0; ; i++) {
+    const r = await manager.exec(process.execPath, [swarmctl, 'service', 'logs', 'client', '--tail', '3']);
+    if (/served by/.test(r.stdout)) {
+      console.log(`$ swarmctl service logs client --tail 3   # the client reaches web by its name\n${r.stdout}`);
+      break;
+    }
+    if (i > 150) throw new Error(`the client did not reach web: ${r.stdout}${r.stderr}`);
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  // From manager2 to manager1's published port: neither runs a task of web.
+  const get = `const s = require('net').connect(8080, process.argv[1], () => s.write('GET /cgi-bin/who HTTP/1.0\\r\\n\\r\\n')); let b = ''; s.on('data', (d) => (b += d)); s.on('end', () => console.log(b.trim().split('\\n').pop().trim())); s.on('error', (e) => console.log(e.message));`;
+  for (let i = 0; ; i++) {
+    const r = await lab.host('manager2').exec(process.execPath, ['-e', get, manager.address]);
+    if (/served by/.test(r.stdout)) {
+      console.log(`manager2 (${lab.host('manager2').address}) → manager1 ${manager.address}:8080 (no task of web on either): ${r.stdout.trim()}`);
+      break;
+    }
+    if (i > 50) throw new Error(`manager1:8080 did not answer: ${r.stdout}${r.stderr}`);
+    await new Promise((res) => setTimeout(res, 200));
+  }
   for (const w of ['worker1', 'worker2']) {
     const r = await lab.host(w).exec('sh', ['-c', `for c in $(ls /run/swarm-runtime); do ${runtime} state $c | grep -q running && echo "  container $c running"; done`]);
     console.log(`on ${w}:\n${r.stdout}`);

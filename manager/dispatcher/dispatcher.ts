@@ -501,11 +501,17 @@ export class Dispatcher implements LeaderComponent {
     }
     // Answered once the batch holding these reports is committed: an agent forgets a report only
     // when it is durable (a leader that dies with reports in its batch would lose them otherwise).
+    // A report that finds no batch committing goes at once (a task's RUNNING is news: its VIP's
+    // backends, a rolling update's next step); reports that come while one commits are gathered
+    // for batchMs into the next.
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
-      if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), this.opts.batchMs ?? 20);
+      if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), this.committing > 0 ? (this.opts.batchMs ?? 20) : 0);
     });
   }
+
+  /** Status batches proposed and not yet committed. */
+  private committing = 0;
 
   /** Callers whose reports are in pendingStatus, answered when the batch commits. */
   private waiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
@@ -520,6 +526,7 @@ export class Dispatcher implements LeaderComponent {
       for (const w of waiters) w.resolve();
       return this.flushing;
     }
+    this.committing++;
     this.flushing = this.flushing.then(async () => {
       await this.store
         .update((tx) => {
@@ -548,6 +555,8 @@ export class Dispatcher implements LeaderComponent {
             this.log.debug({ err: err.message }, 'dispatcher: status batch retried');
           },
         );
+    }).finally(() => {
+      this.committing--;
     });
     return this.flushing;
   }

@@ -1,5 +1,7 @@
-// The status reporter: task statuses queue here and go to the dispatcher in batches (one
-// UpdateTaskStatus call per 25 ms at most); a task's later status replaces an earlier one still
+// The status reporter: task statuses queue here and go to the dispatcher in batches: a status
+// queued while no call is in flight goes at once (a task's RUNNING is news the cluster waits for:
+// its VIP's backends, a rolling update's next step); those queued meanwhile go together when the
+// call returns, at most one call per BATCH_MS. A task's later status replaces an earlier one still
 // queued. What could not be sent (no session, a failed call) stays queued and goes with the next
 // session.
 import type { TaskStatusUpdate } from '../../proto/gen/tswarm/dispatcher.js';
@@ -19,6 +21,8 @@ export class StatusReporter {
   private pending = new Map<string, TaskStatus>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private inFlight = false;
+  private lastSentAt = 0;
 
   constructor(private readonly send: SendStatus) {}
 
@@ -26,7 +30,14 @@ export class StatusReporter {
   queue(taskId: string, status: TaskStatus): void {
     const prev = this.pending.get(taskId);
     if (!prev || stateRank(status.state) >= stateRank(prev.state)) this.pending.set(taskId, status);
-    if (!this.timer && !this.stopped) this.timer = setTimeout(() => void this.flush(), BATCH_MS);
+    this.schedule();
+  }
+
+  /** The next call: at once when none is in flight and none went in the last BATCH_MS; else when that is over. */
+  private schedule(): void {
+    if (this.timer || this.stopped || this.inFlight || this.pending.size === 0) return;
+    const wait = Math.max(0, this.lastSentAt + BATCH_MS - Date.now());
+    this.timer = setTimeout(() => void this.flush(), wait);
   }
 
   /** A status of this task is waiting to be sent. */
@@ -38,13 +49,20 @@ export class StatusReporter {
   async flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.pending.size === 0) return;
+    if (this.pending.size === 0 || this.inFlight) return;
     const batch = this.pending;
     this.pending = new Map();
-    const result = await this.send([...batch].map(([taskId, status]) => ({ taskId, status })));
-    if (result === 'sent') return;
-    for (const [id, st] of batch) if (!this.pending.has(id)) this.pending.set(id, st);
+    this.inFlight = true;
+    this.lastSentAt = Date.now();
+    let result: Awaited<ReturnType<SendStatus>>;
+    try {
+      result = await this.send([...batch].map(([taskId, status]) => ({ taskId, status })));
+    } finally {
+      this.inFlight = false;
+    }
+    if (result !== 'sent') for (const [id, st] of batch) if (!this.pending.has(id)) this.pending.set(id, st);
     if (result === 'failed' && !this.stopped && !this.timer) this.timer = setTimeout(() => void this.flush(), RETRY_MS);
+    else if (result === 'sent') this.schedule();
   }
 
   stop(): void {
