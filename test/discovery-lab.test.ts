@@ -157,6 +157,9 @@ describe('service discovery and VIP load balancing across lab hosts', () => {
       });
       // Reported, not bounded tightly: the requests in flight to the task killed fail.
       expect(killed.fail).toBeLessThanOrEqual(10);
+      // No node's service tables were left behind the store (swarmctl node inspect's `discovery`).
+      const nodes = JSON.parse(await c.ok('m1', 'node', 'ls', '--format', 'json')) as { description?: { hostname?: string }; discovery?: { behind?: boolean } }[];
+      expect(nodes.filter((n) => n.discovery?.behind).map((n) => n.description?.hostname)).toEqual([]);
       console.log(`requests through the VIP: scale-down ${JSON.stringify(down)}, update ${JSON.stringify(update)}, drain ${JSON.stringify(drain)}, kill -9 ${JSON.stringify(killed)}`);
     } finally {
       await loop.kill9();

@@ -488,6 +488,15 @@ describe('dispatcher service endpoints and the stop gate', () => {
     await until('t2\'s stop sent', () => desired(msgs, 't2') === TaskState.TASK_STATE_SHUTDOWN, 5_000);
     expect(Date.now() - told).toBeGreaterThanOrEqual(STOP_GATE_MS - 50);
     expect(msgs.map((m) => m.sequence)).toEqual(msgs.map((_, i) => i + 1));
+
+    // Its services changed and it acknowledges nothing: behind in the store after a second; caught up once it does.
+    await store.update((tx) => tx.create('task', onFront('t3', '10.0.0.7', 3)));
+    await until('t3 a backend', () => backends(msgs)?.join() === 't3');
+    await until('w1 behind', () => store.get('node', 'w1')!.discovery?.behind === true, 3_000);
+    const behind = store.get('node', 'w1')!.discovery!;
+    expect(behind.appliedSequence).toBeLessThan(behind.sentSequence);
+    await beat(msgs.at(-1)!.sequence);
+    await until('w1 caught up', () => store.get('node', 'w1')!.discovery?.behind === false, 3_000);
     session.cancel();
     assignments.cancel();
   });

@@ -203,9 +203,9 @@ describe('options in force inside containers', () => {
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(rule);
     }
-    // Refused by the manager (exit 1), naming the field: an alias needs the embedded DNS; a network that does not exist.
+    // Refused by the manager (exit 1), naming the field: an alias that is not a DNS name; a network that does not exist.
     for (const [flags, rule] of [
-      [['--network', 'name=nope,alias=db'], /spec\.task\.networks\[0\]\.aliases: network aliases are names in the embedded DNS/],
+      [['--network', 'name=nope,alias=-db'], /spec\.task\.networks\[0\]\.aliases\[0\]: "-db" is not a DNS name/],
       [['--network', 'nope'], /spec\.task\.networks\[0\]\.target: network "nope" not found/],
     ] as const) {
       const r = await c.ctl('m1', 'service', 'create', '--name', 'refused', '--image', c.image, ...flags, '--', 'sleep', '1');

@@ -386,6 +386,7 @@ export function registerResourceCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> 
             const { service } = await rpc<{ service: Service }>(tgt(g(a)), 'getService', { id: a.service });
             const r = await rpc<{ tasks: Task[] }>(tgt(g(a)), 'listTasks', { filters: { ...noFilters, serviceIds: [service.id] } });
             printTasks(g(a), r.tasks);
+            if (g(a).format !== 'json' && !g(a).quiet) await printDiscoveryBehind(g(a));
           }),
         )
         .command('ls', 'List services', { quiet: { alias: 'q', type: 'boolean' } }, (a) =>
@@ -604,6 +605,20 @@ async function readyNodes(argv: GlobalArgs): Promise<Set<string>> {
 /** A task spec's encoding: equal encodings, same spec (as the orchestrator compares them). */
 function specKey(spec: TaskSpec | undefined): string {
   return spec ? Buffer.from(TaskSpec.encode(spec).finish()).toString('base64') : '';
+}
+
+/**
+ * A line per node whose service tables (DNS answers, VIP maps) are behind the store: its
+ * containers may reach tasks that are gone, or miss new ones (it should never last).
+ */
+async function printDiscoveryBehind(argv: GlobalArgs): Promise<void> {
+  const { nodes } = await rpc<{ nodes: Node[] }>(tgt(argv), 'listNodes', { filters: noFilters });
+  for (const n of nodes) {
+    const d = n.discovery;
+    if (!d?.behind) continue;
+    const since = new Date(Number(d.sinceUnixMs)).toISOString();
+    process.stdout.write(`note: node ${n.description?.hostname || n.id}'s service tables are behind the store since ${since} (applied change ${d.appliedSequence} of ${d.sentSequence})\n`);
+  }
 }
 
 function printTasks(argv: GlobalArgs, tasks: Task[]): void {

@@ -43,6 +43,8 @@ import { ServiceDirectory } from './service-endpoints.js';
 
 /** How long a task's stop waits at most for the nodes to take it out of their backends. */
 export const STOP_GATE_MS = 2000;
+/** A node whose services' change is unacknowledged this long is behind (Node.discovery). */
+export const DISCOVERY_BEHIND_MS = 1000;
 
 interface Sent {
   version?: number;
@@ -115,6 +117,10 @@ interface Session {
   backendsSent: Set<string>;
   /** Tasks withdrawn from the node's backends → the message that withdrew them (until acknowledged). */
   removedAt: Map<string, number>;
+  /** The messages that changed its services and are not acknowledged yet: [sequence, sent at]. */
+  unacknowledged: [number, number][];
+  /** Whether the store says the node is behind (as last written). */
+  behind: boolean;
 }
 
 export interface DispatcherOptions {
@@ -134,6 +140,7 @@ export class Dispatcher implements LeaderComponent {
   private readonly gated = new Map<string, { nodeId: string; since: number }>();
   private startedAt = 0;
   private timer: NodeJS.Timeout | undefined;
+  private behindTimer: NodeJS.Timeout | undefined;
   private watchLoop: Promise<void> | undefined;
   private stopWatch: (() => void) | undefined;
   private pendingStatus = new Map<string, TaskStatus>();
@@ -157,6 +164,7 @@ export class Dispatcher implements LeaderComponent {
     this.running = true;
     this.startedAt = Date.now();
     this.timer = setInterval(() => void this.checkHeartbeats(), Math.max(100, Math.floor(this.periodMs / 2)));
+    this.behindTimer = setInterval(() => void this.checkDiscovery(), DISCOVERY_BEHIND_MS / 2);
     const watch = this.store.watch({ kinds: ['task', 'secret', 'config', 'service', 'network', 'node'] });
     this.stopWatch = () => watch.close();
     this.endpoints.clear();
@@ -218,6 +226,7 @@ export class Dispatcher implements LeaderComponent {
     if (!this.running) return;
     this.running = false;
     if (this.timer) clearInterval(this.timer);
+    if (this.behindTimer) clearInterval(this.behindTimer);
     this.stopWatch?.();
     await this.watchLoop;
     for (const s of this.sessions.values()) this.closeSession(s, 'the dispatcher stopped (leadership moved)');
@@ -260,6 +269,37 @@ export class Dispatcher implements LeaderComponent {
       }
     }
     if (down.length > 0) await this.setNodeStates(down, NodeState.NODE_STATE_DOWN, 'heartbeat failure').catch((err: Error) => this.log.warn({ err: err.message }, 'dispatcher: could not mark nodes down'));
+  }
+
+  /**
+   * Node.discovery made to match each session: behind while a change of its services has gone
+   * unacknowledged for DISCOVERY_BEHIND_MS (its DNS answers or VIP maps may name tasks that are
+   * gone); written only when that flips.
+   */
+  private async checkDiscovery(): Promise<void> {
+    const now = Date.now();
+    const flips: { s: Session; state: NonNullable<Node['discovery']> }[] = [];
+    for (const s of this.sessions.values()) {
+      const oldest = s.unacknowledged[0];
+      const behind = oldest !== undefined && now - oldest[1] >= DISCOVERY_BEHIND_MS;
+      if (behind === s.behind) continue;
+      flips.push({ s, state: { behind, sinceUnixMs: behind ? oldest[1] : 0, sentSequence: s.seq, appliedSequence: s.applied } });
+    }
+    if (flips.length === 0) return;
+    await this.store
+      .update((tx) => {
+        for (const { s, state } of flips) {
+          const n = tx.get('node', s.nodeId);
+          if (n) tx.update('node', { ...n, discovery: state });
+        }
+      })
+      .then(
+        () => {
+          for (const { s, state } of flips) s.behind = state.behind;
+          for (const { s, state } of flips) if (state.behind) this.log.warn({ node: s.nodeId, sent: state.sentSequence, applied: state.appliedSequence }, 'dispatcher: a node\'s service tables are behind the store');
+        },
+        (err: Error) => this.log.debug({ err: err.message }, 'dispatcher: could not record a node\'s discovery state; at the next check'),
+      );
   }
 
   private async setNodeStates(ids: string[], state: NodeState, message: string, description?: Node['description']): Promise<void> {
@@ -478,6 +518,7 @@ export class Dispatcher implements LeaderComponent {
     s.sent = sent;
     if (!complete && changes.length === 0) return;
     s.seq = seq;
+    if (changes.some((c) => c.assignment?.item?.$case === 'serviceEndpoints')) s.unacknowledged.push([seq, Date.now()]);
     const msg: AssignmentsMessage = { type: complete ? AssignmentsMessage_Type.TYPE_COMPLETE : AssignmentsMessage_Type.TYPE_INCREMENTAL, appliesTo: '', resultsIn: newId(), changes, sequence: seq };
     for (const stream of s.streams) stream.write(msg);
   }
@@ -486,6 +527,7 @@ export class Dispatcher implements LeaderComponent {
   private acknowledged(s: Session, seq: number): void {
     s.applied = Math.min(seq, s.seq);
     for (const [id, at] of s.removedAt) if (at <= s.applied) s.removedAt.delete(id);
+    while (s.unacknowledged.length > 0 && s.unacknowledged[0]![0] <= s.applied) s.unacknowledged.shift();
     for (const { nodeId } of this.gated.values()) this.sessionsOf(nodeId).forEach((x) => this.scheduleSync(x));
   }
 
@@ -606,6 +648,8 @@ export class Dispatcher implements LeaderComponent {
           applied: 0,
           backendsSent: new Set(),
           removedAt: new Map(),
+          unacknowledged: [],
+          behind: n.node.discovery?.behind ?? false,
         };
         this.sessions.set(n.node.id, s);
         call.on('cancelled', () => {

@@ -26,6 +26,7 @@ export type Coverage =
 
 const BB = 'busybox';
 const LAB = 'test/options-lab.test.ts';
+const DISCOVERY_LAB = 'test/discovery-lab.test.ts';
 const ORCH_LAB = 'test/orchestration-lab.test.ts';
 const SCHED = 'manager/scheduler/scheduler.test.ts';
 const RECONCILE = 'manager/orchestrator/reconcile.test.ts';
@@ -139,7 +140,7 @@ export const FIELDS: Record<string, Coverage> = {
   'placement.platforms.architecture': { test: { file: SCHED, name: 'matches the platforms of the placement' } },
   'placement.maxReplicasPerNode': { test: { file: SCHED, name: 'limits replicas per node, counting the tasks of the same service only' } },
   'networks.target': { test: { file: 'test/overlay-lab.test.ts', name: 'connects tasks on two hosts by address (ICMP and TCP), at the underlay MTU less 50, with a way out; keeps the network while in use' } },
-  'networks.aliases': { refused: (s) => s.task!.networks.push({ target: 'backend', aliases: ['db'] }) },
+  'networks.aliases': { test: { file: DISCOVERY_LAB, name: "answers service names, tasks.NAME, aliases, dnsrr names and outside names, scoped to the asker's networks" } },
   'forceUpdate': { test: { file: LAB, name: 'rolls the tasks out again on --force, with nothing else changed' } },
   'logDriver.name': { test: { file: LAB, name: 'keeps no log for a --log-driver none service' } },
   'logDriver.options': { test: { file: 'test/logs-rotation-lab.test.ts', name: 'keeps a container writing 100 MB within max-size=1m x max-file=3, and --tail shows its last lines' } },
@@ -169,11 +170,7 @@ export const SERVICE_FIELDS: Record<string, Coverage> = {
   'rollback.monitorMs': { test: { file: RECONCILE, name: 'failure action rollback: swaps to the previous spec and rolls back with the rollback config' } },
   'rollback.maxFailureRatio': { test: { file: RECONCILE, name: 'failure action rollback: swaps to the previous spec and rolls back with the rollback config' } },
   'rollback.order': { test: { file: RECONCILE, name: 'failure action rollback: swaps to the previous spec and rolls back with the rollback config' } },
-  'endpoint.mode': {
-    refused: (s) => {
-      s.endpoint = { mode: EndpointSpec_ResolutionMode.RESOLUTION_MODE_DNSRR, ports: [] };
-    },
-  },
+  'endpoint.mode': { test: { file: DISCOVERY_LAB, name: "answers service names, tasks.NAME, aliases, dnsrr names and outside names, scoped to the asker's networks" } },
   'endpoint.ports.name': {
     refused: (s) => {
       s.endpoint = { mode: EndpointSpec_ResolutionMode.RESOLUTION_MODE_VIP, ports: [{ name: 'web', protocol: PortConfig_Protocol.PROTOCOL_TCP, targetPort: 80, publishedPort: 8080, publishMode: PortConfig_PublishMode.PUBLISH_MODE_HOST }] };

@@ -63,6 +63,22 @@ export interface Node {
    * with its heartbeats (written when a state changes).
    */
   peerPaths: PeerPath[];
+  /**
+   * Whether the node's service tables (its embedded DNS and its containers' VIP maps) are behind
+   * the store, as the dispatcher sees from its acknowledgements (written when that changes).
+   */
+  discovery?: DiscoveryState | undefined;
+}
+
+export interface DiscoveryState {
+  /** a change of its services went unacknowledged for over a second */
+  behind: boolean;
+  /** when the oldest unacknowledged change was sent */
+  sinceUnixMs: number;
+  /** the last assignments message with a change of its services */
+  sentSequence: number;
+  /** the last one it acknowledged */
+  appliedSequence: number;
 }
 
 export interface Service {
@@ -198,6 +214,7 @@ function createBaseNode(): Node {
     role: NodeRole.NODE_ROLE_WORKER,
     attachments: [],
     peerPaths: [],
+    discovery: undefined,
   };
 }
 
@@ -229,6 +246,9 @@ export const Node: MessageFns<Node> = {
     }
     for (const v of message.peerPaths) {
       PeerPath.encode(v!, writer.uint32(74).fork()).join();
+    }
+    if (message.discovery !== undefined) {
+      DiscoveryState.encode(message.discovery, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -318,6 +338,14 @@ export const Node: MessageFns<Node> = {
             message.peerPaths.push(PeerPath.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.discovery = DiscoveryState.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -351,6 +379,7 @@ export const Node: MessageFns<Node> = {
         : globalThis.Array.isArray(object?.peer_paths)
         ? object.peer_paths.map((e: any) => PeerPath.fromJSON(e))
         : [],
+      discovery: isSet(object.discovery) ? DiscoveryState.fromJSON(object.discovery) : undefined,
     };
   },
 
@@ -383,6 +412,9 @@ export const Node: MessageFns<Node> = {
     if (message.peerPaths?.length) {
       obj.peerPaths = message.peerPaths.map((e) => PeerPath.toJSON(e));
     }
+    if (message.discovery !== undefined) {
+      obj.discovery = DiscoveryState.toJSON(message.discovery);
+    }
     return obj;
   },
 
@@ -406,6 +438,138 @@ export const Node: MessageFns<Node> = {
     message.role = object.role ?? NodeRole.NODE_ROLE_WORKER;
     message.attachments = object.attachments?.map((e) => NetworkAttachment.fromPartial(e)) || [];
     message.peerPaths = object.peerPaths?.map((e) => PeerPath.fromPartial(e)) || [];
+    message.discovery = (object.discovery !== undefined && object.discovery !== null)
+      ? DiscoveryState.fromPartial(object.discovery)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDiscoveryState(): DiscoveryState {
+  return { behind: false, sinceUnixMs: 0, sentSequence: 0, appliedSequence: 0 };
+}
+
+export const DiscoveryState: MessageFns<DiscoveryState> = {
+  encode(message: DiscoveryState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.behind !== false) {
+      writer.uint32(8).bool(message.behind);
+    }
+    if (message.sinceUnixMs !== 0) {
+      writer.uint32(16).int64(message.sinceUnixMs);
+    }
+    if (message.sentSequence !== 0) {
+      writer.uint32(24).uint64(message.sentSequence);
+    }
+    if (message.appliedSequence !== 0) {
+      writer.uint32(32).uint64(message.appliedSequence);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DiscoveryState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDiscoveryState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.behind = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sinceUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sentSequence = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.appliedSequence = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DiscoveryState {
+    return {
+      behind: isSet(object.behind) ? globalThis.Boolean(object.behind) : false,
+      sinceUnixMs: isSet(object.sinceUnixMs)
+        ? globalThis.Number(object.sinceUnixMs)
+        : isSet(object.since_unix_ms)
+        ? globalThis.Number(object.since_unix_ms)
+        : 0,
+      sentSequence: isSet(object.sentSequence)
+        ? globalThis.Number(object.sentSequence)
+        : isSet(object.sent_sequence)
+        ? globalThis.Number(object.sent_sequence)
+        : 0,
+      appliedSequence: isSet(object.appliedSequence)
+        ? globalThis.Number(object.appliedSequence)
+        : isSet(object.applied_sequence)
+        ? globalThis.Number(object.applied_sequence)
+        : 0,
+    };
+  },
+
+  toJSON(message: DiscoveryState): unknown {
+    const obj: any = {};
+    if (message.behind !== false) {
+      obj.behind = message.behind;
+    }
+    if (message.sinceUnixMs !== 0) {
+      obj.sinceUnixMs = Math.round(message.sinceUnixMs);
+    }
+    if (message.sentSequence !== 0) {
+      obj.sentSequence = Math.round(message.sentSequence);
+    }
+    if (message.appliedSequence !== 0) {
+      obj.appliedSequence = Math.round(message.appliedSequence);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DiscoveryState>): DiscoveryState {
+    return DiscoveryState.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DiscoveryState>): DiscoveryState {
+    const message = createBaseDiscoveryState();
+    message.behind = object.behind ?? false;
+    message.sinceUnixMs = object.sinceUnixMs ?? 0;
+    message.sentSequence = object.sentSequence ?? 0;
+    message.appliedSequence = object.appliedSequence ?? 0;
     return message;
   },
 };
