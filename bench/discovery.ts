@@ -31,7 +31,7 @@ import { TaskState } from '../proto/gen/tswarm/types.js';
 import { LabCluster } from '../test/lab/cluster.js';
 import { dist } from '../test/util/dist.js';
 import type { LabHost, LabProcess } from '../test/lab/lab.js';
-import { DockerSwarm } from './lib/docker.js';
+import { twoNodeSwarm } from './lib/docker.js';
 import { controlClient, nsenter, scale, taskPid, tasksOf, until, type Attached } from './lib/lab-api.js';
 import { cpuCounters, cpuSince, median, percentile, sleep } from './lib/load.js';
 import { describe, gbit, IPERF3, measurePath, PING_PORT, writeIperfLayout, type NetPath, type PathResult } from './lib/netperf.js';
@@ -165,13 +165,8 @@ async function ours(): Promise<{ side: Side; c: LabCluster }> {
 }
 
 async function docker(): Promise<Side> {
-  const d = await DockerSwarm.create({ workers: 1 });
-  const destroy = async (): Promise<void> => {
-    await d.destroy();
-    for (const l of d.leftovers) console.log(`docker clean-up: ${l}`);
-  };
+  const { d, destroy } = await twoNodeSwarm();
   try {
-    console.log(`docker: ${DockerSwarm.version()}, a manager and a worker on two lab hosts`);
     const image = 'tswarm-bench:latest';
     const layout = join(d.lab.root, 'image');
     writeIperfLayout(layout);

@@ -32,7 +32,7 @@ import { TaskState } from '../proto/gen/tswarm/types.js';
 import { LabCluster, RUNTIME } from '../test/lab/cluster.js';
 import type { LabHost } from '../test/lab/lab.js';
 import { dist } from '../test/util/dist.js';
-import { DockerSwarm } from './lib/docker.js';
+import { twoNodeSwarm } from './lib/docker.js';
 import { controlClient, epochMs, nsenter, scale, taskPid, tasksOf, until, type Attached } from './lib/lab-api.js';
 import { cpuCounters, cpuSince, median, percentile, sleep } from './lib/load.js';
 import { describe, gbit, IPERF3, measurePath, writeIperfLayout, type NetPath, type PathResult } from './lib/netperf.js';
@@ -230,13 +230,8 @@ async function ours(): Promise<OurSide> {
 // ---- Docker ----
 
 async function docker(): Promise<Side> {
-  const d = await DockerSwarm.create({ workers: 1 });
-  const destroy = async (): Promise<void> => {
-    await d.destroy();
-    for (const l of d.leftovers) console.log(`docker clean-up: ${l}`);
-  };
+  const { d, destroy } = await twoNodeSwarm();
   try {
-    console.log(`docker: ${DockerSwarm.version()}, a manager and a worker on two lab hosts`);
     const layout = join(d.lab.root, 'iperf3-image');
     writeIperfLayout(layout);
     await d.importLayout(layout, DOCKER_IMAGE);

@@ -166,6 +166,25 @@ describe('service discovery and VIP load balancing across lab hosts', () => {
     }
   }, 400_000);
 
+  it('makes a task with a healthcheck a backend only once a check passed', async () => {
+    await c.ok('m1', 'service', 'create', '--detach', '--name', 'checked', '--image', c.image, '--constraint', 'node.role==worker', '--network', 'front', '--health-cmd', 'test -f /tmp/ok', '--health-interval', '300ms', '--health-retries', '1000', '--', 'sleep', '100000');
+    const t = (await until('the task starting', async () => (await c.tasks('checked')).find((x) => x.status?.state === 'TASK_STATE_STARTING'), 60_000)) as Attached;
+    const h = c.host(await hostOf(t));
+    await until('its container running', async () => ((await h.exec(RUNTIME, ['state', t.id])).stdout.includes('"running"') ? true : undefined), 30_000);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await c.tasks('checked')).find((x) => x.id === t.id)?.status?.state).toBe('TASK_STATE_STARTING');
+    expect((await lookup('tasks.checked')).addrs).toEqual([]);
+    const touched = await h.exec(RUNTIME, ['exec', t.id, 'sh', '-c', ': > /tmp/ok']);
+    expect(touched.code, touched.stderr).toBe(0);
+    const [running] = (await c.converged('checked', 1, 30_000).catch(async (err: Error) => {
+      const logs = readFileSync(c.swarmds.get(await hostOf(t))!.logPath, 'utf8').split('\n').filter((l) => l.includes(t.id)).slice(-10).join('\n');
+      throw new Error(`${err.message}\n${logs}`);
+    })) as Attached[];
+    expect(running!.id).toBe(t.id);
+    await until('tasks.checked answers', async () => ((await lookup('tasks.checked')).addrs.join() === addressOn(running!, frontId) ? true : undefined), 10_000);
+    await c.ok('m1', 'service', 'rm', 'checked');
+  }, 120_000);
+
   it('answers a published port on every node, one without the task included, and the task sees the client\'s own address', async () => {
     // The server answers GET /cgi-bin/ip with the address the request came from (busybox httpd's CGI).
     const cgi = "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p 80 -h /www";

@@ -151,14 +151,16 @@ describe('options in force inside containers', () => {
 
   it('checks every start interval during the start period, and counts no failure there', async () => {
     // Failing checks every 200 ms for the 6 s start period do not count; after it, the first
-    // failure (retries 1) fails the task; the interval outside the start period is 1 s.
-    await c.ok('m1', 'service', 'create', '--name', 'startcheck', '--image', c.image, '--health-cmd', 'echo x >> /tmp/checks; false', '--health-start-period', '6s', '--health-start-interval', '200ms', '--health-interval', '1s', '--health-retries', '1', '--restart-condition', 'none', '--', 'sleep', '600');
-    const t = await running('startcheck');
+    // failure (retries 1) fails the task; the interval outside the start period is 1 s. A task
+    // whose check has not passed yet is STARTING, not RUNNING (as Docker's swarm: it serves no VIP).
+    await c.ok('m1', 'service', 'create', '--detach', '--name', 'startcheck', '--image', c.image, '--health-cmd', 'echo x >> /tmp/checks; false', '--health-start-period', '6s', '--health-start-interval', '200ms', '--health-interval', '1s', '--health-retries', '1', '--restart-condition', 'none', '--', 'sleep', '600');
+    const t = await until('the task to start', async () => (await c.tasks('startcheck')).find((x) => x.status?.state === 'TASK_STATE_STARTING' && x.desiredState === 'TASK_STATE_RUNNING'), 60_000);
+    await until('its container to run', async () => ((await c.host('w1').exec(RUNTIME, ['state', t.id])).stdout.includes('"running"') ? true : undefined), 30_000);
     const since = Date.now();
     await new Promise((r) => setTimeout(r, 2_000));
     const checks = await c.host('w1').exec(RUNTIME, ['exec', t.id, 'sh', '-c', 'busybox wc -l < /tmp/checks']);
     expect(Number(checks.stdout.trim())).toBeGreaterThanOrEqual(6);
-    expect((await c.tasks('startcheck')).find((x) => x.id === t.id)?.status?.state).toBe('TASK_STATE_RUNNING');
+    expect((await c.tasks('startcheck')).find((x) => x.id === t.id)?.status?.state).toBe('TASK_STATE_STARTING');
     await until('the task to fail after the start period', async () => ((await c.tasks('startcheck')).find((x) => x.id === t.id)?.status?.state === 'TASK_STATE_FAILED' ? true : undefined), 30_000);
     expect(Date.now() - since).toBeGreaterThanOrEqual(4_000);
     await c.ok('m1', 'service', 'rm', 'startcheck');

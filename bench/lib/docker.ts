@@ -271,3 +271,17 @@ export class DockerSwarm {
     if (newLinks.length > 0) this.leftovers.push(`new network devices in the machine's namespace: ${newLinks.join(', ')}`);
   }
 }
+
+/**
+ * A two-node swarm (a manager and a worker on two lab hosts, the benchmarks' anchor) with its
+ * version said, and its clean-up, which says what it could not remove.
+ */
+export async function twoNodeSwarm(): Promise<{ d: DockerSwarm; destroy: () => Promise<void> }> {
+  const d = await DockerSwarm.create({ workers: 1 });
+  const destroy = async (): Promise<void> => {
+    await d.destroy();
+    for (const l of d.leftovers) console.log(`docker clean-up: ${l}`);
+  };
+  console.log(`docker: ${DockerSwarm.version()}, a manager and a worker on two lab hosts`);
+  return { d, destroy };
+}

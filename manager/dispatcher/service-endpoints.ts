@@ -6,9 +6,9 @@
 //
 // A task serves while it is RUNNING and not told to stop (its desired state is RUNNING): the
 // moment an orchestrator decides to stop it (scale-down, update, drain, rm), it leaves the
-// backends, before its node is told (see dispatcher.ts, the stop gate). A task that turns
-// unhealthy fails (worker/agent/controller.ts) and leaves with that report; holding a task with a
-// healthcheck out until its first check passes is not done yet (it serves from RUNNING).
+// backends, before its node is told (see dispatcher.ts, the stop gate). A task with a
+// healthcheck reports RUNNING only once a check passed, and fails when it turns unhealthy
+// (worker/agent/step.ts), so RUNNING here is also "healthy".
 import type { Service, Task } from '../../proto/gen/tswarm/objects.js';
 import type { ServiceBackend, ServiceEndpoints } from '../../proto/gen/tswarm/dispatcher.js';
 import { EndpointSpec_ResolutionMode, TaskState } from '../../proto/gen/tswarm/types.js';

@@ -156,15 +156,22 @@ static uint64_t stat_queries, stat_dropped;
 static int64_t now_ms, next_sweep_ms;
 static uint8_t packet[MAX_MESSAGE + 1];
 
+/* One line on stderr, prefixed with the program's name. */
+static void
+vsay (const char *fmt, va_list ap)
+{
+  fputs ("swarm-dnsproxy: ", stderr);
+  vfprintf (stderr, fmt, ap);
+  fputc ('\n', stderr);
+}
+
 static void __attribute__ ((noreturn, format (printf, 2, 3)))
 fatal (int code, const char *fmt, ...)
 {
   va_list ap;
-  fputs ("swarm-dnsproxy: ", stderr);
   va_start (ap, fmt);
-  vfprintf (stderr, fmt, ap);
+  vsay (fmt, ap);
   va_end (ap);
-  fputc ('\n', stderr);
   exit (code);
 }
 
@@ -172,11 +179,9 @@ static void __attribute__ ((format (printf, 1, 2)))
 warn (const char *fmt, ...)
 {
   va_list ap;
-  fputs ("swarm-dnsproxy: ", stderr);
   va_start (ap, fmt);
-  vfprintf (stderr, fmt, ap);
+  vsay (fmt, ap);
   va_end (ap);
-  fputc ('\n', stderr);
 }
 
 static int64_t

@@ -56,8 +56,12 @@ class ScriptedExecutor {
   unpublish(): Promise<void> {
     return Promise.resolve();
   }
-  exec(): Promise<never> {
-    return Promise.reject(new Error('no exec here'));
+  /** The healthcheck's exit codes, in turn (the last repeats); none: no exec here. */
+  checks: number[] = [];
+  exec(): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    if (this.checks.length === 0) return Promise.reject(new Error('no exec here'));
+    const exitCode = this.checks.length > 1 ? this.checks.shift()! : this.checks[0]!;
+    return Promise.resolve({ exitCode, stdout: '', stderr: '' });
   }
 }
 
@@ -106,6 +110,19 @@ describe('TaskController', () => {
     c.withdraw();
     await done;
     expect(ex.calls.at(-1)).toBe('stop 10000');
+  });
+
+  it('keeps a task with a healthcheck STARTING until a check passes, then RUNNING', async () => {
+    const { c, ex, reported } = controller({ healthcheck: { test: ['CMD', 'check'], intervalMs: 30, timeoutMs: 1000, retries: 5, startPeriodMs: 0, startIntervalMs: 0 } }, TaskState.TASK_STATE_RUNNING);
+    ex.checks = [1, 1, 0];
+    const done = c.run();
+    await tick(45);
+    expect(ex.calls).toEqual(['prepare', 'start']);
+    expect(reported.at(-1)).toBe(TaskState.TASK_STATE_STARTING);
+    await tick(120);
+    expect(reported.at(-1)).toBe(TaskState.TASK_STATE_RUNNING);
+    c.withdraw();
+    await done;
   });
 
   it('removes a held task that is told to stop, without starting it', async () => {

@@ -8,7 +8,7 @@ import { stateRank, wantsStop } from '../../common/task-state.js';
 import type { Logger } from '../../common/logger.js';
 import { NoSuchContainerError, type ContainerSpec, type Executor } from '../exec/executor.js';
 import { hostPorts } from './container-spec.js';
-import { watchHealth } from './health.js';
+import { healthCommand, watchHealth } from './health.js';
 import type { Slots } from './slots.js';
 import { decide, type Observation, type Operation, type StatusChange } from './step.js';
 
@@ -50,6 +50,8 @@ export class TaskController {
   private withdrawn = false;
   /** Woken whenever the desired state changes (or the task is withdrawn). */
   private changed: (() => void) | undefined;
+  /** A healthcheck passed since this controller saw the container run (a task with one is RUNNING only then). */
+  private healthy = false;
 
   constructor(
     public task: Task,
@@ -126,7 +128,11 @@ export class TaskController {
     const info = await this.deps.executor.inspect(this.task.id).catch(() => undefined);
     if (!info) return { kind: 'absent' };
     if (info.status === 'created') return { kind: 'created' };
-    if (info.status === 'running') return { kind: 'running', pid: info.pid };
+    if (info.status === 'running') {
+      // A task already RUNNING (a restarted agent's) does not go back; it is RUNNING at its next pass anyway.
+      const waiting = healthCommand(this.task.spec?.container?.healthcheck) !== undefined && !this.healthy && this.state !== TaskState.TASK_STATE_RUNNING;
+      return waiting ? { kind: 'starting', pid: info.pid } : { kind: 'running', pid: info.pid };
+    }
     return { kind: 'exited', exit: info.exit ?? { exitCode: -1, oomKilled: false, finishedAt: '', error: 'exit status unknown' } };
   }
 
@@ -172,11 +178,19 @@ export class TaskController {
     try {
       const exited = this.deps.executor.wait(this.task.id, abort.signal).then((exit): Observation => ({ kind: 'exited', exit }));
       const stop = this.desiredUntil(wantsStop, abort.signal).then((): 'stop' => 'stop');
-      const health = watchHealth(this.task.spec?.container?.healthcheck, (cmd) => this.deps.executor.exec(this.task.id, cmd), abort.signal).then(
+      // Its first passing check makes a starting task RUNNING (observed again, then watched again).
+      let passed: (() => void) | undefined;
+      const firstPass = new Promise<'passed'>((resolve) => (passed = () => resolve('passed')));
+      const onPass = (): void => {
+        if (this.healthy) return;
+        this.healthy = true;
+        passed?.();
+      };
+      const health = watchHealth(this.task.spec?.container?.healthcheck, (cmd) => this.deps.executor.exec(this.task.id, cmd), abort.signal, { onPass, passedOnce: this.healthy }).then(
         (u): Observation => ({ kind: 'unhealthy', pid: this.task.status?.container?.pid ?? 0, ...u }),
       );
-      const first = await Promise.race([exited, stop, health]);
-      return first === 'stop' ? this.observe() : first;
+      const first = await Promise.race([exited, stop, health, firstPass]);
+      return first === 'stop' || first === 'passed' ? this.observe() : first;
     } finally {
       abort.abort();
     }

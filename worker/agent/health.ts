@@ -31,7 +31,12 @@ export function nextDelay(hc: HealthConfig, sinceStartMs: number, passedOnce: bo
  * Runs the checks until the task is unhealthy (resolves) or `signal` aborts (never resolves then);
  * never resolves without a healthcheck. `exec` runs a command in the container.
  */
-export function watchHealth(hc: HealthConfig | undefined, exec: (command: string[]) => Promise<ExecResult>, signal: AbortSignal): Promise<Unhealthy> {
+export function watchHealth(
+  hc: HealthConfig | undefined,
+  exec: (command: string[]) => Promise<ExecResult>,
+  signal: AbortSignal,
+  opts: { onPass?: () => void; passedOnce?: boolean } = {},
+): Promise<Unhealthy> {
   const command = healthCommand(hc);
   if (!hc || command === undefined) return new Promise(() => undefined);
   const timeout = Number(hc.timeoutMs) || HEALTH_DEFAULTS.timeoutMs;
@@ -40,7 +45,7 @@ export function watchHealth(hc: HealthConfig | undefined, exec: (command: string
   const startedAt = Date.now();
   return new Promise((resolve) => {
     let failures = 0;
-    let passedOnce = false;
+    let passedOnce = opts.passedOnce === true;
     let timer: NodeJS.Timeout | undefined;
     signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
     const schedule = (): void => {
@@ -65,6 +70,7 @@ export function watchHealth(hc: HealthConfig | undefined, exec: (command: string
       if (ok) {
         failures = 0;
         passedOnce = true;
+        opts.onPass?.();
       } else if (passedOnce || Date.now() - startedAt >= startPeriod) failures++;
       if (failures >= retries) return resolve({ failures, last });
       schedule();

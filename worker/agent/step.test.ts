@@ -35,6 +35,15 @@ describe('decide', () => {
     expect(r.ops).toEqual(['prepare', 'start', 'watch', 'none']);
   });
 
+  it('keeps a task whose healthcheck has not passed STARTING, watched; RUNNING once it passed; stops it when told', () => {
+    const r = run({ state: S.TASK_STATE_ASSIGNED, desired: S.TASK_STATE_RUNNING }, [{ kind: 'absent' }, { kind: 'created' }, { kind: 'starting', pid: 7 }, { kind: 'running', pid: 7 }]);
+    expect(r.states).toEqual([S.TASK_STATE_ACCEPTED, S.TASK_STATE_PREPARING, S.TASK_STATE_READY, S.TASK_STATE_STARTING, S.TASK_STATE_RUNNING]);
+    expect(r.ops).toEqual(['prepare', 'start', 'watch', 'watch']);
+    expect(decide({ state: S.TASK_STATE_STARTING, desired: S.TASK_STATE_SHUTDOWN }, { kind: 'starting', pid: 7 })).toEqual({ unpublish: false, reports: [], next: 'stop' });
+    // Unhealthy before it ever passed: FAILED from STARTING.
+    expect(decide({ state: S.TASK_STATE_STARTING, desired: S.TASK_STATE_RUNNING }, { kind: 'unhealthy', pid: 7, failures: 2, last: 'exit code 1' }).reports[0]).toMatchObject({ state: S.TASK_STATE_FAILED });
+  });
+
   it('fails on a non-zero exit, naming the signal or the OOM kill', () => {
     const running = { state: S.TASK_STATE_RUNNING, desired: S.TASK_STATE_RUNNING };
     expect(decide(running, exit(3)).reports[0]).toMatchObject({ state: S.TASK_STATE_FAILED, message: 'exit code 3', err: 'task: non-zero exit (3)' });

@@ -8,6 +8,10 @@
 //     │                 │ └hold (desired READY)  │ └stop (desired past RUNNING) ─► exited
 //     └ FAILED/SHUTDOWN └remove ─► absent        └ unhealthy ─stop─► exited
 //
+// A task with a healthcheck is *starting* while its container runs and no check has passed yet
+// (as Docker's swarm): it stays STARTING (so it serves no VIP, and an update waits for it) and is
+// RUNNING once a check passes.
+//
 // States only move forward, and never past what the observation shows: a report at or below the
 // present state is left out.
 import { TaskState } from '../../proto/gen/tswarm/types.js';
@@ -19,6 +23,8 @@ export type Observation =
   | { kind: 'absent' }
   | { kind: 'created' }
   | { kind: 'running'; pid: number }
+  /** Running, with a healthcheck that has not passed yet. */
+  | { kind: 'starting'; pid: number }
   | { kind: 'exited'; exit: ExitStatus }
   | { kind: 'unhealthy'; pid: number; failures: number; last: string }
   /** prepare (pull, files, bundle, create) or start failed: the task never ran. */
@@ -95,6 +101,8 @@ export function decide(p: Progress, o: Observation): Step {
       if (p.desired === S.TASK_STATE_READY) return { unpublish: false, reports: forward(p.state, [ready]), next: 'hold' };
       return { unpublish: false, reports: forward(p.state, [ready, { state: S.TASK_STATE_STARTING, message: 'starting' }]), next: 'start' };
     }
+    case 'starting':
+      return { unpublish: false, reports: [], next: stop ? 'stop' : 'watch' };
     case 'running':
       return { unpublish: false, reports: forward(p.state, [{ state: S.TASK_STATE_RUNNING, message: 'running', container: { pid: o.pid, exitCode: 0 } }]), next: stop ? 'stop' : 'watch' };
     case 'unhealthy':
