@@ -305,7 +305,9 @@ async function convergence(c: LabCluster): Promise<number[]> {
         const at = await first;
         if (at === null) throw new Error(`trial ${i}: no connection through the VIP in 10 s`);
         const took = at - Number(task!.status?.timestampUnixMs ?? 0);
-        console.log(`convergence trial ${i}: RUNNING (worker's timestamp) → first connection through the VIP ${ms(took)}`);
+        // Where it went: the report's way to its commit (the store's update time), then the rest.
+        const committed = Number(task!.meta?.updatedAtUnixMs ?? 0) - Number(task!.status?.timestampUnixMs ?? 0);
+        console.log(`convergence trial ${i}: RUNNING (worker's timestamp) → first connection through the VIP ${ms(took)} (RUNNING committed after ${ms(committed)})`);
         out.push(took);
         await scale(client, serviceId, 0);
         await until(`trial ${i}: stopped`, async () => !(await tasksOf(client, serviceId)).some((t) => t.status?.state === TaskState.TASK_STATE_RUNNING));

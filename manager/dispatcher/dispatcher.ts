@@ -126,7 +126,7 @@ interface Session {
 export interface DispatcherOptions {
   /** Default heartbeat period when the cluster object sets none. */
   heartbeatPeriodMs?: number;
-  /** Status updates are gathered this long into one transaction. */
+  /** A status batch that met a version conflict is proposed again after this long (default 20 ms). Batches otherwise gather what came while the last one committed. */
   batchMs?: number;
 }
 
@@ -545,10 +545,10 @@ export class Dispatcher implements LeaderComponent {
     // when it is durable (a leader that dies with reports in its batch would lose them otherwise).
     // A report that finds no batch committing goes at once (a task's RUNNING is news: its VIP's
     // backends, a rolling update's next step); reports that come while one commits are gathered
-    // for batchMs into the next.
+    // into the next, proposed as soon as that one is committed.
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
-      if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), this.committing > 0 ? (this.opts.batchMs ?? 20) : 0);
+      if (!this.flushTimer && this.committing === 0) this.flushTimer = setTimeout(() => void this.flush(), 0);
     });
   }
 
@@ -599,6 +599,7 @@ export class Dispatcher implements LeaderComponent {
         );
     }).finally(() => {
       this.committing--;
+      if (this.committing === 0 && this.pendingStatus.size > 0 && !this.flushTimer && this.running) this.flushTimer = setTimeout(() => void this.flush(), 0);
     });
     return this.flushing;
   }

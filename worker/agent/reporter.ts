@@ -1,14 +1,15 @@
 // The status reporter: task statuses queue here and go to the dispatcher in batches: a status
-// queued while no call is in flight goes at once (a task's RUNNING is news the cluster waits for:
-// its VIP's backends, a rolling update's next step); those queued meanwhile go together when the
-// call returns, at most one call per BATCH_MS. A task's later status replaces an earlier one still
-// queued. What could not be sent (no session, a failed call) stays queued and goes with the next
+// queued while fewer than MAX_IN_FLIGHT calls are in flight goes at once (a task's RUNNING, just
+// after its STARTING, is news the cluster waits for: its VIP's backends, a rolling update's next
+// step); those queued meanwhile go together when a call returns. A task's later status replaces
+// an earlier one still queued; the dispatcher keeps only what moves a task forward, so two calls
+// in flight cannot move one back. What could not be sent (no session, a failed call) stays queued and goes with the next
 // session.
 import type { TaskStatusUpdate } from '../../proto/gen/tswarm/dispatcher.js';
 import type { TaskStatus } from '../../proto/gen/tswarm/types.js';
 import { stateRank } from '../../common/task-state.js';
 
-const BATCH_MS = 25;
+const MAX_IN_FLIGHT = 2;
 const RETRY_MS = 500;
 
 /**
@@ -21,8 +22,7 @@ export class StatusReporter {
   private pending = new Map<string, TaskStatus>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private inFlight = false;
-  private lastSentAt = 0;
+  private inFlight = 0;
 
   constructor(private readonly send: SendStatus) {}
 
@@ -33,11 +33,10 @@ export class StatusReporter {
     this.schedule();
   }
 
-  /** The next call: at once when none is in flight and none went in the last BATCH_MS; else when that is over. */
+  /** The next call, on the next turn of the loop (gathering what is queued in this one), unless MAX_IN_FLIGHT are out. */
   private schedule(): void {
-    if (this.timer || this.stopped || this.inFlight || this.pending.size === 0) return;
-    const wait = Math.max(0, this.lastSentAt + BATCH_MS - Date.now());
-    this.timer = setTimeout(() => void this.flush(), wait);
+    if (this.timer || this.stopped || this.inFlight >= MAX_IN_FLIGHT || this.pending.size === 0) return;
+    this.timer = setTimeout(() => void this.flush(), 0);
   }
 
   /** A status of this task is waiting to be sent. */
@@ -49,16 +48,15 @@ export class StatusReporter {
   async flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.pending.size === 0 || this.inFlight) return;
+    if (this.pending.size === 0 || this.inFlight >= MAX_IN_FLIGHT) return;
     const batch = this.pending;
     this.pending = new Map();
-    this.inFlight = true;
-    this.lastSentAt = Date.now();
+    this.inFlight++;
     let result: Awaited<ReturnType<SendStatus>>;
     try {
       result = await this.send([...batch].map(([taskId, status]) => ({ taskId, status })));
     } finally {
-      this.inFlight = false;
+      this.inFlight--;
     }
     if (result !== 'sent') for (const [id, st] of batch) if (!this.pending.has(id)) this.pending.set(id, st);
     if (result === 'failed' && !this.stopped && !this.timer) this.timer = setTimeout(() => void this.flush(), RETRY_MS);
