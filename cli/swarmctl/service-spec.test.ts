@@ -83,6 +83,13 @@ describe('service create flags', () => {
         { name: '', protocol: PortConfig_Protocol.PROTOCOL_UDP, targetPort: 53, publishedPort: 53, publishMode: PortConfig_PublishMode.PUBLISH_MODE_HOST },
       ],
     }],
+    ['--publish ingress (the default), long and short forms, a port of 0 left for the managers', { publish: ['published=8080,target=80', '9090:90/udp', '7000', 'target=81'], 'endpoint-mode': 'vip' }, (s) => s.endpoint?.ports.map((p) => [p.publishedPort, p.targetPort, p.protocol, p.publishMode]), [
+      [8080, 80, PortConfig_Protocol.PROTOCOL_TCP, PortConfig_PublishMode.PUBLISH_MODE_INGRESS],
+      [9090, 90, PortConfig_Protocol.PROTOCOL_UDP, PortConfig_PublishMode.PUBLISH_MODE_INGRESS],
+      [0, 7000, PortConfig_Protocol.PROTOCOL_TCP, PortConfig_PublishMode.PUBLISH_MODE_INGRESS],
+      [0, 81, PortConfig_Protocol.PROTOCOL_TCP, PortConfig_PublishMode.PUBLISH_MODE_INGRESS],
+    ]],
+    ['--endpoint-mode dnsrr', { 'endpoint-mode': 'dnsrr' }, (s) => s.endpoint?.mode, EndpointSpec_ResolutionMode.RESOLUTION_MODE_DNSRR],
     ['--hostname, --user, --workdir', { hostname: 'web1', user: 'www-data:www-data', workdir: '/srv' }, (s) => [s.task?.container?.hostname, s.task?.container?.user, s.task?.container?.dir], ['web1', 'www-data:www-data', '/srv']],
     ['--entrypoint (split as a shell would)', { entrypoint: `sh -c "echo 'hi there'" x\\ y` }, (s) => s.task?.container?.command, ['sh', '-c', "echo 'hi there'", 'x y']],
     ['--stop-grace-period, --stop-signal', { 'stop-grace-period': '1m30s', 'stop-signal': 'usr1' }, (s) => [s.task?.container?.stopGracePeriodMs, s.task?.container?.stopSignal], [90_000, 'SIGUSR1']],

@@ -821,9 +821,10 @@ function applyLists(
   if (published.length) {
     const ep = (spec.endpoint ??= { mode: EndpointSpec_ResolutionMode.RESOLUTION_MODE_VIP, ports: [] });
     published.forEach((port, i) => {
-      // A port's key, as Docker's: the published port and protocol.
-      const same = (x: PortConfig): boolean => x.protocol === port.protocol && x.publishedPort === port.publishedPort;
-      if (published.slice(0, i).some(same)) bad(`--${names.publish}`, `port ${port.publishedPort} is given twice`);
+      // A port's key, as Docker's: the published port and protocol; one left for the managers to
+      // pick (0) is told apart by its target.
+      const same = (x: PortConfig): boolean => x.protocol === port.protocol && x.publishedPort === port.publishedPort && (port.publishedPort !== 0 || x.targetPort === port.targetPort);
+      if (published.slice(0, i).some(same)) bad(`--${names.publish}`, `port ${port.publishedPort || `for target ${port.targetPort}`} is given twice`);
       ep.ports = [...ep.ports.filter((x) => !same(x)), port];
     });
   }

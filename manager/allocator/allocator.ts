@@ -25,7 +25,7 @@ import type { LeaderComponent } from '../leader.js';
 import { VersionConflictError, type MemoryStore, type StoreEvent, type Tx, type Watch } from '../store/memory.js';
 import { writeChunked } from '../scheduler/chunked.js';
 import { AddressPool, addressingOf } from './networks.js';
-import { ingressPorts } from './ports.js';
+import { ingressNetworkIn, ingressPorts } from './ports.js';
 
 export interface AllocatorOptions {
   /** Delay before retrying after a failed write that was not a version conflict. Default 1 s. */
@@ -309,7 +309,7 @@ export class Allocator implements LeaderComponent {
     // A task of a service publishing in ingress mode is on the ingress network too (last: its
     // spec's networks keep their interface order), where the routing mesh reaches it.
     if (!reason && ingressPorts(t.endpoint?.spec).length > 0) {
-      const ingress = tx.list('network').find((n) => n.spec?.ingress);
+      const ingress = ingressNetworkIn(tx.list('network'));
       const pool = ingress && this.poolOf(ingress);
       const address = pool?.take();
       if (!ingress || !pool) reason = 'the ingress network (the routing mesh\'s) not found';
@@ -371,7 +371,7 @@ export class Allocator implements LeaderComponent {
     for (const t of this.store.findTasks({ nodeId: id })) if (holdsAddresses(t)) for (const a of t.networks) wanted.add(a.networkId);
     // Every node is on the routing mesh's network, with or without tasks there: it forwards the
     // published ports it receives to the tasks through it.
-    const ingress = tx.list('network').find((n) => n.spec?.ingress);
+    const ingress = ingressNetworkIn(tx.list('network'));
     if (ingress) wanted.add(ingress.id);
     const kept = node.attachments.filter((a) => wanted.has(a.networkId) && this.pools.has(a.networkId));
     const gone = node.attachments.filter((a) => !kept.includes(a));

@@ -4,7 +4,7 @@
 // every node. A published port of 0 in ingress mode is given one from 30000–32767 (Docker's
 // range), the one the service had for the same target and protocol when it is still free.
 import { InvalidArgumentError } from '../../common/errors.js';
-import type { Service } from '../../proto/gen/tswarm/objects.js';
+import type { Network, Service } from '../../proto/gen/tswarm/objects.js';
 import { PortConfig_Protocol, PortConfig_PublishMode, type EndpointSpec, type PortConfig } from '../../proto/gen/tswarm/types.js';
 
 export const INGRESS_PORTS = { first: 30000, last: 32767 } as const;
@@ -12,6 +12,11 @@ export const INGRESS_PORTS = { first: 30000, last: 32767 } as const;
 export const INGRESS_NETWORK = 'ingress';
 
 export const isIngress = (p: PortConfig): boolean => p.publishMode === PortConfig_PublishMode.PUBLISH_MODE_INGRESS;
+
+/** The routing mesh's network among these (at most one has `spec.ingress`). */
+export function ingressNetworkIn(networks: readonly Network[]): Network | undefined {
+  return networks.find((n) => n.spec?.ingress);
+}
 
 /** The ingress-mode ports of an endpoint spec. */
 export function ingressPorts(spec: EndpointSpec | undefined): PortConfig[] {

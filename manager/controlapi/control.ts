@@ -11,7 +11,7 @@ import { InvalidArgumentError, TswarmError } from '../../common/errors.js';
 import { newId } from '../../common/identity.js';
 import { isTerminalState } from '../../common/task-state.js';
 import { allocateNetwork, DEFAULT_ADDRESS_POOL, DEFAULT_SUBNET_SIZE } from '../allocator/networks.js';
-import { allocatePorts, ingressPorts, INGRESS_NETWORK } from '../allocator/ports.js';
+import { allocatePorts, ingressNetworkIn, ingressPorts, INGRESS_NETWORK } from '../allocator/ports.js';
 import { makeJoinToken } from '../ca/ca.js';
 import { leaderService, managersOnly, type LeaderLocator } from '../forward.js';
 import { openRegistryAuth, sealRegistryAuth, type Sealer } from '../store/sealing.js';
@@ -52,6 +52,14 @@ function firstTwo<T>(count: number, at: (i: number) => T, match: (o: T) => boole
   return out;
 }
 
+
+/** A network made in `tx`, its subnet and VNI allocated from the cluster's pool (networks.ts). */
+function makeNetwork(tx: Tx, id: string, spec: NetworkSpec): void {
+  const cluster = tx.list('cluster')[0]?.spec;
+  const pool = { pools: cluster?.defaultAddressPool.length ? cluster.defaultAddressPool : DEFAULT_ADDRESS_POOL, subnetSize: cluster?.subnetSize || DEFAULT_SUBNET_SIZE };
+  const a = allocateNetwork(spec, tx.list('network'), tx.list('node'), pool);
+  tx.create('network', { id, spec, ipam: [a.ipam], vni: a.vni, skippedSubnets: a.skippedSubnets });
+}
 /** A created or updated service, and what the caller should be told (e.g. the image could not be pinned). */
 export interface ServiceResult {
   service: Service;
@@ -203,17 +211,10 @@ export class ControlApi {
   }
 
   /** The ingress network, made if missing. */
-  private ingressNetwork(tx: Tx): Network {
-    const found = tx.list('network').find((n) => n.spec?.ingress);
-    if (found) return found;
+  private ingressNetwork(tx: Tx): void {
+    if (ingressNetworkIn(tx.list('network'))) return;
     if (tx.byName('network', INGRESS_NETWORK)) throw new InvalidArgumentError('spec.endpoint.ports', `ingress publishing needs the network "${INGRESS_NETWORK}", and a network of that name that is not the routing mesh's exists; remove it or publish in host mode`);
-    const spec: NetworkSpec = { annotations: { name: INGRESS_NETWORK, labels: {} }, driver: 'overlay', driverOptions: {}, ipam: [], attachable: false, internal: false, ingress: true, mtu: 0 };
-    const cluster = tx.list('cluster')[0]?.spec;
-    const pool = { pools: cluster?.defaultAddressPool.length ? cluster.defaultAddressPool : DEFAULT_ADDRESS_POOL, subnetSize: cluster?.subnetSize || DEFAULT_SUBNET_SIZE };
-    const a = allocateNetwork(spec, tx.list('network'), tx.list('node'), pool);
-    const n: Network = { id: newId(), spec, ipam: [a.ipam], vni: a.vni, skippedSubnets: a.skippedSubnets };
-    tx.create('network', n);
-    return n;
+    makeNetwork(tx, newId(), { annotations: { name: INGRESS_NETWORK, labels: {} }, driver: 'overlay', driverOptions: {}, ipam: [], attachable: false, internal: false, ingress: true, mtu: 0 });
   }
 
   async removeService(ref: string): Promise<void> {
@@ -234,10 +235,7 @@ export class ControlApi {
     await this.store.update((tx) => {
       const name = spec!.annotations!.name;
       if (tx.byName('network', name)) throw new InvalidArgumentError('spec.annotations.name', `a network named "${name}" exists`);
-      const cluster = tx.list('cluster')[0]?.spec;
-      const pool = { pools: cluster?.defaultAddressPool.length ? cluster.defaultAddressPool : DEFAULT_ADDRESS_POOL, subnetSize: cluster?.subnetSize || DEFAULT_SUBNET_SIZE };
-      const a = allocateNetwork(spec!, tx.list('network'), tx.list('node'), pool);
-      tx.create('network', { id, spec: { ...spec!, driver: spec!.driver || 'overlay' }, ipam: [a.ipam], vni: a.vni, skippedSubnets: a.skippedSubnets });
+      makeNetwork(tx, id, { ...spec!, driver: spec!.driver || 'overlay' });
     });
     return this.store.get('network', id)!;
   }

@@ -40,6 +40,7 @@ import type { MemoryStore } from '../store/memory.js';
 import { openRegistryAuth, type Sealer } from '../store/sealing.js';
 import { NetworkEndpoints, nodeEndpointId } from './network-endpoints.js';
 import { ServiceDirectory } from './service-endpoints.js';
+import { ingressNetworkIn } from '../allocator/ports.js';
 
 /** How long a task's stop waits at most for the nodes to take it out of their backends. */
 export const STOP_GATE_MS = 2000;
@@ -170,7 +171,7 @@ export class Dispatcher implements LeaderComponent {
     this.endpoints.clear();
     this.directory.clear();
     this.gated.clear();
-    this.directory.setIngress(this.store.list('network').find((n) => n.spec?.ingress)?.id);
+    this.directory.setIngress(ingressNetworkIn(this.store.list('network'))?.id);
     for (const svc of this.store.list('service')) this.directory.setService(svc.id, svc);
     for (const t of this.store.list('task')) {
       if (t.networks.length === 0) continue;
@@ -184,6 +185,7 @@ export class Dispatcher implements LeaderComponent {
           const t = e.object as Task;
           const old = e.old as Task | undefined;
           for (const nodeId of new Set([t.nodeId, old?.nodeId ?? ''])) this.sessionsOf(nodeId).forEach((s) => this.scheduleSync(s));
+          if (e.action === 'remove') this.gated.delete(t.id);
           if (t.networks.length > 0 || (old?.networks.length ?? 0) > 0) {
             const now = e.action === 'remove' ? undefined : t;
             this.networksChanged([...this.endpoints.setTask(t.id, now), ...this.directory.setTask(t.id, now, t.serviceId)]);
@@ -394,8 +396,8 @@ export class Dispatcher implements LeaderComponent {
       else out.set(`config/${id}`, { version: c.meta?.version ?? 0, change: () => ({ action: AssignmentChange_Action.ACTION_UPDATE, assignment: { item: { $case: 'config', config: c } } }) });
     }
     // Every node is on the routing mesh's network: it forwards the published ports it receives.
-    const ingress = this.store.list('network').find((n) => n.spec?.ingress);
-    if (ingress) networks.add(ingress.id);
+    const ingress = this.directory.ingressNetwork;
+    if (ingress) networks.add(ingress);
     this.networkAssignments(nodeId, networks, out);
     return out;
   }

@@ -39,6 +39,11 @@ export class ServiceDirectory {
   /** `<network id>:<service id>` → the item, made when first read after a change. */
   private readonly items = new Map<string, ServiceEndpoints>();
 
+  /** The routing mesh's network, once it exists. */
+  get ingressNetwork(): string | undefined {
+    return this.ingress;
+  }
+
   /** The ingress network, once it exists; the networks whose items changed. */
   setIngress(id: string | undefined): string[] {
     if (id === this.ingress) return [];

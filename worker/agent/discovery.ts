@@ -41,6 +41,11 @@ export interface DiscoveryOptions {
   log: Logger;
 }
 
+/** The resolvers of a list that parse (swarmd's --dns is checked at start; a container's were by the control API). */
+function upstreams(list: readonly string[]): Upstream[] {
+  return list.map(parseUpstream).filter((u): u is Upstream => u !== undefined);
+}
+
 interface Member {
   id: string;
   key: number;
@@ -76,7 +81,7 @@ export class ServiceDiscovery implements ContainerDiscovery {
   onApplied: ((seq: number) => void) | undefined;
 
   constructor(private readonly opts: DiscoveryOptions) {
-    this.upstream = opts.upstream.map(parseUpstream).filter((u): u is Upstream => u !== undefined);
+    this.upstream = upstreams(opts.upstream);
   }
 
   /** The proxy that holds the containers' sockets (started by swarmd; its queries come to onQuery). */
@@ -114,7 +119,7 @@ export class ServiceDiscovery implements ContainerDiscovery {
     await this.detach(c.id);
     const key = this.nextKey++;
     const ports = await this.proxy.attach(key, c.netns);
-    const upstream = (c.upstream ?? []).map(parseUpstream).filter((u): u is Upstream => u !== undefined);
+    const upstream = upstreams(c.upstream ?? []);
     const m: Member = { id: c.id, key, netns: c.netns, networks: [...c.networks], interfaces: { ...(c.interfaces ?? {}) }, upstream: upstream.length > 0 ? upstream : this.upstream, udpPort: ports.udpPort, tcpPort: ports.tcpPort, applied: undefined, queue: Promise.resolve() };
     this.members.set(c.id, m);
     this.byKey.set(key, m);

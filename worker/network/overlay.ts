@@ -367,7 +367,7 @@ export class OverlayDriver {
     return this.runner(this.netns === undefined ? argv : ['nsenter', `--net=${this.netns}`, '--', ...argv], input);
   }
 
-  /** The ingress sandbox's link to the host (ingressLinkPlan), made if missing; forwarding on in both. */
+  /** The ingress sandbox's link to the host (ingressLinkPlan), made if missing, with forwarding on in both; its route kept. */
   private async ensureIngressLink(n: CheckedNetwork, name: string, sbx: string): Promise<void> {
     const present = await this.host(['ip', '-j', 'link', 'show', 'dev', INGRESS_LINK.host]).then(
       () => true,
@@ -378,11 +378,11 @@ export class OverlayDriver {
       await this.host(['ip', '-batch', '-'], lines(plan.host.slice(0, 3)));
       await this.inNs(sbx, ['ip', '-batch', '-'], lines(plan.sandbox));
       await this.host(['ip', '-batch', '-'], lines(plan.host.slice(3)));
+      await this.inNs(sbx, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+      await this.host(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
     } else {
       await this.host(['ip', 'route', 'replace', n.subnet.cidr, 'via', INGRESS_LINK.sandboxAddress, 'dev', INGRESS_LINK.host]);
     }
-    await this.inNs(sbx, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-    await this.host(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
   }
 
   private inNs(netns: string, argv: string[], input?: string): Promise<string> {
